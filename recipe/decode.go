@@ -20,6 +20,8 @@ type decoder struct {
 	tooBig  bool
 	// unresolved collects the ${NAME}s deferred to Stage.Expand.
 	unresolved []Var
+	// warnings are problems that do not stop the build.
+	warnings []Warning
 }
 
 func (d *decoder) pos(n *yaml.Node) Pos {

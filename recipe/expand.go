@@ -103,6 +103,11 @@ func (d *decoder) expand(n *yaml.Node, text string, sc *scope, where string) (st
 		case found || sc.open:
 			deferred = true
 			d.unresolved = append(d.unresolved, Var{Name: name, Pos: pos})
+			if !found {
+				if s := suggest(name, sortedCopy(mapKeys(sc.vars))); s != "" {
+					d.warnings = append(d.warnings, Warning{Pos: pos, Msg: fmt.Sprintf("${%s} is not defined in args or env, so it must come from the base image's env (did you mean ${%s}?)", name, s)})
+				}
+			}
 		case sc.unsetArgs[name]:
 			d.errorAt(pos, where, "arg %s has no value: give it a default in args or pass --build-arg %s=VALUE", name, name)
 			ok = false

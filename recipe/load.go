@@ -115,6 +115,7 @@ func (d *decoder) parse(data []byte, o options) *Recipe {
 	r.Args, top.argScope = d.args(m.get("args"), o.buildArgs, &r.Warnings)
 	d.stages(r, top, o.context)
 	r.Image = d.image(m, top)
+	r.Warnings = append(r.Warnings, dedupWarnings(d.warnings)...)
 	return r
 }
 
@@ -179,4 +180,24 @@ func containsArg(args []Arg, name string) bool {
 		}
 	}
 	return false
+}
+
+// dedupWarnings sorts warnings by position and drops repeats (a top-level
+// value is decoded once per stage).
+func dedupWarnings(ws []Warning) []Warning {
+	sort.SliceStable(ws, func(i, j int) bool {
+		a, b := ws[i].Pos, ws[j].Pos
+		if a.Line != b.Line {
+			return a.Line < b.Line
+		}
+		return a.Col < b.Col
+	})
+	var out []Warning
+	for i, w := range ws {
+		if i > 0 && w == ws[i-1] {
+			continue
+		}
+		out = append(out, w)
+	}
+	return out
 }
