@@ -125,8 +125,12 @@ func (d *decoder) mapping(n *yaml.Node, where, what string) *mapping {
 	if n == nil {
 		return nil
 	}
+	pre := ""
+	if what != "" {
+		pre = what + ": "
+	}
 	if n.Kind != yaml.MappingNode {
-		d.errorf(n, where, "%s: expected a mapping, got %s", what, describe(n))
+		d.errorf(n, where, "%sexpected a mapping, got %s", pre, describe(n))
 		return nil
 	}
 	m := &mapping{node: n, fields: map[string]field{}}
@@ -136,15 +140,15 @@ func (d *decoder) mapping(n *yaml.Node, where, what string) *mapping {
 			continue
 		}
 		if k.Kind != yaml.ScalarNode {
-			d.errorf(k, where, "%s: a key must be a string, got %s", what, describe(k))
+			d.errorf(k, where, "%sa key must be a string, got %s", pre, describe(k))
 			continue
 		}
 		if k.Tag == "!!merge" {
-			d.errorf(k, where, "%s: merge keys (<<) are not supported", what)
+			d.errorf(k, where, "%smerge keys (<<) are not supported", pre)
 			continue
 		}
 		if prev, dup := m.fields[k.Value]; dup {
-			d.errorf(k, where, "%s: duplicate key %q (first at line %d)", what, k.Value, prev.key.Line)
+			d.errorf(k, where, "%sduplicate key %q (first at line %d)", pre, k.Value, prev.key.Line)
 			continue
 		}
 		m.fields[k.Value] = field{key: k, val: v}

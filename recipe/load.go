@@ -63,8 +63,10 @@ func Parse(name string, data []byte, opts ...Option) (*Recipe, error) {
 
 var yamlLineRe = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
-// syntaxError rewords a yaml.v3 error as a positioned Error.
-func (d *decoder) syntaxError(err error) {
+// syntaxError rewords a yaml.v3 error as a positioned Error. yaml.v3
+// gives a line only; the column is guessed from the line's text (see
+// syntaxCol).
+func (d *decoder) syntaxError(err error, data []byte) {
 	msg := err.Error()
 	p := Pos{File: d.file}
 	if m := yamlLineRe.FindStringSubmatch(msg); m != nil {
@@ -73,7 +75,35 @@ func (d *decoder) syntaxError(err error) {
 	} else {
 		msg = strings.TrimPrefix(msg, "yaml: ")
 	}
+	if p.Line > 0 {
+		lines := strings.Split(string(data), "\n")
+		if p.Line <= len(lines) {
+			line := lines[p.Line-1]
+			p.Col = syntaxCol(line, msg)
+			if p.Col <= len(line) && line[p.Col-1] == '\t' {
+				msg += " (a tab: YAML is indented with spaces only)"
+			}
+		}
+	}
 	d.errs = append(d.errs, &Error{Pos: p, Msg: "invalid YAML: " + msg})
+}
+
+// syntaxCol guesses the column of a YAML syntax error on line: the first
+// tab of the indentation, the second ": " for "mapping values are not
+// allowed", else the first character that is not a space.
+func syntaxCol(line, msg string) int {
+	indent := len(line) - len(strings.TrimLeft(line, " \t"))
+	if i := strings.IndexByte(line[:indent], '\t'); i >= 0 {
+		return i + 1
+	}
+	if strings.Contains(msg, "mapping values are not allowed") {
+		if first := strings.Index(line, ": "); first >= 0 {
+			if second := strings.Index(line[first+2:], ":"); second >= 0 {
+				return first + 2 + second + 1
+			}
+		}
+	}
+	return indent + 1
 }
 
 // topLevel is what every stage of a multi-stage recipe inherits.
@@ -88,14 +118,14 @@ func (d *decoder) parse(data []byte, o options) *Recipe {
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
-		d.syntaxError(err)
+		d.syntaxError(err, data)
 		return nil
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
 		d.errorf(&extra, "", "a recipe is one YAML document; remove the second one (---)")
 	} else if !errors.Is(err, io.EOF) {
-		d.syntaxError(err)
+		d.syntaxError(err, data)
 		return nil
 	}
 	var root *yaml.Node
@@ -106,7 +136,7 @@ func (d *decoder) parse(data []byte, o options) *Recipe {
 		d.errorAt(Pos{File: d.file}, "", "empty recipe: want from: and steps:, or stages:")
 		return nil
 	}
-	m := d.mapping(root, "", "recipe")
+	m := d.mapping(root, "", "")
 	if m == nil {
 		return nil
 	}

@@ -41,7 +41,7 @@ func (d *decoder) steps(n *yaml.Node, s *Stage, st *state, where string) {
 
 // step decodes one step; it returns nil when the step has no single action.
 func (d *decoder) step(n *yaml.Node, s *Stage, st *state, where string) *Step {
-	m := d.mapping(n, where, "step")
+	m := d.mapping(n, where, "")
 	if m == nil {
 		return nil
 	}
