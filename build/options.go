@@ -298,7 +298,10 @@ func checkTag(ref string) error {
 			return fmt.Errorf("bad reference %q: bad tag %q", ref, ref[i+1:])
 		}
 	}
-	return checkRepo(repo)
+	if err := checkRepo(repo); err != nil {
+		return fmt.Errorf("bad reference %q: want [REGISTRY/]REPOSITORY[:TAG], lowercase", ref)
+	}
+	return nil
 }
 
 // checkRepo checks a repository name, such as registry:5000/team/app.
