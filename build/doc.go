@@ -1,0 +1,8 @@
+// Package build turns a loaded recipe into an image: it plans the stages,
+// runs each step in a sandbox on an overlay of the previous layers, commits
+// the changes as layers and writes the image where Options say.
+//
+// Input: Options (the command line's flags, validated by Options.Validate)
+// and a *recipe.Recipe. Output: the image, written to each Output, and its
+// digest.
+package build

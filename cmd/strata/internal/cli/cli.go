@@ -1,0 +1,100 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/stratabuild/strata/build"
+	"github.com/stratabuild/strata/recipe"
+)
+
+// The exit codes of strata.
+const (
+	ExitOK          = 0
+	ExitBuildFailed = 1
+	ExitUsage       = 2
+)
+
+// Builder runs a build; it returns the image digest ("sha256:…"). It
+// writes progress and logs to stderr, never to stdout.
+type Builder func(ctx context.Context, o build.Options, r *recipe.Recipe, stderr io.Writer) (string, error)
+
+// errNotImplemented is what the default Builder returns.
+var errNotImplemented = errors.New("strata build: building is not implemented yet")
+
+// notImplemented is the Builder used until the build package is wired in.
+func notImplemented(context.Context, build.Options, *recipe.Recipe, io.Writer) (string, error) {
+	return "", errNotImplemented
+}
+
+// exitError carries an exit code; printed is true when the message has
+// already been written to stderr.
+type exitError struct {
+	code    int
+	err     error
+	printed bool
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// usageErr returns an error that exits 2.
+func usageErr(format string, args ...any) error {
+	return &exitError{code: ExitUsage, err: fmt.Errorf(format, args...)}
+}
+
+// New returns the strata command; b runs builds (nil: a Builder that
+// reports building is not implemented yet).
+func New(b Builder) *cobra.Command {
+	if b == nil {
+		b = notImplemented
+	}
+	root := &cobra.Command{
+		Use:           "strata",
+		Short:         "Build OCI images from a YAML recipe, without a Dockerfile or a daemon",
+		SilenceErrors: true,
+		SilenceUsage:  true,
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usageErr("%v (see %s --help)", err, c.CommandPath())
+	})
+	root.AddCommand(newBuild(b), newValidate(), newVersion())
+	return root
+}
+
+// Main runs strata with args (without the program name) and returns the
+// exit code. It stops the build on SIGINT and SIGTERM.
+func Main(args []string, stdout, stderr io.Writer, b Builder) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return Run(ctx, args, stdout, stderr, b)
+}
+
+// Run is Main with a context.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer, b Builder) int {
+	cmd := New(b)
+	cmd.SetArgs(args)
+	cmd.SetOut(stdout)
+	cmd.SetErr(stderr)
+	cmd.SetIn(nil)
+	err := cmd.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	var ee *exitError
+	if !errors.As(err, &ee) {
+		// Errors of cobra itself: unknown command, wrong arguments.
+		ee = &exitError{code: ExitUsage, err: err}
+	}
+	if !ee.printed {
+		fmt.Fprintf(stderr, "strata: %v\n", ee.err)
+	}
+	return ee.code
+}

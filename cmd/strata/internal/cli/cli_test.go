@@ -1,0 +1,225 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/stratabuild/strata/build"
+	"github.com/stratabuild/strata/recipe"
+)
+
+const digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+// fakeBuilder records what the command hands to the build.
+type fakeBuilder struct {
+	calls  int
+	opts   build.Options
+	recipe *recipe.Recipe
+	err    error
+}
+
+func (f *fakeBuilder) build(_ context.Context, o build.Options, r *recipe.Recipe, stderr io.Writer) (string, error) {
+	f.calls++
+	f.opts, f.recipe = o, r
+	io.WriteString(stderr, "progress...\n")
+	if f.err != nil {
+		return "", f.err
+	}
+	return digest, nil
+}
+
+// run runs strata with args and returns the exit code, stdout and stderr.
+func run(t *testing.T, b Builder, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := Run(context.Background(), args, &stdout, &stderr, b)
+	return code, stdout.String(), stderr.String()
+}
+
+// context writes a valid recipe into a new build context.
+func newContext(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	recipe := "args: {BASE: scratch, V: \"1\"}\nfrom: ${BASE}\nsteps:\n  - copy: a.txt\n    to: /a-${V}.txt\n"
+	if err := os.WriteFile(filepath.Join(dir, "strata.yaml"), []byte(recipe), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestBuildOptions(t *testing.T) {
+	t.Setenv("SOURCE_DATE_EPOCH", "1700000000")
+	t.Setenv("STRATA_RUNTIME", "crun")
+	dir := newContext(t)
+	root := t.TempDir()
+	f := &fakeBuilder{}
+	code, stdout, stderr := run(t, f.build, "build",
+		"-t", "127.0.0.1:5000/app:1", "--tag", "127.0.0.1:5000/app:latest", "--push",
+		"-o", "type=oci,dest=out", "--output", "type=docker,dest=app.tar", "-o", "type=registry",
+		"--load", "--build-arg", "V=2", "--platform", "linux/aarch64", "--no-cache",
+		"--compression", "zstd", "--progress", "plain", "--root", root,
+		"--insecure-registry", "registry.internal:5000", dir)
+	if code != 0 {
+		t.Fatalf("exit %d, want 0; stderr:\n%s", code, stderr)
+	}
+	if stdout != digest+"\n" {
+		t.Errorf("stdout = %q, want only the digest", stdout)
+	}
+	epoch := time.Unix(1700000000, 0).UTC()
+	want := build.Options{
+		Root:               root,
+		Context:            dir,
+		File:               filepath.Join(dir, "strata.yaml"),
+		Tags:               []string{"127.0.0.1:5000/app:1", "127.0.0.1:5000/app:latest"},
+		Push:               true,
+		Load:               true,
+		Outputs:            []build.Output{{Type: build.OutputOCI, Dest: "out"}, {Type: build.OutputDocker, Dest: "app.tar"}, {Type: build.OutputRegistry}},
+		BuildArgs:          map[string]string{"V": "2"},
+		Platform:           "linux/arm64",
+		NoCache:            true,
+		Compression:        "zstd",
+		Progress:           "plain",
+		Runtime:            "crun",
+		InsecureRegistries: []string{"registry.internal:5000"},
+		SourceDateEpoch:    &epoch,
+	}
+	if diff := cmp.Diff(want, f.opts); diff != "" {
+		t.Errorf("Options mismatch (-want +got):\n%s", diff)
+	}
+	if f.recipe == nil {
+		t.Fatal("builder got no recipe")
+	}
+	if got := f.recipe.Stages[0].Steps[0].Copy.To; got != "/a-2.txt" {
+		t.Errorf("recipe loaded without --build-arg: copy to = %q, want /a-2.txt", got)
+	}
+}
+
+func TestBuildDefaults(t *testing.T) {
+	t.Setenv("SOURCE_DATE_EPOCH", "")
+	t.Setenv("STRATA_RUNTIME", "")
+	dir := newContext(t)
+	t.Chdir(dir)
+	f := &fakeBuilder{}
+	code, _, stderr := run(t, f.build, "build")
+	if code != 0 {
+		t.Fatalf("exit %d, want 0; stderr:\n%s", code, stderr)
+	}
+	want := build.Options{Root: build.DefaultRoot(), Context: ".", File: "strata.yaml", Compression: "gzip", Progress: "auto"}
+	if diff := cmp.Diff(want, f.opts); diff != "" {
+		t.Errorf("Options mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestBuildExitCodes(t *testing.T) {
+	dir := newContext(t)
+	bad := filepath.Join("..", "..", "..", "..", "recipe", "testdata", "five-mistakes.yaml")
+	tests := []struct {
+		name     string
+		args     []string
+		env      map[string]string
+		buildErr error
+		code     int
+		stderr   string // a line stderr must hold
+		built    bool
+	}{
+		{name: "build failed", args: []string{"build", dir}, buildErr: errors.New("step 1: run exited with status 2"), code: 1, stderr: "strata: step 1: run exited with status 2", built: true},
+		{name: "unknown flag", args: []string{"build", "--bogus", dir}, code: 2, stderr: "unknown flag: --bogus"},
+		{name: "two contexts", args: []string{"build", dir, dir}, code: 2, stderr: "accepts at most 1 arg"},
+		{name: "unknown command", args: []string{"biuld"}, code: 2, stderr: "unknown command"},
+		{name: "cache-from", args: []string{"build", "--cache-from", "r/cache", dir}, code: 2, stderr: "strata: --cache-from: not implemented yet"},
+		{name: "cache-to", args: []string{"build", "--cache-to", "r/cache", dir}, code: 2, stderr: "strata: --cache-to: not implemented yet"},
+		{name: "secret", args: []string{"build", "--secret", "id=a,src=b", dir}, code: 2, stderr: "strata: --secret: not implemented yet"},
+		{name: "metadata-file", args: []string{"build", "--metadata-file", "m.json", dir}, code: 2, stderr: "strata: --metadata-file: not implemented yet"},
+		{name: "push without tag", args: []string{"build", "--push", dir}, code: 2, stderr: "--push needs at least one --tag"},
+		{name: "registry output without tag", args: []string{"build", "-o", "type=registry", dir}, code: 2, stderr: "type=registry needs at least one --tag"},
+		{name: "bad output", args: []string{"build", "-o", "type=tar,dest=x", dir}, code: 2, stderr: `unknown type "tar"`},
+		{name: "bad tag", args: []string{"build", "-t", "registry:5000/App:1", dir}, code: 2, stderr: `--tag: bad reference "registry:5000/App:1"`},
+		{name: "bad compression", args: []string{"build", "--compression", "xz", dir}, code: 2, stderr: `--compression: bad value "xz"`},
+		{name: "bad progress", args: []string{"build", "--progress", "fancy", dir}, code: 2, stderr: `--progress: bad value "fancy"`},
+		{name: "bad platform", args: []string{"build", "--platform", "linux", dir}, code: 2, stderr: `--platform: bad platform "linux"`},
+		{name: "bad build-arg", args: []string{"build", "--build-arg", "=x", dir}, code: 2, stderr: "--build-arg: bad value"},
+		{name: "bad epoch", args: []string{"build", dir}, env: map[string]string{"SOURCE_DATE_EPOCH": "yesterday"}, code: 2, stderr: `SOURCE_DATE_EPOCH="yesterday"`},
+		{name: "unknown target", args: []string{"build", "--target", "nope", dir}, code: 2, stderr: `--target: unknown target stage "nope"`},
+		{name: "missing recipe", args: []string{"build", t.TempDir()}, code: 2, stderr: "reading recipe"},
+		{name: "invalid recipe", args: []string{"build", "-f", bad, dir}, code: 2, stderr: "five-mistakes.yaml:4:5: step 1: unknown key \"rn\" (did you mean \"run\"?)"},
+		{name: "default builder", args: []string{"build", dir}, code: 1, stderr: "strata: strata build: building is not implemented yet"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("SOURCE_DATE_EPOCH", tt.env["SOURCE_DATE_EPOCH"])
+			f := &fakeBuilder{err: tt.buildErr}
+			var b Builder = f.build
+			if tt.name == "default builder" {
+				b = nil
+			}
+			code, stdout, stderr := run(t, b, tt.args...)
+			if code != tt.code {
+				t.Errorf("strata %q exit = %d, want %d; stderr:\n%s", tt.args, code, tt.code, stderr)
+			}
+			if !strings.Contains(stderr, tt.stderr) {
+				t.Errorf("strata %q stderr = %q, want it to hold %q", tt.args, stderr, tt.stderr)
+			}
+			if stdout != "" {
+				t.Errorf("strata %q stdout = %q, want nothing", tt.args, stdout)
+			}
+			if built := f.calls > 0; built != tt.built && b != nil {
+				t.Errorf("strata %q ran the builder: %v, want %v", tt.args, built, tt.built)
+			}
+		})
+	}
+}
+
+func TestValidateFiveMistakes(t *testing.T) {
+	file := filepath.Join("..", "..", "..", "..", "recipe", "testdata", "five-mistakes.yaml")
+	code, stdout, stderr := run(t, nil, "validate", "-f", file)
+	if code != 2 {
+		t.Errorf("validate exit = %d, want 2", code)
+	}
+	var errs []string
+	for _, line := range strings.Split(strings.TrimSpace(stderr), "\n") {
+		if strings.HasPrefix(line, file+":") {
+			errs = append(errs, line)
+		}
+	}
+	if len(errs) != 5 {
+		t.Errorf("validate printed %d positioned errors, want 5; stderr:\n%s", len(errs), stderr)
+	}
+	if stdout != "" {
+		t.Errorf("validate stdout = %q, want nothing", stdout)
+	}
+}
+
+func TestValidateExamples(t *testing.T) {
+	dirs, err := filepath.Glob(filepath.Join("..", "..", "..", "..", "examples", "*", "strata.yaml"))
+	if err != nil || len(dirs) == 0 {
+		t.Fatalf("no examples found: %v", err)
+	}
+	for _, f := range dirs {
+		dir := filepath.Dir(f)
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			code, _, stderr := run(t, nil, "validate", dir)
+			if code != 0 {
+				t.Errorf("validate %s exit = %d, want 0; stderr:\n%s", dir, code, stderr)
+			}
+		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	old := Version
+	Version = "v9.8.7"
+	t.Cleanup(func() { Version = old })
+	code, stdout, _ := run(t, nil, "version")
+	if code != 0 || !strings.HasPrefix(stdout, "strata v9.8.7 (go") {
+		t.Errorf("version = %d %q, want 0 and \"strata v9.8.7 (go...)\"", code, stdout)
+	}
+}
