@@ -1,0 +1,512 @@
+package layers
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+const (
+	whiteoutPrefix = ".wh."
+	opaqueMarker   = ".wh..wh..opq"
+)
+
+// Diff writes the changes an overlay upper dir holds over its lower stack
+// as an uncompressed layer tar. The overlay must be unmounted and must have
+// been mounted with redirect_dir=off and metacopy=off (Mount does that).
+//
+// It reads only the upper dir and, for each entry there, the same path in
+// the lower dirs, so it costs O(entries in the upper dir), not O(rootfs).
+//
+// What it writes, in path order, parents before children:
+//   - a new or changed entry, with all its xattrs except trusted.overlay.*
+//     and security.selinux; a dir that was deleted and made again is
+//     followed by DIR/.wh..wh..opq and its new children;
+//   - .wh.NAME for a deleted path that exists in the lower stack;
+//   - unchanged parent dirs of those entries, so the tar stands alone.
+//
+// It leaves out: whiteouts of paths the lower stack lacks, opaque markers
+// on dirs the lower stack lacks, files copied up without a change (same
+// type, content, mode, owner and xattrs; mtime alone is no change), sockets
+// and Skip'ed paths. Files hardlinked together in the upper dir stay tar
+// hardlinks. Headers carry no user or group names, no atime or ctime, mtimes
+// in whole seconds clamped to Epoch, and use PAX records only when USTAR
+// cannot hold the entry.
+//
+// Unless o.KeepUpper is set, Diff then edits the upper dir to hold exactly
+// what the tar holds, ready for Store.Commit.
+func Diff(ctx context.Context, w io.Writer, o DiffOptions) (DiffStats, error) {
+	d := &differ{
+		ctx:   ctx,
+		o:     o,
+		tw:    tar.NewWriter(w),
+		links: map[fileID]string{},
+		buf:   make([]byte, 1<<20),
+		log:   discardIfNil(o.Log),
+	}
+	start := time.Now()
+	root, err := filepath.Abs(o.Upper)
+	if err != nil {
+		return DiffStats{}, fmt.Errorf("diffing %s: %w", o.Upper, err)
+	}
+	if err := d.walk("", root, o.Lowers); err != nil {
+		return d.stats, fmt.Errorf("diffing %s: %w", o.Upper, err)
+	}
+	if err := d.tw.Close(); err != nil {
+		return d.stats, fmt.Errorf("diffing %s: %w", o.Upper, err)
+	}
+	if !o.KeepUpper {
+		for _, e := range d.edits {
+			if err := e(); err != nil {
+				return d.stats, fmt.Errorf("trimming upper dir %s: %w", o.Upper, err)
+			}
+		}
+	}
+	d.log.Debug("diffed upper dir", "upper", o.Upper, "added", d.stats.Added,
+		"modified", d.stats.Modified, "deleted", d.stats.Deleted, "took", time.Since(start))
+	return d.stats, nil
+}
+
+type fileID struct{ dev, ino uint64 }
+
+type differ struct {
+	ctx     context.Context
+	o       DiffOptions
+	tw      *tar.Writer
+	stats   DiffStats
+	links   map[fileID]string // tar name of the first path of an upper inode with nlink > 1
+	pending []*tar.Header     // unchanged parent dirs not written yet, outermost first
+	edits   []func() error    // trims of the upper dir, run after the tar is written
+	buf     []byte
+	log     *slog.Logger
+}
+
+// entry is one path of the upper dir, or of the lower stack.
+type entry struct {
+	abs    string
+	st     unix.Stat_t
+	xattrs map[string]string
+}
+
+func (d *differ) stat(abs string) (*entry, error) {
+	e := &entry{abs: abs}
+	if err := unix.Lstat(abs, &e.st); err != nil {
+		return nil, &fs.PathError{Op: "lstat", Path: abs, Err: err}
+	}
+	x, err := listXattrs(abs, layerXattr)
+	if err != nil {
+		return nil, err
+	}
+	e.xattrs = x
+	return e, nil
+}
+
+func (e *entry) fmt() uint32 { return e.st.Mode & unix.S_IFMT }
+
+func (e *entry) isWhiteout() bool {
+	return e.fmt() == unix.S_IFCHR && e.st.Rdev == 0
+}
+
+// lookupLower finds name in the lower dirs of its parent (top first). It
+// returns the topmost entry (nil if none or whited out) and, if that is a
+// dir, the lower dirs that make up its merged contents, top first.
+func (d *differ) lookupLower(lowers []string, name string) (*entry, []string, error) {
+	for i, l := range lowers {
+		p := filepath.Join(l, name)
+		var st unix.Stat_t
+		err := unix.Lstat(p, &st)
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+			continue
+		}
+		if err != nil {
+			return nil, nil, &fs.PathError{Op: "lstat", Path: p, Err: err}
+		}
+		e, err := d.stat(p)
+		if err != nil {
+			return nil, nil, err
+		}
+		if e.isWhiteout() {
+			return nil, nil, nil
+		}
+		if e.fmt() != unix.S_IFDIR {
+			return e, nil, nil
+		}
+		dirs := []string{p}
+		for _, l2 := range lowers[i+1:] {
+			if op, err := isOpaque(dirs[len(dirs)-1]); err != nil {
+				return nil, nil, err
+			} else if op {
+				break
+			}
+			q := filepath.Join(l2, name)
+			var st2 unix.Stat_t
+			err := unix.Lstat(q, &st2)
+			if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+				continue
+			}
+			if err != nil {
+				return nil, nil, &fs.PathError{Op: "lstat", Path: q, Err: err}
+			}
+			if st2.Mode&unix.S_IFMT != unix.S_IFDIR {
+				break // a file or whiteout ends the merge
+			}
+			dirs = append(dirs, q)
+		}
+		return e, dirs, nil
+	}
+	return nil, nil, nil
+}
+
+// walk diffs the upper dir abs (tar path rel, "" for the root) whose lower
+// dirs are lowers.
+func (d *differ) walk(rel, abs string, lowers []string) error {
+	if err := d.ctx.Err(); err != nil {
+		return err
+	}
+	ents, err := os.ReadDir(abs) // sorted by name
+	if err != nil {
+		return err
+	}
+	for _, de := range ents {
+		name := de.Name()
+		crel := path.Join(rel, name)
+		cabs := filepath.Join(abs, name)
+		if d.o.Skip != nil && d.o.Skip("/"+crel) {
+			d.edit(func() error { return os.RemoveAll(cabs) })
+			continue
+		}
+		up, err := d.stat(cabs)
+		if err != nil {
+			return err
+		}
+		d.trimOverlayXattrs(cabs)
+		low, lowDirs, err := d.lookupLower(lowers, name)
+		if err != nil {
+			return err
+		}
+		switch {
+		case up.isWhiteout():
+			if low == nil {
+				d.edit(func() error { return os.Remove(cabs) })
+				continue
+			}
+			if err := d.writeWhiteout(rel, name, up); err != nil {
+				return err
+			}
+			d.stats.Deleted++
+		case up.fmt() == unix.S_IFDIR:
+			if err := d.dir(crel, up, low, lowDirs); err != nil {
+				return err
+			}
+		case up.fmt() == unix.S_IFSOCK:
+			d.log.Debug("leaving out socket", "path", "/"+crel)
+		default:
+			if err := d.nonDir(crel, up, low); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (d *differ) dir(rel string, up, low *entry, lowDirs []string) error {
+	opaque, err := isOpaque(up.abs)
+	if err != nil {
+		return err
+	}
+	lowIsDir := low != nil && low.fmt() == unix.S_IFDIR
+	if opaque && !lowIsDir {
+		// The kernel marks dirs opaque when they are renamed in or made
+		// over a whiteout; over nothing the marker means nothing.
+		opaque = false
+		d.edit(func() error { return ignoreNoData(unix.Lremovexattr(up.abs, opaqueXattr)) })
+	}
+	hdr := d.header(rel, up, "")
+	switch {
+	case opaque:
+		if err := d.write(hdr); err != nil {
+			return err
+		}
+		opq := &tar.Header{Typeflag: tar.TypeReg, Name: rel + "/" + opaqueMarker, Mode: 0o644, ModTime: hdr.ModTime}
+		if err := d.write(opq); err != nil {
+			return err
+		}
+		d.stats.Modified++
+		lowDirs = nil
+	case !lowIsDir:
+		if err := d.write(hdr); err != nil {
+			return err
+		}
+		if low == nil {
+			d.stats.Added++
+		} else {
+			d.stats.Modified++
+		}
+	case !sameMeta(up, low):
+		if err := d.write(hdr); err != nil {
+			return err
+		}
+		d.stats.Modified++
+	default:
+		d.pending = append(d.pending, hdr)
+	}
+	if err := d.walk(rel, up.abs, lowDirs); err != nil {
+		return err
+	}
+	if n := len(d.pending); n > 0 && d.pending[n-1] == hdr {
+		d.pending = d.pending[:n-1]
+	}
+	return nil
+}
+
+func (d *differ) nonDir(rel string, up, low *entry) error {
+	linked := up.fmt() == unix.S_IFREG && up.st.Nlink > 1
+	if low != nil && !linked {
+		same, err := sameEntry(up, low)
+		if err != nil {
+			return err
+		}
+		if same {
+			d.edit(func() error { return os.Remove(up.abs) })
+			return nil
+		}
+	}
+	var linkTarget string
+	if linked {
+		id := fileID{up.st.Dev, up.st.Ino}
+		if first, ok := d.links[id]; ok {
+			linkTarget = first
+		} else {
+			d.links[id] = rel
+		}
+	}
+	hdr := d.header(rel, up, linkTarget)
+	if hdr.Typeflag == tar.TypeSymlink {
+		target, err := os.Readlink(up.abs)
+		if err != nil {
+			return err
+		}
+		hdr.Linkname = target
+	}
+	var body string
+	if hdr.Typeflag == tar.TypeReg {
+		body = up.abs
+	}
+	if err := d.writeFile(hdr, body); err != nil {
+		return err
+	}
+	if low == nil {
+		d.stats.Added++
+	} else {
+		d.stats.Modified++
+	}
+	return nil
+}
+
+func (d *differ) writeWhiteout(dirRel, name string, up *entry) error {
+	hdr := &tar.Header{
+		Typeflag: tar.TypeReg,
+		Name:     path.Join(dirRel, whiteoutPrefix+name),
+		Mode:     0o644,
+		ModTime:  d.mtime(up),
+	}
+	return d.write(hdr)
+}
+
+// header builds the tar header of an upper entry; linkTarget makes it a
+// hardlink.
+func (d *differ) header(rel string, e *entry, linkTarget string) *tar.Header {
+	hdr := &tar.Header{
+		Name:    rel,
+		Mode:    int64(e.st.Mode & 0o7777),
+		Uid:     int(e.st.Uid),
+		Gid:     int(e.st.Gid),
+		ModTime: d.mtime(e),
+	}
+	switch e.fmt() {
+	case unix.S_IFDIR:
+		hdr.Typeflag = tar.TypeDir
+		hdr.Name += "/"
+	case unix.S_IFLNK:
+		hdr.Typeflag = tar.TypeSymlink
+	case unix.S_IFCHR, unix.S_IFBLK:
+		hdr.Typeflag = tar.TypeChar
+		if e.fmt() == unix.S_IFBLK {
+			hdr.Typeflag = tar.TypeBlock
+		}
+		hdr.Devmajor = int64(unix.Major(e.st.Rdev))
+		hdr.Devminor = int64(unix.Minor(e.st.Rdev))
+	case unix.S_IFIFO:
+		hdr.Typeflag = tar.TypeFifo
+	default:
+		hdr.Typeflag = tar.TypeReg
+		hdr.Size = e.st.Size
+	}
+	if linkTarget != "" {
+		hdr.Typeflag = tar.TypeLink
+		hdr.Linkname = linkTarget
+		hdr.Size = 0
+	}
+	for _, k := range sortedKeys(e.xattrs) {
+		if hdr.PAXRecords == nil {
+			hdr.PAXRecords = map[string]string{}
+		}
+		hdr.PAXRecords["SCHILY.xattr."+k] = e.xattrs[k]
+	}
+	return hdr
+}
+
+func (d *differ) mtime(e *entry) time.Time {
+	t := time.Unix(e.st.Mtim.Sec, 0).UTC()
+	if d.o.Epoch != nil && t.After(*d.o.Epoch) {
+		t = d.o.Epoch.Truncate(time.Second).UTC()
+	}
+	return t
+}
+
+// write writes hdr, after any pending parent dirs.
+func (d *differ) write(hdr *tar.Header) error { return d.writeFile(hdr, "") }
+
+// writeFile writes hdr, after any pending parent dirs, then the content of
+// the file body if body is set.
+func (d *differ) writeFile(hdr *tar.Header, body string) error {
+	for _, p := range d.pending {
+		if err := d.tw.WriteHeader(p); err != nil {
+			return fmt.Errorf("writing %q: %w", p.Name, err)
+		}
+	}
+	d.pending = d.pending[:0]
+	if err := d.tw.WriteHeader(hdr); err != nil {
+		return fmt.Errorf("writing %q: %w", hdr.Name, err)
+	}
+	if body == "" || hdr.Size == 0 {
+		return nil
+	}
+	f, err := os.Open(body)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	n, err := io.CopyBuffer(d.tw, io.LimitReader(f, hdr.Size), d.buf)
+	if err != nil {
+		return fmt.Errorf("writing %q: %w", hdr.Name, err)
+	}
+	if n != hdr.Size {
+		return fmt.Errorf("writing %q: file shrank from %d to %d bytes while diffing", hdr.Name, hdr.Size, n)
+	}
+	return nil
+}
+
+func (d *differ) edit(f func() error) { d.edits = append(d.edits, f) }
+
+// trimOverlayXattrs drops overlay-private xattrs other than the opaque
+// marker from an upper entry (origin, impure and the like describe this
+// mount, not the layer).
+func (d *differ) trimOverlayXattrs(abs string) {
+	priv, err := listXattrs(abs, func(n string) bool {
+		return len(n) > len(overlayXattrPrefix) && n[:len(overlayXattrPrefix)] == overlayXattrPrefix && n != opaqueXattr
+	})
+	if err != nil || len(priv) == 0 {
+		return
+	}
+	d.edit(func() error {
+		for k := range priv {
+			if err := ignoreNoData(unix.Lremovexattr(abs, k)); err != nil {
+				return fmt.Errorf("removing xattr %s of %s: %w", k, abs, err)
+			}
+		}
+		return nil
+	})
+}
+
+func ignoreNoData(err error) error {
+	if errors.Is(err, unix.ENODATA) {
+		return nil
+	}
+	return err
+}
+
+// sameMeta reports whether two entries have the same type, mode, owner and
+// layer xattrs.
+func sameMeta(a, b *entry) bool {
+	if a.st.Mode != b.st.Mode || a.st.Uid != b.st.Uid || a.st.Gid != b.st.Gid {
+		return false
+	}
+	if len(a.xattrs) != len(b.xattrs) {
+		return false
+	}
+	for k, v := range a.xattrs {
+		if bv, ok := b.xattrs[k]; !ok || bv != v {
+			return false
+		}
+	}
+	return true
+}
+
+// sameEntry reports whether a copied-up non-dir equals its lower original:
+// same metadata and the same content, link target or device number.
+func sameEntry(up, low *entry) (bool, error) {
+	if !sameMeta(up, low) {
+		return false, nil
+	}
+	switch up.fmt() {
+	case unix.S_IFREG:
+		if up.st.Size != low.st.Size {
+			return false, nil
+		}
+		return sameContent(up.abs, low.abs)
+	case unix.S_IFLNK:
+		a, err := os.Readlink(up.abs)
+		if err != nil {
+			return false, err
+		}
+		b, err := os.Readlink(low.abs)
+		return a == b, err
+	case unix.S_IFCHR, unix.S_IFBLK:
+		return up.st.Rdev == low.st.Rdev, nil
+	}
+	return true, nil
+}
+
+func sameContent(a, b string) (bool, error) {
+	fa, err := os.Open(a)
+	if err != nil {
+		return false, err
+	}
+	defer fa.Close()
+	fb, err := os.Open(b)
+	if err != nil {
+		return false, err
+	}
+	defer fb.Close()
+	ba, bb := make([]byte, 64<<10), make([]byte, 64<<10)
+	for {
+		na, ea := io.ReadFull(fa, ba)
+		nb, eb := io.ReadFull(fb, bb)
+		if !bytes.Equal(ba[:na], bb[:nb]) {
+			return false, nil
+		}
+		aDone := errors.Is(ea, io.EOF) || errors.Is(ea, io.ErrUnexpectedEOF)
+		bDone := errors.Is(eb, io.EOF) || errors.Is(eb, io.ErrUnexpectedEOF)
+		if ea != nil && !aDone {
+			return false, ea
+		}
+		if eb != nil && !bDone {
+			return false, eb
+		}
+		if aDone || bDone {
+			return aDone == bDone, nil
+		}
+	}
+}

@@ -1,0 +1,199 @@
+package layers
+
+import (
+	"archive/tar"
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
+)
+
+func dirE(name string) tarEntry { return tarEntry{Name: name, Type: tar.TypeDir, Mode: 0o755} }
+func fileE(name, content string) tarEntry {
+	return tarEntry{Name: name, Type: tar.TypeReg, Mode: 0o644, Content: content}
+}
+func whE(name string) tarEntry { return tarEntry{Name: name, Type: tar.TypeReg, Mode: 0o644} }
+
+// TestDiffEntries runs each case's ops on a real overlay over its lower
+// tree, then checks the tar Diff writes entry by entry, and that applying
+// that tar to a copy of the lower tree gives the merged view.
+func TestDiffEntries(t *testing.T) {
+	requireOverlay(t)
+	cap := string([]byte{1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}) // cap_net_bind_service+ep
+	longName := strings.Repeat("long-name-", 20)
+	nonUTF8 := "caf\xe9-\xff"
+	tests := []struct {
+		name  string
+		lower func(t *testing.T, dir string)
+		ops   func(t *testing.T, m string)
+		want  []tarEntry
+		stats DiffStats
+	}{{
+		name:  "add file in existing dir",
+		lower: func(t *testing.T, l string) { mkdir(t, l+"/etc", 0o755) },
+		ops:   func(t *testing.T, m string) { write(t, m+"/etc/new", "x", 0o644) },
+		want:  []tarEntry{dirE("etc/"), fileE("etc/new", "x")},
+		stats: DiffStats{Added: 1},
+	}, {
+		name:  "modify and delete",
+		lower: func(t *testing.T, l string) { write(t, l+"/etc/a", "a", 0o644); write(t, l+"/etc/b", "b", 0o644) },
+		ops: func(t *testing.T, m string) {
+			write(t, m+"/etc/a", "A", 0o644)
+			must(t, os.Remove(m+"/etc/b"))
+		},
+		want:  []tarEntry{dirE("etc/"), fileE("etc/a", "A"), whE("etc/.wh.b")},
+		stats: DiffStats{Modified: 1, Deleted: 1},
+	}, {
+		name: "dir deleted and made again is opaque",
+		lower: func(t *testing.T, l string) {
+			write(t, l+"/d/old", "o", 0o644)
+			write(t, l+"/d/sub/x", "x", 0o644)
+		},
+		ops: func(t *testing.T, m string) {
+			must(t, os.RemoveAll(m+"/d"))
+			write(t, m+"/d/new", "n", 0o644)
+		},
+		want:  []tarEntry{dirE("d/"), whE("d/.wh..wh..opq"), fileE("d/new", "n")},
+		stats: DiffStats{Modified: 1, Added: 1},
+	}, {
+		name:  "dir renamed in where the lower has none is not opaque",
+		lower: func(t *testing.T, l string) { mkdir(t, l+"/usr", 0o755) },
+		ops: func(t *testing.T, m string) {
+			write(t, m+"/usr/lib.new/f", "f", 0o644)
+			must(t, os.Rename(m+"/usr/lib.new", m+"/usr/lib"))
+		},
+		want:  []tarEntry{dirE("usr/"), dirE("usr/lib/"), fileE("usr/lib/f", "f")},
+		stats: DiffStats{Added: 2},
+	}, {
+		name:  "create and delete within the step leaves nothing",
+		lower: func(t *testing.T, l string) { mkdir(t, l+"/tmp", 0o755) },
+		ops: func(t *testing.T, m string) {
+			write(t, m+"/tmp/x", "x", 0o644)
+			must(t, os.Remove(m+"/tmp/x"))
+		},
+		want: nil,
+	}, {
+		name:  "copy-up without change adds nothing",
+		lower: func(t *testing.T, l string) { write(t, l+"/etc/f", "same", 0o644) },
+		ops: func(t *testing.T, m string) {
+			must(t, os.Chtimes(m+"/etc/f", time.Now(), time.Now().Add(time.Hour)))
+			must(t, os.Chown(m+"/etc/f", 0, 0))
+			write(t, m+"/etc/f", "same", 0o644)
+		},
+		want: nil,
+	}, {
+		name:  "mode and owner changes are changes",
+		lower: func(t *testing.T, l string) { write(t, l+"/bin/su", "su", 0o755); write(t, l+"/bin/o", "o", 0o644) },
+		ops: func(t *testing.T, m string) {
+			must(t, unix.Chmod(m+"/bin/su", 0o4755))
+			must(t, os.Chown(m+"/bin/o", 1000, 1001))
+		},
+		want: []tarEntry{
+			dirE("bin/"),
+			{Name: "bin/o", Type: tar.TypeReg, Mode: 0o644, Uid: 1000, Gid: 1001, Content: "o"},
+			{Name: "bin/su", Type: tar.TypeReg, Mode: 0o4755, Content: "su"},
+		},
+		stats: DiffStats{Modified: 2},
+	}, {
+		name:  "xattrs survive except overlay-private ones",
+		lower: func(t *testing.T, l string) { write(t, l+"/f", "f", 0o644) },
+		ops: func(t *testing.T, m string) {
+			write(t, m+"/ping", "p", 0o755)
+			must(t, unix.Lsetxattr(m+"/ping", "security.capability", []byte(cap), 0))
+			must(t, unix.Lsetxattr(m+"/ping", "user.mime", []byte("x/y"), 0))
+			must(t, unix.Lsetxattr(m+"/f", "user.tag", []byte("v\x00bin"), 0))
+		},
+		want: []tarEntry{
+			{Name: "f", Type: tar.TypeReg, Mode: 0o644, Content: "f", Xattrs: map[string]string{"user.tag": "v\x00bin"}},
+			{Name: "ping", Type: tar.TypeReg, Mode: 0o755, Content: "p", Xattrs: map[string]string{"security.capability": cap, "user.mime": "x/y"}},
+		},
+		stats: DiffStats{Added: 1, Modified: 1},
+	}, {
+		name:  "new hardlink to an unmodified lower file",
+		lower: func(t *testing.T, l string) { write(t, l+"/bin/a", "data", 0o755) },
+		ops:   func(t *testing.T, m string) { must(t, os.Link(m+"/bin/a", m+"/bin/b")) },
+		want: []tarEntry{
+			dirE("bin/"),
+			{Name: "bin/a", Type: tar.TypeReg, Mode: 0o755, Content: "data"},
+			{Name: "bin/b", Type: tar.TypeLink, Mode: 0o755, Link: "bin/a"},
+		},
+		stats: DiffStats{Modified: 1, Added: 1},
+	}, {
+		name:  "special files and modes",
+		lower: func(t *testing.T, l string) {},
+		ops: func(t *testing.T, m string) {
+			must(t, unix.Mkfifo(m+"/fifo", 0o600))
+			must(t, unix.Mknod(m+"/null", unix.S_IFCHR, int(unix.Mkdev(1, 3))))
+			must(t, unix.Chmod(m+"/null", 0o666))
+			must(t, unix.Mknod(m+"/loop", unix.S_IFBLK, int(unix.Mkdev(7, 0))))
+			must(t, unix.Chmod(m+"/loop", 0o660))
+			must(t, os.Symlink("../target", m+"/sym"))
+			must(t, os.Mkdir(m+"/tmp", 0o755))
+			must(t, unix.Chmod(m+"/tmp", 0o1777))
+			write(t, m+"/sg", "", 0o755)
+			must(t, unix.Chmod(m+"/sg", 0o2755))
+			must(t, unix.Fchmodat(unix.AT_FDCWD, m+"/fifo", 0o600, 0))
+		},
+		want: []tarEntry{
+			{Name: "fifo", Type: tar.TypeFifo, Mode: 0o600},
+			{Name: "loop", Type: tar.TypeBlock, Mode: 0o660, Dev: "7:0"},
+			{Name: "null", Type: tar.TypeChar, Mode: 0o666, Dev: "1:3"},
+			{Name: "sg", Type: tar.TypeReg, Mode: 0o2755},
+			{Name: "sym", Type: tar.TypeSymlink, Mode: 0o777, Link: "../target"},
+			{Name: "tmp/", Type: tar.TypeDir, Mode: 0o1777},
+		},
+		stats: DiffStats{Added: 6},
+	}, {
+		name:  "long and non-UTF-8 names",
+		lower: func(t *testing.T, l string) { mkdir(t, l+"/d", 0o755) },
+		ops: func(t *testing.T, m string) {
+			write(t, m+"/d/"+longName, "l", 0o644)
+			write(t, m+"/d/"+longName+"x/"+longName, "deep", 0o644)
+			write(t, m+"/d/"+nonUTF8, "n", 0o644)
+			must(t, os.Symlink(longName, m+"/d/ln"))
+		},
+		want: []tarEntry{
+			dirE("d/"),
+			fileE("d/"+nonUTF8, "n"),
+			{Name: "d/ln", Type: tar.TypeSymlink, Mode: 0o777, Link: longName},
+			fileE("d/"+longName, "l"),
+			dirE("d/" + longName + "x/"),
+			fileE("d/"+longName+"x/"+longName, "deep"),
+		},
+		stats: DiffStats{Added: 5},
+	}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			lower := filepath.Join(t.TempDir(), "lower")
+			mkdir(t, lower, 0o755)
+			tc.lower(t, lower)
+			upper, merged := overlayRun(t, []string{lower}, func(m string) { tc.ops(t, m) })
+			tarball, stats := mustDiff(t, DiffOptions{Upper: upper, Lowers: []string{lower}})
+			if diff := cmp.Diff(tc.want, readTar(t, tarball)); diff != "" {
+				t.Errorf("Diff entries (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.stats, stats); diff != "" {
+				t.Errorf("Diff stats (-want +got):\n%s", diff)
+			}
+			applied := filepath.Join(t.TempDir(), "applied")
+			mkdir(t, applied, 0o755)
+			tc.lower(t, applied)
+			if err := Apply(t.Context(), applied, bytes.NewReader(tarball)); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(merged, scan(t, applied)); diff != "" {
+				t.Errorf("lower + layer differs from the merged view (-merged +applied):\n%s", diff)
+			}
+			// The trimmed upper dir, used as a lower, must show the same view.
+			_, again := overlayRun(t, []string{upper, lower}, func(string) {})
+			if diff := cmp.Diff(merged, again); diff != "" {
+				t.Errorf("trimmed upper as a lower differs from the merged view (-merged +again):\n%s", diff)
+			}
+		})
+	}
+}

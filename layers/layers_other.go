@@ -1,0 +1,63 @@
+//go:build !linux
+
+package layers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// Store keeps one snapshot dir per diffID. It needs Linux (overlayfs).
+type Store struct{}
+
+type tempDir struct{}
+
+var errNotLinux = fmt.Errorf("layers: overlay snapshots need Linux: %w", errors.ErrUnsupported)
+
+// OpenStore returns errors.ErrUnsupported outside Linux.
+func OpenStore(root string, log *slog.Logger) (*Store, error) { return nil, errNotLinux }
+
+// Root returns the store's root dir.
+func (s *Store) Root() string { return "" }
+
+// Lookup never finds a snapshot outside Linux.
+func (s *Store) Lookup(diffID digest.Digest) (dir string, ok bool) { return "", false }
+
+// Unpack returns errors.ErrUnsupported outside Linux.
+func (s *Store) Unpack(ctx context.Context, diffID digest.Digest, r io.Reader) (string, error) {
+	return "", errNotLinux
+}
+
+// NewUpper returns errors.ErrUnsupported outside Linux.
+func (s *Store) NewUpper(ctx context.Context) (*Upper, error) { return nil, errNotLinux }
+
+// Commit returns errors.ErrUnsupported outside Linux.
+func (s *Store) Commit(u *Upper, diffID digest.Digest) (string, error) { return "", errNotLinux }
+
+// Discard returns errors.ErrUnsupported outside Linux.
+func (u *Upper) Discard() error { return errNotLinux }
+
+// Mounted is an overlay mounted by Mount.
+type Mounted struct{}
+
+// Mount returns errors.ErrUnsupported outside Linux.
+func Mount(ctx context.Context, o MountOptions) (*Mounted, error) { return nil, errNotLinux }
+
+// Unmount returns errors.ErrUnsupported outside Linux.
+func (m *Mounted) Unmount() error { return errNotLinux }
+
+// Target returns the dir the merged view is mounted on.
+func (m *Mounted) Target() string { return "" }
+
+// Diff returns errors.ErrUnsupported outside Linux.
+func Diff(ctx context.Context, w io.Writer, o DiffOptions) (DiffStats, error) {
+	return DiffStats{}, errNotLinux
+}
+
+// Apply returns errors.ErrUnsupported outside Linux.
+func Apply(ctx context.Context, dir string, r io.Reader) error { return errNotLinux }

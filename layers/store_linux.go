@@ -1,0 +1,387 @@
+package layers
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/containerd/containerd/v2/pkg/archive"
+	"github.com/opencontainers/go-digest"
+	"golang.org/x/sys/unix"
+)
+
+// Store keeps one snapshot dir per diffID under its root:
+//
+//	root/snapshots/<algo>/<hex>/   a dir usable as an overlay lower dir
+//	root/locks/<algo>-<hex>.lock   flock held while a snapshot is made
+//	root/tmp/<kind>-<rand>/        unpacks and upper dirs in progress,
+//	root/tmp/<kind>-<rand>.lock    each flocked by the process that owns it
+//
+// Any number of processes may share one root.
+type Store struct {
+	root string
+	log  *slog.Logger
+}
+
+// OpenStore opens (creating if needed) the store at root and removes temp
+// dirs that no live process owns: leftovers of interrupted unpacks and steps.
+func OpenStore(root string, log *slog.Logger) (*Store, error) {
+	root, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("opening layer store: %w", err)
+	}
+	for _, d := range []string{"snapshots", "locks", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o700); err != nil {
+			return nil, fmt.Errorf("opening layer store: %w", err)
+		}
+	}
+	s := &Store{root: root, log: discardIfNil(log)}
+	if err := s.cleanTmp(); err != nil {
+		return nil, fmt.Errorf("opening layer store %s: %w", root, err)
+	}
+	return s, nil
+}
+
+// Root returns the store's root dir.
+func (s *Store) Root() string { return s.root }
+
+func (s *Store) snapshotDir(d digest.Digest) string {
+	return filepath.Join(s.root, "snapshots", string(d.Algorithm()), d.Encoded())
+}
+
+// Lookup returns the snapshot dir of diffID if the store has it.
+func (s *Store) Lookup(diffID digest.Digest) (dir string, ok bool) {
+	if diffID.Validate() != nil {
+		return "", false
+	}
+	dir = s.snapshotDir(diffID)
+	if fi, err := os.Lstat(dir); err != nil || !fi.IsDir() {
+		return "", false
+	}
+	return dir, true
+}
+
+// Unpack extracts the uncompressed layer tar into the snapshot of diffID and
+// returns its dir. If the snapshot exists, it is returned and tar is not
+// read. Otherwise the tar is extracted into a temp dir, its digest checked
+// against diffID, and the dir renamed into place, so an interrupted or
+// corrupt unpack never leaves a snapshot behind.
+//
+// Whiteouts become 0/0 char devices and opaque markers become
+// trusted.overlay.opaque=y. Entries cannot write outside the snapshot: paths
+// and symlinks resolve inside it. A 0/0 char device in the tar is refused
+// (in a lower dir it would read as a whiteout), and so are trusted.overlay.*
+// xattrs; other trusted.* xattrs are kept.
+func (s *Store) Unpack(ctx context.Context, diffID digest.Digest, r io.Reader) (dir string, err error) {
+	if err := diffID.Validate(); err != nil {
+		return "", fmt.Errorf("unpacking layer %q: %w", diffID, err)
+	}
+	if dir, ok := s.Lookup(diffID); ok {
+		return dir, nil
+	}
+	unlock, err := s.lockSnapshot(ctx.Done(), diffID)
+	if err != nil {
+		return "", fmt.Errorf("unpacking layer %s: %w", diffID, err)
+	}
+	defer unlock()
+	if dir, ok := s.Lookup(diffID); ok {
+		return dir, nil
+	}
+	start := time.Now()
+	tmp, err := s.newTemp("unpack")
+	if err != nil {
+		return "", fmt.Errorf("unpacking layer %s: %w", diffID, err)
+	}
+	defer tmp.remove()
+	if err := extract(ctx, tmp.dir, diffID, r); err != nil {
+		return "", fmt.Errorf("unpacking layer %s: %w", diffID, err)
+	}
+	dir, err = s.publish(tmp.dir, diffID)
+	if err != nil {
+		return "", fmt.Errorf("unpacking layer %s: %w", diffID, err)
+	}
+	s.log.Debug("unpacked layer", "diffID", diffID, "dir", dir, "took", time.Since(start))
+	return dir, nil
+}
+
+// extract applies the tar to dir and checks that what it read hashes to diffID.
+func extract(ctx context.Context, dir string, diffID digest.Digest, r io.Reader) error {
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return err
+	}
+	h := diffID.Algorithm().Digester()
+	tr := io.TeeReader(r, h.Hash())
+	trusted := map[string]map[string]string{}
+	filter := func(hdr *tar.Header) (bool, error) {
+		if hdr.Typeflag == tar.TypeChar && hdr.Devmajor == 0 && hdr.Devminor == 0 {
+			return false, fmt.Errorf("entry %q: a 0/0 char device would read as an overlay whiteout", hdr.Name)
+		}
+		for k, v := range hdr.PAXRecords {
+			name, ok := strings.CutPrefix(k, "SCHILY.xattr.")
+			if !ok || !strings.HasPrefix(name, "trusted.") {
+				continue
+			}
+			if strings.HasPrefix(name, overlayXattrPrefix) {
+				return false, fmt.Errorf("entry %q: refusing overlay-private xattr %s", hdr.Name, name)
+			}
+			if trusted[hdr.Name] == nil {
+				trusted[hdr.Name] = map[string]string{}
+			}
+			trusted[hdr.Name][name] = v
+		}
+		return true, nil
+	}
+	if _, err := archive.Apply(ctx, dir, tr,
+		archive.WithConvertWhiteout(archive.OverlayConvertWhiteout),
+		archive.WithFilter(filter)); err != nil {
+		return err
+	}
+	if _, err := io.Copy(io.Discard, tr); err != nil {
+		return fmt.Errorf("reading tar: %w", err)
+	}
+	if got := h.Digest(); got != diffID {
+		return fmt.Errorf("content has diffID %s", got)
+	}
+	return setTrustedXattrs(dir, trusted)
+}
+
+// setTrustedXattrs sets the trusted.* xattrs archive.Apply refuses to set,
+// resolving each path inside dir like Apply does.
+func setTrustedXattrs(dir string, byName map[string]map[string]string) error {
+	for name, xattrs := range byName {
+		p, err := pathInRoot(dir, name)
+		if err != nil {
+			return err
+		}
+		for k, v := range xattrs {
+			if err := unix.Lsetxattr(p, k, []byte(v), 0); err != nil {
+				return fmt.Errorf("setting xattr %s on %q: %w", k, name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// pathInRoot resolves name's parent inside root (symlinks cannot leave it)
+// and returns the path of name's last element, not followed.
+func pathInRoot(root, name string) (string, error) {
+	parent, base := filepath.Split(filepath.Clean("/" + name))
+	rfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", err
+	}
+	defer unix.Close(rfd)
+	pfd, err := unix.Openat2(rfd, "."+parent, &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_IN_ROOT,
+	})
+	if err != nil {
+		return "", err
+	}
+	defer unix.Close(pfd)
+	real, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", pfd))
+	if err != nil {
+		return "", err
+	}
+	if real != root && !strings.HasPrefix(real, root+"/") {
+		return "", fmt.Errorf("path %q resolves outside the layer", name)
+	}
+	return filepath.Join(real, base), nil
+}
+
+// publish syncs dir to disk and renames it to the snapshot of diffID.
+// The caller holds the snapshot's lock.
+func (s *Store) publish(dir string, diffID digest.Digest) (string, error) {
+	if err := syncfs(dir); err != nil {
+		return "", err
+	}
+	final := s.snapshotDir(diffID)
+	if err := os.MkdirAll(filepath.Dir(final), 0o700); err != nil {
+		return "", err
+	}
+	if err := os.Rename(dir, final); err != nil {
+		return "", err
+	}
+	return final, nil
+}
+
+func syncfs(dir string) error {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if err := unix.Syncfs(fd); err != nil {
+		return fmt.Errorf("syncing %s: %w", dir, err)
+	}
+	return nil
+}
+
+// NewUpper makes an empty upper dir and work dir inside the store.
+func (s *Store) NewUpper(ctx context.Context) (*Upper, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	tmp, err := s.newTemp("upper")
+	if err != nil {
+		return nil, fmt.Errorf("making upper dir: %w", err)
+	}
+	u := &Upper{Dir: filepath.Join(tmp.dir, "fs"), Work: filepath.Join(tmp.dir, "work"), tmp: tmp}
+	for _, d := range []string{u.Dir, u.Work} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			tmp.remove()
+			return nil, fmt.Errorf("making upper dir: %w", err)
+		}
+	}
+	return u, nil
+}
+
+// Commit makes the upper dir the snapshot of diffID by renaming it (no copy)
+// and releases the rest of u. If the store already has that snapshot, u is
+// discarded. The upper dir must hold exactly the layer: diff it with Diff
+// (without KeepUpper) first.
+func (s *Store) Commit(u *Upper, diffID digest.Digest) (dir string, err error) {
+	if err := diffID.Validate(); err != nil {
+		return "", fmt.Errorf("committing layer %q: %w", diffID, err)
+	}
+	if u.tmp == nil {
+		return "", fmt.Errorf("committing layer %s: upper dir already committed or discarded", diffID)
+	}
+	unlock, err := s.lockSnapshot(nil, diffID)
+	if err != nil {
+		return "", fmt.Errorf("committing layer %s: %w", diffID, err)
+	}
+	defer unlock()
+	if dir, ok := s.Lookup(diffID); ok {
+		return dir, u.Discard()
+	}
+	dir, err = s.publish(u.Dir, diffID)
+	if err != nil {
+		return "", fmt.Errorf("committing layer %s: %w", diffID, err)
+	}
+	return dir, u.Discard()
+}
+
+// Discard removes what is left of u. It is safe to call more than once.
+func (u *Upper) Discard() error {
+	if u.tmp == nil {
+		return nil
+	}
+	err := u.tmp.remove()
+	u.tmp = nil
+	if err != nil {
+		return fmt.Errorf("discarding upper dir: %w", err)
+	}
+	return nil
+}
+
+// lockSnapshot takes the flock of diffID's snapshot, waiting for other
+// processes (polling, so done can stop the wait; nil waits for ever).
+func (s *Store) lockSnapshot(done <-chan struct{}, d digest.Digest) (unlock func(), err error) {
+	name := filepath.Join(s.root, "locks", string(d.Algorithm())+"-"+d.Encoded()+".lock")
+	f, err := os.OpenFile(name, os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("locking %s: %w", name, err)
+		}
+		select {
+		case <-done:
+			f.Close()
+			return nil, context.Canceled
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// tempDir is a dir under root/tmp owned by this process through the flock
+// on its lock file, created first and removed last.
+type tempDir struct {
+	dir  string
+	lock *os.File
+}
+
+func (s *Store) newTemp(kind string) (*tempDir, error) {
+	f, err := os.CreateTemp(filepath.Join(s.root, "tmp"), kind+"-*.lock")
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, err
+	}
+	t := &tempDir{dir: strings.TrimSuffix(f.Name(), ".lock"), lock: f}
+	if err := os.Mkdir(t.dir, 0o700); err != nil {
+		t.remove()
+		return nil, err
+	}
+	return t, nil
+}
+
+func (t *tempDir) remove() error {
+	err := os.RemoveAll(t.dir)
+	if err == nil {
+		err = os.Remove(t.lock.Name())
+	}
+	t.lock.Close()
+	return err
+}
+
+// cleanTmp removes temp dirs whose lock no process holds.
+func (s *Store) cleanTmp() error {
+	tmp := filepath.Join(s.root, "tmp")
+	entries, err := os.ReadDir(tmp)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		name := filepath.Join(tmp, e.Name())
+		if e.IsDir() {
+			// A dir without its lock file lost its owner: the lock is
+			// created before the dir and removed after it.
+			if _, err := os.Lstat(name + ".lock"); errors.Is(err, fs.ErrNotExist) {
+				s.log.Debug("removing stale temp dir", "dir", name)
+				if err := os.RemoveAll(name); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		base, ok := strings.CutSuffix(name, ".lock")
+		if !ok {
+			continue
+		}
+		f, err := os.OpenFile(name, os.O_RDWR|unix.O_CLOEXEC, 0)
+		if err != nil {
+			continue // removed by its owner meanwhile
+		}
+		if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
+			s.log.Debug("removing stale temp dir", "dir", base)
+			err = os.RemoveAll(base)
+			if err == nil {
+				err = os.Remove(name)
+			}
+		}
+		f.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
