@@ -1,0 +1,52 @@
+package commit
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// PushOptions says how Push reaches registries; see PullOptions for the
+// fields.
+type PushOptions struct {
+	Insecure  []string
+	Keychain  authn.Keychain
+	Transport http.RoundTripper
+}
+
+// Push uploads img to every tag's registry. Blobs the registry already
+// holds are skipped (ggcr asks with HEAD first); layers of a base pulled
+// from a repository of the same registry are mounted from there instead of
+// uploaded. For a second tag in a repository already pushed to only the
+// manifest is put.
+func Push(ctx context.Context, img v1.Image, tags []string, o PushOptions) error {
+	ro := registryOptions{insecure: o.Insecure, keychain: o.Keychain, transport: o.Transport}
+	pushed := map[string]bool{}
+	for _, t := range tags {
+		ref, err := name.NewTag(t)
+		if err != nil {
+			return fmt.Errorf("pushing %s: %w", t, err)
+		}
+		if opts := ro.nameOptions(ref.RegistryStr()); opts != nil {
+			if ref, err = name.NewTag(t, opts...); err != nil {
+				return fmt.Errorf("pushing %s: %w", t, err)
+			}
+		}
+		repo := ref.Context().String()
+		if pushed[repo] {
+			err = remote.Tag(ref, img, ro.remote(ctx)...)
+		} else {
+			err = remote.Write(ref, img, ro.remote(ctx)...)
+		}
+		if err != nil {
+			return fmt.Errorf("pushing %s: %w", t, err)
+		}
+		pushed[repo] = true
+	}
+	return nil
+}
