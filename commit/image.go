@@ -26,8 +26,15 @@ type Step struct {
 type Config struct {
 	// Env, if non-nil, replaces the base's environment as a whole.
 	Env []string
-	// Entrypoint and Cmd: nil keeps the base's; non-nil and empty clears it.
-	Entrypoint, Cmd []string
+	// Entrypoint replaces the base's when EntrypointSet is true (a nil or
+	// empty Entrypoint then clears it); when EntrypointSet is false the
+	// base's is kept and Entrypoint is ignored. As in a Dockerfile, setting
+	// the entrypoint without setting Cmd clears the base's Cmd.
+	Entrypoint    []string
+	EntrypointSet bool
+	// Cmd replaces the base's when CmdSet is true (nil or empty clears it).
+	Cmd    []string
+	CmdSet bool
 	WorkingDir      string
 	User            string
 	// Labels are merged over the base's.
@@ -43,12 +50,16 @@ type Config struct {
 type ImageOptions struct {
 	Steps  []Step
 	Config Config
-	// Created, if non-nil (e.g. from SOURCE_DATE_EPOCH), is the config's
-	// created time and that of every new history entry. If nil the base's
-	// created time is kept and new history entries carry none.
-	Created *time.Time
+	// Created is the config's created time and that of every new history
+	// entry; pass SOURCE_DATE_EPOCH here for reproducible images. Zero
+	// means now.
+	Created time.Time
 	// Annotations are set on the manifest.
 	Annotations map[string]string
+	// Platform, if non-nil, sets the config's os, architecture and
+	// variant. Otherwise the base's are kept, or, for a base that names
+	// none (empty.Image), the host's (linux/GOARCH) are written.
+	Platform *v1.Platform
 }
 
 // Image assembles base plus one history entry per step into an image with
@@ -82,11 +93,13 @@ func Image(base v1.Image, o ImageOptions) (v1.Image, error) {
 	if err := applyConfig(&cfg.Config, o.Config); err != nil {
 		return nil, err
 	}
-	var created v1.Time
-	if o.Created != nil {
-		created = v1.Time{Time: o.Created.UTC()}
-		cfg.Created = created
+	setPlatform(cfg, o.Platform)
+	now := o.Created
+	if now.IsZero() {
+		now = time.Now()
 	}
+	created := v1.Time{Time: now.UTC()}
+	cfg.Created = created
 
 	adds := make([]mutate.Addendum, 0, len(baseLayers)+len(o.Steps))
 	for i, l := range baseLayers {
@@ -133,10 +146,13 @@ func applyConfig(cfg *v1.Config, c Config) error {
 	if c.Env != nil {
 		cfg.Env = slices.Clone(c.Env)
 	}
-	if c.Entrypoint != nil {
+	if c.EntrypointSet {
 		cfg.Entrypoint = slices.Clone(c.Entrypoint)
+		if !c.CmdSet {
+			cfg.Cmd = nil
+		}
 	}
-	if c.Cmd != nil {
+	if c.CmdSet {
 		cfg.Cmd = slices.Clone(c.Cmd)
 	}
 	if c.WorkingDir != "" {
@@ -171,6 +187,22 @@ func applyConfig(cfg *v1.Config, c Config) error {
 		cfg.Volumes[v] = struct{}{}
 	}
 	return nil
+}
+
+// setPlatform writes p into cfg, or the host's platform if neither p nor
+// cfg names one.
+func setPlatform(cfg *v1.ConfigFile, p *v1.Platform) {
+	if p == nil && cfg.OS != "" {
+		return
+	}
+	if p == nil {
+		h := hostPlatform()
+		p = &h
+	}
+	cfg.OS, cfg.Architecture, cfg.Variant = p.OS, p.Architecture, p.Variant
+	if p.OSVersion != "" {
+		cfg.OSVersion = p.OSVersion
+	}
 }
 
 // normalizePort turns "8080" into "8080/tcp" and checks the protocol.

@@ -2,6 +2,7 @@ package commit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 
@@ -23,18 +24,25 @@ type PushOptions struct {
 // holds are skipped (ggcr asks with HEAD first); layers of a base pulled
 // from a repository of the same registry are mounted from there instead of
 // uploaded. For a second tag in a repository already pushed to only the
-// manifest is put.
-func Push(ctx context.Context, img v1.Image, tags []string, o PushOptions) error {
+// manifest is put. It returns the manifest digest, the same for every tag.
+func Push(ctx context.Context, img v1.Image, tags []string, o PushOptions) (v1.Hash, error) {
+	if len(tags) == 0 {
+		return v1.Hash{}, errors.New("pushing: no tag names a destination")
+	}
+	digest, err := img.Digest()
+	if err != nil {
+		return v1.Hash{}, fmt.Errorf("computing manifest digest: %w", err)
+	}
 	ro := registryOptions{insecure: o.Insecure, keychain: o.Keychain, transport: o.Transport}
 	pushed := map[string]bool{}
 	for _, t := range tags {
 		ref, err := name.NewTag(t)
 		if err != nil {
-			return fmt.Errorf("pushing %s: %w", t, err)
+			return v1.Hash{}, fmt.Errorf("pushing %s: %w", t, err)
 		}
 		if opts := ro.nameOptions(ref.RegistryStr()); opts != nil {
 			if ref, err = name.NewTag(t, opts...); err != nil {
-				return fmt.Errorf("pushing %s: %w", t, err)
+				return v1.Hash{}, fmt.Errorf("pushing %s: %w", t, err)
 			}
 		}
 		repo := ref.Context().String()
@@ -44,9 +52,9 @@ func Push(ctx context.Context, img v1.Image, tags []string, o PushOptions) error
 			err = remote.Write(ref, img, ro.remote(ctx)...)
 		}
 		if err != nil {
-			return fmt.Errorf("pushing %s: %w", t, err)
+			return v1.Hash{}, fmt.Errorf("pushing %s: %w", t, err)
 		}
 		pushed[repo] = true
 	}
-	return nil
+	return digest, nil
 }
