@@ -33,10 +33,10 @@ type Config struct {
 	Entrypoint    []string
 	EntrypointSet bool
 	// Cmd replaces the base's when CmdSet is true (nil or empty clears it).
-	Cmd    []string
-	CmdSet bool
-	WorkingDir      string
-	User            string
+	Cmd        []string
+	CmdSet     bool
+	WorkingDir string
+	User       string
 	// Labels are merged over the base's.
 	Labels map[string]string
 	// ExposedPorts ("8080/tcp", "53/udp"; a bare "8080" means tcp) and
