@@ -1,0 +1,21 @@
+// Package commit turns layer tars into OCI images and moves images in and
+// out of strata.
+//
+// Inputs: an uncompressed layer tar stream (from layers.Diff), a base image
+// reference ("scratch", a registry reference, "oci-layout://DIR[:TAG|@sha256:…]",
+// "docker-archive://FILE"), and the image config and history a recipe sets.
+//
+// Outputs: compressed layer blobs in a directory (WriteLayer), an OCI image
+// assembled on a base (Image), and that image written as an OCI image layout
+// (WriteOCILayout), a `docker save` tarball (WriteDockerArchive), loaded into
+// a docker daemon (Load) or pushed to registries (Push).
+//
+// Registry credentials come from the docker config ($DOCKER_CONFIG or
+// ~/.docker/config.json) and its credential helpers, via
+// authn.DefaultKeychain. TLS trusts the system roots, which SSL_CERT_FILE
+// and SSL_CERT_DIR extend; a Transport in PullOptions/PushOptions replaces
+// that. Plain HTTP is spoken only to loopback hosts and hosts named in
+// Insecure.
+//
+// The package knows nothing of overlay mounts, recipes or how a step runs.
+package commit

@@ -1,0 +1,230 @@
+package commit_test
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
+
+	"github.com/stratabuild/strata/commit"
+	"github.com/stratabuild/strata/internal/testutil"
+)
+
+// motdImage is busybox plus a layer writing /etc/motd and an empty step.
+func motdImage(t testing.TB, motd string) v1.Image {
+	t.Helper()
+	img, err := commit.Image(pullBusybox(t), commit.ImageOptions{
+		Steps: []commit.Step{
+			{Layer: newLayer(t, map[string]string{"etc/motd": motd}), CreatedBy: "run: write motd"},
+			{CreatedBy: "env: A=1"},
+		},
+		Config:  commit.Config{Env: []string{"PATH=/bin", "A=1"}, Cmd: []string{"cat", "/etc/motd"}, CmdSet: true},
+		Created: epoch,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+func digestOf(t testing.TB, img v1.Image) v1.Hash {
+	t.Helper()
+	d, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func requireTool(t testing.TB, path, pkg string) {
+	t.Helper()
+	testutil.Require(t, filepath.Base(path), func() error { _, err := exec.LookPath(path); return err },
+		"apt-get install -y "+pkg)
+}
+
+func run(t testing.TB, env []string, name string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.Output()
+	if err != nil {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("%s %s: %v\n%s%s", name, strings.Join(args, " "), err, out, stderr)
+	}
+	return string(out)
+}
+
+func TestWriteOCILayout(t *testing.T) {
+	requireTool(t, "skopeo", "skopeo")
+	requireTool(t, "umoci", "umoci")
+	img := motdImage(t, "hello\n")
+	want := digestOf(t, img)
+	dir := filepath.Join(t.TempDir(), "out")
+	if err := commit.WriteOCILayout(t.Context(), dir, img, []string{"v1", "latest"}); err != nil {
+		t.Fatalf("WriteOCILayout: %v", err)
+	}
+
+	for _, tag := range []string{"v1", "latest"} {
+		var inspect struct {
+			Digest string
+			Env    []string
+			Layers []string
+		}
+		out := run(t, nil, "skopeo", "inspect", "oci:"+dir+":"+tag)
+		if err := json.Unmarshal([]byte(out), &inspect); err != nil {
+			t.Fatalf("skopeo inspect output: %v\n%s", err, out)
+		}
+		if inspect.Digest != want.String() {
+			t.Errorf("skopeo inspect oci:DIR:%s digest = %s, want %s", tag, inspect.Digest, want)
+		}
+		if len(inspect.Layers) != 2 {
+			t.Errorf("skopeo sees %d layers, want 2", len(inspect.Layers))
+		}
+	}
+	// umoci unpacks it: the new layer is applied over busybox.
+	bundle := filepath.Join(t.TempDir(), "bundle")
+	run(t, nil, "umoci", "unpack", "--rootless", "--image", dir+":v1", bundle)
+	motd, err := os.ReadFile(filepath.Join(bundle, "rootfs", "etc", "motd"))
+	if err != nil || string(motd) != "hello\n" {
+		t.Errorf("umoci-unpacked /etc/motd = %q, %v; want %q", motd, err, "hello\n")
+	}
+	if _, err := os.Lstat(filepath.Join(bundle, "rootfs", "bin", "busybox")); err != nil {
+		t.Errorf("umoci-unpacked rootfs lacks the base layer: %v", err)
+	}
+
+	// ggcr reads it back and finds it valid.
+	idx, err := layout.ImageIndexFromPath(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refs []string
+	for _, d := range im.Manifests {
+		if d.Digest != want || d.MediaType != types.OCIManifestSchema1 {
+			t.Errorf("index entry %v %s, want %v %s", d.Digest, d.MediaType, want, types.OCIManifestSchema1)
+		}
+		refs = append(refs, d.Annotations["org.opencontainers.image.ref.name"])
+	}
+	if diff := cmp.Diff([]string{"v1", "latest"}, refs); diff != "" {
+		t.Errorf("ref names (-want +got):\n%s", diff)
+	}
+	back, err := idx.Image(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := validate.Image(back); err != nil {
+		t.Errorf("validate.Image of the written layout: %v", err)
+	}
+	// Pull reads its own output.
+	pulled, err := commit.Pull(t.Context(), "oci-layout://"+dir+":latest", commit.PullOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := digestOf(t, pulled); got != want {
+		t.Errorf("Pull(oci-layout://DIR:latest) digest = %v, want %v", got, want)
+	}
+}
+
+// A layout is replaced as a whole on success and left as it was on failure.
+func TestWriteOCILayoutReplace(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "out")
+	first := motdImage(t, "first\n")
+	if err := commit.WriteOCILayout(t.Context(), dir, first, []string{"x"}); err != nil {
+		t.Fatal(err)
+	}
+	indexBefore, err := os.ReadFile(filepath.Join(dir, "index.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// An image whose new layer blob has vanished cannot be written.
+	l := newLayer(t, map[string]string{"etc/motd": "broken\n"})
+	broken, err := commit.Image(pullBusybox(t), commit.ImageOptions{Steps: []commit.Step{{Layer: l}}, Created: epoch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(l.Path()); err != nil {
+		t.Fatal(err)
+	}
+	if err := commit.WriteOCILayout(t.Context(), dir, broken, []string{"x"}); err == nil {
+		t.Fatal("WriteOCILayout of an image with a missing blob succeeded")
+	}
+	indexAfter, err := os.ReadFile(filepath.Join(dir, "index.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(indexAfter) != string(indexBefore) {
+		t.Errorf("failed write changed index.json:\n%s\nwas:\n%s", indexAfter, indexBefore)
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(dir)); len(entries) != 1 {
+		t.Errorf("%d entries beside the layout after a failed write, want only the layout", len(entries))
+	}
+
+	second := motdImage(t, "second\n")
+	if err := commit.WriteOCILayout(t.Context(), dir, second, []string{"x"}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := commit.Pull(t.Context(), "oci-layout://"+dir+":x", commit.PullOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if digestOf(t, got) != digestOf(t, second) {
+		t.Error("layout after the second write does not hold the second image")
+	}
+	// The first image's own layer blob is gone: replaced, not merged.
+	firstLayers, _ := first.Layers()
+	d, _ := firstLayers[1].Digest()
+	if _, err := os.Stat(filepath.Join(dir, "blobs", "sha256", d.Hex)); err == nil {
+		t.Error("blob of the replaced image is still in the layout")
+	}
+}
+
+func TestPullLayoutRefs(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "two")
+	a, b := motdImage(t, "a\n"), motdImage(t, "b\n")
+	if err := commit.WriteOCILayout(t.Context(), dir, a, []string{"a"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		ref     string
+		want    v1.Hash
+		wantErr bool
+	}{
+		{ref: "oci-layout://" + dir, want: digestOf(t, a)},
+		{ref: "oci-layout://" + dir + ":a", want: digestOf(t, a)},
+		{ref: "oci-layout://" + dir + "@" + digestOf(t, a).String(), want: digestOf(t, a)},
+		{ref: "oci-layout://" + dir + ":b", wantErr: true},
+		{ref: "oci-layout://" + dir + "@" + digestOf(t, b).String(), wantErr: true},
+		{ref: "oci-layout://" + filepath.Join(dir, "missing"), wantErr: true},
+	} {
+		t.Run(tc.ref, func(t *testing.T) {
+			img, err := commit.Pull(t.Context(), tc.ref, commit.PullOptions{})
+			if tc.wantErr {
+				if err == nil {
+					t.Fatal("Pull succeeded, want an error")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := digestOf(t, img); got != tc.want {
+				t.Errorf("Pull(%q) digest = %v, want %v", tc.ref, got, tc.want)
+			}
+		})
+	}
+}

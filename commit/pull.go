@@ -1,0 +1,183 @@
+package commit
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"runtime"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Prefixes of the base reference forms that are not registry references.
+const (
+	Scratch             = "scratch"
+	OCILayoutPrefix     = "oci-layout://"
+	DockerArchivePrefix = "docker-archive://"
+)
+
+// PullOptions says how Pull resolves a base reference.
+type PullOptions struct {
+	// Platform selects from a multi-platform index (default: the host's,
+	// linux/GOARCH). For scratch it is the platform written in the config.
+	Platform *v1.Platform
+	// Insecure names registries (host[:port]) reached over plain HTTP or
+	// with unverified TLS. Loopback hosts may always use plain HTTP.
+	Insecure []string
+	// Keychain finds registry credentials (nil: authn.DefaultKeychain,
+	// i.e. $DOCKER_CONFIG/config.json or ~/.docker/config.json and its
+	// credential helpers).
+	Keychain authn.Keychain
+	// Transport is the HTTP transport to registries (nil:
+	// remote.DefaultTransport). The default trusts the system roots, which
+	// users extend with SSL_CERT_FILE or SSL_CERT_DIR.
+	Transport http.RoundTripper
+}
+
+// Pull resolves a base reference: "scratch"; "oci-layout://DIR[:TAG|@sha256:…]";
+// "docker-archive://FILE"; otherwise a registry reference
+// (docker.io/library assumed as usual). Images from a registry keep their
+// source repository, so Push can mount their layers across repositories.
+// Layers are fetched lazily, when read.
+func Pull(ctx context.Context, ref string, o PullOptions) (v1.Image, error) {
+	p := hostPlatform()
+	if o.Platform != nil {
+		p = *o.Platform
+	}
+	var img v1.Image
+	var err error
+	switch {
+	case ref == Scratch:
+		img, err = scratch(p)
+	case strings.HasPrefix(ref, OCILayoutPrefix):
+		img, err = pullLayout(strings.TrimPrefix(ref, OCILayoutPrefix), p)
+	case strings.HasPrefix(ref, DockerArchivePrefix):
+		img, err = tarball.ImageFromPath(strings.TrimPrefix(ref, DockerArchivePrefix), nil)
+	default:
+		img, err = pullRemote(ctx, ref, p, registryOptions{insecure: o.Insecure, keychain: o.Keychain, transport: o.Transport})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pulling %s: %w", ref, err)
+	}
+	return img, nil
+}
+
+func hostPlatform() v1.Platform {
+	return v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
+}
+
+// scratch is an image with no layers and OCI media types (ggcr's
+// empty.Image is Docker-typed).
+func scratch(p v1.Platform) (v1.Image, error) {
+	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
+	return mutate.ConfigFile(img, &v1.ConfigFile{
+		OS:           p.OS,
+		Architecture: p.Architecture,
+		Variant:      p.Variant,
+		RootFS:       v1.RootFS{Type: "layers"},
+	})
+}
+
+func pullRemote(ctx context.Context, ref string, p v1.Platform, o registryOptions) (v1.Image, error) {
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		return nil, err
+	}
+	if opts := o.nameOptions(r.Context().RegistryStr()); opts != nil {
+		if r, err = name.ParseReference(ref, opts...); err != nil {
+			return nil, err
+		}
+	}
+	return remote.Image(r, append(o.remote(ctx), remote.WithPlatform(p))...)
+}
+
+// pullLayout opens DIR, DIR:TAG or DIR@sha256:… of an OCI image layout.
+func pullLayout(spec string, p v1.Platform) (v1.Image, error) {
+	dir, tag, digest := splitLayoutRef(spec)
+	idx, err := layout.ImageIndexFromPath(dir)
+	if err != nil {
+		return nil, err
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return nil, err
+	}
+	var found []v1.Descriptor
+	for _, d := range im.Manifests {
+		switch {
+		case digest != "":
+			if d.Digest.String() == digest {
+				found = append(found, d)
+			}
+		case tag != "":
+			if d.Annotations[ocispec.AnnotationRefName] == tag {
+				found = append(found, d)
+			}
+		default:
+			found = append(found, d)
+		}
+	}
+	if len(found) == 0 && digest != "" {
+		// The digest may name an image the index does not list (for
+		// example one of a nested index's manifests).
+		h, err := v1.NewHash(digest)
+		if err != nil {
+			return nil, err
+		}
+		return idx.Image(h)
+	}
+	switch {
+	case len(found) == 0 && tag != "":
+		return nil, fmt.Errorf("no image tagged %q in %s", tag, dir)
+	case len(found) == 0:
+		return nil, fmt.Errorf("no image in %s", dir)
+	case len(found) > 1 && tag == "" && digest == "":
+		return nil, fmt.Errorf("%s holds %d images: name one with :TAG or @sha256:…", dir, len(found))
+	}
+	return imageFor(idx, found[0], p)
+}
+
+// imageFor opens the image d names, choosing by platform if d is an index.
+func imageFor(idx v1.ImageIndex, d v1.Descriptor, p v1.Platform) (v1.Image, error) {
+	if !d.MediaType.IsIndex() {
+		return idx.Image(d.Digest)
+	}
+	child, err := idx.ImageIndex(d.Digest)
+	if err != nil {
+		return nil, err
+	}
+	cm, err := child.IndexManifest()
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range cm.Manifests {
+		if m.Platform != nil && m.Platform.Satisfies(p) {
+			return imageFor(child, m, p)
+		}
+	}
+	return nil, fmt.Errorf("index %s has no image for platform %s", d.Digest, p.String())
+}
+
+// splitLayoutRef splits DIR[:TAG|@sha256:…]. A colon before the last slash
+// belongs to DIR.
+func splitLayoutRef(spec string) (dir, tag, digest string) {
+	if i := strings.LastIndex(spec, "@"); i >= 0 && strings.HasPrefix(spec[i+1:], "sha256:") {
+		return spec[:i], "", spec[i+1:]
+	}
+	slash := strings.LastIndex(spec, "/")
+	if i := strings.LastIndex(spec, ":"); i > slash {
+		return spec[:i], spec[i+1:], ""
+	}
+	return spec, "", ""
+}
