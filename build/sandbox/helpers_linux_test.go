@@ -3,9 +3,15 @@ package sandbox
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/stratabuild/strata/internal/testutil"
@@ -55,4 +61,85 @@ func run(ctx context.Context, t testing.TB, o Options) result {
 	o.Stdout, o.Stderr = &stdout, &stderr
 	err := Run(ctx, o)
 	return result{stdout.String(), stderr.String(), err}
+}
+
+// describe returns "mode uid:gid" of path, e.g. "drwxr-xr-x 0:0".
+func describe(t testing.TB, path string) string {
+	t.Helper()
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	return fmt.Sprintf("%v %d:%d", fi.Mode(), st.Uid, st.Gid)
+}
+
+// assertNoTraces checks that container id left no runtime state in
+// stateDir and no cgroup in any hierarchy.
+func assertNoTraces(t testing.TB, id, stateDir string) {
+	t.Helper()
+	if entries, err := os.ReadDir(stateDir); err != nil || len(entries) != 0 {
+		t.Errorf("runtime state dir %s: entries %v (%v), want none", stateDir, entries, err)
+	}
+	mounts := cgroupMounts()
+	if len(mounts) == 0 {
+		t.Fatal("no cgroup hierarchy found in /proc/self/mountinfo")
+	}
+	for _, m := range mounts {
+		p := filepath.Join(m, cgroupParent, id)
+		if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("cgroup %s left behind (Stat: %v)", p, err)
+		}
+	}
+}
+
+// tree describes every entry under root: relative path → type, mode,
+// owner, size and content or link target.
+func tree(t testing.TB, root string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		desc := describe(t, p)
+		switch {
+		case d.Type()&fs.ModeSymlink != 0:
+			l, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			desc += " -> " + l
+		case d.Type().IsRegular():
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			desc += fmt.Sprintf(" %x", sha256.Sum256(b))
+		}
+		out[rel] = desc
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// mountsUnder returns the mount points at or below dir.
+func mountsUnder(t testing.TB, dir string) []string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for line := range strings.SplitSeq(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
+			out = append(out, f[4])
+		}
+	}
+	return out
 }

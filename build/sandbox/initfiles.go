@@ -9,21 +9,23 @@ import (
 	"path/filepath"
 )
 
-// hostResolvConf is the host file copied to the container's /etc/resolv.conf.
-// A variable so tests can point it elsewhere.
-var hostResolvConf = "/etc/resolv.conf"
+// Host files the init files are made from; variables so tests can point
+// them elsewhere.
+var (
+	hostHosts      = "/etc/hosts"
+	hostResolvConf = "/etc/resolv.conf"
+)
 
-// systemdResolvConf lists the upstream servers when the host's
-// /etc/resolv.conf points at systemd-resolved's 127.0.0.53 stub, which is
-// unreachable from another network namespace.
-const systemdResolvConf = "/run/systemd/resolve/resolv.conf"
+// noneResolvConf is /etc/resolv.conf with network none: no server is
+// reachable, so none is listed and lookups fail at once.
+const noneResolvConf = "# strata: network none, no name servers\n"
 
 // writeInitFiles writes the container's /etc/hosts, /etc/resolv.conf and
 // /etc/hostname into dir (outside the rootfs) and returns their paths.
 //
-// hosts: localhost and the hostname on 127.0.0.1, plus the host's entries
-// with host networking. resolv.conf: a copy of the host's for both network
-// modes (with none, lookups fail at once: no route to any server).
+// hosts: localhost and the hostname, plus the host's entries with host
+// networking. resolv.conf: the host's with host networking, else one with no
+// name server.
 func writeInitFiles(dir string, o Options) (initFiles, error) {
 	f := initFiles{
 		Hosts:      filepath.Join(dir, "hosts"),
@@ -32,14 +34,16 @@ func writeInitFiles(dir string, o Options) (initFiles, error) {
 	}
 	var hosts bytes.Buffer
 	fmt.Fprintf(&hosts, "127.0.0.1\tlocalhost %s\n::1\tlocalhost ip6-localhost ip6-loopback\n", o.Hostname)
+	resolv := []byte(noneResolvConf)
 	if o.Network == NetworkHost {
-		if b, err := os.ReadFile("/etc/hosts"); err == nil {
-			hosts.Write(b)
+		b, err := readOptional(hostHosts)
+		if err != nil {
+			return f, err
 		}
-	}
-	resolv, err := readResolvConf()
-	if err != nil {
-		return f, err
+		hosts.Write(b)
+		if resolv, err = readOptional(hostResolvConf); err != nil {
+			return f, err
+		}
 	}
 	for _, w := range []struct {
 		name string
@@ -56,20 +60,15 @@ func writeInitFiles(dir string, o Options) (initFiles, error) {
 	return f, nil
 }
 
-// readResolvConf returns the host's resolver config, or an empty one when the
-// host has none.
-func readResolvConf() ([]byte, error) {
-	b, err := os.ReadFile(hostResolvConf)
+// readOptional returns the content of the host file name, or nothing when
+// the host has none.
+func readOptional(name string) ([]byte, error) {
+	b, err := os.ReadFile(name)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading host resolv.conf: %w", err)
-	}
-	if bytes.Contains(b, []byte("nameserver 127.0.0.53")) {
-		if alt, err := os.ReadFile(systemdResolvConf); err == nil {
-			return alt, nil
-		}
+		return nil, fmt.Errorf("reading host %s: %w", name, err)
 	}
 	return b, nil
 }

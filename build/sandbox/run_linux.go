@@ -99,10 +99,13 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 	o.Log.Debug("running", "id", o.ID, "args", o.Args, "user", o.User, "cwd", o.Cwd, "network", o.Network, "rootfs", o.Rootfs)
 	start := time.Now()
+	runs.RLock()
 	status, runErr := runForeground(ctx, r, o, bundle)
 	if derr := remove(ctx, r, o.ID, stateDir); derr != nil {
 		runErr = errors.Join(runErr, derr)
 	}
+	runs.RUnlock()
+	removeCgroupParent()
 	o.Log.Debug("ran", "id", o.ID, "status", status, "elapsed", time.Since(start))
 	switch {
 	case ctx.Err() != nil:

@@ -12,6 +12,10 @@ import (
 // runtimes (runc 1.1, crun 1.8) reject 1.2.0 and later.
 const specVersion = "1.0.2"
 
+// cgroupParent is the cgroup (in every hierarchy) under which each
+// container gets its own, /strata/<id>.
+const cgroupParent = "strata"
+
 // defaultCaps is docker's default capability set (CapEff 0xa80425fb).
 var defaultCaps = []string{
 	"CAP_CHOWN",
@@ -117,7 +121,7 @@ func buildSpec(o Options, u execUser, f initFiles) *specs.Spec {
 			// (null, zero, full, random, urandom, tty, ptmx, pts) and
 			// creates those device nodes in /dev.
 			Resources:     &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}},
-			CgroupsPath:   "/strata/" + o.ID,
+			CgroupsPath:   "/" + cgroupParent + "/" + o.ID,
 			MaskedPaths:   maskedPaths,
 			ReadonlyPaths: readonlyPaths,
 		},
