@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -304,3 +305,25 @@ func TestRunCancel(t *testing.T) {
 type writerFunc func([]byte)
 
 func (f writerFunc) Write(p []byte) (int, error) { f(p); return len(p), nil }
+
+func TestRunRuntime(t *testing.T) {
+	requireRunc(t)
+	t.Parallel()
+	path, err := exec.LookPath("runc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := run(t.Context(), t, Options{Rootfs: busybox(t), Runtime: path, Args: []string{"echo", "ok"}})
+	if r.err != nil || r.stdout != "ok\n" {
+		t.Errorf("Run(Runtime: %s) = %q, %v; want \"ok\\n\", nil", path, r.stdout, r.err)
+	}
+	rootfs := busybox(t)
+	before := tree(t, rootfs)
+	r = run(t.Context(), t, Options{Rootfs: rootfs, Runtime: "no-such-runtime", Args: []string{"true"}})
+	if r.err == nil || !strings.Contains(r.err.Error(), "no-such-runtime") {
+		t.Errorf("Run(Runtime: no-such-runtime) = %v, want an error naming the runtime", r.err)
+	}
+	if diff := cmp.Diff(before, tree(t, rootfs)); diff != "" {
+		t.Errorf("rootfs after a failed start (-want +got):\n%s", diff)
+	}
+}
