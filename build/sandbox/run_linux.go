@@ -67,7 +67,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err != nil {
 		return fmt.Errorf("creating bundle: %w", err)
 	}
-	defer os.RemoveAll(bundle)
+	defer func() { err = errors.Join(err, removeDir("bundle", bundle)) }()
 	files, err := writeInitFiles(bundle, o)
 	if err != nil {
 		return err
@@ -81,12 +81,19 @@ func Run(ctx context.Context, o Options) (err error) {
 		return fmt.Errorf("writing runtime config: %w", err)
 	}
 
+	return execute(ctx, o, bundle)
+}
+
+// execute runs the container of bundle with the runtime and maps its outcome
+// to Run's errors. The container's state and cgroup are gone when it
+// returns.
+func execute(ctx context.Context, o Options, bundle string) (err error) {
 	stateDir := o.StateDir
 	if stateDir == "" {
 		if stateDir, err = os.MkdirTemp("", "strata-runc-"); err != nil {
 			return fmt.Errorf("creating runtime state dir: %w", err)
 		}
-		defer os.RemoveAll(stateDir)
+		defer func() { err = errors.Join(err, removeDir("runtime state dir", stateDir)) }()
 	}
 	r := &runc.Runc{
 		Command:   o.Runtime,
@@ -101,25 +108,28 @@ func Run(ctx context.Context, o Options) (err error) {
 	start := time.Now()
 	runs.RLock()
 	status, runErr := runForeground(ctx, r, o, bundle)
-	if derr := remove(ctx, r, o.ID, stateDir); derr != nil {
-		runErr = errors.Join(runErr, derr)
-	}
+	cleanErr := remove(ctx, r, o.ID, stateDir)
 	runs.RUnlock()
 	removeCgroupParent()
 	o.Log.Debug("ran", "id", o.ID, "status", status, "elapsed", time.Since(start))
-	switch {
-	case ctx.Err() != nil:
-		return fmt.Errorf("running %s: %w", o.Args[0], ctx.Err())
-	case status == 0 && runErr == nil:
-		return nil
+	if ctx.Err() != nil {
+		return errors.Join(fmt.Errorf("running %s: %w", o.Args[0], ctx.Err()), cleanErr)
 	}
+	if runErr == nil && status == 0 {
+		return cleanErr
+	}
+	// The runtime logs why it could not create or start the container
+	// (exit status 1 then is its own, not the process's).
 	if msg := runtimeError(r.Log); msg != "" {
-		return fmt.Errorf("%s: %s", o.Runtime, msg)
+		runErr = errors.New(msg)
 	}
-	if status > 0 {
-		return errors.Join(&ExitError{Status: status}, runErr) // runErr: cleanup only
+	if runErr != nil {
+		return errors.Join(fmt.Errorf("running %s: %w", o.Runtime, runErr), cleanErr)
 	}
-	return fmt.Errorf("running %s: %w", o.Runtime, runErr)
+	if cleanErr != nil {
+		return errors.Join(&ExitError{Status: status}, cleanErr)
+	}
+	return &ExitError{Status: status}
 }
 
 // runForeground runs the container in the foreground and returns its exit status. On
@@ -165,6 +175,14 @@ func remove(ctx context.Context, r *runc.Runc, id, stateDir string) error {
 		return nil
 	}
 	return fmt.Errorf("deleting container %s: %w", id, err)
+}
+
+// removeDir removes dir, one of Run's temp dirs described by what.
+func removeDir(what, dir string) error {
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("removing %s: %w", what, err)
+	}
+	return nil
 }
 
 // runtimeError returns the last error the runtime logged (it could not

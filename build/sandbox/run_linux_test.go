@@ -264,6 +264,9 @@ true
 	}
 }
 
+// TestRunCancel: output streams while the process runs ("started" arrives
+// before it exits), and cancelling ctx kills it at once and leaves no runtime
+// state or cgroup.
 func TestRunCancel(t *testing.T) {
 	requireRunc(t)
 	t.Parallel()
