@@ -1,0 +1,27 @@
+// Package sandbox runs one process in a root filesystem with an OCI runtime
+// (runc by default), the way a build step runs.
+//
+// Input: an Options — a rootfs directory (normally a merged overlay mount),
+// argv, environment, user, working directory, network mode ("none" or
+// "host"), hostname and extra bind/tmpfs mounts. Output: the process's
+// stdout and stderr, streamed to the given writers, and its exit status (an
+// *ExitError when non-zero). Side effects on the rootfs are only what the
+// process wrote plus a created working directory: the init files
+// (/etc/hosts, /etc/resolv.conf, /etc/hostname) are bind-mounted from
+// outside the rootfs and the mount stubs the runtime creates are removed
+// afterwards. Nothing else is left behind: no runtime state, cgroup, temp
+// dir or mount.
+//
+// The container gets pid, mount, uts and ipc namespaces (and a fresh network
+// namespace with only loopback, up, for network "none"), docker's default
+// capabilities, no_new_privileges, docker's masked and read-only /proc paths,
+// and a read-only /sys. Its cgroup is /strata/<id>, removed with the
+// container.
+//
+// The runtime is any OCI runtime binary that accepts runc's command line
+// (runc, crun); only runc 1.1 (Debian 12) is tested. crun 1.8 rejects hybrid
+// cgroup v1 hosts.
+//
+// LookupOwner resolves a copy step's owner from the rootfs's passwd and
+// group files without running anything.
+package sandbox

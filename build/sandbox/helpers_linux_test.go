@@ -1,0 +1,145 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/stratabuild/strata/internal/testutil"
+)
+
+var (
+	probeOnce sync.Once
+	probeErr  error
+)
+
+// requireRunc skips (or fails under STRATA_REQUIRE_PRIVILEGED=1) unless a
+// container really runs: root, runc installed, cgroups and namespaces usable.
+func requireRunc(t testing.TB) {
+	t.Helper()
+	testutil.RequireRoot(t)
+	probeOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "strata-probe-")
+		if err != nil {
+			probeErr = err
+			return
+		}
+		defer os.RemoveAll(dir)
+		testutil.BusyboxRootfs(t, dir)
+		probeErr = Run(t.Context(), Options{Rootfs: dir, Args: []string{"true"}})
+	})
+	testutil.Require(t, "runc", func() error { return probeErr }, "apt-get install -y runc; run the tests as root")
+}
+
+// busybox returns a fresh busybox rootfs in a temp dir.
+func busybox(t testing.TB) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "rootfs")
+	testutil.BusyboxRootfs(t, dir)
+	return dir
+}
+
+// result is what a run produced.
+type result struct {
+	stdout, stderr string
+	err            error
+}
+
+// run runs args in rootfs with o's other fields, capturing output.
+func run(ctx context.Context, t testing.TB, o Options) result {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	o.Stdout, o.Stderr = &stdout, &stderr
+	err := Run(ctx, o)
+	return result{stdout.String(), stderr.String(), err}
+}
+
+// describe returns "mode uid:gid" of path, e.g. "drwxr-xr-x 0:0".
+func describe(t testing.TB, path string) string {
+	t.Helper()
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	return fmt.Sprintf("%v %d:%d", fi.Mode(), st.Uid, st.Gid)
+}
+
+// assertNoTraces checks that container id left no runtime state in
+// stateDir and no cgroup in any hierarchy.
+func assertNoTraces(t testing.TB, id, stateDir string) {
+	t.Helper()
+	if entries, err := os.ReadDir(stateDir); err != nil || len(entries) != 0 {
+		t.Errorf("runtime state dir %s: entries %v (%v), want none", stateDir, entries, err)
+	}
+	mounts := cgroupMounts()
+	if len(mounts) == 0 {
+		t.Fatal("no cgroup hierarchy found in /proc/self/mountinfo")
+	}
+	for _, m := range mounts {
+		p := filepath.Join(m, cgroupParent, id)
+		if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("cgroup %s left behind (Stat: %v)", p, err)
+		}
+	}
+}
+
+// tree describes every entry under root: relative path → type, mode,
+// owner, size and content or link target.
+func tree(t testing.TB, root string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		desc := describe(t, p)
+		switch {
+		case d.Type()&fs.ModeSymlink != 0:
+			l, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			desc += " -> " + l
+		case d.Type().IsRegular():
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			desc += fmt.Sprintf(" %x", sha256.Sum256(b))
+		}
+		out[rel] = desc
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// mountsUnder returns the mount points at or below dir.
+func mountsUnder(t testing.TB, dir string) []string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for line := range strings.SplitSeq(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
+			out = append(out, f[4])
+		}
+	}
+	return out
+}

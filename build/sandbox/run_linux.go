@@ -1,0 +1,244 @@
+package sandbox
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"time"
+
+	runc "github.com/containerd/go-runc"
+	"golang.org/x/sys/unix"
+)
+
+// killInterval is how often a cancelled run re-sends SIGKILL until the
+// runtime reports the container gone (the first may land before the
+// container exists).
+const killInterval = 50 * time.Millisecond
+
+// Run runs o.Args in o.Rootfs with the OCI runtime and waits for it to exit.
+// A non-zero exit is an *ExitError. When ctx is cancelled the container is
+// killed and Run returns ctx's error. On every path the container, its
+// runtime state and cgroup, the bundle, and the mount stubs left in the
+// rootfs are removed.
+func Run(ctx context.Context, o Options) (err error) {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	o, err = o.withDefaults()
+	if err != nil {
+		return fmt.Errorf("sandbox options: %w", err)
+	}
+	if o.Rootfs, err = filepath.Abs(o.Rootfs); err != nil {
+		return fmt.Errorf("rootfs: %w", err)
+	}
+	if fi, err := os.Stat(o.Rootfs); err != nil {
+		return fmt.Errorf("rootfs: %w", err)
+	} else if !fi.IsDir() {
+		return fmt.Errorf("rootfs %s is not a directory", o.Rootfs)
+	}
+	u, err := lookupUser(o.Rootfs, o.User)
+	if err != nil {
+		return err
+	}
+	// The working directory is a change the caller keeps: create it before
+	// recording stubs so it is never taken for one.
+	if err := makeCwd(o.Rootfs, o.Cwd); err != nil {
+		return err
+	}
+	stubs, err := RecordStubs(o.Rootfs, mountTargets(o))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := stubs.Clean(); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+	}()
+
+	bundle, err := os.MkdirTemp("", "strata-bundle-")
+	if err != nil {
+		return fmt.Errorf("creating bundle: %w", err)
+	}
+	defer func() { err = errors.Join(err, removeDir("bundle", bundle)) }()
+	files, err := writeInitFiles(bundle, o)
+	if err != nil {
+		return err
+	}
+	spec := buildSpec(o, u, files)
+	b, err := json.MarshalIndent(spec, "", "\t")
+	if err != nil {
+		return fmt.Errorf("encoding runtime config: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(bundle, "config.json"), b, 0o600); err != nil {
+		return fmt.Errorf("writing runtime config: %w", err)
+	}
+
+	return execute(ctx, o, bundle)
+}
+
+// execute runs the container of bundle with the runtime and maps its outcome
+// to Run's errors. The container's state and cgroup are gone when it
+// returns.
+func execute(ctx context.Context, o Options, bundle string) (err error) {
+	stateDir := o.StateDir
+	if stateDir == "" {
+		if stateDir, err = os.MkdirTemp("", "strata-runc-"); err != nil {
+			return fmt.Errorf("creating runtime state dir: %w", err)
+		}
+		defer func() { err = errors.Join(err, removeDir("runtime state dir", stateDir)) }()
+	}
+	r := &runc.Runc{
+		Command:   o.Runtime,
+		Root:      stateDir,
+		Log:       filepath.Join(bundle, "runtime.log"),
+		LogFormat: runc.JSON,
+		// Own process group: a terminal's ^C reaches strata, which cancels
+		// ctx, rather than racing it to the runtime.
+		Setpgid: true,
+	}
+	o.Log.Debug("running", "id", o.ID, "args", o.Args, "user", o.User, "cwd", o.Cwd, "network", o.Network, "rootfs", o.Rootfs)
+	start := time.Now()
+	runs.RLock()
+	status, runErr := runForeground(ctx, r, o, bundle)
+	cleanErr := remove(ctx, r, o.ID, stateDir)
+	runs.RUnlock()
+	removeCgroupParent()
+	o.Log.Debug("ran", "id", o.ID, "status", status, "elapsed", time.Since(start))
+	if ctx.Err() != nil {
+		return errors.Join(fmt.Errorf("running %s: %w", o.Args[0], ctx.Err()), cleanErr)
+	}
+	if runErr == nil && status == 0 {
+		return cleanErr
+	}
+	// The runtime logs why it could not create or start the container
+	// (exit status 1 then is its own, not the process's).
+	if msg := runtimeError(r.Log); msg != "" {
+		runErr = errors.New(msg)
+	}
+	if runErr != nil {
+		return errors.Join(fmt.Errorf("running %s: %w", o.Runtime, runErr), cleanErr)
+	}
+	if cleanErr != nil {
+		return errors.Join(&ExitError{Status: status}, cleanErr)
+	}
+	return &ExitError{Status: status}
+}
+
+// runForeground runs the container in the foreground and returns its exit status. On
+// ctx cancel it SIGKILLs the container until the runtime returns.
+func runForeground(ctx context.Context, r *runc.Runc, o Options, bundle string) (int, error) {
+	// The runtime's own commands must outlive ctx: killing `runc run`
+	// would orphan the container rather than stop it.
+	rctx := context.WithoutCancel(ctx)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		select {
+		case <-done:
+			return
+		case <-ctx.Done():
+		}
+		t := time.NewTicker(killInterval)
+		defer t.Stop()
+		for {
+			_ = r.Kill(rctx, o.ID, int(unix.SIGKILL), nil)
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	})
+	status, err := r.Run(rctx, o.ID, bundle, &runc.CreateOpts{IO: &stdio{o.Stdout, o.Stderr}})
+	close(done)
+	wg.Wait()
+	var exitErr *runc.ExitError
+	if errors.As(err, &exitErr) {
+		err = nil // the status says it
+	}
+	return status, err
+}
+
+// remove deletes the container's runtime state (and with it its cgroup).
+// A foreground run usually deleted it already.
+func remove(ctx context.Context, r *runc.Runc, id, stateDir string) error {
+	err := r.Delete(context.WithoutCancel(ctx), id, &runc.DeleteOpts{Force: true})
+	if _, serr := os.Stat(filepath.Join(stateDir, id)); errors.Is(serr, fs.ErrNotExist) {
+		return nil
+	}
+	return fmt.Errorf("deleting container %s: %w", id, err)
+}
+
+// removeDir removes dir, one of Run's temp dirs described by what.
+func removeDir(what, dir string) error {
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("removing %s: %w", what, err)
+	}
+	return nil
+}
+
+// runtimeError returns the last error the runtime logged (it could not
+// create or start the container), or "".
+func runtimeError(logPath string) string {
+	f, err := os.Open(logPath)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	var msg string
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		var rec struct{ Level, Msg string }
+		if json.Unmarshal(s.Bytes(), &rec) == nil && (rec.Level == "error" || rec.Level == "fatal") {
+			msg = rec.Msg
+		}
+	}
+	return msg
+}
+
+// makeCwd creates dir inside rootfs when missing, with its missing parents,
+// root-owned and 0755 as docker creates a WORKDIR.
+func makeCwd(rootfs, dir string) error {
+	missing, err := missingPaths(rootfs, dir)
+	if err != nil {
+		return fmt.Errorf("creating working directory %s: %w", dir, err)
+	}
+	for _, p := range missing {
+		if err := os.Mkdir(p, 0o755); err != nil {
+			return fmt.Errorf("creating working directory %s: %w", dir, err)
+		}
+		if err := os.Chmod(p, 0o755); err != nil {
+			return fmt.Errorf("creating working directory %s: %w", dir, err)
+		}
+		if err := os.Lchown(p, 0, 0); err != nil {
+			return fmt.Errorf("creating working directory %s: %w", dir, err)
+		}
+	}
+	return nil
+}
+
+// stdio connects the runtime's (and so the process's) stdout and stderr to
+// the caller's writers, and stdin to /dev/null. With no terminal the runtime
+// hands its own stdio to the process, so output streams live.
+type stdio struct{ stdout, stderr io.Writer }
+
+func (s *stdio) Set(cmd *exec.Cmd) {
+	cmd.Stdout, cmd.Stderr = s.stdout, s.stderr
+	// Do not wait forever for output copying if a descendant escaped
+	// with the pipe.
+	cmd.WaitDelay = 5 * time.Second
+}
+func (s *stdio) Close() error          { return nil }
+func (s *stdio) Stdin() io.WriteCloser { return nil }
+func (s *stdio) Stdout() io.ReadCloser { return nil }
+func (s *stdio) Stderr() io.ReadCloser { return nil }
+
+var _ runc.IO = (*stdio)(nil)

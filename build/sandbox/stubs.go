@@ -1,0 +1,181 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Stubs are the mount targets (and their missing parents) that did not exist
+// in a rootfs before a run. The runtime creates them as empty files or
+// directories to mount on; Clean removes those still empty afterwards, so
+// they never reach a layer.
+type Stubs struct {
+	rootfs  string
+	paths   []string             // host paths, deepest first
+	parents map[string]time.Time // existing dir holding a stub → its mtime before the run
+}
+
+// RecordStubs records which of targets (absolute paths inside rootfs) are
+// missing in rootfs, with their missing parents. Symlinks are followed inside
+// rootfs the way the runtime follows them, so a dangling /etc/resolv.conf
+// link records the file it points to.
+func RecordStubs(rootfs string, targets []string) (*Stubs, error) {
+	s := &Stubs{rootfs: rootfs, parents: map[string]time.Time{}}
+	seen := map[string]bool{}
+	for _, t := range targets {
+		missing, err := missingPaths(rootfs, t)
+		if err != nil {
+			return nil, fmt.Errorf("recording mount stub %s: %w", t, err)
+		}
+		if len(missing) > 0 {
+			parent := filepath.Dir(missing[0])
+			if fi, err := os.Stat(parent); err == nil {
+				s.parents[parent] = fi.ModTime()
+			}
+		}
+		for _, p := range missing {
+			if !seen[p] {
+				seen[p] = true
+				s.paths = append(s.paths, p)
+			}
+		}
+	}
+	// Children before parents, so a parent emptied by removing its stub
+	// children is removed too.
+	slices.SortStableFunc(s.paths, func(a, b string) int {
+		return strings.Count(b, "/") - strings.Count(a, "/")
+	})
+	return s, nil
+}
+
+// Paths returns the recorded stub paths, relative to the rootfs, deepest
+// first.
+func (s *Stubs) Paths() []string {
+	out := make([]string, len(s.paths))
+	for i, p := range s.paths {
+		out[i], _ = filepath.Rel(s.rootfs, p)
+	}
+	return out
+}
+
+// Clean removes each recorded stub that is now an empty directory or an
+// empty regular file; anything else the run put there is kept. It then
+// restores the mtime of the directories that held removed stubs: to its
+// value before the run when nothing but the stubs touched the directory
+// (so an overlay copy-up of /etc matches the lower /etc), else to its value
+// before the removal.
+func (s *Stubs) Clean() error {
+	var errs []error
+	mtimes := map[string]time.Time{} // parent → mtime before the first removal in it
+	newest := map[string]time.Time{} // parent → newest mtime of a stub removed from it
+	for _, p := range s.paths {
+		fi, err := os.Lstat(p)
+		if err != nil || !isEmpty(p, fi) {
+			continue // never created, already gone, or kept by the run
+		}
+		parent := filepath.Dir(p)
+		if _, ok := mtimes[parent]; !ok {
+			if pfi, err := os.Stat(parent); err == nil {
+				mtimes[parent] = pfi.ModTime()
+			}
+		}
+		if fi.ModTime().After(newest[parent]) {
+			newest[parent] = fi.ModTime()
+		}
+		if err := os.Remove(p); err != nil {
+			errs = append(errs, fmt.Errorf("removing mount stub: %w", err))
+		}
+	}
+	for parent, m := range mtimes {
+		if before, ok := s.parents[parent]; ok && !m.After(newest[parent]) {
+			m = before
+		}
+		// A parent that was itself a stub may be gone: ignore.
+		_ = os.Chtimes(parent, time.Time{}, m)
+	}
+	return errors.Join(errs...)
+}
+
+// isEmpty reports whether p is an empty directory or an empty regular file.
+func isEmpty(p string, fi fs.FileInfo) bool {
+	switch {
+	case fi.IsDir():
+		entries, err := os.ReadDir(p)
+		return err == nil && len(entries) == 0
+	case fi.Mode().IsRegular():
+		return fi.Size() == 0
+	}
+	return false
+}
+
+// missingPaths resolves target inside rootfs, following symlinks as if
+// rootfs were "/", and returns the host paths of the components that do not
+// exist, parents first. A component that exists but is not a directory ends
+// the walk: the runtime will report that itself.
+func missingPaths(rootfs, target string) ([]string, error) {
+	queue := splitPath(target)
+	cur := "/"
+	links := 0
+	var missing []string
+	for len(queue) > 0 {
+		c := queue[0]
+		queue = queue[1:]
+		if c == ".." {
+			cur = path.Dir(cur)
+			continue
+		}
+		next := path.Join(cur, c)
+		host := filepath.Join(rootfs, next)
+		if len(missing) > 0 {
+			missing = append(missing, host)
+			cur = next
+			continue
+		}
+		fi, err := os.Lstat(host)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			missing = append(missing, host)
+			cur = next
+			continue
+		case errors.Is(err, syscall.ENOTDIR):
+			return nil, nil
+		case err != nil:
+			return nil, err
+		}
+		if fi.Mode()&fs.ModeSymlink == 0 {
+			cur = next
+			continue
+		}
+		if links++; links > 40 {
+			return nil, fmt.Errorf("%s: too many levels of symbolic links", target)
+		}
+		dest, err := os.Readlink(host)
+		if err != nil {
+			return nil, err
+		}
+		if path.IsAbs(dest) {
+			cur = "/"
+		}
+		queue = append(splitPath(dest), queue...)
+	}
+	return missing, nil
+}
+
+// splitPath splits p into its non-empty, non-"." components.
+func splitPath(p string) []string {
+	var out []string
+	for c := range strings.SplitSeq(p, "/") {
+		if c != "" && c != "." {
+			out = append(out, c)
+		}
+	}
+	return out
+}
