@@ -26,14 +26,6 @@ const (
 // writes progress and logs to stderr, never to stdout.
 type Builder func(ctx context.Context, o build.Options, r *recipe.Recipe, stderr io.Writer) (string, error)
 
-// errNotImplemented is what the default Builder returns.
-var errNotImplemented = errors.New("strata build: building is not implemented yet")
-
-// notImplemented is the Builder used until the build package is wired in.
-func notImplemented(context.Context, build.Options, *recipe.Recipe, io.Writer) (string, error) {
-	return "", errNotImplemented
-}
-
 // exitError carries an exit code; printed is true when the message has
 // already been written to stderr.
 type exitError struct {
@@ -50,11 +42,10 @@ func usageErr(format string, args ...any) error {
 	return &exitError{code: ExitUsage, err: fmt.Errorf(format, args...)}
 }
 
-// New returns the strata command; b runs builds (nil: a Builder that
-// reports building is not implemented yet).
+// New returns the strata command; b runs builds (nil: BuildImage).
 func New(b Builder) *cobra.Command {
 	if b == nil {
-		b = notImplemented
+		b = BuildImage
 	}
 	root := &cobra.Command{
 		Use:           "strata",

@@ -138,7 +138,6 @@ func TestBuildExitCodes(t *testing.T) {
 		{name: "cache-from", args: []string{"build", "--cache-from", "r/cache", dir}, code: 2, stderr: "strata: --cache-from: not implemented yet"},
 		{name: "cache-to", args: []string{"build", "--cache-to", "r/cache", dir}, code: 2, stderr: "strata: --cache-to: not implemented yet"},
 		{name: "secret", args: []string{"build", "--secret", "id=a,src=b", dir}, code: 2, stderr: "strata: --secret: not implemented yet"},
-		{name: "metadata-file", args: []string{"build", "--metadata-file", "m.json", dir}, code: 2, stderr: "strata: --metadata-file: not implemented yet"},
 		{name: "push without tag", args: []string{"build", "--push", dir}, code: 2, stderr: "--push needs at least one --tag"},
 		{name: "registry output without tag", args: []string{"build", "-o", "type=registry", dir}, code: 2, stderr: "type=registry needs at least one --tag"},
 		{name: "bad output", args: []string{"build", "-o", "type=tar,dest=x", dir}, code: 2, stderr: `unknown type "tar"`},
@@ -151,7 +150,6 @@ func TestBuildExitCodes(t *testing.T) {
 		{name: "unknown target", args: []string{"build", "--target", "nope", dir}, code: 2, stderr: `--target: unknown target stage "nope"`},
 		{name: "missing recipe", args: []string{"build", t.TempDir()}, code: 2, stderr: "reading recipe"},
 		{name: "invalid recipe", args: []string{"build", "-f", bad, dir}, code: 2, stderr: "five-mistakes.yaml:4:5: step 1: unknown key \"rn\" (did you mean \"run\"?)"},
-		{name: "default builder", args: []string{"build", dir}, code: 1, stderr: "strata: strata build: building is not implemented yet"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

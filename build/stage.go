@@ -1,0 +1,399 @@
+package build
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/stratabuild/strata/build/sandbox"
+	"github.com/stratabuild/strata/commit"
+	"github.com/stratabuild/strata/layers"
+	"github.com/stratabuild/strata/recipe"
+)
+
+// stage builds one stage on top of its base.
+func (b *builder) stage(ctx context.Context, st *recipe.Stage, done map[int]*stageResult) (*stageResult, error) {
+	res, err := b.base(ctx, st, done)
+	if err != nil {
+		return nil, err
+	}
+	if len(st.Unresolved) > 0 {
+		if st, err = st.Expand(res.env); err != nil {
+			return nil, err
+		}
+	}
+	res.stage = st
+	res.env = mergeEnv(res.env, st.Env)
+	if st.Workdir != "" {
+		res.workdir = st.Workdir
+	}
+	if st.User != "" {
+		res.user = st.User
+	}
+	for _, step := range st.Steps {
+		if err := b.step(ctx, res, step); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+// base resolves a stage's from: into an image and the snapshots of its layers.
+func (b *builder) base(ctx context.Context, st *recipe.Stage, done map[int]*stageResult) (*stageResult, error) {
+	var img v1.Image
+	switch st.From.Kind {
+	case recipe.KindStage:
+		prev, ok := done[st.From.Stage]
+		if !ok {
+			return nil, fmt.Errorf("%s: stage %q is not built yet", st.From.Pos, st.From.Ref)
+		}
+		// A stage built on another continues it: same layers, same state.
+		res := *prev
+		res.history = append([]commit.Step(nil), prev.history...)
+		return &res, nil
+	case recipe.KindScratch:
+		img = empty.Image
+	default:
+		start := time.Now()
+		var err error
+		img, err = commit.Pull(ctx, pullRef(st.From), commit.PullOptions{
+			Platform: platform(b.opts.Platform, st.Platform),
+			Insecure: b.opts.InsecureRegistries,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%s: pulling base %s: %w", st.From.Pos, st.From.Ref, err)
+		}
+		b.emit(Event{Kind: EventInfo, Stage: st.Name, Text: fmt.Sprintf("base %s resolved in %s", st.From.Ref, time.Since(start).Round(time.Millisecond))})
+	}
+	res := &stageResult{base: img}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("reading the config of base %s: %w", st.From.Ref, err)
+	}
+	res.env = append([]string(nil), cf.Config.Env...)
+	res.workdir = cf.Config.WorkingDir
+	res.user = cf.Config.User
+	start := time.Now()
+	if res.lowers, err = b.unpack(ctx, img); err != nil {
+		return nil, fmt.Errorf("%s: %w", st.From.Pos, err)
+	}
+	if len(res.lowers) > 0 {
+		b.emit(Event{Kind: EventInfo, Stage: st.Name, Text: fmt.Sprintf("base %s: %d layers ready in %s", st.From.Ref, len(res.lowers), time.Since(start).Round(time.Millisecond))})
+	}
+	return res, nil
+}
+
+func pullRef(base recipe.Base) string {
+	switch base.Kind {
+	case recipe.KindOCILayout:
+		ref := "oci-layout://" + base.Path
+		if base.Digest != "" {
+			return ref + "@" + base.Digest
+		}
+		if base.Tag != "" {
+			return ref + ":" + base.Tag
+		}
+		return ref
+	case recipe.KindDockerArchive:
+		return "docker-archive://" + base.Path
+	}
+	return base.Ref
+}
+
+// platform picks the stage's platform, else --platform, else the host's (nil).
+func platform(flag string, p recipe.Platform) *v1.Platform {
+	s := p.String()
+	if s == "" {
+		s = flag
+	}
+	if s == "" {
+		return nil
+	}
+	parts := strings.Split(s, "/")
+	pl := &v1.Platform{OS: parts[0]}
+	if len(parts) > 1 {
+		pl.Architecture = parts[1]
+	}
+	if len(parts) > 2 {
+		pl.Variant = parts[2]
+	}
+	return pl
+}
+
+// mergeEnv sets vars over env (a KEY=VALUE list), keeping order: a
+// variable already present is replaced in place, a new one appended.
+func mergeEnv(env []string, vars []recipe.EnvVar) []string {
+	out := append([]string(nil), env...)
+	for _, v := range vars {
+		replaced := false
+		for i, kv := range out {
+			if strings.SplitN(kv, "=", 2)[0] == v.Name {
+				out[i] = v.String()
+				replaced = true
+				break
+			}
+		}
+		if !replaced {
+			out = append(out, v.String())
+		}
+	}
+	return out
+}
+
+// stepPos is a step's FILE:LINE, as messages and history show it.
+func stepPos(p recipe.Pos) string {
+	return recipe.Pos{File: p.File, Line: p.Line}.String()
+}
+
+// describe is the one-line summary of a step for progress and history.
+func describe(step *recipe.Step) string {
+	switch step.Kind {
+	case recipe.RunStep:
+		if step.Run.Exec {
+			return fmt.Sprintf("%q", step.Run.Args)
+		}
+		return step.Run.Command
+	case recipe.CopyStep:
+		from := ""
+		if step.Copy.From != nil {
+			from = " from " + step.Copy.From.Ref
+		}
+		return strings.Join(step.Copy.Sources, " ") + from + " to " + step.Copy.To
+	case recipe.EnvStep:
+		parts := make([]string, len(step.Env))
+		for i, e := range step.Env {
+			parts[i] = e.String()
+		}
+		return strings.Join(parts, " ")
+	case recipe.WorkdirStep:
+		return step.Workdir
+	case recipe.UserStep:
+		return step.User
+	}
+	return ""
+}
+
+// step runs one step and records its history entry.
+func (b *builder) step(ctx context.Context, res *stageResult, step *recipe.Step) error {
+	st := res.stage
+	ev := Event{Stage: st.Name, Step: step.Index + 1, Steps: len(st.Steps), Pos: stepPos(step.Pos), Action: step.Kind.String(), Text: describe(step)}
+	if step.Name != "" {
+		ev.Text = step.Name + ": " + ev.Text
+	}
+	start := time.Now()
+	started := ev
+	started.Kind = EventStart
+	b.emit(started)
+
+	var layer *commit.Layer
+	var info *LayerInfo
+	var err error
+	switch step.Kind {
+	case recipe.EnvStep:
+		res.env = mergeEnv(res.env, step.Env)
+	case recipe.WorkdirStep:
+		res.workdir = step.Workdir
+	case recipe.UserStep:
+		res.user = step.User
+	case recipe.RunStep, recipe.CopyStep:
+		layer, info, err = b.fsStep(ctx, res, step, ev)
+	}
+	ev.Duration = time.Since(start)
+	if err != nil {
+		ev.Kind = EventFailed
+		ev.Error = err.Error()
+		b.emit(ev)
+		return err
+	}
+	ev.Kind = EventDone
+	ev.Layer = info
+	b.emit(ev)
+
+	h := commit.Step{CreatedBy: fmt.Sprintf("strata %s %s: %s", stepPos(step.Pos), step.Kind, describe(step)), Comment: step.Name}
+	if layer != nil {
+		h.Layer = layer
+	}
+	res.history = append(res.history, h)
+	b.steps = append(b.steps, StepResult{Stage: st.Name, Pos: ev.Pos, Action: ev.Action, Duration: ev.Duration, Layer: info})
+	return nil
+}
+
+// fsStep runs a step that may change files: mount the stage's snapshots
+// with a fresh upper dir, run or copy, unmount, diff, commit.
+func (b *builder) fsStep(ctx context.Context, res *stageResult, step *recipe.Step, ev Event) (*commit.Layer, *LayerInfo, error) {
+	up, err := b.store.NewUpper(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			up.Discard()
+		}
+	}()
+	target, err := os.MkdirTemp(b.mnt, "step-")
+	if err != nil {
+		return nil, nil, err
+	}
+	defer os.Remove(target)
+	m, err := b.mounter.Mount(ctx, layers.MountOptions{Lowers: res.lowers, Upper: up.Dir, Work: up.Work, Target: target})
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: mounting the step's rootfs: %w", stepPos(step.Pos), err)
+	}
+	defer m.Unmount()
+
+	if step.Kind == recipe.RunStep {
+		err = b.run(ctx, res, step, m.Target(), ev)
+	} else {
+		err = b.copy(ctx, res, step, m.Target())
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := m.Unmount(); err != nil {
+		return nil, nil, fmt.Errorf("%s: unmounting the step's rootfs: %w", stepPos(step.Pos), err)
+	}
+	layer, stats, dir, err := b.diffAndCommit(ctx, up, res.lowers)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", stepPos(step.Pos), err)
+	}
+	if layer == nil {
+		return nil, nil, nil
+	}
+	committed = true
+	res.lowers = append([]string{dir}, res.lowers...)
+	info := &LayerInfo{Added: stats.Added, Modified: stats.Modified, Deleted: stats.Deleted}
+	dg, _ := layer.Digest()
+	diffID, _ := layer.DiffID()
+	info.Digest, info.DiffID = dg.String(), diffID.String()
+	info.Size, _ = layer.Size()
+	return layer, info, nil
+}
+
+// StepError is a run step that exited non-zero: where it is in the recipe,
+// what it ran, how it ended and the last lines it printed.
+type StepError struct {
+	Pos     string // FILE:LINE
+	Step    int    // 1-based
+	Name    string
+	Command string
+	Status  int
+	Tail    []string
+}
+
+func (e *StepError) Error() string {
+	var b strings.Builder
+	name := ""
+	if e.Name != "" {
+		name = fmt.Sprintf(" %q", e.Name)
+	}
+	fmt.Fprintf(&b, "%s: step %d%s: run exited with status %d\n  command: %s", e.Pos, e.Step, name, e.Status, e.Command)
+	if len(e.Tail) > 0 {
+		b.WriteString("\n  last lines of output:")
+		for _, l := range e.Tail {
+			b.WriteString("\n    " + l)
+		}
+	}
+	return b.String()
+}
+
+const tailLines = 20
+
+func (b *builder) run(ctx context.Context, res *stageResult, step *recipe.Step, rootfs string, ev Event) error {
+	r := step.Run
+	out := newLineWriter(tailLines, func(line string) {
+		e := ev
+		e.Kind, e.Text, e.Time = EventOutput, line, time.Time{}
+		b.emit(e)
+	})
+	mounts, cleanup, err := b.mounts(step)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	cwd := res.workdir
+	if cwd == "" {
+		cwd = "/"
+	}
+	err = b.runner.Run(ctx, sandbox.Options{
+		Rootfs:   rootfs,
+		Args:     r.Argv(),
+		Env:      mergeEnv(res.env, r.Env),
+		Cwd:      cwd,
+		User:     res.user,
+		Network:  string(r.Network),
+		Mounts:   mounts,
+		Stdout:   out,
+		Stderr:   out,
+		Runtime:  b.opts.Runtime,
+		StateDir: b.state,
+		Log:      b.log,
+	})
+	var exit *sandbox.ExitError
+	if errors.As(err, &exit) {
+		return &StepError{Pos: stepPos(step.Pos), Step: step.Index + 1, Name: step.Name,
+			Command: strings.Join(r.Argv(), " "), Status: exit.Status, Tail: out.Tail()}
+	}
+	if err != nil {
+		return fmt.Errorf("%s: running step %d: %w", stepPos(step.Pos), step.Index+1, err)
+	}
+	out.Tail()
+	return nil
+}
+
+// mounts turns a run step's cache and tmpfs mounts into sandbox mounts.
+func (b *builder) mounts(step *recipe.Step) ([]sandbox.Mount, func(), error) {
+	var ms []sandbox.Mount
+	for _, m := range step.Run.Mounts {
+		switch m.Type {
+		case recipe.MountTmpfs:
+			ms = append(ms, sandbox.Mount{Type: "tmpfs", Target: m.Target})
+		case recipe.MountCache:
+			dir := filepath.Join(b.opts.Root, "cache", cacheDirName(m.ID))
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return nil, nil, err
+			}
+			ms = append(ms, sandbox.Mount{Type: "bind", Source: dir, Target: m.Target})
+		default:
+			return nil, nil, fmt.Errorf("%s: %s mounts are not implemented yet", m.Pos, m.Type)
+		}
+	}
+	return ms, func() {}, nil
+}
+
+// cacheDirName maps a cache id (often a path) to a file name.
+func cacheDirName(id string) string {
+	return hex.EncodeToString([]byte(id))
+}
+
+func (b *builder) copy(ctx context.Context, res *stageResult, step *recipe.Step, rootfs string) error {
+	c := step.Copy
+	if c.From != nil {
+		return fmt.Errorf("%s: copy from %s is not implemented yet", stepPos(step.Pos), c.From.Ref)
+	}
+	spec := copySpec{Sources: c.Sources, Dest: c.To, Mode: c.Mode, ModTime: b.created}
+	if c.Owner != nil {
+		uid, gid, err := sandbox.LookupOwner(rootfs, c.Owner.String())
+		if err != nil {
+			return fmt.Errorf("%s: copy owner %s: %w", stepPos(step.Pos), c.Owner, err)
+		}
+		spec.UID, spec.GID = uid, gid
+	}
+	ignore, err := loadIgnore(b.recipe.Context)
+	if err != nil {
+		return err
+	}
+	if _, err := copyFromContext(ctx, b.recipe.Context, ignore, rootfs, spec); err != nil {
+		return fmt.Errorf("%s: %w", stepPos(step.Pos), err)
+	}
+	return nil
+}

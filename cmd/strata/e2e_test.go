@@ -1,0 +1,279 @@
+package main_test
+
+// End-to-end tests: the strata binary, built once, run as a user runs it,
+// against real runc, real overlay, a real registry and a real docker daemon.
+// What it produced is checked with tools we did not write (umoci, runc,
+// skopeo, docker).
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/stratabuild/strata/internal/testutil"
+)
+
+var strataBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "strata-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	strataBin = filepath.Join(dir, "strata")
+	cmd := exec.Command("go", "build", "-o", strataBin, ".")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building strata:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// strata runs the binary with extra environment entries.
+func strata(t *testing.T, env []string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(strataBin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	r := result{stdout: stdout.String(), stderr: stderr.String()}
+	var exit *exec.ExitError
+	switch {
+	case errors.As(err, &exit):
+		r.code = exit.ExitCode()
+	case err != nil:
+		t.Fatalf("running strata: %v", err)
+	}
+	return r
+}
+
+// mustBuild runs `strata build` and returns the digest it printed.
+func mustBuild(t *testing.T, env []string, args ...string) string {
+	t.Helper()
+	r := strata(t, env, append([]string{"build"}, args...)...)
+	if r.code != 0 {
+		t.Fatalf("strata build %s: exit %d\n%s", strings.Join(args, " "), r.code, r.stderr)
+	}
+	dg := strings.TrimSpace(r.stdout)
+	if !regexp.MustCompile(`^sha256:[0-9a-f]{64}$`).MatchString(dg) {
+		t.Fatalf("stdout is not only a digest: %q", r.stdout)
+	}
+	return dg
+}
+
+func requireBuildTools(t *testing.T) {
+	t.Helper()
+	testutil.RequireRoot(t)
+	for _, tool := range []string{"runc", "umoci"} {
+		testutil.Require(t, tool, func() error { _, err := exec.LookPath(tool); return err },
+			"apt-get install -y "+tool)
+	}
+}
+
+func run(t *testing.T, env []string, name string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// examplesDir is the repository's examples directory.
+func examplesDir(t *testing.T) string {
+	t.Helper()
+	dir, err := filepath.Abs(filepath.Join("..", "..", "examples"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// writeRecipe writes a build context holding strata.yaml and files.
+func writeRecipe(t *testing.T, yaml string, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	files["strata.yaml"] = yaml
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// ociIndexDigest is the manifest digest a layout's index.json names for ref.
+func ociIndexDigest(t *testing.T, layout, ref string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(layout, "index.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var idx struct {
+		Manifests []struct {
+			Digest      string            `json:"digest"`
+			Annotations map[string]string `json:"annotations"`
+		} `json:"manifests"`
+	}
+	if err := json.Unmarshal(data, &idx); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range idx.Manifests {
+		if m.Annotations["org.opencontainers.image.ref.name"] == ref {
+			return m.Digest
+		}
+	}
+	t.Fatalf("%s/index.json has no ref %q: %s", layout, ref, data)
+	return ""
+}
+
+// runBundle unpacks an image from an OCI layout with umoci and runs it with
+// runc, returning what it printed.
+func runBundle(t *testing.T, layout, ref string) string {
+	t.Helper()
+	bundle := filepath.Join(t.TempDir(), "bundle")
+	run(t, nil, "umoci", "unpack", "--image", layout+":"+ref, bundle)
+	cfgPath := filepath.Join(bundle, "config.json")
+	data, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spec map[string]any
+	if err := json.Unmarshal(data, &spec); err != nil {
+		t.Fatal(err)
+	}
+	spec["process"].(map[string]any)["terminal"] = false
+	data, _ = json.Marshal(spec)
+	if err := os.WriteFile(cfgPath, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	state := t.TempDir()
+	id := fmt.Sprintf("strata-e2e-%d", os.Getpid())
+	cmd := exec.Command("runc", "--root", state, "run", "--bundle", bundle, id)
+	out, err := cmd.CombinedOutput()
+	exec.Command("runc", "--root", state, "delete", "-f", id).Run()
+	if err != nil {
+		t.Fatalf("runc run: %v\n%s", err, out)
+	}
+	return string(out)
+}
+
+// busyboxBase is a --build-arg giving examples/hello its busybox base.
+func busyboxBase(t *testing.T) string {
+	return "BASE=oci-layout://" + testutil.BusyboxLayout(t) + ":" + testutil.BusyboxTag
+}
+
+func TestHelloRunsInRunc(t *testing.T) {
+	requireBuildTools(t)
+	root, out := t.TempDir(), filepath.Join(t.TempDir(), "hello.oci")
+	r := strata(t, nil, "build", "--root", root, "--build-arg", busyboxBase(t),
+		"-t", "hello:latest", "-o", "type=oci,dest="+out, filepath.Join(examplesDir(t), "hello"))
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	dg := strings.TrimSpace(r.stdout)
+	if got := ociIndexDigest(t, out, "hello:latest"); got != dg {
+		t.Errorf("printed digest %s, layout has %s", dg, got)
+	}
+	// Progress: one line per step with its position.
+	if !strings.Contains(r.stderr, "strata.yaml:") {
+		t.Errorf("progress names no recipe position:\n%s", r.stderr)
+	}
+	got := runBundle(t, out, "hello:latest")
+	if !strings.Contains(got, "hello from strata") {
+		t.Errorf("the image printed %q, want it to say hello from strata", got)
+	}
+	assertNoLeftovers(t, root)
+}
+
+// assertNoLeftovers checks that nothing of a finished build stays mounted
+// or running under root.
+func assertNoLeftovers(t *testing.T, root string) {
+	t.Helper()
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(mi), "\n") {
+		if strings.Contains(line, root) {
+			t.Errorf("still mounted: %s", line)
+		}
+	}
+	for _, dir := range []string{"runc", "mnt"} {
+		entries, _ := os.ReadDir(filepath.Join(root, dir))
+		for _, e := range entries {
+			t.Errorf("left behind: %s", filepath.Join(root, dir, e.Name()))
+		}
+	}
+}
+
+func TestFailingStepReportsAndKeepsOutput(t *testing.T) {
+	requireBuildTools(t)
+	ctx := writeRecipe(t, `from: ${BASE}
+args: {BASE: scratch}
+steps:
+  - run: echo preparing > /ok
+  - run: |
+      echo "first line of trouble"
+      echo "boom" >&2
+      exit 3
+    name: doomed
+`, map[string]string{})
+	root, out := t.TempDir(), filepath.Join(t.TempDir(), "img.oci")
+	before := mustBuild(t, nil, "--root", root, "--build-arg", busyboxBase(t), "-t", "x:1", "-o", "type=oci,dest="+out, filepath.Join(examplesDir(t), "hello"))
+
+	r := strata(t, nil, "build", "--root", root, "--build-arg", busyboxBase(t), "-t", "x:1", "-o", "type=oci,dest="+out, ctx)
+	if r.code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", r.code, r.stderr)
+	}
+	if r.stdout != "" {
+		t.Errorf("stdout = %q, want nothing", r.stdout)
+	}
+	for _, want := range []string{"strata.yaml:5", "status 3", `echo "first line of trouble"`, "boom", "doomed"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
+		}
+	}
+	if got := ociIndexDigest(t, out, "x:1"); got != before {
+		t.Errorf("the failed build replaced the good output: %s → %s", before, got)
+	}
+	assertNoLeftovers(t, root)
+}
+
+func TestReproducibleWithSourceDateEpoch(t *testing.T) {
+	requireBuildTools(t)
+	base := busyboxBase(t)
+	env := []string{"SOURCE_DATE_EPOCH=1700000000"}
+	var digests []string
+	for range 2 {
+		out := filepath.Join(t.TempDir(), "img.oci")
+		digests = append(digests, mustBuild(t, env, "--root", t.TempDir(), "--build-arg", base,
+			"-t", "r:1", "-o", "type=oci,dest="+out, filepath.Join(examplesDir(t), "hello")))
+	}
+	if digests[0] != digests[1] {
+		t.Errorf("two builds with SOURCE_DATE_EPOCH gave %s and %s", digests[0], digests[1])
+	}
+}

@@ -1,0 +1,69 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/stratabuild/strata/build"
+	"github.com/stratabuild/strata/recipe"
+)
+
+// BuildImage is the Builder that runs real builds: build.Build with its
+// progress rendered on stderr.
+func BuildImage(ctx context.Context, o build.Options, r *recipe.Recipe, stderr io.Writer) (string, error) {
+	format := o.Progress
+	if format == "" || format == "auto" {
+		format = "plain"
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	res, err := build.Build(ctx, o, r, build.Deps{Progress: build.NewProgressWriter(stderr, format), Log: log})
+	if err != nil {
+		return "", err
+	}
+	if o.MetadataFile != "" {
+		if err := writeMetadata(o.MetadataFile, res); err != nil {
+			return "", err
+		}
+	}
+	return res.Digest, nil
+}
+
+// metadata is what --metadata-file holds.
+type metadata struct {
+	ImageDigest  string             `json:"image.digest"`
+	ConfigDigest string             `json:"containerimage.config.digest"`
+	Steps        []build.StepResult `json:"steps"`
+}
+
+// writeMetadata writes the build's metadata as JSON, through a temp file
+// renamed into place.
+func writeMetadata(path string, res *build.Result) error {
+	data, err := json.MarshalIndent(metadata{ImageDigest: res.Digest, ConfigDigest: res.ConfigDigest, Steps: res.Steps}, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".strata-metadata-*")
+	if err != nil {
+		return fmt.Errorf("writing metadata file: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(append(data, '\n')); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing metadata file: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("writing metadata file: %w", err)
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("writing metadata file: %w", err)
+	}
+	return nil
+}
