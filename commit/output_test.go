@@ -228,3 +228,46 @@ func TestPullLayoutRefs(t *testing.T) {
 		})
 	}
 }
+
+// A failed WriteDockerArchive leaves an existing file as it was and no
+// temp file beside it.
+func TestWriteDockerArchiveFailure(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "img.tar")
+	good := motdImage(t, "good\n")
+	if err := commit.WriteDockerArchive(t.Context(), file, good, []string{"strata.test/a:v1"}); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newLayer(t, map[string]string{"etc/motd": "broken\n"})
+	broken, err := commit.Image(pullBusybox(t), commit.ImageOptions{Steps: []commit.Step{{Layer: l}}, Created: epoch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(l.Path()); err != nil {
+		t.Fatal(err)
+	}
+	if err := commit.WriteDockerArchive(t.Context(), file, broken, []string{"strata.test/a:v1"}); err == nil {
+		t.Fatal("WriteDockerArchive of an image with a missing blob succeeded")
+	}
+	after, err := os.ReadFile(file)
+	if err != nil || string(after) != string(before) {
+		t.Errorf("failed write changed %s (err %v)", file, err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("%d entries in the dir after a failed write, want only the archive", len(entries))
+	}
+	back, err := commit.Pull(t.Context(), "docker-archive://"+file, commit.PullOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A docker archive keeps the config, not the manifest.
+	gotCfg, _ := back.ConfigName()
+	wantCfg, _ := good.ConfigName()
+	if gotCfg != wantCfg {
+		t.Errorf("Pull(docker-archive://) config digest = %v, want %v", gotCfg, wantCfg)
+	}
+}

@@ -52,9 +52,14 @@ type Options struct {
 	// after the standard ones.
 	Mounts []Mount
 	// Stdout and Stderr receive the process output as it is written. nil
-	// discards. Stdin is always /dev/null; there is no terminal.
+	// discards. Two different writers are written from two goroutines; pass
+	// the same (comparable) writer for both to get one interleaved stream
+	// written by one goroutine. Stdin is always /dev/null; there is no
+	// terminal.
 	Stdout, Stderr io.Writer
-	// Runtime is the OCI runtime binary; default "runc".
+	// Runtime is the OCI runtime binary (a name looked up in PATH, or a
+	// path); default "runc". It must take runc's command line (run, kill,
+	// delete, --root, --log); crun does. Only runc is tested.
 	Runtime string
 	// StateDir is the runtime's state root (runc --root). Default: a fresh
 	// directory under os.TempDir, removed after the run. A given StateDir is
