@@ -330,3 +330,16 @@ func TestRunRuntime(t *testing.T) {
 		t.Errorf("rootfs after a failed start (-want +got):\n%s", diff)
 	}
 }
+
+func TestRunCancelledBeforeStart(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	rootfs := t.TempDir()
+	err := Run(ctx, Options{Rootfs: rootfs, Args: []string{"true"}, Cwd: "/work"})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("Run(cancelled ctx) = %v, want context.Canceled", err)
+	}
+	if entries, _ := os.ReadDir(rootfs); len(entries) != 0 {
+		t.Errorf("Run(cancelled ctx) wrote %v in the rootfs, want nothing", entries)
+	}
+}
