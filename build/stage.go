@@ -237,7 +237,9 @@ func (b *builder) fsStep(ctx context.Context, res *stageResult, step *recipe.Ste
 	committed := false
 	defer func() {
 		if !committed {
-			up.Discard()
+			if err := up.Discard(); err != nil {
+				b.log.Warn("removing the step's upper dir", "dir", up.Dir, "err", err)
+			}
 		}
 	}()
 	target, err := os.MkdirTemp(b.mnt, "step-")
@@ -249,7 +251,13 @@ func (b *builder) fsStep(ctx context.Context, res *stageResult, step *recipe.Ste
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: mounting the step's rootfs: %w", stepPos(step.Pos), err)
 	}
-	defer m.Unmount()
+	defer func() {
+		// Unmount is idempotent: after the explicit unmount below this is
+		// a no-op; on an error path it is the one that unmounts.
+		if err := m.Unmount(); err != nil {
+			b.log.Warn("unmounting the step's rootfs", "target", target, "err", err)
+		}
+	}()
 
 	if step.Kind == recipe.RunStep {
 		err = b.run(ctx, res, step, m.Target(), ev)

@@ -88,7 +88,7 @@ func Image(base v1.Image, o ImageOptions) (v1.Image, error) {
 	cfg := baseCfg.DeepCopy()
 	cfg.Author = ""
 	cfg.Container = ""
-	cfg.DockerVersion = ""
+	cfg.DockerVersion = "" //nolint:staticcheck // deprecated in ggcr but still serialised: drop the base's docker provenance
 	cfg.RootFS.Type = "layers"
 	if err := applyConfig(&cfg.Config, o.Config); err != nil {
 		return nil, err

@@ -48,7 +48,7 @@ func (d *decoder) step(n *yaml.Node, s *Stage, st *state, where string) *Step {
 	// env is an action, except beside run, where it is the run's own env.
 	var actions []string
 	for _, k := range m.order {
-		if contains(actionKeys, k) && !(k == "env" && m.has("run")) {
+		if contains(actionKeys, k) && (k != "env" || !m.has("run")) {
 			actions = append(actions, k)
 		}
 	}

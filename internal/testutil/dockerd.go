@@ -67,10 +67,11 @@ func StartDockerd(t testing.TB) string {
 		// its data-root; SIGKILL after 20 s.
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-exited:
+		case err := <-exited:
+			t.Logf("dockerd stopped: %v", err)
 		case <-time.After(20 * time.Second):
 			_ = cmd.Process.Kill()
-			<-exited
+			t.Logf("dockerd killed after 20 s: %v", <-exited)
 		}
 		if err := os.RemoveAll(dir); err != nil {
 			t.Errorf("removing dockerd dirs: %v", err)
@@ -112,7 +113,7 @@ func waitDocker(sock string, exited <-chan error) error {
 		}
 		select {
 		case werr := <-exited:
-			return fmt.Errorf("dockerd exited: %v", werr)
+			return fmt.Errorf("dockerd exited: %w", werr)
 		default:
 		}
 		if time.Now().After(deadline) {

@@ -110,7 +110,7 @@ func StartRegistry(t testing.TB, opts RegistryOptions) *Registry {
 	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		<-exited
+		t.Logf("registry stopped: %v", <-exited)
 	})
 	if err := r.waitReady(opts.TLS, exited); err != nil {
 		logText, _ := os.ReadFile(r.LogPath)
@@ -194,7 +194,7 @@ func (r *Registry) waitReady(useTLS bool, exited <-chan error) error {
 		}
 		select {
 		case werr := <-exited:
-			return fmt.Errorf("exited: %v", werr)
+			return fmt.Errorf("exited: %w", werr)
 		default:
 		}
 		if time.Now().After(deadline) {
