@@ -200,6 +200,21 @@ func TestPullLayoutRefs(t *testing.T) {
 	if err := commit.WriteOCILayout(t.Context(), dir, a, []string{"a"}); err != nil {
 		t.Fatal(err)
 	}
+	full := filepath.Join(t.TempDir(), "full")
+	if err := commit.WriteOCILayout(t.Context(), full, a, []string{"127.0.0.1:5000/x/app:1.0"}); err != nil {
+		t.Fatal(err)
+	}
+	both := filepath.Join(t.TempDir(), "both")
+	if err := commit.WriteOCILayout(t.Context(), both, a, []string{"x/app:1.0"}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := layout.FromPath(both)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendImage(b, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "y/app:1.0"})); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		ref     string
 		want    v1.Hash
@@ -211,6 +226,11 @@ func TestPullLayoutRefs(t *testing.T) {
 		{ref: "oci-layout://" + dir + ":b", wantErr: true},
 		{ref: "oci-layout://" + dir + "@" + digestOf(t, b).String(), wantErr: true},
 		{ref: "oci-layout://" + filepath.Join(dir, "missing"), wantErr: true},
+		// A full ref name is also found by its tag part, as buildx names them.
+		{ref: "oci-layout://" + full + ":1.0", want: digestOf(t, a)},
+		{ref: "oci-layout://" + full + ":app", wantErr: true},
+		{ref: "oci-layout://" + both + ":1.0", wantErr: true}, // two images tagged 1.0
+		{ref: "oci-layout://" + both + ":127.0.0.1:5000/x/app:1.0", wantErr: true},
 	} {
 		t.Run(tc.ref, func(t *testing.T) {
 			img, err := commit.Pull(t.Context(), tc.ref, commit.PullOptions{})

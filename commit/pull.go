@@ -128,6 +128,18 @@ func pullLayout(spec string, p v1.Platform) (v1.Image, error) {
 			found = append(found, d)
 		}
 	}
+	if len(found) == 0 && tag != "" {
+		// strata writes the full --tag ("busybox:latest") as the ref name,
+		// buildx only the tag ("latest"): let :latest name either.
+		for _, d := range im.Manifests {
+			if refTag(d.Annotations[ocispec.AnnotationRefName]) == tag {
+				found = append(found, d)
+			}
+		}
+		if len(found) > 1 {
+			return nil, fmt.Errorf("%s holds %d images tagged %q: name one with @sha256:…", dir, len(found), tag)
+		}
+	}
 	if len(found) == 0 && digest != "" {
 		// The digest may name an image the index does not list (for
 		// example one of a nested index's manifests).
@@ -171,6 +183,15 @@ func imageFor(idx v1.ImageIndex, d v1.Descriptor, p v1.Platform) (v1.Image, erro
 
 // splitLayoutRef splits DIR[:TAG|@sha256:…]. A colon before the last slash
 // belongs to DIR.
+// refTag is the tag part of a ref name such as "reg:5000/app:1.0" ("1.0"),
+// or "" if it has none.
+func refTag(name string) string {
+	if i := strings.LastIndex(name, ":"); i >= 0 && !strings.Contains(name[i:], "/") {
+		return name[i+1:]
+	}
+	return ""
+}
+
 func splitLayoutRef(spec string) (dir, tag, digest string) {
 	if i := strings.LastIndex(spec, "@"); i >= 0 && strings.HasPrefix(spec[i+1:], "sha256:") {
 		return spec[:i], "", spec[i+1:]
