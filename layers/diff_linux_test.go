@@ -95,7 +95,7 @@ func TestDiffEntries(t *testing.T) {
 		},
 		want: []tarEntry{
 			dirE("bin/"),
-			{Name: "bin/o", Type: tar.TypeReg, Mode: 0o644, Uid: 1000, Gid: 1001, Content: "o"},
+			{Name: "bin/o", Type: tar.TypeReg, Mode: 0o644, UID: 1000, GID: 1001, Content: "o"},
 			{Name: "bin/su", Type: tar.TypeReg, Mode: 0o4755, Content: "su"},
 		},
 		stats: DiffStats{Modified: 2},

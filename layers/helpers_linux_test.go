@@ -79,7 +79,7 @@ type tarEntry struct {
 	Name     string
 	Type     byte
 	Mode     int64
-	Uid, Gid int
+	UID, GID int
 	Link     string
 	Dev      string
 	Xattrs   map[string]string
@@ -101,7 +101,7 @@ func readTar(t testing.TB, b []byte) []tarEntry {
 		if hdr.Uname != "" || hdr.Gname != "" || !hdr.AccessTime.IsZero() || !hdr.ChangeTime.IsZero() {
 			t.Errorf("entry %q has uname %q gname %q atime %v ctime %v, want none", hdr.Name, hdr.Uname, hdr.Gname, hdr.AccessTime, hdr.ChangeTime)
 		}
-		e := tarEntry{Name: hdr.Name, Type: hdr.Typeflag, Mode: hdr.Mode, Uid: hdr.Uid, Gid: hdr.Gid, Link: hdr.Linkname}
+		e := tarEntry{Name: hdr.Name, Type: hdr.Typeflag, Mode: hdr.Mode, UID: hdr.Uid, GID: hdr.Gid, Link: hdr.Linkname}
 		if hdr.Typeflag == tar.TypeChar || hdr.Typeflag == tar.TypeBlock {
 			e.Dev = fmt.Sprintf("%d:%d", hdr.Devmajor, hdr.Devminor)
 		}
@@ -125,7 +125,7 @@ func readTar(t testing.TB, b []byte) []tarEntry {
 // node is what a round-trip test compares about one path of a tree.
 type node struct {
 	Mode     uint32 // type and permission bits
-	Uid, Gid uint32
+	UID, GID uint32
 	Content  string // sha256 of a file, target of a symlink
 	Rdev     uint64
 	Xattrs   map[string]string
@@ -146,7 +146,7 @@ func scan(t testing.TB, root string) map[string]node {
 		if err := unix.Lstat(p, &st); err != nil {
 			return err
 		}
-		n := node{Mode: st.Mode, Uid: st.Uid, Gid: st.Gid}
+		n := node{Mode: st.Mode, UID: st.Uid, GID: st.Gid}
 		switch st.Mode & unix.S_IFMT {
 		case unix.S_IFREG:
 			f, err := os.Open(p)

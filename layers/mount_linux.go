@@ -61,7 +61,7 @@ func Mount(ctx context.Context, o MountOptions) (*Mounted, error) {
 		}
 		return nil, fmt.Errorf("mounting overlay on %s: %w", o.Target, err)
 	}
-	m.stop = context.AfterFunc(ctx, func() { m.Unmount() })
+	m.stop = context.AfterFunc(ctx, func() { _ = m.Unmount() }) // the caller gets the error from its own Unmount
 	return m, nil
 }
 

@@ -100,7 +100,7 @@ func (s *Store) Unpack(ctx context.Context, diffID digest.Digest, r io.Reader) (
 	if err != nil {
 		return "", fmt.Errorf("unpacking layer %s: %w", diffID, err)
 	}
-	defer tmp.remove()
+	defer func() { _ = tmp.remove() }()
 	if err := extract(ctx, tmp.dir, diffID, r); err != nil {
 		return "", fmt.Errorf("unpacking layer %s: %w", diffID, err)
 	}
@@ -237,7 +237,7 @@ func (s *Store) NewUpper(ctx context.Context) (*Upper, error) {
 	u := &Upper{Dir: filepath.Join(tmp.dir, "fs"), Work: filepath.Join(tmp.dir, "work"), tmp: tmp}
 	for _, d := range []string{u.Dir, u.Work} {
 		if err := os.Mkdir(d, 0o755); err != nil {
-			tmp.remove()
+			_ = tmp.remove()
 			return nil, fmt.Errorf("making upper dir: %w", err)
 		}
 	}
@@ -328,7 +328,7 @@ func (s *Store) newTemp(kind string) (*tempDir, error) {
 	}
 	t := &tempDir{dir: strings.TrimSuffix(f.Name(), ".lock"), lock: f}
 	if err := os.Mkdir(t.dir, 0o700); err != nil {
-		t.remove()
+		_ = t.remove()
 		return nil, err
 	}
 	return t, nil

@@ -26,7 +26,7 @@ func tarOf(t testing.TB, entries ...tarEntry) []byte {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for _, e := range entries {
-		hdr := &tar.Header{Name: e.Name, Typeflag: e.Type, Mode: e.Mode, Uid: e.Uid, Gid: e.Gid,
+		hdr := &tar.Header{Name: e.Name, Typeflag: e.Type, Mode: e.Mode, Uid: e.UID, Gid: e.GID,
 			Linkname: e.Link, Size: int64(len(e.Content)), ModTime: time.Unix(1e9, 0)}
 		if e.Type != tar.TypeReg {
 			hdr.Size = 0
