@@ -22,7 +22,6 @@ type Mounted struct {
 	mu        sync.Mutex
 	unmounted bool
 	err       error
-	stop      func() bool
 }
 
 // Target returns the dir the merged view is mounted on.
@@ -32,8 +31,10 @@ func (m *Mounted) Target() string { return m.target }
 // with index=off,redirect_dir=off,metacopy=off, which Diff relies on. Each
 // lower dir is passed on its own (fsconfig "lowerdir+"), so hundreds of
 // layers fit; mount(2) is used only where the kernel lacks fsopen. With no
-// lowers (scratch) an empty dir stands in. The overlay is unmounted when
-// ctx is cancelled, if Unmount has not done it before.
+// lowers (scratch) an empty dir stands in. The caller unmounts, on every
+// path (defer m.Unmount()); a cancelled ctx does not unmount by itself,
+// since a runtime still starting in the mount would then write into the
+// bare target dir.
 func Mount(ctx context.Context, o MountOptions) (*Mounted, error) {
 	if o.Upper == "" || o.Work == "" || o.Target == "" {
 		return nil, errors.New("mounting overlay: upper, work and target dirs are required")
@@ -61,7 +62,6 @@ func Mount(ctx context.Context, o MountOptions) (*Mounted, error) {
 		}
 		return nil, fmt.Errorf("mounting overlay on %s: %w", o.Target, err)
 	}
-	m.stop = context.AfterFunc(ctx, func() { _ = m.Unmount() }) // the caller gets the error from its own Unmount
 	return m, nil
 }
 
@@ -146,9 +146,6 @@ func (m *Mounted) Unmount() error {
 		return m.err
 	}
 	m.unmounted = true
-	if m.stop != nil {
-		m.stop()
-	}
 	m.err = m.unmount()
 	return m.err
 }

@@ -10,12 +10,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stratabuild/strata/internal/testutil"
 )
@@ -275,5 +278,127 @@ func TestReproducibleWithSourceDateEpoch(t *testing.T) {
 	}
 	if digests[0] != digests[1] {
 		t.Errorf("two builds with SOURCE_DATE_EPOCH gave %s and %s", digests[0], digests[1])
+	}
+}
+
+// TestCopyFromContext copies files, a directory and a glob with owner and
+// mode, honouring .strataignore, and checks the tree umoci unpacks.
+func TestCopyFromContext(t *testing.T) {
+	requireBuildTools(t)
+	ctx := writeRecipe(t, `from: ${BASE}
+args: {BASE: scratch}
+steps:
+  - copy: [conf/*.toml, notes.txt]
+    to: /etc/app/
+    owner: app
+  - copy: src
+    to: /opt/src
+    mode: "0600"
+  - copy: bin/tool
+    to: /usr/local/bin/
+`, map[string]string{
+		".strataignore":     "src/*.log\n",
+		"conf/a.toml":       "a = 1\n",
+		"conf/b.toml":       "b = 2\n",
+		"conf/skip.ini":     "not copied\n",
+		"notes.txt":         "notes\n",
+		"src/main.go":       "package main\n",
+		"src/sub/x.go":      "package sub\n",
+		"src/debug.log":     "ignored\n",
+		"bin/tool":          "#!/bin/sh\necho tool\n",
+		"unrelated/big.bin": "not copied\n",
+	})
+	if err := os.Chmod(filepath.Join(ctx, "bin/tool"), 0o775); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "img.oci")
+	mustBuild(t, nil, "--root", t.TempDir(), "--build-arg", busyboxBase(t), "-t", "c:1", "-o", "type=oci,dest="+out, ctx)
+	bundle := filepath.Join(t.TempDir(), "bundle")
+	run(t, nil, "umoci", "unpack", "--image", out+":c:1", bundle)
+	rootfs := filepath.Join(bundle, "rootfs")
+	type file struct {
+		mode     os.FileMode
+		uid, gid uint32
+	}
+	want := map[string]file{
+		"etc/app/a.toml":        {0o644, 1000, 1000},
+		"etc/app/b.toml":        {0o644, 1000, 1000},
+		"etc/app/notes.txt":     {0o644, 1000, 1000},
+		"opt/src/main.go":       {0o600, 0, 0},
+		"opt/src/sub/x.go":      {0o600, 0, 0},
+		"usr/local/bin/tool":    {0o755, 0, 0},
+		"etc/app/skip.ini":      {},
+		"opt/src/debug.log":     {},
+		"opt/src/unrelated":     {},
+		"usr/local/bin/big.bin": {},
+	}
+	for name, w := range want {
+		fi, err := os.Lstat(filepath.Join(rootfs, name))
+		if w.mode == 0 {
+			if err == nil {
+				t.Errorf("%s was copied, want it left out", name)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		if got := (file{fi.Mode().Perm(), st.Uid, st.Gid}); got != w {
+			t.Errorf("%s: mode %v owner %d:%d, want %v %d:%d", name, got.mode, got.uid, got.gid, w.mode, w.uid, w.gid)
+		}
+	}
+}
+
+// TestInterruptedBuildLeavesNothing stops a build with SIGINT while a step
+// runs: strata exits non-zero, writes no output and leaves no mount, no
+// container state and no upper dir.
+func TestInterruptedBuildLeavesNothing(t *testing.T) {
+	requireBuildTools(t)
+	ctx := writeRecipe(t, `from: ${BASE}
+args: {BASE: scratch}
+steps:
+  - run: echo step-$((1+1))-running; sleep 300
+`, map[string]string{})
+	root, out := t.TempDir(), filepath.Join(t.TempDir(), "img.oci")
+	cmd := exec.Command(strataBin, "build", "--root", root, "--build-arg", busyboxBase(t), "-t", "i:1", "-o", "type=oci,dest="+out, ctx)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	var stderr bytes.Buffer
+	buf := make([]byte, 4096)
+	for !strings.Contains(stderr.String(), "step-2-running") {
+		n, err := pr.Read(buf)
+		if err != nil {
+			t.Fatalf("strata ended before the step started: %v\n%s", err, stderr.String())
+		}
+		stderr.Write(buf[:n])
+	}
+	start := time.Now()
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(&stderr, pr)
+	err = cmd.Wait()
+	if err == nil {
+		t.Fatalf("interrupted build succeeded\n%s", stderr.String())
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("strata took %s to stop after SIGINT", d)
+	}
+	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("an output was written: %v", err)
+	}
+	t.Logf("strata's stderr:\n%s", stderr.String())
+	assertNoLeftovers(t, root)
+	if cg, _ := filepath.Glob("/sys/fs/cgroup/*/strata/*"); len(cg) > 0 {
+		t.Errorf("cgroups left behind: %v", cg)
 	}
 }
