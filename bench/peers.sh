@@ -77,6 +77,9 @@ mkdir -p "$LOGDIR" "$(dirname "$OUT")"
 # ---------------------------------------------------------------- cleanup
 
 registry_pid="" dockerd_pid="" buildah_root=""
+BLOBINFO_DIR=/var/lib/containers
+blobinfo_ours=false
+[[ -e $BLOBINFO_DIR ]] || blobinfo_ours=true
 
 unmount_under() { # unmount everything mounted at or below $1, deepest first
 	local m
@@ -104,6 +107,7 @@ cleanup() {
 	strata_down
 	stop_pid "$registry_pid"
 	registry_pid=""
+	if $blobinfo_ours; then rm -rf "$BLOBINFO_DIR"; fi
 	unmount_under "$WORK"
 	rm -rf "$WORK"
 	exit "$rc"
@@ -305,12 +309,12 @@ docker_push() { "$DOCKER" push "$REGISTRY/bench/docker-$1:1"; }
 
 # ---------------------------------------------------------------- buildah
 
-# buildah (containers/image) keeps a blob-info cache under /var/lib/containers
-# whatever --root says; it remembers which blobs a registry had. When the script
-# created it, it is removed after every run (fresh state) and at exit.
-BLOBINFO_DIR=/var/lib/containers
-blobinfo_ours=false
-[[ -e $BLOBINFO_DIR ]] || blobinfo_ours=true
+# buildah and skopeo (containers/image) keep a blob-info cache under
+# /var/lib/containers whatever --root says; it remembers which blobs a registry
+# had. When the script created it, it is removed after every buildah run and at
+# exit, so each buildah run sees only what seeding the registry recorded (the
+# base image's blobs at 127.0.0.1:5000/library/*, which dockerd also knows from
+# its pull).
 
 buildah_g() { "$BUILDAH" --root "$WORK/buildah/root" --runroot "$WORK/buildah/runroot" --storage-driver overlay "$@"; }
 
@@ -416,6 +420,19 @@ cell() { # cell KEY: "median (min–max)" in seconds, or n/a (reason)
 		}'
 }
 
+# check_pushed WORKLOAD TOOL PHASE: after a push that exited 0, the tag must
+# resolve in the registry (checked outside the timing); if not, PHASE is n/a.
+check_pushed() {
+	local repo="bench/$2-$1"
+	curl -fsS -o /dev/null -I \
+		-H 'Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json' \
+		-H 'Accept: application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json' \
+		"http://$REGISTRY/v2/$repo/manifests/1" 2>/dev/null && return 0
+	REASON["$1|$2|$3"]="exit 0 but $REGISTRY/$repo:1 is not in the registry"
+	log "$1/$2/$3 run $run: $REGISTRY/$repo:1 is not in the registry"
+	return 1
+}
+
 # one_run WORKLOAD TOOL: fresh state, cold build, push, cached rebuild, teardown.
 # A phase that failed once stays n/a: a median over fewer runs would mislead.
 one_run() {
@@ -433,7 +450,7 @@ one_run() {
 	local cold_ms
 	if measure "$wl" "$tool" cold "${tool}_build" "$wl"; then
 		cold_ms=$last_ms
-		if measure "$wl" "$tool" push "${tool}_push" "$wl"; then
+		if measure "$wl" "$tool" push "${tool}_push" "$wl" && check_pushed "$wl" "$tool" push; then
 			[[ $tool == strata ]] || TIMES["$wl|$tool|coldpush"]+="$((cold_ms + last_ms)) "
 		elif [[ $tool != strata ]]; then
 			REASON["$wl|$tool|coldpush"]="push failed"
@@ -446,7 +463,9 @@ one_run() {
 	if [[ $tool == strata ]]; then # build and push in one command, from nothing
 		registry_reset "$wl"
 		strata_up
-		measure "$wl" strata coldpush strata_push "$wl" || true
+		if measure "$wl" strata coldpush strata_push "$wl"; then
+			check_pushed "$wl" strata coldpush || true
+		fi
 		strata_down
 	fi
 }
@@ -459,7 +478,7 @@ versions() {
 	if bx=$("$DOCKER" buildx version 2>/dev/null); then
 		echo "- BuildKit: \`docker buildx version\`: $bx"
 	else
-		echo "- BuildKit: the builder built into dockerd $("$DOCKER" version --format '{{.Server.Version}}' 2>/dev/null) (\`DOCKER_BUILDKIT=1\`; no buildx plugin installed, so its version is not reported; Debian's docker.io $(dpkg-query -W -f '${Version}' docker.io 2>/dev/null) vendors BuildKit v0.8.x)"
+		echo "- BuildKit: the builder built into dockerd $("$DOCKER" version --format '{{.Server.Version}}' 2>/dev/null) (\`DOCKER_BUILDKIT=1\`; no buildx plugin installed and the binary does not report BuildKit's version; upstream Docker 20.10 vendors BuildKit v0.8; Debian package docker.io $(dpkg-query -W -f '${Version}' docker.io 2>/dev/null))"
 	fi
 	echo "- containerd (started by dockerd): $("$DOCKER" version --format '{{range .Server.Components}}{{if eq .Name "containerd"}}{{.Version}}{{end}}{{end}}' 2>/dev/null || echo '?')"
 	echo "- buildah: $("$BUILDAH" --version)"
@@ -514,8 +533,10 @@ report() {
 		`--root`/`--runroot`, a new strata `--root`. The cold build therefore includes
 		pulling the base image from the loopback registry. The OS page cache is warm
 		(nothing is dropped). buildah's global blob-info cache
-		(`/var/lib/containers/cache`) is removed after each buildah run when the
-		script created it.
+		(`/var/lib/containers/cache`, shared with the skopeo that seeds the
+		registry) is removed after each buildah run when the script created it, so
+		each buildah run knows only where the seeded base blobs are — as dockerd
+		does from its pull.
 
 		- **cold build**: the build command on empty state. docker and buildah leave the
 		  image in their local stores (uncompressed; compression happens at push);
