@@ -77,9 +77,24 @@ mkdir -p "$LOGDIR" "$(dirname "$OUT")"
 # ---------------------------------------------------------------- cleanup
 
 registry_pid="" dockerd_pid="" buildah_root=""
-BLOBINFO_DIR=/var/lib/containers
-blobinfo_ours=false
-[[ -e $BLOBINFO_DIR ]] || blobinfo_ours=true
+
+# buildah and skopeo (containers/image) keep a blob-info cache, which remembers
+# where a registry has which blob, in /var/lib/containers/cache whatever --root
+# says. So that no run sees what another run (or anything else on the host)
+# recorded, and the host's dir is never written, each of them runs in a private
+# mount namespace with a dir of this run's state bind-mounted over
+# /var/lib/containers. If that dir does not exist, an empty one is made as the
+# mount point and removed at exit.
+VARLIB=/var/lib/containers
+varlib_made=false
+with_varlib() { # with_varlib DIR CMD...: CMD sees DIR as /var/lib/containers
+	local dir=$1
+	shift
+	mkdir -p "$dir"
+	# shellcheck disable=SC2016 # $0 and $@ are the inner shell's
+	unshare --mount --propagation private -- \
+		sh -c 'mount --bind "$0" /var/lib/containers && exec "$@"' "$dir" "$@"
+}
 
 unmount_under() { # unmount everything mounted at or below $1, deepest first
 	local m
@@ -107,13 +122,17 @@ cleanup() {
 	strata_down
 	stop_pid "$registry_pid"
 	registry_pid=""
-	if $blobinfo_ours; then rm -rf "$BLOBINFO_DIR"; fi
+	if $varlib_made; then rmdir "$VARLIB"; fi # fails, rightly, if anything wrote into it
 	unmount_under "$WORK"
 	rm -rf "$WORK"
 	exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+if [[ ! -e $VARLIB ]]; then
+	mkdir -m 0700 "$VARLIB"
+	varlib_made=true
+fi
 
 # ---------------------------------------------------------------- registry
 
@@ -153,7 +172,7 @@ registry_reset() {
 }
 
 seed() { # seed OCI_DIR:TAG REPO:TAG
-	skopeo copy --quiet --dest-tls-verify=false "oci:$1" "docker://$REGISTRY/$2" \
+	with_varlib "$WORK/skopeo-varlib" skopeo copy --quiet --dest-tls-verify=false "oci:$1" "docker://$REGISTRY/$2" \
 		>>"$LOGDIR/seed.log" 2>&1 || die "pushing base $2 failed; see $LOGDIR/seed.log"
 }
 
@@ -309,14 +328,8 @@ docker_push() { "$DOCKER" push "$REGISTRY/bench/docker-$1:1"; }
 
 # ---------------------------------------------------------------- buildah
 
-# buildah and skopeo (containers/image) keep a blob-info cache under
-# /var/lib/containers whatever --root says; it remembers which blobs a registry
-# had. When the script created it, it is removed after every buildah run and at
-# exit, so each buildah run sees only what seeding the registry recorded (the
-# base image's blobs at 127.0.0.1:5000/library/*, which dockerd also knows from
-# its pull).
 
-buildah_g() { "$BUILDAH" --root "$WORK/buildah/root" --runroot "$WORK/buildah/runroot" --storage-driver overlay "$@"; }
+buildah_g() { with_varlib "$WORK/buildah/varlib" "$BUILDAH" --root "$WORK/buildah/root" --runroot "$WORK/buildah/runroot" --storage-driver overlay "$@"; }
 
 buildah_up() {
 	mkdir -p "$WORK/buildah/root" "$WORK/buildah/runroot"
@@ -329,7 +342,6 @@ buildah_down() {
 	unmount_under "$buildah_root"
 	rm -rf "$buildah_root"
 	buildah_root=""
-	if $blobinfo_ours; then rm -rf "$BLOBINFO_DIR"; fi
 }
 
 buildah_build() {
@@ -532,11 +544,10 @@ report() {
 		(new `--data-root`, so no images, no build cache), a new buildah
 		`--root`/`--runroot`, a new strata `--root`. The cold build therefore includes
 		pulling the base image from the loopback registry. The OS page cache is warm
-		(nothing is dropped). buildah's global blob-info cache
-		(`/var/lib/containers/cache`, shared with the skopeo that seeds the
-		registry) is removed after each buildah run when the script created it, so
-		each buildah run knows only where the seeded base blobs are — as dockerd
-		does from its pull.
+		(nothing is dropped). buildah's blob-info cache (normally the host-wide
+		`/var/lib/containers/cache`) is fresh per run too: buildah runs in a private
+		mount namespace (`unshare --mount`) with a per-run dir bind-mounted over
+		`/var/lib/containers`, so like dockerd it knows only what it pulled.
 
 		- **cold build**: the build command on empty state. docker and buildah leave the
 		  image in their local stores (uncompressed; compression happens at push);
