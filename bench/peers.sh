@@ -482,6 +482,23 @@ one_run() {
 	fi
 }
 
+# ---------------------------------------------------------------- contention
+
+# The machine may be shared. busy_cs: CPU time (centiseconds) the whole machine
+# has spent busy since boot; own_cs: CPU time of this script and its reaped
+# descendants (dockerd, containerd and the build containers are reaped by the
+# time it is read). Their deltas over the run give what other processes used.
+busy_cs() {
+	awk -v hz="$(getconf CLK_TCK)" '$1 == "cpu" { print int(($2 + $3 + $4 + $7 + $8 + $9) * 100 / hz); exit }' /proc/stat
+}
+# own_cs FILE: FILE holds the output of `times` (run in the main shell, not in
+# $(...), whose fork starts from zero): "XmY.YYYs XmY.YYYs" for the shell, then
+# for its children.
+own_cs() {
+	awk '{ for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] } }
+		END { printf "%d\n", t * 100 }' "$1"
+}
+
 # ---------------------------------------------------------------- report
 
 versions() {
@@ -517,7 +534,8 @@ report() {
 
 		- $(nproc) cores ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), $(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) memory
 		- kernel $(uname -r), Debian $(cat /etc/debian_version)
-		- load average at start: $load_start; at end: $(cut -d' ' -f1-3 /proc/loadavg)
+		- load average at start: $load_start; at end: $load_end
+		- other processes' CPU use during the timed runs: $foreign (machine busy time minus this script's and its children's, over the wall time of the runs)
 
 		### Versions
 
@@ -600,6 +618,8 @@ make_busybox >>"$LOGDIR/base-images.log" 2>&1 || die "making the busybox base fa
 if [[ " $WORKLOADS " == *" debian "* ]]; then make_debian; fi
 make_contexts
 
+times >"$WORK/times0"
+busy0=$(busy_cs) own0=$(own_cs "$WORK/times0") wall0=$(date +%s)
 for wl in $WORKLOADS; do
 	for ((run = 1; run <= RUNS; run++)); do
 		for tool in $TOOLS; do
@@ -609,6 +629,15 @@ for wl in $WORKLOADS; do
 		done
 	done
 done
+
+stop_pid "$registry_pid"
+registry_pid=""
+load_end=$(cut -d' ' -f1-3 /proc/loadavg)
+times >"$WORK/times1"
+busy1=$(busy_cs) own1=$(own_cs "$WORK/times1") wall1=$(date +%s)
+foreign=$(awk -v b=$((busy1 - busy0)) -v o=$((own1 - own0)) -v w=$((wall1 - wall0)) -v n="$(nproc)" \
+	'BEGIN { f = (b - o) / 100; if (f < 0) f = 0; printf "%.0f CPU-s in %d s, %.0f%% of %d cores", f, w, 100 * f / (w * n), n }')
+log "other processes used $foreign"
 
 # the versions section asks dockerd for its version: start one briefly
 docker_up
