@@ -601,6 +601,8 @@ report() {
 	echo "export DOCKER_HOST=unix://\$W/d.sock DOCKER_BUILDKIT=1"
 	echo "/usr/bin/docker build --progress=plain --network NET -t 127.0.0.1:5000/bench/docker-WORKLOAD:1 -f \$CTX/Dockerfile \$CTX"
 	echo "/usr/bin/docker push 127.0.0.1:5000/bench/docker-WORKLOAD:1"
+	echo "# buildah runs in its own mount namespace with a fresh blob-info cache dir:"
+	echo "#   unshare --mount sh -c 'mount --bind \$W/buildah/varlib /var/lib/containers && exec buildah ...'"
 	echo "B='buildah --root \$W/buildah/root --runroot \$W/buildah/runroot --storage-driver overlay'"
 	echo "\$B build --runtime runc --isolation oci --layers --network NET --tls-verify=false \\"
 	echo "  -t 127.0.0.1:5000/bench/buildah-WORKLOAD:1 -f \$CTX/Dockerfile \$CTX"
