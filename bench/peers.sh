@@ -1,0 +1,648 @@
+#!/usr/bin/env bash
+# peers.sh — time strata against docker (BuildKit inside dockerd) and buildah on
+# the same workloads (bench/workloads/*: a Dockerfile and an equivalent
+# strata.yaml each), on loopback only, and print a Markdown report.
+#
+# Run as root on Debian 12 (packages: docker.io, buildah, runc, docker-registry,
+# busybox-static, umoci, skopeo, debootstrap):
+#
+#   bash bench/peers.sh                          # strata from $PATH, if any
+#   STRATA=/path/to/strata RUNS=5 bash bench/peers.sh
+#
+# Environment:
+#   STRATA        strata binary (default: `strata` on $PATH). Missing or failing:
+#                 its cells read "n/a (reason)" and the peers still run.
+#   RUNS          repetitions per workload x tool (default 3)
+#   WORKLOADS     default "busybox debian"
+#   TOOLS         default "strata docker buildah"
+#   BENCH_CACHE   where the debootstrap rootfs tarball and the debian OCI layout
+#                 are cached (default /var/cache/strata-bench)
+#   DEBIAN_MIRROR default: the first bookworm URI in /etc/apt/sources.list{,.d}
+#   OUT           the report file (default bench/results/peers-<UTC date>.md);
+#                 the report also goes to stdout, progress to stderr, and each
+#                 command's output to OUT's .logs directory.
+#
+# What one run of one tool on one workload does (repeated RUNS times, tools
+# interleaved within a run so that background noise spreads over all of them):
+#   1. the loopback registry (127.0.0.1:5000) is wiped and re-seeded with the
+#      base images, so every push uploads everything but the base layers;
+#   2. the tool gets fresh state: a new dockerd data root, a new buildah
+#      --root/--runroot, a new strata --root. Nothing is cached, the base image
+#      is not present locally (the cold build pulls it from the registry);
+#   3. cold build, push, cached rebuild — timed separately (wall clock of the
+#      client command). "cold build + push" is the sum of the first two for
+#      docker and buildah; strata builds and pushes in one command, so for it
+#      that column is timed on its own fresh state and fresh registry:
+#        strata build --root DIR -t REF --push CTX
+#   4. the state is torn down (dockerd stopped, mounts unmounted, dirs removed).
+#
+# Nothing is left behind: dockerd, the registry and every mount are stopped or
+# removed on exit (also on error or Ctrl-C); buildah's global blob-info cache
+# (/var/lib/containers/cache) is removed after every buildah run when it did
+# not exist before the script started.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+RUNS=${RUNS:-3}
+WORKLOADS=${WORKLOADS:-"busybox debian"}
+TOOLS=${TOOLS:-"strata docker buildah"}
+BENCH_CACHE=${BENCH_CACHE:-/var/cache/strata-bench}
+STRATA=${STRATA:-$(command -v strata || true)}
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+OUT=${OUT:-$here/results/peers-$stamp.md}
+LOGDIR=${OUT%.md}.logs
+
+REGISTRY=127.0.0.1:5000
+DOCKER=/usr/bin/docker      # Debian's client; /usr/local/bin/docker is another one
+DOCKERD=/usr/sbin/dockerd
+BUILDAH=/usr/bin/buildah
+
+log() { printf '[peers %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+[[ $(id -u) == 0 ]] || die "run as root (dockerd, buildah and strata need it)"
+[[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer, got '$RUNS'"
+for bin in "$DOCKER" "$DOCKERD" "$BUILDAH" /usr/sbin/runc /usr/bin/docker-registry \
+	/bin/busybox /usr/bin/umoci /usr/bin/skopeo /usr/sbin/debootstrap curl; do
+	command -v "$bin" >/dev/null ||
+		die "$bin missing: apt-get install -y docker.io buildah runc docker-registry busybox-static umoci skopeo debootstrap curl"
+done
+if (exec 3<>/dev/tcp/127.0.0.1/5000) 2>/dev/null; then
+	die "127.0.0.1:5000 is already in use (another registry?); stop it first"
+fi
+
+WORK=$(mktemp -d /tmp/sb.XXXXXX) # short: the dockerd socket path lives here
+mkdir -p "$LOGDIR" "$(dirname "$OUT")"
+
+# ---------------------------------------------------------------- cleanup
+
+registry_pid="" dockerd_pid="" buildah_root=""
+
+# buildah and skopeo (containers/image) keep a blob-info cache, which remembers
+# where a registry has which blob, in /var/lib/containers/cache whatever --root
+# says. So that no run sees what another run (or anything else on the host)
+# recorded, and the host's dir is never written, each of them runs in a private
+# mount namespace with a dir of this run's state bind-mounted over
+# /var/lib/containers. If that dir does not exist, an empty one is made as the
+# mount point and removed at exit.
+VARLIB=/var/lib/containers
+varlib_made=false
+with_varlib() { # with_varlib DIR CMD...: CMD sees DIR as /var/lib/containers
+	local dir=$1
+	shift
+	mkdir -p "$dir"
+	# shellcheck disable=SC2016 # $0 and $@ are the inner shell's
+	unshare --mount --propagation private -- \
+		sh -c 'mount --bind "$0" /var/lib/containers && exec "$@"' "$dir" "$@"
+}
+
+unmount_under() { # unmount everything mounted at or below $1, deepest first
+	local m
+	findmnt -rn -o TARGET | awk -v p="$1" '$0 == p || index($0, p "/") == 1' | sort -r |
+		while read -r m; do umount "$m" 2>/dev/null || umount -l "$m" || true; done
+}
+
+stop_pid() { # stop_pid PID: TERM, wait up to 30 s, then KILL
+	local pid=$1 i
+	[[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
+	kill -TERM "$pid" 2>/dev/null || true
+	for ((i = 0; i < 300; i++)); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	log "pid $pid ignored TERM for 30 s; killing it"
+	kill -KILL "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+	local rc=$?
+	set +e
+	docker_down
+	buildah_down
+	strata_down
+	stop_pid "$registry_pid"
+	registry_pid=""
+	if $varlib_made; then rmdir "$VARLIB"; fi # fails, rightly, if anything wrote into it
+	unmount_under "$WORK"
+	rm -rf "$WORK"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+if [[ ! -e $VARLIB ]]; then
+	mkdir -m 0700 "$VARLIB"
+	varlib_made=true
+fi
+
+# ---------------------------------------------------------------- registry
+
+registry_up() {
+	mkdir -p "$WORK/registry"
+	cat >"$WORK/registry.yml" <<-EOF
+		version: 0.1
+		log: {level: warn, accesslog: {disabled: true}}
+		storage:
+		  filesystem: {rootdirectory: $WORK/registry}
+		  delete: {enabled: true}
+		http:
+		  addr: $REGISTRY
+		  secret: strata-bench-not-secret
+	EOF
+	/usr/bin/docker-registry serve "$WORK/registry.yml" >>"$LOGDIR/registry.log" 2>&1 &
+	registry_pid=$!
+	local i
+	for ((i = 0; i < 100; i++)); do
+		curl -fsS "http://$REGISTRY/v2/" >/dev/null 2>&1 && return 0
+		kill -0 "$registry_pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	die "docker-registry did not start; see $LOGDIR/registry.log"
+}
+
+# registry_reset WORKLOAD: a fresh, empty registry holding only WORKLOAD's base.
+registry_reset() {
+	stop_pid "$registry_pid"
+	registry_pid=""
+	rm -rf "$WORK/registry"
+	registry_up
+	case $1 in
+	busybox) seed "$WORK/busybox-oci:latest" library/busybox:latest ;;
+	debian) seed "$BENCH_CACHE/debian-bookworm-oci:bookworm" library/debian:bookworm ;;
+	esac
+}
+
+seed() { # seed OCI_DIR:TAG REPO:TAG
+	with_varlib "$WORK/skopeo-varlib" skopeo copy --quiet --dest-tls-verify=false "oci:$1" "docker://$REGISTRY/$2" \
+		>>"$LOGDIR/seed.log" 2>&1 || die "pushing base $2 failed; see $LOGDIR/seed.log"
+}
+
+# ---------------------------------------------------------------- base images
+
+# 127.0.0.1:5000/library/busybox:latest: /bin/busybox from busybox-static, its
+# applets as symlinks, /etc/passwd, /etc/group, /tmp. Built with umoci each time
+# (0.1 s); the same bytes are pushed for every run.
+make_busybox() {
+	local oci=$WORK/busybox-oci bundle=$WORK/busybox-bundle a
+	umoci init --layout "$oci"
+	umoci new --image "$oci:latest"
+	umoci unpack --image "$oci:latest" "$bundle" >/dev/null
+	local r=$bundle/rootfs
+	mkdir -p "$r"/{bin,sbin,usr/bin,usr/sbin,etc,root,tmp,var,home}
+	chmod 1777 "$r/tmp"
+	chmod 0700 "$r/root"
+	cp /bin/busybox "$r/bin/busybox"
+	for a in $(/bin/busybox --list-full); do
+		[[ $a == bin/busybox ]] && continue
+		ln -sf /bin/busybox "$r/$a"
+	done
+	printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' 'nobody:x:65534:65534:nobody:/nonexistent:/bin/false' >"$r/etc/passwd"
+	printf '%s\n' 'root:x:0:' 'nogroup:x:65534:' >"$r/etc/group"
+	umoci repack --image "$oci:latest" "$bundle"
+	umoci config --image "$oci:latest" --config.env PATH=/usr/sbin:/usr/bin:/sbin:/bin --config.cmd sh
+	rm -rf "$bundle"
+}
+
+debian_mirror() {
+	if [[ -n ${DEBIAN_MIRROR:-} ]]; then
+		echo "$DEBIAN_MIRROR"
+		return
+	fi
+	local m
+	m=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
+		sed 's/\[[^]]*\]//' | awk '$1 == "deb" && $3 == "bookworm" { print $2; exit }')
+	if [[ -z $m ]]; then # deb822: a stanza whose Suites include bookworm
+		m=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '
+			/^[[:space:]]*$/ { if (suite && uri) { print uri; exit } suite = 0; uri = ""; next }
+			tolower($1) == "uris:" { uri = $2 }
+			tolower($1) == "suites:" { for (i = 2; i <= NF; i++) if ($i == "bookworm") suite = 1 }
+			END { if (suite && uri) print uri }' | head -n 1)
+	fi
+	echo "${m:-http://deb.debian.org/debian}"
+}
+
+# 127.0.0.1:5000/library/debian:bookworm: debootstrap --variant=minbase, once;
+# the rootfs tarball and the OCI layout made from it are cached in BENCH_CACHE.
+make_debian() {
+	local tarball=$BENCH_CACHE/debian-bookworm-minbase.tar oci=$BENCH_CACHE/debian-bookworm-oci
+	mkdir -p "$BENCH_CACHE"
+	if [[ ! -s $tarball ]]; then
+		local mirror rootfs=$WORK/debootstrap
+		mirror=$(debian_mirror)
+		log "debootstrap --variant=minbase bookworm from $mirror (once; cached in $tarball)"
+		debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >>"$LOGDIR/debootstrap.log" 2>&1 ||
+			die "debootstrap failed; see $LOGDIR/debootstrap.log"
+		# what a container image should not carry: package lists and downloaded
+		# debs, device nodes, the host's resolver and name
+		find "$rootfs/var/lib/apt/lists" -maxdepth 1 -type f -delete
+		find "$rootfs/var/cache/apt" -name '*.deb' -delete
+		rm -f "$rootfs"/var/cache/apt/*.bin "$rootfs/etc/resolv.conf" "$rootfs/etc/hostname"
+		tar --numeric-owner --xattrs --exclude='./dev/*' --exclude='./proc/*' --exclude='./sys/*' \
+			-C "$rootfs" -cf "$tarball.tmp" .
+		mv "$tarball.tmp" "$tarball"
+		unmount_under "$rootfs"
+		rm -rf "$rootfs" "$oci"
+	fi
+	if [[ ! -f $oci/index.json || $tarball -nt $oci/index.json ]]; then
+		log "making the debian OCI layout from $tarball"
+		rm -rf "$oci" "$oci.tmp"
+		umoci init --layout "$oci.tmp"
+		umoci new --image "$oci.tmp:bookworm"
+		umoci raw add-layer --image "$oci.tmp:bookworm" \
+			--history.created_by "debootstrap --variant=minbase bookworm" "$tarball"
+		umoci config --image "$oci.tmp:bookworm" \
+			--config.env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --config.cmd bash
+		mv "$oci.tmp" "$oci"
+	fi
+}
+
+# ---------------------------------------------------------------- contexts
+
+# The busybox context: ~5 MB in ~330 files, the same bytes every time
+# (AES-CTR keystream of a fixed key for binary data, seq for text).
+make_contexts() {
+	local wl ctx
+	for wl in $WORKLOADS; do
+		ctx=$WORK/ctx/$wl
+		mkdir -p "$ctx"
+		cp "$here/workloads/$wl/Dockerfile" "$here/workloads/$wl/strata.yaml" "$ctx/"
+	done
+	if [[ " $WORKLOADS " == *" busybox "* ]]; then
+		ctx=$WORK/ctx/busybox
+		mkdir -p "$ctx/data/bin" "$ctx/data/text"
+		head -c $((300 * 16384)) /dev/zero |
+			openssl enc -aes-128-ctr -nosalt -K 000102030405060708090a0b0c0d0e0f \
+				-iv 00000000000000000000000000000000 |
+			split -b 16384 -d -a 3 - "$ctx/data/bin/part-"
+		local i
+		for ((i = 0; i < 30; i++)); do
+			seq -f "line %g of text file $i: the quick brown fox jumps over the lazy dog" 1 $((200 + i * 10)) \
+				>"$ctx/data/text/t$i.txt"
+		done
+		find "$ctx" -exec touch -h -d @1700000000 {} +
+	fi
+}
+
+# network mode of the peers' whole build (see the Dockerfiles' comments)
+net_for() { case $1 in debian) echo host ;; *) echo none ;; esac; }
+
+# ---------------------------------------------------------------- docker
+
+DOCKER_SOCK=unix://$WORK/d.sock
+export DOCKER_HOST=$DOCKER_SOCK DOCKER_BUILDKIT=1 DOCKER_CONFIG=$WORK/docker-config
+mkdir -p "$DOCKER_CONFIG"
+# no credentials (the registry has no auth); buildah fails on a DOCKER_CONFIG
+# without config.json ("checking authfile: stat ...: no such file")
+echo '{}' >"$DOCKER_CONFIG/config.json"
+
+docker_up() {
+	local root=$WORK/docker
+	mkdir -p "$root/data" "$root/exec"
+	cat >"$root/daemon.json" <<-EOF
+		{"insecure-registries": ["$REGISTRY"], "features": {"buildkit": true}}
+	EOF
+	"$DOCKERD" --config-file "$root/daemon.json" --iptables=false --ip-masq=false --bridge=none \
+		--data-root "$root/data" --exec-root "$root/exec" --pidfile "$root/dockerd.pid" \
+		-H "$DOCKER_SOCK" >>"$LOGDIR/dockerd.log" 2>&1 &
+	dockerd_pid=$!
+	local i
+	for ((i = 0; i < 300; i++)); do
+		"$DOCKER" version >/dev/null 2>&1 && return 0
+		kill -0 "$dockerd_pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	die "dockerd did not start; see $LOGDIR/dockerd.log"
+}
+
+docker_down() { # stops dockerd (and the containerd it started), removes its state
+	stop_pid "$dockerd_pid"
+	dockerd_pid=""
+	unmount_under "$WORK/docker"
+	rm -rf "$WORK/docker"
+}
+
+docker_build() { # docker_build WORKLOAD (cold or cached: the same command)
+	"$DOCKER" build --progress=plain --network "$(net_for "$1")" \
+		-t "$REGISTRY/bench/docker-$1:1" -f "$WORK/ctx/$1/Dockerfile" "$WORK/ctx/$1"
+}
+docker_push() { "$DOCKER" push "$REGISTRY/bench/docker-$1:1"; }
+
+# ---------------------------------------------------------------- buildah
+
+
+buildah_g() { with_varlib "$WORK/buildah/varlib" "$BUILDAH" --root "$WORK/buildah/root" --runroot "$WORK/buildah/runroot" --storage-driver overlay "$@"; }
+
+buildah_up() {
+	mkdir -p "$WORK/buildah/root" "$WORK/buildah/runroot"
+	buildah_root=$WORK/buildah
+}
+
+buildah_down() {
+	[[ -n $buildah_root ]] || return 0
+	buildah_g rm -a >/dev/null 2>&1 || true
+	unmount_under "$buildah_root"
+	rm -rf "$buildah_root"
+	buildah_root=""
+}
+
+buildah_build() {
+	buildah_g build --runtime runc --isolation oci --layers --network "$(net_for "$1")" \
+		--tls-verify=false -t "$REGISTRY/bench/buildah-$1:1" -f "$WORK/ctx/$1/Dockerfile" "$WORK/ctx/$1"
+}
+buildah_push() { buildah_g push --tls-verify=false "$REGISTRY/bench/buildah-$1:1"; }
+
+# ---------------------------------------------------------------- strata
+
+# strata has no separate push command. Per run, on fresh state:
+#   cold:   strata build --root DIR -o type=oci,dest=OUT CTX   (writes an OCI layout)
+#   push:   strata build --root DIR -t REF --push CTX          (fully cached build + push)
+#   cached: the cold command again (a new OUT)
+# and then, on another fresh --root and a re-seeded registry,
+#   cold+push: strata build --root DIR -t REF --push CTX
+# No --insecure-registry: strata speaks plain HTTP to loopback registries.
+strata_up() { mkdir -p "$WORK/strata/root"; }
+strata_down() {
+	unmount_under "$WORK/strata"
+	rm -rf "$WORK/strata"
+}
+strata_out=0
+strata_build() {
+	strata_out=$((strata_out + 1))
+	"$STRATA" build --root "$WORK/strata/root" -f "$WORK/ctx/$1/strata.yaml" \
+		-o "type=oci,dest=$WORK/strata/out-$strata_out" "$WORK/ctx/$1"
+}
+strata_push() {
+	"$STRATA" build --root "$WORK/strata/root" -f "$WORK/ctx/$1/strata.yaml" \
+		-t "$REGISTRY/bench/strata-$1:1" --push "$WORK/ctx/$1"
+}
+
+strata_missing() { # prints why strata cannot run, or nothing
+	if [[ -z $STRATA ]]; then
+		echo "no strata binary: set STRATA=/path/to/strata"
+	elif [[ ! -x $STRATA ]]; then
+		echo "STRATA=$STRATA is not an executable file"
+	elif ! "$STRATA" version >/dev/null 2>&1; then
+		echo "\`$STRATA version\` failed"
+	fi
+}
+
+# ---------------------------------------------------------------- timing
+
+declare -A TIMES REASON # key "workload|tool|phase": ms values / why n/a
+last_ms=0              # the last successful measure's time
+
+# measure WORKLOAD TOOL PHASE CMD...: time CMD (output to the log), record it.
+measure() {
+	local wl=$1 tool=$2 phase=$3 key="$1|$2|$3" logf="$LOGDIR/$1-$2-$3.log"
+	shift 3
+	local t0 t1 rc=0
+	printf '\n=== run %s: %s\n' "$run" "$*" >>"$logf"
+	t0=$(date +%s%N)
+	"$@" >>"$logf" 2>&1 || rc=$?
+	t1=$(date +%s%N)
+	if ((rc != 0)); then
+		local last
+		last=$(grep -v '^[[:space:]]*$' "$logf" | tail -n 1 | cut -c1-120 | tr '|' '/')
+		REASON[$key]="exit $rc: $last"
+		log "$wl/$tool/$phase run $run FAILED (exit $rc); see $logf"
+		return 1
+	fi
+	last_ms=$(((t1 - t0) / 1000000))
+	TIMES[$key]+="$last_ms "
+	log "$wl/$tool/$phase run $run: $(fmt_s $(((t1 - t0) / 1000000))) s"
+}
+
+fmt_s() { awk -v ms="$1" 'BEGIN { printf "%.2f", ms / 1000 }'; }
+
+cell() { # cell KEY: "median (min–max)" in seconds, or n/a (reason)
+	local key=$1
+	if [[ -n ${REASON[$key]:-} ]]; then
+		echo "n/a (${REASON[$key]})"
+		return
+	fi
+	if [[ -z ${TIMES[$key]:-} ]]; then
+		echo "n/a (not run)"
+		return
+	fi
+	tr ' ' '\n' <<<"${TIMES[$key]}" | grep . | sort -n | awk '
+		{ v[NR] = $1 }
+		END {
+			med = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+			if (NR == 1) printf "%.2f", med / 1000
+			else printf "%.2f (%.2f–%.2f)", med / 1000, v[1] / 1000, v[NR] / 1000
+		}'
+}
+
+# check_pushed WORKLOAD TOOL PHASE: after a push that exited 0, the tag must
+# resolve in the registry (checked outside the timing); if not, PHASE is n/a.
+check_pushed() {
+	local repo="bench/$2-$1"
+	curl -fsS -o /dev/null -I \
+		-H 'Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json' \
+		-H 'Accept: application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json' \
+		"http://$REGISTRY/v2/$repo/manifests/1" 2>/dev/null && return 0
+	REASON["$1|$2|$3"]="exit 0 but $REGISTRY/$repo:1 is not in the registry"
+	log "$1/$2/$3 run $run: $REGISTRY/$repo:1 is not in the registry"
+	return 1
+}
+
+# one_run WORKLOAD TOOL: fresh state, cold build, push, cached rebuild, teardown.
+# A phase that failed once stays n/a: a median over fewer runs would mislead.
+one_run() {
+	local wl=$1 tool=$2 p
+	if [[ $tool == strata ]]; then
+		local why
+		why=$(strata_missing)
+		if [[ -n $why ]]; then
+			for p in cold push coldpush cached; do REASON["$wl|strata|$p"]=$why; done
+			return
+		fi
+	fi
+	registry_reset "$wl"
+	"${tool}_up"
+	local cold_ms
+	if measure "$wl" "$tool" cold "${tool}_build" "$wl"; then
+		cold_ms=$last_ms
+		if measure "$wl" "$tool" push "${tool}_push" "$wl" && check_pushed "$wl" "$tool" push; then
+			[[ $tool == strata ]] || TIMES["$wl|$tool|coldpush"]+="$((cold_ms + last_ms)) "
+		elif [[ $tool != strata ]]; then
+			REASON["$wl|$tool|coldpush"]="push failed"
+		fi
+		measure "$wl" "$tool" cached "${tool}_build" "$wl" || true
+	else
+		for p in push coldpush cached; do REASON["$wl|$tool|$p"]="cold build failed"; done
+	fi
+	"${tool}_down"
+	if [[ $tool == strata ]]; then # build and push in one command, from nothing
+		registry_reset "$wl"
+		strata_up
+		if measure "$wl" strata coldpush strata_push "$wl"; then
+			check_pushed "$wl" strata coldpush || true
+		fi
+		strata_down
+	fi
+}
+
+# ---------------------------------------------------------------- contention
+
+# The machine may be shared. busy_cs: CPU time (centiseconds) the whole machine
+# has spent busy since boot; own_cs: CPU time of this script and its reaped
+# descendants (dockerd, containerd and the build containers are reaped by the
+# time it is read). Their deltas over the run give what other processes used.
+busy_cs() {
+	awk -v hz="$(getconf CLK_TCK)" '$1 == "cpu" { print int(($2 + $3 + $4 + $7 + $8 + $9) * 100 / hz); exit }' /proc/stat
+}
+# own_cs FILE: FILE holds the output of `times` (run in the main shell, not in
+# $(...), whose fork starts from zero): "XmY.YYYs XmY.YYYs" for the shell, then
+# for its children.
+own_cs() {
+	awk '{ for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] } }
+		END { printf "%d\n", t * 100 }' "$1"
+}
+
+# ---------------------------------------------------------------- report
+
+versions() {
+	echo "- docker (client \`$DOCKER\`): $("$DOCKER" version --format '{{.Client.Version}}' 2>/dev/null || echo '?'); dockerd: $("$DOCKER" version --format '{{.Server.Version}}' 2>/dev/null || echo '?')"
+	local bx
+	if bx=$("$DOCKER" buildx version 2>/dev/null); then
+		echo "- BuildKit: \`docker buildx version\`: $bx"
+	else
+		echo "- BuildKit: the builder built into dockerd $("$DOCKER" version --format '{{.Server.Version}}' 2>/dev/null) (\`DOCKER_BUILDKIT=1\`; no buildx plugin installed and the binary does not report BuildKit's version; upstream Docker 20.10 vendors BuildKit v0.8; Debian package docker.io $(dpkg-query -W -f '${Version}' docker.io 2>/dev/null))"
+	fi
+	echo "- containerd (started by dockerd): $("$DOCKER" version --format '{{range .Server.Components}}{{if eq .Name "containerd"}}{{.Version}}{{end}}{{end}}' 2>/dev/null || echo '?')"
+	echo "- buildah: $("$BUILDAH" --version)"
+	echo "- runc: $(runc --version | head -n 1)"
+	echo "- docker-registry: $(docker-registry --version | awk '{print $NF}')"
+	echo "- umoci: $(umoci --version | awk '{print $NF}'), skopeo: $(skopeo --version | awk '{print $NF}')"
+	local why
+	why=$(strata_missing)
+	if [[ -n $why ]]; then
+		echo "- strata: n/a ($why)"
+	else
+		echo "- strata: \`$STRATA version\`: $("$STRATA" version 2>&1 | head -n 1)"
+	fi
+}
+
+report() {
+	local wl tool
+	cat <<-EOF
+		## Peer benchmark: strata vs docker (BuildKit) vs buildah — $(date -u +%Y-%m-%d)
+
+		Produced by \`bench/peers.sh\` (RUNS=$RUNS, started $stamp).
+
+		### Machine
+
+		- $(nproc) cores ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), $(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) memory
+		- kernel $(uname -r), Debian $(cat /etc/debian_version)
+		- load average at start: $load_start; at end: $load_end
+		- other processes' CPU use during the timed runs: $foreign (machine busy time minus this script's and its children's, over the wall time of the runs)
+
+		### Versions
+
+		$(versions)
+
+		### Results (seconds: median (min–max) of $RUNS runs)
+
+		| workload | tool | cold build | push | cold build + push | cached rebuild |
+		|---|---|---|---|---|---|
+	EOF
+	for wl in $WORKLOADS; do
+		for tool in $TOOLS; do
+			echo "| $wl | $tool | $(cell "$wl|$tool|cold") | $(cell "$wl|$tool|push") | $(cell "$wl|$tool|coldpush") | $(cell "$wl|$tool|cached") |"
+		done
+	done
+	cat <<-'EOF'
+
+		### What is timed
+
+		Wall-clock time of each client command, from start to exit. Before every run
+		of every tool the loopback registry (Debian's `docker-registry`, distribution
+		2.8, plain HTTP on 127.0.0.1:5000, filesystem storage) is wiped and holds only
+		the workload's base image; the tool starts from empty state: a new dockerd
+		(new `--data-root`, so no images, no build cache), a new buildah
+		`--root`/`--runroot`, a new strata `--root`. The cold build therefore includes
+		pulling the base image from the loopback registry. The OS page cache is warm
+		(nothing is dropped). buildah's blob-info cache (normally the host-wide
+		`/var/lib/containers/cache`) is fresh per run too: buildah runs in a private
+		mount namespace (`unshare --mount`) with a per-run dir bind-mounted over
+		`/var/lib/containers`, so like dockerd it knows only what it pulled.
+
+		- **cold build**: the build command on empty state. docker and buildah leave the
+		  image in their local stores (uncompressed; compression happens at push);
+		  strata writes an OCI layout (compressed layers) with `-o type=oci`.
+		- **push**: docker `docker push`, buildah `buildah push`; strata has no separate
+		  push command, so its push is a second `strata build -t REF --push` on the warm
+		  state (a fully cached build plus the push).
+		- **cold build + push**: docker and buildah: cold build + push of the same run
+		  (median of the per-run sums). strata: `strata build -t REF --push` timed on
+		  its own fresh `--root` and freshly seeded registry, one command from nothing
+		  to a pushed image.
+		- **cached rebuild**: the cold-build command again, same inputs, warm state.
+
+		The busybox context is generated by the script: 300 binary files of 16 KiB
+		(AES-CTR keystream, incompressible) and 30 text files, ~5 MB. The debian
+		workload's apt step downloads from the Debian mirror over the real network, so
+		it also measures the mirror. Debian's dockerd 20.10 has no `RUN --network=`
+		(its built-in Dockerfile frontend rejects the flag, and no `# syntax=` frontend
+		image is reachable offline), so docker and buildah get the network per build:
+		`--network none` for busybox, `--network host` for debian (where the offline
+		step then also has network); strata sets it per step (`network: host` on the
+		apt step only).
+
+		### Commands
+	EOF
+	echo
+	echo '```sh'
+	echo "# \$W = a temp dir; \$CTX = \$W/ctx/WORKLOAD; NET = none (busybox) | host (debian)"
+	echo "docker-registry serve \$W/registry.yml           # 127.0.0.1:5000"
+	echo "dockerd --config-file \$W/docker/daemon.json --iptables=false --ip-masq=false --bridge=none \\"
+	echo "  --data-root \$W/docker/data --exec-root \$W/docker/exec --pidfile \$W/docker/dockerd.pid -H unix://\$W/d.sock"
+	echo "  # daemon.json: {\"insecure-registries\": [\"127.0.0.1:5000\"], \"features\": {\"buildkit\": true}}"
+	echo "export DOCKER_HOST=unix://\$W/d.sock DOCKER_BUILDKIT=1"
+	echo "/usr/bin/docker build --progress=plain --network NET -t 127.0.0.1:5000/bench/docker-WORKLOAD:1 -f \$CTX/Dockerfile \$CTX"
+	echo "/usr/bin/docker push 127.0.0.1:5000/bench/docker-WORKLOAD:1"
+	echo "# buildah runs in its own mount namespace with a fresh blob-info cache dir:"
+	echo "#   unshare --mount sh -c 'mount --bind \$W/buildah/varlib /var/lib/containers && exec buildah ...'"
+	echo "B='buildah --root \$W/buildah/root --runroot \$W/buildah/runroot --storage-driver overlay'"
+	echo "\$B build --runtime runc --isolation oci --layers --network NET --tls-verify=false \\"
+	echo "  -t 127.0.0.1:5000/bench/buildah-WORKLOAD:1 -f \$CTX/Dockerfile \$CTX"
+	echo "\$B push --tls-verify=false 127.0.0.1:5000/bench/buildah-WORKLOAD:1"
+	echo "strata build --root \$W/strata/root -f \$CTX/strata.yaml -o type=oci,dest=\$W/strata/out-N \$CTX    # cold, cached"
+	echo "strata build --root \$W/strata/root -f \$CTX/strata.yaml -t 127.0.0.1:5000/bench/strata-WORKLOAD:1 --push \$CTX   # push; cold+push on a fresh root"
+	echo '```'
+}
+
+# ---------------------------------------------------------------- main
+
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+log "work dir $WORK; logs in $LOGDIR"
+make_busybox >>"$LOGDIR/base-images.log" 2>&1 || die "making the busybox base failed; see $LOGDIR/base-images.log"
+if [[ " $WORKLOADS " == *" debian "* ]]; then make_debian; fi
+make_contexts
+
+times >"$WORK/times0"
+busy0=$(busy_cs) own0=$(own_cs "$WORK/times0") wall0=$(date +%s)
+for wl in $WORKLOADS; do
+	for ((run = 1; run <= RUNS; run++)); do
+		for tool in $TOOLS; do
+			# a tool whose cold build failed once is not retried on this workload
+			[[ ${REASON["$wl|$tool|cold"]:-} ]] && continue
+			one_run "$wl" "$tool"
+		done
+	done
+done
+
+stop_pid "$registry_pid"
+registry_pid=""
+load_end=$(cut -d' ' -f1-3 /proc/loadavg)
+times >"$WORK/times1"
+busy1=$(busy_cs) own1=$(own_cs "$WORK/times1") wall1=$(date +%s)
+foreign=$(awk -v b=$((busy1 - busy0)) -v o=$((own1 - own0)) -v w=$((wall1 - wall0)) -v n="$(nproc)" \
+	'BEGIN { f = (b - o) / 100; if (f < 0) f = 0; printf "%.0f CPU-s in %d s, %.0f%% of %d cores", f, w, 100 * f / (w * n), n }')
+log "other processes used $foreign"
+
+# the versions section asks dockerd for its version: start one briefly
+docker_up
+report | tee "$OUT"
+docker_down
+log "report written to $OUT"
