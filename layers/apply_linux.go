@@ -22,6 +22,7 @@ import (
 // mounts use.
 func Apply(ctx context.Context, dir string, r io.Reader) error {
 	dirXattrs := map[string]map[string]bool{}
+	trusted := map[string]map[string]string{}
 	filter := func(hdr *tar.Header) (bool, error) {
 		if hdr.Typeflag == tar.TypeDir {
 			keep := map[string]bool{}
@@ -32,9 +33,28 @@ func Apply(ctx context.Context, dir string, r io.Reader) error {
 			}
 			dirXattrs[hdr.Name] = keep
 		}
+		for k, v := range hdr.PAXRecords {
+			name, ok := strings.CutPrefix(k, "SCHILY.xattr.")
+			if !ok || !strings.HasPrefix(name, "trusted.") {
+				continue
+			}
+			// archive.Apply refuses trusted.* (and logs it); set them
+			// afterwards, but never overlay-private ones in a plain tree.
+			delete(hdr.PAXRecords, k)
+			if strings.HasPrefix(name, overlayXattrPrefix) {
+				continue
+			}
+			if trusted[hdr.Name] == nil {
+				trusted[hdr.Name] = map[string]string{}
+			}
+			trusted[hdr.Name][name] = v
+		}
 		return true, nil
 	}
 	if _, err := archive.Apply(ctx, dir, r, archive.WithFilter(filter)); err != nil {
+		return fmt.Errorf("applying layer to %s: %w", dir, err)
+	}
+	if err := setTrustedXattrs(dir, trusted); err != nil {
 		return fmt.Errorf("applying layer to %s: %w", dir, err)
 	}
 	for name, keep := range dirXattrs {
@@ -48,6 +68,9 @@ func Apply(ctx context.Context, dir string, r io.Reader) error {
 // dropXattrs removes the layer xattrs of dir/name that keep lacks.
 func dropXattrs(dir, name string, keep map[string]bool) error {
 	p, err := pathInRoot(dir, name)
+	if errors.Is(err, unix.ENOENT) {
+		return nil // removed by a later entry
+	}
 	if err != nil {
 		return err
 	}

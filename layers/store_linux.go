@@ -136,6 +136,7 @@ func extract(ctx context.Context, dir string, diffID digest.Digest, r io.Reader)
 				trusted[hdr.Name] = map[string]string{}
 			}
 			trusted[hdr.Name][name] = v
+			delete(hdr.PAXRecords, k) // archive.Apply would refuse it, and log
 		}
 		return true, nil
 	}
