@@ -53,6 +53,7 @@ func Diff(ctx context.Context, w io.Writer, o DiffOptions) (DiffStats, error) {
 		tw:    tar.NewWriter(w),
 		links: map[fileID]string{},
 		buf:   make([]byte, 1<<20),
+		zeros: make([]byte, 1<<20),
 		log:   discardIfNil(o.Log),
 	}
 	start := time.Now()
@@ -89,6 +90,7 @@ type differ struct {
 	pending []*tar.Header     // unchanged parent dirs not written yet, outermost first
 	edits   []func() error    // trims of the upper dir, run after the tar is written
 	buf     []byte
+	zeros   []byte
 	log     *slog.Logger
 }
 
@@ -303,7 +305,7 @@ func (d *differ) nonDir(rel string, up, low *entry) error {
 	if hdr.Typeflag == tar.TypeReg {
 		body = up.abs
 	}
-	if err := d.writeFile(hdr, body); err != nil {
+	if err := d.writeFile(hdr, body, up.st.Blocks); err != nil {
 		return err
 	}
 	if low == nil {
@@ -376,11 +378,12 @@ func (d *differ) mtime(e *entry) time.Time {
 }
 
 // write writes hdr, after any pending parent dirs.
-func (d *differ) write(hdr *tar.Header) error { return d.writeFile(hdr, "") }
+func (d *differ) write(hdr *tar.Header) error { return d.writeFile(hdr, "", 0) }
 
 // writeFile writes hdr, after any pending parent dirs, then the content of
-// the file body if body is set.
-func (d *differ) writeFile(hdr *tar.Header, body string) error {
+// the file body if body is set; blocks is its allocated size in 512-byte
+// blocks.
+func (d *differ) writeFile(hdr *tar.Header, body string, blocks int64) error {
 	for _, p := range d.pending {
 		if err := d.tw.WriteHeader(p); err != nil {
 			return fmt.Errorf("writing %q: %w", p.Name, err)
@@ -393,17 +396,58 @@ func (d *differ) writeFile(hdr *tar.Header, body string) error {
 	if body == "" || hdr.Size == 0 {
 		return nil
 	}
+	sparse := blocks*512 < hdr.Size
 	f, err := os.Open(body)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	n, err := io.CopyBuffer(d.tw, io.LimitReader(f, hdr.Size), d.buf)
-	if err != nil {
+	if err := d.copyContent(f, hdr.Size, sparse); err != nil {
 		return fmt.Errorf("writing %q: %w", hdr.Name, err)
 	}
-	if n != hdr.Size {
-		return fmt.Errorf("writing %q: file shrank from %d to %d bytes while diffing", hdr.Name, hdr.Size, n)
+	return nil
+}
+
+// copyContent copies size bytes of f to the tar. For a sparse file it
+// writes the holes from memory instead of reading zeros from the kernel.
+func (d *differ) copyContent(f *os.File, size int64, sparse bool) error {
+	var off int64
+	for off < size {
+		data, hole := off, size
+		if sparse {
+			var err error
+			data, err = unix.Seek(int(f.Fd()), off, unix.SEEK_DATA)
+			if errors.Is(err, unix.ENXIO) { // no data past off
+				data = size
+			} else if err != nil {
+				sparse = false // the file system cannot tell: read it all
+				data = off
+			}
+			if sparse && data < size {
+				if hole, err = unix.Seek(int(f.Fd()), data, unix.SEEK_HOLE); err != nil {
+					return err
+				}
+			}
+			data, hole = min(data, size), min(hole, size)
+		}
+		for off < data {
+			n := min(data-off, int64(len(d.zeros)))
+			if _, err := d.tw.Write(d.zeros[:n]); err != nil {
+				return err
+			}
+			off += n
+		}
+		if off >= size {
+			break
+		}
+		n, err := io.CopyBuffer(d.tw, io.NewSectionReader(f, off, hole-off), d.buf)
+		if err != nil {
+			return err
+		}
+		if n != hole-off {
+			return fmt.Errorf("file shrank to %d bytes while diffing", off+n)
+		}
+		off = hole
 	}
 	return nil
 }
