@@ -52,8 +52,6 @@ func Diff(ctx context.Context, w io.Writer, o DiffOptions) (DiffStats, error) {
 		o:     o,
 		tw:    tar.NewWriter(w),
 		links: map[fileID]string{},
-		buf:   make([]byte, 1<<20),
-		zeros: make([]byte, 1<<20),
 		log:   discardIfNil(o.Log),
 	}
 	start := time.Now()
@@ -89,8 +87,8 @@ type differ struct {
 	links   map[fileID]string // tar name of the first path of an upper inode with nlink > 1
 	pending []*tar.Header     // unchanged parent dirs not written yet, outermost first
 	edits   []func() error    // trims of the upper dir, run after the tar is written
-	buf     []byte
-	zeros   []byte
+	buf     []byte // content copy buffer, made on first use
+	zeros   []byte // holes of sparse files, made on first use
 	log     *slog.Logger
 }
 
@@ -411,6 +409,12 @@ func (d *differ) writeFile(hdr *tar.Header, body string, blocks int64) error {
 // copyContent copies size bytes of f to the tar. For a sparse file it
 // writes the holes from memory instead of reading zeros from the kernel.
 func (d *differ) copyContent(f *os.File, size int64, sparse bool) error {
+	if d.buf == nil {
+		d.buf = make([]byte, 256<<10)
+	}
+	if sparse && d.zeros == nil {
+		d.zeros = make([]byte, 256<<10)
+	}
 	var off int64
 	for off < size {
 		data, hole := off, size
