@@ -87,8 +87,8 @@ type differ struct {
 	links   map[fileID]string // tar name of the first path of an upper inode with nlink > 1
 	pending []*tar.Header     // unchanged parent dirs not written yet, outermost first
 	edits   []func() error    // trims of the upper dir, run after the tar is written
-	buf     []byte // content copy buffer, made on first use
-	zeros   []byte // holes of sparse files, made on first use
+	buf     []byte            // content copy buffer, made on first use
+	zeros   []byte            // holes of sparse files, made on first use
 	log     *slog.Logger
 }
 
