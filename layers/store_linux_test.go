@@ -381,3 +381,53 @@ func isMountPoint(t *testing.T, p string) bool {
 	must(t, unix.Stat(filepath.Dir(p), &b))
 	return a.Dev != b.Dev
 }
+
+// TestScratchStep: a step over no lowers mounts, and everything is added.
+func TestScratchStep(t *testing.T) {
+	requireOverlay(t)
+	s := openStore(t)
+	u, err := s.NewUpper(t.Context())
+	must(t, err)
+	defer u.Discard()
+	target := t.TempDir()
+	m, err := Mount(t.Context(), MountOptions{Upper: u.Dir, Work: u.Work, Target: target})
+	must(t, err)
+	write(t, target+"/bin/sh", "sh", 0o755)
+	must(t, m.Unmount())
+	tarball, stats := mustDiff(t, DiffOptions{Upper: u.Dir})
+	want := []tarEntry{dirE("bin/"), {Name: "bin/sh", Type: tar.TypeReg, Mode: 0o755, Content: "sh"}}
+	if diff := cmp.Diff(want, readTar(t, tarball)); diff != "" {
+		t.Errorf("Diff entries (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(DiffStats{Added: 2}, stats); diff != "" {
+		t.Errorf("Diff stats (-want +got):\n%s", diff)
+	}
+	must(t, u.Discard())
+	assertTmpEmpty(t, s)
+}
+
+// TestMountLegacy: the mount(2) fallback stacks lowers top first, with
+// paths that need escaping.
+func TestMountLegacy(t *testing.T) {
+	requireOverlay(t)
+	base := t.TempDir()
+	top, bottom := base+"/top,a:b", base+"/bottom"
+	write(t, top+"/f", "top", 0o644)
+	write(t, bottom+"/f", "bottom", 0o644)
+	write(t, bottom+"/g", "g", 0o644)
+	for _, d := range []string{"u", "w", "m"} {
+		mkdir(t, filepath.Join(base, d), 0o755)
+	}
+	o := MountOptions{Lowers: []string{top, bottom}, Upper: base + "/u", Work: base + "/w", Target: base + "/m"}
+	must(t, mountLegacy(o.Lowers, o))
+	defer unix.Unmount(o.Target, 0)
+	got := map[string]string{}
+	for _, f := range []string{"f", "g"} {
+		b, err := os.ReadFile(filepath.Join(o.Target, f))
+		must(t, err)
+		got[f] = string(b)
+	}
+	if diff := cmp.Diff(map[string]string{"f": "top", "g": "g"}, got); diff != "" {
+		t.Errorf("legacy mount (-want +got):\n%s", diff)
+	}
+}
