@@ -50,7 +50,7 @@ func Diff(ctx context.Context, w io.Writer, o DiffOptions) (DiffStats, error) {
 	d := &differ{
 		ctx:   ctx,
 		o:     o,
-		tw:    tar.NewWriter(w),
+		tw:    tar.NewWriter(ctxWriter{ctx, w}),
 		links: map[fileID]string{},
 		log:   discardIfNil(o.Log),
 	}
@@ -78,6 +78,19 @@ func Diff(ctx context.Context, w io.Writer, o DiffOptions) (DiffStats, error) {
 }
 
 type fileID struct{ dev, ino uint64 }
+
+// ctxWriter stops a long write (a big file) when its context ends.
+type ctxWriter struct {
+	ctx context.Context
+	w   io.Writer
+}
+
+func (c ctxWriter) Write(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.w.Write(p)
+}
 
 type differ struct {
 	ctx     context.Context
