@@ -51,7 +51,7 @@ func Apply(ctx context.Context, dir string, r io.Reader) error {
 		}
 		return true, nil
 	}
-	if _, err := archive.Apply(ctx, dir, r, archive.WithFilter(filter)); err != nil {
+	if _, err := archive.Apply(withArchiveLog(ctx, nil), dir, r, archive.WithFilter(filter)); err != nil {
 		return fmt.Errorf("applying layer to %s: %w", dir, err)
 	}
 	if err := setTrustedXattrs(dir, trusted); err != nil {

@@ -50,6 +50,10 @@ func hostileCases() map[string][]tarEntry {
 		"whiteout-dotdot-name":  {dirE("a/"), whE("a/.wh.."), whE("a/.wh.../outside")},
 		"forged-overlay-xattr":  {{Name: "d/", Type: tar.TypeDir, Mode: 0o755, Xattrs: map[string]string{"trusted.overlay.redirect": "/" + up3 + "outside"}}},
 		"forged-whiteout-chr00": {{Name: "etc", Type: tar.TypeChar, Mode: 0o644, Dev: "0:0"}},
+		"xattr-on-symlink": {{Name: "l", Type: tar.TypeSymlink, Mode: 0o777, Link: up3 + "outside/victim",
+			Xattrs: map[string]string{"trusted.pwn": "1", "user.pwn": "1"}}},
+		"xattr-via-symlink-dir": {sym("s", up3+"outside"),
+			{Name: "s/victim", Type: tar.TypeReg, Mode: 0o644, Content: "pwned", Xattrs: map[string]string{"trusted.pwn": "1"}}},
 	}
 }
 

@@ -101,7 +101,7 @@ func (s *Store) Unpack(ctx context.Context, diffID digest.Digest, r io.Reader) (
 		return "", fmt.Errorf("unpacking layer %s: %w", diffID, err)
 	}
 	defer tmp.remove()
-	if err := extract(ctx, tmp.dir, diffID, r); err != nil {
+	if err := extract(withArchiveLog(ctx, s.log), tmp.dir, diffID, r); err != nil {
 		return "", fmt.Errorf("unpacking layer %s: %w", diffID, err)
 	}
 	dir, err = s.publish(tmp.dir, diffID)
