@@ -195,6 +195,7 @@ func TestDiffEntries(t *testing.T) {
 			if diff := cmp.Diff(merged, again); diff != "" {
 				t.Errorf("trimmed upper as a lower differs from the merged view (-merged +again):\n%s", diff)
 			}
+			assertUnpackedView(t, tarball, lower, merged)
 		})
 	}
 }

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/opencontainers/go-digest"
 	"github.com/stratabuild/strata/internal/testutil"
 	"golang.org/x/sys/unix"
 )
@@ -241,5 +243,19 @@ func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// assertUnpackedView unpacks a layer into a store and checks that, mounted
+// over lower, it shows the merged view the layer was diffed from.
+func assertUnpackedView(t *testing.T, layer []byte, lower string, merged map[string]node) {
+	t.Helper()
+	s, err := OpenStore(t.TempDir(), nil)
+	must(t, err)
+	snap, err := s.Unpack(t.Context(), digest.FromBytes(layer), bytes.NewReader(layer))
+	must(t, err)
+	_, view := overlayRun(t, []string{snap, lower}, func(string) {})
+	if diff := cmp.Diff(merged, view); diff != "" {
+		t.Errorf("unpacked layer over the lower differs from the merged view (-merged +unpacked):\n%s", diff)
 	}
 }

@@ -54,6 +54,7 @@ func TestRandomRoundTrip(t *testing.T) {
 			if diff := cmp.Diff(merged, again); diff != "" {
 				t.Errorf("seed %d: trimmed upper as a lower differs from the merged view (-merged +again):\n%s", seed, diff)
 			}
+			assertUnpackedView(t, tarball, lower, merged)
 		})
 	}
 }
