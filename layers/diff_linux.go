@@ -156,25 +156,27 @@ func (d *differ) lookupLower(lowers []string, name string) (*entry, []string, er
 			return e, nil, nil
 		}
 		dirs := []string{p}
-		for _, l2 := range lowers[i+1:] {
-			if op, err := isOpaque(dirs[len(dirs)-1]); err != nil {
-				return nil, nil, err
-			} else if op {
-				break
-			}
-			q := filepath.Join(l2, name)
-			var st2 unix.Stat_t
-			err := unix.Lstat(q, &st2)
+		opaque, err := isOpaque(p)
+		if err != nil {
+			return nil, nil, err
+		}
+		for j := i + 1; j < len(lowers) && !opaque; j++ { // an opaque dir hides the layers below
+			q := filepath.Join(lowers[j], name)
+			var st unix.Stat_t
+			err := unix.Lstat(q, &st)
 			if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
 				continue
 			}
 			if err != nil {
 				return nil, nil, &fs.PathError{Op: "lstat", Path: q, Err: err}
 			}
-			if st2.Mode&unix.S_IFMT != unix.S_IFDIR {
+			if st.Mode&unix.S_IFMT != unix.S_IFDIR {
 				break // a file or whiteout ends the merge
 			}
 			dirs = append(dirs, q)
+			if opaque, err = isOpaque(q); err != nil {
+				return nil, nil, err
+			}
 		}
 		return e, dirs, nil
 	}
