@@ -231,3 +231,47 @@ func randomOps(t *testing.T, m string, r *rand.Rand, n int) []string {
 	}
 	return log
 }
+
+// TestRandomStack runs three random steps, each over the snapshots the
+// previous ones made (Unpack of their diffs), so whiteouts and opaque dirs
+// in lower layers meet new changes. Applying the three tars in order to
+// the base tree must give the last merged view.
+func TestRandomStack(t *testing.T) {
+	requireOverlay(t)
+	seeds := []uint64{1, 2}
+	if *randomSeed != 0 {
+		seeds = []uint64{*randomSeed}
+	}
+	for _, seed := range seeds {
+		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
+			s := openStore(t)
+			base := filepath.Join(t.TempDir(), "base")
+			randomTree(t, base, seed)
+			lowers := []string{base}
+			var tars [][]byte
+			var merged map[string]node
+			for step := range uint64(3) {
+				var upper string
+				upper, merged = overlayRun(t, lowers, func(m string) {
+					randomOps(t, m, rand.New(rand.NewPCG(seed, step)), *randomOpsN/2)
+				})
+				tarball, _ := mustDiff(t, DiffOptions{Upper: upper, Lowers: lowers})
+				tars = append(tars, tarball)
+				_, snap := unpack(t, s, tarball)
+				lowers = append([]string{snap}, lowers...)
+			}
+			_, view := overlayRun(t, lowers, func(string) {})
+			if diff := cmp.Diff(merged, view); diff != "" {
+				t.Errorf("seed %d: snapshot stack differs from the last merged view (-merged +stack):\n%s", seed, diff)
+			}
+			applied := filepath.Join(t.TempDir(), "applied")
+			randomTree(t, applied, seed)
+			for _, tarball := range tars {
+				must(t, Apply(t.Context(), applied, bytes.NewReader(tarball)))
+			}
+			if diff := cmp.Diff(merged, scan(t, applied)); diff != "" {
+				t.Errorf("seed %d: base + 3 layers differs from the last merged view (-merged +applied):\n%s", seed, diff)
+			}
+		})
+	}
+}
