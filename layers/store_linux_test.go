@@ -125,7 +125,8 @@ func TestStackDiff(t *testing.T) {
 }
 
 // TestDiffOpaqueOverNothing: an upper dir marked opaque (as the kernel does
-// for renamed-in dirs) over a lower stack lacking it gets no opaque marker.
+// for renamed-in dirs) over a lower stack lacking it gets no opaque marker,
+// and a whiteout of a path the lower stack lacks is left out.
 func TestDiffOpaqueOverNothing(t *testing.T) {
 	requireOverlay(t)
 	lower, upper := t.TempDir(), t.TempDir()
@@ -133,10 +134,14 @@ func TestDiffOpaqueOverNothing(t *testing.T) {
 	write(t, upper+"/new/f", "f", 0o644)
 	must(t, unix.Lsetxattr(upper+"/new", opaqueXattr, []byte("y"), 0))
 	must(t, unix.Lsetxattr(upper+"/new/f", "trusted.overlay.origin", []byte("x"), 0))
+	must(t, unix.Mknod(upper+"/gone", unix.S_IFCHR, 0)) // a whiteout of nothing
 	tarball, _ := mustDiff(t, DiffOptions{Upper: upper, Lowers: []string{lower}})
 	want := []tarEntry{dirE("new/"), fileE("new/f", "f")}
 	if diff := cmp.Diff(want, readTar(t, tarball)); diff != "" {
 		t.Errorf("Diff entries (-want +got):\n%s", diff)
+	}
+	if _, err := os.Lstat(upper + "/gone"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("whiteout of nothing still in the upper dir after Diff: %v", err)
 	}
 	for _, p := range []string{"new", "new/f"} {
 		x, err := listXattrs(filepath.Join(upper, p), func(n string) bool { return strings.HasPrefix(n, "trusted.") })
