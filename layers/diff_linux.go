@@ -50,9 +50,8 @@ func Diff(ctx context.Context, w io.Writer, o DiffOptions) (DiffStats, error) {
 	d := &differ{
 		ctx:   ctx,
 		o:     o,
-		tw:    tar.NewWriter(w),
+		tw:    tar.NewWriter(ctxWriter{ctx, w}),
 		links: map[fileID]string{},
-		buf:   make([]byte, 1<<20),
 		log:   discardIfNil(o.Log),
 	}
 	start := time.Now()
@@ -80,6 +79,19 @@ func Diff(ctx context.Context, w io.Writer, o DiffOptions) (DiffStats, error) {
 
 type fileID struct{ dev, ino uint64 }
 
+// ctxWriter stops a long write (a big file) when its context ends.
+type ctxWriter struct {
+	ctx context.Context
+	w   io.Writer
+}
+
+func (c ctxWriter) Write(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.w.Write(p)
+}
+
 type differ struct {
 	ctx     context.Context
 	o       DiffOptions
@@ -88,7 +100,8 @@ type differ struct {
 	links   map[fileID]string // tar name of the first path of an upper inode with nlink > 1
 	pending []*tar.Header     // unchanged parent dirs not written yet, outermost first
 	edits   []func() error    // trims of the upper dir, run after the tar is written
-	buf     []byte
+	buf     []byte            // content copy buffer, made on first use
+	zeros   []byte            // holes of sparse files, made on first use
 	log     *slog.Logger
 }
 
@@ -143,25 +156,27 @@ func (d *differ) lookupLower(lowers []string, name string) (*entry, []string, er
 			return e, nil, nil
 		}
 		dirs := []string{p}
-		for _, l2 := range lowers[i+1:] {
-			if op, err := isOpaque(dirs[len(dirs)-1]); err != nil {
-				return nil, nil, err
-			} else if op {
-				break
-			}
-			q := filepath.Join(l2, name)
-			var st2 unix.Stat_t
-			err := unix.Lstat(q, &st2)
+		opaque, err := isOpaque(p)
+		if err != nil {
+			return nil, nil, err
+		}
+		for j := i + 1; j < len(lowers) && !opaque; j++ { // an opaque dir hides the layers below
+			q := filepath.Join(lowers[j], name)
+			var st unix.Stat_t
+			err := unix.Lstat(q, &st)
 			if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
 				continue
 			}
 			if err != nil {
 				return nil, nil, &fs.PathError{Op: "lstat", Path: q, Err: err}
 			}
-			if st2.Mode&unix.S_IFMT != unix.S_IFDIR {
+			if st.Mode&unix.S_IFMT != unix.S_IFDIR {
 				break // a file or whiteout ends the merge
 			}
 			dirs = append(dirs, q)
+			if opaque, err = isOpaque(q); err != nil {
+				return nil, nil, err
+			}
 		}
 		return e, dirs, nil
 	}
@@ -303,7 +318,7 @@ func (d *differ) nonDir(rel string, up, low *entry) error {
 	if hdr.Typeflag == tar.TypeReg {
 		body = up.abs
 	}
-	if err := d.writeFile(hdr, body); err != nil {
+	if err := d.writeFile(hdr, body, up.st.Blocks); err != nil {
 		return err
 	}
 	if low == nil {
@@ -376,11 +391,12 @@ func (d *differ) mtime(e *entry) time.Time {
 }
 
 // write writes hdr, after any pending parent dirs.
-func (d *differ) write(hdr *tar.Header) error { return d.writeFile(hdr, "") }
+func (d *differ) write(hdr *tar.Header) error { return d.writeFile(hdr, "", 0) }
 
 // writeFile writes hdr, after any pending parent dirs, then the content of
-// the file body if body is set.
-func (d *differ) writeFile(hdr *tar.Header, body string) error {
+// the file body if body is set; blocks is its allocated size in 512-byte
+// blocks.
+func (d *differ) writeFile(hdr *tar.Header, body string, blocks int64) error {
 	for _, p := range d.pending {
 		if err := d.tw.WriteHeader(p); err != nil {
 			return fmt.Errorf("writing %q: %w", p.Name, err)
@@ -393,17 +409,64 @@ func (d *differ) writeFile(hdr *tar.Header, body string) error {
 	if body == "" || hdr.Size == 0 {
 		return nil
 	}
+	sparse := blocks*512 < hdr.Size
 	f, err := os.Open(body)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	n, err := io.CopyBuffer(d.tw, io.LimitReader(f, hdr.Size), d.buf)
-	if err != nil {
+	if err := d.copyContent(f, hdr.Size, sparse); err != nil {
 		return fmt.Errorf("writing %q: %w", hdr.Name, err)
 	}
-	if n != hdr.Size {
-		return fmt.Errorf("writing %q: file shrank from %d to %d bytes while diffing", hdr.Name, hdr.Size, n)
+	return nil
+}
+
+// copyContent copies size bytes of f to the tar. For a sparse file it
+// writes the holes from memory instead of reading zeros from the kernel.
+func (d *differ) copyContent(f *os.File, size int64, sparse bool) error {
+	if d.buf == nil {
+		d.buf = make([]byte, 256<<10)
+	}
+	if sparse && d.zeros == nil {
+		d.zeros = make([]byte, 256<<10)
+	}
+	var off int64
+	for off < size {
+		data, hole := off, size
+		if sparse {
+			var err error
+			data, err = unix.Seek(int(f.Fd()), off, unix.SEEK_DATA)
+			if errors.Is(err, unix.ENXIO) { // no data past off
+				data = size
+			} else if err != nil {
+				sparse = false // the file system cannot tell: read it all
+				data = off
+			}
+			if sparse && data < size {
+				if hole, err = unix.Seek(int(f.Fd()), data, unix.SEEK_HOLE); err != nil {
+					return err
+				}
+			}
+			data, hole = min(data, size), min(hole, size)
+		}
+		for off < data {
+			n := min(data-off, int64(len(d.zeros)))
+			if _, err := d.tw.Write(d.zeros[:n]); err != nil {
+				return err
+			}
+			off += n
+		}
+		if off >= size {
+			break
+		}
+		n, err := io.CopyBuffer(d.tw, io.NewSectionReader(f, off, hole-off), d.buf)
+		if err != nil {
+			return err
+		}
+		if n != hole-off {
+			return fmt.Errorf("file shrank to %d bytes while diffing", off+n)
+		}
+		off = hole
 	}
 	return nil
 }

@@ -106,11 +106,12 @@ func TestDiffEntries(t *testing.T) {
 			write(t, m+"/ping", "p", 0o755)
 			must(t, unix.Lsetxattr(m+"/ping", "security.capability", []byte(cap), 0))
 			must(t, unix.Lsetxattr(m+"/ping", "user.mime", []byte("x/y"), 0))
+			must(t, unix.Lsetxattr(m+"/ping", "trusted.tool", []byte("t"), 0))
 			must(t, unix.Lsetxattr(m+"/f", "user.tag", []byte("v\x00bin"), 0))
 		},
 		want: []tarEntry{
 			{Name: "f", Type: tar.TypeReg, Mode: 0o644, Content: "f", Xattrs: map[string]string{"user.tag": "v\x00bin"}},
-			{Name: "ping", Type: tar.TypeReg, Mode: 0o755, Content: "p", Xattrs: map[string]string{"security.capability": cap, "user.mime": "x/y"}},
+			{Name: "ping", Type: tar.TypeReg, Mode: 0o755, Content: "p", Xattrs: map[string]string{"security.capability": cap, "trusted.tool": "t", "user.mime": "x/y"}},
 		},
 		stats: DiffStats{Added: 1, Modified: 1},
 	}, {
@@ -194,6 +195,7 @@ func TestDiffEntries(t *testing.T) {
 			if diff := cmp.Diff(merged, again); diff != "" {
 				t.Errorf("trimmed upper as a lower differs from the merged view (-merged +again):\n%s", diff)
 			}
+			assertUnpackedView(t, tarball, lower, merged)
 		})
 	}
 }

@@ -7,8 +7,14 @@
 // Outputs: snapshot dirs usable as overlay lower dirs (whiteouts as 0/0 char
 // devices, opaque dirs as trusted.overlay.opaque=y), overlay mounts, and the
 // layer tar of one step: an upper dir diffed against its lower stack, with
-// deterministic headers, written to an io.Writer.
+// deterministic headers, written to an io.Writer. Apply extracts a layer tar
+// onto a plain directory tree, for tests and tools.
+//
+// A step goes: Store.NewUpper, Mount (snapshots top first), run, Unmount,
+// Diff (which also trims the upper dir to what the tar holds), then
+// Store.Commit to make the upper dir the snapshot of the tar's diffID.
 //
 // The package knows diffIDs only as digests; it knows nothing of registries,
-// manifests or recipes.
+// manifests or recipes. Everything here but the types needs Linux; other
+// systems get errors.ErrUnsupported.
 package layers

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/opencontainers/go-digest"
 	"github.com/stratabuild/strata/internal/testutil"
 	"golang.org/x/sys/unix"
 )
@@ -54,6 +56,11 @@ func requireOverlay(t testing.TB) {
 // dir and the view.
 func overlayRun(t testing.TB, lowers []string, ops func(merged string)) (upper string, merged map[string]node) {
 	t.Helper()
+	return overlayDo(t, lowers, ops, true)
+}
+
+func overlayDo(t testing.TB, lowers []string, ops func(merged string), record bool) (upper string, merged map[string]node) {
+	t.Helper()
 	base := t.TempDir()
 	upper, work, target := filepath.Join(base, "upper"), filepath.Join(base, "work"), filepath.Join(base, "merged")
 	for _, d := range []string{upper, work, target} {
@@ -67,7 +74,9 @@ func overlayRun(t testing.TB, lowers []string, ops func(merged string)) (upper s
 	}
 	defer m.Unmount()
 	ops(target)
-	merged = scan(t, target)
+	if record {
+		merged = scan(t, target)
+	}
 	if err := m.Unmount(); err != nil {
 		t.Fatal(err)
 	}
@@ -182,6 +191,9 @@ func scan(t testing.TB, root string) map[string]node {
 		t.Fatal(err)
 	}
 	for _, paths := range inodes {
+		if len(paths) < 2 {
+			continue // its other links are outside the tree or gone
+		}
 		sort.Strings(paths)
 		for _, p := range paths {
 			n := out[p]
@@ -231,5 +243,19 @@ func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// assertUnpackedView unpacks a layer into a store and checks that, mounted
+// over lower, it shows the merged view the layer was diffed from.
+func assertUnpackedView(t *testing.T, layer []byte, lower string, merged map[string]node) {
+	t.Helper()
+	s, err := OpenStore(t.TempDir(), nil)
+	must(t, err)
+	snap, err := s.Unpack(t.Context(), digest.FromBytes(layer), bytes.NewReader(layer))
+	must(t, err)
+	_, view := overlayRun(t, []string{snap, lower}, func(string) {})
+	if diff := cmp.Diff(merged, view); diff != "" {
+		t.Errorf("unpacked layer over the lower differs from the merged view (-merged +unpacked):\n%s", diff)
 	}
 }

@@ -30,7 +30,8 @@ func (m *Mounted) Target() string { return m.target }
 // Mount mounts an overlay of o.Lowers (top first) under o.Upper on o.Target
 // with index=off,redirect_dir=off,metacopy=off, which Diff relies on. Each
 // lower dir is passed on its own (fsconfig "lowerdir+"), so hundreds of
-// layers fit; mount(2) is used only where the kernel lacks fsopen. With no
+// layers fit; mount(2), whose options must fit in one page, is used only
+// where the kernel lacks fsopen or "lowerdir+" (before Linux 6.8). With no
 // lowers (scratch) an empty dir stands in. The caller unmounts, on every
 // path (defer m.Unmount()); a cancelled ctx does not unmount by itself,
 // since a runtime still starting in the mount would then write into the
@@ -53,7 +54,7 @@ func Mount(ctx context.Context, o MountOptions) (*Mounted, error) {
 		lowers = []string{empty}
 	}
 	err := mountNew(lowers, o)
-	if errors.Is(err, unix.ENOSYS) {
+	if errors.Is(err, unix.ENOSYS) || errors.Is(err, errNoLowerdirAppend) {
 		err = mountLegacy(lowers, o)
 	}
 	if err != nil {
@@ -64,6 +65,10 @@ func Mount(ctx context.Context, o MountOptions) (*Mounted, error) {
 	}
 	return m, nil
 }
+
+// errNoLowerdirAppend: the kernel has fsopen but overlay predates the
+// "lowerdir+" option (Linux < 6.8).
+var errNoLowerdirAppend = errors.New(`overlay lacks fsconfig "lowerdir+"`)
 
 func mountNew(lowers []string, o MountOptions) error {
 	fd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
@@ -77,8 +82,11 @@ func mountNew(lowers []string, o MountOptions) error {
 		}
 		return nil
 	}
-	for _, l := range lowers {
+	for i, l := range lowers {
 		if err := set("lowerdir+", l); err != nil {
+			if i == 0 && errors.Is(err, unix.EINVAL) {
+				return fmt.Errorf("%w: %w", errNoLowerdirAppend, err)
+			}
 			return err
 		}
 	}

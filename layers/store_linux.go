@@ -101,7 +101,7 @@ func (s *Store) Unpack(ctx context.Context, diffID digest.Digest, r io.Reader) (
 		return "", fmt.Errorf("unpacking layer %s: %w", diffID, err)
 	}
 	defer func() { _ = tmp.remove() }()
-	if err := extract(ctx, tmp.dir, diffID, r); err != nil {
+	if err := extract(withArchiveLog(ctx, s.log), tmp.dir, diffID, r); err != nil {
 		return "", fmt.Errorf("unpacking layer %s: %w", diffID, err)
 	}
 	dir, err = s.publish(tmp.dir, diffID)
@@ -136,6 +136,7 @@ func extract(ctx context.Context, dir string, diffID digest.Digest, r io.Reader)
 				trusted[hdr.Name] = map[string]string{}
 			}
 			trusted[hdr.Name][name] = v
+			delete(hdr.PAXRecords, k) // archive.Apply would refuse it, and log
 		}
 		return true, nil
 	}

@@ -125,7 +125,8 @@ func TestStackDiff(t *testing.T) {
 }
 
 // TestDiffOpaqueOverNothing: an upper dir marked opaque (as the kernel does
-// for renamed-in dirs) over a lower stack lacking it gets no opaque marker.
+// for renamed-in dirs) over a lower stack lacking it gets no opaque marker,
+// and a whiteout of a path the lower stack lacks is left out.
 func TestDiffOpaqueOverNothing(t *testing.T) {
 	requireOverlay(t)
 	lower, upper := t.TempDir(), t.TempDir()
@@ -133,10 +134,14 @@ func TestDiffOpaqueOverNothing(t *testing.T) {
 	write(t, upper+"/new/f", "f", 0o644)
 	must(t, unix.Lsetxattr(upper+"/new", opaqueXattr, []byte("y"), 0))
 	must(t, unix.Lsetxattr(upper+"/new/f", "trusted.overlay.origin", []byte("x"), 0))
+	must(t, unix.Mknod(upper+"/gone", unix.S_IFCHR, 0)) // a whiteout of nothing
 	tarball, _ := mustDiff(t, DiffOptions{Upper: upper, Lowers: []string{lower}})
 	want := []tarEntry{dirE("new/"), fileE("new/f", "f")}
 	if diff := cmp.Diff(want, readTar(t, tarball)); diff != "" {
 		t.Errorf("Diff entries (-want +got):\n%s", diff)
+	}
+	if _, err := os.Lstat(upper + "/gone"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("whiteout of nothing still in the upper dir after Diff: %v", err)
 	}
 	for _, p := range []string{"new", "new/f"} {
 		x, err := listXattrs(filepath.Join(upper, p), func(n string) bool { return strings.HasPrefix(n, "trusted.") })
@@ -385,4 +390,54 @@ func isMountPoint(t *testing.T, p string) bool {
 	must(t, unix.Stat(p, &a))
 	must(t, unix.Stat(filepath.Dir(p), &b))
 	return a.Dev != b.Dev
+}
+
+// TestScratchStep: a step over no lowers mounts, and everything is added.
+func TestScratchStep(t *testing.T) {
+	requireOverlay(t)
+	s := openStore(t)
+	u, err := s.NewUpper(t.Context())
+	must(t, err)
+	defer u.Discard()
+	target := t.TempDir()
+	m, err := Mount(t.Context(), MountOptions{Upper: u.Dir, Work: u.Work, Target: target})
+	must(t, err)
+	write(t, target+"/bin/sh", "sh", 0o755)
+	must(t, m.Unmount())
+	tarball, stats := mustDiff(t, DiffOptions{Upper: u.Dir})
+	want := []tarEntry{dirE("bin/"), {Name: "bin/sh", Type: tar.TypeReg, Mode: 0o755, Content: "sh"}}
+	if diff := cmp.Diff(want, readTar(t, tarball)); diff != "" {
+		t.Errorf("Diff entries (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(DiffStats{Added: 2}, stats); diff != "" {
+		t.Errorf("Diff stats (-want +got):\n%s", diff)
+	}
+	must(t, u.Discard())
+	assertTmpEmpty(t, s)
+}
+
+// TestMountLegacy: the mount(2) fallback stacks lowers top first, with
+// paths that need escaping.
+func TestMountLegacy(t *testing.T) {
+	requireOverlay(t)
+	base := t.TempDir()
+	top, bottom := base+"/top,a:b", base+"/bottom"
+	write(t, top+"/f", "top", 0o644)
+	write(t, bottom+"/f", "bottom", 0o644)
+	write(t, bottom+"/g", "g", 0o644)
+	for _, d := range []string{"u", "w", "m"} {
+		mkdir(t, filepath.Join(base, d), 0o755)
+	}
+	o := MountOptions{Lowers: []string{top, bottom}, Upper: base + "/u", Work: base + "/w", Target: base + "/m"}
+	must(t, mountLegacy(o.Lowers, o))
+	defer unix.Unmount(o.Target, 0)
+	got := map[string]string{}
+	for _, f := range []string{"f", "g"} {
+		b, err := os.ReadFile(filepath.Join(o.Target, f))
+		must(t, err)
+		got[f] = string(b)
+	}
+	if diff := cmp.Diff(map[string]string{"f": "top", "g": "g"}, got); diff != "" {
+		t.Errorf("legacy mount (-want +got):\n%s", diff)
+	}
 }

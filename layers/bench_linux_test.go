@@ -1,0 +1,108 @@
+package layers
+
+import (
+	"archive/tar"
+	"bytes"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// BenchmarkDiff diffs 10 changes over lower trees of growing size: the time
+// must not grow with the lower tree.
+func BenchmarkDiff(b *testing.B) {
+	requireOverlay(b)
+	for _, n := range []int{1_000, 10_000, 100_000} {
+		b.Run(fmt.Sprintf("lower=%dk", n/1000), func(b *testing.B) {
+			lower := filepath.Join(b.TempDir(), "lower")
+			for i := range n {
+				p := filepath.Join(lower, fmt.Sprintf("d%03d/f%05d", i/100, i))
+				if i%100 == 0 {
+					mkdir(b, filepath.Dir(p), 0o755)
+				}
+				if err := os.WriteFile(p, []byte("content of a lower file"), 0o644); err != nil {
+					b.Fatal(err)
+				}
+			}
+			upper, _ := overlayDo(b, []string{lower}, func(m string) {
+				for i := range 3 {
+					write(b, filepath.Join(m, fmt.Sprintf("d%03d/f%05d", i, i*100)), "changed", 0o644)
+					write(b, filepath.Join(m, fmt.Sprintf("d%03d/new%d", i+5, i)), "new", 0o644)
+				}
+				must(b, os.Remove(filepath.Join(m, "d007/f00700")))
+				must(b, os.Remove(filepath.Join(m, "d008/f00800")))
+				must(b, os.Chmod(filepath.Join(m, "d009/f00900"), 0o600))
+				write(b, filepath.Join(m, "d004/extra"), "new", 0o644)
+			}, false)
+			o := DiffOptions{Upper: upper, Lowers: []string{lower}, KeepUpper: true}
+			var st DiffStats
+			for b.Loop() {
+				var err error
+				if st, err = Diff(b.Context(), io.Discard, o); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if got := st.Added + st.Modified + st.Deleted; got != 10 {
+				b.Fatalf("diff has %d changes (%+v), want 10", got, st)
+			}
+		})
+	}
+}
+
+// layerTar100MB is a layer of 100 files of 1 MiB of incompressible data.
+func layerTar100MB(b *testing.B) []byte {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	r := rand.New(rand.NewPCG(1, 2))
+	content := make([]byte, 1<<20)
+	must(b, tw.WriteHeader(&tar.Header{Name: "data/", Typeflag: tar.TypeDir, Mode: 0o755}))
+	for i := range 100 {
+		for j := range content {
+			content[j] = byte(r.Uint32())
+		}
+		must(b, tw.WriteHeader(&tar.Header{Name: fmt.Sprintf("data/f%03d", i), Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(content))}))
+		_, err := tw.Write(content)
+		must(b, err)
+	}
+	must(b, tw.Close())
+	return buf.Bytes()
+}
+
+// BenchmarkApply extracts a 100 MB layer with Apply.
+func BenchmarkApply(b *testing.B) {
+	requireOverlay(b)
+	layer := layerTar100MB(b)
+	b.SetBytes(int64(len(layer)))
+	base := b.TempDir()
+	for b.Loop() {
+		dir, err := os.MkdirTemp(base, "apply-")
+		must(b, err)
+		must(b, Apply(b.Context(), dir, bytes.NewReader(layer)))
+		b.StopTimer()
+		must(b, os.RemoveAll(dir))
+		b.StartTimer()
+	}
+}
+
+// BenchmarkUnpack unpacks a 100 MB layer into a store: Apply plus
+// diffID hashing and syncfs.
+func BenchmarkUnpack(b *testing.B) {
+	requireOverlay(b)
+	layer := layerTar100MB(b)
+	d := digest.FromBytes(layer)
+	b.SetBytes(int64(len(layer)))
+	for b.Loop() {
+		b.StopTimer()
+		s, err := OpenStore(b.TempDir(), nil)
+		must(b, err)
+		b.StartTimer()
+		if _, err := s.Unpack(b.Context(), d, bytes.NewReader(layer)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
