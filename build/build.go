@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -93,19 +94,22 @@ func Build(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*Result, e
 	if err != nil {
 		return nil, err
 	}
+	// Images pulled while the stages build stay bound to this context
+	// until the outputs are written: it is cancelled when a stage fails,
+	// and only after the outputs otherwise.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	b.cancel = cancel
 	stages, err := r.Needed(o.Target)
 	if err != nil {
 		return nil, err
 	}
-	results := map[int]*stageResult{}
-	var last *stageResult
-	for _, st := range stages {
-		res, err := b.stage(ctx, st, results)
-		if err != nil {
-			return nil, err
-		}
-		results[st.Index] = res
-		last = res
+	if err := b.loadSecrets(stages); err != nil {
+		return nil, err
+	}
+	last, err := b.stages(ctx, stages)
+	if err != nil {
+		return nil, err
 	}
 	img, err := b.image(last)
 	if err != nil {
@@ -137,7 +141,18 @@ type builder struct {
 	progress ProgressFunc
 	log      *slog.Logger
 	created  *time.Time // SOURCE_DATE_EPOCH, or nil
-	steps    []StepResult
+	secrets  map[string][]byte
+	cancel   context.CancelCauseFunc // stops the whole build
+
+	mu    sync.Mutex // guards steps and done
+	steps []StepResult
+	done  map[int]*stageDone
+}
+
+// stageDone is a stage being built: ready is closed when res is set.
+type stageDone struct {
+	ready chan struct{}
+	res   *stageResult
 }
 
 func newBuilder(o Options, r *recipe.Recipe, d Deps) (*builder, error) {
@@ -352,3 +367,66 @@ func (b *builder) diffAndCommit(ctx context.Context, up *layers.Upper, lowers []
 }
 
 func toDigest(h v1.Hash) digest.Digest { return digest.Digest(h.String()) }
+
+// stages builds the stages in dependency order, each as soon as the stages
+// it needs are built, so that independent stages run concurrently. The
+// first failure cancels the others. It returns the last stage's result.
+func (b *builder) stages(ctx context.Context, stages []*recipe.Stage) (*stageResult, error) {
+	b.done = make(map[int]*stageDone, len(stages))
+	for _, st := range stages {
+		b.done[st.Index] = &stageDone{ready: make(chan struct{})}
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(stages))
+	for i, st := range stages {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, dep := range st.DependsOn {
+				if _, err := b.waitStage(ctx, dep); err != nil {
+					return // the failing stage reports
+				}
+			}
+			res, err := b.stage(ctx, st)
+			if err != nil {
+				errs[i] = err
+				b.cancel(err)
+				return
+			}
+			d := b.done[st.Index]
+			d.res = res
+			close(d.ready)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		// Prefer the error that caused the cancellation over the
+		// "context canceled" of the stages it stopped.
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return nil, err
+		}
+	}
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	if err := context.Cause(ctx); err != nil {
+		return nil, err
+	}
+	return b.done[stages[len(stages)-1].Index].res, nil
+}
+
+// waitStage waits for stage index to be built and returns its result.
+func (b *builder) waitStage(ctx context.Context, index int) (*stageResult, error) {
+	d, ok := b.done[index]
+	if !ok {
+		return nil, fmt.Errorf("stage %d is not part of this build", index)
+	}
+	select {
+	case <-d.ready:
+		return d.res, nil
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	}
+}

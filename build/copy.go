@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -77,35 +78,9 @@ func copyFromContext(ctx context.Context, contextDir string, ignore *patternmatc
 	}
 	defer dst.Close()
 
-	var matches []string
-	globbed := false
-	for _, p := range s.Sources {
-		clean := path.Clean(strings.TrimPrefix(p, "./"))
-		if path.IsAbs(clean) || clean == ".." || strings.HasPrefix(clean, "../") {
-			return 0, fmt.Errorf("copy source %q is outside the build context", p)
-		}
-		if !strings.ContainsAny(clean, `*?[\`) {
-			if ignored(ignore, clean) {
-				return 0, fmt.Errorf("copy source %q is excluded by %s", p, IgnoreFile)
-			}
-			matches = append(matches, clean)
-			continue
-		}
-		globbed = true
-		found, err := fs.Glob(src.FS(), clean)
-		if err != nil {
-			return 0, fmt.Errorf("copy source %q: %w", p, err)
-		}
-		n := 0
-		for _, m := range found {
-			if !ignored(ignore, m) {
-				matches = append(matches, m)
-				n++
-			}
-		}
-		if n == 0 {
-			return 0, fmt.Errorf("copy source %q matches no file in the build context", p)
-		}
+	matches, globbed, err := resolveSources(src, ignore, s.Sources)
+	if err != nil {
+		return 0, err
 	}
 
 	c := &copier{ctx: ctx, src: src, dst: dst, ignore: ignore, spec: s, links: map[[2]uint64]string{}}
@@ -134,6 +109,80 @@ func copyFromContext(ctx context.Context, contextDir string, ignore *patternmatc
 		}
 	}
 	return c.n, c.finish()
+}
+
+// contextInputs lists what a copy from the context reads: every matched
+// path and, under a matched dir, every entry not excluded by the ignore
+// file; relative, slash-separated, sorted. The cache hashes these.
+func contextInputs(contextDir string, ignore *patternmatcher.PatternMatcher, sources []string) ([]string, error) {
+	src, err := os.OpenRoot(contextDir)
+	if err != nil {
+		return nil, fmt.Errorf("opening build context: %w", err)
+	}
+	defer src.Close()
+	matches, _, err := resolveSources(src, ignore, sources)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, m := range matches {
+		err := fs.WalkDir(src.FS(), m, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return contextErr(err)
+			}
+			if p != m && ignored(ignore, p) {
+				if d.IsDir() {
+					return fs.SkipDir
+				}
+				return nil
+			}
+			if !seen[p] {
+				seen[p] = true
+				out = append(out, p)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("copy source %q: %w", m, err)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// resolveSources expands a copy's sources inside the context: globs are
+// matched, excluded paths dropped, and a path leaving the context refused.
+func resolveSources(src *os.Root, ignore *patternmatcher.PatternMatcher, sources []string) (matches []string, globbed bool, err error) {
+	for _, p := range sources {
+		clean := path.Clean(strings.TrimPrefix(p, "./"))
+		if path.IsAbs(clean) || clean == ".." || strings.HasPrefix(clean, "../") {
+			return nil, false, fmt.Errorf("copy source %q is outside the build context", p)
+		}
+		if !strings.ContainsAny(clean, `*?[\`) {
+			if ignored(ignore, clean) {
+				return nil, false, fmt.Errorf("copy source %q is excluded by %s", p, IgnoreFile)
+			}
+			matches = append(matches, clean)
+			continue
+		}
+		globbed = true
+		found, err := fs.Glob(src.FS(), clean)
+		if err != nil {
+			return nil, false, fmt.Errorf("copy source %q: %w", p, err)
+		}
+		n := 0
+		for _, m := range found {
+			if !ignored(ignore, m) {
+				matches = append(matches, m)
+				n++
+			}
+		}
+		if n == 0 {
+			return nil, false, fmt.Errorf("copy source %q matches no file in the build context", p)
+		}
+	}
+	return matches, globbed, nil
 }
 
 // contextErr names the usual cause of an os.Root error: a symlink that

@@ -193,3 +193,32 @@ func TestCopyKeepsHardlinks(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestContextInputs(t *testing.T) {
+	ctx := t.TempDir()
+	writeTree(t, ctx, map[string]string{
+		".strataignore":  "src/*.log\n",
+		"src/main.go":    "package main",
+		"src/debug.log":  "ignored",
+		"src/sub/x.go":   "package sub",
+		"conf/a.toml":    "a",
+		"conf/b.toml":    "b",
+		"conf/c.ini":     "c",
+		"unrelated.file": "u",
+	})
+	ignore, err := loadIgnore(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := contextInputs(ctx, ignore, []string{"src", "conf/*.toml"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"conf/a.toml", "conf/b.toml", "src", "src/main.go", "src/sub", "src/sub/x.go"}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("inputs (-want +got):\n%s", d)
+	}
+	if _, err := contextInputs(ctx, ignore, []string{"../x"}); err == nil {
+		t.Error("a source outside the context was accepted")
+	}
+}

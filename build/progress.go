@@ -124,14 +124,15 @@ func humanSize(n int64) string {
 // event and the last few are kept for the error message of a failed step.
 type lineWriter struct {
 	mu      sync.Mutex
+	redact  []string // secrets' values, replaced by "****"
 	emit    func(line string)
 	partial bytes.Buffer
 	tail    []string
 	keep    int
 }
 
-func newLineWriter(keep int, emit func(string)) *lineWriter {
-	return &lineWriter{emit: emit, keep: keep}
+func newLineWriter(keep int, redact []string, emit func(string)) *lineWriter {
+	return &lineWriter{emit: emit, keep: keep, redact: redact}
 }
 
 func (w *lineWriter) Write(p []byte) (int, error) {
@@ -152,6 +153,9 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 
 func (w *lineWriter) line(s string) {
 	s = strings.TrimRight(s, "\r")
+	for _, r := range w.redact {
+		s = strings.ReplaceAll(s, r, "****")
+	}
 	if w.emit != nil {
 		w.emit(s)
 	}

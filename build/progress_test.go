@@ -12,7 +12,7 @@ import (
 
 func TestLineWriter(t *testing.T) {
 	var lines []string
-	w := newLineWriter(3, func(s string) { lines = append(lines, s) })
+	w := newLineWriter(3, nil, func(s string) { lines = append(lines, s) })
 	for _, chunk := range []string{"one\ntw", "o\r\nthree\nfour\n", "five"} {
 		if _, err := w.Write([]byte(chunk)); err != nil {
 			t.Fatal(err)

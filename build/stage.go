@@ -2,11 +2,9 @@ package build
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -21,8 +19,8 @@ import (
 )
 
 // stage builds one stage on top of its base.
-func (b *builder) stage(ctx context.Context, st *recipe.Stage, done map[int]*stageResult) (*stageResult, error) {
-	res, err := b.base(ctx, st, done)
+func (b *builder) stage(ctx context.Context, st *recipe.Stage) (*stageResult, error) {
+	res, err := b.base(ctx, st)
 	if err != nil {
 		return nil, err
 	}
@@ -48,13 +46,13 @@ func (b *builder) stage(ctx context.Context, st *recipe.Stage, done map[int]*sta
 }
 
 // base resolves a stage's from: into an image and the snapshots of its layers.
-func (b *builder) base(ctx context.Context, st *recipe.Stage, done map[int]*stageResult) (*stageResult, error) {
+func (b *builder) base(ctx context.Context, st *recipe.Stage) (*stageResult, error) {
 	var img v1.Image
 	switch st.From.Kind {
 	case recipe.KindStage:
-		prev, ok := done[st.From.Stage]
-		if !ok {
-			return nil, fmt.Errorf("%s: stage %q is not built yet", st.From.Pos, st.From.Ref)
+		prev, err := b.waitStage(ctx, st.From.Stage)
+		if err != nil {
+			return nil, err
 		}
 		// A stage built on another continues it: same layers, same state.
 		res := *prev
@@ -65,10 +63,7 @@ func (b *builder) base(ctx context.Context, st *recipe.Stage, done map[int]*stag
 	default:
 		start := time.Now()
 		var err error
-		img, err = commit.Pull(ctx, pullRef(st.From), commit.PullOptions{
-			Platform: platform(b.opts.Platform, st.Platform),
-			Insecure: b.opts.InsecureRegistries,
-		})
+		img, err = b.pull(ctx, st.From, st.Platform)
 		if err != nil {
 			return nil, fmt.Errorf("%s: pulling base %s: %w", st.From.Pos, st.From.Ref, err)
 		}
@@ -90,6 +85,14 @@ func (b *builder) base(ctx context.Context, st *recipe.Stage, done map[int]*stag
 		b.emit(Event{Kind: EventInfo, Stage: st.Name, Text: fmt.Sprintf("base %s: %d layers ready in %s", st.From.Ref, len(res.lowers), time.Since(start).Round(time.Millisecond))})
 	}
 	return res, nil
+}
+
+// pull resolves an image base (registry, oci-layout, docker-archive).
+func (b *builder) pull(ctx context.Context, base recipe.Base, p recipe.Platform) (v1.Image, error) {
+	return commit.Pull(ctx, pullRef(base), commit.PullOptions{
+		Platform: platform(b.opts.Platform, p),
+		Insecure: b.opts.InsecureRegistries,
+	})
 }
 
 func pullRef(base recipe.Base) string {
@@ -223,6 +226,8 @@ func (b *builder) step(ctx context.Context, res *stageResult, step *recipe.Step)
 		h.Layer = layer
 	}
 	res.history = append(res.history, h)
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	b.steps = append(b.steps, StepResult{Stage: st.Name, Pos: ev.Pos, Action: ev.Action, Duration: ev.Duration, Layer: info})
 	return nil
 }
@@ -318,7 +323,7 @@ const tailLines = 20
 
 func (b *builder) run(ctx context.Context, res *stageResult, step *recipe.Step, rootfs string, ev Event) error {
 	r := step.Run
-	out := newLineWriter(tailLines, func(line string) {
+	out := newLineWriter(tailLines, b.redactions(step), func(line string) {
 		e := ev
 		e.Kind, e.Text, e.Time = EventOutput, line, time.Time{}
 		b.emit(e)
@@ -358,43 +363,19 @@ func (b *builder) run(ctx context.Context, res *stageResult, step *recipe.Step, 
 	return nil
 }
 
-// mounts turns a run step's cache and tmpfs mounts into sandbox mounts.
-func (b *builder) mounts(step *recipe.Step) ([]sandbox.Mount, func(), error) {
-	var ms []sandbox.Mount
-	for _, m := range step.Run.Mounts {
-		switch m.Type {
-		case recipe.MountTmpfs:
-			ms = append(ms, sandbox.Mount{Type: "tmpfs", Target: m.Target})
-		case recipe.MountCache:
-			dir := filepath.Join(b.opts.Root, "cache", cacheDirName(m.ID))
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				return nil, nil, err
-			}
-			ms = append(ms, sandbox.Mount{Type: "bind", Source: dir, Target: m.Target})
-		default:
-			return nil, nil, fmt.Errorf("%s: %s mounts are not implemented yet", m.Pos, m.Type)
-		}
-	}
-	return ms, func() {}, nil
-}
-
-// cacheDirName maps a cache id (often a path) to a file name.
-func cacheDirName(id string) string {
-	return hex.EncodeToString([]byte(id))
-}
-
 func (b *builder) copy(ctx context.Context, res *stageResult, step *recipe.Step, rootfs string) error {
 	c := step.Copy
-	if c.From != nil {
-		return fmt.Errorf("%s: copy from %s is not implemented yet", stepPos(step.Pos), c.From.Ref)
-	}
 	spec := copySpec{Sources: c.Sources, Dest: c.To, Mode: c.Mode, ModTime: b.created}
 	if c.Owner != nil {
+		// Names are those of the stage copied into, as docker does.
 		uid, gid, err := sandbox.LookupOwner(rootfs, c.Owner.String())
 		if err != nil {
 			return fmt.Errorf("%s: copy owner %s: %w", stepPos(step.Pos), c.Owner, err)
 		}
 		spec.UID, spec.GID = uid, gid
+	}
+	if c.From != nil {
+		return b.copyFrom(ctx, res, step, rootfs, spec)
 	}
 	ignore, err := loadIgnore(b.recipe.Context)
 	if err != nil {

@@ -77,23 +77,7 @@ func fidelityBase(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := layout.FromPath(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	idx, err := p.ImageIndex()
-	if err != nil {
-		t.Fatal(err)
-	}
-	im, err := idx.IndexManifest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := idx.Image(im.Manifests[0].Digest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err = mutate.AppendLayers(img, l)
+	img, err := mutate.AppendLayers(layoutImage(t, dir, testutil.BusyboxTag), l)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,8 +28,14 @@ func TestPushOverTLSWithAuth(t *testing.T) {
 		"--dest-cert-dir", reg.CertDir, "oci:" + bb + ":" + testutil.BusyboxTag}, "docker://"+reg.Addr+"/library/busybox:latest")...)
 
 	ref := reg.Addr + "/demo/hello:1"
+	layoutDir := filepath.Join(t.TempDir(), "hello.oci")
 	dg := mustBuild(t, env, "--root", t.TempDir(), "--build-arg", "BASE="+reg.Addr+"/library/busybox:latest",
-		"-t", ref, "-t", reg.Addr+"/demo/hello:latest", "--push", filepath.Join(examplesDir(t), "hello"))
+		"-t", ref, "-t", reg.Addr+"/demo/hello:latest", "--push", "-o", "type=oci,dest="+layoutDir,
+		filepath.Join(examplesDir(t), "hello"))
+	// The layout needs the base's blobs, fetched after every step ran.
+	if got := ociIndexDigest(t, layoutDir, ref); got != dg {
+		t.Errorf("layout has %s, strata printed %s", got, dg)
+	}
 
 	for _, tag := range []string{ref, reg.Addr + "/demo/hello:latest"} {
 		out := run(t, nil, "skopeo", append(append([]string{"inspect"}, skopeoAuth...), "docker://"+tag)...)

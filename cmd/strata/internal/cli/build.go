@@ -17,7 +17,7 @@ import (
 
 // notLanded lists the flags whose behaviour has not landed yet: giving one
 // is a usage error. Remove a flag from here when the build implements it.
-var notLanded = []string{"cache-from", "cache-to", "secret"}
+var notLanded = []string{"cache-from", "cache-to"}
 
 // buildFlags holds the raw values of strata build's flags.
 type buildFlags struct {

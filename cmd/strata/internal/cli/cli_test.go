@@ -137,7 +137,6 @@ func TestBuildExitCodes(t *testing.T) {
 		{name: "unknown command", args: []string{"biuld"}, code: 2, stderr: "unknown command"},
 		{name: "cache-from", args: []string{"build", "--cache-from", "r/cache", dir}, code: 2, stderr: "strata: --cache-from: not implemented yet"},
 		{name: "cache-to", args: []string{"build", "--cache-to", "r/cache", dir}, code: 2, stderr: "strata: --cache-to: not implemented yet"},
-		{name: "secret", args: []string{"build", "--secret", "id=a,src=b", dir}, code: 2, stderr: "strata: --secret: not implemented yet"},
 		{name: "push without tag", args: []string{"build", "--push", dir}, code: 2, stderr: "--push needs at least one --tag"},
 		{name: "registry output without tag", args: []string{"build", "-o", "type=registry", dir}, code: 2, stderr: "type=registry needs at least one --tag"},
 		{name: "bad output", args: []string{"build", "-o", "type=tar,dest=x", dir}, code: 2, stderr: `unknown type "tar"`},
