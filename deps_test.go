@@ -33,6 +33,14 @@ var boundaries = []struct {
 		module + "/recipe", module + "/layers", module + "/commit",
 		"github.com/google/go-containerregistry", "github.com/moby/buildkit",
 	}},
+	{"build/cache", []string{
+		module + "/recipe", module + "/layers", module + "/commit", module + "/build/sandbox",
+		"github.com/google/go-containerregistry", "github.com/moby/buildkit",
+	}},
+	{"internal/fscopy", []string{
+		module + "/build", module + "/recipe", module + "/layers", module + "/commit",
+		"github.com/google/go-containerregistry", "github.com/moby/buildkit",
+	}},
 }
 
 // TestPackageBoundaries keeps the package boundaries of DESIGN.md: recipe

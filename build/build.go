@@ -15,6 +15,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/opencontainers/go-digest"
 
+	"github.com/stratabuild/strata/build/cache"
 	"github.com/stratabuild/strata/build/sandbox"
 	"github.com/stratabuild/strata/commit"
 	"github.com/stratabuild/strata/layers"
@@ -65,6 +66,23 @@ type Result struct {
 	Image v1.Image
 	// Steps reports each step that was built, in order.
 	Steps []StepResult
+	// Plan is what a dry run found: per run or copy step, whether it
+	// would hit the cache or run, and why. Empty unless Options.DryRun.
+	Plan []PlanStep
+	// WouldPush lists what a dry run would push.
+	WouldPush []string
+}
+
+// PlanStep is one step of a dry run's plan.
+type PlanStep struct {
+	Stage  string `json:"stage,omitempty"`
+	Pos    string `json:"pos"`
+	Action string `json:"action"`
+	Text   string `json:"text"`
+	// Will is "cached", "cached (REPO)" for a registry cache hit, or "run".
+	Will string `json:"will"`
+	// Why explains a run.
+	Why string `json:"why,omitempty"`
 }
 
 // StepResult reports one step of a build.
@@ -94,6 +112,12 @@ func Build(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*Result, e
 	if err != nil {
 		return nil, err
 	}
+	// While the build runs, `strata prune` waits: nothing it holds goes.
+	release, err := cache.AcquireBuild(o.Root)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	// Images pulled while the stages build stay bound to this context
 	// until the outputs are written: it is cancelled when a stage fails,
 	// and only after the outputs otherwise.
@@ -110,6 +134,9 @@ func Build(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*Result, e
 	last, err := b.stages(ctx, stages)
 	if err != nil {
 		return nil, err
+	}
+	if o.DryRun {
+		return &Result{Plan: b.plan, WouldPush: b.wouldPush()}, nil
 	}
 	img, err := b.image(last)
 	if err != nil {
@@ -143,9 +170,11 @@ type builder struct {
 	created  *time.Time // SOURCE_DATE_EPOCH, or nil
 	secrets  map[string][]byte
 	cancel   context.CancelCauseFunc // stops the whole build
+	index    *cache.Index
 
-	mu    sync.Mutex // guards steps and done
+	mu    sync.Mutex // guards steps, plan and done
 	steps []StepResult
+	plan  []PlanStep
 	done  map[int]*stageDone
 }
 
@@ -185,6 +214,9 @@ func newBuilder(o Options, r *recipe.Recipe, d Deps) (*builder, error) {
 		return nil, fmt.Errorf("opening snapshot store: %w", err)
 	}
 	b.store = store
+	if b.index, err = cache.Open(filepath.Join(o.Root, "cache", "index")); err != nil {
+		return nil, err
+	}
 	if o.SourceDateEpoch != nil {
 		t := o.SourceDateEpoch.UTC()
 		b.created = &t
@@ -211,9 +243,14 @@ func (b *builder) emit(e Event) {
 // stageResult is a built stage: its image so far and the snapshots of its
 // layers, top first.
 type stageResult struct {
-	stage   *recipe.Stage
-	base    v1.Image
-	lowers  []string
+	stage *recipe.Stage
+	base  v1.Image
+	chain []*chainLayer // bottom first
+	// baseDigest is the base image's manifest digest ("" for scratch).
+	baseDigest string
+	// unknown is set in a dry run once a step would run: what the stage
+	// holds after it is not known, so neither are later keys.
+	unknown bool
 	history []commit.Step
 	env     []string
 	workdir string
@@ -298,38 +335,6 @@ func (b *builder) push(ctx context.Context, img v1.Image) error {
 	return nil
 }
 
-// unpack makes sure every layer of img has a snapshot and returns their
-// dirs, top first.
-func (b *builder) unpack(ctx context.Context, img v1.Image) ([]string, error) {
-	ls, err := img.Layers()
-	if err != nil {
-		return nil, err
-	}
-	lowers := make([]string, len(ls))
-	for i, l := range ls {
-		diffID, err := l.DiffID()
-		if err != nil {
-			return nil, err
-		}
-		dir, ok := b.store.Lookup(toDigest(diffID))
-		if !ok {
-			start := time.Now()
-			rc, err := l.Uncompressed()
-			if err != nil {
-				return nil, fmt.Errorf("reading base layer %s: %w", diffID, err)
-			}
-			dir, err = b.store.Unpack(ctx, toDigest(diffID), rc)
-			rc.Close()
-			if err != nil {
-				return nil, fmt.Errorf("unpacking base layer %s: %w", diffID, err)
-			}
-			b.log.Debug("unpacked", "diffID", diffID, "took", time.Since(start))
-		}
-		lowers[len(ls)-1-i] = dir
-	}
-	return lowers, nil
-}
-
 // diffAndCommit diffs the upper dir over lowers into a compressed layer blob
 // and, if the step changed anything, makes the upper dir a snapshot.
 // It returns a nil layer when nothing changed.
@@ -367,6 +372,8 @@ func (b *builder) diffAndCommit(ctx context.Context, up *layers.Upper, lowers []
 }
 
 func toDigest(h v1.Hash) digest.Digest { return digest.Digest(h.String()) }
+
+func toDigestString(s string) digest.Digest { return digest.Digest(s) }
 
 // stages builds the stages in dependency order, each as soon as the stages
 // it needs are built, so that independent stages run concurrently. The

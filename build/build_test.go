@@ -60,6 +60,7 @@ type fakeRunner struct {
 func (f *fakeRunner) Run(_ context.Context, o sandbox.Options) error {
 	f.runs = append(f.runs, o)
 	cmd := o.Args[len(o.Args)-1]
+	cmd, _, _ = strings.Cut(cmd, " ;; ") // a note changes the step, not what it does
 	fields := strings.SplitN(cmd, " ", 3)
 	switch fields[0] {
 	case "write":
@@ -185,7 +186,7 @@ steps:
 	}
 	var kinds []EventKind
 	for _, e := range events {
-		if e.Step > 0 {
+		if e.Step > 0 && e.Kind != EventInfo {
 			kinds = append(kinds, e.Kind)
 		}
 	}

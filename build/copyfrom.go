@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"time"
 
 	"github.com/stratabuild/strata/internal/fscopy"
 	"github.com/stratabuild/strata/layers"
@@ -67,19 +66,17 @@ func (b *builder) sourceLowers(ctx context.Context, res *stageResult, from *reci
 		if err != nil {
 			return nil, err
 		}
-		return src.lowers, nil
+		return b.lowers(ctx, res.stage.Name, src.chain)
 	case recipe.KindScratch:
 		return nil, nil
 	}
-	start := time.Now()
 	img, err := b.pull(ctx, *from, res.stage.Platform)
 	if err != nil {
 		return nil, err
 	}
-	lowers, err := b.unpack(ctx, img)
+	chain, err := imageChain(img)
 	if err != nil {
 		return nil, err
 	}
-	b.emit(Event{Kind: EventInfo, Stage: res.stage.Name, Text: fmt.Sprintf("copy source %s: %d layers ready in %s", from.Ref, len(lowers), time.Since(start).Round(time.Millisecond))})
-	return lowers, nil
+	return b.lowers(ctx, res.stage.Name, chain)
 }

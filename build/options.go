@@ -165,7 +165,12 @@ type Options struct {
 	Platform string
 	// NoCache runs every step.
 	NoCache bool
-	// CacheFrom and CacheTo are registry repositories holding a layer cache.
+	// DryRun resolves everything and asks the caches, but runs nothing and
+	// writes no output: Result.Plan says what a build would do.
+	DryRun bool
+	// CacheFrom and CacheTo are registry repositories holding a layer
+	// cache, REGISTRY/REPOSITORY[:TAG]: each step's entry is tagged by its
+	// key, prefixed by TAG when one is given (separate caches in one repo).
 	CacheFrom []string
 	CacheTo   []string
 	// Compression of new layers: "gzip" (the default, also for "") or "zstd".
@@ -190,6 +195,16 @@ func (o *Options) Validate() error {
 	for _, t := range o.Tags {
 		if err := checkTag(t); err != nil {
 			bad("--tag: %v", err)
+		}
+	}
+	for _, r := range o.CacheFrom {
+		if err := checkTag(r); err != nil {
+			bad("--cache-from: %v", err)
+		}
+	}
+	for _, r := range o.CacheTo {
+		if err := checkTag(r); err != nil {
+			bad("--cache-to: %v", err)
 		}
 	}
 	if o.Push && len(o.Tags) == 0 {

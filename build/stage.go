@@ -56,7 +56,11 @@ func (b *builder) base(ctx context.Context, st *recipe.Stage) (*stageResult, err
 		}
 		// A stage built on another continues it: same layers, same state.
 		res := *prev
+		if b.opts.DryRun && prev.unknown {
+			res.unknown = true
+		}
 		res.history = append([]commit.Step(nil), prev.history...)
+		res.chain = append([]*chainLayer(nil), prev.chain...)
 		return &res, nil
 	case recipe.KindScratch:
 		img = empty.Image
@@ -77,12 +81,15 @@ func (b *builder) base(ctx context.Context, st *recipe.Stage) (*stageResult, err
 	res.env = append([]string(nil), cf.Config.Env...)
 	res.workdir = cf.Config.WorkingDir
 	res.user = cf.Config.User
-	start := time.Now()
-	if res.lowers, err = b.unpack(ctx, img); err != nil {
-		return nil, fmt.Errorf("%s: %w", st.From.Pos, err)
+	if res.chain, err = imageChain(img); err != nil {
+		return nil, fmt.Errorf("%s: base %s: %w", st.From.Pos, st.From.Ref, err)
 	}
-	if len(res.lowers) > 0 {
-		b.emit(Event{Kind: EventInfo, Stage: st.Name, Text: fmt.Sprintf("base %s: %d layers ready in %s", st.From.Ref, len(res.lowers), time.Since(start).Round(time.Millisecond))})
+	if st.From.Kind != recipe.KindScratch {
+		d, err := img.Digest()
+		if err != nil {
+			return nil, fmt.Errorf("%s: base %s: %w", st.From.Pos, st.From.Ref, err)
+		}
+		res.baseDigest = d.String()
 	}
 	return res, nil
 }
@@ -187,6 +194,19 @@ func describe(step *recipe.Step) string {
 
 // step runs one step and records its history entry.
 func (b *builder) step(ctx context.Context, res *stageResult, step *recipe.Step) error {
+	if b.opts.DryRun {
+		switch step.Kind {
+		case recipe.RunStep, recipe.CopyStep:
+			return b.dryStep(ctx, res, step)
+		case recipe.EnvStep:
+			res.env = mergeEnv(res.env, step.Env)
+		case recipe.WorkdirStep:
+			res.workdir = step.Workdir
+		case recipe.UserStep:
+			res.user = step.User
+		}
+		return nil
+	}
 	st := res.stage
 	ev := Event{Stage: st.Name, Step: step.Index + 1, Steps: len(st.Steps), Pos: stepPos(step.Pos), Action: step.Kind.String(), Text: describe(step)}
 	if step.Name != "" {
@@ -197,7 +217,8 @@ func (b *builder) step(ctx context.Context, res *stageResult, step *recipe.Step)
 	started.Kind = EventStart
 	b.emit(started)
 
-	var layer *commit.Layer
+	var layer v1.Layer
+	cached := false
 	var info *LayerInfo
 	var err error
 	switch step.Kind {
@@ -208,7 +229,7 @@ func (b *builder) step(ctx context.Context, res *stageResult, step *recipe.Step)
 	case recipe.UserStep:
 		res.user = step.User
 	case recipe.RunStep, recipe.CopyStep:
-		layer, info, err = b.fsStep(ctx, res, step, ev)
+		layer, info, cached, err = b.cachedStep(ctx, res, step, ev)
 	}
 	ev.Duration = time.Since(start)
 	if err != nil {
@@ -219,6 +240,7 @@ func (b *builder) step(ctx context.Context, res *stageResult, step *recipe.Step)
 	}
 	ev.Kind = EventDone
 	ev.Layer = info
+	ev.Cached = cached
 	b.emit(ev)
 
 	h := commit.Step{CreatedBy: fmt.Sprintf("strata %s %s: %s", stepPos(step.Pos), step.Kind, describe(step)), Comment: step.Name}
@@ -228,13 +250,17 @@ func (b *builder) step(ctx context.Context, res *stageResult, step *recipe.Step)
 	res.history = append(res.history, h)
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.steps = append(b.steps, StepResult{Stage: st.Name, Pos: ev.Pos, Action: ev.Action, Duration: ev.Duration, Layer: info})
+	b.steps = append(b.steps, StepResult{Stage: st.Name, Pos: ev.Pos, Action: ev.Action, Cached: cached, Duration: ev.Duration, Layer: info})
 	return nil
 }
 
 // fsStep runs a step that may change files: mount the stage's snapshots
 // with a fresh upper dir, run or copy, unmount, diff, commit.
 func (b *builder) fsStep(ctx context.Context, res *stageResult, step *recipe.Step, ev Event) (*commit.Layer, *LayerInfo, error) {
+	lowers, err := b.lowers(ctx, res.stage.Name, res.chain)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", stepPos(step.Pos), err)
+	}
 	up, err := b.store.NewUpper(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -252,7 +278,7 @@ func (b *builder) fsStep(ctx context.Context, res *stageResult, step *recipe.Ste
 		return nil, nil, err
 	}
 	defer os.Remove(target)
-	m, err := b.mounter.Mount(ctx, layers.MountOptions{Lowers: res.lowers, Upper: up.Dir, Work: up.Work, Target: target})
+	m, err := b.mounter.Mount(ctx, layers.MountOptions{Lowers: lowers, Upper: up.Dir, Work: up.Work, Target: target})
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: mounting the step's rootfs: %w", stepPos(step.Pos), err)
 	}
@@ -275,7 +301,7 @@ func (b *builder) fsStep(ctx context.Context, res *stageResult, step *recipe.Ste
 	if err := m.Unmount(); err != nil {
 		return nil, nil, fmt.Errorf("%s: unmounting the step's rootfs: %w", stepPos(step.Pos), err)
 	}
-	layer, stats, dir, err := b.diffAndCommit(ctx, up, res.lowers)
+	layer, stats, dir, err := b.diffAndCommit(ctx, up, lowers)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", stepPos(step.Pos), err)
 	}
@@ -283,10 +309,10 @@ func (b *builder) fsStep(ctx context.Context, res *stageResult, step *recipe.Ste
 		return nil, nil, nil
 	}
 	committed = true
-	res.lowers = append([]string{dir}, res.lowers...)
+	diffID, _ := layer.DiffID()
+	res.chain = append(res.chain, &chainLayer{diffID: diffID.String(), layer: layer, dir: dir})
 	info := &LayerInfo{Added: stats.Added, Modified: stats.Modified, Deleted: stats.Deleted}
 	dg, _ := layer.Digest()
-	diffID, _ := layer.DiffID()
 	info.Digest, info.DiffID = dg.String(), diffID.String()
 	info.Size, _ = layer.Size()
 	return layer, info, nil

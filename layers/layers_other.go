@@ -61,3 +61,9 @@ func Diff(ctx context.Context, w io.Writer, o DiffOptions) (DiffStats, error) {
 
 // Apply returns errors.ErrUnsupported outside Linux.
 func Apply(ctx context.Context, dir string, r io.Reader) error { return errNotLinux }
+
+// Snapshots is only implemented on Linux.
+func (s *Store) Snapshots() ([]digest.Digest, error) { return nil, errNotLinux }
+
+// Remove is only implemented on Linux.
+func (s *Store) Remove(ctx context.Context, diffID digest.Digest) error { return errNotLinux }

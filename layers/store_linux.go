@@ -386,3 +386,52 @@ func (s *Store) cleanTmp() error {
 	}
 	return nil
 }
+
+// Snapshots lists the diffIDs the store holds.
+func (s *Store) Snapshots() ([]digest.Digest, error) {
+	var out []digest.Digest
+	algos, err := os.ReadDir(filepath.Join(s.root, "snapshots"))
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range algos {
+		entries, err := os.ReadDir(filepath.Join(s.root, "snapshots", a.Name()))
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range entries {
+			d := digest.NewDigestFromEncoded(digest.Algorithm(a.Name()), e.Name())
+			if d.Validate() == nil {
+				out = append(out, d)
+			}
+		}
+	}
+	return out, nil
+}
+
+// Remove deletes the snapshot of diffID. It first renames it into the temp
+// area, under the snapshot's lock, so that no build ever sees half of it;
+// a build that has it mounted keeps its view (the caller makes sure none
+// is running, see the cache's build lock).
+func (s *Store) Remove(ctx context.Context, diffID digest.Digest) error {
+	if err := diffID.Validate(); err != nil {
+		return err
+	}
+	unlock, err := s.lockSnapshot(ctx.Done(), diffID)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	tmp, err := s.newTemp("remove")
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(s.snapshotDir(diffID), filepath.Join(tmp.dir, "snapshot")); err != nil {
+		_ = tmp.remove()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("removing snapshot %s: %w", diffID, err)
+	}
+	return tmp.remove()
+}

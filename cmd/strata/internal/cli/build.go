@@ -15,17 +15,13 @@ import (
 	"github.com/stratabuild/strata/recipe"
 )
 
-// notLanded lists the flags whose behaviour has not landed yet: giving one
-// is a usage error. Remove a flag from here when the build implements it.
-var notLanded = []string{"cache-from", "cache-to"}
-
 // buildFlags holds the raw values of strata build's flags.
 type buildFlags struct {
 	file, target, platform, compression, progress string
 	metadataFile, root, runtime                   string
 	tags, outputs, buildArgs, secrets             []string
 	cacheFrom, cacheTo, insecure                  []string
-	push, load, noCache                           bool
+	push, load, noCache, dryRun                   bool
 }
 
 func newBuild(b Builder) *cobra.Command {
@@ -40,11 +36,6 @@ $(strata build ...) works in scripts; progress goes to stderr.
 Exit codes: 0 built; 1 the build failed; 2 bad usage or an invalid recipe.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			for _, name := range notLanded {
-				if cmd.Flags().Changed(name) {
-					return usageErr("--%s: not implemented yet", name)
-				}
-			}
 			o, err := f.options(args)
 			if err != nil {
 				return err
@@ -62,7 +53,7 @@ Exit codes: 0 built; 1 the build failed; 2 bad usage or an invalid recipe.`,
 			if err != nil {
 				return &exitError{code: ExitBuildFailed, err: err}
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), digest)
+			fmt.Fprintln(cmd.OutOrStdout(), strings.TrimRight(digest, "\n"))
 			return nil
 		},
 	}
@@ -78,6 +69,7 @@ Exit codes: 0 built; 1 the build failed; 2 bad usage or an invalid recipe.`,
 	fl.StringVar(&f.target, "target", "", "build the stage named `STAGE` (default: the last)")
 	fl.StringVar(&f.platform, "platform", "", "target platform `OS/ARCH` (default: the host's)")
 	fl.BoolVar(&f.noCache, "no-cache", false, "run every step")
+	fl.BoolVar(&f.dryRun, "dry-run", false, "resolve everything and ask the caches; print which steps would hit or run, run nothing")
 	fl.StringArrayVar(&f.cacheFrom, "cache-from", nil, "read the layer cache from registry repository `REF` (repeatable)")
 	fl.StringArrayVar(&f.cacheTo, "cache-to", nil, "write the layer cache to registry repository `REF` (repeatable)")
 	fl.StringVar(&f.compression, "compression", "gzip", "layer compression: gzip or zstd")
@@ -100,6 +92,7 @@ func (f *buildFlags) options(args []string) (build.Options, error) {
 		Load:               f.load,
 		Platform:           f.platform,
 		NoCache:            f.noCache,
+		DryRun:             f.dryRun,
 		CacheFrom:          f.cacheFrom,
 		CacheTo:            f.cacheTo,
 		Compression:        f.compression,

@@ -22,8 +22,9 @@ const (
 	ExitUsage       = 2
 )
 
-// Builder runs a build; it returns the image digest ("sha256:…"). It
-// writes progress and logs to stderr, never to stdout.
+// Builder runs a build; it returns what goes to stdout: the image digest
+// ("sha256:…"), or the plan of a dry run. It writes progress and logs to
+// stderr, never to stdout.
 type Builder func(ctx context.Context, o build.Options, r *recipe.Recipe, stderr io.Writer) (string, error)
 
 // exitError carries an exit code; printed is true when the message has
@@ -56,7 +57,7 @@ func New(b Builder) *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageErr("%v (see %s --help)", err, c.CommandPath())
 	})
-	root.AddCommand(newBuild(b), newValidate(), newVersion())
+	root.AddCommand(newBuild(b), newValidate(), newVersion(), newPrune())
 	return root
 }
 

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/stratabuild/strata/build"
 	"github.com/stratabuild/strata/recipe"
@@ -24,6 +25,9 @@ func BuildImage(ctx context.Context, o build.Options, r *recipe.Recipe, stderr i
 	res, err := build.Build(ctx, o, r, build.Deps{Progress: build.NewProgressWriter(stderr, format), Log: log})
 	if err != nil {
 		return "", err
+	}
+	if o.DryRun {
+		return planText(res), nil
 	}
 	if o.MetadataFile != "" {
 		if err := writeMetadata(o.MetadataFile, res); err != nil {
@@ -66,4 +70,25 @@ func writeMetadata(path string, res *build.Result) error {
 		return fmt.Errorf("writing metadata file: %w", err)
 	}
 	return nil
+}
+
+// planText renders a dry run's plan: a line per run or copy step, then
+// what would be pushed.
+func planText(res *build.Result) string {
+	var b strings.Builder
+	for _, p := range res.Plan {
+		stage := ""
+		if p.Stage != "" {
+			stage = p.Stage + " "
+		}
+		fmt.Fprintf(&b, "%s%s %s %s: %s", stage, p.Pos, p.Action, p.Text, p.Will)
+		if p.Why != "" {
+			fmt.Fprintf(&b, " (%s)", p.Why)
+		}
+		b.WriteString("\n")
+	}
+	for _, w := range res.WouldPush {
+		fmt.Fprintf(&b, "would push %s\n", w)
+	}
+	return b.String()
 }

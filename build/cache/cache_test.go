@@ -1,0 +1,287 @@
+package cache
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func baseInputs() Inputs {
+	return Inputs{
+		StepID: "strata.yaml::1", Parent: []string{"sha256:aa", "sha256:bb"},
+		Env: []string{"A=1"}, User: "app", Workdir: "/src", Shell: []string{"/bin/sh", "-c"},
+		Step: `{"text":"make"}`, Files: map[string]string{"a": "sha256:1", "b": "sha256:2"},
+		Args: map[string]string{"V": "1"}, Base: "sha256:base",
+	}
+}
+
+func TestKeySensitivity(t *testing.T) {
+	base := baseInputs()
+	key := base.Key()
+	changes := []struct {
+		name   string
+		change func(*Inputs)
+		same   bool
+	}{
+		{"parent", func(in *Inputs) { in.Parent = []string{"sha256:aa"} }, false},
+		{"parent split differently", func(in *Inputs) { in.Parent = []string{"sha256:aa", "sha256:b", "b"} }, false},
+		{"env", func(in *Inputs) { in.Env = []string{"A=2"} }, false},
+		{"user", func(in *Inputs) { in.User = "root" }, false},
+		{"workdir", func(in *Inputs) { in.Workdir = "/" }, false},
+		{"shell", func(in *Inputs) { in.Shell = []string{"/bin/bash", "-c"} }, false},
+		{"step", func(in *Inputs) { in.Step = `{"text":"make all"}` }, false},
+		{"file content", func(in *Inputs) { in.Files = map[string]string{"a": "sha256:9", "b": "sha256:2"} }, false},
+		{"file added", func(in *Inputs) { in.Files = map[string]string{"a": "sha256:1", "b": "sha256:2", "c": "sha256:3"} }, false},
+		{"step id", func(in *Inputs) { in.StepID = "other.yaml::4" }, true},
+		{"args", func(in *Inputs) { in.Args = map[string]string{"V": "2"} }, true},
+		{"base", func(in *Inputs) { in.Base = "sha256:other" }, true},
+	}
+	for _, c := range changes {
+		t.Run(c.name, func(t *testing.T) {
+			in := baseInputs()
+			c.change(&in)
+			if got := in.Key() == key; got != c.same {
+				t.Errorf("key unchanged = %v, want %v", got, c.same)
+			}
+		})
+	}
+}
+
+func TestHashFiles(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string, mode os.FileMode) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(filepath.Join(dir, name), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("d/a", "alpha", 0o644)
+	write("d/x", "#!/bin/sh", 0o755)
+	if err := os.Symlink("a", filepath.Join(dir, "d/link")); err != nil {
+		t.Fatal(err)
+	}
+	paths := []string{"d", "d/a", "d/link", "d/x"}
+	hash := func() map[string]string {
+		t.Helper()
+		h, err := HashFiles(dir, paths)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	orig := hash()
+	same := func(what string) {
+		t.Helper()
+		if got := hash(); fmt.Sprint(got) != fmt.Sprint(orig) {
+			t.Errorf("%s changed the hashes", what)
+		}
+	}
+	differs := func(what, path string) {
+		t.Helper()
+		if got := hash(); got[path] == orig[path] {
+			t.Errorf("%s did not change the hash of %s", what, path)
+		}
+	}
+	old := time.Now().Add(-time.Hour)
+	os.Chtimes(filepath.Join(dir, "d/a"), old, old)
+	same("an mtime")
+	os.Chmod(filepath.Join(dir, "d/a"), 0o664)
+	same("a umask-dependent mode")
+	os.Lchown(filepath.Join(dir, "d/a"), 1234, 1234)
+	same("an owner")
+	os.Chmod(filepath.Join(dir, "d/x"), 0o644)
+	differs("dropping the exec bit", "d/x")
+	os.Chmod(filepath.Join(dir, "d/x"), 0o755)
+	write("d/a", "alpha2", 0o644)
+	differs("new content", "d/a")
+	write("d/a", "alpha", 0o644)
+	os.Remove(filepath.Join(dir, "d/link"))
+	os.Symlink("x", filepath.Join(dir, "d/link"))
+	differs("a new symlink target", "d/link")
+	os.Remove(filepath.Join(dir, "d/link"))
+	os.Symlink("a", filepath.Join(dir, "d/link"))
+	write("d/new", "n", 0o644)
+	differs("a new file in a dir", "d")
+}
+
+func TestIndexRoundTripAndConcurrency(t *testing.T) {
+	ix, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			in := baseInputs()
+			in.Step = fmt.Sprint(i % 5) // five keys, each written four times at once
+			e := &Entry{Key: in.Key(), Inputs: in, Layer: &Layer{DiffID: "sha256:d", Digest: "sha256:g", Size: int64(i)}}
+			if err := ix.Put(e); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	entries, err := ix.Entries()
+	if err != nil || len(entries) != 5 {
+		t.Fatalf("%d entries (%v), want 5", len(entries), err)
+	}
+	for _, e := range entries {
+		got, ok := ix.Get(e.Key)
+		if !ok || got.Inputs.Step != e.Inputs.Step {
+			t.Errorf("Get(%s) = %v, %v", e.Key, got, ok)
+		}
+	}
+	if _, ok := ix.Get("sha256:missing"); ok {
+		t.Error("a missing key hit")
+	}
+}
+
+// TestKilledWriter: a process killed with SIGKILL while it writes entries
+// leaves an index that still reads, where every entry is whole or absent.
+func TestKilledWriter(t *testing.T) {
+	if dir := os.Getenv("STRATA_CACHE_WRITER"); dir != "" {
+		ix, err := Open(dir)
+		if err != nil {
+			os.Exit(3)
+		}
+		big := strings.Repeat("x", 4<<20) // slow enough to be killed mid-write
+		for i := 0; ; i++ {
+			in := baseInputs()
+			in.Step = fmt.Sprintf("%d %s", i, big)
+			if err := ix.Put(&Entry{Key: in.Key(), Inputs: in}); err != nil {
+				os.Exit(4)
+			}
+		}
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run", "^TestKilledWriter$")
+	cmd.Env = append(os.Environ(), "STRATA_CACHE_WRITER="+dir)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(700 * time.Millisecond)
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+
+	ix, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := ix.Entries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, _ := os.ReadDir(dir)
+	t.Logf("after SIGKILL: %d whole entries, %d files (temp files of the killed write included)", len(entries), len(files))
+	if len(entries) == 0 {
+		t.Fatal("the writer was killed before it wrote anything; the test proves nothing")
+	}
+	for _, e := range entries {
+		if e.Key != e.Inputs.Key() {
+			t.Errorf("entry %s does not match its inputs", e.Key)
+		}
+	}
+	in := baseInputs()
+	if err := ix.Put(&Entry{Key: in.Key(), Inputs: in}); err != nil {
+		t.Errorf("Put after the crash: %v", err)
+	}
+	if _, ok := ix.Get(in.Key()); !ok {
+		t.Error("the entry written after the crash is missing")
+	}
+}
+
+func TestExplain(t *testing.T) {
+	prev := &Entry{Inputs: baseInputs()}
+	tests := []struct {
+		name   string
+		change func(*Inputs)
+		want   string
+	}{
+		{"step", func(in *Inputs) { in.Step = `{"text":"make all"}` }, `step text changed: "make" → "make all"`},
+		{"arg", func(in *Inputs) { in.Args = map[string]string{"V": "2"}; in.Step = "x" }, `arg V: "1" → "2"`},
+		{"env", func(in *Inputs) { in.Env = []string{"A=2"} }, "env A changed"},
+		{"files", func(in *Inputs) { in.Files = map[string]string{"a": "sha256:9", "c": "sha256:3"} }, "files changed: a, added: c, removed: b"},
+		{"base", func(in *Inputs) { in.Base = "sha256:newbase"; in.Parent = []string{"sha256:cc"} }, "base changed"},
+		{"parent", func(in *Inputs) { in.Parent = []string{"sha256:aa", "sha256:cc"} }, "an earlier step's result differs"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := baseInputs()
+			tt.change(&in)
+			if got := Explain(&in, prev); !strings.Contains(got, tt.want) {
+				t.Errorf("Explain = %q, want it to hold %q", got, tt.want)
+			}
+		})
+	}
+	in := baseInputs()
+	if got := Explain(&in, nil); got != "no earlier build of this step" {
+		t.Errorf("Explain without an earlier entry = %q", got)
+	}
+}
+
+func TestPruneWaitsForBuilds(t *testing.T) {
+	root := t.TempDir()
+	ix, err := Open(filepath.Join(root, "cache", "index"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, age := range []time.Duration{0, 2 * time.Hour, 10 * time.Hour} {
+		in := baseInputs()
+		in.Step = fmt.Sprint(i)
+		e := &Entry{Key: in.Key(), Inputs: in, Layer: &Layer{Size: 100}}
+		if err := ix.Put(e); err != nil {
+			t.Fatal(err)
+		}
+		when := time.Now().Add(-age)
+		os.Chtimes(ix.path(e.Key), when, when)
+	}
+	release, err := AcquireBuild(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		removed, _, rel, err := Prune(context.Background(), root, ix, PruneOptions{KeepDuration: 5 * time.Hour})
+		if err == nil {
+			rel()
+			if len(removed) != 1 {
+				err = fmt.Errorf("removed %d entries, want 1 (the one unused for 10 h)", len(removed))
+			}
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("Prune ran while a build held the root: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	release()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	_, kept, rel, err := Prune(context.Background(), root, ix, PruneOptions{KeepBytes: 150})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel()
+	if len(kept) != 1 {
+		t.Errorf("--keep-bytes 150 kept %d entries of 100 bytes, want 1", len(kept))
+	}
+}

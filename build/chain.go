@@ -1,0 +1,96 @@
+package build
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// chainLayer is one layer of a stage's filesystem: a base layer or one a
+// step committed (or found in the cache). Its snapshot is made only when a
+// step has to run on top of it, so that a fully cached build — or a remote
+// cache hit — unpacks and downloads nothing.
+type chainLayer struct {
+	diffID string
+	layer  v1.Layer // what the image lists; read to make the snapshot
+
+	mu  sync.Mutex // guards dir: stages share layers
+	dir string     // the snapshot, "" until made
+}
+
+// diffIDs lists the chain's diffIDs, bottom first: a cache key's parent.
+func diffIDs(chain []*chainLayer) []string {
+	out := make([]string, len(chain))
+	for i, l := range chain {
+		out[i] = l.diffID
+	}
+	return out
+}
+
+// lowers makes the snapshots of chain that are missing and returns their
+// dirs, top first, as overlay wants them.
+func (b *builder) lowers(ctx context.Context, stage string, chain []*chainLayer) ([]string, error) {
+	out := make([]string, len(chain))
+	made := 0
+	start := time.Now()
+	for i, l := range chain {
+		dir, fresh, err := b.snapshot(ctx, l)
+		if err != nil {
+			return nil, err
+		}
+		if fresh {
+			made++
+		}
+		out[len(chain)-1-i] = dir
+	}
+	if made > 0 {
+		b.emit(Event{Kind: EventInfo, Stage: stage, Text: fmt.Sprintf("%d layers unpacked in %s", made, time.Since(start).Round(time.Millisecond))})
+	}
+	return out, nil
+}
+
+// snapshot returns l's snapshot dir, unpacking the layer if the store
+// does not have it; fresh says whether it did.
+func (b *builder) snapshot(ctx context.Context, l *chainLayer) (dir string, fresh bool, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.dir != "" {
+		return l.dir, false, nil
+	}
+	d := toDigestString(l.diffID)
+	if dir, ok := b.store.Lookup(d); ok {
+		l.dir = dir
+		return dir, false, nil
+	}
+	rc, err := l.layer.Uncompressed()
+	if err != nil {
+		return "", false, fmt.Errorf("reading layer %s: %w", l.diffID, err)
+	}
+	defer rc.Close()
+	dir, err = b.store.Unpack(ctx, d, rc)
+	if err != nil {
+		return "", false, fmt.Errorf("unpacking layer %s: %w", l.diffID, err)
+	}
+	l.dir = dir
+	return dir, true, nil
+}
+
+// imageChain lists an image's layers as a chain, snapshots not yet made.
+func imageChain(img v1.Image) ([]*chainLayer, error) {
+	ls, err := img.Layers()
+	if err != nil {
+		return nil, err
+	}
+	chain := make([]*chainLayer, len(ls))
+	for i, l := range ls {
+		d, err := l.DiffID()
+		if err != nil {
+			return nil, err
+		}
+		chain[i] = &chainLayer{diffID: d.String(), layer: l}
+	}
+	return chain, nil
+}

@@ -1,0 +1,104 @@
+package main_test
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stratabuild/strata/internal/testutil"
+)
+
+// TestRegistryCacheSharedByRunners simulates two CI runners — two state
+// roots — sharing one registry cache: the second builds nothing, downloads
+// no layer blob, and pushes the same image.
+func TestRegistryCacheSharedByRunners(t *testing.T) {
+	requireBuildTools(t)
+	reg := testutil.StartRegistry(t, testutil.RegistryOptions{})
+	bb := testutil.BusyboxLayout(t)
+	run(t, nil, "skopeo", "copy", "--dest-tls-verify=false", "oci:"+bb+":"+testutil.BusyboxTag,
+		"docker://"+reg.Addr+"/library/busybox:latest")
+	env := []string{"SOURCE_DATE_EPOCH=1700000000", "DOCKER_CONFIG=" + t.TempDir()}
+	base := "BASE=" + reg.Addr + "/library/busybox:latest"
+	cacheRepo := reg.Addr + "/cache/hello"
+	hello := filepath.Join(examplesDir(t), "hello")
+
+	a := mustBuild(t, env, "--root", t.TempDir(), "--build-arg", base, "--cache-to", cacheRepo,
+		"-t", reg.Addr+"/app/hello:a", "--push", hello)
+
+	var manifest struct{ Layers []struct{ Digest string } }
+	raw := run(t, nil, "skopeo", "inspect", "--raw", "--tls-verify=false", "docker://"+reg.Addr+"/app/hello:a")
+	if err := json.Unmarshal([]byte(raw), &manifest); err != nil {
+		t.Fatalf("manifest: %v\n%s", err, raw)
+	}
+	layerGets := func() int {
+		n := 0
+		for _, l := range manifest.Layers {
+			n += reg.Requests(t, "GET", "/blobs/"+l.Digest)
+		}
+		return n
+	}
+	before := layerGets()
+
+	// Runner B: a fresh root. The dry run says every step hits.
+	rootB := t.TempDir()
+	r := strata(t, env, "build", "--dry-run", "--root", rootB, "--build-arg", base, "--cache-from", cacheRepo,
+		"-t", reg.Addr+"/other/hello:b", "--push", hello)
+	if r.code != 0 {
+		t.Fatalf("dry run: exit %d\n%s", r.code, r.stderr)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+		if !strings.Contains(line, "cached (") && !strings.HasPrefix(line, "would push") {
+			t.Errorf("dry run plans to run: %s", line)
+		}
+	}
+	b := mustBuild(t, env, "--root", rootB, "--build-arg", base, "--cache-from", cacheRepo,
+		"-t", reg.Addr+"/other/hello:b", "--push", hello)
+	if a != b {
+		t.Errorf("runner B built %s, runner A %s", b, a)
+	}
+	if n := layerGets() - before; n != 0 {
+		t.Errorf("runner B downloaded %d layer blobs, want 0", n)
+	}
+	// B pushed to another repository: the layers were mounted, from the
+	// cache repository (the steps') and library/busybox (the base's).
+	if n := reg.Requests(t, "POST", "/v2/other/hello/blobs/uploads/?from="); n != len(manifest.Layers) {
+		t.Errorf("%d cross-repository mounts into other/hello, want %d (every layer)", n, len(manifest.Layers))
+	}
+}
+
+// TestDryRunAndPrune: a dry run reports hits and misses without running;
+// prune removes what the limits do not keep, and the next build rebuilds.
+func TestDryRunAndPrune(t *testing.T) {
+	requireBuildTools(t)
+	root := t.TempDir()
+	hello := filepath.Join(examplesDir(t), "hello")
+	base := busyboxBase(t)
+
+	r := strata(t, nil, "build", "--dry-run", "--root", root, "--build-arg", base, hello)
+	if r.code != 0 || strings.Count(r.stdout, ": run (") != 2 {
+		t.Errorf("dry run on an empty root: exit %d, want 2 steps to run:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "no earlier build of this step") {
+		t.Errorf("the dry run does not say why:\n%s", r.stdout)
+	}
+	mustBuild(t, nil, "--root", root, "--build-arg", base, hello)
+	r = strata(t, nil, "build", "--dry-run", "--root", root, "--build-arg", base, hello)
+	if strings.Count(r.stdout, ": cached") != 2 {
+		t.Errorf("dry run after a build: want 2 cached steps:\n%s", r.stdout)
+	}
+
+	r = strata(t, nil, "prune", "--root", root)
+	if r.code != 0 || !strings.Contains(r.stderr, "removed 0 cache entries (kept 2)") {
+		t.Errorf("prune without limits: exit %d\n%s", r.code, r.stderr)
+	}
+	r = strata(t, nil, "prune", "--root", root, "--keep-bytes", "1")
+	if r.code != 0 || !strings.Contains(r.stderr, "removed 2 cache entries") {
+		t.Errorf("prune --keep-bytes 1: exit %d\n%s", r.code, r.stderr)
+	}
+	r = strata(t, nil, "build", "--dry-run", "--root", root, "--build-arg", base, hello)
+	if strings.Count(r.stdout, ": run (") != 2 {
+		t.Errorf("dry run after prune: want 2 steps to run:\n%s", r.stdout)
+	}
+	mustBuild(t, nil, "--root", root, "--build-arg", base, hello)
+}
