@@ -288,16 +288,19 @@ func (b *builder) image(s *stageResult) (v1.Image, error) {
 	return img, nil
 }
 
-// output writes the image everywhere the options ask.
+// output writes the image everywhere the options ask. Files and the
+// daemon get the image with the layers kept under the state root read from
+// there; pushes get it as built, so that registry layers can be mounted.
 func (b *builder) output(ctx context.Context, img v1.Image) error {
+	local := commit.WithLocalBlobs(img, b.blobs)
 	for _, out := range b.opts.Outputs {
 		start := time.Now()
 		var err error
 		switch out.Type {
 		case OutputOCI:
-			err = commit.WriteOCILayout(ctx, out.Dest, img, b.opts.Tags)
+			err = commit.WriteOCILayout(ctx, out.Dest, local, b.opts.Tags)
 		case OutputDocker:
-			err = commit.WriteDockerArchive(ctx, out.Dest, img, b.opts.Tags)
+			err = commit.WriteDockerArchive(ctx, out.Dest, local, b.opts.Tags)
 		case OutputRegistry:
 			err = b.push(ctx, img)
 		default:
@@ -315,7 +318,7 @@ func (b *builder) output(ctx context.Context, img v1.Image) error {
 	}
 	if b.opts.Load {
 		start := time.Now()
-		if err := commit.Load(ctx, img, b.opts.Tags); err != nil {
+		if err := commit.Load(ctx, local, b.opts.Tags); err != nil {
 			return fmt.Errorf("loading into the docker daemon: %w", err)
 		}
 		b.emit(Event{Kind: EventInfo, Text: fmt.Sprintf("loaded into the docker daemon in %s", time.Since(start).Round(time.Millisecond))})

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/stratabuild/strata/commit"
 )
 
 // chainLayer is one layer of a stage's filesystem: a base layer or one a
@@ -65,7 +67,13 @@ func (b *builder) snapshot(ctx context.Context, l *chainLayer) (dir string, fres
 		l.dir = dir
 		return dir, false, nil
 	}
-	rc, err := l.layer.Uncompressed()
+	// Keep the compressed blob under the state root too: later outputs
+	// (an OCI layout, an archive) then read it from disk, not the registry.
+	local, err := commit.SaveBlob(ctx, l.layer, b.blobs)
+	if err != nil {
+		return "", false, err
+	}
+	rc, err := local.Uncompressed()
 	if err != nil {
 		return "", false, fmt.Errorf("reading layer %s: %w", l.diffID, err)
 	}

@@ -28,6 +28,7 @@ func WriteOCILayout(ctx context.Context, dir string, img v1.Image, refNames []st
 		if err != nil {
 			return err
 		}
+		linkBlobs(img, tmp)
 		if err := p.WriteImage(ctxImage(ctx, img)); err != nil {
 			return err
 		}

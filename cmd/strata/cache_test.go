@@ -102,3 +102,24 @@ func TestDryRunAndPrune(t *testing.T) {
 	}
 	mustBuild(t, nil, "--root", root, "--build-arg", base, hello)
 }
+
+// TestConcurrentBuildsOneRoot runs two builds of the same recipe at once on
+// one state root: both succeed with the same image.
+func TestConcurrentBuildsOneRoot(t *testing.T) {
+	requireBuildTools(t)
+	root := t.TempDir()
+	args := []string{"--root", root, "--build-arg", busyboxBase(t), filepath.Join(examplesDir(t), "multistage")}
+	env := []string{"SOURCE_DATE_EPOCH=1700000000"}
+	results := make(chan result, 2)
+	for range 2 {
+		go func() { results <- strataAsync(env, append([]string{"build"}, args...)...) }()
+	}
+	a, b := <-results, <-results
+	if a.code != 0 || b.code != 0 {
+		t.Fatalf("exit %d and %d\n%s\n%s", a.code, b.code, a.stderr, b.stderr)
+	}
+	if a.stdout != b.stdout {
+		t.Errorf("concurrent builds gave %s and %s", a.stdout, b.stdout)
+	}
+	assertNoLeftovers(t, root)
+}

@@ -51,6 +51,15 @@ type result struct {
 // strata runs the binary with extra environment entries.
 func strata(t *testing.T, env []string, args ...string) result {
 	t.Helper()
+	r := strataAsync(env, args...)
+	if r.code == -1 {
+		t.Fatalf("running strata: %s", r.stderr)
+	}
+	return r
+}
+
+// strataAsync is strata for other goroutines: errors are in the result.
+func strataAsync(env []string, args ...string) result {
 	cmd := exec.Command(strataBin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	var stdout, stderr bytes.Buffer
@@ -62,7 +71,7 @@ func strata(t *testing.T, env []string, args ...string) result {
 	case errors.As(err, &exit):
 		r.code = exit.ExitCode()
 	case err != nil:
-		t.Fatalf("running strata: %v", err)
+		r.code, r.stderr = -1, err.Error()
 	}
 	return r
 }
@@ -192,7 +201,8 @@ func busyboxBase(t *testing.T) string {
 func TestHelloRunsInRunc(t *testing.T) {
 	requireBuildTools(t)
 	root, out := t.TempDir(), filepath.Join(t.TempDir(), "hello.oci")
-	r := strata(t, nil, "build", "--root", root, "--build-arg", busyboxBase(t),
+	meta := filepath.Join(t.TempDir(), "metadata.json")
+	r := strata(t, nil, "build", "--root", root, "--build-arg", busyboxBase(t), "--metadata-file", meta,
 		"-t", "hello:latest", "-o", "type=oci,dest="+out, filepath.Join(examplesDir(t), "hello"))
 	if r.code != 0 {
 		t.Fatalf("exit %d\n%s", r.code, r.stderr)
@@ -205,6 +215,7 @@ func TestHelloRunsInRunc(t *testing.T) {
 	if !strings.Contains(r.stderr, "strata.yaml:") {
 		t.Errorf("progress names no recipe position:\n%s", r.stderr)
 	}
+	checkMetadata(t, meta, dg)
 	got := runBundle(t, out, "hello:latest")
 	if !strings.Contains(got, "hello from strata") {
 		t.Errorf("the image printed %q, want it to say hello from strata", got)
@@ -400,5 +411,44 @@ steps:
 	assertNoLeftovers(t, root)
 	if cg, _ := filepath.Glob("/sys/fs/cgroup/*/strata/*"); len(cg) > 0 {
 		t.Errorf("cgroups left behind: %v", cg)
+	}
+}
+
+// checkMetadata checks a --metadata-file: the digests, and per step its
+// position, whether it was cached, its duration and its layer.
+func checkMetadata(t *testing.T, path, digest string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		ImageDigest  string `json:"image.digest"`
+		ConfigDigest string `json:"containerimage.config.digest"`
+		Steps        []struct {
+			Pos      string
+			Action   string
+			Cached   bool
+			Duration int64 `json:"duration_ns"`
+			Layer    *struct {
+				Digest string
+				Size   int64
+				Added  int
+			}
+		}
+	}
+	if err := json.Unmarshal(data, &m); err != nil {
+		t.Fatalf("metadata: %v\n%s", err, data)
+	}
+	if m.ImageDigest != digest || !strings.HasPrefix(m.ConfigDigest, "sha256:") {
+		t.Errorf("metadata digests %q %q, want image %s", m.ImageDigest, m.ConfigDigest, digest)
+	}
+	if len(m.Steps) != 3 {
+		t.Fatalf("metadata has %d steps, want 3:\n%s", len(m.Steps), data)
+	}
+	run := m.Steps[0]
+	if !strings.HasSuffix(run.Pos, "strata.yaml:9") || run.Action != "run" || run.Cached || run.Duration <= 0 ||
+		run.Layer == nil || !strings.HasPrefix(run.Layer.Digest, "sha256:") || run.Layer.Size <= 0 || run.Layer.Added != 1 {
+		t.Errorf("metadata of the run step: %+v", run)
 	}
 }

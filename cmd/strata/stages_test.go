@@ -38,6 +38,18 @@ func TestMultistageExample(t *testing.T) {
 	if ls, err := layoutImage(t, out, "ms:1").Layers(); err != nil || len(ls) != 3 {
 		t.Errorf("image has %d layers (%v), want 3", len(ls), err)
 	}
+
+	// --target builds what the target needs, nothing else.
+	r := strata(t, nil, "build", "--root", t.TempDir(), "--build-arg", busyboxBase(t), "--target", "build",
+		filepath.Join(examplesDir(t), "multistage"))
+	if r.code != 0 {
+		t.Fatalf("--target build: exit %d\n%s", r.code, r.stderr)
+	}
+	for _, stage := range []string{"[docs ", "[app "} {
+		if strings.Contains(r.stderr, stage) {
+			t.Errorf("--target build built stage %s:\n%s", stage, r.stderr)
+		}
+	}
 }
 
 // TestCopyFromStageKeepsEverything copies files carrying xattrs, a file
