@@ -195,16 +195,10 @@ func describe(step *recipe.Step) string {
 // step runs one step and records its history entry.
 func (b *builder) step(ctx context.Context, res *stageResult, step *recipe.Step) error {
 	if b.opts.DryRun {
-		switch step.Kind {
-		case recipe.RunStep, recipe.CopyStep:
+		if step.Kind == recipe.RunStep || step.Kind == recipe.CopyStep {
 			return b.dryStep(ctx, res, step)
-		case recipe.EnvStep:
-			res.env = mergeEnv(res.env, step.Env)
-		case recipe.WorkdirStep:
-			res.workdir = step.Workdir
-		case recipe.UserStep:
-			res.user = step.User
 		}
+		applyConfigStep(res, step)
 		return nil
 	}
 	st := res.stage
@@ -221,15 +215,10 @@ func (b *builder) step(ctx context.Context, res *stageResult, step *recipe.Step)
 	cached := false
 	var info *LayerInfo
 	var err error
-	switch step.Kind {
-	case recipe.EnvStep:
-		res.env = mergeEnv(res.env, step.Env)
-	case recipe.WorkdirStep:
-		res.workdir = step.Workdir
-	case recipe.UserStep:
-		res.user = step.User
-	case recipe.RunStep, recipe.CopyStep:
+	if step.Kind == recipe.RunStep || step.Kind == recipe.CopyStep {
 		layer, info, cached, err = b.cachedStep(ctx, res, step, ev)
+	} else {
+		applyConfigStep(res, step)
 	}
 	ev.Duration = time.Since(start)
 	if err != nil {
@@ -252,6 +241,19 @@ func (b *builder) step(ctx context.Context, res *stageResult, step *recipe.Step)
 	defer b.mu.Unlock()
 	b.steps = append(b.steps, StepResult{Stage: st.Name, Pos: ev.Pos, Action: ev.Action, Cached: cached, Duration: ev.Duration, Layer: info})
 	return nil
+}
+
+// applyConfigStep applies an env, workdir or user step: it changes only
+// the config state.
+func applyConfigStep(res *stageResult, step *recipe.Step) {
+	switch step.Kind {
+	case recipe.EnvStep:
+		res.env = mergeEnv(res.env, step.Env)
+	case recipe.WorkdirStep:
+		res.workdir = step.Workdir
+	case recipe.UserStep:
+		res.user = step.User
+	}
 }
 
 // fsStep runs a step that may change files: mount the stage's snapshots
