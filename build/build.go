@@ -2,14 +2,18 @@ package build
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -209,6 +213,7 @@ func newBuilder(o Options, r *recipe.Recipe, d Deps) (*builder, error) {
 			return nil, fmt.Errorf("preparing state root: %w", err)
 		}
 	}
+	b.reap()
 	store, err := layers.OpenStore(filepath.Join(o.Root, "layers"), b.log)
 	if err != nil {
 		return nil, fmt.Errorf("opening snapshot store: %w", err)
@@ -439,4 +444,66 @@ func (b *builder) waitStage(ctx context.Context, index int) (*stageResult, error
 	case <-ctx.Done():
 		return nil, context.Cause(ctx)
 	}
+}
+
+// reap cleans up after builds on this root that were killed before they
+// could (SIGKILL, a crash): their containers are killed and deleted and
+// their mounts detached. Names under mnt/ and runc/ carry the pid of the
+// build that made them, so the live builds' are left alone.
+func (b *builder) reap() {
+	self := os.Getpid()
+	stale := func(name string) bool {
+		pid := ownerPID(name)
+		return pid > 0 && pid != self && !processAlive(pid)
+	}
+	ctx := context.Background()
+	ids, err := sandbox.Reap(ctx, b.opts.Runtime, b.state, stale)
+	if err != nil {
+		b.log.Warn("removing containers of killed builds", "err", err)
+	}
+	for _, id := range ids {
+		b.emit(Event{Kind: EventInfo, Text: "removed container " + id + " of a killed build"})
+	}
+	entries, _ := os.ReadDir(b.mnt)
+	for _, e := range entries {
+		if !stale(e.Name()) {
+			continue
+		}
+		p := filepath.Join(b.mnt, e.Name())
+		if err := layers.UnmountStale(p); err != nil {
+			b.log.Warn("unmounting a killed build's rootfs", "path", p, "err", err)
+			continue
+		}
+		if err := os.Remove(p); err != nil {
+			b.log.Warn("removing a killed build's mount point", "path", p, "err", err)
+			continue
+		}
+		b.emit(Event{Kind: EventInfo, Text: "unmounted " + p + " of a killed build"})
+	}
+}
+
+// ownerPID is the pid in a name "KIND-PID-…", or 0.
+func ownerPID(name string) int {
+	parts := strings.SplitN(name, "-", 3)
+	if len(parts) < 3 {
+		return 0
+	}
+	pid, err := strconv.Atoi(parts[1])
+	if err != nil {
+		return 0
+	}
+	return pid
+}
+
+func processAlive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// ownedName is a name for a temp dir or container that reap can tell
+// apart: KIND-PID-RANDOM.
+func ownedName(kind string) string {
+	var r [6]byte
+	_, _ = rand.Read(r[:])
+	return fmt.Sprintf("%s-%d-%s", kind, os.Getpid(), hex.EncodeToString(r[:]))
 }

@@ -33,7 +33,7 @@ func (b *builder) copyFrom(ctx context.Context, res *stageResult, step *recipe.S
 			b.log.Warn("removing a copy source's upper dir", "dir", up.Dir, "err", err)
 		}
 	}()
-	target, err := os.MkdirTemp(b.mnt, "from-")
+	target, err := os.MkdirTemp(b.mnt, fmt.Sprintf("from-%d-", os.Getpid()))
 	if err != nil {
 		return err
 	}

@@ -275,7 +275,7 @@ func (b *builder) fsStep(ctx context.Context, res *stageResult, step *recipe.Ste
 			}
 		}
 	}()
-	target, err := os.MkdirTemp(b.mnt, "step-")
+	target, err := os.MkdirTemp(b.mnt, fmt.Sprintf("step-%d-", os.Getpid()))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -365,7 +365,10 @@ func (b *builder) run(ctx context.Context, res *stageResult, step *recipe.Step, 
 	if cwd == "" {
 		cwd = "/"
 	}
+	id := ownedName("strata")
 	err = b.runner.Run(ctx, sandbox.Options{
+		ID:       id,
+		Hostname: id[strings.LastIndexByte(id, '-')+1:],
 		Rootfs:   rootfs,
 		Args:     r.Argv(),
 		Env:      mergeEnv(res.env, r.Env),

@@ -189,3 +189,13 @@ func (m *Mounted) unmount() error {
 	}
 	return nil
 }
+
+// UnmountStale detaches whatever is mounted on target, if anything: the
+// mount of a process that was killed before it could unmount.
+func UnmountStale(target string) error {
+	err := unix.Unmount(target, unix.MNT_DETACH)
+	if err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("unmounting %s: %w", target, err)
+	}
+	return nil
+}

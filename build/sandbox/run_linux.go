@@ -242,3 +242,38 @@ func (s *stdio) Stdout() io.ReadCloser { return nil }
 func (s *stdio) Stderr() io.ReadCloser { return nil }
 
 var _ runc.IO = (*stdio)(nil)
+
+// Reap kills and deletes the containers in the runtime state dir for which
+// stale reports true: those left by a process that was killed before it
+// could clean up (SIGKILL, a crash). It returns the ids it removed.
+func Reap(ctx context.Context, runtime, stateDir string, stale func(id string) bool) ([]string, error) {
+	entries, err := os.ReadDir(stateDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if runtime == "" {
+		runtime = "runc"
+	}
+	r := &runc.Runc{Command: runtime, Root: stateDir}
+	var reaped []string
+	var errs []error
+	for _, e := range entries {
+		id := e.Name()
+		if !e.IsDir() || !stale(id) {
+			continue
+		}
+		_ = r.Kill(ctx, id, int(unix.SIGKILL), &runc.KillOpts{All: true})
+		if err := remove(ctx, r, id, stateDir); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		reaped = append(reaped, id)
+	}
+	if len(reaped) > 0 {
+		removeCgroupParent()
+	}
+	return reaped, errors.Join(errs...)
+}

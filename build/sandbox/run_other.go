@@ -11,3 +11,8 @@ import (
 func Run(ctx context.Context, o Options) error {
 	return errors.ErrUnsupported
 }
+
+// Reap removes stale containers; it needs Linux.
+func Reap(ctx context.Context, runtime, stateDir string, stale func(id string) bool) ([]string, error) {
+	return nil, errors.ErrUnsupported
+}

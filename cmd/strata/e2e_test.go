@@ -452,3 +452,55 @@ func checkMetadata(t *testing.T, path, digest string) {
 		t.Errorf("metadata of the run step: %+v", run)
 	}
 }
+
+// TestKilledBuildIsCleanedUp kills strata with SIGKILL while a step runs —
+// nothing can clean up then — and checks that the next build on the same
+// root removes the container and the mount the killed one left.
+func TestKilledBuildIsCleanedUp(t *testing.T) {
+	requireBuildTools(t)
+	ctx := writeRecipe(t, `from: ${BASE}
+args: {BASE: scratch}
+steps:
+  - run: echo step-$((1+1))-running; sleep 300
+`, map[string]string{})
+	root := t.TempDir()
+	cmd := exec.Command(strataBin, "build", "--root", root, "--build-arg", busyboxBase(t), ctx)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	var stderr bytes.Buffer
+	buf := make([]byte, 4096)
+	for !strings.Contains(stderr.String(), "step-2-running") {
+		n, err := pr.Read(buf)
+		if err != nil {
+			t.Fatalf("strata ended before the step started: %v\n%s", err, stderr.String())
+		}
+		stderr.Write(buf[:n])
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	pr.Close()
+	if entries, _ := os.ReadDir(filepath.Join(root, "runc")); len(entries) == 0 {
+		t.Fatal("the killed build left no container; the test proves nothing")
+	}
+
+	r := strata(t, nil, "build", "--root", root, "--build-arg", busyboxBase(t), filepath.Join(examplesDir(t), "hello"))
+	if r.code != 0 {
+		t.Fatalf("the next build: exit %d\n%s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "of a killed build") {
+		t.Errorf("the next build says nothing of the killed one:\n%s", r.stderr)
+	}
+	assertNoLeftovers(t, root)
+	if out, _ := exec.Command("pgrep", "-f", "sleep 300").Output(); len(out) > 0 {
+		t.Errorf("the killed build's step still runs: pids %s", out)
+	}
+}
