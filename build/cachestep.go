@@ -188,13 +188,16 @@ func (b *builder) registryOptions() commit.PushOptions {
 
 // record stores a step's result under its key, locally and in the
 // --cache-to repository.
-func (b *builder) record(ctx context.Context, in *cache.Inputs, layer v1.Layer) (*cache.Entry, error) {
+func (b *builder) record(ctx context.Context, in *cache.Inputs, layer v1.Layer, info *LayerInfo) (*cache.Entry, error) {
 	now := time.Now()
 	e := &cache.Entry{Key: in.Key(), Inputs: *in, Created: now, LastUsed: now}
 	if layer != nil {
 		l, err := layerRecord(layer)
 		if err != nil {
 			return nil, err
+		}
+		if info != nil {
+			l.Added, l.Modified, l.Deleted = info.Added, info.Modified, info.Deleted
 		}
 		e.Layer = l
 	}
@@ -265,7 +268,7 @@ func (b *builder) cachedStep(ctx context.Context, res *stageResult, step *recipe
 			}
 			var info *LayerInfo
 			if l := h.entry.Layer; l != nil {
-				info = &LayerInfo{Digest: l.Digest, DiffID: l.DiffID, Size: l.Size}
+				info = &LayerInfo{Digest: l.Digest, DiffID: l.DiffID, Size: l.Size, Added: l.Added, Modified: l.Modified, Deleted: l.Deleted}
 			}
 			if h.remote != "" {
 				e := ev
@@ -286,7 +289,7 @@ func (b *builder) cachedStep(ctx context.Context, res *stageResult, step *recipe
 	if layer != nil {
 		l = layer
 	}
-	if _, err := b.record(ctx, in, l); err != nil {
+	if _, err := b.record(ctx, in, l, info); err != nil {
 		return nil, nil, false, fmt.Errorf("%s: recording the step in the cache: %w", stepPos(step.Pos), err)
 	}
 	return l, info, false, nil

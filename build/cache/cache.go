@@ -128,12 +128,15 @@ func HashFiles(root string, paths []string) (map[string]string, error) {
 	return out, nil
 }
 
-// Layer is a committed layer blob.
+// Layer is a committed layer blob, and what the step changed in it.
 type Layer struct {
 	DiffID    string `json:"diff_id"`
 	Digest    string `json:"digest"`
 	MediaType string `json:"media_type"`
 	Size      int64  `json:"size"`
+	Added     int    `json:"added"`
+	Modified  int    `json:"modified"`
+	Deleted   int    `json:"deleted"`
 }
 
 // Entry is one cached step result.
