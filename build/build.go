@@ -307,7 +307,9 @@ func (b *builder) output(ctx context.Context, img v1.Image) error {
 		case OutputDocker:
 			err = commit.WriteDockerArchive(ctx, out.Dest, local, b.opts.Tags)
 		case OutputRegistry:
-			err = b.push(ctx, img)
+			if !b.opts.Push { // --push pushes below, once
+				err = b.push(ctx, img)
+			}
 		default:
 			err = fmt.Errorf("unknown output type %q", out.Type)
 		}
