@@ -112,7 +112,7 @@ type Deps struct {
 // for. On failure nothing stays mounted, no upper dir is left behind and no
 // output is replaced by a partial one.
 func Build(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*Result, error) {
-	b, err := newBuilder(o, r, d)
+	b, err := newBuilder(ctx, o, r, d)
 	if err != nil {
 		return nil, err
 	}
@@ -188,7 +188,7 @@ type stageDone struct {
 	res   *stageResult
 }
 
-func newBuilder(o Options, r *recipe.Recipe, d Deps) (*builder, error) {
+func newBuilder(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*builder, error) {
 	if o.Root == "" {
 		return nil, errors.New("no state root (--root) given")
 	}
@@ -213,7 +213,7 @@ func newBuilder(o Options, r *recipe.Recipe, d Deps) (*builder, error) {
 			return nil, fmt.Errorf("preparing state root: %w", err)
 		}
 	}
-	b.reap()
+	b.reap(ctx)
 	store, err := layers.OpenStore(filepath.Join(o.Root, "layers"), b.log)
 	if err != nil {
 		return nil, fmt.Errorf("opening snapshot store: %w", err)
@@ -452,13 +452,12 @@ func (b *builder) waitStage(ctx context.Context, index int) (*stageResult, error
 // could (SIGKILL, a crash): their containers are killed and deleted and
 // their mounts detached. Names under mnt/ and runc/ carry the pid of the
 // build that made them, so the live builds' are left alone.
-func (b *builder) reap() {
+func (b *builder) reap(ctx context.Context) {
 	self := os.Getpid()
 	stale := func(name string) bool {
 		pid := ownerPID(name)
 		return pid > 0 && pid != self && !processAlive(pid)
 	}
-	ctx := context.Background()
 	ids, err := sandbox.Reap(ctx, b.opts.Runtime, b.state, stale)
 	if err != nil {
 		b.log.Warn("removing containers of killed builds", "err", err)
