@@ -2,18 +2,14 @@ package build
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -384,127 +380,3 @@ func (b *builder) diffAndCommit(ctx context.Context, up *layers.Upper, lowers []
 func toDigest(h v1.Hash) digest.Digest { return digest.Digest(h.String()) }
 
 func toDigestString(s string) digest.Digest { return digest.Digest(s) }
-
-// stages builds the stages in dependency order, each as soon as the stages
-// it needs are built, so that independent stages run concurrently. The
-// first failure cancels the others. It returns the last stage's result.
-func (b *builder) stages(ctx context.Context, stages []*recipe.Stage) (*stageResult, error) {
-	b.done = make(map[int]*stageDone, len(stages))
-	for _, st := range stages {
-		b.done[st.Index] = &stageDone{ready: make(chan struct{})}
-	}
-	var wg sync.WaitGroup
-	errs := make([]error, len(stages))
-	for i, st := range stages {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for _, dep := range st.DependsOn {
-				if _, err := b.waitStage(ctx, dep); err != nil {
-					return // the failing stage reports
-				}
-			}
-			res, err := b.stage(ctx, st)
-			if err != nil {
-				errs[i] = err
-				b.cancel(err)
-				return
-			}
-			d := b.done[st.Index]
-			d.res = res
-			close(d.ready)
-		}()
-	}
-	wg.Wait()
-	for _, err := range errs {
-		// Prefer the error that caused the cancellation over the
-		// "context canceled" of the stages it stopped.
-		if err != nil && !errors.Is(err, context.Canceled) {
-			return nil, err
-		}
-	}
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
-		}
-	}
-	if err := context.Cause(ctx); err != nil {
-		return nil, err
-	}
-	return b.done[stages[len(stages)-1].Index].res, nil
-}
-
-// waitStage waits for stage index to be built and returns its result.
-func (b *builder) waitStage(ctx context.Context, index int) (*stageResult, error) {
-	d, ok := b.done[index]
-	if !ok {
-		return nil, fmt.Errorf("stage %d is not part of this build", index)
-	}
-	select {
-	case <-d.ready:
-		return d.res, nil
-	case <-ctx.Done():
-		return nil, context.Cause(ctx)
-	}
-}
-
-// reap cleans up after builds on this root that were killed before they
-// could (SIGKILL, a crash): their containers are killed and deleted and
-// their mounts detached. Names under mnt/ and runc/ carry the pid of the
-// build that made them, so the live builds' are left alone.
-func (b *builder) reap(ctx context.Context) {
-	self := os.Getpid()
-	stale := func(name string) bool {
-		pid := ownerPID(name)
-		return pid > 0 && pid != self && !processAlive(pid)
-	}
-	ids, err := sandbox.Reap(ctx, b.opts.Runtime, b.state, stale)
-	if err != nil {
-		b.log.Warn("removing containers of killed builds", "err", err)
-	}
-	for _, id := range ids {
-		b.emit(Event{Kind: EventInfo, Text: "removed container " + id + " of a killed build"})
-	}
-	entries, _ := os.ReadDir(b.mnt)
-	for _, e := range entries {
-		if !stale(e.Name()) {
-			continue
-		}
-		p := filepath.Join(b.mnt, e.Name())
-		if err := layers.UnmountStale(p); err != nil {
-			b.log.Warn("unmounting a killed build's rootfs", "path", p, "err", err)
-			continue
-		}
-		if err := os.Remove(p); err != nil {
-			b.log.Warn("removing a killed build's mount point", "path", p, "err", err)
-			continue
-		}
-		b.emit(Event{Kind: EventInfo, Text: "unmounted " + p + " of a killed build"})
-	}
-}
-
-// ownerPID is the pid in a name "KIND-PID-…", or 0.
-func ownerPID(name string) int {
-	parts := strings.SplitN(name, "-", 3)
-	if len(parts) < 3 {
-		return 0
-	}
-	pid, err := strconv.Atoi(parts[1])
-	if err != nil {
-		return 0
-	}
-	return pid
-}
-
-func processAlive(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
-}
-
-// ownedName is a name for a temp dir or container that reap can tell
-// apart: KIND-PID-RANDOM.
-func ownedName(kind string) string {
-	var r [6]byte
-	_, _ = rand.Read(r[:])
-	return fmt.Sprintf("%s-%d-%s", kind, os.Getpid(), hex.EncodeToString(r[:]))
-}
