@@ -409,7 +409,8 @@ steps:
 	}
 	t.Logf("strata's stderr:\n%s", stderr.String())
 	assertNoLeftovers(t, root)
-	if cg, _ := filepath.Glob("/sys/fs/cgroup/*/strata/*"); len(cg) > 0 {
+	// The step's cgroup is /strata/strata-PID-…, PID being strata's.
+	if cg, _ := filepath.Glob(fmt.Sprintf("/sys/fs/cgroup/*/strata/strata-%d-*", cmd.Process.Pid)); len(cg) > 0 {
 		t.Errorf("cgroups left behind: %v", cg)
 	}
 }
