@@ -10,6 +10,8 @@ import (
 
 	"github.com/containerd/containerd/v2/pkg/archive"
 	"golang.org/x/sys/unix"
+
+	"github.com/stratabuild/strata/internal/rootfs"
 )
 
 // Apply extracts the uncompressed layer tar r onto dir as a plain
@@ -67,14 +69,14 @@ func Apply(ctx context.Context, dir string, r io.Reader) error {
 
 // dropXattrs removes the layer xattrs of dir/name that keep lacks.
 func dropXattrs(dir, name string, keep map[string]bool) error {
-	p, err := pathInRoot(dir, name)
+	p, err := rootfs.ResolveParent(dir, name, rootfs.Clamp)
 	if errors.Is(err, unix.ENOENT) {
 		return nil // removed by a later entry
 	}
 	if err != nil {
 		return err
 	}
-	have, err := listXattrs(p, layerXattr)
+	have, err := rootfs.Xattrs(p, rootfs.LayerXattr)
 	if err != nil {
 		return err
 	}

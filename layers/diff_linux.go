@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/stratabuild/strata/internal/rootfs"
 )
 
 const (
@@ -117,7 +119,7 @@ func (d *differ) stat(abs string) (*entry, error) {
 	if err := unix.Lstat(abs, &e.st); err != nil {
 		return nil, &fs.PathError{Op: "lstat", Path: abs, Err: err}
 	}
-	x, err := listXattrs(abs, layerXattr)
+	x, err := rootfs.Xattrs(abs, rootfs.LayerXattr)
 	if err != nil {
 		return nil, err
 	}
@@ -477,7 +479,7 @@ func (d *differ) edit(f func() error) { d.edits = append(d.edits, f) }
 // marker from an upper entry (origin, impure and the like describe this
 // mount, not the layer).
 func (d *differ) trimOverlayXattrs(abs string) {
-	priv, err := listXattrs(abs, func(n string) bool {
+	priv, err := rootfs.Xattrs(abs, func(n string) bool {
 		return len(n) > len(overlayXattrPrefix) && n[:len(overlayXattrPrefix)] == overlayXattrPrefix && n != opaqueXattr
 	})
 	if err != nil || len(priv) == 0 {

@@ -20,6 +20,8 @@ import (
 	"github.com/opencontainers/go-digest"
 	"github.com/stratabuild/strata/internal/testutil"
 	"golang.org/x/sys/unix"
+
+	"github.com/stratabuild/strata/internal/rootfs"
 )
 
 // requireOverlay skips (or fails under STRATA_REQUIRE_PRIVILEGED=1) unless
@@ -180,7 +182,7 @@ func scan(t testing.TB, root string) map[string]node {
 		case unix.S_IFCHR, unix.S_IFBLK:
 			n.Rdev = st.Rdev
 		}
-		n.Xattrs, err = listXattrs(p, layerXattr)
+		n.Xattrs, err = rootfs.Xattrs(p, rootfs.LayerXattr)
 		if err != nil {
 			return err
 		}

@@ -16,6 +16,8 @@ import (
 	"github.com/containerd/containerd/v2/pkg/archive"
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
+
+	"github.com/stratabuild/strata/internal/rootfs"
 )
 
 // Store keeps one snapshot dir per diffID under its root:
@@ -158,7 +160,7 @@ func extract(ctx context.Context, dir string, diffID digest.Digest, r io.Reader)
 // resolving each path inside dir like Apply does.
 func setTrustedXattrs(dir string, byName map[string]map[string]string) error {
 	for name, xattrs := range byName {
-		p, err := pathInRoot(dir, name)
+		p, err := rootfs.ResolveParent(dir, name, rootfs.Clamp)
 		if err != nil {
 			return err
 		}
@@ -169,33 +171,6 @@ func setTrustedXattrs(dir string, byName map[string]map[string]string) error {
 		}
 	}
 	return nil
-}
-
-// pathInRoot resolves name's parent inside root (symlinks cannot leave it)
-// and returns the path of name's last element, not followed.
-func pathInRoot(root, name string) (string, error) {
-	parent, base := filepath.Split(filepath.Clean("/" + name))
-	rfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return "", err
-	}
-	defer unix.Close(rfd)
-	pfd, err := unix.Openat2(rfd, "."+parent, &unix.OpenHow{
-		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
-		Resolve: unix.RESOLVE_IN_ROOT,
-	})
-	if err != nil {
-		return "", err
-	}
-	defer unix.Close(pfd)
-	real, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", pfd))
-	if err != nil {
-		return "", err
-	}
-	if real != root && !strings.HasPrefix(real, root+"/") {
-		return "", fmt.Errorf("path %q resolves outside the layer", name)
-	}
-	return filepath.Join(real, base), nil
 }
 
 // publish syncs dir to disk and renames it to the snapshot of diffID.

@@ -18,6 +18,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
+
+	"github.com/stratabuild/strata/internal/rootfs"
 )
 
 // tarOf builds a tar of entries, in order.
@@ -144,7 +146,7 @@ func TestDiffOpaqueOverNothing(t *testing.T) {
 		t.Errorf("whiteout of nothing still in the upper dir after Diff: %v", err)
 	}
 	for _, p := range []string{"new", "new/f"} {
-		x, err := listXattrs(filepath.Join(upper, p), func(n string) bool { return strings.HasPrefix(n, "trusted.") })
+		x, err := rootfs.Xattrs(filepath.Join(upper, p), func(n string) bool { return strings.HasPrefix(n, "trusted.") })
 		if err != nil || len(x) != 0 {
 			t.Errorf("upper %s keeps xattrs %v (%v) after Diff, want none", p, x, err)
 		}

@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
+
+	inroot "github.com/stratabuild/strata/internal/rootfs"
 )
 
 // Stubs are the mount targets (and their missing parents) that did not exist
@@ -121,61 +121,6 @@ func isEmpty(p string, fi fs.FileInfo) bool {
 // exist, parents first. A component that exists but is not a directory ends
 // the walk: the runtime will report that itself.
 func missingPaths(rootfs, target string) ([]string, error) {
-	queue := splitPath(target)
-	cur := "/"
-	links := 0
-	var missing []string
-	for len(queue) > 0 {
-		c := queue[0]
-		queue = queue[1:]
-		if c == ".." {
-			cur = path.Dir(cur)
-			continue
-		}
-		next := path.Join(cur, c)
-		host := filepath.Join(rootfs, next)
-		if len(missing) > 0 {
-			missing = append(missing, host)
-			cur = next
-			continue
-		}
-		fi, err := os.Lstat(host)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			missing = append(missing, host)
-			cur = next
-			continue
-		case errors.Is(err, syscall.ENOTDIR):
-			return nil, nil
-		case err != nil:
-			return nil, err
-		}
-		if fi.Mode()&fs.ModeSymlink == 0 {
-			cur = next
-			continue
-		}
-		if links++; links > 40 {
-			return nil, fmt.Errorf("%s: too many levels of symbolic links", target)
-		}
-		dest, err := os.Readlink(host)
-		if err != nil {
-			return nil, err
-		}
-		if path.IsAbs(dest) {
-			cur = "/"
-		}
-		queue = append(splitPath(dest), queue...)
-	}
-	return missing, nil
-}
-
-// splitPath splits p into its non-empty, non-"." components.
-func splitPath(p string) []string {
-	var out []string
-	for c := range strings.SplitSeq(p, "/") {
-		if c != "" && c != "." {
-			out = append(out, c)
-		}
-	}
-	return out
+	_, missing, err := inroot.Missing(rootfs, target, inroot.Clamp)
+	return missing, err
 }

@@ -1,0 +1,5 @@
+//go:build !unix
+
+package rootfs
+
+func isNotDir(error) bool { return false }
