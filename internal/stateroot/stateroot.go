@@ -1,0 +1,253 @@
+// Package stateroot owns the on-disk layout of strata's state directory
+// (--root): where layer blobs, snapshots, step mount points, runtime state,
+// the cache index and cache-mount data live, and the lock that lets builds
+// share the root while prune waits for them. Nothing else joins paths under
+// the root.
+//
+// It also names what a build leaves under the root (or in /dev/shm) while it
+// runs — mount points, containers, secret dirs — as KIND-PID-RANDOM, so that
+// the next build can tell the leftovers of a build killed with SIGKILL
+// (Stale) from those of a build still running.
+//
+// Input: a directory. Output: paths, locks and names.
+package stateroot
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Root is an opened state directory.
+type Root struct {
+	dir string
+}
+
+// Open opens the state directory dir, creating it and its layout when
+// missing (mode 0700: layers hold every file of every image built).
+func Open(dir string) (*Root, error) {
+	if dir == "" {
+		return nil, errors.New("no state directory (--root) given")
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("state directory %s: %w", dir, err)
+	}
+	r := &Root{dir: abs}
+	for _, d := range []string{r.Blobs(), r.Snapshots(), r.Mounts(), r.Runtime(), r.CacheIndex(), r.CacheMounts()} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("preparing state directory %s: %w", abs, err)
+		}
+	}
+	return r, nil
+}
+
+// OpenExisting opens dir only if it is already a state directory: commands
+// that clean up (prune) must not create one where a typo points.
+func OpenExisting(dir string) (*Root, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("state directory %s: %w", dir, err)
+	}
+	if fi, err := os.Stat(abs); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("state directory %s does not exist (check --root or STRATA_ROOT)", abs)
+	}
+	if _, err := os.Stat(filepath.Join(abs, "cache")); err != nil {
+		return nil, fmt.Errorf("%s is not a strata state directory (no cache/ in it; check --root or STRATA_ROOT)", abs)
+	}
+	return Open(abs)
+}
+
+// Dir is the state directory itself.
+func (r *Root) Dir() string { return r.dir }
+
+// Blobs holds compressed layer blobs, named by their digest's hex: the
+// layers steps committed and the base layers used so far.
+func (r *Root) Blobs() string { return filepath.Join(r.dir, "blobs") }
+
+// Snapshots is the layers.Store directory: unpacked layers by diffID.
+func (r *Root) Snapshots() string { return filepath.Join(r.dir, "layers") }
+
+// Mounts holds the mount points of running steps and copy sources.
+func (r *Root) Mounts() string { return filepath.Join(r.dir, "mnt") }
+
+// Runtime is the OCI runtime's state root (runc --root) and its bundles.
+func (r *Root) Runtime() string { return filepath.Join(r.dir, "runc") }
+
+// CacheIndex holds the local cache index, one file per key.
+func (r *Root) CacheIndex() string { return filepath.Join(r.dir, "cache", "index") }
+
+// CacheMounts holds the data of the recipe's cache mounts.
+func (r *Root) CacheMounts() string { return filepath.Join(r.dir, "cache", "mounts") }
+
+// CacheMount is the directory of the cache mount id: its data/ and lock.
+func (r *Root) CacheMount(id string) string {
+	return filepath.Join(r.CacheMounts(), hex.EncodeToString([]byte(id)))
+}
+
+// SecretDir is where a step's secrets are written for the time of the step:
+// a tmpfs, so that their bytes stay in memory and never reach the disk.
+var SecretDir = "/dev/shm"
+
+// secretKind names secret dirs in SecretDir, which other programs share.
+const secretKind = "strata_secret"
+
+// lockFile is the build lock: shared by builds, exclusive for prune.
+func (r *Root) lockFile() string { return filepath.Join(r.dir, "cache", "lock") }
+
+// LockBuild takes the build lock shared: any number of builds run at once,
+// and prune waits until none does. release must be called when the build
+// ends.
+func (r *Root) LockBuild() (release func(), err error) {
+	return r.lock(syscall.LOCK_SH)
+}
+
+// LockExclusive takes the build lock exclusively, waiting for running
+// builds to end (polling, so that ctx can stop the wait).
+func (r *Root) LockExclusive(ctx context.Context) (release func(), err error) {
+	for {
+		release, err := r.lock(syscall.LOCK_EX | syscall.LOCK_NB)
+		if err == nil {
+			return release, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for running builds to end: %w", ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (r *Root) lock(how int) (func(), error) {
+	f, err := os.OpenFile(r.lockFile(), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), how); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking %s: %w", f.Name(), err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// OwnedName is a name for a temp dir or container that Stale can judge:
+// KIND-PID-RANDOM, PID being this process's. KIND holds no "-".
+func OwnedName(kind string) string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s-%d-%s", kind, os.Getpid(), hex.EncodeToString(b[:]))
+}
+
+// MkdirOwned makes a new directory in parent named like OwnedName.
+func MkdirOwned(parent, kind string) (string, error) {
+	return os.MkdirTemp(parent, fmt.Sprintf("%s-%d-", kind, os.Getpid()))
+}
+
+// Stale reports whether name, made by OwnedName (with any KIND), belongs to
+// a process that is gone. Names of this process, of live processes and
+// names not made by OwnedName are not stale. (A pid reused before the next
+// build keeps its leftovers until that process ends.)
+func Stale(name string) bool {
+	pid := ownerPID(name)
+	return pid > 0 && pid != os.Getpid() && !alive(pid)
+}
+
+// ownerPID is the pid in a name "KIND-PID-…", or 0.
+func ownerPID(name string) int {
+	parts := strings.SplitN(name, "-", 3)
+	if len(parts) < 3 {
+		return 0
+	}
+	pid, err := strconv.Atoi(parts[1])
+	if err != nil {
+		return 0
+	}
+	return pid
+}
+
+func alive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// StaleEntries lists the entries of dir whose names are Stale, as full paths.
+func StaleEntries(dir string) []string {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, de := range des {
+		if Stale(de.Name()) {
+			out = append(out, filepath.Join(dir, de.Name()))
+		}
+	}
+	return out
+}
+
+// StaleSecretDirs lists the secret dirs of killed builds.
+func StaleSecretDirs() []string {
+	var out []string
+	for _, p := range StaleEntries(SecretDir) {
+		if strings.HasPrefix(filepath.Base(p), secretKind+"-") {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// RemoveAll removes p, treating a missing p as removed.
+func RemoveAll(p string) error {
+	if err := os.RemoveAll(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// LockCacheMount makes the data dir of cache mount id and takes its lock,
+// waiting while another step (of any build) uses the same cache. unlock
+// must be called when the step ends.
+func (r *Root) LockCacheMount(id string) (data string, unlock func(), err error) {
+	dir := r.CacheMount(id)
+	data = filepath.Join(dir, "data")
+	if err := os.MkdirAll(data, 0o755); err != nil {
+		return "", nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return "", nil, fmt.Errorf("locking cache mount %s: %w", id, err)
+	}
+	return data, func() { f.Close() }, nil
+}
+
+// WriteSecret writes a step's secret into a private dir of SecretDir, 0400;
+// remove deletes it, and the next build does if this one is killed.
+func WriteSecret(content []byte) (file string, remove func(), err error) {
+	dir, err := MkdirOwned(SecretDir, secretKind)
+	if err != nil {
+		return "", nil, err
+	}
+	remove = func() { os.RemoveAll(dir) }
+	file = filepath.Join(dir, "secret")
+	if err := os.WriteFile(file, content, 0o400); err != nil {
+		remove()
+		return "", nil, err
+	}
+	return file, remove, nil
+}

@@ -1,0 +1,93 @@
+package stateroot
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLockExclusiveWaitsForBuilds(t *testing.T) {
+	r, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	release, err := r.LockBuild()
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := r.LockBuild()
+	if err != nil {
+		t.Fatalf("a second build could not share the root: %v", err)
+	}
+	other()
+	done := make(chan error, 1)
+	go func() {
+		rel, err := r.LockExclusive(context.Background())
+		if err == nil {
+			rel()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("the exclusive lock was taken while a build held the root: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	release()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	hold, _ := r.LockBuild()
+	defer hold()
+	if _, err := r.LockExclusive(ctx); err == nil || !strings.Contains(err.Error(), "waiting for running builds") {
+		t.Errorf("LockExclusive with a cancelled context = %v", err)
+	}
+}
+
+func TestStale(t *testing.T) {
+	mine := OwnedName("step")
+	if Stale(mine) {
+		t.Errorf("Stale(%q) = true for this process's name", mine)
+	}
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	dead := strings.Replace(mine, "-"+strconv.Itoa(os.Getpid())+"-", "-"+strconv.Itoa(cmd.Process.Pid)+"-", 1)
+	if !Stale(dead) {
+		t.Errorf("Stale(%q) = false for an exited process's name", dead)
+	}
+	for _, name := range []string{"layers", "step", "x-y", "strata-notapid-abc"} {
+		if Stale(name) {
+			t.Errorf("Stale(%q) = true for a name OwnedName did not make", name)
+		}
+	}
+}
+
+func TestOpenExistingRefusesATypo(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "typo")
+	if _, err := OpenExisting(missing); err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Errorf("OpenExisting(%s) = %v, want a refusal", missing, err)
+	}
+	if _, err := os.Stat(missing); err == nil {
+		t.Errorf("OpenExisting created %s", missing)
+	}
+	plain := t.TempDir()
+	if _, err := OpenExisting(plain); err == nil || !strings.Contains(err.Error(), "not a strata state directory") {
+		t.Errorf("OpenExisting(an unrelated dir) = %v", err)
+	}
+	r, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenExisting(r.Dir()); err != nil {
+		t.Errorf("OpenExisting(a state dir) = %v", err)
+	}
+}
