@@ -18,6 +18,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/stratabuild/strata/internal/testutil"
+
+	"github.com/stratabuild/strata/internal/rootfs"
 )
 
 var capValue = []byte{0x01, 0x00, 0x00, 0x02, 0x00, 0x04, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
@@ -84,11 +86,14 @@ func describe(t *testing.T, dir string) []string {
 		case fi.Mode()&fs.ModeDevice != 0:
 			line += fmt.Sprintf(" rdev=%d", st.Rdev)
 		}
-		names, _ := listXattrs(p)
+		xs, _ := rootfs.Xattrs(p, rootfs.LayerXattr)
+		names := make([]string, 0, len(xs))
+		for n := range xs {
+			names = append(names, n)
+		}
 		sort.Strings(names)
 		for _, n := range names {
-			v, _ := getXattr(p, n)
-			line += fmt.Sprintf(" %s=%q", n, v)
+			line += fmt.Sprintf(" %s=%q", n, xs[n])
 		}
 		out = append(out, line)
 		return nil

@@ -11,6 +11,3 @@ import (
 func Copy(ctx context.Context, srcRoot string, sources []string, dstRoot, dest string, o Options) (Stats, error) {
 	return Stats{}, errors.ErrUnsupported
 }
-
-// Resolve is only implemented on Linux.
-func Resolve(root, rel string) (string, error) { return "", errors.ErrUnsupported }

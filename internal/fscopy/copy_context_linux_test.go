@@ -1,0 +1,229 @@
+package fscopy
+
+import (
+	"context"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/stratabuild/strata/internal/testutil"
+)
+
+// writeTree makes files under dir from "path": content; a content of "DIR"
+// makes a directory and "->target" a symlink.
+func writeTree(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for p, content := range files {
+		full := filepath.Join(dir, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		switch {
+		case content == "DIR":
+			err = os.MkdirAll(full, 0o700)
+		case strings.HasPrefix(content, "->"):
+			err = os.Symlink(strings.TrimPrefix(content, "->"), full)
+		default:
+			err = os.WriteFile(full, []byte(content), 0o600)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// listTree describes every entry below dir as "path mode uid:gid content".
+func listTree(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == dir {
+			return err
+		}
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		r, _ := filepath.Rel(dir, p)
+		line := r + " " + fi.Mode().String() + " " + strconv.Itoa(int(st.Uid)) + ":" + strconv.Itoa(int(st.Gid))
+		switch {
+		case fi.Mode()&fs.ModeSymlink != 0:
+			l, _ := os.Readlink(p)
+			line += " ->" + l
+		case fi.Mode().IsRegular():
+			b, _ := os.ReadFile(p)
+			line += " " + string(b)
+		}
+		out = append(out, line)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func TestCopyFromContextTable(t *testing.T) {
+	testutil.RequireRoot(t) // chown to other owners
+	ctxFiles := map[string]string{
+		"config.toml":      "cfg",
+		"src/main.go":      "package main",
+		"src/run.sh":       "#!/bin/sh",
+		"src/lib/util.go":  "package lib",
+		"src/secret.key":   "KEY",
+		"src/link":         "->main.go",
+		"docs/a.md":        "a",
+		"docs/b.md":        "b",
+		"docs/c.txt":       "c",
+		".strataignore":    "src/*.key\n",
+		"escape":           "->../outside",
+		"empty":            "DIR",
+		"nested/deep/file": "deep",
+	}
+	tests := []struct {
+		name    string
+		sources []string
+		dest    string
+		opts    Options
+		want    []string
+		wantErr string
+	}{
+		{
+			name:    "file to a new path",
+			sources: []string{"config.toml"}, dest: "/etc/app.toml",
+			want: []string{"etc drwxr-xr-x 0:0", "etc/app.toml -rw-r--r-- 0:0 cfg"},
+		},
+		{
+			name:    "file into a dir",
+			sources: []string{"config.toml"}, dest: "/opt/app/", opts: Options{UID: 1000, GID: 1000},
+			want: []string{"opt drwxr-xr-x 1000:1000", "opt/app drwxr-xr-x 1000:1000", "opt/app/config.toml -rw-r--r-- 1000:1000 cfg"},
+		},
+		{
+			name:    "dir copies its contents, ignore file applies",
+			sources: []string{"src"}, dest: "/src",
+			want: []string{
+				"src drwxr-xr-x 0:0",
+				"src/lib drwxr-xr-x 0:0",
+				"src/lib/util.go -rw-r--r-- 0:0 package lib",
+				"src/link Lrwxrwxrwx 0:0 ->main.go",
+				"src/main.go -rw-r--r-- 0:0 package main",
+				"src/run.sh -rwxr-xr-x 0:0 #!/bin/sh",
+			},
+		},
+		{
+			name:    "glob into a dir",
+			sources: []string{"docs/*.md"}, dest: "/d/",
+			want: []string{"d drwxr-xr-x 0:0", "d/a.md -rw-r--r-- 0:0 a", "d/b.md -rw-r--r-- 0:0 b"},
+		},
+		{
+			name:    "mode given",
+			sources: []string{"nested"}, dest: "/n", opts: Options{Mode: ptr(os.FileMode(0o640))},
+			want: []string{"n drw-r----- 0:0", "n/deep drw-r----- 0:0", "n/deep/file -rw-r----- 0:0 deep"},
+		},
+		{name: "dotdot", sources: []string{"../x"}, dest: "/x", wantErr: "outside the build context"},
+		{name: "symlink out", sources: []string{"escape"}, dest: "/x", wantErr: "leaves the build context"},
+		{name: "ignored source", sources: []string{"src/secret.key"}, dest: "/x", wantErr: "excluded by .strataignore"},
+		{name: "no match", sources: []string{"*.none"}, dest: "/x/", wantErr: "matches nothing in the build context"},
+		{name: "several to a file", sources: []string{"docs/a.md", "docs/b.md"}, dest: "/x", wantErr: "ending in /"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			top := t.TempDir()
+			contextDir := filepath.Join(top, "context")
+			writeTree(t, contextDir, ctxFiles)
+			if err := os.Chmod(filepath.Join(contextDir, "src/run.sh"), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(top, "outside"), []byte("outside"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			ignore, err := LoadIgnore(contextDir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dst := filepath.Join(top, "rootfs")
+			if err := os.Mkdir(dst, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			o := tt.opts
+			o.Policy, o.Ignore = FromContext, ignore
+			_, err = Copy(context.Background(), contextDir, tt.sources, dst, tt.dest, o)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Copy() error = %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Copy(): %v", err)
+			}
+			if diff := cmp.Diff(tt.want, listTree(t, dst)); diff != "" {
+				t.Errorf("rootfs after copy (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestCopyFromContextKeepsHardlinks(t *testing.T) {
+	contextDir := t.TempDir()
+	writeTree(t, contextDir, map[string]string{"d/a": "data"})
+	if err := os.Link(filepath.Join(contextDir, "d/a"), filepath.Join(contextDir, "d/b")); err != nil {
+		t.Fatal(err)
+	}
+	dst := t.TempDir()
+	if _, err := Copy(context.Background(), contextDir, []string{"d"}, dst, "/d", Options{Policy: FromContext, UID: os.Getuid(), GID: os.Getgid()}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := os.Stat(filepath.Join(dst, "d/a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.Stat(filepath.Join(dst, "d/b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !os.SameFile(a, b) {
+		t.Errorf("d/a and d/b are separate files after the copy, want one inode")
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestContextInputs(t *testing.T) {
+	ctx := t.TempDir()
+	writeTree(t, ctx, map[string]string{
+		".strataignore":  "src/*.log\n",
+		"src/main.go":    "package main",
+		"src/debug.log":  "ignored",
+		"src/sub/x.go":   "package sub",
+		"conf/a.toml":    "a",
+		"conf/b.toml":    "b",
+		"conf/c.ini":     "c",
+		"unrelated.file": "u",
+	})
+	ignore, err := LoadIgnore(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ContextInputs(ctx, ignore, []string{"src", "conf/*.toml"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"conf/a.toml", "conf/b.toml", "src", "src/main.go", "src/sub", "src/sub/x.go"}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("inputs (-want +got):\n%s", d)
+	}
+	if _, err := ContextInputs(ctx, ignore, []string{"../x"}); err == nil {
+		t.Error("a source outside the context was accepted")
+	}
+}

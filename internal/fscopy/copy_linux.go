@@ -1,0 +1,317 @@
+package fscopy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/stratabuild/strata/internal/rootfs"
+)
+
+// Copy copies sources, paths inside srcRoot (absolute, or relative to its
+// "/"; shell globs allowed), to dest inside dstRoot, as docker's COPY does:
+// a directory source copies its contents into dest; a file source into a
+// dest ending in "/" lands inside it, else becomes dest; several sources or
+// a glob copy into dest, and several sources need a dest ending in "/".
+func Copy(ctx context.Context, srcRoot string, sources []string, dstRoot, dest string, o Options) (Stats, error) {
+	c := &copier{ctx: ctx, o: o, srcRoot: srcRoot, dstRoot: dstRoot, links: map[fileID]string{}, dirs: map[string]string{}}
+	matches, err := match(srcRoot, sources, o)
+	if err != nil {
+		return c.stats, err
+	}
+	into := strings.HasSuffix(dest, "/")
+	if (len(sources) > 1 || len(matches) > 1) && !into {
+		return c.stats, fmt.Errorf("copying several sources needs a destination dir ending in /, not %q", dest)
+	}
+	destRel := clean(dest)
+	for _, m := range matches {
+		src, err := rootfs.Resolve(srcRoot, m, o.mode())
+		if err != nil {
+			return c.stats, sourceErr(m, o, err)
+		}
+		fi, err := os.Lstat(src)
+		if err != nil {
+			return c.stats, sourceErr(m, o, err)
+		}
+		target := destRel
+		if !fi.IsDir() && (into || c.isDir(destRel)) {
+			target = path.Join(destRel, path.Base(m))
+		}
+		if err := c.tree(src, target); err != nil {
+			return c.stats, err
+		}
+	}
+	return c.stats, c.finish()
+}
+
+type fileID struct{ dev, ino uint64 }
+
+type copier struct {
+	ctx              context.Context
+	o                Options
+	srcRoot, dstRoot string
+	stats            Stats
+	links            map[fileID]string // source inode → first destination path
+	dirs             map[string]string // resolved destination dirs: rel → host path
+	pending          []pendingDir      // dirs whose metadata is set after their contents
+}
+
+type pendingDir struct {
+	host string
+	fi   os.FileInfo
+	src  string
+}
+
+// isDir says whether rel is a directory in the destination (following
+// symlinks inside the root).
+func (c *copier) isDir(rel string) bool {
+	host, err := rootfs.Resolve(c.dstRoot, rel, rootfs.Clamp)
+	if err != nil {
+		return false
+	}
+	fi, err := os.Stat(host)
+	return err == nil && fi.IsDir()
+}
+
+// owner is who owns what the copy writes: the step's owner, or the
+// source's (st) when a FromRoot copy keeps owners.
+func (c *copier) owner(st *syscall.Stat_t) (int, int) {
+	switch {
+	case c.o.OwnerSet || c.o.Policy == FromContext:
+		return c.o.UID, c.o.GID
+	case st == nil: // a parent the copy creates
+		return 0, 0
+	}
+	return int(st.Uid), int(st.Gid)
+}
+
+// parent returns the host path of the destination dir rel, creating what
+// is missing (0755, owned by the step's owner or root).
+func (c *copier) parent(rel string) (string, error) {
+	if host, ok := c.dirs[rel]; ok {
+		return host, nil
+	}
+	host, missing, err := rootfs.Missing(c.dstRoot, rel, rootfs.Clamp)
+	if err != nil {
+		return "", err
+	}
+	uid, gid := c.owner(nil)
+	for _, p := range missing {
+		if err := os.Mkdir(p, 0o755); err != nil {
+			return "", fmt.Errorf("creating /%s: %w", rel, err)
+		}
+		if err := os.Lchown(p, uid, gid); err != nil {
+			return "", err
+		}
+	}
+	if fi, err := os.Stat(host); err != nil || !fi.IsDir() {
+		return "", fmt.Errorf("copy destination /%s exists and is not a directory", rel)
+	}
+	c.dirs[rel] = host
+	return host, nil
+}
+
+// tree copies the host path src (not followed if a symlink) to the
+// destination rel; a directory's contents go into rel.
+func (c *copier) tree(src, rel string) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := c.ctx.Err(); err != nil {
+			return err
+		}
+		if c.ignored(p) {
+			if d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		sub, _ := filepath.Rel(src, p)
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		return c.entry(p, fi, path.Join(rel, filepath.ToSlash(sub)))
+	})
+}
+
+// ignored reports whether the ignore file excludes the host path p of the
+// build context.
+func (c *copier) ignored(p string) bool {
+	if c.o.Policy != FromContext || c.o.Ignore == nil {
+		return false
+	}
+	rel, err := filepath.Rel(c.srcRoot, p)
+	return err == nil && c.o.Ignore.Match(filepath.ToSlash(rel))
+}
+
+func (c *copier) entry(src string, fi os.FileInfo, rel string) error {
+	if rel == "" || rel == "." {
+		// Copying into the root itself: its own metadata is the image's.
+		c.dirs[""] = c.dstRoot
+		return nil
+	}
+	if fi.IsDir() {
+		host, err := c.parent(rel)
+		if err != nil {
+			return err
+		}
+		c.pending = append(c.pending, pendingDir{host: host, fi: fi, src: src})
+		c.stats.Dirs++
+		return nil
+	}
+	dir, err := c.parent(path.Dir("/" + rel)[1:])
+	if err != nil {
+		return err
+	}
+	host := filepath.Join(dir, path.Base(rel))
+	if old, err := os.Lstat(host); err == nil {
+		if old.IsDir() {
+			return fmt.Errorf("copy destination /%s is a directory; end it with / to copy into it", rel)
+		}
+		if err := os.Remove(host); err != nil {
+			return err
+		}
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if st.Nlink > 1 {
+		id := fileID{uint64(st.Dev), st.Ino}
+		if first, ok := c.links[id]; ok {
+			c.stats.Links++
+			return os.Link(first, host)
+		}
+		c.links[id] = host
+	}
+	switch m := fi.Mode(); {
+	case m.IsRegular():
+		if err := c.file(src, host); err != nil {
+			return err
+		}
+	case m&fs.ModeSymlink != 0:
+		target, err := os.Readlink(src)
+		if err != nil {
+			return err
+		}
+		if err := os.Symlink(target, host); err != nil {
+			return err
+		}
+	case c.o.Policy == FromContext:
+		return fmt.Errorf("copy source %q: unsupported file type %s", src, m.Type())
+	default:
+		if err := unix.Mknod(host, st.Mode, int(st.Rdev)); err != nil {
+			return fmt.Errorf("making /%s: %w", rel, err)
+		}
+	}
+	c.stats.Files++
+	return c.meta(src, host, fi)
+}
+
+func (c *copier) file(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return err
+	}
+	n, err := io.Copy(out, in)
+	c.stats.Bytes += n
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// mode is the permission bits (with setuid, setgid, sticky) to give what
+// fi describes.
+func (c *copier) mode(fi os.FileInfo, st *syscall.Stat_t) uint32 {
+	if m := c.o.Mode; m != nil {
+		mode := uint32(m.Perm())
+		if *m&fs.ModeSetuid != 0 {
+			mode |= unix.S_ISUID
+		}
+		if *m&fs.ModeSetgid != 0 {
+			mode |= unix.S_ISGID
+		}
+		if *m&fs.ModeSticky != 0 {
+			mode |= unix.S_ISVTX
+		}
+		return mode
+	}
+	if c.o.Policy == FromContext {
+		if fi.IsDir() || fi.Mode()&0o100 != 0 {
+			return 0o755
+		}
+		return 0o644
+	}
+	return st.Mode & 0o7777
+}
+
+// meta sets owner, mode, xattrs and mtime, in the order that keeps them:
+// chown clears setuid bits and file capabilities, so it comes first.
+func (c *copier) meta(src, host string, fi os.FileInfo) error {
+	st := fi.Sys().(*syscall.Stat_t)
+	uid, gid := c.owner(st)
+	if err := os.Lchown(host, uid, gid); err != nil {
+		return err
+	}
+	symlink := fi.Mode()&fs.ModeSymlink != 0
+	if !symlink {
+		if err := unix.Fchmodat(unix.AT_FDCWD, host, c.mode(fi, st), 0); err != nil {
+			return err
+		}
+	}
+	if c.o.Policy == FromRoot {
+		if err := copyXattrs(src, host, symlink); err != nil {
+			return err
+		}
+	}
+	mtime := time.Unix(int64(st.Mtim.Sec), int64(st.Mtim.Nsec))
+	if c.o.ModTime != nil {
+		mtime = *c.o.ModTime
+	}
+	ts := []unix.Timespec{unix.NsecToTimespec(mtime.UnixNano()), unix.NsecToTimespec(mtime.UnixNano())}
+	return unix.UtimesNanoAt(unix.AT_FDCWD, host, ts, unix.AT_SYMLINK_NOFOLLOW)
+}
+
+// copyXattrs copies the xattrs that belong in a layer.
+func copyXattrs(src, dst string, symlink bool) error {
+	xs, err := rootfs.Xattrs(src, rootfs.LayerXattr)
+	if err != nil {
+		return err
+	}
+	for name, val := range xs {
+		if err := unix.Lsetxattr(dst, name, []byte(val), 0); err != nil {
+			if symlink && (errors.Is(err, unix.EPERM) || errors.Is(err, unix.ENOTSUP)) {
+				continue // user.* cannot be set on a symlink
+			}
+			return fmt.Errorf("setting xattr %s on %s: %w", name, dst, err)
+		}
+	}
+	return nil
+}
+
+// finish sets the copied dirs' metadata, deepest first, so that writing
+// their contents does not change their mtimes afterwards.
+func (c *copier) finish() error {
+	for i := len(c.pending) - 1; i >= 0; i-- {
+		d := c.pending[i]
+		if err := c.meta(d.src, d.host, d.fi); err != nil {
+			return err
+		}
+	}
+	return nil
+}

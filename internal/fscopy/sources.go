@@ -1,0 +1,185 @@
+package fscopy
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/stratabuild/strata/internal/rootfs"
+)
+
+// clean makes p a root-relative, slash-separated path ("" is the root).
+func clean(p string) string {
+	return strings.TrimPrefix(path.Clean("/"+p), "/")
+}
+
+func isGlob(p string) bool { return strings.ContainsAny(p, `*?[\`) }
+
+// match expands sources into root-relative paths: globs are matched (for
+// FromContext, ignored entries dropped), a FromContext source that leaves
+// the context lexically is refused.
+func match(srcRoot string, sources []string, o Options) (matches []string, err error) {
+	for _, s := range sources {
+		if o.Policy == FromContext {
+			c := path.Clean(strings.TrimPrefix(s, "./"))
+			if path.IsAbs(c) || c == ".." || strings.HasPrefix(c, "../") {
+				return nil, fmt.Errorf("copy source %q is outside the build context", s)
+			}
+		}
+		rel := clean(s)
+		if !isGlob(rel) {
+			if o.Policy == FromContext && o.Ignore.Match(rel) {
+				return nil, fmt.Errorf("copy source %q is excluded by %s", s, o.Ignore.File)
+			}
+			matches = append(matches, rel)
+			continue
+		}
+		found, err := glob(srcRoot, rel, o.mode())
+		if err != nil {
+			return nil, fmt.Errorf("copy source %q: %w", s, err)
+		}
+		n := 0
+		for _, m := range found {
+			if o.Policy != FromContext || !o.Ignore.Match(m) {
+				matches = append(matches, m)
+				n++
+			}
+		}
+		if n == 0 {
+			return nil, fmt.Errorf("copy source %q matches nothing%s", s, o.where())
+		}
+	}
+	return matches, nil
+}
+
+func (o Options) mode() rootfs.Mode {
+	if o.Policy == FromContext {
+		return rootfs.Confine
+	}
+	return rootfs.Clamp
+}
+
+func (o Options) where() string {
+	if o.Policy == FromContext {
+		return " in the build context"
+	}
+	return ""
+}
+
+// glob matches a root-relative pattern inside root, component by
+// component, resolving the non-pattern parts inside the root.
+func glob(root, pattern string, m rootfs.Mode) ([]string, error) {
+	dir, file := path.Split(pattern)
+	dir = strings.TrimSuffix(dir, "/")
+	dirs := []string{dir}
+	if isGlob(dir) {
+		var err error
+		if dirs, err = glob(root, dir, m); err != nil {
+			return nil, err
+		}
+	}
+	var out []string
+	for _, d := range dirs {
+		host, err := rootfs.Resolve(root, d, m)
+		if err != nil {
+			continue
+		}
+		entries, err := os.ReadDir(host)
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			ok, err := path.Match(file, e.Name())
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				out = append(out, path.Join(d, e.Name()))
+			}
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// sourceErr names the usual causes of a source that cannot be read.
+func sourceErr(src string, o Options, err error) error {
+	switch {
+	case errors.Is(err, rootfs.ErrEscapes):
+		return fmt.Errorf("copy source %q: it leaves the build context (through \"..\" or a symlink)", src)
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("copy source %q does not exist%s", src, o.where())
+	}
+	return fmt.Errorf("copy source %q: %w", src, err)
+}
+
+// ContextInputs lists what a FromContext copy of sources reads: every
+// matched path and, under a matched dir, every entry not excluded by the
+// ignore file; context-relative, slash-separated, sorted. The cache hashes
+// these. Every source problem is reported, not only the first.
+func ContextInputs(contextDir string, ignore *Ignore, sources []string) ([]string, error) {
+	o := Options{Policy: FromContext, Ignore: ignore}
+	seen := map[string]bool{}
+	var out []string
+	var errs []error
+	for _, s := range sources {
+		matches, err := match(contextDir, []string{s}, o)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, m := range matches {
+			if err := walkContext(contextDir, m, o, func(rel string) {
+				if !seen[rel] {
+					seen[rel] = true
+					out = append(out, rel)
+				}
+			}); err != nil {
+				errs = append(errs, sourceErr(s, o, err))
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// walkContext calls visit with the context-relative path of m and, if m
+// is a dir, of every entry below it that the ignore file keeps. m is
+// resolved inside the context (a symlink leaving it is an error).
+func walkContext(contextDir, m string, o Options, visit func(rel string)) error {
+	host, err := rootfs.Resolve(contextDir, m, rootfs.Confine)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Lstat(host); err != nil {
+		return err
+	}
+	base, err := filepath.Rel(contextDir, host)
+	if err != nil {
+		return err
+	}
+	visit(m)
+	return filepath.WalkDir(host, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == host {
+			return err
+		}
+		sub, _ := filepath.Rel(host, p)
+		rel := filepath.ToSlash(filepath.Join(base, sub))
+		if o.Ignore.Match(rel) {
+			if d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		visit(path.Join(m, filepath.ToSlash(sub)))
+		return nil
+	})
+}
