@@ -10,7 +10,9 @@ const module = "github.com/stratabuild/strata"
 
 // boundaries is the package map of DESIGN.md as rules: for each package, the
 // import path prefixes it must not reach, directly or transitively. build is
-// the only package that imports the others.
+// the only package that imports the others; build/cache may use commit for
+// registry caches and layer blobs, build/plan recipe and commit to resolve
+// bases.
 var boundaries = []struct {
 	pkg    string
 	forbid []string
@@ -34,12 +36,23 @@ var boundaries = []struct {
 		"github.com/google/go-containerregistry", "github.com/moby/buildkit",
 	}},
 	{"build/cache", []string{
-		module + "/recipe", module + "/layers", module + "/commit", module + "/build/sandbox",
-		"github.com/google/go-containerregistry", "github.com/moby/buildkit",
+		module + "/recipe", module + "/layers", module + "/build/sandbox", module + "/build/plan",
+		"github.com/moby/buildkit",
+	}},
+	{"build/plan", []string{
+		module + "/layers", module + "/build/sandbox", "github.com/containerd/", "github.com/moby/buildkit",
 	}},
 	{"internal/fscopy", []string{
 		module + "/build", module + "/recipe", module + "/layers", module + "/commit",
 		"github.com/google/go-containerregistry", "github.com/moby/buildkit",
+	}},
+	{"internal/rootfs", []string{
+		module + "/build", module + "/recipe", module + "/layers", module + "/commit", module + "/internal/fscopy",
+		"github.com/google/go-containerregistry", "github.com/containerd/",
+	}},
+	{"internal/stateroot", []string{
+		module + "/build", module + "/recipe", module + "/layers", module + "/commit",
+		"github.com/google/go-containerregistry", "github.com/containerd/",
 	}},
 }
 

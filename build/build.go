@@ -2,25 +2,54 @@ package build
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
-	"strings"
-	"sync"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/opencontainers/go-digest"
 
 	"github.com/stratabuild/strata/build/cache"
+	"github.com/stratabuild/strata/build/plan"
 	"github.com/stratabuild/strata/build/sandbox"
 	"github.com/stratabuild/strata/commit"
+	"github.com/stratabuild/strata/internal/stateroot"
 	"github.com/stratabuild/strata/layers"
 	"github.com/stratabuild/strata/recipe"
 )
+
+// Options are the settings of one build, parsed and checked by the caller.
+type Options struct {
+	// Root is the state directory (layers, cache).
+	Root string
+	// Target is the stage to build; "" for the last.
+	Target string
+	// Tags name the result in every output.
+	Tags []name.Tag
+	// Outputs are where the image goes (--push is a registry output,
+	// --load a daemon output).
+	Outputs []commit.Output
+	// Secrets are the contents of the secret mounts, by id.
+	Secrets map[string][]byte
+	// Platform is the platform to build for; nil for the host's.
+	Platform *v1.Platform
+	// NoCache runs every step.
+	NoCache bool
+	// DryRun plans and asks the caches, but runs nothing and writes no
+	// output: Result.Plan says what a build would do.
+	DryRun bool
+	// CacheFrom are read after the local cache; CacheTo receive every
+	// step's result.
+	CacheFrom, CacheTo []cache.Store
+	// Compression of new layers.
+	Compression commit.Compression
+	// Runtime is the OCI runtime binary running the steps; "" for runc.
+	Runtime string
+	// Registry says how registries are reached.
+	Registry commit.RegistryOptions
+	// Epoch, when set, is the time written into the image (layer mtimes
+	// are clamped to it), as SOURCE_DATE_EPOCH says.
+	Epoch *time.Time
+}
 
 // Runner runs one process in a mounted rootfs; build/sandbox's runc runner is
 // the real one.
@@ -56,21 +85,35 @@ var (
 	_ Mounter = overlayMounter{}
 )
 
+// Deps are the parts a build uses; nil fields get the real ones. Tests give
+// fakes to exercise the orchestration without root.
+type Deps struct {
+	Runner   Runner
+	Mounter  Mounter
+	Progress func(Event) // called from the stages' goroutines
+	Log      *slog.Logger
+}
+
 // Result is what a build produced.
 type Result struct {
-	// Digest is the image's manifest digest, "sha256:…": what `strata build` prints.
-	Digest string
-	// ConfigDigest is the digest of the image config.
+	// Digest is the image's manifest digest, "sha256:…".
+	Digest       string
 	ConfigDigest string
-	// Image is the built image.
-	Image v1.Image
+	Image        v1.Image
 	// Steps reports each step that was built, in order.
 	Steps []StepResult
 	// Plan is what a dry run found: per run or copy step, whether it
 	// would hit the cache or run, and why. Empty unless Options.DryRun.
 	Plan []PlanStep
+	// Stages are the planned stages' bases (dry runs).
+	Stages []PlanStage
 	// WouldPush lists what a dry run would push.
 	WouldPush []string
+}
+
+// PlanStage is a planned stage: its base, resolved, and platform.
+type PlanStage struct {
+	Stage, Base, Digest, Platform string
 }
 
 // PlanStep is one step of a dry run's plan.
@@ -92,57 +135,39 @@ type StepResult struct {
 	Action   string        `json:"action"`
 	Cached   bool          `json:"cached"`
 	Duration time.Duration `json:"duration_ns"`
-	Layer    *LayerInfo    `json:"layer,omitempty"`
+	Layer    *cache.Layer  `json:"layer,omitempty"`
 }
 
-// Deps are the parts a build uses; nil fields get the real ones. Tests give
-// fakes to exercise the orchestration without root.
-type Deps struct {
-	Runner   Runner
-	Mounter  Mounter
-	Progress ProgressFunc
-	Log      *slog.Logger
-}
-
-// Build runs the recipe r with the options o and writes every output o asks
-// for. On failure nothing stays mounted, no upper dir is left behind and no
-// output is replaced by a partial one.
+// Build plans the recipe r, then builds it with the options o and writes
+// every output o asks for. On failure nothing stays mounted, no upper dir
+// is left behind and no output is replaced by a partial one.
 func Build(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*Result, error) {
-	b, err := newBuilder(ctx, o, r, d)
-	if err != nil {
-		return nil, err
-	}
-	// While the build runs, `strata prune` waits: nothing it holds goes.
-	release, err := cache.AcquireBuild(o.Root)
+	e, release, err := newExecutor(ctx, o, r, d)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	// Images pulled while the stages build stay bound to this context
-	// until the outputs are written: it is cancelled when a stage fails,
-	// and only after the outputs otherwise.
+	po := plan.Options{Target: o.Target, Platform: o.Platform, Registry: o.Registry, Secrets: o.Secrets, Epoch: o.Epoch, Compression: o.Compression}
+	if e.plan, err = plan.Make(ctx, po, r); err != nil {
+		return nil, err
+	}
+	// Images pulled stay bound to this context until the outputs are
+	// written: it is cancelled when a stage fails, and after the outputs.
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	b.cancel = cancel
-	stages, err := r.Needed(o.Target)
-	if err != nil {
-		return nil, err
-	}
-	if err := b.loadSecrets(stages); err != nil {
-		return nil, err
-	}
-	last, err := b.stages(ctx, stages)
+	e.cancel = cancel
+	last, err := e.stages(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if o.DryRun {
-		return &Result{Plan: b.plan, WouldPush: b.wouldPush()}, nil
+		return &Result{Plan: e.dry, Stages: summary(e.plan), WouldPush: o.wouldPush()}, nil
 	}
-	img, err := b.image(last)
+	img, err := e.image(last)
 	if err != nil {
 		return nil, err
 	}
-	if err := b.output(ctx, img); err != nil {
+	if err := e.output(ctx, img); err != nil {
 		return nil, err
 	}
 	dg, err := img.Digest()
@@ -153,230 +178,70 @@ func Build(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*Result, e
 	if err != nil {
 		return nil, err
 	}
-	return &Result{Digest: dg.String(), ConfigDigest: cfg.String(), Image: img, Steps: b.steps}, nil
+	return &Result{Digest: dg.String(), ConfigDigest: cfg.String(), Image: img, Steps: e.steps}, nil
 }
 
-type builder struct {
-	opts     Options
-	recipe   *recipe.Recipe
-	store    *layers.Store
-	blobs    string // committed layer blobs
-	mnt      string // mount points
-	state    string // runtime state
-	runner   Runner
-	mounter  Mounter
-	progress ProgressFunc
-	log      *slog.Logger
-	created  *time.Time // SOURCE_DATE_EPOCH, or nil
-	secrets  map[string][]byte
-	cancel   context.CancelCauseFunc // stops the whole build
-	index    *cache.Index
-
-	mu    sync.Mutex // guards steps, plan and done
-	steps []StepResult
-	plan  []PlanStep
-	done  map[int]*stageDone
-}
-
-// stageDone is a stage being built: ready is closed when res is set.
-type stageDone struct {
-	ready chan struct{}
-	res   *stageResult
-}
-
-func newBuilder(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*builder, error) {
-	if o.Root == "" {
-		return nil, errors.New("no state root (--root) given")
-	}
-	b := &builder{opts: o, recipe: r, runner: d.Runner, mounter: d.Mounter, progress: d.Progress, log: d.Log}
-	if b.runner == nil {
-		b.runner = runcRunner{}
-	}
-	if b.mounter == nil {
-		b.mounter = overlayMounter{}
-	}
-	if b.progress == nil {
-		b.progress = func(Event) {}
-	}
-	if b.log == nil {
-		b.log = slog.New(slog.DiscardHandler)
-	}
-	b.blobs = filepath.Join(o.Root, "blobs")
-	b.mnt = filepath.Join(o.Root, "mnt")
-	b.state = filepath.Join(o.Root, "runc")
-	for _, dir := range []string{b.blobs, b.mnt, b.state} {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return nil, fmt.Errorf("preparing state root: %w", err)
-		}
-	}
-	b.reap(ctx)
-	store, err := layers.OpenStore(filepath.Join(o.Root, "layers"), b.log)
+// newExecutor opens the state root, takes its build lock (prune waits
+// while a build runs) and reaps what killed builds left.
+func newExecutor(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*executor, func(), error) {
+	root, err := stateroot.Open(o.Root)
 	if err != nil {
-		return nil, fmt.Errorf("opening snapshot store: %w", err)
+		return nil, nil, err
 	}
-	b.store = store
-	if b.index, err = cache.Open(filepath.Join(o.Root, "cache", "index")); err != nil {
+	e := &executor{o: o, context: r.Context, root: root, runner: d.Runner, mounter: d.Mounter, emit: d.Progress, log: d.Log, args: map[string]string{}}
+	if e.runner == nil {
+		e.runner = runcRunner{}
+	}
+	if e.mounter == nil {
+		e.mounter = overlayMounter{}
+	}
+	if e.emit == nil {
+		e.emit = func(Event) {}
+	}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	for _, a := range r.Args {
+		e.args[a.Name] = a.Value
+	}
+	release, err := root.LockBuild()
+	if err != nil {
+		return nil, nil, err
+	}
+	reap(ctx, root, o.Runtime, e.emit, e.log)
+	if e.store, err = layers.OpenStore(root.Snapshots(), e.log); err != nil {
+		release()
+		return nil, nil, err
+	}
+	local, err := cache.OpenLocal(root.CacheIndex(), root.Blobs())
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	e.cache = &cache.Cache{Local: local, From: o.CacheFrom, To: o.CacheTo, Log: e.log}
+	return e, release, nil
+}
+
+// Prune removes the cache entries opts does not keep under the state root,
+// then every layer blob and snapshot no kept entry uses. It waits for
+// running builds to end and holds off new ones while it works.
+func Prune(ctx context.Context, dir string, opts cache.PruneOptions) (*cache.PruneResult, error) {
+	root, err := stateroot.OpenExisting(dir)
+	if err != nil {
 		return nil, err
 	}
-	if o.SourceDateEpoch != nil {
-		t := o.SourceDateEpoch.UTC()
-		b.created = &t
-	}
-	return b, nil
-}
-
-// createdTime is the time the image and its new history entries are
-// stamped with: SOURCE_DATE_EPOCH, else now (the zero time).
-func (b *builder) createdTime() time.Time {
-	if b.created == nil {
-		return time.Time{}
-	}
-	return *b.created
-}
-
-func (b *builder) emit(e Event) {
-	if e.Time.IsZero() {
-		e.Time = time.Now()
-	}
-	b.progress(e)
-}
-
-// stageResult is a built stage: its image so far and the snapshots of its
-// layers, top first.
-type stageResult struct {
-	stage *recipe.Stage
-	base  v1.Image
-	chain []*chainLayer // bottom first
-	// baseDigest is the base image's manifest digest ("" for scratch).
-	baseDigest string
-	// unknown is set in a dry run once a step would run: what the stage
-	// holds after it is not known, so neither are later keys.
-	unknown bool
-	history []commit.Step
-	env     []string
-	workdir string
-	user    string
-}
-
-// image assembles the final image from the last stage's result.
-func (b *builder) image(s *stageResult) (v1.Image, error) {
-	im := b.recipe.Image
-	cfg := commit.Config{
-		Env:           s.env,
-		Entrypoint:    im.Entrypoint,
-		EntrypointSet: im.Entrypoint != nil,
-		Cmd:           im.Cmd,
-		CmdSet:        im.Cmd != nil,
-		WorkingDir:    s.workdir,
-		User:          s.user,
-		Labels:        im.Labels,
-		Volumes:       im.Volumes,
-		StopSignal:    im.StopSignal,
-	}
-	for _, p := range im.Expose {
-		cfg.ExposedPorts = append(cfg.ExposedPorts, p.String())
-	}
-	img, err := commit.Image(s.base, commit.ImageOptions{
-		Steps:       s.history,
-		Config:      cfg,
-		Created:     b.createdTime(),
-		Annotations: im.Annotations,
-		Platform:    platform(b.opts.Platform, s.stage.Platform),
-	})
+	release, err := root.LockExclusive(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("assembling the image: %w", err)
+		return nil, err
 	}
-	return img, nil
-}
-
-// output writes the image everywhere the options ask. Files and the
-// daemon get the image with the layers kept under the state root read from
-// there; pushes get it as built, so that registry layers can be mounted.
-func (b *builder) output(ctx context.Context, img v1.Image) error {
-	local := commit.WithLocalBlobs(img, b.blobs)
-	for _, out := range b.opts.Outputs {
-		start := time.Now()
-		var err error
-		switch out.Type {
-		case OutputOCI:
-			err = commit.WriteOCILayout(ctx, out.Dest, local, b.opts.Tags)
-		case OutputDocker:
-			err = commit.WriteDockerArchive(ctx, out.Dest, local, b.opts.Tags)
-		case OutputRegistry:
-			if !b.opts.Push { // --push pushes below, once
-				err = b.push(ctx, img)
-			}
-		default:
-			err = fmt.Errorf("unknown output type %q", out.Type)
-		}
-		if err != nil {
-			return fmt.Errorf("writing output %s: %w", out, err)
-		}
-		b.emit(Event{Kind: EventInfo, Text: fmt.Sprintf("wrote %s in %s", out, time.Since(start).Round(time.Millisecond))})
-	}
-	if b.opts.Push {
-		if err := b.push(ctx, img); err != nil {
-			return err
-		}
-	}
-	if b.opts.Load {
-		start := time.Now()
-		if err := commit.Load(ctx, local, b.opts.Tags); err != nil {
-			return fmt.Errorf("loading into the docker daemon: %w", err)
-		}
-		b.emit(Event{Kind: EventInfo, Text: fmt.Sprintf("loaded into the docker daemon in %s", time.Since(start).Round(time.Millisecond))})
-	}
-	return nil
-}
-
-func (b *builder) push(ctx context.Context, img v1.Image) error {
-	if len(b.opts.Tags) == 0 {
-		return errors.New("nothing to push to: give --tag")
-	}
-	start := time.Now()
-	if _, err := commit.Push(ctx, img, b.opts.Tags, commit.PushOptions{Insecure: b.opts.InsecureRegistries}); err != nil {
-		return fmt.Errorf("pushing: %w", err)
-	}
-	b.emit(Event{Kind: EventInfo, Text: fmt.Sprintf("pushed %s in %s", strings.Join(b.opts.Tags, ", "), time.Since(start).Round(time.Millisecond))})
-	return nil
-}
-
-// diffAndCommit diffs the upper dir over lowers into a compressed layer blob
-// and, if the step changed anything, makes the upper dir a snapshot.
-// It returns a nil layer when nothing changed.
-func (b *builder) diffAndCommit(ctx context.Context, up *layers.Upper, lowers []string) (*commit.Layer, layers.DiffStats, string, error) {
-	pr, pw := io.Pipe()
-	statsc := make(chan layers.DiffStats, 1)
-	errc := make(chan error, 1)
-	go func() {
-		st, err := layers.Diff(ctx, pw, layers.DiffOptions{Upper: up.Dir, Lowers: lowers, Epoch: b.created})
-		pw.CloseWithError(err)
-		statsc <- st
-		errc <- err
-	}()
-	layer, werr := commit.WriteLayer(ctx, pr, b.blobs, commit.Compression(b.opts.Compression))
-	pr.CloseWithError(io.ErrClosedPipe) // unblock the differ if WriteLayer stopped early
-	stats, derr := <-statsc, <-errc
-	if derr != nil {
-		return nil, stats, "", fmt.Errorf("diffing the step's changes: %w", derr)
-	}
-	if werr != nil {
-		return nil, stats, "", fmt.Errorf("writing the layer: %w", werr)
-	}
-	if stats.Added+stats.Modified+stats.Deleted == 0 {
-		return nil, stats, "", nil
-	}
-	diffID, err := layer.DiffID()
+	defer release()
+	local, err := cache.OpenLocal(root.CacheIndex(), root.Blobs())
 	if err != nil {
-		return nil, stats, "", err
+		return nil, err
 	}
-	dir, err := b.store.Commit(up, toDigest(diffID))
+	store, err := layers.OpenStore(root.Snapshots(), nil)
 	if err != nil {
-		return nil, stats, "", fmt.Errorf("storing the snapshot: %w", err)
+		return nil, err
 	}
-	return layer, stats, dir, nil
+	return local.Prune(ctx, opts, store)
 }
-
-func toDigest(h v1.Hash) digest.Digest { return digest.Digest(h.String()) }
-
-func toDigestString(s string) digest.Digest { return digest.Digest(s) }

@@ -1,107 +1,12 @@
 package build
 
-// Orchestration tests: the step loop with a fake runner and a fake mounter
-// (the step's rootfs is its upper dir), so they run without root. The real
-// runner and mounter are tested for real in build/sandbox, layers and the
-// end-to-end tests of cmd/strata.
-
 import (
-	"context"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/stratabuild/strata/build/sandbox"
-	"github.com/stratabuild/strata/layers"
-	"github.com/stratabuild/strata/recipe"
 )
-
-// fakeMounter hands out the upper dir itself as the rootfs: enough for
-// steps that only add files.
-type fakeMounter struct {
-	mu      sync.Mutex
-	mounted int
-}
-
-type fakeMount struct {
-	m      *fakeMounter
-	target string
-	once   sync.Once
-}
-
-func (f *fakeMounter) Mount(_ context.Context, o layers.MountOptions) (Mounted, error) {
-	f.mu.Lock()
-	f.mounted++
-	f.mu.Unlock()
-	return &fakeMount{m: f, target: o.Upper}, nil
-}
-
-func (m *fakeMount) Target() string { return m.target }
-func (m *fakeMount) Unmount() error {
-	m.once.Do(func() {
-		m.m.mu.Lock()
-		m.m.mounted--
-		m.m.mu.Unlock()
-	})
-	return nil
-}
-
-// fakeRunner interprets a tiny command language: "write PATH TEXT" creates
-// a file, "fail N TEXT" prints TEXT and exits N, "noop" does nothing.
-type fakeRunner struct {
-	runs []sandbox.Options
-}
-
-func (f *fakeRunner) Run(_ context.Context, o sandbox.Options) error {
-	f.runs = append(f.runs, o)
-	cmd := o.Args[len(o.Args)-1]
-	cmd, _, _ = strings.Cut(cmd, " ;; ") // a note changes the step, not what it does
-	fields := strings.SplitN(cmd, " ", 3)
-	switch fields[0] {
-	case "write":
-		p := filepath.Join(o.Rootfs, fields[1])
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return err
-		}
-		return os.WriteFile(p, []byte(fields[2]+"\n"), 0o644)
-	case "fail":
-		o.Stdout.Write([]byte(fields[2] + "\n"))
-		return &sandbox.ExitError{Status: int(fields[1][0] - '0')}
-	case "noop":
-		return nil
-	}
-	return errors.New("fake runner: unknown command " + cmd)
-}
-
-func buildFake(t *testing.T, yaml string) (*Result, *fakeRunner, *fakeMounter, []Event, error) {
-	t.Helper()
-	ctxDir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(ctxDir, "strata.yaml"), []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	r, err := recipe.Load(filepath.Join(ctxDir, "strata.yaml"))
-	if err != nil {
-		t.Fatalf("recipe: %v", err)
-	}
-	runner, mounter := &fakeRunner{}, &fakeMounter{}
-	var events []Event
-	root := t.TempDir()
-	res, err := Build(context.Background(), Options{Root: root, Compression: "gzip"}, r, Deps{
-		Runner: runner, Mounter: mounter, Progress: func(e Event) { events = append(events, e) },
-	})
-	if mounter.mounted != 0 {
-		t.Errorf("%d mounts left after the build", mounter.mounted)
-	}
-	if entries, _ := os.ReadDir(filepath.Join(root, "mnt")); len(entries) > 0 {
-		t.Errorf("mount points left behind: %v", entries)
-	}
-	return res, runner, mounter, events, err
-}
 
 func TestStepLoopHistoryAndConfig(t *testing.T) {
 	res, runner, _, _, err := buildFake(t, `from: scratch

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/stratabuild/strata/commit"
 	"github.com/stratabuild/strata/recipe"
 )
 
@@ -22,7 +23,7 @@ func cacheRun(t *testing.T, root, ctxDir string, args map[string]string, o Optio
 		t.Fatalf("recipe: %v", err)
 	}
 	epoch := time.Unix(1700000000, 0)
-	o.Root, o.Compression, o.SourceDateEpoch = root, "gzip", &epoch
+	o.Root, o.Compression, o.Epoch = root, commit.Gzip, &epoch
 	var events []Event
 	if _, err := Build(context.Background(), o, r, Deps{
 		Runner: &fakeRunner{}, Mounter: &fakeMounter{}, Progress: func(e Event) { events = append(events, e) },

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/opencontainers/go-digest"
 
 	"github.com/stratabuild/strata/commit"
 )
@@ -24,22 +25,26 @@ type chainLayer struct {
 }
 
 // diffIDs lists the chain's diffIDs, bottom first: a cache key's parent.
-func diffIDs(chain []*chainLayer) []string {
-	out := make([]string, len(chain))
+// ok is false when one is unknown (a dry run's step that would run).
+func diffIDs(chain []*chainLayer) (ids []string, ok bool) {
+	ids = make([]string, len(chain))
 	for i, l := range chain {
-		out[i] = l.diffID
+		if l.diffID == "" {
+			return nil, false
+		}
+		ids[i] = l.diffID
 	}
-	return out
+	return ids, true
 }
 
 // lowers makes the snapshots of chain that are missing and returns their
 // dirs, top first, as overlay wants them.
-func (b *builder) lowers(ctx context.Context, stage string, chain []*chainLayer) ([]string, error) {
+func (e *executor) lowers(ctx context.Context, stage string, chain []*chainLayer) ([]string, error) {
 	out := make([]string, len(chain))
 	made := 0
 	start := time.Now()
 	for i, l := range chain {
-		dir, fresh, err := b.snapshot(ctx, l)
+		dir, fresh, err := e.snapshot(ctx, l)
 		if err != nil {
 			return nil, err
 		}
@@ -49,27 +54,27 @@ func (b *builder) lowers(ctx context.Context, stage string, chain []*chainLayer)
 		out[len(chain)-1-i] = dir
 	}
 	if made > 0 {
-		b.emit(Event{Kind: EventInfo, Stage: stage, Text: fmt.Sprintf("%d layers unpacked in %s", made, time.Since(start).Round(time.Millisecond))})
+		e.emit(Event{Kind: EventInfo, Time: time.Now(), Stage: stage, Text: fmt.Sprintf("%d layers unpacked in %s", made, time.Since(start).Round(time.Millisecond))})
 	}
 	return out, nil
 }
 
 // snapshot returns l's snapshot dir, unpacking the layer if the store
 // does not have it; fresh says whether it did.
-func (b *builder) snapshot(ctx context.Context, l *chainLayer) (dir string, fresh bool, err error) {
+func (e *executor) snapshot(ctx context.Context, l *chainLayer) (dir string, fresh bool, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.dir != "" {
 		return l.dir, false, nil
 	}
-	d := toDigestString(l.diffID)
-	if dir, ok := b.store.Lookup(d); ok {
+	d := toDigest(l.diffID)
+	if dir, ok := e.store.Lookup(d); ok {
 		l.dir = dir
 		return dir, false, nil
 	}
 	// Keep the compressed blob under the state root too: later outputs
 	// (an OCI layout, an archive) then read it from disk, not the registry.
-	local, err := commit.SaveBlob(ctx, l.layer, b.blobs)
+	local, err := commit.SaveBlob(ctx, l.layer, e.root.Blobs())
 	if err != nil {
 		return "", false, err
 	}
@@ -78,7 +83,7 @@ func (b *builder) snapshot(ctx context.Context, l *chainLayer) (dir string, fres
 		return "", false, fmt.Errorf("reading layer %s: %w", l.diffID, err)
 	}
 	defer rc.Close()
-	dir, err = b.store.Unpack(ctx, d, rc)
+	dir, err = e.store.Unpack(ctx, d, rc)
 	if err != nil {
 		return "", false, fmt.Errorf("unpacking layer %s: %w", l.diffID, err)
 	}
@@ -102,3 +107,5 @@ func imageChain(img v1.Image) ([]*chainLayer, error) {
 	}
 	return chain, nil
 }
+
+func toDigest(s string) digest.Digest { return digest.Digest(s) }

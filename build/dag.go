@@ -5,17 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-
-	"github.com/stratabuild/strata/recipe"
 )
 
 // stages builds the stages in dependency order, each as soon as the stages
 // it needs are built, so that independent stages run concurrently. The
 // first failure cancels the others. It returns the last stage's result.
-func (b *builder) stages(ctx context.Context, stages []*recipe.Stage) (*stageResult, error) {
-	b.done = make(map[int]*stageDone, len(stages))
+func (e *executor) stages(ctx context.Context) (*stageResult, error) {
+	stages := e.plan.Stages
+	e.done = make(map[int]*stageDone, len(stages))
 	for _, st := range stages {
-		b.done[st.Index] = &stageDone{ready: make(chan struct{})}
+		e.done[st.Recipe.Index] = &stageDone{ready: make(chan struct{})}
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(stages))
@@ -23,18 +22,18 @@ func (b *builder) stages(ctx context.Context, stages []*recipe.Stage) (*stageRes
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for _, dep := range st.DependsOn {
-				if _, err := b.waitStage(ctx, dep); err != nil {
+			for _, dep := range st.Recipe.DependsOn {
+				if _, err := e.waitStage(ctx, dep); err != nil {
 					return // the failing stage reports
 				}
 			}
-			res, err := b.stage(ctx, st)
+			res, err := e.runStage(ctx, st)
 			if err != nil {
 				errs[i] = err
-				b.cancel(err)
+				e.cancel(err)
 				return
 			}
-			d := b.done[st.Index]
+			d := e.done[st.Recipe.Index]
 			d.res = res
 			close(d.ready)
 		}()
@@ -55,12 +54,12 @@ func (b *builder) stages(ctx context.Context, stages []*recipe.Stage) (*stageRes
 	if err := context.Cause(ctx); err != nil {
 		return nil, err
 	}
-	return b.done[stages[len(stages)-1].Index].res, nil
+	return e.done[stages[len(stages)-1].Recipe.Index].res, nil
 }
 
 // waitStage waits for stage index to be built and returns its result.
-func (b *builder) waitStage(ctx context.Context, index int) (*stageResult, error) {
-	d, ok := b.done[index]
+func (e *executor) waitStage(ctx context.Context, index int) (*stageResult, error) {
+	d, ok := e.done[index]
 	if !ok {
 		return nil, fmt.Errorf("stage %d is not part of this build", index)
 	}
@@ -70,4 +69,10 @@ func (b *builder) waitStage(ctx context.Context, index int) (*stageResult, error
 	case <-ctx.Done():
 		return nil, context.Cause(ctx)
 	}
+}
+
+// stageDone is a stage being built: ready is closed when res is set.
+type stageDone struct {
+	ready chan struct{}
+	res   *stageResult
 }

@@ -51,7 +51,7 @@ func TestDocker(t *testing.T) {
 			checkImage(t, tag, "from the archive", cfg.String())
 		}
 		// Pull reads the archive back to the same image.
-		back, err := commit.Pull(t.Context(), "docker-archive://"+file, commit.PullOptions{})
+		back, err := pullRef(t, "docker-archive://"+file, commit.PullOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -39,8 +38,8 @@ type Config struct {
 	User       string
 	// Labels are merged over the base's.
 	Labels map[string]string
-	// ExposedPorts ("8080/tcp", "53/udp"; a bare "8080" means tcp) and
-	// Volumes are added to the base's.
+	// ExposedPorts, config keys such as "8080/tcp" (the recipe checked
+	// them), and Volumes are added to the base's.
 	ExposedPorts []string
 	Volumes      []string
 	StopSignal   string
@@ -90,9 +89,7 @@ func Image(base v1.Image, o ImageOptions) (v1.Image, error) {
 	cfg.Container = ""
 	cfg.DockerVersion = "" //nolint:staticcheck // deprecated in ggcr but still serialised: drop the base's docker provenance
 	cfg.RootFS.Type = "layers"
-	if err := applyConfig(&cfg.Config, o.Config); err != nil {
-		return nil, err
-	}
+	applyConfig(&cfg.Config, o.Config)
 	setPlatform(cfg, o.Platform)
 	now := o.Created
 	if now.IsZero() {
@@ -142,7 +139,7 @@ func Image(base v1.Image, o ImageOptions) (v1.Image, error) {
 }
 
 // applyConfig merges c into cfg.
-func applyConfig(cfg *v1.Config, c Config) error {
+func applyConfig(cfg *v1.Config, c Config) {
 	if c.Env != nil {
 		cfg.Env = slices.Clone(c.Env)
 	}
@@ -171,14 +168,10 @@ func applyConfig(cfg *v1.Config, c Config) error {
 		maps.Copy(cfg.Labels, c.Labels)
 	}
 	for _, p := range c.ExposedPorts {
-		port, err := normalizePort(p)
-		if err != nil {
-			return err
-		}
 		if cfg.ExposedPorts == nil {
 			cfg.ExposedPorts = map[string]struct{}{}
 		}
-		cfg.ExposedPorts[port] = struct{}{}
+		cfg.ExposedPorts[p] = struct{}{}
 	}
 	for _, v := range c.Volumes {
 		if cfg.Volumes == nil {
@@ -186,7 +179,6 @@ func applyConfig(cfg *v1.Config, c Config) error {
 		}
 		cfg.Volumes[v] = struct{}{}
 	}
-	return nil
 }
 
 // setPlatform writes p into cfg, or the host's platform if neither p nor
@@ -203,23 +195,6 @@ func setPlatform(cfg *v1.ConfigFile, p *v1.Platform) {
 	if p.OSVersion != "" {
 		cfg.OSVersion = p.OSVersion
 	}
-}
-
-// normalizePort turns "8080" into "8080/tcp" and checks the protocol.
-func normalizePort(p string) (string, error) {
-	num, proto, found := strings.Cut(p, "/")
-	if !found {
-		proto = "tcp"
-	}
-	switch proto {
-	case "tcp", "udp", "sctp":
-	default:
-		return "", fmt.Errorf("exposed port %q: protocol must be tcp, udp or sctp", p)
-	}
-	if num == "" {
-		return "", fmt.Errorf("exposed port %q: no port number", p)
-	}
-	return num + "/" + proto, nil
 }
 
 // ociLayerType maps Docker layer media types to their OCI equivalents.

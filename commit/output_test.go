@@ -131,7 +131,7 @@ func TestWriteOCILayout(t *testing.T) {
 		t.Errorf("validate.Image of the written layout: %v", err)
 	}
 	// Pull reads its own output.
-	pulled, err := commit.Pull(t.Context(), "oci-layout://"+dir+":latest", commit.PullOptions{})
+	pulled, err := pullRef(t, "oci-layout://"+dir+":latest", commit.PullOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +179,7 @@ func TestWriteOCILayoutReplace(t *testing.T) {
 	if err := commit.WriteOCILayout(t.Context(), dir, second, []string{"x"}); err != nil {
 		t.Fatal(err)
 	}
-	got, err := commit.Pull(t.Context(), "oci-layout://"+dir+":x", commit.PullOptions{})
+	got, err := pullRef(t, "oci-layout://"+dir+":x", commit.PullOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +233,7 @@ func TestPullLayoutRefs(t *testing.T) {
 		{ref: "oci-layout://" + both + ":127.0.0.1:5000/x/app:1.0", wantErr: true},
 	} {
 		t.Run(tc.ref, func(t *testing.T) {
-			img, err := commit.Pull(t.Context(), tc.ref, commit.PullOptions{})
+			img, err := pullRef(t, tc.ref, commit.PullOptions{})
 			if tc.wantErr {
 				if err == nil {
 					t.Fatal("Pull succeeded, want an error")
@@ -281,7 +281,7 @@ func TestWriteDockerArchiveFailure(t *testing.T) {
 	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
 		t.Errorf("%d entries in the dir after a failed write, want only the archive", len(entries))
 	}
-	back, err := commit.Pull(t.Context(), "docker-archive://"+file, commit.PullOptions{})
+	back, err := pullRef(t, "docker-archive://"+file, commit.PullOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,12 +3,9 @@ package commit
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"runtime"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
@@ -19,55 +16,38 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// Prefixes of the base reference forms that are not registry references.
-const (
-	Scratch             = "scratch"
-	OCILayoutPrefix     = "oci-layout://"
-	DockerArchivePrefix = "docker-archive://"
-)
-
-// PullOptions says how Pull resolves a base reference.
+// PullOptions says how Pull resolves a source.
 type PullOptions struct {
+	RegistryOptions
 	// Platform selects from a multi-platform index (default: the host's,
 	// linux/GOARCH). For scratch it is the platform written in the config.
 	Platform *v1.Platform
-	// Insecure names registries (host[:port]) reached over plain HTTP or
-	// with unverified TLS. Loopback hosts may always use plain HTTP.
-	Insecure []string
-	// Keychain finds registry credentials (nil: authn.DefaultKeychain,
-	// i.e. $DOCKER_CONFIG/config.json or ~/.docker/config.json and its
-	// credential helpers).
-	Keychain authn.Keychain
-	// Transport is the HTTP transport to registries (nil:
-	// remote.DefaultTransport). The default trusts the system roots, which
-	// users extend with SSL_CERT_FILE or SSL_CERT_DIR.
-	Transport http.RoundTripper
 }
 
-// Pull resolves a base reference: "scratch"; "oci-layout://DIR[:TAG|@sha256:…]";
-// "docker-archive://FILE"; otherwise a registry reference
-// (docker.io/library assumed as usual). Images from a registry keep their
+// Pull resolves a source into an image. Images from a registry keep their
 // source repository, so Push can mount their layers across repositories.
 // Layers are fetched lazily, when read.
-func Pull(ctx context.Context, ref string, o PullOptions) (v1.Image, error) {
+func Pull(ctx context.Context, src Source, o PullOptions) (v1.Image, error) {
 	p := hostPlatform()
 	if o.Platform != nil {
 		p = *o.Platform
 	}
 	var img v1.Image
 	var err error
-	switch {
-	case ref == Scratch:
+	switch src.Kind {
+	case SourceScratch:
 		img, err = scratch(p)
-	case strings.HasPrefix(ref, OCILayoutPrefix):
-		img, err = pullLayout(strings.TrimPrefix(ref, OCILayoutPrefix), p)
-	case strings.HasPrefix(ref, DockerArchivePrefix):
-		img, err = tarball.ImageFromPath(strings.TrimPrefix(ref, DockerArchivePrefix), nil)
+	case SourceLayout:
+		img, err = pullLayout(src.Path, src.Tag, src.Digest, p)
+	case SourceArchive:
+		img, err = tarball.ImageFromPath(src.Path, nil)
+	case SourceRegistry:
+		img, err = remote.Image(src.Ref, append(RemoteOptions(ctx, o.RegistryOptions), remote.WithPlatform(p))...)
 	default:
-		img, err = pullRemote(ctx, ref, p, registryOptions{insecure: o.Insecure, keychain: o.Keychain, transport: o.Transport})
+		err = fmt.Errorf("unknown source kind %d", src.Kind)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("pulling %s: %w", ref, err)
+		return nil, fmt.Errorf("pulling %s: %w", src, err)
 	}
 	return img, nil
 }
@@ -89,22 +69,9 @@ func scratch(p v1.Platform) (v1.Image, error) {
 	})
 }
 
-func pullRemote(ctx context.Context, ref string, p v1.Platform, o registryOptions) (v1.Image, error) {
-	r, err := name.ParseReference(ref)
-	if err != nil {
-		return nil, err
-	}
-	if opts := o.nameOptions(r.Context().RegistryStr()); opts != nil {
-		if r, err = name.ParseReference(ref, opts...); err != nil {
-			return nil, err
-		}
-	}
-	return remote.Image(r, append(o.remote(ctx), remote.WithPlatform(p))...)
-}
-
-// pullLayout opens DIR, DIR:TAG or DIR@sha256:… of an OCI image layout.
-func pullLayout(spec string, p v1.Platform) (v1.Image, error) {
-	dir, tag, digest := splitLayoutRef(spec)
+// pullLayout opens the image of the layout dir that tag or digest names
+// (or its only image).
+func pullLayout(dir, tag, digest string, p v1.Platform) (v1.Image, error) {
 	idx, err := layout.ImageIndexFromPath(dir)
 	if err != nil {
 		return nil, err
@@ -181,8 +148,6 @@ func imageFor(idx v1.ImageIndex, d v1.Descriptor, p v1.Platform) (v1.Image, erro
 	return nil, fmt.Errorf("index %s has no image for platform %s", d.Digest, p.String())
 }
 
-// splitLayoutRef splits DIR[:TAG|@sha256:…]. A colon before the last slash
-// belongs to DIR.
 // refTag is the tag part of a ref name such as "reg:5000/app:1.0" ("1.0"),
 // or "" if it has none.
 func refTag(name string) string {
@@ -190,15 +155,4 @@ func refTag(name string) string {
 		return name[i+1:]
 	}
 	return ""
-}
-
-func splitLayoutRef(spec string) (dir, tag, digest string) {
-	if i := strings.LastIndex(spec, "@"); i >= 0 && strings.HasPrefix(spec[i+1:], "sha256:") {
-		return spec[:i], "", spec[i+1:]
-	}
-	slash := strings.LastIndex(spec, "/")
-	if i := strings.LastIndex(spec, ":"); i > slash {
-		return spec[:i], spec[i+1:], ""
-	}
-	return spec, "", ""
 }

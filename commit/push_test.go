@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/stratabuild/strata/commit"
@@ -43,12 +44,12 @@ func TestPush(t *testing.T) {
 	requireTool(t, "skopeo", "skopeo")
 	r := testutil.StartRegistry(t, testutil.RegistryOptions{TLS: true, Auth: true})
 	t.Setenv("DOCKER_CONFIG", r.DockerConfig)
-	opts := commit.PushOptions{Transport: r.Transport()}
+	opts := commit.RegistryOptions{Transport: r.Transport()}
 	img := motdImage(t, "pushed\n")
 	want := digestOf(t, img)
 	tags := []string{r.Addr + "/strata/app:v1", r.Addr + "/strata/app:latest"}
 
-	got, err := commit.Push(t.Context(), img, tags, opts)
+	got, err := commit.Push(t.Context(), img, tagsOf(t, tags), opts)
 	if err != nil {
 		t.Fatalf("Push: %v", err)
 	}
@@ -68,7 +69,7 @@ func TestPush(t *testing.T) {
 	}
 
 	// Pull reads it back through the same credentials and CA.
-	pulled, err := commit.Pull(t.Context(), tags[0], commit.PullOptions{Transport: r.Transport()})
+	pulled, err := pullRef(t, tags[0], commit.PullOptions{RegistryOptions: commit.RegistryOptions{Transport: r.Transport()}})
 	if err != nil {
 		t.Fatalf("Pull: %v", err)
 	}
@@ -78,7 +79,7 @@ func TestPush(t *testing.T) {
 
 	// A second push of the same image uploads no blob, only manifests.
 	manifestsBefore := r.Requests(t, "PUT", "/manifests/")
-	if _, err := commit.Push(t.Context(), img, tags, opts); err != nil {
+	if _, err := commit.Push(t.Context(), img, tagsOf(t, tags), opts); err != nil {
 		t.Fatalf("second Push: %v", err)
 	}
 	if p2, c2 := blobUploads(t, r, "strata/app"); p2 != posts || c2 != patches {
@@ -96,21 +97,21 @@ func TestPushRefused(t *testing.T) {
 	for _, tc := range []struct {
 		name         string
 		dockerConfig string
-		opts         commit.PushOptions
+		opts         commit.RegistryOptions
 		wantErr      string
 	}{
-		{"no credentials", t.TempDir(), commit.PushOptions{Transport: r.Transport()}, "401 Unauthorized"},
-		{"untrusted CA", r.DockerConfig, commit.PushOptions{}, "certificate"},
+		{"no credentials", t.TempDir(), commit.RegistryOptions{Transport: r.Transport()}, "401 Unauthorized"},
+		{"untrusted CA", r.DockerConfig, commit.RegistryOptions{}, "certificate"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("DOCKER_CONFIG", tc.dockerConfig)
-			_, err := commit.Push(t.Context(), img, tag, tc.opts)
+			_, err := commit.Push(t.Context(), img, tagsOf(t, tag), tc.opts)
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Errorf("Push = %v, want an error mentioning %q", err, tc.wantErr)
 			}
 		})
 	}
-	if _, err := commit.Push(t.Context(), img, nil, commit.PushOptions{}); err == nil {
+	if _, err := commit.Push(t.Context(), img, nil, commit.RegistryOptions{}); err == nil {
 		t.Error("Push with no tags succeeded, want an error")
 	}
 }
@@ -122,10 +123,10 @@ func TestPushMountsBase(t *testing.T) {
 	t.Setenv("DOCKER_CONFIG", r.DockerConfig)
 	tr := r.Transport()
 	baseRef := r.Addr + "/library/busybox:1"
-	if _, err := commit.Push(t.Context(), pullBusybox(t), []string{baseRef}, commit.PushOptions{Transport: tr}); err != nil {
+	if _, err := commit.Push(t.Context(), pullBusybox(t), tagsOf(t, []string{baseRef}), commit.RegistryOptions{Transport: tr}); err != nil {
 		t.Fatal(err)
 	}
-	base, err := commit.Pull(t.Context(), baseRef, commit.PullOptions{Transport: tr})
+	base, err := pullRef(t, baseRef, commit.PullOptions{RegistryOptions: commit.RegistryOptions{Transport: tr}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +137,7 @@ func TestPushMountsBase(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := commit.Push(t.Context(), img, []string{r.Addr + "/apps/motd:1"}, commit.PushOptions{Transport: tr}); err != nil {
+	if _, err := commit.Push(t.Context(), img, tagsOf(t, []string{r.Addr + "/apps/motd:1"}), commit.RegistryOptions{Transport: tr}); err != nil {
 		t.Fatal(err)
 	}
 	baseLayers, err := base.Layers()
@@ -150,7 +151,7 @@ func TestPushMountsBase(t *testing.T) {
 	if _, patches := blobUploads(t, r, "apps/motd"); patches != 2 {
 		t.Errorf("%d blob chunks sent to apps/motd, want 2 (the new layer and the config)", patches)
 	}
-	pulled, err := commit.Pull(t.Context(), r.Addr+"/apps/motd:1", commit.PullOptions{Transport: tr})
+	pulled, err := pullRef(t, r.Addr+"/apps/motd:1", commit.PullOptions{RegistryOptions: commit.RegistryOptions{Transport: tr}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,15 +168,28 @@ func TestPushMountsBase(t *testing.T) {
 func TestPushPlainHTTPLoopback(t *testing.T) {
 	r := testutil.StartRegistry(t, testutil.RegistryOptions{})
 	img := motdImage(t, "plain\n")
-	got, err := commit.Push(t.Context(), img, []string{r.Addr + "/plain/app:v1"}, commit.PushOptions{})
+	got, err := commit.Push(t.Context(), img, tagsOf(t, []string{r.Addr + "/plain/app:v1"}), commit.RegistryOptions{})
 	if err != nil {
 		t.Fatalf("Push: %v", err)
 	}
-	back, err := commit.Pull(t.Context(), r.Addr+"/plain/app:v1", commit.PullOptions{})
+	back, err := pullRef(t, r.Addr+"/plain/app:v1", commit.PullOptions{})
 	if err != nil {
 		t.Fatalf("Pull: %v", err)
 	}
 	if d := digestOf(t, back); d != got {
 		t.Errorf("pulled digest %v, pushed %v", d, got)
 	}
+}
+
+func tagsOf(t testing.TB, refs []string) []name.Tag {
+	t.Helper()
+	var out []name.Tag
+	for _, r := range refs {
+		tag, err := name.NewTag(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, tag)
+	}
+	return out
 }

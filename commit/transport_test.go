@@ -53,18 +53,3 @@ func TestGuardTransport(t *testing.T) {
 		})
 	}
 }
-
-func TestSplitLayoutRef(t *testing.T) {
-	for _, tc := range []struct{ spec, dir, tag, digest string }{
-		{"/x/y", "/x/y", "", ""},
-		{"/x/y:v1", "/x/y", "v1", ""},
-		{"/x:8/y", "/x:8/y", "", ""},
-		{"/x:8/y:v1", "/x:8/y", "v1", ""},
-		{"rel@sha256:abc", "rel", "", "sha256:abc"},
-	} {
-		dir, tag, digest := splitLayoutRef(tc.spec)
-		if dir != tc.dir || tag != tc.tag || digest != tc.digest {
-			t.Errorf("splitLayoutRef(%q) = %q, %q, %q; want %q, %q, %q", tc.spec, dir, tag, digest, tc.dir, tc.tag, tc.digest)
-		}
-	}
-}

@@ -58,9 +58,11 @@
 //
 // # Paths
 //
-// Workdirs, copy destinations, mount targets and volumes are absolute and
-// cleaned after expansion; a relative workdir or copy to: resolves against
-// the recipe's previous workdir, else "/" (the base image's WorkingDir is
-// not consulted). Copy sources from the build context must stay inside it
+// Workdirs, copy destinations and mount targets are cleaned after
+// expansion; a relative one resolves against the recipe's previous
+// workdir. Before the recipe sets a workdir, the base image's WorkingDir
+// is in effect, unknown here: a relative path then stays relative and the
+// build resolves it against the base's WorkingDir, as docker does. Volumes
+// are absolute. Copy sources from the build context must stay inside it
 // after cleaning; the check is lexical (symlinks are the build's concern).
 package recipe

@@ -53,8 +53,11 @@ type state struct {
 	wdOK bool
 }
 
-// resolve makes p absolute against the working directory, keeping a
-// trailing slash. ok is false if the working directory is not known yet.
+// resolve makes p absolute against the working directory the recipe set,
+// keeping a trailing slash. While the base image's working directory is in
+// effect (the recipe set none yet) a relative p stays relative, cleaned:
+// the build resolves it against the base's WorkingDir, as docker does. ok
+// is false if the working directory holds unexpanded text.
 func (st *state) resolve(p string) (string, bool) {
 	if path.IsAbs(p) {
 		return cleanKeepSlash(p), true
@@ -62,11 +65,10 @@ func (st *state) resolve(p string) (string, bool) {
 	if !st.wdOK {
 		return p, false
 	}
-	wd := st.wd
-	if wd == "" {
-		wd = "/"
+	if st.wd == "" {
+		return cleanKeepSlash(p), true
 	}
-	return cleanKeepSlash(path.Join(wd, p) + trailingSlash(p)), true
+	return cleanKeepSlash(path.Join(st.wd, p) + trailingSlash(p)), true
 }
 
 func trailingSlash(p string) string {
@@ -120,7 +122,7 @@ func (d *decoder) decodeStage(src *stageSource, base *scope) (*Stage, *scope) {
 		}
 		vars, known := d.env(n, sc, envWhere[i], "env")
 		sc = sc.set(vars, known)
-		s.Env = mergeEnv(s.Env, vars)
+		s.Env = MergeEnv(s.Env, vars)
 	}
 	st := &state{sc: sc, wdOK: true}
 	if n, where := src.inherited("workdir"); n != nil {
@@ -130,7 +132,9 @@ func (d *decoder) decodeStage(src *stageSource, base *scope) (*Stage, *scope) {
 			if s.Workdir == "" {
 				s.Workdir = "/"
 			}
-			st.wd = s.Workdir
+			if path.IsAbs(s.Workdir) {
+				st.wd = s.Workdir
+			}
 		} else {
 			s.Workdir, st.wdOK = v, false
 		}
@@ -165,8 +169,10 @@ func (d *decoder) decodeStage(src *stageSource, base *scope) (*Stage, *scope) {
 	return s, st.sc
 }
 
-// mergeEnv sets vars over env, keeping the order of first definition.
-func mergeEnv(env, vars []EnvVar) []EnvVar {
+// MergeEnv sets vars over env, as docker's ENV does: a variable already
+// present takes the new value in place, a new one is appended. It is the
+// one way strata merges environments (recipe env, env steps, base images).
+func MergeEnv(env, vars []EnvVar) []EnvVar {
 	out := append([]EnvVar(nil), env...)
 	for _, v := range vars {
 		replaced := false
@@ -257,4 +263,14 @@ func (s *Stage) Expand(baseEnv []string) (*Stage, error) {
 	}
 	out.Unresolved = nil
 	return out, nil
+}
+
+// ParseEnv reads an image config's KEY=VALUE list.
+func ParseEnv(kvs []string) []EnvVar {
+	out := make([]EnvVar, 0, len(kvs))
+	for _, kv := range kvs {
+		k, v, _ := strings.Cut(kv, "=")
+		out = append(out, EnvVar{Name: k, Value: v})
+	}
+	return out
 }

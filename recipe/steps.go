@@ -100,7 +100,10 @@ func (d *decoder) step(n *yaml.Node, s *Stage, st *state, where string) *Step {
 				wd = "/"
 			}
 		}
-		step.Workdir, st.wd, st.wdOK = wd, wd, ok
+		step.Workdir, st.wdOK = wd, ok
+		if !ok || path.IsAbs(wd) {
+			st.wd = wd
+		}
 	case UserStep:
 		step.User = d.user(val, st.sc, where)
 	}

@@ -1,8 +1,10 @@
 package recipe
 
 import (
+	"fmt"
 	"os"
 	"strconv"
+	"strings"
 )
 
 // Recipe is a loaded, validated strata.yaml. Both recipe forms are
@@ -212,9 +214,10 @@ type Step struct {
 	Copy *Copy
 	// Env holds the variables an env step sets, in order.
 	Env []EnvVar
-	// Workdir is the absolute directory a workdir step sets; a relative
-	// one is resolved against the working directory in effect before the
-	// step (the recipe's last workdir, else "/").
+	// Workdir is the directory a workdir step sets; a relative one is
+	// resolved against the recipe's last workdir, or, before the recipe
+	// sets one, kept relative for the build to resolve against the base
+	// image's WorkingDir.
 	Workdir string
 	// User is the user a user step sets (name or uid[:gid]).
 	User string
@@ -277,7 +280,8 @@ const (
 // Mount is a mount of a run step.
 type Mount struct {
 	Type MountType
-	// Target is the absolute, cleaned path inside the container.
+	// Target is the cleaned path inside the container; relative only before
+	// the recipe sets a workdir (the build resolves it against the base's).
 	Target string
 	// ID names a cache (default: Target) or a secret (required); "" for tmpfs.
 	ID  string
@@ -292,10 +296,11 @@ type Copy struct {
 	// whole context. From a stage or image they are absolute paths in that
 	// root. A trailing "/" as written is kept.
 	Sources []string
-	// To is the absolute destination; a relative `to:` is resolved against
-	// the working directory in effect (the recipe's last workdir, else
-	// "/"). A trailing "/" as written is kept: the destination is a
-	// directory.
+	// To is the destination; a relative `to:` is resolved against the
+	// recipe's last workdir, or, before the recipe sets one, kept
+	// relative for the build to resolve against the base image's
+	// WorkingDir (docker's semantics). A trailing "/" as written is kept:
+	// the destination is a directory.
 	To string
 	// From is where the sources come from: nil for the build context,
 	// else a stage (KindStage) or an image.
@@ -366,3 +371,31 @@ type Warning struct {
 
 // String returns "FILE:LINE:COL: message" (or "FILE: message" without a line).
 func (w Warning) String() string { return (&Error{Pos: w.Pos, Msg: w.Msg}).Error() }
+
+// Summary is the step in one line, as progress and image history show it.
+func (s *Step) Summary() string {
+	switch s.Kind {
+	case RunStep:
+		if s.Run.Exec {
+			return fmt.Sprintf("%q", s.Run.Args)
+		}
+		return s.Run.Command
+	case CopyStep:
+		from := ""
+		if s.Copy.From != nil {
+			from = " from " + s.Copy.From.Ref
+		}
+		return strings.Join(s.Copy.Sources, " ") + from + " to " + s.Copy.To
+	case EnvStep:
+		parts := make([]string, len(s.Env))
+		for i, e := range s.Env {
+			parts[i] = e.String()
+		}
+		return strings.Join(parts, " ")
+	case WorkdirStep:
+		return s.Workdir
+	case UserStep:
+		return s.User
+	}
+	return ""
+}

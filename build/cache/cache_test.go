@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/opencontainers/go-digest"
 )
 
 func baseInputs() Inputs {
@@ -118,7 +120,7 @@ func TestHashFiles(t *testing.T) {
 }
 
 func TestIndexRoundTripAndConcurrency(t *testing.T) {
-	ix, err := Open(t.TempDir())
+	ix, err := OpenLocal(t.TempDir(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +132,7 @@ func TestIndexRoundTripAndConcurrency(t *testing.T) {
 			in := baseInputs()
 			in.Step = fmt.Sprint(i % 5) // five keys, each written four times at once
 			e := &Entry{Key: in.Key(), Inputs: in, Layer: &Layer{DiffID: "sha256:d", Digest: "sha256:g", Size: int64(i)}}
-			if err := ix.Put(e); err != nil {
+			if err := ix.Put(context.Background(), e, nil); err != nil {
 				t.Error(err)
 			}
 		}()
@@ -141,12 +143,12 @@ func TestIndexRoundTripAndConcurrency(t *testing.T) {
 		t.Fatalf("%d entries (%v), want 5", len(entries), err)
 	}
 	for _, e := range entries {
-		got, ok := ix.Get(e.Key)
+		got, ok := ix.entry(e.Key)
 		if !ok || got.Inputs.Step != e.Inputs.Step {
 			t.Errorf("Get(%s) = %v, %v", e.Key, got, ok)
 		}
 	}
-	if _, ok := ix.Get("sha256:missing"); ok {
+	if _, ok := ix.entry("sha256:missing"); ok {
 		t.Error("a missing key hit")
 	}
 }
@@ -155,7 +157,7 @@ func TestIndexRoundTripAndConcurrency(t *testing.T) {
 // leaves an index that still reads, where every entry is whole or absent.
 func TestKilledWriter(t *testing.T) {
 	if dir := os.Getenv("STRATA_CACHE_WRITER"); dir != "" {
-		ix, err := Open(dir)
+		ix, err := OpenLocal(dir, dir)
 		if err != nil {
 			os.Exit(3)
 		}
@@ -163,7 +165,7 @@ func TestKilledWriter(t *testing.T) {
 		for i := 0; ; i++ {
 			in := baseInputs()
 			in.Step = fmt.Sprintf("%d %s", i, big)
-			if err := ix.Put(&Entry{Key: in.Key(), Inputs: in}); err != nil {
+			if err := ix.Put(context.Background(), &Entry{Key: in.Key(), Inputs: in}, nil); err != nil {
 				os.Exit(4)
 			}
 		}
@@ -180,7 +182,7 @@ func TestKilledWriter(t *testing.T) {
 	}
 	_ = cmd.Wait()
 
-	ix, err := Open(dir)
+	ix, err := OpenLocal(dir, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,10 +201,10 @@ func TestKilledWriter(t *testing.T) {
 		}
 	}
 	in := baseInputs()
-	if err := ix.Put(&Entry{Key: in.Key(), Inputs: in}); err != nil {
+	if err := ix.Put(context.Background(), &Entry{Key: in.Key(), Inputs: in}, nil); err != nil {
 		t.Errorf("Put after the crash: %v", err)
 	}
-	if _, ok := ix.Get(in.Key()); !ok {
+	if _, ok := ix.entry(in.Key()); !ok {
 		t.Error("the entry written after the crash is missing")
 	}
 }
@@ -236,52 +238,44 @@ func TestExplain(t *testing.T) {
 	}
 }
 
-func TestPruneWaitsForBuilds(t *testing.T) {
-	root := t.TempDir()
-	ix, err := Open(filepath.Join(root, "cache", "index"))
+// noSnapshots is a snapshot store holding nothing.
+type noSnapshots struct{}
+
+func (noSnapshots) Snapshots() ([]digest.Digest, error)         { return nil, nil }
+func (noSnapshots) Remove(context.Context, digest.Digest) error { return nil }
+
+func TestPruneKeepsByDurationAndBytes(t *testing.T) {
+	blobs := t.TempDir()
+	ix, err := OpenLocal(t.TempDir(), blobs)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i, age := range []time.Duration{0, 2 * time.Hour, 10 * time.Hour} {
 		in := baseInputs()
 		in.Step = fmt.Sprint(i)
-		e := &Entry{Key: in.Key(), Inputs: in, Layer: &Layer{Size: 100}}
-		if err := ix.Put(e); err != nil {
+		hex := fmt.Sprintf("%064d", i)
+		if err := os.WriteFile(filepath.Join(blobs, hex), make([]byte, 100), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		e := &Entry{Key: in.Key(), Inputs: in, Layer: &Layer{Digest: "sha256:" + hex, Size: 100}}
+		if err := ix.Put(context.Background(), e, nil); err != nil {
 			t.Fatal(err)
 		}
 		when := time.Now().Add(-age)
 		os.Chtimes(ix.path(e.Key), when, when)
 	}
-	release, err := AcquireBuild(root)
+	res, err := ix.Prune(context.Background(), PruneOptions{KeepDuration: 5 * time.Hour}, noSnapshots{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() {
-		removed, _, rel, err := Prune(context.Background(), root, ix, PruneOptions{KeepDuration: 5 * time.Hour})
-		if err == nil {
-			rel()
-			if len(removed) != 1 {
-				err = fmt.Errorf("removed %d entries, want 1 (the one unused for 10 h)", len(removed))
-			}
-		}
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		t.Fatalf("Prune ran while a build held the root: %v", err)
-	case <-time.After(300 * time.Millisecond):
+	if res.EntriesRemoved != 1 || res.BlobsRemoved != 1 || res.BytesFreed != 100 {
+		t.Errorf("--keep-duration 5h: %+v, want 1 entry and its 100-byte blob removed (the one unused for 10 h)", res)
 	}
-	release()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	_, kept, rel, err := Prune(context.Background(), root, ix, PruneOptions{KeepBytes: 150})
+	res, err = ix.Prune(context.Background(), PruneOptions{KeepBytes: 150}, noSnapshots{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rel()
-	if len(kept) != 1 {
-		t.Errorf("--keep-bytes 150 kept %d entries of 100 bytes, want 1", len(kept))
+	if res.EntriesKept != 1 || res.BlobsRemoved != 1 {
+		t.Errorf("--keep-bytes 150 kept %d entries of 100 bytes and removed %d blobs, want 1 and 1", res.EntriesKept, res.BlobsRemoved)
 	}
 }

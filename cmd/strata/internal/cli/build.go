@@ -5,15 +5,33 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
 	"github.com/stratabuild/strata/build"
+	"github.com/stratabuild/strata/build/cache"
+	"github.com/stratabuild/strata/commit"
 	"github.com/stratabuild/strata/recipe"
 )
+
+// Request is a build as the command line asks for it: the build's options
+// and what only the command line handles.
+type Request struct {
+	Build build.Options
+	// Context and File locate the build context and the recipe.
+	Context, File string
+	// BuildArgs override the recipe's args.
+	BuildArgs map[string]string
+	// Progress is "auto", "plain" or "json".
+	Progress string
+	// MetadataFile receives JSON about the build; "" for none.
+	MetadataFile string
+}
 
 // buildFlags holds the raw values of strata build's flags.
 type buildFlags struct {
@@ -36,20 +54,20 @@ $(strata build ...) works in scripts; progress goes to stderr.
 Exit codes: 0 built; 1 the build failed; 2 bad usage or an invalid recipe.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			o, err := f.options(args)
+			req, err := f.request(args)
 			if err != nil {
 				return err
 			}
-			r, err := loadRecipe(cmd, o.File, o.Context, o.BuildArgs)
+			r, err := loadRecipe(cmd, req.File, req.Context, req.BuildArgs)
 			if err != nil {
 				return err
 			}
-			if o.Target != "" {
-				if _, err := r.Needed(o.Target); err != nil {
+			if req.Build.Target != "" {
+				if _, err := r.Needed(req.Build.Target); err != nil {
 					return usageErr("--target: %v", err)
 				}
 			}
-			digest, err := b(cmd.Context(), o, r, cmd.ErrOrStderr())
+			digest, err := b(cmd.Context(), req, r, cmd.ErrOrStderr())
 			if err != nil {
 				return &exitError{code: ExitBuildFailed, err: err}
 			}
@@ -75,83 +93,152 @@ Exit codes: 0 built; 1 the build failed; 2 bad usage or an invalid recipe.`,
 	fl.StringVar(&f.compression, "compression", "gzip", "layer compression: gzip or zstd")
 	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto, plain or json")
 	fl.StringVar(&f.metadataFile, "metadata-file", "", "write the build's metadata as JSON to `FILE`")
-	fl.StringVar(&f.root, "root", "", "state `DIR` (default "+build.DefaultRoot()+")")
+	fl.StringVar(&f.root, "root", "", "state `DIR` (env STRATA_ROOT; default "+defaultRoot()+")")
 	fl.StringVar(&f.runtime, "runtime", os.Getenv("STRATA_RUNTIME"), "OCI runtime running the steps (env STRATA_RUNTIME; default runc)")
 	fl.StringArrayVar(&f.insecure, "insecure-registry", nil, "reach registry `HOST` over plain HTTP (repeatable)")
 	return cmd
 }
 
-// options turns the flags, CONTEXT and the environment into build.Options.
-func (f *buildFlags) options(args []string) (build.Options, error) {
-	o := build.Options{
-		Context:            ".",
-		File:               f.file,
-		Target:             f.target,
-		Tags:               f.tags,
-		Push:               f.push,
-		Load:               f.load,
-		Platform:           f.platform,
-		NoCache:            f.noCache,
-		DryRun:             f.dryRun,
-		CacheFrom:          f.cacheFrom,
-		CacheTo:            f.cacheTo,
-		Compression:        f.compression,
-		Progress:           f.progress,
-		MetadataFile:       f.metadataFile,
-		Root:               f.root,
-		Runtime:            f.runtime,
-		InsecureRegistries: f.insecure,
-	}
+// problems collects every usage error of a command line.
+type problems []string
+
+func (p *problems) add(format string, args ...any) { *p = append(*p, fmt.Sprintf(format, args...)) }
+
+// request turns the flags, CONTEXT and the environment into a Request,
+// reporting every problem at once.
+func (f *buildFlags) request(args []string) (Request, error) {
+	var bad problems
+	req := Request{Context: ".", File: f.file, Progress: f.progress, MetadataFile: f.metadataFile}
 	if len(args) == 1 {
-		o.Context = args[0]
+		req.Context = args[0]
 	}
-	if o.File == "" {
-		o.File = filepath.Join(o.Context, "strata.yaml")
+	if req.File == "" {
+		req.File = filepath.Join(req.Context, "strata.yaml")
 	}
+	o := &req.Build
+	o.Root, o.Target, o.NoCache, o.DryRun, o.Runtime = f.root, f.target, f.noCache, f.dryRun, f.runtime
 	if o.Root == "" {
-		o.Root = build.DefaultRoot()
+		o.Root = defaultRoot()
 	}
-	var errs []string
-	for _, spec := range f.outputs {
-		out, err := build.ParseOutput(spec)
-		if err != nil {
-			errs = append(errs, "--output: "+err.Error())
+	for _, h := range f.insecure {
+		if strings.ContainsAny(h, "/ ") || h == "" {
+			bad.add("--insecure-registry: bad host %q: want HOST or HOST:PORT", h)
+		}
+	}
+	o.Registry = commit.RegistryOptions{Insecure: f.insecure}
+	for _, t := range f.tags {
+		tag, err := commit.ParseTag(t, o.Registry)
+		if err != nil || strings.Contains(t, "@") {
+			bad.add("--tag: bad reference %q: want [REGISTRY/]REPOSITORY[:TAG], lowercase", t)
 			continue
 		}
-		o.Outputs = append(o.Outputs, out)
+		o.Tags = append(o.Tags, tag)
 	}
-	for _, spec := range f.secrets {
-		s, err := build.ParseSecret(spec)
-		if err != nil {
-			errs = append(errs, "--secret: "+err.Error())
-			continue
-		}
-		o.Secrets = append(o.Secrets, s)
+	f.outputsOf(o, &bad)
+	f.cachesOf(o, &bad)
+	var err error
+	if req.BuildArgs, err = parseBuildArgs(f.buildArgs); err != nil {
+		bad.add("%v", err)
 	}
-	buildArgs, err := parseBuildArgs(f.buildArgs)
-	if err != nil {
-		errs = append(errs, err.Error())
-	}
-	o.BuildArgs = buildArgs
+	f.secretsOf(o, &bad)
 	if f.platform != "" {
 		p, err := recipe.ParsePlatform(f.platform)
 		if err != nil {
-			errs = append(errs, "--platform: "+err.Error())
+			bad.add("--platform: %v", err)
 		}
-		o.Platform = p.String()
+		o.Platform = &v1.Platform{OS: p.OS, Architecture: p.Arch, Variant: p.Variant}
 	}
-	epoch, err := sourceDateEpoch()
-	if err != nil {
-		errs = append(errs, err.Error())
+	switch c := commit.Compression(f.compression); c {
+	case commit.Gzip, commit.Zstd:
+		o.Compression = c
+	default:
+		bad.add("--compression: bad value %q: want gzip or zstd", f.compression)
 	}
-	o.SourceDateEpoch = epoch
-	if err := o.Validate(); err != nil {
-		errs = append(errs, err.Error())
+	if !slices.Contains([]string{"auto", "plain", "json"}, f.progress) {
+		bad.add("--progress: bad value %q: want auto, plain or json", f.progress)
 	}
-	if len(errs) > 0 {
-		return build.Options{}, usageErr("%s", strings.Join(errs, "\nstrata: "))
+	if o.Epoch, err = sourceDateEpoch(); err != nil {
+		bad.add("%v", err)
 	}
-	return o, nil
+	if len(bad) > 0 {
+		return Request{}, usageErr("%s", strings.Join(bad, "\nstrata: "))
+	}
+	return req, nil
+}
+
+// outputsOf parses -o, --push and --load; a registry output pushes once.
+func (f *buildFlags) outputsOf(o *build.Options, bad *problems) {
+	dests := map[string]bool{}
+	for _, spec := range f.outputs {
+		out, err := parseOutput(spec)
+		if err != nil {
+			bad.add("--output: %v", err)
+			continue
+		}
+		if out.Dest != "" && dests[out.Dest] {
+			bad.add("--output %s: dest %s is used twice", out, out.Dest)
+		}
+		dests[out.Dest] = true
+		if out.Type == commit.OutputRegistry && len(f.tags) == 0 {
+			bad.add("--output type=registry needs at least one --tag to push to")
+		}
+		if out.Type != commit.OutputRegistry || !slices.Contains(o.Outputs, out) {
+			o.Outputs = append(o.Outputs, out)
+		}
+	}
+	if f.push {
+		if len(f.tags) == 0 {
+			bad.add("--push needs at least one --tag to push to")
+		}
+		if reg := (commit.Output{Type: commit.OutputRegistry}); !slices.Contains(o.Outputs, reg) {
+			o.Outputs = append(o.Outputs, reg)
+		}
+	}
+	if f.load {
+		o.Outputs = append(o.Outputs, commit.Output{Type: commit.OutputDaemon})
+	}
+}
+
+// cachesOf parses --cache-from and --cache-to.
+func (f *buildFlags) cachesOf(o *build.Options, bad *problems) {
+	for _, c := range []struct {
+		flag string
+		refs []string
+		into *[]cache.Store
+	}{{"--cache-from", f.cacheFrom, &o.CacheFrom}, {"--cache-to", f.cacheTo, &o.CacheTo}} {
+		for _, ref := range c.refs {
+			s, err := parseCacheRef(ref, o.Registry)
+			if err != nil {
+				bad.add("%s: %v", c.flag, err)
+				continue
+			}
+			*c.into = append(*c.into, s)
+		}
+	}
+}
+
+// secretsOf parses and reads every --secret.
+func (f *buildFlags) secretsOf(o *build.Options, bad *problems) {
+	for _, spec := range f.secrets {
+		s, err := parseSecret(spec)
+		if err != nil {
+			bad.add("--secret: %v", err)
+			continue
+		}
+		if _, dup := o.Secrets[s.ID]; dup {
+			bad.add("--secret: id %s given twice", s.ID)
+			continue
+		}
+		data, err := s.read()
+		if err != nil {
+			bad.add("--secret: %v", err)
+			continue
+		}
+		if o.Secrets == nil {
+			o.Secrets = map[string][]byte{}
+		}
+		o.Secrets[s.ID] = data
+	}
 }
 
 // parseBuildArgs parses --build-arg NAME=VALUE; a bare NAME takes the
@@ -163,7 +250,7 @@ func parseBuildArgs(specs []string) (map[string]string, error) {
 	out := make(map[string]string, len(specs))
 	for _, s := range specs {
 		name, value, ok := strings.Cut(s, "=")
-		if name == "" {
+		if name == "" || strings.ContainsAny(name, " \t\n") {
 			return nil, fmt.Errorf("--build-arg: bad value %q: want NAME=VALUE", s)
 		}
 		if !ok {

@@ -11,7 +11,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/stratabuild/strata/build"
 	"github.com/stratabuild/strata/recipe"
 )
 
@@ -25,7 +24,7 @@ const (
 // Builder runs a build; it returns what goes to stdout: the image digest
 // ("sha256:…"), or the plan of a dry run. It writes progress and logs to
 // stderr, never to stdout.
-type Builder func(ctx context.Context, o build.Options, r *recipe.Recipe, stderr io.Writer) (string, error)
+type Builder func(ctx context.Context, req Request, r *recipe.Recipe, stderr io.Writer) (string, error)
 
 // exitError carries an exit code; printed is true when the message has
 // already been written to stderr.

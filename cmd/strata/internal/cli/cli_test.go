@@ -12,8 +12,11 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/stratabuild/strata/build"
+	"github.com/stratabuild/strata/commit"
 	"github.com/stratabuild/strata/recipe"
 )
 
@@ -22,14 +25,14 @@ const digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef012345678
 // fakeBuilder records what the command hands to the build.
 type fakeBuilder struct {
 	calls  int
-	opts   build.Options
+	req    Request
 	recipe *recipe.Recipe
 	err    error
 }
 
-func (f *fakeBuilder) build(_ context.Context, o build.Options, r *recipe.Recipe, stderr io.Writer) (string, error) {
+func (f *fakeBuilder) build(_ context.Context, req Request, r *recipe.Recipe, stderr io.Writer) (string, error) {
 	f.calls++
-	f.opts, f.recipe = o, r
+	f.req, f.recipe = req, r
 	io.WriteString(stderr, "progress...\n")
 	if f.err != nil {
 		return "", f.err
@@ -75,25 +78,25 @@ func TestBuildOptions(t *testing.T) {
 		t.Errorf("stdout = %q, want only the digest", stdout)
 	}
 	epoch := time.Unix(1700000000, 0).UTC()
-	want := build.Options{
-		Root:               root,
-		Context:            dir,
-		File:               filepath.Join(dir, "strata.yaml"),
-		Tags:               []string{"127.0.0.1:5000/app:1", "127.0.0.1:5000/app:latest"},
-		Push:               true,
-		Load:               true,
-		Outputs:            []build.Output{{Type: build.OutputOCI, Dest: "out"}, {Type: build.OutputDocker, Dest: "app.tar"}, {Type: build.OutputRegistry}},
-		BuildArgs:          map[string]string{"V": "2"},
-		Platform:           "linux/arm64",
-		NoCache:            true,
-		Compression:        "zstd",
-		Progress:           "plain",
-		Runtime:            "crun",
-		InsecureRegistries: []string{"registry.internal:5000"},
-		SourceDateEpoch:    &epoch,
+	reg := commit.RegistryOptions{Insecure: []string{"registry.internal:5000"}}
+	tag := func(s string) name.Tag { t, _ := name.NewTag(s); return t }
+	want := Request{
+		Context: dir, File: filepath.Join(dir, "strata.yaml"), BuildArgs: map[string]string{"V": "2"}, Progress: "plain",
+		Build: build.Options{
+			Root: root,
+			Tags: []name.Tag{tag("127.0.0.1:5000/app:1"), tag("127.0.0.1:5000/app:latest")},
+			Outputs: []commit.Output{{Type: commit.OutputOCI, Dest: "out"}, {Type: commit.OutputDocker, Dest: "app.tar"},
+				{Type: commit.OutputRegistry}, {Type: commit.OutputDaemon}},
+			Platform:    &v1.Platform{OS: "linux", Architecture: "arm64"},
+			NoCache:     true,
+			Compression: commit.Zstd,
+			Runtime:     "crun",
+			Registry:    reg,
+			Epoch:       &epoch,
+		},
 	}
-	if diff := cmp.Diff(want, f.opts); diff != "" {
-		t.Errorf("Options mismatch (-want +got):\n%s", diff)
+	if diff := cmp.Diff(want, f.req, cmp.Comparer(func(a, b name.Tag) bool { return a.String() == b.String() })); diff != "" {
+		t.Errorf("Request mismatch (-want +got):\n%s", diff)
 	}
 	if f.recipe == nil {
 		t.Fatal("builder got no recipe")
@@ -113,8 +116,8 @@ func TestBuildDefaults(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d, want 0; stderr:\n%s", code, stderr)
 	}
-	want := build.Options{Root: build.DefaultRoot(), Context: ".", File: "strata.yaml", Compression: "gzip", Progress: "auto"}
-	if diff := cmp.Diff(want, f.opts); diff != "" {
+	want := Request{Context: ".", File: "strata.yaml", Progress: "auto", Build: build.Options{Root: defaultRoot(), Compression: commit.Gzip}}
+	if diff := cmp.Diff(want, f.req); diff != "" {
 		t.Errorf("Options mismatch (-want +got):\n%s", diff)
 	}
 }

@@ -28,7 +28,7 @@ what one of them holds.`,
 				return usageErr("--keep-bytes and --keep-duration must not be negative")
 			}
 			if root == "" {
-				root = build.DefaultRoot()
+				root = defaultRoot()
 			}
 			res, err := build.Prune(cmd.Context(), root, cache.PruneOptions{KeepBytes: keepBytes, KeepDuration: keepDuration})
 			if err != nil {
@@ -39,7 +39,7 @@ what one of them holds.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&root, "root", "", "state `DIR` (default "+build.DefaultRoot()+")")
+	cmd.Flags().StringVar(&root, "root", "", "state `DIR` (env STRATA_ROOT; default "+defaultRoot()+")")
 	cmd.Flags().Int64Var(&keepBytes, "keep-bytes", 0, "keep at most `N` bytes of cached layers (0: no limit)")
 	cmd.Flags().DurationVar(&keepDuration, "keep-duration", 0, "drop entries unused for longer than `D`, such as 72h (0: no limit)")
 	return cmd

@@ -16,21 +16,21 @@ import (
 
 // BuildImage is the Builder that runs real builds: build.Build with its
 // progress rendered on stderr.
-func BuildImage(ctx context.Context, o build.Options, r *recipe.Recipe, stderr io.Writer) (string, error) {
-	format := o.Progress
+func BuildImage(ctx context.Context, req Request, r *recipe.Recipe, stderr io.Writer) (string, error) {
+	format := req.Progress
 	if format == "" || format == "auto" {
 		format = "plain"
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	res, err := build.Build(ctx, o, r, build.Deps{Progress: build.NewProgressWriter(stderr, format), Log: log})
+	res, err := build.Build(ctx, req.Build, r, build.Deps{Progress: newProgressWriter(stderr, format), Log: log})
 	if err != nil {
 		return "", err
 	}
-	if o.DryRun {
+	if req.Build.DryRun {
 		return planText(res), nil
 	}
-	if o.MetadataFile != "" {
-		if err := writeMetadata(o.MetadataFile, res); err != nil {
+	if req.MetadataFile != "" {
+		if err := writeMetadata(req.MetadataFile, res); err != nil {
 			return "", err
 		}
 	}
@@ -76,6 +76,17 @@ func writeMetadata(path string, res *build.Result) error {
 // what would be pushed.
 func planText(res *build.Result) string {
 	var b strings.Builder
+	for _, s := range res.Stages {
+		name := "stage " + s.Stage
+		if s.Stage == "" {
+			name = "image"
+		}
+		fmt.Fprintf(&b, "%s: from %s", name, s.Base)
+		if s.Digest != "" {
+			fmt.Fprintf(&b, " (%s)", s.Digest)
+		}
+		fmt.Fprintf(&b, ", %s\n", s.Platform)
+	}
 	for _, p := range res.Plan {
 		stage := ""
 		if p.Stage != "" {

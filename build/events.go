@@ -2,12 +2,11 @@ package build
 
 import (
 	"bytes"
-	"encoding/json"
-	"fmt"
-	"io"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/stratabuild/strata/build/cache"
 )
 
 // EventKind says what an Event reports.
@@ -22,8 +21,8 @@ const (
 	EventInfo   EventKind = "info"   // anything else worth a line: pulls, pushes, outputs
 )
 
-// Event is one progress report. Libraries emit events; the CLI renders them
-// (plain lines or JSON) on stderr.
+// Event is one progress report. The build emits events; the CLI renders
+// them (a live view, plain lines or JSON) on stderr.
 type Event struct {
 	Kind     EventKind     `json:"kind"`
 	Time     time.Time     `json:"time"`
@@ -35,90 +34,14 @@ type Event struct {
 	Text     string        `json:"text,omitempty"` // the step's command, or the message
 	Cached   bool          `json:"cached,omitempty"`
 	Duration time.Duration `json:"duration_ns,omitempty"`
-	Layer    *LayerInfo    `json:"layer,omitempty"`
+	Layer    *cache.Layer  `json:"layer,omitempty"`
 	Error    string        `json:"error,omitempty"`
-}
-
-// LayerInfo describes the layer a step committed, and what changed in it.
-type LayerInfo struct {
-	Digest   string `json:"digest"`
-	DiffID   string `json:"diff_id"`
-	Size     int64  `json:"size"`
-	Added    int    `json:"added"`
-	Modified int    `json:"modified"`
-	Deleted  int    `json:"deleted"`
 }
 
 // ProgressFunc receives progress events. It is called from the goroutine
 // running the step; implementations must be safe for concurrent use when
 // stages build in parallel.
 type ProgressFunc func(Event)
-
-// NewProgressWriter renders events onto w in the given format: "plain" (also
-// "auto") writes a line per event, "json" one JSON object per line.
-func NewProgressWriter(w io.Writer, format string) ProgressFunc {
-	var mu sync.Mutex
-	if format == "json" {
-		enc := json.NewEncoder(w)
-		return func(e Event) {
-			mu.Lock()
-			defer mu.Unlock()
-			_ = enc.Encode(e)
-		}
-	}
-	return func(e Event) {
-		mu.Lock()
-		defer mu.Unlock()
-		_, _ = io.WriteString(w, plainLine(e))
-	}
-}
-
-func plainLine(e Event) string {
-	prefix := ""
-	if e.Step > 0 {
-		prefix = fmt.Sprintf("[%s%d/%d] ", stagePrefix(e.Stage), e.Step, e.Steps)
-	}
-	switch e.Kind {
-	case EventStart:
-		return fmt.Sprintf("%s%s %s %s\n", prefix, e.Pos, e.Action, e.Text)
-	case EventOutput:
-		return fmt.Sprintf("%s  | %s\n", prefix, e.Text)
-	case EventDone:
-		status := fmt.Sprintf("done %s", e.Duration.Round(time.Millisecond))
-		if e.Cached {
-			status = "cached"
-		}
-		if e.Layer == nil {
-			return fmt.Sprintf("%s%s %s: %s, no layer\n", prefix, e.Pos, e.Action, status)
-		}
-		return fmt.Sprintf("%s%s %s: %s, layer %s (+%d ~%d -%d files)\n", prefix, e.Pos, e.Action, status,
-			humanSize(e.Layer.Size), e.Layer.Added, e.Layer.Modified, e.Layer.Deleted)
-	case EventFailed:
-		return fmt.Sprintf("%s%s %s: failed after %s\n", prefix, e.Pos, e.Action, e.Duration.Round(time.Millisecond))
-	default:
-		return prefix + e.Text + "\n"
-	}
-}
-
-func stagePrefix(stage string) string {
-	if stage == "" {
-		return ""
-	}
-	return stage + " "
-}
-
-func humanSize(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
 
 // lineWriter splits a step's output into lines: each is sent as an output
 // event and the last few are kept for the error message of a failed step.

@@ -1,0 +1,52 @@
+package cache
+
+import (
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// Layer is a committed layer blob, and what the step changed in it.
+type Layer struct {
+	DiffID    string `json:"diff_id"`
+	Digest    string `json:"digest"`
+	MediaType string `json:"media_type"`
+	Size      int64  `json:"size"`
+	Added     int    `json:"added"`
+	Modified  int    `json:"modified"`
+	Deleted   int    `json:"deleted"`
+}
+
+// Entry is one cached step result.
+type Entry struct {
+	Key    string `json:"key"`
+	Inputs Inputs `json:"inputs"`
+	// Layer is nil when the step changed no file.
+	Layer   *Layer    `json:"layer,omitempty"`
+	Created time.Time `json:"created"`
+	// LastUsed is when a build last hit (or made) the entry.
+	LastUsed time.Time `json:"last_used"`
+}
+
+// LayerOf records l, a committed layer, with the counts of what its step
+// added, modified and deleted.
+func LayerOf(l v1.Layer, added, modified, deleted int) (*Layer, error) {
+	diffID, err := l.DiffID()
+	if err != nil {
+		return nil, err
+	}
+	dg, err := l.Digest()
+	if err != nil {
+		return nil, err
+	}
+	size, err := l.Size()
+	if err != nil {
+		return nil, err
+	}
+	mt, err := l.MediaType()
+	if err != nil {
+		return nil, err
+	}
+	return &Layer{DiffID: diffID.String(), Digest: dg.String(), Size: size, MediaType: string(mt),
+		Added: added, Modified: modified, Deleted: deleted}, nil
+}

@@ -1,0 +1,141 @@
+package cache
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Explain says why in missed, given the nearest earlier entry for the same
+// step (nil if there is none).
+func Explain(in *Inputs, prev *Entry) string {
+	if prev == nil {
+		return "no earlier build of this step"
+	}
+	p := &prev.Inputs
+	var why []string
+	if in.Base != p.Base && p.Base != "" {
+		why = append(why, fmt.Sprintf("base changed: %s → %s", short(p.Base), short(in.Base)))
+	}
+	if in.Step != p.Step {
+		why = append(why, fmt.Sprintf("step text changed: %s → %s", quoteShort(p.Step), quoteShort(in.Step)))
+	}
+	for _, name := range sortedKeys(in.Args, p.Args) {
+		if a, b := p.Args[name], in.Args[name]; a != b {
+			why = append(why, fmt.Sprintf("arg %s: %q → %q", name, a, b))
+		}
+	}
+	oldEnv, newEnv := envMap(p.Env), envMap(in.Env)
+	for _, name := range sortedKeys(oldEnv, newEnv) {
+		if oldEnv[name] != newEnv[name] {
+			why = append(why, fmt.Sprintf("env %s changed", name))
+		}
+	}
+	if in.User != p.User {
+		why = append(why, fmt.Sprintf("user: %q → %q", p.User, in.User))
+	}
+	if in.Workdir != p.Workdir {
+		why = append(why, fmt.Sprintf("workdir: %q → %q", p.Workdir, in.Workdir))
+	}
+	if strings.Join(in.Shell, "\x00") != strings.Join(p.Shell, "\x00") {
+		why = append(why, fmt.Sprintf("shell: %q → %q", p.Shell, in.Shell))
+	}
+	if f := filesChanged(p.Files, in.Files); f != "" {
+		why = append(why, f)
+	}
+	if strings.Join(in.Parent, ",") != strings.Join(p.Parent, ",") && in.Base == p.Base {
+		why = append(why, "parent layers changed (an earlier step's result differs)")
+	} else if strings.Join(in.Parent, ",") != strings.Join(p.Parent, ",") && len(why) == 0 {
+		why = append(why, "parent layers changed")
+	}
+	if len(why) == 0 {
+		return "inputs unchanged, but no cached result (pruned, or made with other options)"
+	}
+	return strings.Join(why, "; ")
+}
+
+func filesChanged(old, cur map[string]string) string {
+	var changed, added, removed []string
+	for p, d := range cur {
+		switch o, ok := old[p]; {
+		case !ok:
+			added = append(added, p)
+		case o != d:
+			changed = append(changed, p)
+		}
+	}
+	for p := range old {
+		if _, ok := cur[p]; !ok {
+			removed = append(removed, p)
+		}
+	}
+	if len(changed)+len(added)+len(removed) == 0 {
+		return ""
+	}
+	sort.Strings(changed)
+	sort.Strings(added)
+	sort.Strings(removed)
+	var parts []string
+	if len(changed) > 0 {
+		parts = append(parts, "changed: "+listShort(changed))
+	}
+	if len(added) > 0 {
+		parts = append(parts, "added: "+listShort(added))
+	}
+	if len(removed) > 0 {
+		parts = append(parts, "removed: "+listShort(removed))
+	}
+	return "files " + strings.Join(parts, ", ")
+}
+
+func listShort(ps []string) string {
+	if len(ps) > 5 {
+		return strings.Join(ps[:5], ", ") + fmt.Sprintf(" (+%d more)", len(ps)-5)
+	}
+	return strings.Join(ps, ", ")
+}
+
+func envMap(env []string) map[string]string {
+	m := map[string]string{}
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		m[k] = v
+	}
+	return m
+}
+
+func sortedKeys(a, b map[string]string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, m := range []map[string]string{a, b} {
+		for k := range m {
+			if !seen[k] {
+				seen[k] = true
+				out = append(out, k)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func short(d string) string {
+	if len(d) > 19 {
+		return d[:19] + "…"
+	}
+	return d
+}
+
+func quoteShort(s string) string {
+	var step struct {
+		Text string `json:"text"`
+	}
+	if json.Unmarshal([]byte(s), &step) == nil && step.Text != "" {
+		s = step.Text
+	}
+	if len(s) > 60 {
+		s = s[:57] + "..."
+	}
+	return fmt.Sprintf("%q", s)
+}

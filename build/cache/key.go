@@ -1,0 +1,135 @@
+package cache
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+)
+
+// Inputs is everything that determines a step's result, plus what explains
+// a miss. Fields marked "explanation only" are not part of the key.
+type Inputs struct {
+	// StepID names "the same step" across builds: FILE:STAGE:INDEX
+	// (explanation only).
+	StepID string `json:"step_id"`
+	// Parent is the diffIDs of every layer below the step, bottom first.
+	Parent []string `json:"parent"`
+	// Env, User, Workdir and Shell are the config state before the step.
+	Env     []string `json:"env"`
+	User    string   `json:"user"`
+	Workdir string   `json:"workdir"`
+	Shell   []string `json:"shell"`
+	// Step is the canonical, expanded step definition.
+	Step string `json:"step"`
+	// Files maps each input of a copy from the build context (relative,
+	// slash-separated) to the digest of its content (see HashFiles).
+	Files map[string]string `json:"files,omitempty"`
+	// Args are the recipe's args and their values (explanation only: the
+	// step text already carries what the step used).
+	Args map[string]string `json:"args,omitempty"`
+	// Base is the base image's digest (explanation only: Parent covers
+	// its layers).
+	Base string `json:"base,omitempty"`
+}
+
+// keyVersion changes whenever the key's encoding or meaning changes, so
+// that old entries simply miss.
+const keyVersion = "strata-cache-v1"
+
+// Key is the step's cache key, "sha256:<hex>".
+func (in *Inputs) Key() string {
+	h := sha256.New()
+	w := func(tag string, vals ...string) {
+		fmt.Fprintf(h, "%s %d\n", tag, len(vals))
+		for _, v := range vals {
+			fmt.Fprintf(h, "%d:%s\n", len(v), v)
+		}
+	}
+	w(keyVersion)
+	w("parent", in.Parent...)
+	w("env", in.Env...)
+	w("user", in.User)
+	w("workdir", in.Workdir)
+	w("shell", in.Shell...)
+	w("step", in.Step)
+	files := make([]string, 0, len(in.Files))
+	for p, d := range in.Files {
+		files = append(files, p+"\x00"+d)
+	}
+	sort.Strings(files)
+	w("files", files...)
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+}
+
+// HashFiles hashes copy inputs below root, paths being relative and
+// slash-separated. A file's digest covers its type, whether any exec bit
+// is set, its content or symlink target, and for a directory the names of
+// its entries — never mtimes, other mode bits or owners, which differ
+// between checkouts of the same commit.
+func HashFiles(root string, paths []string) (map[string]string, error) {
+	out := make(map[string]string, len(paths))
+	for _, p := range paths {
+		full := filepath.Join(root, filepath.FromSlash(p))
+		fi, err := os.Lstat(full)
+		if err != nil {
+			return nil, err
+		}
+		h := sha256.New()
+		switch m := fi.Mode(); {
+		case m.IsRegular():
+			fmt.Fprintf(h, "file exec=%t\n", m.Perm()&0o111 != 0)
+			f, err := os.Open(full)
+			if err != nil {
+				return nil, err
+			}
+			_, err = io.Copy(h, f)
+			f.Close()
+			if err != nil {
+				return nil, fmt.Errorf("hashing %s: %w", p, err)
+			}
+		case m&fs.ModeSymlink != 0:
+			target, err := os.Readlink(full)
+			if err != nil {
+				return nil, err
+			}
+			fmt.Fprintf(h, "symlink\n%s", target)
+		case m.IsDir():
+			entries, err := os.ReadDir(full)
+			if err != nil {
+				return nil, err
+			}
+			fmt.Fprintf(h, "dir\n")
+			for _, e := range entries {
+				fmt.Fprintf(h, "%s\n", e.Name())
+			}
+		default:
+			fmt.Fprintf(h, "special %v\n", m.Type())
+		}
+		out[p] = "sha256:" + hex.EncodeToString(h.Sum(nil))
+	}
+	return out, nil
+}
+
+// Def is the canonical form of a step's expanded definition: what goes
+// into Inputs.Step, encoded as JSON. A secret's content is never part of
+// it, only the mount's id and target.
+type Def struct {
+	Text        string   `json:"text"`
+	Kind        string   `json:"kind"`
+	Argv        []string `json:"argv,omitempty"`
+	Network     string   `json:"network,omitempty"`
+	Env         []string `json:"env,omitempty"`
+	Mounts      []string `json:"mounts,omitempty"`
+	Sources     []string `json:"sources,omitempty"`
+	To          string   `json:"to,omitempty"`
+	Owner       string   `json:"owner,omitempty"`
+	Mode        string   `json:"mode,omitempty"`
+	From        string   `json:"from,omitempty"` // a stage's layer chain, or an image digest
+	Epoch       string   `json:"epoch,omitempty"`
+	Compression string   `json:"compression,omitempty"`
+}

@@ -1,0 +1,197 @@
+package cache
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/stratabuild/strata/commit"
+)
+
+// Local is the cache under the state root: one JSON file per key in an
+// index directory, the layers' blobs in the root's blob directory. Each
+// entry is written to a temp name, synced and renamed into place, so a
+// reader sees a whole entry or none, whatever happens to the writer; any
+// number of builds may read and write it at once.
+type Local struct {
+	dir   string // the index
+	blobs string // committed layer blobs, named by digest hex
+}
+
+var _ Store = (*Local)(nil)
+
+// OpenLocal opens (creating) the index in dir; blobs is where the layers'
+// blobs are kept.
+func OpenLocal(dir, blobs string) (*Local, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("opening cache index: %w", err)
+	}
+	return &Local{dir: dir, blobs: blobs}, nil
+}
+
+func (l *Local) String() string { return "local" }
+
+func (l *Local) path(key string) string {
+	return filepath.Join(l.dir, strings.TrimPrefix(key, "sha256:")+".json")
+}
+
+// Get returns the hit for key if its entry is readable and its blob is
+// still there; the entry is marked used.
+func (l *Local) Get(_ context.Context, key string) (*Hit, error) {
+	e, ok := l.entry(key)
+	if !ok {
+		return nil, nil
+	}
+	h := &Hit{Entry: e, From: l.String()}
+	if e.Layer != nil {
+		layer, err := l.open(e.Layer)
+		if err != nil {
+			return nil, nil // pruned meanwhile: a miss
+		}
+		h.Layer = layer
+	}
+	l.touch(e)
+	return h, nil
+}
+
+// open opens a committed layer blob kept under the state root.
+func (l *Local) open(rec *Layer) (*commit.Layer, error) {
+	diffID, err := v1.NewHash(rec.DiffID)
+	if err != nil {
+		return nil, err
+	}
+	dg, err := v1.NewHash(rec.Digest)
+	if err != nil {
+		return nil, err
+	}
+	return commit.OpenLayer(filepath.Join(l.blobs, dg.Hex), diffID, dg, rec.Size, types.MediaType(rec.MediaType))
+}
+
+// entry reads the entry for key. A missing or unreadable entry (a torn
+// file from a crash cannot exist, but a hand-edited one can) is a miss.
+func (l *Local) entry(key string) (*Entry, bool) {
+	data, err := os.ReadFile(l.path(key))
+	if err != nil {
+		return nil, false
+	}
+	var e Entry
+	if json.Unmarshal(data, &e) != nil || e.Key != key {
+		return nil, false
+	}
+	return &e, true
+}
+
+// touch records that e was used now (best effort: a failure only makes
+// pruning less precise).
+func (l *Local) touch(e *Entry) {
+	now := time.Now()
+	_ = os.Chtimes(l.path(e.Key), now, now)
+	e.LastUsed = now
+}
+
+// Put writes e atomically. Its layer's blob must already be in the blob
+// directory (commit.WriteLayer put it there).
+func (l *Local) Put(_ context.Context, e *Entry, _ v1.Layer) error {
+	data, err := json.MarshalIndent(e, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := writeAtomic(l.dir, l.path(e.Key), data); err != nil {
+		return fmt.Errorf("writing cache entry: %w", err)
+	}
+	return nil
+}
+
+func writeAtomic(dir, path string, data []byte) error {
+	tmp, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// Entries returns every readable entry, LastUsed taken from the file's
+// mtime. Temp files of writers that died are removed when old.
+func (l *Local) Entries() ([]*Entry, error) {
+	des, err := os.ReadDir(l.dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []*Entry
+	for _, de := range des {
+		name := de.Name()
+		fi, err := de.Info()
+		if err != nil {
+			continue
+		}
+		if strings.HasPrefix(name, ".tmp-") {
+			if time.Since(fi.ModTime()) > time.Hour {
+				os.Remove(filepath.Join(l.dir, name))
+			}
+			continue
+		}
+		if !strings.HasSuffix(name, ".json") {
+			continue
+		}
+		e, ok := l.entry("sha256:" + strings.TrimSuffix(name, ".json"))
+		if !ok {
+			continue
+		}
+		e.LastUsed = fi.ModTime()
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// Nearest returns the most recently used entry made for the same step
+// (StepID), to explain a miss; nil if there is none.
+func (l *Local) Nearest(stepID string) *Entry {
+	entries, err := l.Entries()
+	if err != nil {
+		return nil
+	}
+	var best *Entry
+	for _, e := range entries {
+		if e.Inputs.StepID == stepID && (best == nil || e.LastUsed.After(best.LastUsed)) {
+			best = e
+		}
+	}
+	return best
+}
+
+// Remove deletes the entry for key.
+func (l *Local) Remove(key string) error {
+	err := os.Remove(l.path(key))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,135 @@
+package cache
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/stratabuild/strata/commit"
+)
+
+// EntryLabel is the config label of a registry cache image that holds its
+// entry as JSON.
+const EntryLabel = "dev.strata.cache.entry"
+
+// Registry is a cache in a registry repository, shared by CI runners: one
+// plain single-layer (or layerless) image per key, tagged by the key
+// (prefixed by Prefix, so that one repository can hold several caches).
+// Every registry accepts such images, and their layers can be mounted
+// into other repositories of the same registry.
+type Registry struct {
+	Repo    name.Repository
+	Prefix  string
+	Options commit.RegistryOptions
+}
+
+var _ Store = (*Registry)(nil)
+
+func (r *Registry) String() string {
+	if r.Prefix != "" {
+		return r.Repo.String() + ":" + r.Prefix
+	}
+	return r.Repo.String()
+}
+
+// tag is where the entry of key lives: the key with "-" for ":" (tags
+// cannot hold ":"), prefixed by Prefix.
+func (r *Registry) tag(key string) name.Tag {
+	t := strings.Replace(key, ":", "-", 1)
+	if r.Prefix != "" {
+		t = r.Prefix + "-" + t
+	}
+	return r.Repo.Tag(t)
+}
+
+// Get reads the entry of key: its manifest and small config only; the
+// layer is a remote layer whose blob is fetched when first read.
+func (r *Registry) Get(ctx context.Context, key string) (*Hit, error) {
+	ref := r.tag(key)
+	img, err := remote.Image(ref, commit.RemoteOptions(ctx, r.Options)...)
+	var terr *transport.Error
+	if errors.As(err, &terr) && (terr.StatusCode == http.StatusNotFound || hasCode(terr, transport.ManifestUnknownErrorCode, transport.NameUnknownErrorCode)) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading cache %s: %w", ref, err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("reading cache %s: %w", ref, err)
+	}
+	data, ok := cf.Config.Labels[EntryLabel]
+	if !ok {
+		return nil, fmt.Errorf("%s is not a strata cache entry", ref)
+	}
+	var e Entry
+	if err := json.Unmarshal([]byte(data), &e); err != nil || e.Key != key {
+		return nil, fmt.Errorf("%s holds a malformed cache entry", ref)
+	}
+	ls, err := img.Layers()
+	if err != nil {
+		return nil, err
+	}
+	h := &Hit{Entry: &e, From: r.String()}
+	if len(ls) > 0 {
+		h.Layer = ls[0]
+	}
+	if (e.Layer == nil) != (h.Layer == nil) {
+		return nil, fmt.Errorf("%s holds a malformed cache entry", ref)
+	}
+	return h, nil
+}
+
+func hasCode(e *transport.Error, codes ...transport.ErrorCode) bool {
+	for _, d := range e.Errors {
+		for _, c := range codes {
+			if d.Code == c {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Put writes the cache image of e. Blobs the registry has are not
+// uploaded again; a layer read from another repository of the same
+// registry is mounted.
+func (r *Registry) Put(ctx context.Context, e *Entry, layer v1.Layer) error {
+	data, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
+	if layer != nil {
+		if img, err = mutate.AppendLayers(img, layer); err != nil {
+			return err
+		}
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return err
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", "unknown"
+	cf.Config.Labels = map[string]string{EntryLabel: string(data)}
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		return err
+	}
+	ref := r.tag(e.Key)
+	if err := remote.Write(ref, img, commit.RemoteOptions(ctx, r.Options)...); err != nil {
+		return fmt.Errorf("writing cache %s: %w", ref, err)
+	}
+	return nil
+}

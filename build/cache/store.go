@@ -1,0 +1,93 @@
+package cache
+
+import (
+	"context"
+	"log/slog"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// Store keeps cached step results: the entry of each key and its layer.
+type Store interface {
+	// Get returns the hit for key, or nil when the store has none.
+	Get(ctx context.Context, key string) (*Hit, error)
+	// Put records e; layer is its committed layer, nil when the step
+	// changed no file.
+	Put(ctx context.Context, e *Entry, layer v1.Layer) error
+	// String names the store in messages: "local", or the repository.
+	String() string
+}
+
+// Hit is a cached result.
+type Hit struct {
+	Entry *Entry
+	// Layer is nil when the step changed no file.
+	Layer v1.Layer
+	// From names the store that had it.
+	From string
+	// Remote is true for a hit from a --cache-from store.
+	Remote bool
+}
+
+// Cache asks and fills the stores of one build.
+type Cache struct {
+	Local *Local
+	// From are read after Local, in order (--cache-from).
+	From []Store
+	// To receive every step's result, run or hit (--cache-to).
+	To  []Store
+	Log *slog.Logger
+}
+
+// Lookup finds key in the local store, then in each From store. A store
+// that cannot be read is logged and skipped: a cache never fails a build
+// that could run the step instead.
+func (c *Cache) Lookup(ctx context.Context, key string) (*Hit, error) {
+	if h, err := c.Local.Get(ctx, key); err != nil || h != nil {
+		return h, err
+	}
+	for _, s := range c.From {
+		h, err := s.Get(ctx, key)
+		if err != nil {
+			c.log().Warn("reading the cache", "from", s.String(), "err", err)
+			continue
+		}
+		if h != nil {
+			h.Remote = true
+			return h, nil
+		}
+	}
+	return nil, nil
+}
+
+// Record stores a step's result locally and in every To store.
+func (c *Cache) Record(ctx context.Context, e *Entry, layer v1.Layer) error {
+	if err := c.Local.Put(ctx, e, layer); err != nil {
+		return err
+	}
+	return c.Export(ctx, &Hit{Entry: e, Layer: layer})
+}
+
+// Export writes a hit to every To store, so that --cache-to holds the
+// whole build, cached steps included.
+func (c *Cache) Export(ctx context.Context, h *Hit) error {
+	for _, s := range c.To {
+		if err := s.Put(ctx, h.Entry, h.Layer); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Explain says why in missed, from the local store's nearest entry for
+// the same step.
+func (c *Cache) Explain(in *Inputs) string {
+	return Explain(in, c.Local.Nearest(in.StepID))
+}
+
+func (c *Cache) log() *slog.Logger {
+	if c.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return c.Log
+}

@@ -1,0 +1,218 @@
+package build
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/stratabuild/strata/build/cache"
+	"github.com/stratabuild/strata/build/plan"
+	"github.com/stratabuild/strata/commit"
+	"github.com/stratabuild/strata/internal/stateroot"
+	"github.com/stratabuild/strata/layers"
+	"github.com/stratabuild/strata/recipe"
+)
+
+// executor carries out a plan: the stages as a DAG, each step looked up in
+// the cache and, on a miss, run — or, in a dry run, only reported.
+type executor struct {
+	o       Options
+	plan    *plan.Plan
+	context string // the build context dir
+	root    *stateroot.Root
+	store   *layers.Store
+	cache   *cache.Cache
+	runner  Runner
+	mounter Mounter
+	emit    func(Event)
+	log     *slog.Logger
+	args    map[string]string       // the recipe's args, to explain misses
+	cancel  context.CancelCauseFunc // stops the whole build
+
+	mu    sync.Mutex // guards steps, dry and done
+	steps []StepResult
+	dry   []PlanStep
+	done  map[int]*stageDone
+}
+
+// stageResult is a built stage: the root image it started from, its
+// filesystem as a chain of layers, and the history of its steps.
+type stageResult struct {
+	base    v1.Image
+	chain   []*chainLayer // bottom first
+	history []commit.Step
+}
+
+// runStage builds one stage on its base (an image, or a built stage).
+func (e *executor) runStage(ctx context.Context, sp *plan.Stage) (*stageResult, error) {
+	res := &stageResult{base: sp.Base}
+	if sp.Base == nil {
+		prev, err := e.waitStage(ctx, sp.BaseStage)
+		if err != nil {
+			return nil, err
+		}
+		res.base = prev.base
+		res.chain = append(res.chain, prev.chain...)
+		res.history = append(res.history, prev.history...)
+	} else {
+		chain, err := imageChain(sp.Base)
+		if err != nil {
+			return nil, fmt.Errorf("%s: base %s: %w", sp.Recipe.From.Pos, sp.Recipe.From.Ref, err)
+		}
+		res.chain = chain
+	}
+	for _, s := range sp.Steps {
+		if err := e.step(ctx, sp, res, s); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+// step carries out one step and records its history entry.
+func (e *executor) step(ctx context.Context, sp *plan.Stage, res *stageResult, s *plan.Step) error {
+	ev := Event{Stage: sp.Recipe.Name, Step: s.Recipe.Index + 1, Steps: len(sp.Steps), Pos: s.Pos, Action: s.Recipe.Kind.String(), Text: s.Text}
+	start := time.Now()
+	var layer v1.Layer
+	var rec *cache.Layer
+	cached := false
+	if s.Recipe.Kind == recipe.RunStep || s.Recipe.Kind == recipe.CopyStep {
+		e.event(ev, EventStart)
+		var err error
+		if layer, rec, cached, err = e.fsStep(ctx, sp, res, s, ev); err != nil {
+			ev.Duration, ev.Error = time.Since(start), err.Error()
+			e.event(ev, EventFailed)
+			return err
+		}
+	}
+	ev.Duration, ev.Layer, ev.Cached = time.Since(start), rec, cached
+	e.event(ev, EventDone)
+	res.history = append(res.history, commit.Step{Layer: layer, Comment: s.Recipe.Name,
+		CreatedBy: fmt.Sprintf("strata %s %s: %s", s.Pos, s.Recipe.Kind, s.Recipe.Summary())})
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.steps = append(e.steps, StepResult{Stage: ev.Stage, Pos: ev.Pos, Action: ev.Action, Cached: cached, Duration: ev.Duration, Layer: rec})
+	return nil
+}
+
+// event emits ev as kind; a dry run emits no step events (its plan is
+// its output).
+func (e *executor) event(ev Event, kind EventKind) {
+	if e.o.DryRun {
+		return
+	}
+	ev.Kind, ev.Time = kind, time.Now()
+	e.emit(ev)
+}
+
+// fsStep finds a run or copy step's result in the cache or makes it. It
+// returns the step's layer (nil if it changed no file), its record, and
+// whether it came from the cache. In a dry run a miss is only reported,
+// and what the stage holds after it is unknown.
+func (e *executor) fsStep(ctx context.Context, sp *plan.Stage, res *stageResult, s *plan.Step, ev Event) (v1.Layer, *cache.Layer, bool, error) {
+	row := PlanStep{Stage: sp.Recipe.Name, Pos: s.Pos, Action: ev.Action, Text: s.Text, Will: "run"}
+	in, why, err := e.inputs(ctx, sp, res, s)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	if in != nil && !e.o.NoCache {
+		h, err := e.cache.Lookup(ctx, in.Key())
+		if err != nil {
+			return nil, nil, false, err
+		}
+		if h != nil {
+			return e.hit(ctx, res, h, row, ev)
+		}
+		why = e.cache.Explain(in)
+	}
+	if e.o.DryRun {
+		row.Why = why
+		e.record(row)
+		res.chain = append(res.chain, &chainLayer{}) // unknown from here on
+		return nil, nil, false, nil
+	}
+	e.info(ev, "cache miss: "+why)
+	layer, rec, err := e.make(ctx, sp, res, s, ev)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	entry := &cache.Entry{Key: in.Key(), Inputs: *in, Layer: rec, Created: time.Now(), LastUsed: time.Now()}
+	var l v1.Layer
+	if layer != nil {
+		l = layer
+	}
+	if err := e.cache.Record(ctx, entry, l); err != nil {
+		return nil, nil, false, fmt.Errorf("%s: recording the step in the cache: %w", s.Pos, err)
+	}
+	return l, rec, false, nil
+}
+
+// hit takes a cached result: its layer joins the chain, and --cache-to
+// gets the entry too.
+func (e *executor) hit(ctx context.Context, res *stageResult, h *cache.Hit, row PlanStep, ev Event) (v1.Layer, *cache.Layer, bool, error) {
+	if h.Layer != nil {
+		res.chain = append(res.chain, &chainLayer{diffID: h.Entry.Layer.DiffID, layer: h.Layer})
+	}
+	if e.o.DryRun {
+		row.Will = "cached"
+		if h.Remote {
+			row.Will = "cached (" + h.From + ")"
+		}
+		e.record(row)
+		return h.Layer, h.Entry.Layer, true, nil
+	}
+	if err := e.cache.Export(ctx, h); err != nil {
+		return nil, nil, false, err
+	}
+	if h.Remote {
+		e.info(ev, "cache hit in "+h.From)
+	}
+	return h.Layer, h.Entry.Layer, true, nil
+}
+
+func (e *executor) record(row PlanStep) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.dry = append(e.dry, row)
+}
+
+func (e *executor) info(ev Event, text string) {
+	ev.Text = text
+	e.event(ev, EventInfo)
+}
+
+// inputs computes what determines a step's result. It returns nil and
+// why not when that is not known: in a dry run, after a step that would run.
+func (e *executor) inputs(ctx context.Context, sp *plan.Stage, res *stageResult, s *plan.Step) (*cache.Inputs, string, error) {
+	parent, ok := diffIDs(res.chain)
+	if !ok {
+		return nil, "an earlier step runs", nil
+	}
+	def := s.Def
+	if s.From != nil && s.From.Stage >= 0 {
+		src, err := e.waitStage(ctx, s.From.Stage)
+		if err != nil {
+			return nil, "", err
+		}
+		ids, ok := diffIDs(src.chain)
+		if !ok {
+			return nil, fmt.Sprintf("stage %q has steps that run", s.Recipe.Copy.From.Ref), nil
+		}
+		def.From = "stage " + strings.Join(ids, ",")
+	}
+	data, err := json.Marshal(def)
+	if err != nil {
+		return nil, "", err
+	}
+	return &cache.Inputs{
+		StepID: fmt.Sprintf("%s:%s:%d", s.Recipe.Pos.File, sp.Recipe.Name, s.Recipe.Index),
+		Parent: parent, Env: s.State.Environ(), User: s.State.User, Workdir: s.State.Workdir,
+		Shell: s.State.Shell, Step: string(data), Files: s.Files, Args: e.args, Base: sp.BaseDigest,
+	}, "--no-cache", nil
+}

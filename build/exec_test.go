@@ -1,0 +1,218 @@
+package build
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+
+	"github.com/stratabuild/strata/recipe"
+)
+
+// TestStageDAGOrderAndConcurrency: stages that do not depend on each other
+// run at the same time; a stage that copies from both starts after both.
+func TestStageDAGOrderAndConcurrency(t *testing.T) {
+	_, runner, _, _, err := buildFake(t, `stages:
+  - name: a
+    from: scratch
+    steps:
+      - run: sleep 400
+      - run: write /a.txt from a
+  - name: b
+    from: scratch
+    steps:
+      - run: sleep 400
+      - run: write /b.txt from b
+  - name: app
+    from: scratch
+    steps:
+      - copy: /a.txt
+        from: a
+        to: /a.txt
+      - copy: /b.txt
+        from: b
+        to: /b.txt
+      - run: write /done ok
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spans := map[string]span{}
+	for _, s := range runner.spans {
+		spans[s.cmd] = s
+	}
+	a, b := spans["write /a.txt from a"], spans["write /b.txt from b"]
+	var sleeps []span
+	for _, s := range runner.spans {
+		if s.cmd == "sleep 400" {
+			sleeps = append(sleeps, s)
+		}
+	}
+	if len(sleeps) != 2 {
+		t.Fatalf("%d sleeps ran, want 2", len(sleeps))
+	}
+	sa, sb := sleeps[0], sleeps[1]
+	if !sa.start.Before(sb.end) || !sb.start.Before(sa.end) {
+		t.Errorf("the sleeps of stages a and b did not overlap: %v–%v and %v–%v", sa.start, sa.end, sb.start, sb.end)
+	}
+	done := spans["write /done ok"]
+	if done.start.Before(a.end) || done.start.Before(b.end) {
+		t.Errorf("stage app ran before the stages it copies from had finished")
+	}
+}
+
+// TestFirstFailureCancelsOtherStages: one stage fails; the stage running
+// beside it is cancelled at once, and the build reports the failure, not
+// the cancellation.
+func TestFirstFailureCancelsOtherStages(t *testing.T) {
+	start := time.Now()
+	_, runner, _, _, err := buildFake(t, `stages:
+  - name: slow
+    from: scratch
+    steps:
+      - run: block
+  - name: broken
+    from: scratch
+    steps:
+      - run: sleep 100
+      - run: fail 4 no space left
+  - name: app
+    from: slow
+    steps:
+      - copy: /x
+        from: broken
+        to: /x
+`)
+	var se *StepError
+	if !errors.As(err, &se) || se.Status != 4 {
+		t.Fatalf("err = %v, want the failing step's *StepError", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("the build took %s: the blocked stage was not cancelled", d)
+	}
+	var blocked *span
+	for i, s := range runner.spans {
+		if s.cmd == "block" {
+			blocked = &runner.spans[i]
+		}
+	}
+	if blocked == nil || !errors.Is(blocked.err, context.Canceled) {
+		t.Errorf("the other stage's step was not cancelled: %+v", blocked)
+	}
+}
+
+// TestDryRunPlansHitsAndMisses: a dry run runs nothing; after a build it
+// plans every step as cached; after a change, the changed step runs, says
+// why, and the steps after it run because it does.
+func TestDryRunPlansHitsAndMisses(t *testing.T) {
+	ctxDir, root := t.TempDir(), t.TempDir()
+	yaml := func(second string) string {
+		return "from: scratch\nsteps:\n  - run: write /1 one\n  - run: " + second + "\n  - env: {A: b}\n  - run: write /3 three\n"
+	}
+	load := func(y string) *recipe.Recipe {
+		writeTree(t, ctxDir, map[string]string{"strata.yaml": y})
+		r, err := recipe.Load(filepath.Join(ctxDir, "strata.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	dry := func(o *Options) { o.DryRun = true }
+	wills := func(res *Result) []string {
+		var out []string
+		for _, p := range res.Plan {
+			out = append(out, p.Will+" "+p.Why)
+		}
+		return out
+	}
+	r := load(yaml("write /2 two"))
+	res, runner, _, _, err := buildIn(t, root, r, dry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(runner.runs) != 0 {
+		t.Errorf("a dry run ran %d steps", len(runner.runs))
+	}
+	want := []string{"run no earlier build of this step", "run an earlier step runs", "run an earlier step runs"}
+	if d := cmp.Diff(want, wills(res)); d != "" {
+		t.Errorf("dry run on an empty root (-want +got):\n%s", d)
+	}
+	if _, _, _, _, err := buildIn(t, root, r); err != nil {
+		t.Fatal(err)
+	}
+	if res, _, _, _, err = buildIn(t, root, r, dry); err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff([]string{"cached ", "cached ", "cached "}, wills(res)); d != "" {
+		t.Errorf("dry run after a build (-want +got):\n%s", d)
+	}
+	if res, _, _, _, err = buildIn(t, root, load(yaml("write /2 TWO")), dry); err != nil {
+		t.Fatal(err)
+	}
+	got := wills(res)
+	if len(got) != 3 || got[0] != "cached " || !strings.HasPrefix(got[1], `run step text changed: "write /2 two" → "write /2 TWO"`) || got[2] != "run an earlier step runs" {
+		t.Errorf("dry run after changing step 2: %q", got)
+	}
+}
+
+// TestRelativeCopyUsesBaseWorkdir: a relative copy destination and a run
+// step both resolve against the base image's WorkingDir, as in docker.
+func TestRelativeCopyUsesBaseWorkdir(t *testing.T) {
+	base := filepath.Join(t.TempDir(), "base")
+	cf, err := empty.Image.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	cf.Config.WorkingDir = "/srv"
+	img, err := mutate.ConfigFile(empty.Image, cf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := layout.Write(base, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendImage(img); err != nil {
+		t.Fatal(err)
+	}
+	ctxDir := t.TempDir()
+	writeTree(t, ctxDir, map[string]string{
+		"a.txt":       "a",
+		"strata.yaml": "from: oci-layout://" + base + "\nsteps:\n  - copy: a.txt\n    to: app/\n  - run: noop\n  - workdir: sub\n  - copy: a.txt\n    to: b.txt\n",
+	})
+	r, err := recipe.Load(filepath.Join(ctxDir, "strata.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, runner, _, _, err := buildIn(t, t.TempDir(), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(runner.runs) != 1 || runner.runs[0].Cwd != "/srv" {
+		t.Errorf("the run step's working dir: %+v, want /srv", runner.runs)
+	}
+	var paths []string
+	ls, err := res.Image.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range ls {
+		paths = append(paths, tarPaths(t, l)...)
+	}
+	want := []string{"srv/", "srv/app/", "srv/app/a.txt", "srv/", "srv/sub/", "srv/sub/b.txt"}
+	if d := cmp.Diff(want, paths); d != "" {
+		t.Errorf("layer entries (-want +got):\n%s", d)
+	}
+	cfg, _ := res.Image.ConfigFile()
+	if cfg.Config.WorkingDir != "/srv/sub" {
+		t.Errorf("WorkingDir = %q, want /srv/sub", cfg.Config.WorkingDir)
+	}
+}

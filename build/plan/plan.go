@@ -1,0 +1,292 @@
+package plan
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/stratabuild/strata/build/cache"
+	"github.com/stratabuild/strata/commit"
+	"github.com/stratabuild/strata/internal/fscopy"
+	"github.com/stratabuild/strata/recipe"
+)
+
+// Plan is a build resolved before anything runs: the stages the target
+// needs, each with its typed base and platform, and every step with the
+// config state it runs in, its resolved paths and what of its cache key
+// can be known up front. Nothing downstream parses a string again.
+type Plan struct {
+	Stages []*Stage // dependency order, the target last
+	Image  recipe.Image
+	byIdx  map[int]*Stage
+}
+
+// Stage is a planned stage.
+type Stage struct {
+	Recipe *recipe.Stage // expanded: no unresolved ${NAME} left
+	// Platform is what the stage builds for; PlatformSet says whether the
+	// recipe or the options chose it (else it is the host's, and the
+	// image keeps its base's).
+	Platform    v1.Platform
+	PlatformSet bool
+	// Base is the base image (scratch: an empty one); nil when the stage
+	// continues another stage, BaseStage.
+	Base       v1.Image
+	BaseStage  int
+	BaseDigest string // of the image the stage (or the one it continues) starts from; "" for scratch
+	Steps      []*Step
+	Final      State // after the last step: the image config's
+}
+
+// Step is a planned step.
+type Step struct {
+	Recipe *recipe.Step
+	Pos    string // FILE:LINE
+	Text   string // what progress shows
+	State  State  // before the step
+	// Dest is a copy step's absolute destination (a trailing "/" kept);
+	// Mounts a run step's mounts with absolute targets.
+	Dest   string
+	Mounts []recipe.Mount
+	// From is a copy's source stage or image; nil for the build context.
+	From  *CopySource
+	Def   cache.Def         // the step's part of its cache key
+	Files map[string]string // a context copy's inputs and their digests
+}
+
+// CopySource is where a copy step reads: a stage, or an image.
+type CopySource struct {
+	Stage  int // a stage index, or -1
+	Image  v1.Image
+	Digest string
+}
+
+// Options are the build options a plan depends on.
+type Options struct {
+	Target      string
+	Platform    *v1.Platform // nil: the host's
+	Registry    commit.RegistryOptions
+	Secrets     map[string][]byte // by id; only the ids are checked
+	Epoch       *time.Time
+	Compression commit.Compression
+}
+
+// StageByIndex returns the planned stage of recipe stage index i.
+func (p *Plan) StageByIndex(i int) (*Stage, bool) {
+	s, ok := p.byIdx[i]
+	return s, ok
+}
+
+// planner resolves a recipe into a plan.
+type planner struct {
+	o    Options
+	r    *recipe.Recipe
+	mu   sync.Mutex
+	imgs map[string]v1.Image // pulled images by source and platform
+}
+
+// Make resolves r into a plan: the stages the target needs, their bases
+// pulled (manifests and configs; layers are read later, if at all).
+// Every problem is reported.
+func Make(ctx context.Context, o Options, r *recipe.Recipe) (*Plan, error) {
+	stages, err := r.Needed(o.Target)
+	if err != nil {
+		return nil, err
+	}
+	pl := &planner{o: o, r: r, imgs: map[string]v1.Image{}}
+	p := &Plan{byIdx: map[int]*Stage{}, Image: r.Image}
+	var errs []error
+	for _, st := range stages {
+		sp, err := pl.stage(ctx, st, p)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if sp != nil {
+			p.Stages = append(p.Stages, sp)
+			p.byIdx[st.Index] = sp
+		}
+	}
+	errs = append(errs, pl.checkSecrets(p))
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// stage resolves one stage; the stages it depends on are resolved.
+func (pl *planner) stage(ctx context.Context, st *recipe.Stage, p *Plan) (*Stage, error) {
+	sp := &Stage{BaseStage: -1}
+	sp.Platform, sp.PlatformSet = pl.platform(st)
+	var state State
+	if st.From.Kind == recipe.KindStage {
+		prev, ok := p.byIdx[st.From.Stage]
+		if !ok {
+			return nil, nil // that stage's own problems are reported
+		}
+		sp.BaseStage, sp.BaseDigest, state = st.From.Stage, prev.BaseDigest, prev.Final
+	} else {
+		img, err := pl.image(ctx, st.From, sp.Platform)
+		if err != nil {
+			return nil, err
+		}
+		sp.Base = img
+		cf, err := img.ConfigFile()
+		if err != nil {
+			return nil, fmt.Errorf("%s: reading the config of %s: %w", st.From.Pos, st.From.Ref, err)
+		}
+		state = stateOf(cf.Config)
+		if st.From.Kind != recipe.KindScratch {
+			d, err := img.Digest()
+			if err != nil {
+				return nil, fmt.Errorf("%s: %s: %w", st.From.Pos, st.From.Ref, err)
+			}
+			sp.BaseDigest = d.String()
+		}
+	}
+	st, err := st.Expand(state.Environ())
+	if err != nil {
+		return nil, err
+	}
+	sp.Recipe = st
+	state = state.withStage(st)
+	var errs []error
+	for _, step := range st.Steps {
+		s, err := pl.step(ctx, sp, step, state)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		sp.Steps = append(sp.Steps, s)
+		state = state.apply(step)
+	}
+	sp.Final = state
+	return sp, errors.Join(errs...)
+}
+
+// platform is the stage's platform, else --platform, else the host's;
+// set says whether the recipe or the options chose it.
+func (pl *planner) platform(st *recipe.Stage) (p v1.Platform, set bool) {
+	switch {
+	case !st.Platform.IsZero():
+		return v1.Platform{OS: st.Platform.OS, Architecture: st.Platform.Arch, Variant: st.Platform.Variant}, true
+	case pl.o.Platform != nil:
+		return *pl.o.Platform, true
+	}
+	return v1.Platform{OS: "linux", Architecture: runtime.GOARCH}, false
+}
+
+// image pulls a base or copy source once per build and platform.
+func (pl *planner) image(ctx context.Context, b recipe.Base, p v1.Platform) (v1.Image, error) {
+	src, err := Source(b, pl.o.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", b.Pos, err)
+	}
+	id := src.String() + " " + p.String()
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if img, ok := pl.imgs[id]; ok {
+		return img, nil
+	}
+	img, err := commit.Pull(ctx, src, commit.PullOptions{RegistryOptions: pl.o.Registry, Platform: &p})
+	if err != nil {
+		return nil, fmt.Errorf("%s: base %s: %w", b.Pos, b.Ref, errors.Unwrap(err))
+	}
+	pl.imgs[id] = img
+	return img, nil
+}
+
+// step resolves one step in the state it runs in.
+func (pl *planner) step(ctx context.Context, sp *Stage, step *recipe.Step, state State) (*Step, error) {
+	s := &Step{Recipe: step, Pos: Pos(step.Pos), Text: step.Summary(), State: state}
+	if step.Name != "" {
+		s.Text = step.Name + ": " + s.Text
+	}
+	s.Def = cache.Def{Text: step.Summary(), Kind: step.Kind.String(), Compression: string(pl.o.Compression)}
+	if pl.o.Epoch != nil {
+		s.Def.Epoch = pl.o.Epoch.UTC().Format(time.RFC3339)
+	}
+	switch step.Kind {
+	case recipe.RunStep:
+		r := step.Run
+		s.Def.Argv, s.Def.Network = r.Argv(), string(r.Network)
+		for _, e := range r.Env {
+			s.Def.Env = append(s.Def.Env, e.String())
+		}
+		for _, m := range r.Mounts {
+			m.Target = strings.TrimSuffix(state.Abs(m.Target), "/")
+			s.Mounts = append(s.Mounts, m)
+			s.Def.Mounts = append(s.Def.Mounts, fmt.Sprintf("%s:%s:%s", m.Type, m.Target, m.ID))
+		}
+	case recipe.CopyStep:
+		return s, pl.copyStep(ctx, sp, s, state)
+	}
+	return s, nil
+}
+
+// copyStep resolves a copy's destination, owner, mode and source: the
+// context's files are hashed now, an image is pulled now.
+func (pl *planner) copyStep(ctx context.Context, sp *Stage, s *Step, state State) error {
+	c := s.Recipe.Copy
+	s.Dest = state.Abs(c.To)
+	s.Def.Sources, s.Def.To = c.Sources, s.Dest
+	if c.Owner != nil {
+		s.Def.Owner = c.Owner.String()
+	}
+	if c.Mode != nil {
+		s.Def.Mode = fmt.Sprintf("%#o", uint32(c.Mode.Perm())|uint32(*c.Mode&(1<<23|1<<22|1<<20)))
+	}
+	switch {
+	case c.From == nil:
+		ignore, err := fscopy.LoadIgnore(pl.r.Context)
+		if err != nil {
+			return err
+		}
+		paths, err := fscopy.ContextInputs(pl.r.Context, ignore, c.Sources)
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.Pos, err)
+		}
+		if s.Files, err = cache.HashFiles(pl.r.Context, paths); err != nil {
+			return fmt.Errorf("%s: hashing copy inputs: %w", s.Pos, err)
+		}
+	case c.From.Kind == recipe.KindStage:
+		s.From = &CopySource{Stage: c.From.Stage}
+	default:
+		img, err := pl.image(ctx, *c.From, sp.Platform)
+		if err != nil {
+			return err
+		}
+		d, err := img.Digest()
+		if err != nil {
+			return err
+		}
+		s.From = &CopySource{Stage: -1, Image: img, Digest: d.String()}
+		s.Def.From = "image " + d.String()
+	}
+	return nil
+}
+
+// checkSecrets reports every secret a step needs and Options lack.
+func (pl *planner) checkSecrets(p *Plan) error {
+	var errs []error
+	for _, sp := range p.Stages {
+		for _, s := range sp.Steps {
+			for _, m := range s.Mounts {
+				if _, ok := pl.o.Secrets[m.ID]; m.Type == recipe.MountSecret && !ok {
+					errs = append(errs, fmt.Errorf("%s: step %d needs secret %q: give it with --secret id=%s,src=FILE (or env=VAR)",
+						s.Pos, s.Recipe.Index+1, m.ID, m.ID))
+				}
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Pos is a step's FILE:LINE, as messages and history show it.
+func Pos(p recipe.Pos) string {
+	return recipe.Pos{File: p.File, Line: p.Line}.String()
+}

@@ -1,0 +1,111 @@
+package plan
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/stratabuild/strata/recipe"
+)
+
+func TestStateAbs(t *testing.T) {
+	for _, tc := range []struct{ wd, p, want string }{
+		{"", "app/", "/app/"},
+		{"/srv", "app/", "/srv/app/"},
+		{"/srv", "a.txt", "/srv/a.txt"},
+		{"/srv", "/etc/x", "/etc/x"},
+		{"/srv", "../x/", "/x/"},
+		{"/srv", ".", "/srv"},
+		{"/", "/", "/"},
+	} {
+		if got := (State{Workdir: tc.wd}).Abs(tc.p); got != tc.want {
+			t.Errorf("State{Workdir: %q}.Abs(%q) = %q, want %q", tc.wd, tc.p, got, tc.want)
+		}
+	}
+}
+
+// TestStateThroughSteps: env, workdir and user steps change the state the
+// next steps see, in one place; the image config is the final state.
+func TestStateThroughSteps(t *testing.T) {
+	p := plan(t, `from: scratch
+env: {A: "1", B: "2"}
+steps:
+  - run: "true"
+  - env: {A: "3", C: "4"}
+  - workdir: srv
+  - copy: x
+    to: rel/
+  - workdir: sub
+  - user: app
+  - run: "true"
+    mounts: [{type: tmpfs, target: tmp}]
+`, nil)
+	st := p.Stages[0]
+	if d := cmp.Diff([]string{"A=1", "B=2"}, st.Steps[0].State.Environ()); d != "" {
+		t.Errorf("env of step 1 (-want +got):\n%s", d)
+	}
+	if got := st.Steps[3].Dest; got != "/srv/rel/" {
+		t.Errorf("copy to rel/ after workdir srv: %q, want /srv/rel/", got)
+	}
+	last := st.Steps[6]
+	if d := cmp.Diff([]string{"A=3", "B=2", "C=4"}, last.State.Environ()); d != "" {
+		t.Errorf("env of the last step (-want +got):\n%s", d)
+	}
+	if last.State.Cwd() != "/srv/sub" || last.State.User != "app" || last.Mounts[0].Target != "/srv/sub/tmp" {
+		t.Errorf("last step: cwd %q user %q mount %q", last.State.Cwd(), last.State.User, last.Mounts[0].Target)
+	}
+	if st.Final.Workdir != "/srv/sub" {
+		t.Errorf("final workdir %q", st.Final.Workdir)
+	}
+}
+
+// TestPlanReportsEveryProblem: missing copy sources in two steps and a
+// missing secret are all reported, each with its position.
+func TestPlanReportsEveryProblem(t *testing.T) {
+	_, err := makePlan(t, `from: scratch
+steps:
+  - copy: missing-one
+    to: /a
+  - copy: [x, missing-two]
+    to: /b/
+  - run: "true"
+    mounts: [{type: secret, id: npmrc, target: /root/.npmrc}]
+`, nil)
+	if err == nil {
+		t.Fatal("the plan of a broken recipe succeeded")
+	}
+	for _, want := range []string{`strata.yaml:3: copy source "missing-one" does not exist in the build context`,
+		`strata.yaml:5: copy source "missing-two" does not exist`, `strata.yaml:7: step 3 needs secret "npmrc"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}
+
+func makePlan(t *testing.T, yaml string, secrets map[string][]byte) (*Plan, error) {
+	t.Helper()
+	dir := t.TempDir()
+	for name, content := range map[string]string{"strata.yaml": yaml, "x": "x"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := recipe.Load(filepath.Join(dir, "strata.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Make(context.Background(), Options{Secrets: secrets}, r)
+}
+
+func plan(t *testing.T, yaml string, secrets map[string][]byte) *Plan {
+	t.Helper()
+	p, err := makePlan(t, yaml, secrets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}

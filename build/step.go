@@ -1,0 +1,248 @@
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/stratabuild/strata/build/cache"
+	"github.com/stratabuild/strata/build/plan"
+	"github.com/stratabuild/strata/build/sandbox"
+	"github.com/stratabuild/strata/commit"
+	"github.com/stratabuild/strata/internal/fscopy"
+	"github.com/stratabuild/strata/internal/stateroot"
+	"github.com/stratabuild/strata/layers"
+	"github.com/stratabuild/strata/recipe"
+)
+
+// make runs a step that may change files: mount the stage's snapshots
+// with a fresh upper dir, run or copy, unmount, diff, commit. It returns a
+// nil layer when the step changed no file.
+func (e *executor) make(ctx context.Context, sp *plan.Stage, res *stageResult, s *plan.Step, ev Event) (*commit.Layer, *cache.Layer, error) {
+	lowers, err := e.lowers(ctx, sp.Recipe.Name, res.chain)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", s.Pos, err)
+	}
+	up, err := e.store.NewUpper(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			if err := up.Discard(); err != nil {
+				e.log.Warn("removing the step's upper dir", "dir", up.Dir, "err", err)
+			}
+		}
+	}()
+	err = e.mounted(ctx, lowers, up, "step", func(rootfs string) error {
+		if s.Recipe.Kind == recipe.RunStep {
+			return e.run(ctx, s, rootfs, ev)
+		}
+		return e.copy(ctx, s, rootfs)
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	layer, rec, err := e.commit(ctx, up, lowers)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", s.Pos, err)
+	}
+	if layer == nil {
+		return nil, nil, nil
+	}
+	dir, err := e.store.Commit(up, toDigest(rec.DiffID))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: storing the snapshot: %w", s.Pos, err)
+	}
+	committed = true
+	res.chain = append(res.chain, &chainLayer{diffID: rec.DiffID, layer: layer, dir: dir})
+	return layer, rec, nil
+}
+
+// mounted mounts lowers with the upper dir up on a fresh mount point under
+// the state root, calls f with it and unmounts, on every path.
+func (e *executor) mounted(ctx context.Context, lowers []string, up *layers.Upper, kind string, f func(rootfs string) error) error {
+	target, err := stateroot.MkdirOwned(e.root.Mounts(), kind)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(target) // empty once unmounted; never RemoveAll a mount point
+	m, err := e.mounter.Mount(ctx, layers.MountOptions{Lowers: lowers, Upper: up.Dir, Work: up.Work, Target: target})
+	if err != nil {
+		return fmt.Errorf("mounting the step's rootfs: %w", err)
+	}
+	defer func() {
+		// Unmount is idempotent: after the unmount below this is a no-op;
+		// on an error path it is the one that unmounts.
+		if err := m.Unmount(); err != nil {
+			e.log.Warn("unmounting", "target", target, "err", err)
+		}
+	}()
+	if err := f(m.Target()); err != nil {
+		return err
+	}
+	if err := m.Unmount(); err != nil {
+		return fmt.Errorf("unmounting the step's rootfs: %w", err)
+	}
+	return nil
+}
+
+// commit diffs the upper dir over lowers into a compressed layer blob
+// under the state root. It returns a nil layer when nothing changed.
+func (e *executor) commit(ctx context.Context, up *layers.Upper, lowers []string) (*commit.Layer, *cache.Layer, error) {
+	pr, pw := io.Pipe()
+	statsc := make(chan layers.DiffStats, 1)
+	errc := make(chan error, 1)
+	go func() {
+		st, err := layers.Diff(ctx, pw, layers.DiffOptions{Upper: up.Dir, Lowers: lowers, Epoch: e.o.Epoch})
+		pw.CloseWithError(err)
+		statsc <- st
+		errc <- err
+	}()
+	layer, werr := commit.WriteLayer(ctx, pr, e.root.Blobs(), e.o.Compression)
+	pr.CloseWithError(errWriterStopped) // unblock the differ if WriteLayer stopped early
+	stats, derr := <-statsc, <-errc
+	switch {
+	case werr != nil:
+		// The writer's error is the cause; the differ then only saw the
+		// pipe closed.
+		return nil, nil, fmt.Errorf("writing the layer: %w", werr)
+	case derr != nil:
+		return nil, nil, fmt.Errorf("diffing the step's changes: %w", derr)
+	case stats.Empty():
+		return nil, nil, nil
+	}
+	rec, err := cache.LayerOf(layer, stats.Added, stats.Modified, stats.Deleted)
+	return layer, rec, err
+}
+
+var errWriterStopped = errors.New("the layer writer stopped")
+
+// StepError is a run step that exited non-zero: where it is in the recipe,
+// what it ran, how it ended and the last lines it printed.
+type StepError struct {
+	Pos     string // FILE:LINE
+	Step    int    // 1-based
+	Name    string
+	Command string
+	Status  int
+	Tail    []string
+}
+
+func (e *StepError) Error() string {
+	var b strings.Builder
+	name := ""
+	if e.Name != "" {
+		name = fmt.Sprintf(" %q", e.Name)
+	}
+	fmt.Fprintf(&b, "%s: step %d%s: run exited with status %d\n  command: %s", e.Pos, e.Step, name, e.Status, e.Command)
+	if len(e.Tail) > 0 {
+		b.WriteString("\n  last lines of output:")
+		for _, l := range e.Tail {
+			b.WriteString("\n    " + l)
+		}
+	}
+	return b.String()
+}
+
+const tailLines = 20
+
+func (e *executor) run(ctx context.Context, s *plan.Step, rootfs string, ev Event) error {
+	r := s.Recipe.Run
+	out := newLineWriter(tailLines, e.redactions(s), func(line string) {
+		ev.Text = line
+		e.event(ev, EventOutput)
+	})
+	mounts, cleanup, err := e.mounts(s)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	id := stateroot.OwnedName("strata")
+	err = e.runner.Run(ctx, sandbox.Options{
+		ID: id, Hostname: id[strings.LastIndexByte(id, '-')+1:], Rootfs: rootfs,
+		Args: r.Argv(), Env: s.State.Environ(r.Env...), Cwd: s.State.Cwd(), User: s.State.User,
+		Network: string(r.Network), Mounts: mounts, Stdout: out, Stderr: out,
+		Runtime: e.o.Runtime, StateDir: e.root.Runtime(), Log: e.log,
+	})
+	var exit *sandbox.ExitError
+	if errors.As(err, &exit) {
+		return &StepError{Pos: s.Pos, Step: s.Recipe.Index + 1, Name: s.Recipe.Name,
+			Command: strings.Join(r.Argv(), " "), Status: exit.Status, Tail: out.Tail()}
+	}
+	if err != nil {
+		return fmt.Errorf("%s: running step %d: %w", s.Pos, s.Recipe.Index+1, err)
+	}
+	out.Tail()
+	return nil
+}
+
+// copy runs a copy step: from the build context, or from a stage's or an
+// image's filesystem, mounted read-only for the copy.
+func (e *executor) copy(ctx context.Context, s *plan.Step, rootfs string) error {
+	c := s.Recipe.Copy
+	o := fscopy.Options{Mode: c.Mode, ModTime: e.o.Epoch}
+	if c.Owner != nil {
+		// Names are those of the stage copied into, as docker does.
+		uid, gid, err := sandbox.LookupOwner(rootfs, c.Owner.String())
+		if err != nil {
+			return fmt.Errorf("%s: copy owner %s: %w", s.Pos, c.Owner, err)
+		}
+		o.UID, o.GID, o.OwnerSet = uid, gid, true
+	}
+	if s.From == nil {
+		ignore, err := fscopy.LoadIgnore(e.context)
+		if err != nil {
+			return err
+		}
+		o.Policy, o.Ignore = fscopy.FromContext, ignore
+		if _, err := fscopy.Copy(ctx, e.context, c.Sources, rootfs, s.Dest, o); err != nil {
+			return fmt.Errorf("%s: %w", s.Pos, err)
+		}
+		return nil
+	}
+	chain, err := e.sourceChain(ctx, s.From)
+	if err != nil {
+		return fmt.Errorf("%s: copy from %s: %w", s.Pos, c.From.Ref, err)
+	}
+	lowers, err := e.lowers(ctx, "", chain)
+	if err != nil {
+		return fmt.Errorf("%s: copy from %s: %w", s.Pos, c.From.Ref, err)
+	}
+	if len(lowers) == 0 {
+		return fmt.Errorf("%s: copy from %s: it has no files", s.Pos, c.From.Ref)
+	}
+	// A read-only view of the source: an overlay whose throwaway upper
+	// dir nothing writes to.
+	up, err := e.store.NewUpper(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := up.Discard(); err != nil {
+			e.log.Warn("removing a copy source's upper dir", "dir", up.Dir, "err", err)
+		}
+	}()
+	return e.mounted(ctx, lowers, up, "from", func(src string) error {
+		if _, err := fscopy.Copy(ctx, src, c.Sources, rootfs, s.Dest, o); err != nil {
+			return fmt.Errorf("%s: copy from %s: %w", s.Pos, c.From.Ref, err)
+		}
+		return nil
+	})
+}
+
+// sourceChain is the layer chain of a copy's source stage or image.
+func (e *executor) sourceChain(ctx context.Context, from *plan.CopySource) ([]*chainLayer, error) {
+	if from.Stage < 0 {
+		return imageChain(from.Image)
+	}
+	src, err := e.waitStage(ctx, from.Stage)
+	if err != nil {
+		return nil, err
+	}
+	return src.chain, nil
+}

@@ -1,0 +1,99 @@
+package cli
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stratabuild/strata/commit"
+)
+
+func TestParseOutput(t *testing.T) {
+	tests := []struct {
+		spec    string
+		want    commit.Output
+		wantErr string
+	}{
+		{spec: "type=oci,dest=out", want: commit.Output{Type: commit.OutputOCI, Dest: "out"}},
+		{spec: "dest=img.tar,type=docker", want: commit.Output{Type: commit.OutputDocker, Dest: "img.tar"}},
+		{spec: "type=registry", want: commit.Output{Type: commit.OutputRegistry}},
+		{spec: "type=oci", wantErr: "type=oci needs dest=DIR"},
+		{spec: "type=docker", wantErr: "type=docker needs dest=FILE"},
+		{spec: "type=registry,dest=x", wantErr: "takes no dest"},
+		{spec: "type=tar,dest=x", wantErr: `unknown type "tar"`},
+		{spec: "dest=x", wantErr: "missing type="},
+		{spec: "type=oci,dest=a,compression=zstd", wantErr: `unknown key "compression"`},
+		{spec: "type=oci,type=docker,dest=a", wantErr: "type given twice"},
+		{spec: "out/dir", wantErr: "want type=oci,dest=DIR"},
+		{spec: "", wantErr: "empty output"},
+	}
+	for _, tt := range tests {
+		got, err := parseOutput(tt.spec)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("parseOutput(%q) = %v, want error holding %q", tt.spec, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("parseOutput(%q) = %v", tt.spec, err)
+			continue
+		}
+		if got != tt.want {
+			t.Errorf("parseOutput(%q) = %+v, want %+v", tt.spec, got, tt.want)
+		}
+		if again, err := parseOutput(got.String()); err != nil || again != got {
+			t.Errorf("parseOutput(%q.String()) = %+v, %v; want it back", tt.spec, again, err)
+		}
+	}
+}
+
+func TestParseSecret(t *testing.T) {
+	tests := []struct {
+		spec    string
+		want    secret
+		wantErr string
+	}{
+		{spec: "id=npmrc,src=/home/me/.npmrc", want: secret{ID: "npmrc", Src: "/home/me/.npmrc"}},
+		{spec: "id=tok,source=tok.txt", want: secret{ID: "tok", Src: "tok.txt"}},
+		{spec: "id=tok,env=GITHUB_TOKEN", want: secret{ID: "tok", Env: "GITHUB_TOKEN"}},
+		{spec: "src=x", wantErr: "missing id="},
+		{spec: "id=x", wantErr: "missing src= or env="},
+		{spec: "id=x,src=a,env=B", wantErr: "not both"},
+		{spec: "id=x,src=a,mode=0400", wantErr: `unknown key "mode"`},
+		{spec: "id", wantErr: "is not KEY=VALUE"},
+	}
+	for _, tt := range tests {
+		got, err := parseSecret(tt.spec)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("parseSecret(%q) = %v, want error holding %q", tt.spec, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("parseSecret(%q) = %+v, %v; want %+v", tt.spec, got, err, tt.want)
+		}
+	}
+}
+
+func TestDefaultRoot(t *testing.T) {
+	got := defaultRoot()
+	if !strings.HasSuffix(got, "strata") || !strings.HasPrefix(got, "/") {
+		t.Errorf("defaultRoot() = %q, want an absolute path ending in strata", got)
+	}
+}
+
+func TestDefaultRootFromEnv(t *testing.T) {
+	t.Setenv("STRATA_ROOT", "/srv/strata-state")
+	if got := defaultRoot(); got != "/srv/strata-state" {
+		t.Errorf("defaultRoot() with STRATA_ROOT = %q", got)
+	}
+}
+
+// TestCacheRefErrorOnce: a bad --cache-from is reported once.
+func TestCacheRefErrorOnce(t *testing.T) {
+	code, _, stderr := run(t, (&fakeBuilder{}).build, "build", "--cache-from", "Bad Repo", newContext(t))
+	if code != 2 || strings.Count(stderr, "Bad Repo") != 1 {
+		t.Errorf("exit %d, stderr:\n%s\nwant exit 2 and the error once", code, stderr)
+	}
+}

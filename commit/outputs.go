@@ -1,0 +1,93 @@
+package commit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// OutputType is where an image is written.
+type OutputType string
+
+// The output types (-o type=…; --push is type=registry, --load type=daemon).
+const (
+	OutputOCI      OutputType = "oci"      // an OCI image layout directory (Dest)
+	OutputDocker   OutputType = "docker"   // a `docker load` tarball (Dest)
+	OutputRegistry OutputType = "registry" // pushed to the registry of every tag
+	OutputDaemon   OutputType = "daemon"   // loaded into the docker daemon
+)
+
+// Output is one destination of an image.
+type Output struct {
+	Type OutputType
+	Dest string // the directory (oci) or file (docker); "" otherwise
+}
+
+// String returns the output as written on the command line.
+func (o Output) String() string {
+	switch o.Type {
+	case OutputDaemon:
+		return "the docker daemon"
+	case OutputRegistry:
+		return "type=registry"
+	}
+	return "type=" + string(o.Type) + ",dest=" + o.Dest
+}
+
+// WriteOptions say how Write names and moves an image.
+type WriteOptions struct {
+	// Tags name the image in every output; registry outputs push to them.
+	Tags     []name.Tag
+	Registry RegistryOptions
+	// Blobs is a directory of layer blobs (SaveBlob, WriteLayer) that
+	// files and the daemon read instead of a registry.
+	Blobs string
+	// Done is told each output written and how long it took; nil: nobody.
+	Done func(out Output, took time.Duration)
+}
+
+// Write writes img to every output. Files and the daemon get the image
+// with its layers read from Blobs where it holds them; pushes get it as
+// it is, so that layers of registry bases can be mounted across
+// repositories.
+func Write(ctx context.Context, img v1.Image, outs []Output, o WriteOptions) error {
+	local := img
+	if o.Blobs != "" {
+		local = WithLocalBlobs(img, o.Blobs)
+	}
+	tags := make([]string, len(o.Tags))
+	for i, t := range o.Tags {
+		tags[i] = t.String()
+	}
+	for _, out := range outs {
+		start := time.Now()
+		var err error
+		switch out.Type {
+		case OutputOCI:
+			err = WriteOCILayout(ctx, out.Dest, local, tags)
+		case OutputDocker:
+			err = WriteDockerArchive(ctx, out.Dest, local, tags)
+		case OutputRegistry:
+			if len(o.Tags) == 0 {
+				err = errors.New("no --tag names where to push")
+			} else {
+				_, err = Push(ctx, img, o.Tags, o.Registry)
+			}
+		case OutputDaemon:
+			err = Load(ctx, local, tags)
+		default:
+			err = fmt.Errorf("unknown output type %q", out.Type)
+		}
+		if err != nil {
+			return fmt.Errorf("writing to %s: %w", out, err)
+		}
+		if o.Done != nil {
+			o.Done(out, time.Since(start))
+		}
+	}
+	return nil
+}
