@@ -10,6 +10,11 @@
 // (WriteOCILayout), a `docker save` tarball (WriteDockerArchive), loaded into
 // a docker daemon (Load) or pushed to registries (Push).
 //
+// Base images are untrusted: VerifyImage checks that a base's config lists
+// one diff_id per layer, BaseLayers hands out its layers with the diffIDs
+// the config claims, and SaveBlob, which keeps a base layer's blob under
+// the state root, checks its content against that claim as it writes it.
+//
 // Registry credentials come from the docker config ($DOCKER_CONFIG or
 // ~/.docker/config.json) and its credential helpers, via
 // authn.DefaultKeychain. TLS trusts the system roots, which SSL_CERT_FILE

@@ -2,19 +2,22 @@ package commit
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // SaveBlob stores l's compressed blob in dir, named by its digest hex, and
-// returns it as a local layer. The digest is checked while the blob is
-// written; a blob dir already holds is not fetched again.
+// returns it as a local layer. In the same single pass over the blob that
+// writes it, its digest and size are checked and its decompressed content
+// is hashed and checked against l's diffID (the one its image's config
+// claims): a mismatch is an error naming the layer and both diffIDs, and
+// nothing is left in dir. A blob dir already holds is not fetched again;
+// its diffID is checked by reading it from dir, once per process.
 func SaveBlob(ctx context.Context, l v1.Layer, dir string) (*Layer, error) {
 	if local, ok := l.(*Layer); ok {
 		return local, nil
@@ -37,33 +40,74 @@ func SaveBlob(ctx context.Context, l v1.Layer, dir string) (*Layer, error) {
 	}
 	path := filepath.Join(dir, dg.Hex)
 	if local, err := OpenLayer(path, diffID, dg, size, mt); err == nil {
+		if err := checkSaved(ctx, local); err != nil {
+			return nil, err
+		}
 		return local, nil
 	}
+	if err := fetchBlob(ctx, l, dir, blobSums{size: size, digest: dg, diffID: diffID}, mt); err != nil {
+		return nil, err
+	}
+	verified.Store(path, diffID)
+	return OpenLayer(path, diffID, dg, size, mt)
+}
+
+// fetchBlob writes l's compressed blob to dir/<digest hex> if its size,
+// digest and diffID are those of want; else it leaves nothing in dir.
+func fetchBlob(ctx context.Context, l v1.Layer, dir string, want blobSums, mt types.MediaType) error {
 	rc, err := l.Compressed()
 	if err != nil {
-		return nil, fmt.Errorf("fetching layer %s: %w", dg, err)
+		return fmt.Errorf("fetching layer %s: %w", want.digest, err)
 	}
 	defer rc.Close()
 	tmp, err := os.CreateTemp(dir, ".fetch-*")
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("fetching layer %s: %w", want.digest, err)
 	}
 	defer os.Remove(tmp.Name())
-	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), ctxReader{ctx: ctx, r: rc})
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
+	got, err := sumBlob(ctx, rc, tmp, mt)
+	if cerr := tmp.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("writing blob: %w", cerr)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("fetching layer %s: %w", dg, err)
+		return fmt.Errorf("fetching layer %s: %w", want.digest, err)
 	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != dg.Hex || n != size {
-		return nil, fmt.Errorf("fetching layer %s: got sha256:%s, %d bytes", dg, got, n)
+	if got.digest != want.digest || got.size != want.size {
+		return fmt.Errorf("fetching layer %s: got %s, %d bytes; want %d bytes", want.digest, got.digest, got.size, want.size)
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return nil, err
+	if got.diffID != want.diffID {
+		return diffIDError(want.digest, want.diffID, got.diffID)
 	}
-	return OpenLayer(path, diffID, dg, size, mt)
+	if err := os.Rename(tmp.Name(), filepath.Join(dir, want.digest.Hex)); err != nil {
+		return fmt.Errorf("fetching layer %s: %w", want.digest, err)
+	}
+	return nil
+}
+
+// checkSaved checks that the blob of local, saved earlier, decompresses to
+// the diffID local claims now (another image may claim another one for
+// the same blob).
+func checkSaved(ctx context.Context, local *Layer) error {
+	if d, ok := verified.Load(local.path); ok && d.(v1.Hash) == local.diffID {
+		return nil
+	}
+	f, err := os.Open(local.path)
+	if err != nil {
+		return fmt.Errorf("reading layer %s: %w", local.digest, err)
+	}
+	defer f.Close()
+	got, err := sumBlob(ctx, f, io.Discard, local.mediaType)
+	if err != nil {
+		return fmt.Errorf("reading layer %s: %w", local.digest, err)
+	}
+	if got.digest != local.digest {
+		return fmt.Errorf("layer blob %s is corrupt: it has digest %s (remove it and build again)", local.path, got.digest)
+	}
+	verified.Store(local.path, got.diffID)
+	if got.diffID != local.diffID {
+		return diffIDError(local.digest, local.diffID, got.diffID)
+	}
+	return nil
 }
 
 // WithLocalBlobs returns img with every layer whose blob dir holds (see

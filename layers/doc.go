@@ -10,6 +10,11 @@
 // deterministic headers, written to an io.Writer. Apply extracts a layer tar
 // onto a plain directory tree, for tests and tools.
 //
+// Base layers are untrusted input: Store.Unpack bounds what one layer may
+// expand to (Limits: declared bytes, entries, and the free space of the
+// store's filesystem), checked from each tar header before the entry is
+// written, and refuses the layer with a *LimitError past a bound.
+//
 // A step goes: Store.NewUpper, Mount (snapshots top first), run, Unmount,
 // Diff (which also trims the upper dir to what the tar holds), then
 // Store.Commit to make the upper dir the snapshot of the tar's diffID.

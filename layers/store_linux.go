@@ -29,8 +29,9 @@ import (
 //
 // Any number of processes may share one root.
 type Store struct {
-	root string
-	log  *slog.Logger
+	root   string
+	log    *slog.Logger
+	limits Limits
 }
 
 // OpenStore opens (creating if needed) the store at root and removes temp
@@ -51,6 +52,11 @@ func OpenStore(root string, log *slog.Logger) (*Store, error) {
 	}
 	return s, nil
 }
+
+// SetLimits sets what Unpack lets one layer expand to; zero fields mean
+// the defaults (DefaultMaxLayerBytes, DefaultMaxLayerEntries). Call it
+// before the store is used: it is not synchronized with Unpack.
+func (s *Store) SetLimits(l Limits) { s.limits = l }
 
 // Root returns the store's root dir.
 func (s *Store) Root() string { return s.root }
@@ -76,6 +82,10 @@ func (s *Store) Lookup(diffID digest.Digest) (dir string, ok bool) {
 // read. Otherwise the tar is extracted into a temp dir, its digest checked
 // against diffID, and the dir renamed into place, so an interrupted or
 // corrupt unpack never leaves a snapshot behind.
+//
+// The layer is bounded by the store's Limits and by the free space of its
+// filesystem, checked from each tar header before the entry is written:
+// past one, Unpack returns a *LimitError and leaves nothing behind.
 //
 // Whiteouts become 0/0 char devices and opaque markers become
 // trusted.overlay.opaque=y. Entries cannot write outside the snapshot: paths
@@ -103,7 +113,11 @@ func (s *Store) Unpack(ctx context.Context, diffID digest.Digest, r io.Reader) (
 		return "", fmt.Errorf("unpacking layer %s: %w", diffID, err)
 	}
 	defer func() { _ = tmp.remove() }()
-	if err := extract(withArchiveLog(ctx, s.log), tmp.dir, diffID, r); err != nil {
+	b, err := newBudget(tmp.dir, s.limits)
+	if err != nil {
+		return "", fmt.Errorf("unpacking layer %s: measuring free space: %w", diffID, err)
+	}
+	if err := extract(withArchiveLog(ctx, s.log), tmp.dir, diffID, r, b); err != nil {
 		return "", fmt.Errorf("unpacking layer %s: %w", diffID, err)
 	}
 	dir, err = s.publish(tmp.dir, diffID)
@@ -114,8 +128,9 @@ func (s *Store) Unpack(ctx context.Context, diffID digest.Digest, r io.Reader) (
 	return dir, nil
 }
 
-// extract applies the tar to dir and checks that what it read hashes to diffID.
-func extract(ctx context.Context, dir string, diffID digest.Digest, r io.Reader) error {
+// extract applies the tar to dir within b and checks that what it read
+// hashes to diffID.
+func extract(ctx context.Context, dir string, diffID digest.Digest, r io.Reader, b *budget) error {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return err
 	}
@@ -123,6 +138,9 @@ func extract(ctx context.Context, dir string, diffID digest.Digest, r io.Reader)
 	tr := io.TeeReader(r, h.Hash())
 	trusted := map[string]map[string]string{}
 	filter := func(hdr *tar.Header) (bool, error) {
+		if err := b.add(hdr); err != nil {
+			return false, err
+		}
 		if hdr.Typeflag == tar.TypeChar && hdr.Devmajor == 0 && hdr.Devminor == 0 {
 			return false, fmt.Errorf("entry %q: a 0/0 char device would read as an overlay whiteout", hdr.Name)
 		}

@@ -14,9 +14,17 @@
 //
 // The container gets pid, mount, uts and ipc namespaces (and a fresh network
 // namespace with only loopback, up, for network "none"), docker's default
-// capabilities, no_new_privileges, docker's masked and read-only /proc paths,
-// and a read-only /sys. Its cgroup is /strata/<id>, removed with the
-// container.
+// capabilities, docker's default seccomp profile (from
+// github.com/moby/profiles/seccomp: no user namespaces, no mount, no
+// kernel keyring or module calls), no_new_privileges, docker's masked and
+// read-only /proc paths, and a read-only /sys. Its cgroup is /strata/<id>,
+// removed with the container, with a pids limit (DefaultPidsLimit unless
+// set) and an optional memory limit.
+//
+// With a StateDir the runtime bundle is StateDir/<id>.bundle, beside the
+// runtime's state: Reap, which the next build calls with a predicate naming
+// the ids of dead owners, removes both what a killed process left running
+// and its bundle.
 //
 // The runtime is any OCI runtime binary that accepts runc's command line
 // (runc, crun); only runc 1.1 (Debian 12) is tested. crun 1.8 rejects hybrid

@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -63,9 +65,9 @@ func Run(ctx context.Context, o Options) (err error) {
 		}
 	}()
 
-	bundle, err := os.MkdirTemp("", "strata-bundle-")
+	bundle, err := makeBundle(o)
 	if err != nil {
-		return fmt.Errorf("creating bundle: %w", err)
+		return err
 	}
 	defer func() { err = errors.Join(err, removeDir("bundle", bundle)) }()
 	files, err := writeInitFiles(bundle, o)
@@ -73,6 +75,10 @@ func Run(ctx context.Context, o Options) (err error) {
 		return err
 	}
 	spec := buildSpec(o, u, files)
+	if spec.Linux.Seccomp, err = defaultSeccomp(); err != nil {
+		return err
+	}
+	limitResources(spec.Linux.Resources, o)
 	b, err := json.MarshalIndent(spec, "", "\t")
 	if err != nil {
 		return fmt.Errorf("encoding runtime config: %w", err)
@@ -82,6 +88,30 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 
 	return execute(ctx, o, bundle)
+}
+
+// makeBundle creates the container's bundle dir: StateDir/<ID>.bundle,
+// where Reap finds it after a crash, or a temp dir when there is no
+// StateDir.
+func makeBundle(o Options) (string, error) {
+	if o.StateDir == "" {
+		dir, err := os.MkdirTemp("", "strata-bundle-")
+		if err != nil {
+			return "", fmt.Errorf("creating bundle: %w", err)
+		}
+		return dir, nil
+	}
+	if err := os.MkdirAll(o.StateDir, 0o711); err != nil {
+		return "", fmt.Errorf("creating runtime state dir: %w", err)
+	}
+	dir := filepath.Join(o.StateDir, o.ID+bundleSuffix)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return "", fmt.Errorf("creating bundle: container id %s is in use", o.ID)
+		}
+		return "", fmt.Errorf("creating bundle: %w", err)
+	}
+	return dir, nil
 }
 
 // execute runs the container of bundle with the runtime and maps its outcome
@@ -245,7 +275,10 @@ var _ runc.IO = (*stdio)(nil)
 
 // Reap kills and deletes the containers in the runtime state dir for which
 // stale reports true: those left by a process that was killed before it
-// could clean up (SIGKILL, a crash). It returns the ids it removed.
+// could clean up (SIGKILL, a crash). It also removes their bundles
+// (<id>.bundle, see Options.StateDir), and the bundles of stale ids that
+// have no container (killed before the runtime made it, or after it
+// deleted it). It returns the ids whose container or bundle it removed.
 func Reap(ctx context.Context, runtime, stateDir string, stale func(id string) bool) ([]string, error) {
 	entries, err := os.ReadDir(stateDir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -258,9 +291,16 @@ func Reap(ctx context.Context, runtime, stateDir string, stale func(id string) b
 		runtime = "runc"
 	}
 	r := &runc.Runc{Command: runtime, Root: stateDir}
-	var reaped []string
+	var reaped, bundles []string
+	failed := map[string]bool{}
 	var errs []error
 	for _, e := range entries {
+		if id, ok := strings.CutSuffix(e.Name(), bundleSuffix); ok {
+			if e.IsDir() && stale(id) {
+				bundles = append(bundles, id)
+			}
+			continue
+		}
 		id := e.Name()
 		if !e.IsDir() || !stale(id) {
 			continue
@@ -268,12 +308,25 @@ func Reap(ctx context.Context, runtime, stateDir string, stale func(id string) b
 		_ = r.Kill(ctx, id, int(unix.SIGKILL), &runc.KillOpts{All: true})
 		if err := remove(ctx, r, id, stateDir); err != nil {
 			errs = append(errs, err)
+			failed[id] = true
 			continue
 		}
 		reaped = append(reaped, id)
 	}
 	if len(reaped) > 0 {
 		removeCgroupParent()
+	}
+	for _, id := range bundles {
+		if failed[id] {
+			continue // its container may still run: keep what it uses
+		}
+		if err := removeDir("bundle of "+id, filepath.Join(stateDir, id+bundleSuffix)); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if !slices.Contains(reaped, id) {
+			reaped = append(reaped, id)
+		}
 	}
 	return reaped, errors.Join(errs...)
 }

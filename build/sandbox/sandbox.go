@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"path"
 	"strconv"
+	"strings"
 )
 
 // Network modes accepted in Options.Network.
@@ -22,6 +23,31 @@ const (
 
 // DefaultPath is the PATH set when Options.Env has none, as docker does.
 const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// Resource limits of a container (its cgroup /strata/<id>).
+const (
+	// DefaultPidsLimit is the number of processes and threads a container
+	// may hold at once when Options.PidsLimit is 0. It is far above what a
+	// build needs (make -j64, a JVM with hundreds of threads) and far below
+	// the host's pid space (32768 on many kernels), so a fork bomb in a step
+	// fails with EAGAIN inside the step instead of starving the host.
+	// docker leaves pids unlimited; a builder running untrusted recipes
+	// should not.
+	DefaultPidsLimit int64 = 4096
+	// DefaultMemoryLimit is the memory limit when Options.MemoryLimit is 0:
+	// none (-1), as in docker. What a build needs cannot be guessed (a
+	// linker can need gigabytes), and without a limit the kernel still
+	// protects the host with its own OOM killer. Set one per step when a
+	// build must not take more than its share.
+	DefaultMemoryLimit int64 = -1
+	// MinMemoryLimit is the smallest memory limit accepted: below it the
+	// runtime itself cannot start the container (docker's minimum too).
+	MinMemoryLimit int64 = 6 << 20
+)
+
+// bundleSuffix ends the name of a container's bundle dir, kept in the
+// runtime state dir beside the runtime's own dir for the container.
+const bundleSuffix = ".bundle"
 
 // Options describes one process to run in a rootfs.
 type Options struct {
@@ -63,11 +89,26 @@ type Options struct {
 	Runtime string
 	// StateDir is the runtime's state root (runc --root). Default: a fresh
 	// directory under os.TempDir, removed after the run. A given StateDir is
-	// kept; only the container's state inside it is removed.
+	// kept (and created if missing); only the container's state inside it
+	// is removed. The container's bundle (runtime config, init files) is
+	// StateDir/<ID>.bundle, so that Reap finds it if this process is killed
+	// before it can remove it.
 	StateDir string
 	// ID is the container id; default a random hex id. It names the runtime
-	// state and the cgroup /strata/<ID>.
+	// state, the bundle and the cgroup /strata/<ID>. Letters, digits, "_",
+	// "+", "-" and "." only, and it may not end in ".bundle".
 	ID string
+	// PidsLimit caps the processes and threads the container holds at once
+	// (the pids cgroup): past it fork and clone fail with EAGAIN inside the
+	// container. 0 means DefaultPidsLimit; negative means unlimited.
+	PidsLimit int64
+	// MemoryLimit caps the container's memory in bytes (the memory cgroup;
+	// swap included where the kernel accounts it, so a step cannot swap
+	// past it): a step that needs more is killed by the kernel's OOM
+	// killer, and Run returns an *ExitError with status 137. 0 means
+	// DefaultMemoryLimit (unlimited); negative means unlimited; a positive
+	// value must be at least MinMemoryLimit.
+	MemoryLimit int64
 	// Log receives debug records (spec, timings). nil discards.
 	Log *slog.Logger
 }
@@ -138,6 +179,18 @@ func (o Options) withDefaults() (Options, error) {
 	if o.ID == "" {
 		o.ID = newID()
 	}
+	if err := validID(o.ID); err != nil {
+		errs = append(errs, err)
+	}
+	if o.PidsLimit == 0 {
+		o.PidsLimit = DefaultPidsLimit
+	}
+	if o.MemoryLimit == 0 {
+		o.MemoryLimit = DefaultMemoryLimit
+	}
+	if o.MemoryLimit > 0 && o.MemoryLimit < MinMemoryLimit {
+		errs = append(errs, fmt.Errorf("memory limit %d bytes is below the minimum of %d (6 MiB)", o.MemoryLimit, MinMemoryLimit))
+	}
 	if o.Hostname == "" {
 		o.Hostname = o.ID[:min(12, len(o.ID))]
 	}
@@ -148,6 +201,21 @@ func (o Options) withDefaults() (Options, error) {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	return o, errors.Join(errs...)
+}
+
+// validID refuses a container id the runtime would refuse, one that is not
+// a single path element, and one that names a bundle dir.
+func validID(id string) error {
+	if id == "." || id == ".." || strings.HasSuffix(id, bundleSuffix) {
+		return fmt.Errorf("container id %q is reserved", id)
+	}
+	for _, c := range id {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("_+-.", c)
+		if !ok {
+			return fmt.Errorf("container id %q: only letters, digits and _+-. are allowed", id)
+		}
+	}
+	return nil
 }
 
 func newID() string {

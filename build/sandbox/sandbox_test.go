@@ -19,6 +19,9 @@ func TestOptionsInvalid(t *testing.T) {
 			{Type: "volume", Target: "/b"},
 			{Type: "tmpfs", Target: "c"},
 		}}, []string{"bind mount on /a has no source", `type "volume"`, `mount target "c" is not absolute`}},
+		{"id", Options{Rootfs: "/r", Args: []string{"sh"}, ID: "../x"}, []string{`container id "../x": only letters, digits`}},
+		{"bundle id", Options{Rootfs: "/r", Args: []string{"sh"}, ID: "x.bundle"}, []string{`container id "x.bundle" is reserved`}},
+		{"memory", Options{Rootfs: "/r", Args: []string{"sh"}, MemoryLimit: 1 << 20}, []string{"memory limit 1048576 bytes is below the minimum"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := tc.o.withDefaults()
@@ -38,6 +41,9 @@ func TestOptionsDefaults(t *testing.T) {
 	o, err := Options{Rootfs: "/r", Args: []string{"sh"}, Cwd: "/a/../b/"}.withDefaults()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if o.PidsLimit != DefaultPidsLimit || o.MemoryLimit != -1 {
+		t.Errorf("withDefaults = PidsLimit %d, MemoryLimit %d; want %d, -1 (unlimited)", o.PidsLimit, o.MemoryLimit, DefaultPidsLimit)
 	}
 	if o.Cwd != "/b" || o.Network != NetworkNone || o.Runtime != "runc" || len(o.ID) != 32 || o.Hostname != o.ID[:12] || o.Log == nil {
 		t.Errorf("withDefaults = Cwd %q, Network %q, Runtime %q, ID %q, Hostname %q, Log %v; want /b, none, runc, 32 hex, ID[:12], a logger",

@@ -1,0 +1,116 @@
+package commit
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"sync"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// VerifyImage checks what can be checked of a base image without reading
+// its layers: its config lists one rootfs diff_id per layer of its
+// manifest. A config that lists one too few or too many would be copied
+// into every image built on the base, which runtimes then refuse. Each
+// layer's content is checked against its diff_id by SaveBlob.
+func VerifyImage(img v1.Image) error {
+	m, err := img.Manifest()
+	if err != nil {
+		return fmt.Errorf("reading the base image's manifest: %w", err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return fmt.Errorf("reading the base image's config: %w", err)
+	}
+	if got, want := len(cf.RootFS.DiffIDs), len(m.Layers); got != want {
+		return fmt.Errorf("the base image's config lists %d diff_ids for the %d layers of its manifest (the image is corrupt or forged)", got, want)
+	}
+	return nil
+}
+
+// BaseLayers returns img's layers, each reporting as its DiffID the
+// diff_id img's config claims for it, after VerifyImage's check. SaveBlob
+// then checks each layer's content against that claim, the one copied
+// into images built on img. (A layer read from an OCI layout otherwise
+// reports the diffID of its content, found by decompressing it, and a
+// config that lies would pass unseen.)
+func BaseLayers(img v1.Image) ([]v1.Layer, error) {
+	if err := VerifyImage(img); err != nil {
+		return nil, err
+	}
+	ls, err := img.Layers()
+	if err != nil {
+		return nil, fmt.Errorf("reading the base image's layers: %w", err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("reading the base image's config: %w", err)
+	}
+	out := make([]v1.Layer, len(ls))
+	for i, l := range ls {
+		out[i] = &claimedLayer{Layer: l, diffID: cf.RootFS.DiffIDs[i]}
+	}
+	return out, nil
+}
+
+// claimedLayer is a base layer whose DiffID is its config's claim.
+type claimedLayer struct {
+	v1.Layer
+	diffID v1.Hash
+}
+
+// DiffID is the diff_id the image's config claims for the layer.
+func (l *claimedLayer) DiffID() (v1.Hash, error) { return l.diffID, nil }
+
+// blobSums is what one read of a layer blob found.
+type blobSums struct {
+	size   int64
+	digest v1.Hash // sha256 of the compressed blob
+	diffID v1.Hash // sha256 of the decompressed tar
+}
+
+// sumBlob reads the compressed blob r once, passing it to w as it goes,
+// and returns its size, its digest and the diffID of its decompressed
+// content (mt says how it is compressed). Memory stays flat: the
+// decompressor reads from the same stream w is written from.
+func sumBlob(ctx context.Context, r io.Reader, w io.Writer, mt types.MediaType) (blobSums, error) {
+	blobHash := sha256.New()
+	cw := &countWriter{w: io.MultiWriter(w, blobHash)}
+	tee := io.TeeReader(ctxReader{ctx, r}, cw)
+	zr, err := decompress(io.NopCloser(tee), mt)
+	if err != nil {
+		if cw.err != nil {
+			err = cw.err
+		}
+		return blobSums{}, fmt.Errorf("decompressing: %w", err)
+	}
+	tarHash := sha256.New()
+	_, err = io.Copy(tarHash, zr)
+	if cerr := zr.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		// Whatever follows the compressed stream belongs to the blob too.
+		_, err = io.Copy(io.Discard, tee)
+	}
+	if cw.err != nil {
+		return blobSums{}, fmt.Errorf("writing blob: %w", cw.err)
+	}
+	if err != nil {
+		return blobSums{}, fmt.Errorf("decompressing: %w", err)
+	}
+	return blobSums{size: cw.n, digest: sha256Hash(blobHash), diffID: sha256Hash(tarHash)}, nil
+}
+
+// diffIDError reports a layer whose content does not hash to the diffID
+// its image's config claims.
+func diffIDError(digest, claimed, got v1.Hash) error {
+	return fmt.Errorf("layer %s: its content has diff_id %s but the image config claims %s (the base image is corrupt or forged)", digest, got, claimed)
+}
+
+// verified remembers the blobs in a blob dir whose diffID this process
+// checked, by path: a blob is immutable, so one check is enough.
+var verified sync.Map // path → v1.Hash (diffID)

@@ -1,0 +1,228 @@
+package commit_test
+
+import (
+	"bytes"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/stratabuild/strata/commit"
+	"github.com/stratabuild/strata/internal/testutil"
+)
+
+// imageWithConfig returns an image of the given layers whose config edit
+// may rewrite (to lie about its diff_ids).
+func imageWithConfig(t testing.TB, layers []*commit.Layer, edit func(cf *v1.ConfigFile)) v1.Image {
+	t.Helper()
+	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
+	for _, l := range layers {
+		var err error
+		if img, err = mutate.AppendLayers(img, l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", "amd64"
+	edit(cf)
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// baseWithConfig writes imageWithConfig to an OCI layout and pulls it back
+// as a base image, the way a build reads an oci-layout:// base.
+func baseWithConfig(t testing.TB, layers []*commit.Layer, edit func(cf *v1.ConfigFile)) v1.Image {
+	t.Helper()
+	dir := t.TempDir()
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := imageWithConfig(t, layers, edit)
+	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "base"})); err != nil {
+		t.Fatal(err)
+	}
+	base, err := commit.Pull(t.Context(), "oci-layout://"+dir+":base", commit.PullOptions{})
+	if err != nil {
+		t.Fatalf("Pull: %v", err)
+	}
+	return base
+}
+
+// baseLayers is commit.BaseLayers, failing the test on error.
+func baseLayers(t testing.TB, img v1.Image) []v1.Layer {
+	t.Helper()
+	ls, err := commit.BaseLayers(img)
+	if err != nil {
+		t.Fatalf("BaseLayers: %v", err)
+	}
+	return ls
+}
+
+func twoLayers(t testing.TB) []*commit.Layer {
+	t.Helper()
+	zst, err := commit.WriteLayer(t.Context(), bytes.NewReader(testTar(t, map[string]string{"b": "two"})), t.TempDir(), commit.Zstd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []*commit.Layer{newLayer(t, map[string]string{"a": "one"}), zst}
+}
+
+// TestBaseDiffIDCountMismatchRefused: a base whose config lists one
+// diff_id too few (or too many) for its layers is refused by VerifyImage,
+// with both counts; an honest base passes.
+func TestBaseDiffIDCountMismatchRefused(t *testing.T) {
+	ls := twoLayers(t)
+	for _, tc := range []struct {
+		name string
+		edit func(cf *v1.ConfigFile)
+		want string // "": no error
+	}{
+		{"honest", func(*v1.ConfigFile) {}, ""},
+		{"one too few", func(cf *v1.ConfigFile) { cf.RootFS.DiffIDs = cf.RootFS.DiffIDs[:1] },
+			"lists 1 diff_ids for the 2 layers"},
+		{"one too many", func(cf *v1.ConfigFile) { cf.RootFS.DiffIDs = append(cf.RootFS.DiffIDs, cf.RootFS.DiffIDs[0]) },
+			"lists 3 diff_ids for the 2 layers"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			base := baseWithConfig(t, ls, tc.edit)
+			err := commit.VerifyImage(base)
+			if _, berr := commit.BaseLayers(base); (berr == nil) != (err == nil) {
+				t.Errorf("BaseLayers = %v, want VerifyImage's %v", berr, err)
+			}
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("VerifyImage = %v, want nil", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("VerifyImage = %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestBaseDiffIDMismatchRefused: a base whose config claims a wrong
+// diff_id for a layer (gzip or zstd) is refused by SaveBlob, naming the
+// layer and both diffIDs, and nothing is left in the blob dir; the honest
+// layer beside it is saved. The base comes from an OCI layout (its layers
+// through BaseLayers) or from a real registry (its layers as pulled: a
+// registry's layers report the config's claims).
+func TestBaseDiffIDMismatchRefused(t *testing.T) {
+	ls := twoLayers(t)
+	r := testutil.StartRegistry(t, testutil.RegistryOptions{})
+	sources := map[string]func(t *testing.T, lying int, wrong v1.Hash) []v1.Layer{
+		"oci-layout": func(t *testing.T, lying int, wrong v1.Hash) []v1.Layer {
+			return baseLayers(t, baseWithConfig(t, ls, func(cf *v1.ConfigFile) { cf.RootFS.DiffIDs[lying] = wrong }))
+		},
+		"registry": func(t *testing.T, lying int, wrong v1.Hash) []v1.Layer {
+			ref := fmt.Sprintf("%s/lies/layer%d:1", r.Addr, lying)
+			img := imageWithConfig(t, ls, func(cf *v1.ConfigFile) { cf.RootFS.DiffIDs[lying] = wrong })
+			if _, err := commit.Push(t.Context(), img, []string{ref}, commit.PushOptions{}); err != nil {
+				t.Fatalf("Push: %v", err)
+			}
+			base, err := commit.Pull(t.Context(), ref, commit.PullOptions{})
+			if err != nil {
+				t.Fatalf("Pull: %v", err)
+			}
+			bls, err := base.Layers()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return bls
+		},
+	}
+	for name, layersOf := range sources {
+		for lying := range ls {
+			t.Run(name+"/"+string(mustMediaType(t, ls[lying])), func(t *testing.T) {
+				wrong, _ := ls[1-lying].DiffID()
+				bls := layersOf(t, lying, wrong)
+				blobs := t.TempDir()
+				_, err := commit.SaveBlob(t.Context(), bls[lying], blobs)
+				dg, _ := ls[lying].Digest()
+				real, _ := ls[lying].DiffID()
+				if err == nil {
+					t.Fatal("SaveBlob of a layer whose config lies about its diff_id succeeded")
+				}
+				for _, want := range []string{dg.String(), real.String(), wrong.String()} {
+					if !strings.Contains(err.Error(), want) {
+						t.Errorf("SaveBlob error %q does not name %s", err, want)
+					}
+				}
+				if entries, _ := os.ReadDir(blobs); len(entries) != 0 {
+					t.Errorf("blob dir after a refused layer holds %v, want nothing", entries)
+				}
+				if _, err := commit.SaveBlob(t.Context(), bls[1-lying], blobs); err != nil {
+					t.Errorf("SaveBlob of the honest layer: %v", err)
+				}
+			})
+		}
+	}
+}
+
+// TestSavedBlobRecheckedForAnotherClaim: a blob saved by an honest base is
+// not trusted for another base that claims another diff_id for it.
+func TestSavedBlobRecheckedForAnotherClaim(t *testing.T) {
+	ls := twoLayers(t)
+	blobs := t.TempDir()
+	honest := baseLayers(t, baseWithConfig(t, ls, func(*v1.ConfigFile) {}))
+	if _, err := commit.SaveBlob(t.Context(), honest[0], blobs); err != nil {
+		t.Fatalf("SaveBlob(honest): %v", err)
+	}
+	lying := baseLayers(t, baseWithConfig(t, ls, func(cf *v1.ConfigFile) { cf.RootFS.DiffIDs[0] = cf.RootFS.DiffIDs[1] }))
+	if _, err := commit.SaveBlob(t.Context(), lying[0], blobs); err == nil || !strings.Contains(err.Error(), "claims") {
+		t.Errorf("SaveBlob(same blob, another diff_id) = %v, want a diff_id mismatch", err)
+	}
+	if _, err := commit.SaveBlob(t.Context(), honest[0], blobs); err != nil {
+		t.Errorf("SaveBlob(honest) again: %v", err)
+	}
+}
+
+// TestSaveBlobMemoryFlat: saving and checking a 32 MiB layer allocates a
+// small, fixed amount, not the layer.
+func TestSaveBlobMemoryFlat(t *testing.T) {
+	ls := baseLayers(t, baseWithConfig(t, []*commit.Layer{randomLayer(t, 32<<20)}, func(*v1.ConfigFile) {}))
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if _, err := commit.SaveBlob(t.Context(), ls[0], t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	alloc := after.TotalAlloc - before.TotalAlloc
+	t.Logf("SaveBlob of a 32 MiB layer allocated %d bytes", alloc)
+	if alloc > 4<<20 {
+		t.Errorf("SaveBlob of a 32 MiB layer allocated %d bytes, want < 4 MiB", alloc)
+	}
+}
+
+// randomLayer returns a gzip layer holding one file of n random bytes.
+func randomLayer(t testing.TB, n int) *commit.Layer {
+	t.Helper()
+	data := make([]byte, n)
+	if _, err := rand.Read(data); err != nil {
+		t.Fatal(err)
+	}
+	return newLayer(t, map[string]string{"big": string(data)})
+}
+
+func mustMediaType(t testing.TB, l v1.Layer) types.MediaType {
+	t.Helper()
+	mt, err := l.MediaType()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mt
+}
