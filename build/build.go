@@ -49,6 +49,10 @@ type Options struct {
 	// Epoch, when set, is the time written into the image (layer mtimes
 	// are clamped to it), as SOURCE_DATE_EPOCH says.
 	Epoch *time.Time
+	// LayerLimits bound what a base layer may expand to when unpacked.
+	LayerLimits layers.Limits
+	// PidsLimit and MemoryLimit bound each run step (see sandbox.Options).
+	PidsLimit, MemoryLimit int64
 }
 
 // Runner runs one process in a mounted rootfs; build/sandbox's runc runner is
@@ -213,6 +217,7 @@ func newExecutor(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*exe
 		release()
 		return nil, nil, err
 	}
+	e.store.SetLimits(o.LayerLimits)
 	local, err := cache.OpenLocal(root.CacheIndex(), root.Blobs())
 	if err != nil {
 		release()

@@ -19,6 +19,7 @@ import (
 type chainLayer struct {
 	diffID string
 	layer  v1.Layer // what the image lists; read to make the snapshot
+	origin string   // for messages: "base REF", or "" for a step's layer
 
 	mu  sync.Mutex // guards dir: stages share layers
 	dir string     // the snapshot, "" until made
@@ -67,33 +68,43 @@ func (e *executor) snapshot(ctx context.Context, l *chainLayer) (dir string, fre
 	if l.dir != "" {
 		return l.dir, false, nil
 	}
+	// Keep the compressed blob under the state root: SaveBlob checks a
+	// base layer's content against the diffID its config claims (once per
+	// blob), and later outputs read it from disk, not the registry.
+	local, err := commit.SaveBlob(ctx, l.layer, e.root.Blobs())
+	if err != nil {
+		return "", false, l.errorf(err)
+	}
 	d := toDigest(l.diffID)
 	if dir, ok := e.store.Lookup(d); ok {
 		l.dir = dir
 		return dir, false, nil
 	}
-	// Keep the compressed blob under the state root too: later outputs
-	// (an OCI layout, an archive) then read it from disk, not the registry.
-	local, err := commit.SaveBlob(ctx, l.layer, e.root.Blobs())
-	if err != nil {
-		return "", false, err
-	}
 	rc, err := local.Uncompressed()
 	if err != nil {
-		return "", false, fmt.Errorf("reading layer %s: %w", l.diffID, err)
+		return "", false, l.errorf(err)
 	}
 	defer rc.Close()
-	dir, err = e.store.Unpack(ctx, d, rc)
-	if err != nil {
-		return "", false, fmt.Errorf("unpacking layer %s: %w", l.diffID, err)
+	if dir, err = e.store.Unpack(ctx, d, rc); err != nil {
+		return "", false, l.errorf(err)
 	}
 	l.dir = dir
 	return dir, true, nil
 }
 
-// imageChain lists an image's layers as a chain, snapshots not yet made.
-func imageChain(img v1.Image) ([]*chainLayer, error) {
-	ls, err := img.Layers()
+// errorf names the layer, and the image it comes from, in err.
+func (l *chainLayer) errorf(err error) error {
+	dg, _ := l.layer.Digest()
+	if l.origin == "" {
+		return fmt.Errorf("layer %s: %w", dg, err)
+	}
+	return fmt.Errorf("%s: layer %s: %w", l.origin, dg, err)
+}
+
+// imageChain lists an image's layers as a chain, snapshots not yet made,
+// each with the diffID the image's config claims for it.
+func imageChain(img v1.Image, origin string) ([]*chainLayer, error) {
+	ls, err := commit.BaseLayers(img)
 	if err != nil {
 		return nil, err
 	}
@@ -103,7 +114,7 @@ func imageChain(img v1.Image) ([]*chainLayer, error) {
 		if err != nil {
 			return nil, err
 		}
-		chain[i] = &chainLayer{diffID: d.String(), layer: l}
+		chain[i] = &chainLayer{diffID: d.String(), layer: l, origin: origin}
 	}
 	return chain, nil
 }

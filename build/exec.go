@@ -61,7 +61,7 @@ func (e *executor) runStage(ctx context.Context, sp *plan.Stage) (*stageResult, 
 		res.chain = append(res.chain, prev.chain...)
 		res.history = append(res.history, prev.history...)
 	} else {
-		chain, err := imageChain(sp.Base)
+		chain, err := imageChain(sp.Base, "base "+sp.Recipe.From.Ref)
 		if err != nil {
 			return nil, fmt.Errorf("%s: base %s: %w", sp.Recipe.From.Pos, sp.Recipe.From.Ref, err)
 		}

@@ -168,6 +168,7 @@ func (e *executor) run(ctx context.Context, s *plan.Step, rootfs string, ev Even
 		Args: r.Argv(), Env: s.State.Environ(r.Env...), Cwd: s.State.Cwd(), User: s.State.User,
 		Network: string(r.Network), Mounts: mounts, Stdout: out, Stderr: out,
 		Runtime: e.o.Runtime, StateDir: e.root.Runtime(), Log: e.log,
+		PidsLimit: e.o.PidsLimit, MemoryLimit: e.o.MemoryLimit,
 	})
 	var exit *sandbox.ExitError
 	if errors.As(err, &exit) {
@@ -238,7 +239,7 @@ func (e *executor) copy(ctx context.Context, s *plan.Step, rootfs string) error 
 // sourceChain is the layer chain of a copy's source stage or image.
 func (e *executor) sourceChain(ctx context.Context, from *plan.CopySource) ([]*chainLayer, error) {
 	if from.Stage < 0 {
-		return imageChain(from.Image)
+		return imageChain(from.Image, "image "+from.Ref)
 	}
 	src, err := e.waitStage(ctx, from.Stage)
 	if err != nil {

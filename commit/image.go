@@ -76,7 +76,7 @@ func Image(base v1.Image, o ImageOptions) (v1.Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading base manifest: %w", err)
 	}
-	baseLayers, err := base.Layers()
+	baseLayers, err := BaseLayers(base)
 	if err != nil {
 		return nil, fmt.Errorf("reading base layers: %w", err)
 	}

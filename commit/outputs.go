@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -51,12 +52,16 @@ type WriteOptions struct {
 }
 
 // Write writes img to every output. Files and the daemon get the image
-// with its layers read from Blobs where it holds them; pushes get it as
-// it is, so that layers of registry bases can be mounted across
-// repositories.
+// with its layers saved to and read from Blobs; pushes get it as it is,
+// so that layers of registry bases can be mounted across repositories.
 func Write(ctx context.Context, img v1.Image, outs []Output, o WriteOptions) error {
 	local := img
-	if o.Blobs != "" {
+	if o.Blobs != "" && slices.ContainsFunc(outs, func(out Output) bool { return out.Type != OutputRegistry }) {
+		// Every layer is read anyway: keep it under Blobs, which checks
+		// a base layer's content against the diffID its config claims.
+		if err := saveBlobs(ctx, img, o.Blobs); err != nil {
+			return err
+		}
 		local = WithLocalBlobs(img, o.Blobs)
 	}
 	tags := make([]string, len(o.Tags))
@@ -87,6 +92,21 @@ func Write(ctx context.Context, img v1.Image, outs []Output, o WriteOptions) err
 		}
 		if o.Done != nil {
 			o.Done(out, time.Since(start))
+		}
+	}
+	return nil
+}
+
+// saveBlobs saves every layer of img to dir (see SaveBlob).
+func saveBlobs(ctx context.Context, img v1.Image, dir string) error {
+	ls, err := img.Layers()
+	if err != nil {
+		return err
+	}
+	for _, l := range ls {
+		if _, err := SaveBlob(ctx, l, dir); err != nil {
+			dg, _ := l.Digest()
+			return fmt.Errorf("layer %s: %w", dg, err)
 		}
 	}
 	return nil

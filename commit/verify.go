@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
@@ -51,6 +52,12 @@ func BaseLayers(img v1.Image) ([]v1.Layer, error) {
 	}
 	out := make([]v1.Layer, len(ls))
 	for i, l := range ls {
+		if _, ok := l.(*remote.MountableLayer); ok {
+			// A registry layer reports the config's claim already, and
+			// must stay mountable into other repositories when pushed.
+			out[i] = l
+			continue
+		}
 		out[i] = &claimedLayer{Layer: l, diffID: cf.RootFS.DiffIDs[i]}
 	}
 	return out, nil

@@ -56,7 +56,7 @@ func baseWithConfig(t testing.TB, layers []*commit.Layer, edit func(cf *v1.Confi
 	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "base"})); err != nil {
 		t.Fatal(err)
 	}
-	base, err := commit.Pull(t.Context(), "oci-layout://"+dir+":base", commit.PullOptions{})
+	base, err := pullRef(t, "oci-layout://"+dir+":base", commit.PullOptions{})
 	if err != nil {
 		t.Fatalf("Pull: %v", err)
 	}
@@ -130,10 +130,10 @@ func TestBaseDiffIDMismatchRefused(t *testing.T) {
 		"registry": func(t *testing.T, lying int, wrong v1.Hash) []v1.Layer {
 			ref := fmt.Sprintf("%s/lies/layer%d:1", r.Addr, lying)
 			img := imageWithConfig(t, ls, func(cf *v1.ConfigFile) { cf.RootFS.DiffIDs[lying] = wrong })
-			if _, err := commit.Push(t.Context(), img, []string{ref}, commit.PushOptions{}); err != nil {
+			if _, err := commit.Push(t.Context(), img, tagsOf(t, []string{ref}), commit.RegistryOptions{}); err != nil {
 				t.Fatalf("Push: %v", err)
 			}
-			base, err := commit.Pull(t.Context(), ref, commit.PullOptions{})
+			base, err := pullRef(t, ref, commit.PullOptions{})
 			if err != nil {
 				t.Fatalf("Pull: %v", err)
 			}

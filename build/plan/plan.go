@@ -65,6 +65,7 @@ type CopySource struct {
 	Stage  int // a stage index, or -1
 	Image  v1.Image
 	Digest string
+	Ref    string // as the recipe names it
 }
 
 // Options are the build options a plan depends on.
@@ -196,6 +197,9 @@ func (pl *planner) image(ctx context.Context, b recipe.Base, p v1.Platform) (v1.
 	if err != nil {
 		return nil, fmt.Errorf("%s: base %s: %w", b.Pos, b.Ref, errors.Unwrap(err))
 	}
+	if err := commit.VerifyImage(img); err != nil {
+		return nil, fmt.Errorf("%s: base %s: %w", b.Pos, b.Ref, err)
+	}
 	pl.imgs[id] = img
 	return img, nil
 }
@@ -254,7 +258,7 @@ func (pl *planner) copyStep(ctx context.Context, sp *Stage, s *Step, state State
 			return fmt.Errorf("%s: hashing copy inputs: %w", s.Pos, err)
 		}
 	case c.From.Kind == recipe.KindStage:
-		s.From = &CopySource{Stage: c.From.Stage}
+		s.From = &CopySource{Stage: c.From.Stage, Ref: c.From.Ref}
 	default:
 		img, err := pl.image(ctx, *c.From, sp.Platform)
 		if err != nil {
@@ -264,7 +268,7 @@ func (pl *planner) copyStep(ctx context.Context, sp *Stage, s *Step, state State
 		if err != nil {
 			return err
 		}
-		s.From = &CopySource{Stage: -1, Image: img, Digest: d.String()}
+		s.From = &CopySource{Stage: -1, Image: img, Digest: d.String(), Ref: c.From.Ref}
 		s.Def.From = "image " + d.String()
 	}
 	return nil

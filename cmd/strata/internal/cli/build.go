@@ -15,7 +15,9 @@ import (
 
 	"github.com/stratabuild/strata/build"
 	"github.com/stratabuild/strata/build/cache"
+	"github.com/stratabuild/strata/build/sandbox"
 	"github.com/stratabuild/strata/commit"
+	"github.com/stratabuild/strata/layers"
 	"github.com/stratabuild/strata/recipe"
 )
 
@@ -37,6 +39,8 @@ type Request struct {
 type buildFlags struct {
 	file, target, platform, compression, progress string
 	metadataFile, root, runtime                   string
+	memory, maxLayerBytes                         string
+	pidsLimit, maxLayerEntries                    int64
 	tags, outputs, buildArgs, secrets             []string
 	cacheFrom, cacheTo, insecure                  []string
 	push, load, noCache, dryRun                   bool
@@ -96,6 +100,10 @@ Exit codes: 0 built; 1 the build failed; 2 bad usage or an invalid recipe.`,
 	fl.StringVar(&f.root, "root", "", "state `DIR` (env STRATA_ROOT; default "+defaultRoot()+")")
 	fl.StringVar(&f.runtime, "runtime", os.Getenv("STRATA_RUNTIME"), "OCI runtime running the steps (env STRATA_RUNTIME; default runc)")
 	fl.StringArrayVar(&f.insecure, "insecure-registry", nil, "reach registry `HOST` over plain HTTP (repeatable)")
+	fl.StringVar(&f.memory, "memory", "", "memory limit of each run step, such as 2g (default: none)")
+	fl.Int64Var(&f.pidsLimit, "pids-limit", 0, fmt.Sprintf("processes a run step may hold at once (default %d; -1: no limit)", sandbox.DefaultPidsLimit))
+	fl.StringVar(&f.maxLayerBytes, "max-layer-bytes", "", "most bytes a base layer may expand to, such as 100g (default 64g)")
+	fl.Int64Var(&f.maxLayerEntries, "max-layer-entries", 0, fmt.Sprintf("most entries a base layer may hold (default %d)", layers.DefaultMaxLayerEntries))
 	return cmd
 }
 
@@ -160,6 +168,7 @@ func (f *buildFlags) request(args []string) (Request, error) {
 	if o.Epoch, err = sourceDateEpoch(); err != nil {
 		bad.add("%v", err)
 	}
+	f.limitsOf(o, &bad)
 	if len(bad) > 0 {
 		return Request{}, usageErr("%s", strings.Join(bad, "\nstrata: "))
 	}
@@ -239,6 +248,46 @@ func (f *buildFlags) secretsOf(o *build.Options, bad *problems) {
 		}
 		o.Secrets[s.ID] = data
 	}
+}
+
+// limitsOf parses the limits of run steps and base layers.
+func (f *buildFlags) limitsOf(o *build.Options, bad *problems) {
+	o.PidsLimit, o.LayerLimits.MaxEntries = f.pidsLimit, f.maxLayerEntries
+	if f.memory != "" {
+		n, err := parseBytes(f.memory)
+		switch {
+		case err != nil:
+			bad.add("--memory: %v", err)
+		case n < sandbox.MinMemoryLimit:
+			bad.add("--memory %s: below the smallest limit a step can start with, 6m", f.memory)
+		}
+		o.MemoryLimit = n
+	}
+	if f.maxLayerBytes != "" {
+		n, err := parseBytes(f.maxLayerBytes)
+		if err != nil {
+			bad.add("--max-layer-bytes: %v", err)
+		}
+		o.LayerLimits.MaxBytes = n
+	}
+}
+
+// parseBytes parses a size as docker's --memory does: a number with an
+// optional unit b, k, m, g or t (powers of 1024; "kb", "mib" and such too).
+func parseBytes(s string) (int64, error) {
+	t := strings.ToLower(strings.TrimSpace(s))
+	t = strings.TrimSuffix(strings.TrimSuffix(t, "ib"), "b")
+	mult := int64(1)
+	if t != "" {
+		if i := strings.IndexByte("kmgt", t[len(t)-1]); i >= 0 {
+			mult, t = int64(1)<<(10*(i+1)), t[:len(t)-1]
+		}
+	}
+	n, err := strconv.ParseFloat(t, 64)
+	if err != nil || n < 0 || n*float64(mult) > 1<<62 {
+		return 0, fmt.Errorf("bad size %q: want a number with an optional unit k, m, g or t, such as 2g", s)
+	}
+	return int64(n * float64(mult)), nil
 }
 
 // parseBuildArgs parses --build-arg NAME=VALUE; a bare NAME takes the

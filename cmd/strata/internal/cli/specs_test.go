@@ -97,3 +97,19 @@ func TestCacheRefErrorOnce(t *testing.T) {
 		t.Errorf("exit %d, stderr:\n%s\nwant exit 2 and the error once", code, stderr)
 	}
 }
+
+func TestParseBytes(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int64
+		bad  bool
+	}{
+		{in: "512", want: 512}, {in: "6m", want: 6 << 20}, {in: "2g", want: 2 << 30}, {in: "2GiB", want: 2 << 30},
+		{in: "1.5k", want: 1536}, {in: "100GB", want: 100 << 30}, {in: "x", bad: true}, {in: "-1g", bad: true}, {in: "", bad: true},
+	} {
+		got, err := parseBytes(tc.in)
+		if (err != nil) != tc.bad || !tc.bad && got != tc.want {
+			t.Errorf("parseBytes(%q) = %d, %v; want %d (error: %v)", tc.in, got, err, tc.want, tc.bad)
+		}
+	}
+}
