@@ -74,7 +74,10 @@ func loadHostCerts(dirs []string, host string) *hostCerts {
 		hc.err = fmt.Errorf("reading the certificates for %s: %w", host, errors.Join(errs...))
 		return hc
 	}
-	base := remote.DefaultTransport.(*http.Transport)
+	base, ok := remote.DefaultTransport.(*http.Transport)
+	if !ok {
+		base = http.DefaultTransport.(*http.Transport)
+	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: certs}
 	if len(cas) > 0 {
 		pool, err := x509.SystemCertPool()

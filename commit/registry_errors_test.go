@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -285,7 +286,7 @@ func TestRegistryErrorPassThrough(t *testing.T) {
 		t.Errorf("RegistryError(nil) = %v, want nil", err)
 	}
 	other := errors.New("writing the layout: disk full")
-	if err := commit.RegistryError("x:1", other); err != other {
+	if err := commit.RegistryError("x:1", other); err != other { //nolint:errorlint // the very same error, not one wrapping it
 		t.Errorf("RegistryError(%v) = %v, want it unchanged", other, err)
 	}
 	dnsErr := &net.DNSError{Err: "no such host", Name: "registry.invalid", IsNotFound: true}
@@ -293,4 +294,34 @@ func TestRegistryErrorPassThrough(t *testing.T) {
 	if twice := commit.RegistryError("registry.invalid/app:1", fmt.Errorf("again: %w", once)); !strings.HasPrefix(twice.Error(), "again: ") {
 		t.Errorf("RegistryError twice = %q, want the first message kept as it was wrapped", twice)
 	}
+}
+
+// A registry named insecure is reached over TLS without verifying its
+// certificate, through the per-host transport.
+func TestInsecureRegistrySkipsVerify(t *testing.T) {
+	r := testutil.StartRegistry(t, testutil.RegistryOptions{TLS: true})
+	withCertDirs(t)
+	tag := r.Addr + "/strata/app:v1"
+	insecure := []string{r.Addr}
+	if _, err := commit.Push(t.Context(), motdImage(t, "insecure\n"), []string{tag}, commit.PushOptions{Insecure: insecure}); err != nil {
+		t.Fatalf("Push to an insecure registry: %v", commit.RegistryError(tag, err))
+	}
+	if _, err := commit.Pull(t.Context(), tag, commit.PullOptions{Insecure: insecure}); err != nil {
+		t.Fatalf("Pull from an insecure registry: %v", commit.RegistryError(tag, err))
+	}
+}
+
+// A 403 with credentials says they were refused for the repository, not
+// that they are missing. (distribution's htpasswd auth never answers 403,
+// so the registry's answer is made here.)
+func TestRegistryErrorForbidden(t *testing.T) {
+	home := isolateCredentials(t, `{"auths": {"registry.example": {"auth": "`+basicAuth("me", "secret")+`"}}}`)
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "https://registry.example/v2/team/app/manifests/1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	denied := &transport.Error{StatusCode: http.StatusForbidden, Request: req,
+		Errors: []transport.Diagnostic{{Code: transport.DeniedErrorCode, Message: "requested access to the resource is denied"}}}
+	err = commit.RegistryError("registry.example/team/app:1", fmt.Errorf("pulling: %w", denied))
+	golden(t, "forbidden", err.Error(), home, "$HOME")
 }
