@@ -86,9 +86,9 @@ func (v *View) Close() {
 	close(v.stop)
 	<-v.done
 	v.mu.Lock()
-	defer v.mu.Unlock()
-	v.draw(time.Now(), true)
-	_, _ = io.WriteString(v.w, showCursor)
+	frame := v.frame(time.Now(), true)
+	v.mu.Unlock()
+	_, _ = v.w.Write(append(frame, showCursor...))
 }
 
 func (v *View) loop() {
@@ -97,8 +97,11 @@ func (v *View) loop() {
 	defer t.Stop()
 	for {
 		v.mu.Lock()
-		v.draw(time.Now(), false)
+		frame := v.frame(time.Now(), false)
 		v.mu.Unlock()
+		// Only this goroutine writes until it returns, so a slow terminal
+		// holds up the redraws, never the build's Event calls.
+		_, _ = v.w.Write(frame)
 		select {
 		case <-v.stop:
 			return
@@ -117,11 +120,11 @@ const (
 	showCursor = "\x1b[?25h"
 )
 
-// draw overwrites the last frame with the current one. Lines are cut one
-// column short of the width, so none wraps and the count of lines drawn
-// is the count to move up; the live frame stays below the terminal's
-// height for the same reason.
-func (v *View) draw(now time.Time, final bool) {
+// frame is what overwrites the last frame with the current one (nothing
+// if they are the same). Lines are cut one column short of the width, so
+// none wraps and the count of lines drawn is the count to move up; the
+// live frame stays below the terminal's height for the same reason.
+func (v *View) frame(now time.Time, final bool) []byte {
 	width, height := v.o.Width, v.o.Height
 	if width == 0 || height == 0 {
 		tw, th := termSize(v.w)
@@ -142,11 +145,11 @@ func (v *View) draw(now time.Time, final bool) {
 	}
 	b.WriteString(eraseBelow)
 	if !final && bytes.Equal(b.Bytes(), v.last) {
-		return
+		return nil
 	}
 	v.last = b.Bytes()
 	v.drawn = len(lines)
-	_, _ = v.w.Write(b.Bytes())
+	return b.Bytes()
 }
 
 // cmp is a if it is set, else b.
