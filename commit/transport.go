@@ -3,14 +3,18 @@ package commit
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"slices"
+	"strings"
+	"syscall"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
 // registryOptions is what Pull and Push share to reach a registry.
@@ -18,6 +22,8 @@ type registryOptions struct {
 	insecure  []string
 	keychain  authn.Keychain
 	transport http.RoundTripper
+	// certDirs replaces CertDirs (nil: CertDirs).
+	certDirs []string
 }
 
 // nameOptions lets ggcr fall back to plain HTTP for hosts named insecure.
@@ -33,7 +39,7 @@ func (o registryOptions) nameOptions(registry string) []name.Option {
 func (o registryOptions) remote(ctx context.Context) []remote.Option {
 	kc := o.keychain
 	if kc == nil {
-		kc = authn.DefaultKeychain
+		kc = defaultKeychain
 	}
 	return []remote.Option{
 		remote.WithContext(ctx),
@@ -42,41 +48,74 @@ func (o registryOptions) remote(ctx context.Context) []remote.Option {
 	}
 }
 
-// guard wraps the configured transport (default: remote.DefaultTransport,
-// which trusts the system roots and SSL_CERT_FILE/SSL_CERT_DIR) so that
-// plain HTTP is only spoken to loopback hosts and hosts named insecure, and
-// TLS certificates are not verified for the latter (docker's
-// --insecure-registry semantics).
+// guard returns the transport to registries. Without a configured
+// transport it trusts, per registry host, the system roots
+// (SSL_CERT_FILE/SSL_CERT_DIR) plus the CAs in the host's certificate
+// directories, and presents the client certificates found there (see
+// CertDirs). It speaks plain HTTP only to loopback hosts and hosts named
+// insecure, and does not verify the TLS certificates of the latter
+// (docker's --insecure-registry semantics). A certificate the registry
+// presents that cannot be verified gives an error saying which places
+// were consulted and how to add the CA.
 func (o registryOptions) guard() http.RoundTripper {
-	base := o.transport
-	if base == nil {
-		base = remote.DefaultTransport
+	g := &guardTransport{insecure: o.insecure, certDirs: o.certDirs, caller: o.transport}
+	if g.certDirs == nil {
+		g.certDirs = CertDirs
 	}
-	g := &guardTransport{secure: base, insecureTLS: base, insecure: o.insecure}
-	if t, ok := base.(*http.Transport); ok && len(o.insecure) > 0 {
+	if t, ok := o.transport.(*http.Transport); ok && len(o.insecure) > 0 {
 		it := t.Clone()
 		if it.TLSClientConfig == nil {
 			it.TLSClientConfig = &tls.Config{}
 		}
 		it.TLSClientConfig.InsecureSkipVerify = true //nolint:gosec // only for hosts the user named insecure
-		g.insecureTLS = it
+		g.callerInsecure = it
 	}
 	return g
 }
 
 type guardTransport struct {
-	secure, insecureTLS http.RoundTripper
-	insecure            []string
+	insecure []string
+	certDirs []string
+	// caller is the transport given in the options (nil: built per host
+	// from certDirs); callerInsecure is it without TLS verification.
+	caller, callerInsecure http.RoundTripper
 }
 
 func (g *guardTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if slices.Contains(g.insecure, req.URL.Host) {
-		return g.insecureTLS.RoundTrip(req)
+	host := req.URL.Host
+	insecure := slices.Contains(g.insecure, host)
+	if !insecure && req.URL.Scheme == "http" && !isLoopback(req.URL.Hostname()) {
+		return nil, fmt.Errorf("plain HTTP to %s refused: it is not a loopback host; name it as an insecure registry to allow it", host)
 	}
-	if req.URL.Scheme == "http" && !isLoopback(req.URL.Hostname()) {
-		return nil, fmt.Errorf("plain HTTP to %s refused: it is not a loopback host; name it as an insecure registry to allow it", req.URL.Host)
+	rt, consulted, err := g.transportFor(host, insecure)
+	if err != nil {
+		return nil, err
 	}
-	return g.secure.RoundTrip(req)
+	resp, err := rt.RoundTrip(req)
+	if err != nil && req.URL.Scheme == "https" && isCertProblem(err) {
+		return nil, &certError{host: host, certDir: g.certDirs, consulted: consulted, err: err}
+	}
+	return resp, err
+}
+
+// transportFor picks the transport for host and says where its trust
+// comes from.
+func (g *guardTransport) transportFor(host string, insecure bool) (http.RoundTripper, []string, error) {
+	if g.caller != nil {
+		consulted := []string{"the HTTP transport strata's caller configured"}
+		if insecure && g.callerInsecure != nil {
+			return g.callerInsecure, consulted, nil
+		}
+		return g.caller, consulted, nil
+	}
+	hc := certsFor(g.certDirs, host)
+	if hc.err != nil {
+		return nil, nil, hc.err
+	}
+	if insecure {
+		return hc.insecure, hc.consulted, nil
+	}
+	return hc.secure, hc.consulted, nil
 }
 
 func isLoopback(host string) bool {
@@ -85,4 +124,146 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// RegistryError turns an error from reaching the registry of reference ref
+// (pulling, pushing, reading or writing a cache) into one message that
+// says in plain words what failed and how to fix it:
+//
+//   - a TLS certificate that cannot be verified: where the CA was looked
+//     for (the system roots, each certificate directory) and where to put it;
+//   - 401/403: which credentials file was read, whether it had an entry for
+//     the registry, which credential helper answered — no credentials,
+//     versus credentials the registry refused;
+//   - an unknown tag, repository or manifest;
+//   - a registry that cannot be reached (connection refused, no such host,
+//     timeout).
+//
+// The message starts with ref; callers add what they were doing, not ref
+// again. The result wraps err, so errors.Is and errors.As see the cause.
+// Other errors are returned unchanged, nil as nil.
+func RegistryError(ref string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var done *registryError
+	if errors.As(err, &done) {
+		return err
+	}
+	msg := describeRegistryError(ref, err)
+	if msg == "" {
+		return err
+	}
+	return &registryError{msg: ref + ": " + msg, err: err}
+}
+
+type registryError struct {
+	msg string
+	err error
+}
+
+func (e *registryError) Error() string { return e.msg }
+func (e *registryError) Unwrap() error { return e.err }
+
+// describeRegistryError is the message for err, or "" if it is not a
+// registry problem it knows.
+func describeRegistryError(ref string, err error) string {
+	var (
+		cert *certError
+		te   *transport.Error
+	)
+	host, r := refHost(ref, err)
+	switch {
+	case errors.As(err, &cert):
+		return cert.Error()
+	case errors.As(err, &te) && (te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden):
+		return authMessage(host, r, te.StatusCode)
+	case errors.As(err, &te) && te.StatusCode == http.StatusNotFound:
+		return notFoundMessage(host, r, te)
+	}
+	if m := unreachableMessage(err); m != "" {
+		return fmt.Sprintf("cannot reach registry %s: %s", host, m)
+	}
+	if strings.Contains(err.Error(), "server gave HTTP response to HTTPS client") {
+		return fmt.Sprintf("registry %s speaks plain HTTP, not HTTPS; if that is intended, use --insecure-registry %s", host, host)
+	}
+	return ""
+}
+
+// refHost is the registry host of ref, or of the failed request when ref
+// does not parse.
+func refHost(ref string, err error) (string, name.Reference) {
+	r, perr := name.ParseReference(ref)
+	if perr == nil {
+		return r.Context().RegistryStr(), r
+	}
+	var te *transport.Error
+	if errors.As(err, &te) && te.Request != nil {
+		return te.Request.URL.Host, nil
+	}
+	return ref, nil
+}
+
+// authMessage explains a 401 or 403 from host with what the keychain
+// found for it.
+func authMessage(host string, r name.Reference, status int) string {
+	rep := authReportFor(host)
+	what := fmt.Sprintf("%d %s", status, http.StatusText(status))
+	login := "log in with: docker login " + host
+	if !rep.found {
+		return fmt.Sprintf("the registry requires credentials (%s): %s; %s", what, rep.missing(), login)
+	}
+	if status == http.StatusForbidden && r != nil {
+		return fmt.Sprintf("the credentials for %s %s were refused access to %s (%s); check that the account may use that repository",
+			host, rep.source(), r.Context().RepositoryStr(), what)
+	}
+	return fmt.Sprintf("the credentials for %s %s were refused (%s); log in again with: docker login %s", host, rep.source(), what, host)
+}
+
+// notFoundMessage explains a 404: an unknown tag, manifest or repository.
+func notFoundMessage(host string, r name.Reference, te *transport.Error) string {
+	code := transport.ErrorCode("")
+	if len(te.Errors) > 0 {
+		code = te.Errors[0].Code
+	}
+	repo := ""
+	if r != nil {
+		repo = r.Context().RepositoryStr()
+	}
+	switch {
+	case code == transport.NameUnknownErrorCode:
+		return fmt.Sprintf("no such repository (registry %s has no repository %s)", host, repo)
+	case r == nil:
+		return "not found in registry " + host
+	}
+	if t, ok := r.(name.Tag); ok {
+		// distribution answers MANIFEST_UNKNOWN for a repository it does
+		// not have too, so the repository may not exist either.
+		return fmt.Sprintf("no such tag (repository %s has no tag %s, or does not exist)", repo, t.TagStr())
+	}
+	return fmt.Sprintf("no such manifest (repository %s has no manifest %s)", repo, r.Identifier())
+}
+
+// unreachableMessage says in plain words why a connection failed, or ""
+// if err is not a connection failure.
+func unreachableMessage(err error) string {
+	var (
+		dns *net.DNSError
+		op  *net.OpError
+	)
+	switch {
+	case errors.As(err, &dns) && dns.IsNotFound:
+		return fmt.Sprintf("no such host (the name %s does not resolve) — check the name", dns.Name)
+	case errors.As(err, &dns):
+		return fmt.Sprintf("looking up %s failed (%s) — check the DNS configuration", dns.Name, dns.Err)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused — is it running?"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "the connection was reset — is it a registry, and is this the right port?"
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+		return "no route to the host — check the network"
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &op) && op.Timeout():
+		return "timed out — is the address right, and is a proxy or firewall in the way?"
+	}
+	return ""
 }

@@ -36,6 +36,10 @@ type RegistryOptions struct {
 	// Auth requires HTTP basic auth (htpasswd, bcrypt) as Registry.User
 	// and Registry.Password.
 	Auth bool
+	// ClientCert (with TLS) requires a client certificate signed by a
+	// client CA made for this registry (Registry.ClientCert and
+	// Registry.ClientKey).
+	ClientCert bool
 }
 
 // Registry is a running distribution registry.
@@ -59,6 +63,9 @@ type Registry struct {
 	User, Password string
 	// LogPath is the registry's log, one access-log line per request.
 	LogPath string
+	// ClientCert and ClientKey are the PEM client certificate and key the
+	// registry accepts (ClientCert only).
+	ClientCert, ClientKey string
 }
 
 // StartRegistry runs the distribution registry on a free port of
@@ -86,6 +93,11 @@ func StartRegistry(t testing.TB, opts RegistryOptions) *Registry {
 			t.Fatalf("making registry certificates: %v", err)
 		}
 		cfg.cert, cfg.key = certFile, keyFile
+		if opts.ClientCert {
+			if cfg.clientCA, err = r.makeClientCert(dir); err != nil {
+				t.Fatalf("making a client certificate: %v", err)
+			}
+		}
 	}
 	if opts.Auth {
 		if cfg.htpasswd, err = r.makeAuth(dir); err != nil {
@@ -119,7 +131,8 @@ func StartRegistry(t testing.TB, opts RegistryOptions) *Registry {
 	return r
 }
 
-// TLSConfig trusts the registry's CA (nil without TLS).
+// TLSConfig trusts the registry's CA and presents the client certificate
+// if the registry wants one (nil without TLS).
 func (r *Registry) TLSConfig() *tls.Config {
 	if r.CAFile == "" {
 		return nil
@@ -129,7 +142,15 @@ func (r *Registry) TLSConfig() *tls.Config {
 	if err != nil || !pool.AppendCertsFromPEM(ca) {
 		panic(fmt.Sprintf("reading CA %s: %v", r.CAFile, err))
 	}
-	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	cfg := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	if r.ClientCert != "" {
+		c, err := tls.LoadX509KeyPair(r.ClientCert, r.ClientKey)
+		if err != nil {
+			panic(fmt.Sprintf("reading client certificate %s: %v", r.ClientCert, err))
+		}
+		cfg.Certificates = []tls.Certificate{c}
+	}
+	return cfg
 }
 
 // Transport is an HTTP transport that trusts the registry's CA.
@@ -272,6 +293,101 @@ func (r *Registry) makeCerts(dir string) (certFile, keyFile string, err error) {
 	return certFile, keyFile, nil
 }
 
+// makeClientCert writes a client CA and a client certificate signed by
+// it, sets ClientCert and ClientKey, and returns the CA's file.
+func (r *Registry) makeClientCert(dir string) (string, error) {
+	caKey, caCert, caPEM, err := newCA("strata test client CA")
+	if err != nil {
+		return "", err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(3),
+		Subject:      pkix.Name{CommonName: "strata test client"},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+	if err != nil {
+		return "", err
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return "", err
+	}
+	caFile := filepath.Join(dir, "client-ca.pem")
+	r.ClientCert = filepath.Join(dir, "client.cert")
+	r.ClientKey = filepath.Join(dir, "client.key")
+	for path, b := range map[string][]byte{
+		caFile:       caPEM,
+		r.ClientCert: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		r.ClientKey:  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
+	} {
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			return "", err
+		}
+	}
+	return caFile, nil
+}
+
+// newCA makes a self-signed CA certificate.
+func newCA(cn string) (*ecdsa.PrivateKey, *x509.Certificate, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: cn},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return key, cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
+}
+
+// WriteCertsD writes, under dir, the layout docker's certs.d has for this
+// registry: dir/127.0.0.1:PORT/ca.crt, and client.cert with client.key
+// when the registry wants a client certificate. It returns the host dir.
+func (r *Registry) WriteCertsD(t testing.TB, dir string) string {
+	t.Helper()
+	hostDir := filepath.Join(dir, r.Addr)
+	if err := os.MkdirAll(hostDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{"ca.crt": r.CAFile}
+	if r.ClientCert != "" {
+		files["client.cert"], files["client.key"] = r.ClientCert, r.ClientKey
+	}
+	for name, src := range files {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(hostDir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return hostDir
+}
+
 // makeAuth writes an htpasswd file (bcrypt, via the htpasswd tool of
 // apache2-utils) and a docker config.json with the same credentials, and
 // sets User, Password and DockerConfig.
@@ -307,6 +423,7 @@ func (r *Registry) makeAuth(dir string) (string, error) {
 
 type registryConfig struct {
 	storage, addr, cert, key, htpasswd string
+	clientCA                           string
 }
 
 // yaml is the registry's config file. JSON is valid YAML, so the strings
@@ -319,6 +436,9 @@ func (c registryConfig) yaml() []byte {
 	fmt.Fprintf(&b, "http:\n  addr: %s\n  secret: strata-test\n", q(c.addr))
 	if c.cert != "" {
 		fmt.Fprintf(&b, "  tls:\n    certificate: %s\n    key: %s\n", q(c.cert), q(c.key))
+		if c.clientCA != "" {
+			fmt.Fprintf(&b, "    clientcas:\n      - %s\n", q(c.clientCA))
+		}
 	}
 	if c.htpasswd != "" {
 		fmt.Fprintf(&b, "auth:\n  htpasswd:\n    realm: strata-test\n    path: %s\n", q(c.htpasswd))

@@ -1,0 +1,254 @@
+package tty
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/stratabuild/strata/build"
+)
+
+// model is what the view knows of the build: its stages, in the order
+// they were first heard of, each a block of rows.
+type model struct {
+	start  time.Time
+	keep   int // output lines shown under a running step
+	blocks []*block
+	steps  map[stepKey]*step
+}
+
+type stepKey struct {
+	stage string
+	index int
+}
+
+// block is one stage's rows: its steps and the info lines about it.
+type block struct {
+	stage string
+	steps int // the stage's number of steps
+	rows  []row
+}
+
+// row is a step or an info line.
+type row struct {
+	step *step
+	info string
+}
+
+type stepState int
+
+const (
+	running stepState = iota
+	done
+	cached
+	failed
+	canceled // still running when the view closed
+)
+
+type step struct {
+	key    stepKey
+	steps  int
+	action string
+	text   string
+	state  stepState
+	start  time.Time
+	dur    time.Duration
+	layer  *build.LayerInfo
+	out    []string // the last output lines
+	notes  []string // info about the step (cache hit or miss), shown while it runs
+}
+
+// failedLines is how many output lines a failed step keeps at least.
+const failedLines = 10
+
+func newModel(start time.Time, keep int) model {
+	return model{start: start, keep: keep, steps: map[stepKey]*step{}}
+}
+
+func (m *model) block(stage string) *block {
+	for _, b := range m.blocks {
+		if b.stage == stage {
+			return b
+		}
+	}
+	b := &block{stage: stage}
+	m.blocks = append(m.blocks, b)
+	return b
+}
+
+// add records one event.
+func (m *model) add(e build.Event) {
+	b := m.block(e.Stage)
+	if e.Steps > 0 {
+		b.steps = e.Steps
+	}
+	k := stepKey{e.Stage, e.Step}
+	s := m.steps[k]
+	switch {
+	case e.Kind == build.EventStart && e.Step > 0:
+		s = &step{key: k, steps: e.Steps, action: e.Action, text: clean(e.Text), start: e.Time}
+		m.steps[k] = s
+		b.rows = append(b.rows, row{step: s})
+	case s == nil || e.Step == 0:
+		if e.Kind == build.EventInfo || e.Kind == build.EventFailed {
+			b.rows = append(b.rows, row{info: infoLabel(e.Stage) + clean(e.Text+e.Error)})
+		}
+	case e.Kind == build.EventOutput:
+		s.out = append(s.out, clean(e.Text))
+		if n := max(m.keep, failedLines); len(s.out) > n {
+			s.out = s.out[len(s.out)-n:]
+		}
+	case e.Kind == build.EventInfo:
+		s.notes = append(s.notes, clean(e.Text))
+	case e.Kind == build.EventDone:
+		s.state, s.dur, s.layer = done, e.Duration, e.Layer
+		if e.Cached {
+			s.state = cached
+		}
+	case e.Kind == build.EventFailed:
+		s.state, s.dur = failed, e.Duration
+	}
+}
+
+// infoLabel is "[stage] " for an info line about a stage.
+func infoLabel(stage string) string {
+	if stage == "" {
+		return ""
+	}
+	return "[" + stage + "] "
+}
+
+// counts is the number of steps finished (done, cached or failed) and of
+// steps known, from the stages heard of so far.
+func (m *model) counts() (finished, total int) {
+	for _, b := range m.blocks {
+		total += b.steps
+	}
+	for _, s := range m.steps {
+		if s.state != running {
+			finished++
+		}
+	}
+	return finished, total
+}
+
+func (m *model) header(now time.Time, suffix string) string {
+	finished, total := m.counts()
+	return strings.TrimSpace(fmt.Sprintf("[+] Building %s (%d/%d) %s", seconds(now.Sub(m.start)), finished, total, suffix))
+}
+
+// live is the frame drawn while the build runs, at most height lines
+// (height <= 0: no limit). If the whole does not fit, the output windows
+// shrink to one line, then finished steps and info lines are left out.
+func (m *model) live(now time.Time, width, height int) []string {
+	lines := m.frame(now, width, m.keep, true)
+	if height > 0 && len(lines) > height {
+		lines = m.frame(now, width, 1, true)
+	}
+	if height > 0 && len(lines) > height {
+		lines = m.frame(now, width, 1, false)
+	}
+	if height > 0 && len(lines) > height {
+		lines = lines[:height]
+	}
+	return lines
+}
+
+// frame is the header and every block: each step on one line, a running
+// step followed by its notes and last out output lines, a failed step by
+// its last output lines. Without finished, rows of finished steps and
+// info lines are counted in one line instead.
+func (m *model) frame(now time.Time, width, out int, finished bool) []string {
+	lines := []string{fit(m.header(now, ""), width)}
+	hidden := 0
+	for _, b := range m.blocks {
+		for _, r := range b.rows {
+			if !finished && (r.step == nil || r.step.state != running) {
+				hidden++
+				continue
+			}
+			lines = append(lines, m.rowLines(r, now, width, out)...)
+		}
+	}
+	if hidden > 0 {
+		lines = append(lines, fit(fmt.Sprintf(" => … %d finished steps and messages not shown", hidden), width))
+	}
+	return lines
+}
+
+// summary is the final frame: a line per step and info, the failed
+// step's last output lines under it.
+func (m *model) summary(now time.Time, width int) []string {
+	verdict := "FINISHED"
+	for _, s := range m.steps {
+		switch s.state {
+		case failed:
+			verdict = "FAILED"
+		case running:
+			s.state, s.dur = canceled, now.Sub(s.start)
+		}
+	}
+	lines := []string{fit(m.header(now, verdict), width)}
+	for _, b := range m.blocks {
+		for _, r := range b.rows {
+			lines = append(lines, m.rowLines(r, now, width, 0)...)
+		}
+	}
+	return lines
+}
+
+// rowLines is a row's line, and the output lines shown under it: the
+// last out of a running step, the last failedLines of a failed one.
+func (m *model) rowLines(r row, now time.Time, width, out int) []string {
+	if r.step == nil {
+		return []string{fit(" => "+r.info, width)}
+	}
+	s := r.step
+	lines := []string{leftRight(" => "+s.label(), s.status(now), width)}
+	var tail []string
+	switch s.state {
+	case running:
+		for _, n := range s.notes {
+			lines = append(lines, fit("    # "+n, width))
+		}
+		tail = s.out[max(0, len(s.out)-out):]
+	case failed:
+		tail = s.out
+	}
+	for _, l := range tail {
+		lines = append(lines, fit("    | "+l, width))
+	}
+	return lines
+}
+
+// label is "CACHED [stage 2/3] run make" and the like.
+func (s *step) label() string {
+	mark := ""
+	switch s.state {
+	case cached:
+		mark = "CACHED "
+	case failed:
+		mark = "ERROR "
+	case canceled:
+		mark = "CANCELED "
+	}
+	stage := ""
+	if s.key.stage != "" {
+		stage = s.key.stage + " "
+	}
+	return fmt.Sprintf("%s[%s%d/%d] %s %s", mark, stage, s.key.index, s.steps, s.action, s.text)
+}
+
+// status is the right-hand side: the timer of a running step, the
+// layer and time of a finished one.
+func (s *step) status(now time.Time) string {
+	switch s.state {
+	case running:
+		return seconds(now.Sub(s.start))
+	case done:
+		if s.layer != nil {
+			return fmt.Sprintf("%s +%d ~%d -%d  %s", humanSize(s.layer.Size), s.layer.Added, s.layer.Modified, s.layer.Deleted, seconds(s.dur))
+		}
+	}
+	return seconds(s.dur)
+}

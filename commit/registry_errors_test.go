@@ -1,0 +1,327 @@
+package commit_test
+
+import (
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/stratabuild/strata/commit"
+	"github.com/stratabuild/strata/internal/testutil"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/registry-errors/*.golden from the current messages")
+
+// golden compares got with testdata/registry-errors/NAME.golden, after
+// replacing the parts that change from run to run (ports, temp dirs).
+func golden(t *testing.T, name, got string, replace ...string) {
+	t.Helper()
+	got = strings.NewReplacer(replace...).Replace(got) + "\n"
+	path := filepath.Join("testdata", "registry-errors", name+".golden")
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to write it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("message differs from %s (go test -update rewrites it)\ngot:\n%s\nwant:\n%s", path, got, want)
+	}
+}
+
+// withCertDirs points commit.CertDirs at fresh dirs under a temp dir for
+// the test, named like the real ones.
+func withCertDirs(t *testing.T) (dockerDir, containersDir string) {
+	t.Helper()
+	root := t.TempDir()
+	dockerDir = filepath.Join(root, "docker", "certs.d")
+	containersDir = filepath.Join(root, "containers", "certs.d")
+	saved := commit.CertDirs
+	commit.CertDirs = []string{dockerDir, containersDir}
+	t.Cleanup(func() { commit.CertDirs = saved })
+	t.Setenv("SSL_CERT_FILE", "")
+	t.Setenv("SSL_CERT_DIR", "")
+	return dockerDir, containersDir
+}
+
+// isolateCredentials makes the docker config DIR/config.json (written
+// from configJSON unless it is empty) the only credentials file.
+func isolateCredentials(t *testing.T, configJSON string) string {
+	t.Helper()
+	home := t.TempDir()
+	dir := filepath.Join(home, "docker-config")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if configJSON != "" {
+		if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(configJSON), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for k, v := range map[string]string{"HOME": home, "DOCKER_CONFIG": dir, "XDG_RUNTIME_DIR": "",
+		"XDG_CONFIG_HOME": "", "REGISTRY_AUTH_FILE": "", "DOCKER_AUTH_CONFIG": ""} {
+		t.Setenv(k, v)
+	}
+	return home
+}
+
+func basicAuth(user, password string) string {
+	return base64.StdEncoding.EncodeToString([]byte(user + ":" + password))
+}
+
+// credentialHelper installs docker-credential-NAME on PATH, answering
+// user and password for every registry.
+func credentialHelper(t *testing.T, helper, user, password string) {
+	t.Helper()
+	dir := t.TempDir()
+	script := fmt.Sprintf("#!/bin/sh\n[ \"$1\" = get ] || exit 1\nread -r url\nprintf '{\"ServerURL\":\"%%s\",\"Username\":\"%s\",\"Secret\":\"%s\"}\\n' \"$url\"\n", user, password)
+	if err := os.WriteFile(filepath.Join(dir, "docker-credential-"+helper), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+}
+
+func pullErr(t *testing.T, ref string) error {
+	t.Helper()
+	_, err := commit.Pull(t.Context(), ref, commit.PullOptions{})
+	if err == nil {
+		t.Fatalf("Pull(%s) succeeded, want an error", ref)
+	}
+	return commit.RegistryError(ref, err)
+}
+
+// TestRegistryErrorTLS: a registry whose private CA is not installed, and
+// the same registry once the CA is in its certs.d directory.
+func TestRegistryErrorTLS(t *testing.T) {
+	r := testutil.StartRegistry(t, testutil.RegistryOptions{TLS: true})
+	dockerDir, containersDir := withCertDirs(t)
+	if err := os.MkdirAll(filepath.Join(containersDir, r.Addr), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ref := r.Addr + "/library/busybox:1"
+	err := pullErr(t, ref)
+	if msg := err.Error(); strings.Contains(msg, "Client sent an HTTP request") || strings.Contains(msg, "x509") {
+		t.Errorf("message keeps ggcr's noise:\n%s", msg)
+	}
+	golden(t, "private-ca-missing", err.Error(), r.Addr, "127.0.0.1:PORT", filepath.Dir(filepath.Dir(dockerDir)), "$CERTS")
+
+	// The same with the CA where docker looks for it: a second host name
+	// of the same registry, whose files are read on first use.
+	if err := os.MkdirAll(filepath.Join(dockerDir, r.Host), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(r.CertDir, "ca.crt"), filepath.Join(dockerDir, r.Host, "ca.crt")); err != nil {
+		t.Fatal(err)
+	}
+	tag := r.Host + "/strata/app:v1"
+	img := motdImage(t, "over TLS\n")
+	got, err := commit.Push(t.Context(), img, []string{tag}, commit.PushOptions{})
+	if err != nil {
+		t.Fatalf("Push with the CA in %s: %v", dockerDir, commit.RegistryError(tag, err))
+	}
+	pulled, err := commit.Pull(t.Context(), tag, commit.PullOptions{})
+	if err != nil {
+		t.Fatalf("Pull with the CA in %s: %v", dockerDir, commit.RegistryError(tag, err))
+	}
+	if d := digestOf(t, pulled); d != got {
+		t.Errorf("pulled %v, pushed %v", d, got)
+	}
+}
+
+// TestCertsDirClientCertificate: a registry that wants a client
+// certificate gets the one in certs.d (client.cert + client.key).
+func TestCertsDirClientCertificate(t *testing.T) {
+	r := testutil.StartRegistry(t, testutil.RegistryOptions{TLS: true, ClientCert: true})
+	_, containersDir := withCertDirs(t)
+	r.WriteCertsD(t, containersDir)
+	tag := r.Addr + "/strata/app:v1"
+	if _, err := commit.Push(t.Context(), motdImage(t, "client cert\n"), []string{tag}, commit.PushOptions{}); err != nil {
+		t.Fatalf("Push with a client certificate in %s: %v", containersDir, commit.RegistryError(tag, err))
+	}
+	if _, err := commit.Pull(t.Context(), tag, commit.PullOptions{}); err != nil {
+		t.Fatalf("Pull: %v", commit.RegistryError(tag, err))
+	}
+}
+
+// TestCertsDirBadFiles: a key without its certificate is an error naming
+// the file, as in docker.
+func TestCertsDirBadFiles(t *testing.T) {
+	dockerDir, _ := withCertDirs(t)
+	host := "registry.invalid:5000"
+	if err := os.MkdirAll(filepath.Join(dockerDir, host), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dockerDir, host, "client.key"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := commit.Pull(t.Context(), host+"/app:1", commit.PullOptions{})
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(dockerDir, host, "client.key")+" has no client certificate client.cert") {
+		t.Errorf("Pull = %v, want an error naming the lone key", err)
+	}
+}
+
+func TestRegistryErrorNotFound(t *testing.T) {
+	r := testutil.StartRegistry(t, testutil.RegistryOptions{})
+	if _, err := commit.Push(t.Context(), motdImage(t, "stable\n"), []string{r.Addr + "/library/debian:stable"}, commit.PushOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, ref string }{
+		{"unknown-tag", r.Addr + "/library/debian:bookworm"},
+		{"unknown-repository", r.Addr + "/library/nothing:1"},
+		{"unknown-digest", r.Addr + "/library/debian@sha256:" + strings.Repeat("0", 64)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := pullErr(t, tc.ref)
+			var te *transport.Error
+			if !errors.As(err, &te) {
+				t.Errorf("errors.As(%v, *transport.Error) = false, want the cause kept", err)
+			}
+			golden(t, tc.name, err.Error(), r.Addr, "127.0.0.1:PORT")
+		})
+	}
+}
+
+func TestRegistryErrorUnreachable(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	err = pullErr(t, addr+"/library/debian:bookworm")
+	golden(t, "unreachable", err.Error(), addr, "127.0.0.1:PORT")
+
+	// A name that does not resolve: .invalid never does (RFC 2606); the
+	// error is made here rather than asked of a resolver that may be absent.
+	dnsErr := &net.DNSError{Err: "no such host", Name: "registry.invalid", IsNotFound: true}
+	err = commit.RegistryError("registry.invalid/app:1", fmt.Errorf("pulling: %w", dnsErr))
+	golden(t, "no-such-host", err.Error())
+	if !errors.Is(err, dnsErr) {
+		t.Errorf("errors.Is(%v, the DNS error) = false", err)
+	}
+}
+
+// TestRegistryErrorCredentials: missing credentials (no file, no entry)
+// versus credentials the registry refused (a file entry with an https://
+// key, a credential helper), pulling and pushing.
+func TestRegistryErrorCredentials(t *testing.T) {
+	r := testutil.StartRegistry(t, testutil.RegistryOptions{TLS: true, Auth: true})
+	dockerDir, _ := withCertDirs(t)
+	r.WriteCertsD(t, dockerDir)
+	good, wrong := basicAuth(r.User, r.Password), basicAuth(r.User, "wrong")
+	ref := r.Addr + "/strata/app:v1"
+	if _, err := commit.Push(t.Context(), motdImage(t, "auth\n"), []string{ref}, commit.PushOptions{Keychain: staticKeychain(good)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, config string
+		push         bool
+	}{
+		{"no-config-file", "", false},
+		{"no-entry", `{"auths": {"other.example": {"auth": "` + good + `"}}}`, false},
+		{"wrong-password", `{"auths": {"https://` + r.Addr + `": {"auth": "` + wrong + `"}}}`, false},
+		{"wrong-password-push", `{"auths": {"` + r.Addr + `": {"auth": "` + wrong + `"}}}`, true},
+		{"helper-refused", `{"credHelpers": {"` + r.Addr + `": "stratatest"}}`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			home := isolateCredentials(t, tc.config)
+			credentialHelper(t, "stratatest", r.User, "wrong")
+			var err error
+			if tc.push {
+				_, err = commit.Push(t.Context(), motdImage(t, "again\n"), []string{ref}, commit.PushOptions{})
+				err = commit.RegistryError(ref, err)
+			} else {
+				err = pullErr(t, ref)
+			}
+			golden(t, tc.name, fmt.Sprint(err), r.Addr, "127.0.0.1:PORT", home, "$HOME")
+			var te *transport.Error
+			if !errors.As(err, &te) {
+				t.Errorf("errors.As(%v, *transport.Error) = false, want the cause kept", err)
+			}
+		})
+	}
+
+	// The right answers, from the file and from a helper, are accepted.
+	for name, config := range map[string]string{
+		"file":   `{"auths": {"https://` + r.Addr + `/v1/": {"auth": "` + good + `"}}}`,
+		"helper": `{"auths": {"` + r.Addr + `": {"auth": "` + wrong + `"}}, "credHelpers": {"` + r.Addr + `": "stratatest"}}`,
+	} {
+		t.Run("accepted from "+name, func(t *testing.T) {
+			isolateCredentials(t, config)
+			credentialHelper(t, "stratatest", r.User, r.Password)
+			if _, err := commit.Pull(t.Context(), ref, commit.PullOptions{}); err != nil {
+				t.Errorf("Pull: %v", commit.RegistryError(ref, err))
+			}
+		})
+	}
+}
+
+// staticKeychain answers one basic auth for every registry.
+type staticKeychain string
+
+func (k staticKeychain) Resolve(authn.Resource) (authn.Authenticator, error) {
+	return authn.FromConfig(authn.AuthConfig{Auth: string(k)}), nil
+}
+
+// Errors that are not a registry problem pass through unchanged; a
+// message is not made twice.
+func TestRegistryErrorPassThrough(t *testing.T) {
+	if err := commit.RegistryError("x:1", nil); err != nil {
+		t.Errorf("RegistryError(nil) = %v, want nil", err)
+	}
+	other := errors.New("writing the layout: disk full")
+	if err := commit.RegistryError("x:1", other); err != other { //nolint:errorlint // the very same error, not one wrapping it
+		t.Errorf("RegistryError(%v) = %v, want it unchanged", other, err)
+	}
+	dnsErr := &net.DNSError{Err: "no such host", Name: "registry.invalid", IsNotFound: true}
+	once := commit.RegistryError("registry.invalid/app:1", dnsErr)
+	if twice := commit.RegistryError("registry.invalid/app:1", fmt.Errorf("again: %w", once)); !strings.HasPrefix(twice.Error(), "again: ") {
+		t.Errorf("RegistryError twice = %q, want the first message kept as it was wrapped", twice)
+	}
+}
+
+// A registry named insecure is reached over TLS without verifying its
+// certificate, through the per-host transport.
+func TestInsecureRegistrySkipsVerify(t *testing.T) {
+	r := testutil.StartRegistry(t, testutil.RegistryOptions{TLS: true})
+	withCertDirs(t)
+	tag := r.Addr + "/strata/app:v1"
+	insecure := []string{r.Addr}
+	if _, err := commit.Push(t.Context(), motdImage(t, "insecure\n"), []string{tag}, commit.PushOptions{Insecure: insecure}); err != nil {
+		t.Fatalf("Push to an insecure registry: %v", commit.RegistryError(tag, err))
+	}
+	if _, err := commit.Pull(t.Context(), tag, commit.PullOptions{Insecure: insecure}); err != nil {
+		t.Fatalf("Pull from an insecure registry: %v", commit.RegistryError(tag, err))
+	}
+}
+
+// A 403 with credentials says they were refused for the repository, not
+// that they are missing. (distribution's htpasswd auth never answers 403,
+// so the registry's answer is made here.)
+func TestRegistryErrorForbidden(t *testing.T) {
+	home := isolateCredentials(t, `{"auths": {"registry.example": {"auth": "`+basicAuth("me", "secret")+`"}}}`)
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "https://registry.example/v2/team/app/manifests/1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	denied := &transport.Error{StatusCode: http.StatusForbidden, Request: req,
+		Errors: []transport.Diagnostic{{Code: transport.DeniedErrorCode, Message: "requested access to the resource is denied"}}}
+	err = commit.RegistryError("registry.example/team/app:1", fmt.Errorf("pulling: %w", denied))
+	golden(t, "forbidden", err.Error(), home, "$HOME")
+}
