@@ -24,7 +24,8 @@ type PullOptions struct {
 	Platform *v1.Platform
 }
 
-// Pull resolves a source into an image. Images from a registry keep their
+// Pull resolves a source into an image; its errors start with the
+// source, a registry's worded by RegistryError. Images from a registry keep their
 // source repository, so Push can mount their layers across repositories.
 // Layers are fetched lazily, when read.
 func Pull(ctx context.Context, src Source, o PullOptions) (v1.Image, error) {
@@ -43,11 +44,14 @@ func Pull(ctx context.Context, src Source, o PullOptions) (v1.Image, error) {
 		img, err = tarball.ImageFromPath(src.Path, nil)
 	case SourceRegistry:
 		img, err = remote.Image(src.Ref, append(RemoteOptions(ctx, o.RegistryOptions), remote.WithPlatform(p))...)
+		if err != nil {
+			return nil, RegistryError(src.Ref.String(), err)
+		}
 	default:
 		err = fmt.Errorf("unknown source kind %d", src.Kind)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("pulling %s: %w", src, err)
+		return nil, fmt.Errorf("%s: %w", src, err)
 	}
 	return img, nil
 }

@@ -32,7 +32,7 @@ func Push(ctx context.Context, img v1.Image, tags []name.Tag, o RegistryOptions)
 			err = remote.Write(ref, img, RemoteOptions(ctx, o)...)
 		}
 		if err != nil {
-			return v1.Hash{}, fmt.Errorf("pushing %s: %w", ref, err)
+			return v1.Hash{}, RegistryError(ref.String(), err)
 		}
 		pushed[repo] = true
 	}

@@ -99,7 +99,7 @@ func credentialHelper(t *testing.T, helper, user, password string) {
 
 func pullErr(t *testing.T, ref string) error {
 	t.Helper()
-	_, err := commit.Pull(t.Context(), ref, commit.PullOptions{})
+	_, err := pullRef(t, ref, commit.PullOptions{})
 	if err == nil {
 		t.Fatalf("Pull(%s) succeeded, want an error", ref)
 	}
@@ -131,11 +131,11 @@ func TestRegistryErrorTLS(t *testing.T) {
 	}
 	tag := r.Host + "/strata/app:v1"
 	img := motdImage(t, "over TLS\n")
-	got, err := commit.Push(t.Context(), img, []string{tag}, commit.PushOptions{})
+	got, err := commit.Push(t.Context(), img, tagsOf(t, []string{tag}), commit.RegistryOptions{})
 	if err != nil {
 		t.Fatalf("Push with the CA in %s: %v", dockerDir, commit.RegistryError(tag, err))
 	}
-	pulled, err := commit.Pull(t.Context(), tag, commit.PullOptions{})
+	pulled, err := pullRef(t, tag, commit.PullOptions{})
 	if err != nil {
 		t.Fatalf("Pull with the CA in %s: %v", dockerDir, commit.RegistryError(tag, err))
 	}
@@ -151,10 +151,10 @@ func TestCertsDirClientCertificate(t *testing.T) {
 	_, containersDir := withCertDirs(t)
 	r.WriteCertsD(t, containersDir)
 	tag := r.Addr + "/strata/app:v1"
-	if _, err := commit.Push(t.Context(), motdImage(t, "client cert\n"), []string{tag}, commit.PushOptions{}); err != nil {
+	if _, err := commit.Push(t.Context(), motdImage(t, "client cert\n"), tagsOf(t, []string{tag}), commit.RegistryOptions{}); err != nil {
 		t.Fatalf("Push with a client certificate in %s: %v", containersDir, commit.RegistryError(tag, err))
 	}
-	if _, err := commit.Pull(t.Context(), tag, commit.PullOptions{}); err != nil {
+	if _, err := pullRef(t, tag, commit.PullOptions{}); err != nil {
 		t.Fatalf("Pull: %v", commit.RegistryError(tag, err))
 	}
 }
@@ -170,7 +170,7 @@ func TestCertsDirBadFiles(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dockerDir, host, "client.key"), []byte("x"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err := commit.Pull(t.Context(), host+"/app:1", commit.PullOptions{})
+	_, err := pullRef(t, host+"/app:1", commit.PullOptions{})
 	if err == nil || !strings.Contains(err.Error(), filepath.Join(dockerDir, host, "client.key")+" has no client certificate client.cert") {
 		t.Errorf("Pull = %v, want an error naming the lone key", err)
 	}
@@ -178,7 +178,7 @@ func TestCertsDirBadFiles(t *testing.T) {
 
 func TestRegistryErrorNotFound(t *testing.T) {
 	r := testutil.StartRegistry(t, testutil.RegistryOptions{})
-	if _, err := commit.Push(t.Context(), motdImage(t, "stable\n"), []string{r.Addr + "/library/debian:stable"}, commit.PushOptions{}); err != nil {
+	if _, err := commit.Push(t.Context(), motdImage(t, "stable\n"), tagsOf(t, []string{r.Addr + "/library/debian:stable"}), commit.RegistryOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct{ name, ref string }{
@@ -226,7 +226,7 @@ func TestRegistryErrorCredentials(t *testing.T) {
 	r.WriteCertsD(t, dockerDir)
 	good, wrong := basicAuth(r.User, r.Password), basicAuth(r.User, "wrong")
 	ref := r.Addr + "/strata/app:v1"
-	if _, err := commit.Push(t.Context(), motdImage(t, "auth\n"), []string{ref}, commit.PushOptions{Keychain: staticKeychain(good)}); err != nil {
+	if _, err := commit.Push(t.Context(), motdImage(t, "auth\n"), tagsOf(t, []string{ref}), commit.RegistryOptions{Keychain: staticKeychain(good)}); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -244,7 +244,7 @@ func TestRegistryErrorCredentials(t *testing.T) {
 			credentialHelper(t, "stratatest", r.User, "wrong")
 			var err error
 			if tc.push {
-				_, err = commit.Push(t.Context(), motdImage(t, "again\n"), []string{ref}, commit.PushOptions{})
+				_, err = commit.Push(t.Context(), motdImage(t, "again\n"), tagsOf(t, []string{ref}), commit.RegistryOptions{})
 				err = commit.RegistryError(ref, err)
 			} else {
 				err = pullErr(t, ref)
@@ -265,7 +265,7 @@ func TestRegistryErrorCredentials(t *testing.T) {
 		t.Run("accepted from "+name, func(t *testing.T) {
 			isolateCredentials(t, config)
 			credentialHelper(t, "stratatest", r.User, r.Password)
-			if _, err := commit.Pull(t.Context(), ref, commit.PullOptions{}); err != nil {
+			if _, err := pullRef(t, ref, commit.PullOptions{}); err != nil {
 				t.Errorf("Pull: %v", commit.RegistryError(ref, err))
 			}
 		})
@@ -303,10 +303,10 @@ func TestInsecureRegistrySkipsVerify(t *testing.T) {
 	withCertDirs(t)
 	tag := r.Addr + "/strata/app:v1"
 	insecure := []string{r.Addr}
-	if _, err := commit.Push(t.Context(), motdImage(t, "insecure\n"), []string{tag}, commit.PushOptions{Insecure: insecure}); err != nil {
+	if _, err := commit.Push(t.Context(), motdImage(t, "insecure\n"), tagsOf(t, []string{tag}), commit.RegistryOptions{Insecure: insecure}); err != nil {
 		t.Fatalf("Push to an insecure registry: %v", commit.RegistryError(tag, err))
 	}
-	if _, err := commit.Pull(t.Context(), tag, commit.PullOptions{Insecure: insecure}); err != nil {
+	if _, err := pullRef(t, tag, commit.PullOptions{RegistryOptions: commit.RegistryOptions{Insecure: insecure}}); err != nil {
 		t.Fatalf("Pull from an insecure registry: %v", commit.RegistryError(tag, err))
 	}
 }

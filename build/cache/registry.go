@@ -63,11 +63,11 @@ func (r *Registry) Get(ctx context.Context, key string) (*Hit, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading cache %s: %w", ref, err)
+		return nil, commit.RegistryError(ref.String(), err)
 	}
 	cf, err := img.ConfigFile()
 	if err != nil {
-		return nil, fmt.Errorf("reading cache %s: %w", ref, err)
+		return nil, commit.RegistryError(ref.String(), err)
 	}
 	data, ok := cf.Config.Labels[EntryLabel]
 	if !ok {
@@ -129,7 +129,7 @@ func (r *Registry) Put(ctx context.Context, e *Entry, layer v1.Layer) error {
 	}
 	ref := r.tag(e.Key)
 	if err := remote.Write(ref, img, commit.RemoteOptions(ctx, r.Options)...); err != nil {
-		return fmt.Errorf("writing cache %s: %w", ref, err)
+		return fmt.Errorf("writing the cache: %w", commit.RegistryError(ref.String(), err))
 	}
 	return nil
 }

@@ -132,14 +132,14 @@ func (pl *planner) stage(ctx context.Context, st *recipe.Stage, p *Plan) (*Stage
 		}
 		sp.BaseStage, sp.BaseDigest, state = st.From.Stage, prev.BaseDigest, prev.Final
 	} else {
-		img, err := pl.image(ctx, st.From, sp.Platform)
+		img, err := pl.image(ctx, st.From, sp.Platform, "the base")
 		if err != nil {
 			return nil, err
 		}
 		sp.Base = img
 		cf, err := img.ConfigFile()
 		if err != nil {
-			return nil, fmt.Errorf("%s: reading the config of %s: %w", st.From.Pos, st.From.Ref, err)
+			return nil, fmt.Errorf("%s: reading the config of the base: %w", st.From.Pos, commit.RegistryError(st.From.Ref, err))
 		}
 		state = stateOf(cf.Config)
 		if st.From.Kind != recipe.KindScratch {
@@ -182,7 +182,7 @@ func (pl *planner) platform(st *recipe.Stage) (p v1.Platform, set bool) {
 }
 
 // image pulls a base or copy source once per build and platform.
-func (pl *planner) image(ctx context.Context, b recipe.Base, p v1.Platform) (v1.Image, error) {
+func (pl *planner) image(ctx context.Context, b recipe.Base, p v1.Platform, what string) (v1.Image, error) {
 	src, err := Source(b, pl.o.Registry)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", b.Pos, err)
@@ -195,10 +195,10 @@ func (pl *planner) image(ctx context.Context, b recipe.Base, p v1.Platform) (v1.
 	}
 	img, err := commit.Pull(ctx, src, commit.PullOptions{RegistryOptions: pl.o.Registry, Platform: &p})
 	if err != nil {
-		return nil, fmt.Errorf("%s: base %s: %w", b.Pos, b.Ref, errors.Unwrap(err))
+		return nil, fmt.Errorf("%s: pulling %s: %w", b.Pos, what, err)
 	}
 	if err := commit.VerifyImage(img); err != nil {
-		return nil, fmt.Errorf("%s: base %s: %w", b.Pos, b.Ref, err)
+		return nil, fmt.Errorf("%s: %s %s: %w", b.Pos, what, b.Ref, err)
 	}
 	pl.imgs[id] = img
 	return img, nil
@@ -260,7 +260,7 @@ func (pl *planner) copyStep(ctx context.Context, sp *Stage, s *Step, state State
 	case c.From.Kind == recipe.KindStage:
 		s.From = &CopySource{Stage: c.From.Stage, Ref: c.From.Ref}
 	default:
-		img, err := pl.image(ctx, *c.From, sp.Platform)
+		img, err := pl.image(ctx, *c.From, sp.Platform, "the image to copy from")
 		if err != nil {
 			return err
 		}

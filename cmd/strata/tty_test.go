@@ -90,7 +90,6 @@ func rowSeconds(t *testing.T, rows []string, sub string) float64 {
 // and their last output lines, finished steps collapse to one line, and
 // the failing last step keeps its last output lines in the summary.
 func TestLiveProgressOnTerminal(t *testing.T) {
-	t.Skip("waiting for CLI wiring: --progress auto → tty.New when stderr is a terminal")
 	requireBuildTools(t)
 	loop := func(name string) string {
 		return "for i in 1 2 3 4 5 6 7 8 9 10 11 12; do echo " + name + " $i; sleep 0.25; done; echo " + name + " > /" + name

@@ -9,20 +9,21 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/stratabuild/strata/build"
+	"github.com/stratabuild/strata/cmd/strata/internal/tty"
 	"github.com/stratabuild/strata/recipe"
 )
 
 // BuildImage is the Builder that runs real builds: build.Build with its
-// progress rendered on stderr.
+// progress rendered on stderr — a live view on a terminal (--progress
+// auto), else plain lines or JSON.
 func BuildImage(ctx context.Context, req Request, r *recipe.Recipe, stderr io.Writer) (string, error) {
-	format := req.Progress
-	if format == "" || format == "auto" {
-		format = "plain"
-	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	res, err := build.Build(ctx, req.Build, r, build.Deps{Progress: newProgressWriter(stderr, format), Log: log})
+	progress, done := renderer(stderr, req.Progress)
+	defer done()
+	log := slog.New(slog.NewTextHandler(lineEvents(progress), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	res, err := build.Build(ctx, req.Build, r, build.Deps{Progress: progress, Log: log})
 	if err != nil {
 		return "", err
 	}
@@ -35,6 +36,30 @@ func BuildImage(ctx context.Context, req Request, r *recipe.Recipe, stderr io.Wr
 		}
 	}
 	return res.Digest, nil
+}
+
+// renderer picks how progress is shown; done ends a live view (its
+// summary), before anything else is printed.
+func renderer(stderr io.Writer, format string) (progress func(build.Event), done func()) {
+	if f, ok := stderr.(*os.File); ok && (format == "" || format == "auto") && tty.IsTerminal(f) {
+		v := tty.New(f, tty.Options{})
+		return v.Event, v.Close
+	}
+	if format == "" || format == "auto" {
+		format = "plain"
+	}
+	return newProgressWriter(stderr, format), func() {}
+}
+
+// lineEvents is a writer whose lines become info events, so that log
+// records go through the same renderer as progress.
+type lineEvents func(build.Event)
+
+func (w lineEvents) Write(p []byte) (int, error) {
+	for _, line := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
+		w(build.Event{Kind: build.EventInfo, Time: time.Now(), Text: line})
+	}
+	return len(p), nil
 }
 
 // metadata is what --metadata-file holds.

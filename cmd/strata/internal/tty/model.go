@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/stratabuild/strata/build"
+	"github.com/stratabuild/strata/build/cache"
 )
 
 // model is what the view knows of the build: its stages, in the order
@@ -53,7 +54,7 @@ type step struct {
 	state  stepState
 	start  time.Time
 	dur    time.Duration
-	layer  *build.LayerInfo
+	layer  *cache.Layer
 	out    []string // the last output lines
 	notes  []string // info about the step (cache hit or miss), shown while it runs
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/creack/pty"
 
 	"github.com/stratabuild/strata/build"
+	"github.com/stratabuild/strata/build/cache"
 )
 
 // screen is what a VT100 emulator shows of everything written to a pty.
@@ -196,7 +197,7 @@ func TestViewOnPTY(t *testing.T) {
 	// The left step finishes: one line with its layer; the next starts
 	// and is cached.
 	v.Event(build.Event{Kind: build.EventDone, Stage: "left", Step: 1, Steps: 2, Action: "run", Duration: 3200 * time.Millisecond,
-		Layer: &build.LayerInfo{Size: 2048, Added: 3, Modified: 1, Deleted: 2}})
+		Layer: &cache.Layer{Size: 2048, Added: 3, Modified: 1, Deleted: 2}})
 	v.Event(start("left", 2, 2, "make install"))
 	v.Event(build.Event{Kind: build.EventDone, Stage: "left", Step: 2, Steps: 2, Action: "run", Cached: true})
 	done := scr.waitFor(t, "the left stage collapsed", func(r []string) bool {
