@@ -3,6 +3,7 @@ package commit_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -413,5 +415,91 @@ func TestCheckDockerDest(t *testing.T) {
 	}
 	if fi, err := os.Stat(nested); err != nil || fi.Mode() != 0o644 {
 		t.Errorf("archive under new parents: %v, %v; want a 0644 file", fi, err)
+	}
+}
+
+// hangImage is an image whose layers give 1 KiB of their blob, then
+// block: a writer of it stays in the middle of its write.
+type hangImage struct{ v1.Image }
+
+type hangLayer struct{ v1.Layer }
+
+func (i hangImage) Layers() ([]v1.Layer, error) {
+	ls, err := i.Image.Layers()
+	for n, l := range ls {
+		ls[n] = hangLayer{l}
+	}
+	return ls, err
+}
+
+func (l hangLayer) Compressed() (io.ReadCloser, error) {
+	rc, err := l.Layer.Compressed()
+	if err != nil {
+		return nil, err
+	}
+	block := make(chan struct{})
+	return io.NopCloser(io.MultiReader(io.LimitReader(rc, 1024), readerFunc(func([]byte) (int, error) {
+		<-block
+		return 0, io.EOF
+	}))), nil
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+
+// TestKilledWriterTempsCleaned kills (SIGKILL) a child process in the
+// middle of writing a docker archive and an OCI layout, then writes both
+// again: the temps the child left are gone, the outputs are whole.
+func TestKilledWriterTempsCleaned(t *testing.T) {
+	if dest := os.Getenv("STRATA_TEST_HANG_WRITE"); dest != "" {
+		img := hangImage{motdImage(t, "hello\n")}
+		go func() { _ = commit.WriteDockerArchive(t.Context(), filepath.Join(dest, "out.tar"), img, nil) }()
+		_ = commit.WriteOCILayout(t.Context(), filepath.Join(dest, "outdir"), img, []string{"v1"})
+		t.Fatal("the write returned")
+	}
+	dest := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestKilledWriterTempsCleaned$")
+	cmd.Env = append(os.Environ(), "STRATA_TEST_HANG_WRITE="+dest)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Wait for the child's temps: the archive's and the layout's dir.
+	pid := strconv.Itoa(cmd.Process.Pid)
+	var temps []string
+	for range 200 {
+		temps, _ = filepath.Glob(filepath.Join(dest, ".out*.tmp-"+pid+"-*"))
+		if len(temps) == 2 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	if len(temps) != 2 {
+		t.Fatalf("the child left %v, want a temp file and a temp dir", temps)
+	}
+	t.Logf("left by the killed writer: %v", temps)
+
+	img := motdImage(t, "hello\n")
+	if err := commit.WriteDockerArchive(t.Context(), filepath.Join(dest, "out.tar"), img, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := commit.WriteOCILayout(t.Context(), filepath.Join(dest, "outdir"), img, []string{"v1"}); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(dest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if diff := cmp.Diff([]string{"out.tar", "outdir"}, names); diff != "" {
+		t.Errorf("entries after the next writes (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(map[string]v1.Hash{"v1": digestOf(t, img)}, layoutRefs(t, filepath.Join(dest, "outdir"))); diff != "" {
+		t.Errorf("layout refs (-want +got):\n%s", diff)
 	}
 }
