@@ -42,6 +42,12 @@ var boundaries = []struct {
 	{"build/plan", []string{
 		module + "/layers", module + "/build/sandbox", "github.com/containerd/", "github.com/moby/buildkit",
 	}},
+	// internal/inputfile is imported by recipe: it must stay as plain.
+	{"internal/inputfile", []string{
+		module + "/build", module + "/recipe", module + "/layers", module + "/commit",
+		"github.com/google/go-containerregistry", "github.com/opencontainers/",
+		"github.com/containerd/", "github.com/moby/buildkit", "golang.org/x/sys/unix",
+	}},
 	{"internal/fscopy", []string{
 		module + "/build", module + "/recipe", module + "/layers", module + "/commit",
 		"github.com/google/go-containerregistry", "github.com/moby/buildkit",

@@ -4,91 +4,73 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
+	"syscall"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// WriteOCILayout writes img as the only image of an OCI image layout at dir,
-// listed once per name in refNames (as its org.opencontainers.image.ref.name
-// annotation, the TAG of "oci:DIR:TAG" in skopeo), or once unnamed. The
-// layout is built in a sibling temp dir and swapped in, so a failure leaves
-// an existing layout at dir as it was; an existing layout is replaced as a
-// whole, not added to.
-func WriteOCILayout(ctx context.Context, dir string, img v1.Image, refNames []string) error {
-	dir = filepath.Clean(dir)
-	err := replaceDir(dir, func(tmp string) error {
-		p, err := layout.Write(tmp, empty.Index)
-		if err != nil {
-			return err
-		}
-		linkBlobs(img, tmp)
-		if err := p.WriteImage(ctxImage(ctx, img)); err != nil {
-			return err
-		}
-		desc, err := descriptor(img)
-		if err != nil {
-			return err
-		}
-		if len(refNames) == 0 {
-			return p.AppendDescriptor(desc)
-		}
-		for _, r := range refNames {
-			d := desc
-			d.Annotations = map[string]string{ocispec.AnnotationRefName: r}
-			if err := p.AppendDescriptor(d); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("writing OCI layout %s: %w", dir, err)
+// WriteDockerArchive writes img as a `docker save` tarball named by tags
+// (none: an untagged image). It checks file as CheckDockerDest does,
+// removes the temp files that killed writers left beside it
+// (CleanStaleTemps) and creates its missing parent directories. The
+// tarball is written to a temp file beside file, named with this
+// process's pid, and renamed, so a failure leaves an existing file as it
+// was. A symbolic link at file is followed: its target is replaced.
+func WriteDockerArchive(ctx context.Context, file string, img v1.Image, tags []string) error {
+	if err := writeDockerArchive(ctx, file, img, tags); err != nil {
+		return fmt.Errorf("writing docker archive %s: %w", file, err)
 	}
 	return nil
 }
 
-// descriptor describes img for an index.
-func descriptor(img v1.Image) (v1.Descriptor, error) {
-	mt, err := img.MediaType()
-	if err != nil {
-		return v1.Descriptor{}, err
-	}
-	d, err := img.Digest()
-	if err != nil {
-		return v1.Descriptor{}, err
-	}
-	size, err := img.Size()
-	if err != nil {
-		return v1.Descriptor{}, err
-	}
-	desc := v1.Descriptor{MediaType: mt, Digest: d, Size: size}
-	if cf, err := img.ConfigFile(); err == nil {
-		desc.Platform = cf.Platform()
-	}
-	return desc, nil
-}
-
-// WriteDockerArchive writes img as a `docker save` tarball named by tags
-// (none: an untagged image). It is written to a temp file beside file and
-// renamed, so a failure leaves an existing file as it was.
-func WriteDockerArchive(ctx context.Context, file string, img v1.Image, tags []string) error {
+func writeDockerArchive(ctx context.Context, file string, img v1.Image, tags []string) error {
 	refs, err := archiveRefs(ctxImage(ctx, img), tags)
 	if err != nil {
 		return err
 	}
-	if err := replaceFile(file, func(f *os.File) error {
-		return tarball.MultiRefWrite(refs, f)
-	}); err != nil {
-		return fmt.Errorf("writing docker archive %s: %w", file, err)
+	if err := CheckDockerDest(file); err != nil {
+		return err
 	}
-	return nil
+	if real, err := filepath.EvalSymlinks(file); err == nil {
+		file = real
+	}
+	_ = CleanStaleTemps(file) // best effort: a temp left is no reason to fail
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		return err
+	}
+	return replaceFile(file, func(f *os.File) error {
+		return tarball.MultiRefWrite(refs, f)
+	})
+}
+
+// CheckDockerDest returns an error if a docker archive cannot be written
+// at file: file is a directory or anything but a regular file (a device,
+// a FIFO, a dangling link), or its parent neither exists nor can be
+// created. It writes nothing; call it before a build to fail early.
+func CheckDockerDest(file string) error {
+	fi, err := os.Stat(file)
+	switch {
+	case err == nil && fi.IsDir():
+		return fmt.Errorf("%s is a directory; give the archive's file name, such as %s", file, filepath.Join(file, "image.tar"))
+	case err == nil && !fi.Mode().IsRegular():
+		return fmt.Errorf("%s is %s, not a regular file; give the archive's file name", file, fileKind(fi.Mode()))
+	case err == nil:
+		return writableDir(filepath.Dir(file))
+	case !absent(err):
+		return err
+	}
+	if _, lerr := os.Lstat(file); lerr == nil {
+		return fmt.Errorf("%s is a symbolic link to a missing file; remove it or give another file name", file)
+	}
+	return creatable(filepath.Dir(file))
 }
 
 // archiveRefs maps every tag to img. Without tags img is keyed by a digest
@@ -117,9 +99,9 @@ func archiveRefs(img v1.Image, tags []string) (map[name.Reference]v1.Image, erro
 }
 
 // replaceFile writes file through write on a temp file in the same
-// directory, syncs it and renames it over file.
+// directory (see createTemp), syncs it and renames it over file.
 func replaceFile(file string, write func(*os.File) error) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(file), "."+filepath.Base(file)+".tmp-*")
+	f, err := createTemp(file)
 	if err != nil {
 		return err
 	}
@@ -141,29 +123,124 @@ func replaceFile(file string, write func(*os.File) error) (err error) {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	return os.Rename(f.Name(), file)
+	if err := os.Rename(f.Name(), file); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(file))
 }
 
-// replaceDir builds a new directory through build in a temp dir beside dir
-// and swaps it in for dir; the old one is removed afterwards.
-func replaceDir(dir string, build func(tmp string) error) (err error) {
-	tmp, err := os.MkdirTemp(filepath.Dir(dir), "."+filepath.Base(dir)+".tmp-*")
+// syncDir makes the entries of dir (a rename into it) durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if rerr := os.RemoveAll(tmp); rerr != nil && err == nil {
-			err = rerr
-		}
-	}()
-	if err := os.Chmod(tmp, 0o755); err != nil {
-		return err
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, errors.ErrUnsupported) {
+		return fmt.Errorf("syncing %s: %w", dir, err)
 	}
-	if err := build(tmp); err != nil {
-		return err
-	}
-	// After the swap tmp holds the old layout (or nothing), removed above.
-	return swapDir(tmp, dir)
+	return nil
 }
 
-var errNotDir = errors.New("exists and is not a directory")
+// absent reports whether err says a path does not exist, or cannot
+// because one of its parents is not a directory.
+func absent(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
+}
+
+// fileKind names a file mode's type, with its article.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m.IsRegular():
+		return "a regular file"
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe (FIFO)"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a block device"
+	}
+	return "a special file"
+}
+
+// creatable returns an error unless dir exists as a directory that can be
+// written to, or could be created: its nearest existing ancestor is one.
+func creatable(dir string) error {
+	for p := dir; ; p = filepath.Dir(p) {
+		fi, err := os.Stat(p)
+		switch {
+		case err == nil && fi.IsDir():
+			return writableDir(p)
+		case err == nil:
+			return fmt.Errorf("cannot create %s: %s is %s, not a directory", dir, p, fileKind(fi.Mode()))
+		case !absent(err):
+			return err
+		}
+		if parent := filepath.Dir(p); parent == p {
+			return fmt.Errorf("cannot create %s: no existing parent", dir)
+		}
+	}
+}
+
+// Temp files and dirs beside a destination are named .NAME.tmp-PID-RANDOM:
+// the pid lets CleanStaleTemps tell a temp a killed writer left from one
+// a live writer is still writing.
+var tempRe = regexp.MustCompile(`^\.(.+)\.tmp-([0-9]{1,10})-[0-9]+$`)
+
+// tempPattern is the os.CreateTemp pattern of a temp for dest.
+func tempPattern(dest string) string {
+	return "." + filepath.Base(dest) + ".tmp-" + strconv.Itoa(os.Getpid()) + "-*"
+}
+
+// createTemp creates a temp file beside dest.
+func createTemp(dest string) (*os.File, error) {
+	return os.CreateTemp(filepath.Dir(dest), tempPattern(dest))
+}
+
+// CleanStaleTemps removes what writers killed while writing dest left:
+// the temp files and dirs named .NAME.tmp-PID-RANDOM beside dest, NAME
+// being dest's base name, and, if dest is an OCI layout, the temps inside
+// it and in its blobs/sha256, whose PID is no longer a live process. A
+// temp whose PID is alive — being written, or its PID reused — is left
+// alone. Every writer of this package calls it first; `strata prune` may
+// call it for a destination too. It tries every temp and returns the
+// errors met.
+func CleanStaleTemps(dest string) error {
+	dest = filepath.Clean(dest)
+	errs := []error{cleanTemps(filepath.Dir(dest), filepath.Base(dest))}
+	if fi, err := os.Lstat(filepath.Join(dest, "oci-layout")); err == nil && fi.Mode().IsRegular() {
+		errs = append(errs, cleanTemps(dest, ""), cleanTemps(filepath.Join(dest, "blobs", "sha256"), ""))
+	}
+	return errors.Join(errs...)
+}
+
+// cleanTemps removes the stale temps in dir of the destination name, or
+// of any name if name is "".
+func cleanTemps(dir, name string) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range entries {
+		m := tempRe.FindStringSubmatch(e.Name())
+		if m == nil || name != "" && m[1] != name {
+			continue
+		}
+		pid, err := strconv.Atoi(m[2])
+		if err != nil || pid <= 0 || pid > math.MaxInt32 || pidAlive(pid) {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			errs = append(errs, fmt.Errorf("removing a stale temp: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}

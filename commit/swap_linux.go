@@ -2,27 +2,22 @@ package commit
 
 import (
 	"errors"
-	"fmt"
 	"os"
 
 	"golang.org/x/sys/unix"
 )
 
-// swapDir puts the directory newDir at path dir in one atomic step: if dir
-// exists the two are exchanged (renameat2 RENAME_EXCHANGE), so newDir then
-// holds the old content; otherwise newDir is renamed to dir.
-func swapDir(newDir, dir string) error {
-	fi, err := os.Lstat(dir)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return os.Rename(newDir, dir)
-	case err != nil:
-		return err
-	case !fi.IsDir():
-		return fmt.Errorf("%s %w", dir, errNotDir)
+// renameNoReplace renames from to to unless to exists (then an error that
+// errors.Is os.ErrExist), in one step: no other writer can slip a
+// directory in at to between a check and the rename.
+func renameNoReplace(from, to string) error {
+	err := unix.Renameat2(unix.AT_FDCWD, from, unix.AT_FDCWD, to, unix.RENAME_NOREPLACE)
+	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
+		// A filesystem without RENAME_NOREPLACE (NFS, some FUSE).
+		return renameIfAbsent(from, to)
 	}
-	if err := unix.Renameat2(unix.AT_FDCWD, newDir, unix.AT_FDCWD, dir, unix.RENAME_EXCHANGE); err != nil {
-		return fmt.Errorf("exchanging %s and %s: %w", newDir, dir, err)
+	if err != nil {
+		return &os.LinkError{Op: "rename", Old: from, New: to, Err: err}
 	}
 	return nil
 }

@@ -22,6 +22,8 @@ type decoder struct {
 	unresolved []Var
 	// warnings are problems that do not stop the build.
 	warnings []Warning
+	// suggestWork counts the names compared for hints (see suggestVar).
+	suggestWork int
 }
 
 func (d *decoder) pos(n *yaml.Node) Pos {

@@ -5,14 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/stratabuild/strata/internal/inputfile"
 )
 
 // The keys each mapping of a recipe allows.
@@ -27,13 +29,19 @@ var (
 	allStepKeys = []string{"run", "copy", "env", "workdir", "user", "name", "network", "mounts", "to", "from", "owner", "mode"}
 )
 
+// MaxSize is the largest recipe Load reads, 1 MiB: a recipe is a few
+// kilobytes of text; the largest real ones are under 100 KiB.
+const MaxSize = 1 << 20
+
 // Load reads, decodes and validates the recipe at path. The build context
-// is path's directory unless WithContext is given. Problems in the recipe
-// are returned as an ErrorList; other errors (reading the file) are not.
+// is path's directory unless WithContext is given. Only a regular file of
+// at most MaxSize bytes is read: a FIFO, a device or a larger file is
+// refused at once. Problems in the recipe are returned as an ErrorList;
+// other errors (reading the file) are not.
 func Load(path string, opts ...Option) (*Recipe, error) {
-	data, err := os.ReadFile(path)
+	data, err := inputfile.Read(path, inputfile.Options{Max: MaxSize, What: "recipe"})
 	if err != nil {
-		return nil, fmt.Errorf("reading recipe: %w", err)
+		return nil, err
 	}
 	o := options{}
 	for _, opt := range opts {
@@ -106,6 +114,59 @@ func syntaxCol(line, msg string) int {
 	return indent + 1
 }
 
+// checkText reports the first character of data that the YAML decoder
+// would refuse with no position: a byte that is not UTF-8, or a control
+// character. Its position counts lines as YAML does and columns in
+// characters. A UTF-16 recipe (it starts with its byte order mark) is left
+// to the decoder.
+func (d *decoder) checkText(data []byte) bool {
+	if bytes.HasPrefix(data, []byte{0xFE, 0xFF}) || bytes.HasPrefix(data, []byte{0xFF, 0xFE}) {
+		return true
+	}
+	p := Pos{File: d.file, Line: 1, Col: 1}
+	for i := 0; i < len(data); {
+		r, size := utf8.DecodeRune(data[i:])
+		switch {
+		case r == utf8.RuneError && size <= 1:
+			d.errorAt(p, "", "invalid UTF-8 (byte %#02x): a recipe must be UTF-8 text", data[i])
+			return false
+		case !yamlAllowed(r):
+			d.errorAt(p, "", "control character %U is not allowed in YAML (in a double-quoted string, write it as %s)", r, escape(r))
+			return false
+		}
+		i += size
+		switch {
+		case r == '\r' && i < len(data) && data[i] == '\n':
+			// CR LF is one line break, counted at the LF.
+		case r == '\n' || r == '\r' || r == 0x85 || r == 0x2028 || r == 0x2029:
+			p.Line, p.Col = p.Line+1, 1
+		default:
+			p.Col++
+		}
+	}
+	return true
+}
+
+// yamlAllowed reports whether r may appear in a YAML stream (YAML 1.1's
+// c-printable, as the decoder checks it).
+func yamlAllowed(r rune) bool {
+	switch {
+	case r == 0x09, r == 0x0A, r == 0x0D, r >= 0x20 && r <= 0x7E, r == 0x85:
+		return true
+	case r >= 0xA0 && r <= 0xD7FF, r >= 0xE000 && r <= 0xFFFD, r >= 0x10000 && r <= 0x10FFFF:
+		return true
+	}
+	return false
+}
+
+// escape writes r as a YAML double-quoted escape.
+func escape(r rune) string {
+	if r < 0x100 {
+		return fmt.Sprintf(`\x%02x`, r)
+	}
+	return fmt.Sprintf(`\u%04x`, r)
+}
+
 // topLevel is what every stage of a multi-stage recipe inherits.
 type topLevel struct {
 	m        *mapping
@@ -115,6 +176,9 @@ type topLevel struct {
 // parse decodes a whole recipe; problems go to d.errs.
 func (d *decoder) parse(data []byte, o options) *Recipe {
 	r := &Recipe{File: d.file, Context: o.context}
+	if !d.checkText(data) {
+		return nil
+	}
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {

@@ -108,7 +108,7 @@ func (d *decoder) decodeStage(src *stageSource, base *scope) (*Stage, *scope) {
 	}
 	// Args over the base's env; then the top-level env, then the stage's.
 	sc := base.clone()
-	for k, v := range src.top.argScope.vars {
+	for k, v := range src.top.argScope.clone().vars {
 		sc.vars[k] = v
 	}
 	sc.unsetArgs = src.top.argScope.unsetArgs
@@ -174,16 +174,17 @@ func (d *decoder) decodeStage(src *stageSource, base *scope) (*Stage, *scope) {
 // one way strata merges environments (recipe env, env steps, base images).
 func MergeEnv(env, vars []EnvVar) []EnvVar {
 	out := append([]EnvVar(nil), env...)
+	at := make(map[string]int, len(out)+len(vars))
+	for i, v := range out {
+		at[v.Name] = i
+	}
 	for _, v := range vars {
-		replaced := false
-		for i := range out {
-			if out[i].Name == v.Name {
-				out[i].Value, replaced = v.Value, true
-			}
+		if i, ok := at[v.Name]; ok {
+			out[i].Value = v.Value
+			continue
 		}
-		if !replaced {
-			out = append(out, v)
-		}
+		at[v.Name] = len(out)
+		out = append(out, v)
 	}
 	return out
 }
