@@ -12,6 +12,7 @@ import (
 	"github.com/stratabuild/strata/build/plan"
 	"github.com/stratabuild/strata/build/sandbox"
 	"github.com/stratabuild/strata/commit"
+	"github.com/stratabuild/strata/internal/fscopy"
 	"github.com/stratabuild/strata/internal/stateroot"
 	"github.com/stratabuild/strata/layers"
 	"github.com/stratabuild/strata/recipe"
@@ -146,6 +147,9 @@ type StepResult struct {
 // every output o asks for. On failure nothing stays mounted, no upper dir
 // is left behind and no output is replaced by a partial one.
 func Build(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*Result, error) {
+	if err := commit.CheckOutputs(o.Outputs); err != nil {
+		return nil, err
+	}
 	e, release, err := newExecutor(ctx, o, r, d)
 	if err != nil {
 		return nil, err
@@ -154,6 +158,9 @@ func Build(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*Result, e
 	po := plan.Options{Target: o.Target, Platform: o.Platform, Registry: o.Registry, Secrets: o.Secrets, Epoch: o.Epoch, Compression: o.Compression}
 	if e.plan, err = plan.Make(ctx, po, r); err != nil {
 		return nil, err
+	}
+	if ig := e.plan.Ignore; ig != nil && ig.File != fscopy.IgnoreFile {
+		e.emit(Event{Kind: EventInfo, Time: time.Now(), Text: "excluding what " + ig.File + " lists from copies (there is no " + fscopy.IgnoreFile + ")"})
 	}
 	// Images pulled stay bound to this context until the outputs are
 	// written: it is cancelled when a stage fails, and after the outputs.

@@ -196,11 +196,7 @@ func (e *executor) copy(ctx context.Context, s *plan.Step, rootfs string) error 
 		o.UID, o.GID, o.OwnerSet = uid, gid, true
 	}
 	if s.From == nil {
-		ignore, err := fscopy.LoadIgnore(e.context)
-		if err != nil {
-			return err
-		}
-		o.Policy, o.Ignore = fscopy.FromContext, ignore
+		o.Policy, o.Ignore = fscopy.FromContext, e.plan.Ignore
 		if _, err := fscopy.Copy(ctx, e.context, c.Sources, rootfs, s.Dest, o); err != nil {
 			return fmt.Errorf("%s: %w", s.Pos, err)
 		}

@@ -111,3 +111,23 @@ func saveBlobs(ctx context.Context, img v1.Image, dir string) error {
 	}
 	return nil
 }
+
+// CheckOutputs reports every output that cannot be written, writing
+// nothing: call it before a build, so that a bad destination is found
+// before any step runs.
+func CheckOutputs(outs []Output) error {
+	var errs []error
+	for _, out := range outs {
+		var err error
+		switch out.Type {
+		case OutputOCI:
+			err = CheckOCIDest(out.Dest)
+		case OutputDocker:
+			err = CheckDockerDest(out.Dest)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("-o %s: %w", out, err))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -24,6 +24,8 @@ import (
 type Plan struct {
 	Stages []*Stage // dependency order, the target last
 	Image  recipe.Image
+	// Ignore is the build context's ignore file (nil: none).
+	Ignore *fscopy.Ignore
 	byIdx  map[int]*Stage
 }
 
@@ -74,6 +76,7 @@ type Options struct {
 	Platform    *v1.Platform // nil: the host's
 	Registry    commit.RegistryOptions
 	Secrets     map[string][]byte // by id; only the ids are checked
+	NoSecrets   bool              // do not check secrets (validate)
 	Epoch       *time.Time
 	Compression commit.Compression
 }
@@ -86,10 +89,11 @@ func (p *Plan) StageByIndex(i int) (*Stage, bool) {
 
 // planner resolves a recipe into a plan.
 type planner struct {
-	o    Options
-	r    *recipe.Recipe
-	mu   sync.Mutex
-	imgs map[string]v1.Image // pulled images by source and platform
+	o      Options
+	r      *recipe.Recipe
+	mu     sync.Mutex
+	imgs   map[string]v1.Image // pulled images by source and platform
+	ignore *fscopy.Ignore
 }
 
 // Make resolves r into a plan: the stages the target needs, their bases
@@ -102,6 +106,10 @@ func Make(ctx context.Context, o Options, r *recipe.Recipe) (*Plan, error) {
 	}
 	pl := &planner{o: o, r: r, imgs: map[string]v1.Image{}}
 	p := &Plan{byIdx: map[int]*Stage{}, Image: r.Image}
+	if p.Ignore, err = fscopy.LoadIgnore(r.Context); err != nil {
+		return nil, err
+	}
+	pl.ignore = p.Ignore
 	var errs []error
 	for _, st := range stages {
 		sp, err := pl.stage(ctx, st, p)
@@ -113,7 +121,9 @@ func Make(ctx context.Context, o Options, r *recipe.Recipe) (*Plan, error) {
 			p.byIdx[st.Index] = sp
 		}
 	}
-	errs = append(errs, pl.checkSecrets(p))
+	if !o.NoSecrets {
+		errs = append(errs, pl.checkSecrets(p))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -195,7 +205,7 @@ func (pl *planner) image(ctx context.Context, b recipe.Base, p v1.Platform, what
 	}
 	img, err := commit.Pull(ctx, src, commit.PullOptions{RegistryOptions: pl.o.Registry, Platform: &p})
 	if err != nil {
-		return nil, fmt.Errorf("%s: pulling %s: %w", b.Pos, what, err)
+		return nil, &PullError{Ref: b.Ref, Err: fmt.Errorf("%s: pulling %s: %w", b.Pos, what, err)}
 	}
 	if err := commit.VerifyImage(img); err != nil {
 		return nil, fmt.Errorf("%s: %s %s: %w", b.Pos, what, b.Ref, err)
@@ -246,13 +256,9 @@ func (pl *planner) copyStep(ctx context.Context, sp *Stage, s *Step, state State
 	}
 	switch {
 	case c.From == nil:
-		ignore, err := fscopy.LoadIgnore(pl.r.Context)
+		paths, err := fscopy.ContextInputs(pl.r.Context, pl.ignore, c.Sources)
 		if err != nil {
-			return err
-		}
-		paths, err := fscopy.ContextInputs(pl.r.Context, ignore, c.Sources)
-		if err != nil {
-			return fmt.Errorf("%s: %w", s.Pos, err)
+			return at(s.Pos, err)
 		}
 		if s.Files, err = cache.HashFiles(pl.r.Context, paths); err != nil {
 			return fmt.Errorf("%s: hashing copy inputs: %w", s.Pos, err)

@@ -1,6 +1,7 @@
 package fscopy
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -10,11 +11,20 @@ import (
 
 	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
+
+	"github.com/stratabuild/strata/internal/inputfile"
 )
 
 // IgnoreFile is the name of the file at the root of a build context that
-// excludes files from copies, in the syntax of .dockerignore.
+// excludes files from copies, in the syntax of .dockerignore. Without one,
+// a .dockerignore is read instead, as buildah reads .containerignore.
 const IgnoreFile = ".strataignore"
+
+// DockerIgnoreFile is read when the context has no IgnoreFile.
+const DockerIgnoreFile = ".dockerignore"
+
+// maxIgnore bounds an ignore file's size.
+const maxIgnore = 1 << 20
 
 // Ignore is a build context's ignore file: patterns that exclude entries
 // from copies. A nil *Ignore excludes nothing.
@@ -24,27 +34,51 @@ type Ignore struct {
 	pm   *patternmatcher.PatternMatcher
 }
 
-// LoadIgnore reads CONTEXT/.strataignore; a context without one ignores
-// nothing (nil).
+// LoadIgnore reads CONTEXT/.strataignore, else CONTEXT/.dockerignore; a
+// context with neither ignores nothing (nil). The file must be a regular
+// file inside the context; a bad pattern is reported with its line.
 func LoadIgnore(contextDir string) (*Ignore, error) {
-	p := filepath.Join(contextDir, IgnoreFile)
-	f, err := os.Open(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+	for _, name := range []string{IgnoreFile, DockerIgnoreFile} {
+		p := filepath.Join(contextDir, name)
+		if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err := inputfile.InsideDir(p, contextDir); err != nil {
+			return nil, err
+		}
+		data, err := inputfile.Read(p, inputfile.Options{Max: maxIgnore, What: "ignore file"})
+		if err != nil {
+			return nil, err
+		}
+		pm, err := parseIgnore(p, data)
+		if err != nil {
+			return nil, err
+		}
+		return &Ignore{File: name, pm: pm}, nil
 	}
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", p, err)
+	return nil, nil
+}
+
+// parseIgnore reads the patterns of an ignore file as docker does,
+// reporting every bad one as FILE:LINE.
+func parseIgnore(file string, data []byte) (*patternmatcher.PatternMatcher, error) {
+	var patterns []string
+	var errs []error
+	for i, line := range bytes.Split(data, []byte("\n")) {
+		got, err := ignorefile.ReadAll(bytes.NewReader(line))
+		if err == nil && len(got) == 1 {
+			_, err = patternmatcher.New(got)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s:%d: bad pattern %q: %v", file, i+1, strings.TrimSpace(string(line)), err))
+			continue
+		}
+		patterns = append(patterns, got...)
 	}
-	defer f.Close()
-	patterns, err := ignorefile.ReadAll(f)
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", p, err)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
-	pm, err := patternmatcher.New(patterns)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", p, err)
-	}
-	return &Ignore{File: IgnoreFile, pm: pm}, nil
+	return patternmatcher.New(patterns)
 }
 
 // Match reports whether the context-relative path rel (slash-separated) is

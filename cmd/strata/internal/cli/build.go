@@ -15,8 +15,10 @@ import (
 
 	"github.com/stratabuild/strata/build"
 	"github.com/stratabuild/strata/build/cache"
+	"github.com/stratabuild/strata/build/plan"
 	"github.com/stratabuild/strata/build/sandbox"
 	"github.com/stratabuild/strata/commit"
+	"github.com/stratabuild/strata/internal/inputfile"
 	"github.com/stratabuild/strata/layers"
 	"github.com/stratabuild/strata/recipe"
 )
@@ -62,7 +64,7 @@ Exit codes: 0 built; 1 the build failed; 2 bad usage or an invalid recipe.`,
 			if err != nil {
 				return err
 			}
-			r, err := loadRecipe(cmd, req.File, req.Context, req.BuildArgs)
+			r, err := loadRecipe(cmd, req.File, req.Context, f.file != "", req.BuildArgs)
 			if err != nil {
 				return err
 			}
@@ -71,7 +73,16 @@ Exit codes: 0 built; 1 the build failed; 2 bad usage or an invalid recipe.`,
 					return usageErr("--target: %v", err)
 				}
 			}
+			if err := plan.CheckContext(r); err != nil {
+				p := &printer{w: cmd.ErrOrStderr(), seen: map[string]bool{}}
+				p.print(err)
+				return &exitError{code: ExitUsage, err: err, printed: true}
+			}
 			digest, err := b(cmd.Context(), req, r, cmd.ErrOrStderr())
+			var list recipe.ErrorList
+			if errors.As(err, &list) { // a ${NAME} the base's env does not define either
+				return &exitError{code: ExitUsage, err: err}
+			}
 			if err != nil {
 				return &exitError{code: ExitBuildFailed, err: err}
 			}
@@ -143,6 +154,9 @@ func (f *buildFlags) request(args []string) (Request, error) {
 		o.Tags = append(o.Tags, tag)
 	}
 	f.outputsOf(o, &bad)
+	if err := commit.CheckOutputs(o.Outputs); err != nil {
+		bad.add("%v", err)
+	}
 	f.cachesOf(o, &bad)
 	var err error
 	if req.BuildArgs, err = parseBuildArgs(f.buildArgs); err != nil {
@@ -331,8 +345,16 @@ func sourceDateEpoch() (*time.Time, error) {
 
 // loadRecipe loads the recipe and prints its warnings; an invalid recipe
 // is a usage error, each problem on its own line.
-func loadRecipe(cmd *cobra.Command, file, context string, buildArgs map[string]string) (*recipe.Recipe, error) {
+//
+// A recipe found in the context (no -f) must be a file inside it, so that
+// a symlink cannot make strata read, and echo, a file elsewhere.
+func loadRecipe(cmd *cobra.Command, file, context string, explicit bool, buildArgs map[string]string) (*recipe.Recipe, error) {
 	stderr := cmd.ErrOrStderr()
+	if _, err := os.Lstat(file); err == nil && !explicit {
+		if err := inputfile.InsideDir(file, context); err != nil {
+			return nil, usageErr("recipe: %v (give it with -f to use it anyway)", err)
+		}
+	}
 	r, err := recipe.Load(file, recipe.WithContext(context), recipe.WithBuildArgs(buildArgs))
 	if err != nil {
 		var list recipe.ErrorList

@@ -53,8 +53,10 @@ func newContext(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
 	recipe := "args: {BASE: scratch, V: \"1\"}\nfrom: ${BASE}\nsteps:\n  - copy: a.txt\n    to: /a-${V}.txt\n"
-	if err := os.WriteFile(filepath.Join(dir, "strata.yaml"), []byte(recipe), 0o644); err != nil {
-		t.Fatal(err)
+	for name, content := range map[string]string{"strata.yaml": recipe, "a.txt": "a"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return dir
 }
@@ -220,5 +222,28 @@ func TestVersion(t *testing.T) {
 	code, stdout, _ := run(t, nil, "version")
 	if code != 0 || !strings.HasPrefix(stdout, "strata v9.8.7 (go") {
 		t.Errorf("version = %d %q, want 0 and \"strata v9.8.7 (go...)\"", code, stdout)
+	}
+}
+
+// TestValidateReportsContextProblems: every missing or escaping copy
+// source is reported with its position, exit 2, as the build would.
+func TestValidateReportsContextProblems(t *testing.T) {
+	dir, outside := t.TempDir(), t.TempDir()
+	recipe := "from: scratch\nsteps:\n  - copy: [one.txt, two.txt]\n    to: /x/\n  - copy: escape\n    to: /e\n"
+	if err := os.WriteFile(filepath.Join(dir, "strata.yaml"), []byte(recipe), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(dir, "escape")); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := run(t, nil, "validate", dir)
+	for _, want := range []string{`strata.yaml:3: copy source "one.txt" does not exist`, `strata.yaml:3: copy source "two.txt" does not exist`,
+		`strata.yaml:5: copy source "escape": it leaves the build context`} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("validate stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	if code != 2 {
+		t.Errorf("validate exit %d, want 2", code)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/stratabuild/strata/build/cache"
 	"github.com/stratabuild/strata/commit"
+	"github.com/stratabuild/strata/internal/inputfile"
 )
 
 // splitSpec splits "k=v,k=v" into pairs, rejecting repeated and empty keys.
@@ -112,6 +113,9 @@ func parseSecret(spec string) (secret, error) {
 	return s, nil
 }
 
+// maxSecret bounds a secret's size; BuildKit's is 500 KiB too.
+const maxSecret = 500 << 10
+
 // read returns the secret's content.
 func (s secret) read() ([]byte, error) {
 	if s.Env != "" {
@@ -121,11 +125,7 @@ func (s secret) read() ([]byte, error) {
 		}
 		return []byte(v), nil
 	}
-	data, err := os.ReadFile(s.Src)
-	if err != nil {
-		return nil, fmt.Errorf("secret %q: %w", s.ID, err)
-	}
-	return data, nil
+	return inputfile.Read(s.Src, inputfile.Options{Max: maxSecret, What: fmt.Sprintf("secret %q source", s.ID)})
 }
 
 // parseCacheRef parses a --cache-from/--cache-to registry cache,

@@ -1,44 +1,110 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
+
+	"github.com/stratabuild/strata/build/plan"
+	"github.com/stratabuild/strata/commit"
 )
 
 func newValidate() *cobra.Command {
 	var file string
-	var buildArgs []string
+	var buildArgs, insecure []string
+	var offline bool
 	cmd := &cobra.Command{
 		Use:   "validate [-f FILE] [CONTEXT]",
-		Short: "Check a recipe; print every error; exit 2 if any",
-		Args:  cobra.MaximumNArgs(1),
+		Short: "Check a recipe and its context; print every error; exit 2 if any",
+		Long: `Check a recipe as a build would before running anything: the recipe
+itself, every copy source in the build context, and — unless --offline —
+the ${NAME}s that only a base image's env can define, by resolving the
+bases' configs (a base that cannot be resolved is a warning). Every
+problem is printed as FILE:LINE:COL: message; the exit code is 2 if any.`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			context := "."
 			if len(args) == 1 {
 				context = args[0]
 			}
-			if file == "" {
+			explicit := file != ""
+			if !explicit {
 				file = filepath.Join(context, "strata.yaml")
 			}
 			ba, err := parseBuildArgs(buildArgs)
 			if err != nil {
 				return usageErr("%v", err)
 			}
-			r, err := loadRecipe(cmd, file, context, ba)
+			r, err := loadRecipe(cmd, file, context, explicit, ba)
 			if err != nil {
 				return err
+			}
+			p := &printer{w: cmd.ErrOrStderr(), seen: map[string]bool{}}
+			p.print(plan.CheckContext(r))
+			if !offline {
+				_, err := plan.Make(cmd.Context(), plan.Options{NoSecrets: true, Registry: commit.RegistryOptions{Insecure: insecure}}, r)
+				p.print(err)
+			}
+			stderr := cmd.ErrOrStderr()
+			bad := p.bad
+			if bad {
+				return &exitError{code: ExitUsage, err: errors.New("invalid recipe"), printed: true}
 			}
 			steps := 0
 			for _, s := range r.Stages {
 				steps += len(s.Steps)
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "%s: ok (%d stages, %d steps)\n", file, len(r.Stages), steps)
+			fmt.Fprintf(stderr, "%s: ok (%d stages, %d steps)\n", file, len(r.Stages), steps)
 			return nil
 		},
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "recipe `FILE` (default CONTEXT/strata.yaml)")
 	cmd.Flags().StringArrayVar(&buildArgs, "build-arg", nil, "`NAME=VALUE` overriding an arg of the recipe (repeatable)")
+	cmd.Flags().BoolVar(&offline, "offline", false, "resolve no base image (names only their env defines are not checked)")
+	cmd.Flags().StringArrayVar(&insecure, "insecure-registry", nil, "reach registry `HOST` over plain HTTP (repeatable)")
 	return cmd
+}
+
+// printer prints each error joined in an error once, on its own line; a
+// base that could not be pulled is a warning. bad says whether any was an
+// error.
+type printer struct {
+	w    io.Writer
+	seen map[string]bool
+	bad  bool
+}
+
+func (p *printer) print(err error) {
+	for _, e := range flatten(err) {
+		msg := e.Error()
+		if p.seen[msg] {
+			continue
+		}
+		p.seen[msg] = true
+		var pe *plan.PullError
+		if errors.As(e, &pe) {
+			fmt.Fprintf(p.w, "%s (warning: names only its env defines were not checked)\n", msg)
+			continue
+		}
+		fmt.Fprintln(p.w, msg)
+		p.bad = true
+	}
+}
+
+// flatten lists the errors errors.Join (or an ErrorList) put together.
+func flatten(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	return []error{err}
 }
