@@ -43,6 +43,16 @@ func oneOf(words []string) string {
 	return strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
 }
 
+// requiredKey is a key a step needs besides its action, and the message
+// of its absence.
+type requiredKey struct{ key, msg string }
+
+// stepRequired are the keys each kind of step needs besides its action.
+var stepRequired = map[StepKind][]requiredKey{
+	CopyStep: {{"to", "copy: missing to: (the destination)"}},
+	FileStep: {{"content", `file: missing content: (the file's text; content: "" for an empty file)`}},
+}
+
 // steps decodes a stage's `steps` list into s.Steps.
 func (d *decoder) steps(n *yaml.Node, s *Stage, st *state, where string) {
 	n = d.node(n)
@@ -95,6 +105,11 @@ func (d *decoder) step(n *yaml.Node, s *Stage, st *state, where string) *Step {
 	}
 	kind := StepKind(indexOf(stepKindNames[:], actions[0]))
 	d.checkStepKeys(m, kind, where)
+	for _, rk := range stepRequired[kind] {
+		if !m.has(rk.key) && !misspelt(m, rk.key, stepKeys[kind]) {
+			d.errorf(m.keyNode(actions[0]), where, "%s", rk.msg)
+		}
+	}
 	step := &Step{Kind: kind, Pos: d.pos(m.node)}
 	if nn := m.get("name"); nn != nil {
 		step.Name, _ = d.str(nn, st.sc, where, "name")
@@ -311,19 +326,9 @@ func (d *decoder) copyStep(m *mapping, s *Stage, st *state, where string) *Copy 
 		}
 		c.Sources = append(c.Sources, p)
 	}
-	if tn := m.get("to"); tn == nil {
-		d.errorf(m.keyNode("copy"), where, "copy: missing to: (the destination)")
-	} else if v, ok := d.str(tn, st.sc, where, "to"); ok {
-		if v == "" {
-			d.errorf(tn, where, "to: empty path")
-		} else {
-			c.To, _ = st.resolve(v)
-			if !strings.HasSuffix(c.To, "/") && (len(items) > 1 || len(items) == 1 && hasGlob(items[0].Value)) {
-				d.errorf(tn, where, "to: with several sources (or a glob) the destination is a directory: end it with / (%s/)", v)
-			}
-		}
-	} else {
-		c.To = v
+	// A missing to: is reported by step (see stepRequired).
+	if tn := m.get("to"); tn != nil {
+		c.To = d.copyTo(tn, items, st, where)
 	}
 	c.Owner, c.Mode = d.ownerMode(m, st, where)
 	return c
@@ -387,21 +392,37 @@ func (d *decoder) fileStep(m *mapping, st *state, where string) *File {
 	} else {
 		f.Path = v
 	}
-	if cn := d.node(m.get("content")); cn == nil {
-		if !m.has("content") && !misspelt(m, "content", fileKeys) {
-			d.errorf(m.keyNode("file"), where, "file: missing content: (the file's text; content: \"\" for an empty file)")
-		}
-	} else if cn.Kind != yaml.ScalarNode || cn.ShortTag() != "!!str" {
+	// A missing content: is reported by step (see stepRequired).
+	switch cn := d.node(m.get("content")); {
+	case cn == nil:
+	case cn.Kind != yaml.ScalarNode || cn.ShortTag() != "!!str":
 		msg := fmt.Sprintf("content: expected a string, got %s", describe(cn))
 		if cn.Kind == yaml.ScalarNode && cn.ShortTag() != "!!null" {
 			msg += fmt.Sprintf(" (quote it: %q)", cn.Value)
 		}
 		d.errorf(cn, where, "%s", msg)
-	} else {
+	default:
 		f.Content, _ = d.expand(cn, cn.Value, st.sc, where)
 	}
 	f.Owner, f.Mode = d.ownerMode(m, st, where)
 	return f
+}
+
+// copyTo decodes a copy's to: (tn) for its sources items.
+func (d *decoder) copyTo(tn *yaml.Node, items []*yaml.Node, st *state, where string) string {
+	v, ok := d.str(tn, st.sc, where, "to")
+	switch {
+	case !ok:
+		return v
+	case v == "":
+		d.errorf(tn, where, "to: empty path")
+		return ""
+	}
+	to, _ := st.resolve(v)
+	if !strings.HasSuffix(to, "/") && (len(items) > 1 || len(items) == 1 && hasGlob(items[0].Value)) {
+		d.errorf(tn, where, "to: with several sources (or a glob) the destination is a directory: end it with / (%s/)", v)
+	}
+	return to
 }
 
 func hasGlob(s string) bool { return strings.ContainsAny(s, "*?[") }
