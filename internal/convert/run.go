@@ -156,7 +156,7 @@ func (c *converter) mount(s *stageOut, ln int, m *instructions.Mount) (n *yaml.N
 	v := c.vars(s)
 	target := c.word(ln, m.Target, v)
 	var ignored []string
-	if m.ReadOnly && m.Type != instructions.MountTypeBind {
+	if m.ReadOnly && m.Type == instructions.MountTypeCache {
 		ignored = append(ignored, "ro")
 	}
 	if m.Mode != nil || m.UID != nil || m.GID != nil {
