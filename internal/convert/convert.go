@@ -76,9 +76,7 @@ func Convert(name string, src []byte) (*Result, error) {
 		argIndex: map[string]*argOut{},
 		meta:     map[string]string{},
 	}
-	if err := c.convert(stages, metaArgs); err != nil {
-		return nil, err
-	}
+	c.convert(stages, metaArgs)
 	out, err := c.emit()
 	if err != nil {
 		return nil, fmt.Errorf("writing the recipe: %w", err)
@@ -143,7 +141,7 @@ func line(cmd instructions.Command) int {
 }
 
 // convert translates every stage, in order.
-func (c *converter) convert(stages []instructions.Stage, metaArgs []instructions.ArgCommand) error {
+func (c *converter) convert(stages []instructions.Stage, metaArgs []instructions.ArgCommand) {
 	for i := range metaArgs {
 		c.globalArg(&metaArgs[i])
 	}
@@ -156,7 +154,6 @@ func (c *converter) convert(stages []instructions.Stage, metaArgs []instructions
 		}
 		c.flush(s)
 	}
-	return nil
 }
 
 // globalArg records an ARG before the first FROM: in scope for FROM lines.

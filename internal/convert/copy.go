@@ -110,7 +110,14 @@ func (c *converter) copyOrFiles(s *stageOut, cmd instructions.Command, sd instru
 		s.add(step, comments)
 		comments = nil
 	}
-	for _, f := range sd.SourceContents {
+	c.fileSteps(s, ln, sd.SourceContents, dest, owner, mode, comments)
+}
+
+// fileSteps writes a file step per heredoc of a COPY: docker writes each
+// as dest, or as dest/NAME when dest ends in /.
+func (c *converter) fileSteps(s *stageOut, ln int, files []instructions.SourceContent, dest, owner, mode string, comments []string) {
+	v := c.vars(s)
+	for _, f := range files {
 		p := dest
 		if strings.HasSuffix(p, "/") {
 			p += f.Path

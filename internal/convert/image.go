@@ -86,7 +86,7 @@ func (c *converter) imageCommand(s *stageOut, cmd instructions.Command) {
 	switch cmd := cmd.(type) {
 	case *instructions.CmdCommand:
 		s.cfg.cmd, s.cfg.cmdSet, s.cfg.cmdInStage = commandLine(s, cmd.ShellDependantCmdLine), true, true
-		s.comment(dockerComment(cmd)...)
+		s.comment(cmd.Comments()...)
 	case *instructions.EntrypointCommand:
 		s.cfg.entrypoint, s.cfg.entrypointSet = commandLine(s, cmd.ShellDependantCmdLine), true
 		if cmd.CmdLine == nil {
@@ -95,19 +95,19 @@ func (c *converter) imageCommand(s *stageOut, cmd instructions.Command) {
 		if !s.cfg.cmdInStage {
 			s.cfg.cmd, s.cfg.cmdSet = []string{}, true
 		}
-		s.comment(dockerComment(cmd)...)
+		s.comment(cmd.Comments()...)
 	case *instructions.ExposeCommand:
 		v := c.imageVars(s)
 		for _, p := range cmd.Ports {
 			s.cfg.expose = addUnique(s.cfg.expose, c.ports(ln, c.word(ln, p, v))...)
 		}
-		s.comment(dockerComment(cmd)...)
+		s.comment(cmd.Comments()...)
 	case *instructions.VolumeCommand:
 		s.cfg.volumes = addUnique(s.cfg.volumes, c.words(ln, cmd.Volumes, c.imageVars(s))...)
-		s.comment(dockerComment(cmd)...)
+		s.comment(cmd.Comments()...)
 	case *instructions.StopSignalCommand:
 		s.cfg.stopSignal = c.word(ln, cmd.Signal, c.imageVars(s))
-		s.comment(dockerComment(cmd)...)
+		s.comment(cmd.Comments()...)
 	case *instructions.HealthCheckCommand:
 		c.unsupported(s, cmd, "HEALTHCHECK has no strata equivalent")
 	case *instructions.OnbuildCommand:

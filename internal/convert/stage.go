@@ -283,7 +283,7 @@ func (c *converter) command(s *stageOut, cmd instructions.Command) {
 			v := c.imageVars(s)
 			s.cfg.setLabel(c.word(ln, kv.Key, v), c.word(ln, kv.Value, v))
 		}
-		s.comment(dockerComment(cmd)...)
+		s.comment(cmd.Comments()...)
 	case *instructions.MaintainerCommand:
 		s.cfg.setLabel("org.opencontainers.image.authors", escapeDollar(cmd.Maintainer))
 		c.warnf(ln, "MAINTAINER sets docker's deprecated author field, which strata does not write; written as the label org.opencontainers.image.authors")
@@ -296,7 +296,7 @@ func (c *converter) command(s *stageOut, cmd instructions.Command) {
 // leaves it as a comment where it was.
 func (c *converter) unsupported(s *stageOut, cmd instructions.Command, why string) {
 	c.warnf(line(cmd), "%s; left as a comment", why)
-	s.comment(append(dockerComment(cmd), "strata convert: "+why+":", cmdText(cmd))...)
+	s.comment(append(cmd.Comments(), "strata convert: "+why+":", cmdText(cmd))...)
 }
 
 // cmdText is an instruction's source text, on one line per source line.
@@ -306,9 +306,6 @@ func cmdText(cmd instructions.Command) string {
 	}
 	return cmd.Name()
 }
-
-// dockerComment is the Dockerfile's own comment above an instruction.
-func dockerComment(cmd instructions.Command) []string { return cmd.Comments() }
 
 // env translates ENV: an env step.
 func (c *converter) env(s *stageOut, cmd *instructions.EnvCommand) {
@@ -344,7 +341,7 @@ func (c *converter) stageArg(s *stageOut, cmd *instructions.ArgCommand) {
 			s.args = append(s.args, kv.Key)
 		}
 	}
-	s.comment(dockerComment(cmd)...)
+	s.comment(cmd.Comments()...)
 }
 
 // workdir translates WORKDIR.
@@ -368,7 +365,7 @@ func (s *stageOut) wrote() { s.workdirs = nil }
 func (c *converter) shell(s *stageOut, cmd *instructions.ShellCommand) {
 	s.cur = append([]string(nil), cmd.Shell...)
 	s.cfg.shell, s.cfg.shellLine = s.cur, line(cmd)
-	s.comment(dockerComment(cmd)...)
+	s.comment(cmd.Comments()...)
 }
 
 func contains(list []string, s string) bool {
