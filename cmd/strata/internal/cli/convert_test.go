@@ -34,6 +34,14 @@ func TestConvertCommand(t *testing.T) {
 		t.Errorf("the HEALTHCHECK is not left as a comment:\n%s", stdout)
 	}
 
+	if err := os.WriteFile(filepath.Join(dir, ".dockerignore"), []byte("*.log\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, _, stderr = run(t, nil, "convert", df)
+	if want := filepath.Join(dir, ".dockerignore") + ": strata reads .strataignore"; !strings.Contains(stderr, want) {
+		t.Errorf("stderr = %q, want a note starting %q", stderr, want)
+	}
+
 	if err := os.WriteFile(df, []byte("FROM busybox\nFROOM x\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
