@@ -11,8 +11,8 @@ import (
 	"github.com/stratabuild/strata/internal/convert"
 )
 
-// strataIgnore is the ignore file strata reads at the root of a build
-// context (RECIPE.md; build reads it).
+// strataIgnore is the ignore file that strata's build reads at the root
+// of a build context, in .dockerignore's syntax.
 const strataIgnore = ".strataignore"
 
 // ignoreNote tells that strata reads its own ignore file when the
