@@ -218,18 +218,20 @@ func validateFile(t *testing.T, sch *jsonschema.Schema, file string) error {
 	return sch.Validate(v)
 }
 
-// TestSchemaValidatesRecipes checks that every example and every valid
-// testdata recipe passes the schema.
+// TestSchemaValidatesRecipes checks that every example, every valid
+// testdata recipe and every recipe `strata convert` made of the corpus
+// (testdata/dockerfiles) passes the schema.
 func TestSchemaValidatesRecipes(t *testing.T) {
 	sch := compileSchema(t)
 	examples, _ := filepath.Glob("../examples/*/strata.yaml")
 	valid, _ := filepath.Glob("testdata/valid/*.yaml")
-	if len(examples) < 3 || len(valid) == 0 {
-		t.Fatalf("found %d examples and %d valid testdata recipes", len(examples), len(valid))
+	converted, _ := filepath.Glob("../testdata/dockerfiles/*/strata.yaml")
+	if len(examples) < 3 || len(valid) == 0 || len(converted) < 10 {
+		t.Fatalf("found %d examples, %d valid testdata recipes and %d converted Dockerfiles", len(examples), len(valid), len(converted))
 	}
-	for _, f := range append(examples, valid...) {
+	for _, f := range append(append(examples, valid...), converted...) {
 		t.Run(f, func(t *testing.T) {
-			if _, err := Load(f); err != nil {
+			if _, err := Load(f, WithContext(filepath.Join(filepath.Dir(f), "context"))); err != nil {
 				t.Fatalf("the loader rejects %s:\n%v", f, err)
 			}
 			if err := validateFile(t, sch, f); err != nil {
