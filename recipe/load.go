@@ -21,12 +21,13 @@ import (
 var (
 	topKeys     = []string{"from", "platform", "args", "env", "workdir", "user", "shell", "steps", "stages", "image"}
 	stageKeys   = []string{"name", "from", "platform", "env", "workdir", "user", "shell", "steps"}
-	actionKeys  = []string{"run", "copy", "env", "workdir", "user"}
+	actionKeys  = []string{"run", "copy", "file", "env", "workdir", "user"}
 	runKeys     = []string{"run", "name", "network", "env", "mounts"}
 	copyKeys    = []string{"copy", "name", "to", "from", "owner", "mode"}
+	fileKeys    = []string{"file", "name", "content", "mode", "owner"}
 	mountKeys   = []string{"type", "target", "id"}
 	imageKeys   = []string{"entrypoint", "cmd", "labels", "annotations", "expose", "volumes", "stop-signal"}
-	allStepKeys = []string{"run", "copy", "env", "workdir", "user", "name", "network", "mounts", "to", "from", "owner", "mode"}
+	allStepKeys = []string{"run", "copy", "file", "env", "workdir", "user", "name", "network", "mounts", "to", "from", "owner", "mode", "content"}
 )
 
 // MaxSize is the largest recipe Load reads, 1 MiB: a recipe is a few

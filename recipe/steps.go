@@ -2,6 +2,7 @@ package recipe
 
 import (
 	"fmt"
+	"os"
 	"path"
 	"strings"
 
@@ -12,9 +13,44 @@ import (
 var stepKeys = map[StepKind][]string{
 	RunStep:     runKeys,
 	CopyStep:    copyKeys,
+	FileStep:    fileKeys,
 	EnvStep:     {"env", "name"},
 	WorkdirStep: {"workdir", "name"},
 	UserStep:    {"user", "name"},
+}
+
+// The values of the recipe's enumerations, as the loader accepts them.
+var (
+	networks   = []Network{NetworkNone, NetworkHost}
+	mountTypes = []MountType{MountCache, MountSecret, MountTmpfs}
+)
+
+// enumStrings returns the enumeration's values as strings, for messages
+// and the schema.
+func enumStrings[T ~string](values []T) []string {
+	out := make([]string, len(values))
+	for i, v := range values {
+		out[i] = string(v)
+	}
+	return out
+}
+
+// oneOf joins words as "a, b or c".
+func oneOf(words []string) string {
+	if len(words) < 2 {
+		return strings.Join(words, "")
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
+}
+
+// requiredKey is a key a step needs besides its action, and the message
+// of its absence.
+type requiredKey struct{ key, msg string }
+
+// stepRequired are the keys each kind of step needs besides its action.
+var stepRequired = map[StepKind][]requiredKey{
+	CopyStep: {{"to", "copy: missing to: (the destination)"}},
+	FileStep: {{"content", `file: missing content: (the file's text; content: "" for an empty file)`}},
 }
 
 // steps decodes a stage's `steps` list into s.Steps.
@@ -60,7 +96,7 @@ func (d *decoder) step(n *yaml.Node, s *Stage, st *state, where string) *Step {
 				return nil // the unknown key is the misspelt action
 			}
 		}
-		d.errorf(m.node, where, "missing action: a step needs one of run, copy, env, workdir, user")
+		d.errorf(m.node, where, "missing action: a step needs one of %s", strings.Join(actionKeys, ", "))
 		return nil
 	case 1:
 	default:
@@ -69,6 +105,11 @@ func (d *decoder) step(n *yaml.Node, s *Stage, st *state, where string) *Step {
 	}
 	kind := StepKind(indexOf(stepKindNames[:], actions[0]))
 	d.checkStepKeys(m, kind, where)
+	for _, rk := range stepRequired[kind] {
+		if !m.has(rk.key) && !misspelt(m, rk.key, stepKeys[kind]) {
+			d.errorf(m.keyNode(actions[0]), where, "%s", rk.msg)
+		}
+	}
 	step := &Step{Kind: kind, Pos: d.pos(m.node)}
 	if nn := m.get("name"); nn != nil {
 		step.Name, _ = d.str(nn, st.sc, where, "name")
@@ -79,6 +120,8 @@ func (d *decoder) step(n *yaml.Node, s *Stage, st *state, where string) *Step {
 		step.Run = d.run(m, s, st, where)
 	case CopyStep:
 		step.Copy = d.copyStep(m, s, st, where)
+	case FileStep:
+		step.File = d.fileStep(m, st, where)
 	case EnvStep:
 		vars, known := d.env(val, st.sc, where, "env")
 		st.sc = st.sc.set(vars, known)
@@ -144,11 +187,10 @@ func (d *decoder) run(m *mapping, s *Stage, st *state, where string) *Run {
 	}
 	if n := m.get("network"); n != nil {
 		if v, ok := d.str(n, st.sc, where, "network"); ok {
-			switch Network(v) {
-			case NetworkNone, NetworkHost:
+			if contains(enumStrings(networks), v) {
 				r.Network = Network(v)
-			default:
-				d.errorf(n, where, "network: bad value %q (want none or host)", v)
+			} else {
+				d.errorf(n, where, "network: bad value %q (want %s)", v, oneOf(enumStrings(networks)))
 			}
 		}
 	}
@@ -198,15 +240,16 @@ func (d *decoder) mounts(n *yaml.Node, sc *scope, st *state, where string) []Mou
 		d.checkKeys(m, mountKeys, where, what)
 		mt := Mount{Pos: d.pos(m.node)}
 		typeOK := false
+		types := enumStrings(mountTypes)
 		if tn := m.get("type"); tn == nil {
-			d.errorf(m.node, where, "%s: missing type (want cache, secret or tmpfs)", what)
+			d.errorf(m.node, where, "%s: missing type (want %s)", what, oneOf(types))
 		} else if v, ok := d.str(tn, sc, where, what+": type"); ok {
-			switch MountType(v) {
-			case MountCache, MountSecret, MountTmpfs:
+			switch {
+			case contains(types, v):
 				mt.Type, typeOK = MountType(v), true
 			default:
-				msg := fmt.Sprintf("%s: bad type %q (want cache, secret or tmpfs)", what, v)
-				if sug := suggest(v, []string{"cache", "secret", "tmpfs"}); sug != "" {
+				msg := fmt.Sprintf("%s: bad type %q (want %s)", what, v, oneOf(types))
+				if sug := suggest(v, types); sug != "" {
 					msg = fmt.Sprintf("%s: bad type %q (did you mean %q?)", what, v, sug)
 				}
 				d.errorf(tn, where, "%s", msg)
@@ -286,41 +329,103 @@ func (d *decoder) copyStep(m *mapping, s *Stage, st *state, where string) *Copy 
 		}
 		c.Sources = append(c.Sources, p)
 	}
-	if tn := m.get("to"); tn == nil {
-		d.errorf(m.keyNode("copy"), where, "copy: missing to: (the destination)")
-	} else if v, ok := d.str(tn, st.sc, where, "to"); ok {
-		if v == "" {
-			d.errorf(tn, where, "to: empty path")
-		} else {
-			c.To, _ = st.resolve(v)
-			if !strings.HasSuffix(c.To, "/") && (len(items) > 1 || len(items) == 1 && hasGlob(items[0].Value)) {
-				d.errorf(tn, where, "to: with several sources (or a glob) the destination is a directory: end it with / (%s/)", v)
-			}
-		}
-	} else {
-		c.To = v
+	// A missing to: is reported by step (see stepRequired).
+	if tn := m.get("to"); tn != nil {
+		c.To = d.copyTo(tn, items, st, where)
 	}
+	c.Owner, c.Mode = d.ownerMode(m, st, where)
+	return c
+}
+
+// ownerMode decodes the owner: and mode: of a copy or file step.
+func (d *decoder) ownerMode(m *mapping, st *state, where string) (*Owner, *os.FileMode) {
+	var owner *Owner
+	var mode *os.FileMode
 	if on := m.get("owner"); on != nil {
 		if v, ok := d.str(on, st.sc, where, "owner"); ok {
 			o, err := ParseOwner(v)
 			if err != nil {
 				d.errorf(on, where, "owner: %v", err)
 			} else {
-				c.Owner = &o
+				owner = &o
 			}
 		}
 	}
 	if mn := m.get("mode"); mn != nil {
 		if v, ok := d.str(mn, st.sc, where, "mode"); ok {
-			mode, err := ParseMode(v)
+			fm, err := ParseMode(v)
 			if err != nil {
 				d.errorf(mn, where, "mode: %v", err)
 			} else {
-				c.Mode = &mode
+				mode = &fm
 			}
 		}
 	}
-	return c
+	return owner, mode
+}
+
+// misspelt reports whether a key of m that allowed does not hold is a
+// misspelling of key (its unknown-key error already says so).
+func misspelt(m *mapping, key string, allowed []string) bool {
+	for _, k := range m.order {
+		if !contains(allowed, k) && suggest(k, allowed) == key {
+			return true
+		}
+	}
+	return false
+}
+
+// fileStep decodes a file step: its path, content, mode and owner.
+func (d *decoder) fileStep(m *mapping, st *state, where string) *File {
+	f := &File{}
+	pn := m.get("file")
+	if v, ok := d.str(pn, st.sc, where, "file"); ok {
+		switch {
+		case v == "":
+			d.errorf(pn, where, "file: empty path")
+		case strings.ContainsRune(v, 0):
+			d.errorf(pn, where, "file: path %q holds a NUL byte", v)
+		case path.Clean(v) == "/":
+			d.errorf(pn, where, "file: path %q is the root directory: name a file", v)
+		case strings.HasSuffix(v, "/"):
+			d.errorf(pn, where, "file: path %q ends in /: name the file, such as %sapp.conf", v, v)
+		default:
+			f.Path, _ = st.resolve(v)
+		}
+	} else {
+		f.Path = v
+	}
+	// A missing content: is reported by step (see stepRequired).
+	switch cn := d.node(m.get("content")); {
+	case cn == nil:
+	case cn.Kind != yaml.ScalarNode || cn.ShortTag() != "!!str":
+		msg := fmt.Sprintf("content: expected a string, got %s", describe(cn))
+		if cn.Kind == yaml.ScalarNode && cn.ShortTag() != "!!null" {
+			msg += fmt.Sprintf(" (quote it: %q)", cn.Value)
+		}
+		d.errorf(cn, where, "%s", msg)
+	default:
+		f.Content, _ = d.expand(cn, cn.Value, st.sc, where)
+	}
+	f.Owner, f.Mode = d.ownerMode(m, st, where)
+	return f
+}
+
+// copyTo decodes a copy's to: (tn) for its sources items.
+func (d *decoder) copyTo(tn *yaml.Node, items []*yaml.Node, st *state, where string) string {
+	v, ok := d.str(tn, st.sc, where, "to")
+	switch {
+	case !ok:
+		return v
+	case v == "":
+		d.errorf(tn, where, "to: empty path")
+		return ""
+	}
+	to, _ := st.resolve(v)
+	if !strings.HasSuffix(to, "/") && (len(items) > 1 || len(items) == 1 && hasGlob(items[0].Value)) {
+		d.errorf(tn, where, "to: with several sources (or a glob) the destination is a directory: end it with / (%s/)", v)
+	}
+	return to
 }
 
 func hasGlob(s string) bool { return strings.ContainsAny(s, "*?[") }

@@ -185,9 +185,11 @@ const (
 	EnvStep
 	WorkdirStep
 	UserStep
+	// FileStep writes one file whose content the recipe holds.
+	FileStep
 )
 
-var stepKindNames = [...]string{"run", "copy", "env", "workdir", "user"}
+var stepKindNames = [...]string{"run", "copy", "env", "workdir", "user", "file"}
 
 // String returns the action's key in the recipe, such as "run".
 func (k StepKind) String() string {
@@ -197,9 +199,9 @@ func (k StepKind) String() string {
 	return stepKindNames[k]
 }
 
-// Step is one entry of a stage's `steps`. Exactly one of Run, Copy, Env,
-// Workdir and User is set, as Kind says. Only run and copy steps can
-// change files; the others are metadata steps and make no layer.
+// Step is one entry of a stage's `steps`. Exactly one of Run, Copy, File,
+// Env, Workdir and User is set, as Kind says. Only run, copy and file
+// steps can change files; the others are metadata steps and make no layer.
 type Step struct {
 	// Index is the step's 0-based index in its stage (messages number
 	// steps from 1).
@@ -212,6 +214,7 @@ type Step struct {
 
 	Run  *Run
 	Copy *Copy
+	File *File
 	// Env holds the variables an env step sets, in order.
 	Env []EnvVar
 	// Workdir is the directory a workdir step sets; a relative one is
@@ -311,7 +314,35 @@ type Copy struct {
 	Mode *os.FileMode
 }
 
-// Owner is a copy's owner: a user and an optional group, each a numeric id
+// DefaultFileMode is the mode of a file step's file when the recipe gives
+// none, as docker gives a COPY <<EOF heredoc.
+const DefaultFileMode os.FileMode = 0o644
+
+// File is a file step: one regular file written with the exact bytes of
+// Content, no shell involved.
+type File struct {
+	// Path is the absolute, cleaned path of the file; a relative `file:`
+	// is resolved like a copy destination, against the working directory
+	// in effect (the recipe's last workdir, else "/").
+	Path string
+	// Content is the file's bytes, after ${NAME} expansion. A YAML block
+	// scalar written `|` ends in a newline, `|-` does not.
+	Content string
+	// Mode is the permission bits of the file; nil means DefaultFileMode.
+	Mode *os.FileMode
+	// Owner is the owner of the file; nil means 0:0.
+	Owner *Owner
+}
+
+// Perm returns the file's mode: Mode, or DefaultFileMode when it is nil.
+func (f *File) Perm() os.FileMode {
+	if f.Mode == nil {
+		return DefaultFileMode
+	}
+	return *f.Mode
+}
+
+// Owner is a copy's or a file's owner: a user and an optional group, each a numeric id
 // or a name to look up in the stage's /etc/passwd and /etc/group.
 type Owner struct {
 	// User is the user as written (a name or a number).

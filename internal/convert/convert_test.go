@@ -1,0 +1,336 @@
+package convert
+
+import (
+	"errors"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/stratabuild/strata/recipe"
+)
+
+// conv converts df and loads the recipe; it returns the recipe, its text
+// and the warnings' messages.
+func conv(t *testing.T, df string, opts ...recipe.Option) (*recipe.Recipe, string, []string) {
+	t.Helper()
+	res, err := Convert("Dockerfile", []byte(df))
+	if err != nil {
+		t.Fatalf("Convert: %v", err)
+	}
+	var ws []string
+	for _, w := range res.Warnings {
+		ws = append(ws, w.String())
+	}
+	r, err := recipe.Parse("strata.yaml", res.Recipe, opts...)
+	if err != nil {
+		t.Fatalf("the recipe does not load:\n%v\n%s", err, res.Recipe)
+	}
+	return r, string(res.Recipe), ws
+}
+
+func lastStage(r *recipe.Recipe) *recipe.Stage { return r.Stages[len(r.Stages)-1] }
+
+// TestValues checks that values docker expands keep their meaning: quotes
+// and escapes processed, variables as ${NAME}, literal ${ escaped. The
+// values of one ENV see the variables as they were before it, in docker
+// as in strata.
+func TestValues(t *testing.T) {
+	r, _, ws := conv(t, `FROM scratch
+ENV A="a b" B='$lit ${lit}' C=\$HOME D=${A}x E=$A-$B
+COPY ["x y.txt", "/dst dir/"]
+`)
+	s := lastStage(r)
+	want := []recipe.EnvVar{{Name: "A", Value: "a b"}, {Name: "B", Value: "$lit ${lit}"}, {Name: "C", Value: "$HOME"}, {Name: "D", Value: "x"}, {Name: "E", Value: "-"}}
+	if diff := cmp.Diff(want, s.Steps[0].Env); diff != "" {
+		t.Errorf("env (-docker's values +recipe's):\n%s", diff)
+	}
+	if got := s.Steps[1].Copy; got.Sources[0] != "x y.txt" || got.To != "/dst dir/" {
+		t.Errorf("copy = %q to %q", got.Sources, got.To)
+	}
+	if len(ws) != 0 {
+		t.Errorf("warnings: %q", ws)
+	}
+}
+
+// TestRunLeftToTheShell checks that RUN, CMD and ENTRYPOINT keep their
+// text for the shell: strata must not expand a ${NAME} in them.
+func TestRunLeftToTheShell(t *testing.T) {
+	r, _, _ := conv(t, `FROM busybox
+RUN echo ${HOME} $PATH "${X:-y}"
+RUN ["echo", "${HOME}", "$PATH"]
+ENTRYPOINT ["/bin/echo", "${A}"]
+CMD echo ${B}
+`)
+	s := lastStage(r)
+	if got, want := s.Steps[0].Run.Command, `echo ${HOME} $PATH "${X:-y}"`; got != want {
+		t.Errorf("shell form = %q, want %q", got, want)
+	}
+	if got, want := s.Steps[1].Run.Args, []string{"echo", "${HOME}", "$PATH"}; !cmp.Equal(got, want) {
+		t.Errorf("exec form = %q, want %q", got, want)
+	}
+	if got, want := r.Image.Entrypoint, []string{"/bin/echo", "${A}"}; !cmp.Equal(got, want) {
+		t.Errorf("entrypoint = %q, want %q", got, want)
+	}
+	if got, want := r.Image.Cmd, []string{"/bin/sh", "-c", "echo ${B}"}; !cmp.Equal(got, want) {
+		t.Errorf("cmd = %q, want %q", got, want)
+	}
+	if got := s.Steps[0].Run.Network; got != recipe.NetworkHost {
+		t.Errorf("RUN's network = %v, want host (docker's RUN reaches the network)", got)
+	}
+}
+
+// TestArgs checks docker's ARG scoping: global args for FROM, args
+// declared in a stage reach its values and its RUN env, a global arg not
+// declared again in the stage is empty there.
+func TestArgs(t *testing.T) {
+	r, text, ws := conv(t, `ARG BASE=busybox
+ARG V=1
+ARG UNUSED=u
+FROM ${BASE} AS one
+ARG V
+ARG EXTRA=x-${V}
+RUN echo $V
+COPY a /v${V}/${UNUSED}
+`)
+	if got := r.Stages[0].From.Ref; got != "busybox:latest" {
+		t.Errorf("from = %q, want busybox:latest", got)
+	}
+	var names []string
+	for _, a := range r.Args {
+		names = append(names, a.Name+"="+a.Default)
+	}
+	if want := []string{"BASE=busybox:latest", "V=1", "UNUSED=u", "EXTRA=x-1"}; !cmp.Equal(names, want) {
+		t.Errorf("args = %q, want %q", names, want)
+	}
+	s := r.Stages[0]
+	if got, want := s.Steps[0].Run.Env, []recipe.EnvVar{{Name: "V", Value: "1"}, {Name: "EXTRA", Value: "x-1"}}; !cmp.Equal(got, want) {
+		t.Errorf("run env = %v, want %v", got, want)
+	}
+	if got := s.Steps[1].Copy.To; got != "/v1/" {
+		t.Errorf("copy to = %q, want /v1/ (UNUSED is not declared in the stage)", got)
+	}
+	wantWarnings := []string{
+		`Dockerfile:6: ARG EXTRA's default "x-${V}" refers to other variables; written as its value "x-1" (strata does not expand args' defaults)`,
+		`Dockerfile:8: $UNUSED is empty here in docker: ARG UNUSED is declared, but not in this stage (declare it again with ARG UNUSED after FROM); converted as empty`,
+	}
+	if diff := cmp.Diff(wantWarnings, ws); diff != "" {
+		t.Errorf("warnings (-want +got):\n%s\n%s", diff, text)
+	}
+	r, _, _ = conv(t, "FROM busybox\nARG V=1\nRUN true\n", recipe.WithBuildArgs(map[string]string{"V": "2"}))
+	if got := lastStage(r).Steps[0].Run.Env; !cmp.Equal(got, []recipe.EnvVar{{Name: "V", Value: "2"}}) {
+		t.Errorf("a --build-arg does not reach the run env: %v", got)
+	}
+}
+
+// TestArgForFrom checks an ARG without default that FROM needs: the
+// recipe needs --build-arg too.
+func TestArgForFrom(t *testing.T) {
+	res, err := Convert("Dockerfile", []byte("ARG BASE\nFROM $BASE\nRUN true\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := recipe.Parse("strata.yaml", res.Recipe); err == nil {
+		t.Errorf("the recipe loads without BASE; want an error asking for it")
+	}
+	if _, err := recipe.Parse("strata.yaml", res.Recipe, recipe.WithBuildArgs(map[string]string{"BASE": "busybox:1"})); err != nil {
+		t.Errorf("with --build-arg BASE: %v", err)
+	}
+	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0].Msg, "--build-arg BASE=") {
+		t.Errorf("warnings = %v, want one asking for --build-arg BASE", res.Warnings)
+	}
+}
+
+// TestPredefinedArgs checks that buildx's predefined args are left to
+// strata's predefined args, not declared.
+func TestPredefinedArgs(t *testing.T) {
+	res, err := Convert("Dockerfile", []byte("FROM --platform=$BUILDPLATFORM golang:1 AS b\nARG TARGETARCH\nRUN GOARCH=$TARGETARCH go build\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(res.Recipe)
+	for _, want := range []string{"platform: ${BUILDPLATFORM}", "TARGETARCH: ${TARGETARCH}", "run: GOARCH=$TARGETARCH go build"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("recipe lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "args:") {
+		t.Errorf("predefined args declared in args:\n%s", text)
+	}
+}
+
+// TestImageConfig checks the image: section: inherited through FROM
+// <stage>, ENTRYPOINT clearing the inherited CMD as docker does.
+func TestImageConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name, df        string
+		entrypoint, cmd []string
+	}{
+		{"entrypoint clears inherited cmd", "FROM busybox AS a\nCMD [\"x\"]\nFROM a\nENTRYPOINT [\"/e\"]\n", []string{"/e"}, []string{}},
+		{"cmd before entrypoint stays", "FROM busybox\nCMD [\"x\"]\nENTRYPOINT [\"/e\"]\n", []string{"/e"}, []string{"x"}},
+		{"inherited", "FROM busybox AS a\nENTRYPOINT /e\nCMD [\"c\"]\nFROM a\nRUN true\n", []string{"/bin/sh", "-c", "/e"}, []string{"c"}},
+		{"not set keeps the base's", "FROM busybox\nRUN true\n", nil, nil},
+		{"empty entrypoint", "FROM busybox\nENTRYPOINT []\n", []string{}, []string{}},
+		{"shell of SHELL", "FROM busybox\nSHELL [\"/bin/ash\", \"-c\"]\nCMD run me\n", nil, []string{"/bin/ash", "-c", "run me"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, text, _ := conv(t, tc.df)
+			if !cmp.Equal(r.Image.Entrypoint, tc.entrypoint) || !cmp.Equal(r.Image.Cmd, tc.cmd) {
+				t.Errorf("entrypoint %#v cmd %#v, want %#v %#v\n%s", r.Image.Entrypoint, r.Image.Cmd, tc.entrypoint, tc.cmd, text)
+			}
+		})
+	}
+	r, _, ws := conv(t, "FROM busybox AS a\nLABEL a=1 b=2\nEXPOSE 80 7000-7001/udp\nVOLUME /v\nENV P=9\nFROM a\nLABEL b=3\nEXPOSE $P\nSTOPSIGNAL SIGINT\nMAINTAINER me\n")
+	wantLabels := map[string]string{"a": "1", "b": "3", "org.opencontainers.image.authors": "me"}
+	if diff := cmp.Diff(wantLabels, r.Image.Labels); diff != "" {
+		t.Errorf("labels (-want +got):\n%s", diff)
+	}
+	var ports []string
+	for _, p := range r.Image.Expose {
+		ports = append(ports, p.String())
+	}
+	sort.Strings(ports)
+	if want := []string{"7000/udp", "7001/udp", "80/tcp", "9/tcp"}; !cmp.Equal(ports, want) {
+		t.Errorf("expose = %v, want %v", ports, want)
+	}
+	if r.Image.StopSignal != "SIGINT" || !cmp.Equal(r.Image.Volumes, []string{"/v"}) {
+		t.Errorf("stop-signal %q volumes %v", r.Image.StopSignal, r.Image.Volumes)
+	}
+	if len(ws) != 2 {
+		t.Errorf("warnings = %q, want the ENV in EXPOSE and MAINTAINER", ws)
+	}
+}
+
+// TestStages checks stage names and references: by name, by index, a
+// name strata does not allow, an image in COPY --from.
+func TestStages(t *testing.T) {
+	r, text, ws := conv(t, `FROM busybox AS build.v1
+RUN true
+FROM alpine
+COPY --from=0 /a /a
+COPY --from=build.v1 /b /b
+COPY --from=nginx /etc/nginx /etc/nginx
+FROM 1
+`)
+	var names []string
+	for _, s := range r.Stages {
+		names = append(names, s.Name)
+	}
+	if want := []string{"build-v1", "stage-1", ""}; !cmp.Equal(names, want) {
+		t.Errorf("stage names = %q, want %q\n%s", names, want, text)
+	}
+	s := r.Stages[1]
+	if got := []string{s.Steps[0].Copy.From.Ref, s.Steps[1].Copy.From.Ref, s.Steps[2].Copy.From.Ref}; !cmp.Equal(got, []string{"build-v1", "build-v1", "nginx:latest"}) {
+		t.Errorf("copy froms = %q", got)
+	}
+	if got := r.Stages[2].From; got.Kind != recipe.KindStage || got.Ref != "stage-1" {
+		t.Errorf("FROM 1 = %+v, want stage-1", got)
+	}
+	if len(ws) != 1 || !strings.Contains(ws[0], `named "build-v1"`) {
+		t.Errorf("warnings = %q", ws)
+	}
+}
+
+// TestHeredocs checks RUN and COPY heredocs against buildkit's handling,
+// and that file contents survive YAML with their exact bytes.
+func TestHeredocs(t *testing.T) {
+	r, text, _ := conv(t, "FROM busybox\nARG N=v\nRUN <<EOF\n  indented first\ntrailing spaces   \n\nEOF\n"+
+		"COPY <<EOF /a\n  lead ${N} $N \\$N\n\ttab   \nEOF\n"+
+		"COPY <<'EOF' <<EOT /dir/\n${N} '\"\nEOF\nsecond\nEOT\n"+
+		"RUN <<EOF\n#!/bin/sh\necho $N\nEOF\n")
+	s := lastStage(r)
+	if got, want := s.Steps[0].Run.Command, "  indented first\ntrailing spaces   \n\n"; got != want {
+		t.Errorf("RUN <<EOF = %q, want %q\n%s", got, want, text)
+	}
+	files := map[string]string{}
+	for _, st := range s.Steps {
+		if st.File != nil {
+			files[st.File.Path] = st.File.Content
+		}
+	}
+	want := map[string]string{"/a": "  lead v v $N\n\ttab   \n", "/dir/EOF": "${N} '\"\n", "/dir/EOT": "second\n"}
+	if diff := cmp.Diff(want, files); diff != "" {
+		t.Errorf("files (-docker's bytes +recipe's):\n%s\n%s", diff, text)
+	}
+	last := s.Steps[len(s.Steps)-1].Run
+	if len(last.Mounts) != 1 || last.Mounts[0].Target != "/dev/pipes" || !strings.Contains(last.Command, "exec /dev/pipes/EOF") {
+		t.Errorf("a #! heredoc runs as docker runs it, from a file in /dev/pipes: %+v", last)
+	}
+}
+
+// TestRunMounts checks RUN --mount and --network.
+func TestRunMounts(t *testing.T) {
+	r, _, ws := conv(t, `FROM busybox
+RUN --network=none --mount=type=cache,target=/c,id=x,sharing=locked --mount=type=secret,id=tok --mount=type=tmpfs,target=/t,size=1m true
+RUN --mount=type=bind,target=/src make
+`)
+	s := lastStage(r)
+	want := []recipe.Mount{{Type: recipe.MountCache, Target: "/c", ID: "x"}, {Type: recipe.MountSecret, Target: "/run/secrets/tok", ID: "tok"}, {Type: recipe.MountTmpfs, Target: "/t"}}
+	if diff := cmp.Diff(want, s.Steps[0].Run.Mounts, cmp.FilterPath(func(p cmp.Path) bool { return p.Last().String() == ".Pos" }, cmp.Ignore())); diff != "" {
+		t.Errorf("mounts (-want +got):\n%s", diff)
+	}
+	if s.Steps[0].Run.Network != recipe.NetworkNone {
+		t.Errorf("--network=none gave %v", s.Steps[0].Run.Network)
+	}
+	if len(ws) != 3 {
+		t.Errorf("warnings = %q, want sharing, size and the bind mount", ws)
+	}
+}
+
+// TestShell checks that SHELL becomes the stage's shell, or an exec form
+// when it changes between runs.
+func TestShell(t *testing.T) {
+	r, _, _ := conv(t, "FROM busybox\nSHELL [\"/bin/ash\", \"-e\", \"-c\"]\nRUN a\nSHELL [\"/bin/sh\", \"-c\"]\nRUN b\n")
+	s := lastStage(r)
+	if !cmp.Equal(s.Shell, []string{"/bin/ash", "-e", "-c"}) || s.Steps[0].Run.Exec {
+		t.Errorf("stage shell %q, step 1 %+v", s.Shell, s.Steps[0].Run)
+	}
+	if got := s.Steps[1].Run.Args; !cmp.Equal(got, []string{"/bin/sh", "-c", "b"}) {
+		t.Errorf("step 2 = %q, want the exec form with /bin/sh -c", got)
+	}
+}
+
+// TestUnsupported checks that what has no equivalent is reported at its
+// line and left as a comment, and that COPY and ADD of local files copy.
+func TestUnsupported(t *testing.T) {
+	r, text, ws := conv(t, "FROM busybox\nWORKDIR /app\nHEALTHCHECK CMD true\nADD a.tar.gz /x/\nADD --chown=1:1 b.txt .\nONBUILD RUN x\n")
+	for _, want := range []string{"# HEALTHCHECK CMD true", "# ADD a.tar.gz /x/", "# ONBUILD RUN x"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("recipe lacks the comment %q:\n%s", want, text)
+		}
+	}
+	wantW := []string{
+		"Dockerfile:3: HEALTHCHECK has no strata equivalent; left as a comment",
+		"Dockerfile:4: ADD of a local archive (docker unpacks it) has no strata equivalent (copy it and unpack it in a run step); left as a comment",
+		"Dockerfile:6: ONBUILD has no strata equivalent; left as a comment",
+	}
+	if diff := cmp.Diff(wantW, ws); diff != "" {
+		t.Errorf("warnings (-want +got):\n%s", diff)
+	}
+	c := lastStage(r).Steps[1].Copy
+	if c.To != "/app/" || c.Owner == nil || c.Owner.String() != "1:1" {
+		t.Errorf("ADD b.txt . = %+v, want a copy to /app/ owned 1:1", c)
+	}
+	_, _, ws = conv(t, "FROM busybox\nWORKDIR /data\n")
+	if len(ws) != 1 || !strings.Contains(ws[0], "Dockerfile:2: docker's WORKDIR creates the directory") {
+		t.Errorf("warnings = %q, want the uncreated WORKDIR", ws)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	for _, tc := range []struct {
+		df   string
+		line int
+	}{
+		{"FROM busybox\nBOGUS x\n", 2},
+		{"ARG X=1\n", 0},
+		{"FROM busybox\nCOPY --nope a b\n", 2},
+	} {
+		_, err := Convert("Dockerfile", []byte(tc.df))
+		var pe *ParseError
+		if !errors.As(err, &pe) || pe.Line != tc.line {
+			t.Errorf("Convert(%q) = %v, want a ParseError at line %d", tc.df, err, tc.line)
+		}
+	}
+}

@@ -1,0 +1,21 @@
+// Package convert translates a Dockerfile into an equivalent strata
+// recipe, for `strata convert`.
+//
+// Input: a Dockerfile's bytes, parsed with docker's own grammar (buildkit's
+// frontend/dockerfile parser and instructions packages). Output: the
+// strata.yaml text and warnings, each at a Dockerfile line, for what the
+// recipe cannot carry or carries differently. An instruction without an
+// equivalent (HEALTHCHECK, ONBUILD, ADD of a URL or an archive, ...) is
+// left in the recipe as a comment where it was, never dropped silently.
+//
+// A single-stage Dockerfile gives the single-image form, several stages
+// the multi-stage form; the last stage is the image, and its image:
+// section carries the entrypoint, cmd, labels, ports, volumes and stop
+// signal that the stage's FROM chain sets, as docker inherits them.
+// Values docker expands (ENV, LABEL, COPY, WORKDIR, USER, ...) have their
+// ARG, ENV and base-image variables written ${NAME}; RUN, CMD and
+// ENTRYPOINT are left to the shell (a literal ${ is escaped as $${).
+// docker gives RUN network access and the stage's ARGs as environment
+// variables, so each run step gets network: host (unless --network=none)
+// and an env of the stage's args.
+package convert

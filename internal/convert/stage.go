@@ -1,0 +1,378 @@
+package convert
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
+	"go.yaml.in/yaml/v3"
+)
+
+// defaultShell is docker's and strata's shell for the string form.
+var defaultShell = []string{"/bin/sh", "-c"}
+
+// stageOut is one stage of the recipe being written.
+type stageOut struct {
+	index int
+	// name is the strata name; "" for an unnamed stage nothing refers to.
+	name string
+	line int
+	// from is the base as strata writes it; parent is the index of the
+	// stage it is built on, or -1.
+	from     string
+	parent   int
+	platform string
+	// shell is the stage's shell: key; nil keeps the default.
+	shell    []string
+	comments []string
+	steps    []*yaml.Node
+	// pending are comments for the next step (or the end of the steps).
+	pending []string
+
+	// What the Dockerfile has set when its commands are read in order.
+	env map[string]string
+	// args are the ARGs declared in this stage, in order: docker gives
+	// them to RUN as environment variables.
+	args    []string
+	cur     []string // the shell in effect (SHELL)
+	shellOK bool     // shell decided: the first string-form RUN has been seen
+	open    bool     // the base chain ends in an image, not scratch
+	wdSet   bool     // a WORKDIR was seen in the chain
+	cfg     imageConfig
+	// workdirs are WORKDIR lines not yet followed by a step that writes.
+	workdirs []int
+}
+
+// stageNames gives every stage its strata name: the docker name, made
+// valid for strata if need be, or stage-N for an unnamed stage another
+// refers to by index.
+func (c *converter) stageNames(stages []instructions.Stage) []string {
+	names := make([]string, len(stages))
+	used := map[string]bool{}
+	for i, s := range stages {
+		if s.Name == "" {
+			continue
+		}
+		n := validStageName(s.Name)
+		if n != s.Name {
+			c.warnf(lineOf(s.Location), "stage name %q is not a strata stage name (letters, digits, _ and -); named %q", s.Name, n)
+		}
+		names[i] = n
+		used[n] = true
+	}
+	refs := func(ref string) {
+		if i, err := strconv.Atoi(ref); err == nil && i >= 0 && i < len(stages) && names[i] == "" {
+			n := fmt.Sprintf("stage-%d", i)
+			for used[n] {
+				n += "_"
+			}
+			names[i], used[n] = n, true
+		}
+	}
+	for _, s := range stages {
+		refs(s.BaseName)
+		for _, cmd := range s.Commands {
+			if cp, ok := cmd.(*instructions.CopyCommand); ok && cp.From != "" {
+				refs(cp.From)
+			}
+		}
+	}
+	return names
+}
+
+var badStageChar = regexp.MustCompile(`[^A-Za-z0-9_-]`)
+
+func validStageName(n string) string {
+	n = badStageChar.ReplaceAllString(n, "-")
+	if n == "" || n[0] >= '0' && n[0] <= '9' || n[0] == '-' {
+		n = "s" + n
+	}
+	if n == "scratch" {
+		n = "scratch-stage"
+	}
+	return n
+}
+
+func lineOf(loc []parser.Range) int {
+	if len(loc) > 0 {
+		return loc[0].Start.Line
+	}
+	return 0
+}
+
+// stageIndex resolves a FROM or COPY --from value to an earlier stage, as
+// docker does: by name (case-insensitive) or by index.
+func (c *converter) stageIndex(ref string, before int, dockerNames []string) int {
+	for i := 0; i < before; i++ {
+		if dockerNames[i] != "" && strings.EqualFold(dockerNames[i], ref) {
+			return i
+		}
+	}
+	if i, err := strconv.Atoi(ref); err == nil && i >= 0 && i < before {
+		return i
+	}
+	return -1
+}
+
+// newStage starts a stage from its FROM line.
+func (c *converter) newStage(st *instructions.Stage, index int, names []string) *stageOut {
+	s := &stageOut{index: index, name: names[index], line: lineOf(st.Location), parent: -1, env: map[string]string{}, comments: st.Comments}
+	c.dockerNames = append(c.dockerNames, st.Name)
+	fromVars := c.fromVars()
+	if p := c.stageIndex(st.BaseName, index, c.dockerNames); p >= 0 {
+		parent := c.stages[p]
+		s.parent, s.from = p, c.stages[p].name
+		for k, v := range parent.env {
+			s.env[k] = v
+		}
+		s.cur, s.open, s.wdSet, s.cfg = parent.cur, parent.open, parent.wdSet, parent.cfg.clone()
+	} else {
+		s.from = imageRef(c.word(s.line, st.BaseName, fromVars))
+		s.open = s.from != "scratch"
+		c.markFromArgs(st.BaseName)
+		c.explicitBaseArg(st.BaseName)
+	}
+	if s.cur == nil {
+		s.cur = defaultShell
+	}
+	if st.Platform != "" {
+		s.platform = c.word(s.line, st.Platform, fromVars)
+		c.markFromArgs(st.Platform)
+	}
+	return s
+}
+
+// fromVars is the scope of FROM lines: the global ARGs and the
+// predefined platform args.
+func (c *converter) fromVars() vars {
+	known := map[string]string{}
+	for k, v := range c.meta {
+		known[k] = v
+	}
+	for _, p := range predefined {
+		if _, ok := known[p]; !ok {
+			known[p] = ""
+		}
+	}
+	return vars{known: known}
+}
+
+var refVarRe = regexp.MustCompile(`\$\{?([A-Za-z_][A-Za-z0-9_]*)`)
+
+// markFromArgs notes the args a FROM line uses: without a default they
+// must be given with --build-arg.
+func (c *converter) markFromArgs(w string) {
+	for _, m := range refVarRe.FindAllStringSubmatch(w, -1) {
+		if a, ok := c.argIndex[m[1]]; ok {
+			a.fromUse = true
+		}
+	}
+}
+
+var wholeVarRe = regexp.MustCompile(`^\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?$`)
+
+// explicitBaseArg gives an arg that is a whole FROM (FROM ${BASE}) an
+// explicit image reference as its default (busybox:latest for busybox),
+// so that strata does not take it for a stage name.
+func (c *converter) explicitBaseArg(from string) {
+	m := wholeVarRe.FindStringSubmatch(from)
+	if m == nil {
+		return
+	}
+	if a, ok := c.argIndex[m[1]]; ok && a.def != nil {
+		ref := imageRef(*a.def)
+		a.def = &ref
+	}
+}
+
+// imageRef makes a docker image reference explicit for strata: a bare
+// name gets docker's implicit :latest, so that it cannot be mistaken for
+// a stage name.
+func imageRef(ref string) string {
+	if ref == "scratch" || ref == "" || strings.Contains(ref, "${") {
+		return ref
+	}
+	last := ref[strings.LastIndex(ref, "/")+1:]
+	if strings.Contains(last, ":") || strings.Contains(ref, "@") {
+		return ref
+	}
+	return ref + ":latest"
+}
+
+// vars is the scope of a word in the stage: its ENVs and ARGs.
+func (c *converter) vars(s *stageOut) vars {
+	v := vars{known: map[string]string{}, open: s.open, elsewhere: map[string]bool{}, env: map[string]bool{}}
+	for _, a := range c.args {
+		v.elsewhere[a.name] = true
+	}
+	for _, a := range s.args {
+		delete(v.elsewhere, a)
+		v.known[a] = c.argValue(a)
+	}
+	for k, val := range s.env {
+		delete(v.elsewhere, k)
+		v.known[k] = val
+		v.env[k] = true
+	}
+	return v
+}
+
+// imageVars is the scope of a value of the image: section.
+func (c *converter) imageVars(s *stageOut) vars {
+	v := c.vars(s)
+	v.image = true
+	return v
+}
+
+// argValue is an arg's default value as docker uses it.
+func (c *converter) argValue(name string) string {
+	if a, ok := c.argIndex[name]; ok && a.def != nil {
+		return strings.ReplaceAll(*a.def, "$${", "${")
+	}
+	return ""
+}
+
+// add appends a step, with the comments pending before it.
+func (s *stageOut) add(step *yaml.Node, dockerComments []string) {
+	var lines []string
+	lines = append(lines, s.pending...)
+	lines = append(lines, dockerComments...)
+	s.pending = nil
+	if len(lines) > 0 {
+		step.HeadComment = commentText(lines)
+	}
+	s.steps = append(s.steps, step)
+}
+
+// comment leaves a line for the next step.
+func (s *stageOut) comment(lines ...string) { s.pending = append(s.pending, lines...) }
+
+// flush ends the stage: a WORKDIR no step writes in after it is reported.
+func (c *converter) flush(s *stageOut) {
+	for _, ln := range s.workdirs {
+		c.warnf(ln, "docker's WORKDIR creates the directory; strata's workdir step does not, and no step after this one runs or copies in this stage")
+	}
+	s.workdirs = nil
+}
+
+// command translates one instruction of stage s.
+func (c *converter) command(s *stageOut, cmd instructions.Command) {
+	ln := line(cmd)
+	switch cmd := cmd.(type) {
+	case *instructions.EnvCommand:
+		c.env(s, cmd)
+	case *instructions.ArgCommand:
+		c.stageArg(s, cmd)
+	case *instructions.RunCommand:
+		c.run(s, cmd)
+	case *instructions.CopyCommand:
+		c.copyCmd(s, cmd)
+	case *instructions.AddCommand:
+		c.add(s, cmd)
+	case *instructions.WorkdirCommand:
+		c.workdir(s, cmd)
+	case *instructions.UserCommand:
+		s.add(mapping("user", str(c.word(ln, cmd.User, c.vars(s)))), cmd.Comments())
+	case *instructions.ShellCommand:
+		c.shell(s, cmd)
+	case *instructions.LabelCommand:
+		for _, kv := range cmd.Labels {
+			v := c.imageVars(s)
+			s.cfg.setLabel(c.word(ln, kv.Key, v), c.word(ln, kv.Value, v))
+		}
+		s.comment(cmd.Comments()...)
+	case *instructions.MaintainerCommand:
+		s.cfg.setLabel("org.opencontainers.image.authors", escapeDollar(cmd.Maintainer))
+		c.warnf(ln, "MAINTAINER sets docker's deprecated author field, which strata does not write; written as the label org.opencontainers.image.authors")
+	default:
+		c.imageCommand(s, cmd)
+	}
+}
+
+// unsupported reports an instruction without a strata equivalent and
+// leaves it as a comment where it was.
+func (c *converter) unsupported(s *stageOut, cmd instructions.Command, why string) {
+	c.warnf(line(cmd), "%s; left as a comment", why)
+	s.comment(append(cmd.Comments(), "strata convert: "+why+":", cmdText(cmd))...)
+}
+
+// cmdText is an instruction's source text, on one line per source line.
+func cmdText(cmd instructions.Command) string {
+	if st, ok := cmd.(fmt.Stringer); ok {
+		return st.String()
+	}
+	return cmd.Name()
+}
+
+// env translates ENV: an env step.
+func (c *converter) env(s *stageOut, cmd *instructions.EnvCommand) {
+	ln := line(cmd)
+	v := c.vars(s)
+	var pairs []string
+	for _, kv := range cmd.Env {
+		pairs = append(pairs, kv.Key, c.word(ln, kv.Value, v))
+	}
+	for _, kv := range cmd.Env {
+		s.env[kv.Key] = c.staticValue(kv.Value, v)
+	}
+	s.add(mapping("env", strMap(pairs...)), cmd.Comments())
+}
+
+// stageArg translates an ARG inside a stage: an arg of the recipe, in
+// scope for the stage's values and given to its run steps' env.
+func (c *converter) stageArg(s *stageOut, cmd *instructions.ArgCommand) {
+	ln := line(cmd)
+	for _, kv := range cmd.Args {
+		if kv.Value == nil {
+			if _, global := c.meta[kv.Key]; !global && !isPredefined(kv.Key) {
+				c.declareArg(kv.Key, nil, ln)
+			}
+		} else {
+			val := c.argDefault(ln, kv.Key, *kv.Value, c.vars(s))
+			if _, global := c.meta[kv.Key]; global {
+				c.warnf(ln, "ARG %s gives a default of its own in this stage; strata's args are one per recipe: the global default applies", kv.Key)
+			}
+			c.declareArg(kv.Key, &val, ln)
+		}
+		if !contains(s.args, kv.Key) {
+			s.args = append(s.args, kv.Key)
+		}
+	}
+	s.comment(cmd.Comments()...)
+}
+
+// workdir translates WORKDIR.
+func (c *converter) workdir(s *stageOut, cmd *instructions.WorkdirCommand) {
+	ln := line(cmd)
+	v := c.vars(s)
+	p := c.word(ln, cmd.Path, v)
+	if !strings.HasPrefix(c.staticValue(cmd.Path, v), "/") && !s.wdSet && s.open {
+		c.warnf(ln, "relative WORKDIR %s: docker resolves it against the base image's working directory, strata against /", cmd.Path)
+	}
+	s.wdSet = true
+	s.workdirs = append(s.workdirs, ln)
+	s.add(mapping("workdir", str(p)), cmd.Comments())
+}
+
+// wrote notes a step that writes files (in the working directory).
+func (s *stageOut) wrote() { s.workdirs = nil }
+
+// shell translates SHELL: it applies to the run steps after it, and to
+// the string forms of CMD and ENTRYPOINT.
+func (c *converter) shell(s *stageOut, cmd *instructions.ShellCommand) {
+	s.cur = append([]string(nil), cmd.Shell...)
+	s.cfg.shell, s.cfg.shellLine = s.cur, line(cmd)
+	s.comment(cmd.Comments()...)
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
