@@ -16,7 +16,6 @@ import (
 	"github.com/stratabuild/strata/commit"
 	"github.com/stratabuild/strata/internal/stateroot"
 	"github.com/stratabuild/strata/layers"
-	"github.com/stratabuild/strata/recipe"
 )
 
 // executor carries out a plan: the stages as a DAG, each step looked up in
@@ -82,7 +81,7 @@ func (e *executor) step(ctx context.Context, sp *plan.Stage, res *stageResult, s
 	var layer v1.Layer
 	var rec *cache.Layer
 	cached := false
-	if s.Recipe.Kind == recipe.RunStep || s.Recipe.Kind == recipe.CopyStep {
+	if s.Recipe.ChangesFiles() {
 		e.event(ev, EventStart)
 		var err error
 		if layer, rec, cached, err = e.fsStep(ctx, sp, res, s, ev); err != nil {

@@ -216,3 +216,49 @@ func TestRelativeCopyUsesBaseWorkdir(t *testing.T) {
 		t.Errorf("WorkingDir = %q, want /srv/sub", cfg.Config.WorkingDir)
 	}
 }
+
+// TestFileStep: a file step writes its exact bytes with its mode, makes a
+// layer, and is cached by content.
+func TestFileStep(t *testing.T) {
+	ctxDir, root := t.TempDir(), t.TempDir()
+	load := func(content string) *recipe.Recipe {
+		writeTree(t, ctxDir, map[string]string{"strata.yaml": "args: {X: \"1\"}\nfrom: scratch\nworkdir: /etc\nsteps:\n  - file: app.conf\n    mode: \"0600\"\n    content: |\n      " + content + "\n"})
+		r, err := recipe.Load(filepath.Join(ctxDir, "strata.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	res, _, _, _, err := buildIn(t, root, load("x=${X}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls, err := res.Image.Layers()
+	if err != nil || len(ls) != 1 {
+		t.Fatalf("%d layers (%v), want 1", len(ls), err)
+	}
+	entries := tarEntries(t, ls[0])
+	got := entries["etc/app.conf"]
+	if got.body != "x=1\n" || got.mode != 0o600 {
+		t.Errorf("etc/app.conf: %q mode %#o, want \"x=1\\n\" mode 0600", got.body, got.mode)
+	}
+	cached := func(r *recipe.Recipe) bool {
+		_, _, _, events, err := buildIn(t, root, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range events {
+			if e.Kind == EventDone && e.Action == "file" {
+				return e.Cached
+			}
+		}
+		t.Fatal("no file step ran")
+		return false
+	}
+	if !cached(load("x=${X}")) {
+		t.Error("the same file step again was not cached")
+	}
+	if cached(load("x=2")) {
+		t.Error("a file step with other content was cached")
+	}
+}

@@ -235,3 +235,31 @@ func tarPaths(t *testing.T, l v1.Layer) []string {
 		out = append(out, h.Name)
 	}
 }
+
+type tarEntry struct {
+	body string
+	mode int64
+}
+
+// tarEntries reads a layer's regular files and dirs by name.
+func tarEntries(t *testing.T, l v1.Layer) map[string]tarEntry {
+	t.Helper()
+	rc, err := l.Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	out := map[string]tarEntry{}
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(tr)
+		out[h.Name] = tarEntry{body: string(body), mode: h.Mode}
+	}
+}

@@ -39,8 +39,11 @@ func (e *executor) make(ctx context.Context, sp *plan.Stage, res *stageResult, s
 		}
 	}()
 	err = e.mounted(ctx, lowers, up, "step", func(rootfs string) error {
-		if s.Recipe.Kind == recipe.RunStep {
+		switch s.Recipe.Kind {
+		case recipe.RunStep:
 			return e.run(ctx, s, rootfs, ev)
+		case recipe.FileStep:
+			return e.file(ctx, s, rootfs)
 		}
 		return e.copy(ctx, s, rootfs)
 	})
@@ -230,6 +233,24 @@ func (e *executor) copy(ctx context.Context, s *plan.Step, rootfs string) error 
 		}
 		return nil
 	})
+}
+
+// file writes a file step's content.
+func (e *executor) file(ctx context.Context, s *plan.Step, rootfs string) error {
+	f := s.Recipe.File
+	mode := f.Perm()
+	o := fscopy.Options{Mode: &mode, ModTime: e.o.Epoch}
+	if f.Owner != nil {
+		uid, gid, err := sandbox.LookupOwner(rootfs, f.Owner.String())
+		if err != nil {
+			return fmt.Errorf("%s: file owner %s: %w", s.Pos, f.Owner, err)
+		}
+		o.UID, o.GID, o.OwnerSet = uid, gid, true
+	}
+	if err := fscopy.WriteFile(ctx, rootfs, s.Dest, []byte(f.Content), o); err != nil {
+		return fmt.Errorf("%s: %w", s.Pos, err)
+	}
+	return nil
 }
 
 // sourceChain is the layer chain of a copy's source stage or image.

@@ -423,10 +423,18 @@ func (s *Step) Summary() string {
 			parts[i] = e.String()
 		}
 		return strings.Join(parts, " ")
+	case FileStep:
+		return s.File.Path
 	case WorkdirStep:
 		return s.Workdir
 	case UserStep:
 		return s.User
 	}
 	return ""
+}
+
+// ChangesFiles reports whether the step may change files (run, copy,
+// file); the others change only the image config.
+func (s *Step) ChangesFiles() bool {
+	return s.Kind == RunStep || s.Kind == CopyStep || s.Kind == FileStep
 }

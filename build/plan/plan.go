@@ -2,6 +2,8 @@ package plan
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"runtime"
@@ -238,6 +240,14 @@ func (pl *planner) step(ctx context.Context, sp *Stage, step *recipe.Step, state
 		}
 	case recipe.CopyStep:
 		return s, pl.copyStep(ctx, sp, s, state)
+	case recipe.FileStep:
+		f := step.File
+		s.Dest = state.Abs(f.Path)
+		sum := sha256.Sum256([]byte(f.Content))
+		s.Def.To, s.Def.Mode, s.Def.Content = s.Dest, fmt.Sprintf("%#o", uint32(f.Perm())), "sha256:"+hex.EncodeToString(sum[:])
+		if f.Owner != nil {
+			s.Def.Owner = f.Owner.String()
+		}
 	}
 	return s, nil
 }

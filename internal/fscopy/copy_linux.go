@@ -54,6 +54,54 @@ func Copy(ctx context.Context, srcRoot string, sources []string, dstRoot, dest s
 	return c.stats, c.finish()
 }
 
+// WriteFile writes content as the file dest inside dstRoot, as the copy of
+// one file would land there: missing parents made, owner and mode from o
+// (0:0 and 0644 unless it says), mtime o.ModTime or now. A directory at
+// dest is an error; anything else there is replaced.
+func WriteFile(ctx context.Context, dstRoot, dest string, content []byte, o Options) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c := &copier{ctx: ctx, o: o, dstRoot: dstRoot, dirs: map[string]string{}}
+	rel := clean(dest)
+	dir, err := c.parent(path.Dir("/" + rel)[1:])
+	if err != nil {
+		return err
+	}
+	host := filepath.Join(dir, path.Base(rel))
+	if old, err := os.Lstat(host); err == nil {
+		if old.IsDir() {
+			return fmt.Errorf("file destination /%s is a directory", rel)
+		}
+		if err := os.Remove(host); err != nil {
+			return err
+		}
+	}
+	if err := os.WriteFile(host, content, 0o600); err != nil {
+		return fmt.Errorf("writing /%s: %w", rel, err)
+	}
+	uid, gid := c.owner(nil)
+	if err := os.Lchown(host, uid, gid); err != nil {
+		return err
+	}
+	mode := uint32(0o644)
+	if o.Mode != nil {
+		fi, err := os.Lstat(host)
+		if err != nil {
+			return err
+		}
+		mode = c.mode(fi, nil)
+	}
+	if err := unix.Fchmodat(unix.AT_FDCWD, host, mode, 0); err != nil {
+		return err
+	}
+	mtime := time.Now()
+	if o.ModTime != nil {
+		mtime = *o.ModTime
+	}
+	return os.Chtimes(host, mtime, mtime)
+}
+
 type fileID struct{ dev, ino uint64 }
 
 type copier struct {
