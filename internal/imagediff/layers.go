@@ -1,0 +1,86 @@
+package imagediff
+
+import (
+	"context"
+	"fmt"
+	"sync"
+)
+
+// compareLayers compares the layers of a and b position by position. Only
+// the pairs whose diffIDs differ are read; extra layers are listed as
+// added or removed without being read.
+func compareLayers(ctx context.Context, a, b *side) ([]Layer, error) {
+	out := []Layer{}
+	for i := 0; i < max(len(a.layers), len(b.layers)); i++ {
+		l := Layer{Index: i}
+		if i < len(a.layers) {
+			blob := a.layers[i].blob
+			l.A = &blob
+		}
+		if i < len(b.layers) {
+			blob := b.layers[i].blob
+			l.B = &blob
+		}
+		switch {
+		case l.B == nil:
+			l.Status = LayerRemoved
+		case l.A == nil:
+			l.Status = LayerAdded
+		case l.A.DiffID == l.B.DiffID:
+			l.Status = LayerSame
+		default:
+			l.Status = LayerChanged
+			ia, ib, err := readPair(ctx, a, b, i)
+			if err != nil {
+				return nil, err
+			}
+			l.Changes, l.Note = compareIndexes(ia, ib)
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+// readPair reads layer i of a and of b at the same time. The first
+// failure stops the other read and is the one reported.
+func readPair(ctx context.Context, a, b *side, i int) (index, index, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var first error
+	var once sync.Once
+	fail := func(err error) { once.Do(func() { first = err; cancel() }) }
+	var ia, ib index
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		var err error
+		if ia, err = readLayer(ctx, a, i); err != nil {
+			fail(err)
+		}
+	}()
+	var err error
+	if ib, err = readLayer(ctx, b, i); err != nil {
+		fail(err)
+	}
+	wg.Wait()
+	if first != nil {
+		return nil, nil, first
+	}
+	return ia, ib, nil
+}
+
+// readLayer reads layer i of s into an index.
+func readLayer(ctx context.Context, s *side, i int) (index, error) {
+	ref := s.layers[i]
+	rc, err := ref.layer.Uncompressed()
+	if err != nil {
+		return nil, fmt.Errorf("reading layer %d (%s) of %s: %w", i, ref.blob.DiffID, s.Ref, err)
+	}
+	defer rc.Close()
+	idx, err := readIndex(ctx, rc, ref.blob.DiffID)
+	if err != nil {
+		return nil, fmt.Errorf("reading layer %d (%s) of %s: %w", i, ref.blob.DiffID, s.Ref, err)
+	}
+	return idx, nil
+}
