@@ -29,9 +29,10 @@ const (
 // side is what is known of one image before any layer is read.
 type side struct {
 	Side
-	manifest any // decoded manifest; nil without one
-	config   any // decoded config file
-	layers   []layerRef
+	noManifest bool
+	manifest   any // decoded manifest; nil without one
+	config     any // decoded config file
+	layers     []layerRef
 }
 
 type layerRef struct {
@@ -85,7 +86,7 @@ func Compare(ctx context.Context, a, b Image) (*Result, error) {
 
 // load reads what Compare needs of an image before any layer.
 func load(img Image) (*side, error) {
-	s := &side{Side: Side{Ref: img.Ref}}
+	s := &side{Side: Side{Ref: img.Ref}, noManifest: img.NoManifest}
 	cfgName, err := img.Image.ConfigName()
 	if err != nil {
 		return nil, fmt.Errorf("reading the config digest: %w", err)
@@ -104,19 +105,22 @@ func load(img Image) (*side, error) {
 			return nil, err
 		}
 	}
+	// The diffIDs come from the config, by position: asking a layer of an
+	// OCI layout for its DiffID decompresses the whole blob.
+	cfg, err := img.Image.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("reading the config: %w", err)
+	}
+	diffIDs := cfg.RootFS.DiffIDs
 	layers, err := img.Image.Layers()
 	if err != nil {
 		return nil, fmt.Errorf("listing the layers: %w", err)
 	}
-	if m != nil && len(m.Layers) != len(layers) {
-		return nil, fmt.Errorf("the manifest lists %d layers, the image %d", len(m.Layers), len(layers))
+	if len(diffIDs) != len(layers) || (m != nil && len(m.Layers) != len(layers)) {
+		return nil, fmt.Errorf("the config lists %d diffIDs for %d layers", len(diffIDs), len(layers))
 	}
 	for i, l := range layers {
-		diffID, err := l.DiffID()
-		if err != nil {
-			return nil, fmt.Errorf("reading the diffID of layer %d: %w", i, err)
-		}
-		ref := layerRef{blob: LayerBlob{DiffID: diffID.String()}, layer: l}
+		ref := layerRef{blob: LayerBlob{DiffID: diffIDs[i].String()}, layer: l}
 		if m != nil {
 			d := m.Layers[i]
 			ref.blob.Digest, ref.blob.MediaType, ref.blob.Size = d.Digest.String(), string(d.MediaType), d.Size

@@ -1,15 +1,25 @@
 package imagediff
 
 import (
+	"bytes"
 	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-containerregistry/pkg/compression"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 func fields(fs ...string) []FieldChange {
@@ -192,5 +202,93 @@ func TestCorruptLayer(t *testing.T) {
 	_, err := Compare(t.Context(), Image{Ref: "a", Image: a}, Image{Ref: "b", Image: b})
 	if err == nil || !strings.Contains(err.Error(), "the image is corrupt") || !strings.Contains(err.Error(), "layer 0") {
 		t.Errorf("Compare = %v, want an error naming layer 0 of b as corrupt", err)
+	}
+}
+
+// TestSameLayersNotReadFromLayout: in an OCI layout, the blob of a layer
+// both images share is never opened — it may as well be missing.
+func TestSameLayersNotReadFromLayout(t *testing.T) {
+	shared := layerOf(t, tarOf(t, base()...), nil)
+	a := imageOf(t, nil, shared, layerOf(t, tarOf(t, file("app", "1")), nil))
+	b := imageOf(t, nil, shared, layerOf(t, tarOf(t, file("app", "2")), nil))
+	dir := t.TempDir()
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, img := range []v1.Image{a, b} {
+		if err := p.AppendImage(img); err != nil {
+			t.Fatal(err)
+		}
+	}
+	digest, err := shared.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, "blobs", digest.Algorithm, digest.Hex)); err != nil {
+		t.Fatal(err)
+	}
+	fromLayout := func(img v1.Image) v1.Image {
+		d, err := img.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := p.Image(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	r := compare(t, fromLayout(a), fromLayout(b))
+	if want := []string{LayerSame, LayerChanged}; len(r.Layers) != 2 || r.Layers[0].Status != want[0] || r.Layers[1].Status != want[1] {
+		t.Errorf("Layers = %+v, want %v", r.Layers, want)
+	}
+	if c := r.Layers[1].Changes; len(c) != 1 || c[0].Path != "/app" {
+		t.Errorf("layer 1 changes = %+v, want /app", c)
+	}
+}
+
+// TestCompressions: gzip, zstd and uncompressed layers are read; the same
+// content compressed differently is the same layer in another blob.
+func TestCompressions(t *testing.T) {
+	content := func(body string) []byte { return tarOf(t, file("app", body)) }
+	zstdLayer := func(data []byte) v1.Layer {
+		l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil },
+			tarball.WithCompression(compression.ZStd), tarball.WithMediaType(types.OCILayerZStd))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	for _, tt := range []struct {
+		name  string
+		layer func([]byte) v1.Layer
+	}{
+		{"gzip", func(b []byte) v1.Layer { return layerOf(t, b, nil) }},
+		{"zstd", zstdLayer},
+		{"none", func(b []byte) v1.Layer { return static.NewLayer(b, types.OCIUncompressedLayer) }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			a := imageOf(t, nil, layerOf(t, content("1"), nil))
+			r := compare(t, a, imageOf(t, nil, tt.layer(content("2"))))
+			if c := r.Layers[0].Changes; len(c) != 1 || c[0].Path != "/app" || c[0].Attrs[0].Attr != "content" {
+				t.Errorf("changes = %+v, want /app's content", c)
+			}
+		})
+	}
+	r := compare(t, imageOf(t, nil, layerOf(t, content("1"), nil)), imageOf(t, nil, zstdLayer(content("1"))))
+	l := r.Layers[0]
+	if r.Identical || l.Status != LayerSame || l.A.Digest == l.B.Digest {
+		t.Errorf("Identical = %v, layer 0 = %+v; want a same layer in another blob", r.Identical, l)
+	}
+	if want := fields("manifest.layers[0].mediaType", `"`+string(types.OCILayer)+`"`, `"`+string(types.OCILayerZStd)+`"`); !cmp.Equal(want, r.Fields) {
+		t.Errorf("Fields = %s, want %s", r.Fields, want)
+	}
+	var buf bytes.Buffer
+	if err := r.WriteText(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if want := "layer 0: same content, blob " + short(l.A.Digest) + " → " + short(l.B.Digest) + " (compressed differently)\n"; !strings.HasSuffix(buf.String(), want) {
+		t.Errorf("WriteText = %q, want it to end with %q", buf.String(), want)
 	}
 }

@@ -36,11 +36,11 @@ func compareIndexes(a, b index) (changes []PathChange, note string) {
 		ea, eb := a[k], b[k]
 		switch {
 		case eb == nil:
-			changes = append(changes, PathChange{Path: k.path, Kind: Removed, Type: ea.typ, Link: ea.link})
+			changes = append(changes, PathChange{Path: k.path, Kind: Removed, Type: ea.typ, Link: ea.attrs().link})
 		case ea == nil:
-			changes = append(changes, PathChange{Path: k.path, Kind: Added, Type: eb.typ, Link: eb.link})
+			changes = append(changes, PathChange{Path: k.path, Kind: Added, Type: eb.typ, Link: eb.attrs().link})
 		default:
-			if attrs := compareEntries(ea, eb); len(attrs) > 0 {
+			if attrs := compareEntries(k, ea, eb); len(attrs) > 0 {
 				changes = append(changes, PathChange{Path: k.path, Kind: Changed, Type: eb.typ, Attrs: attrs})
 			}
 		}
@@ -76,7 +76,8 @@ func sameOrder(a, b index) bool {
 
 // compareEntries lists the attributes of one entry that differ, in the
 // order AttrChange documents.
-func compareEntries(a, b *entry) []AttrChange {
+func compareEntries(k entryKey, a, b *entry) []AttrChange {
+	ra, rb := a.attrs(), b.attrs()
 	var out []AttrChange
 	add := func(attr, va, vb string) {
 		if va != vb {
@@ -93,15 +94,15 @@ func compareEntries(a, b *entry) []AttrChange {
 	add("uname", a.uname, b.uname)
 	add("gname", a.gname, b.gname)
 	add("mtime", timeText(a.mtime), timeText(b.mtime))
-	add("atime", timeText(a.atime), timeText(b.atime))
-	add("ctime", timeText(a.ctime), timeText(b.ctime))
-	add("link", a.link, b.link)
+	add("atime", timeText(ra.atime), timeText(rb.atime))
+	add("ctime", timeText(ra.ctime), timeText(rb.ctime))
+	add("link", ra.link, rb.link)
 	add("device", device(a), device(b))
-	out = append(out, compareMaps("xattr", a.xattrs, b.xattrs)...)
-	out = append(out, compareMaps("pax", a.pax, b.pax)...)
+	out = append(out, compareMaps("xattr", ra.xattrs, rb.xattrs)...)
+	out = append(out, compareMaps("pax", ra.pax, rb.pax)...)
 	if len(out) == 0 {
 		// Only the encoding of the header is left.
-		add("name", a.name, b.name)
+		add("name", a.tarName(k), b.tarName(k))
 		add("format", formatName(a.format), formatName(b.format))
 	}
 	return out
@@ -152,7 +153,7 @@ func device(e *entry) string {
 	if e.typ != TypeChar && e.typ != TypeBlock {
 		return ""
 	}
-	return fmt.Sprintf("%d:%d", e.devMajor, e.devMinor)
+	return fmt.Sprintf("%d:%d", e.attrs().devMajor, e.attrs().devMinor)
 }
 
 func formatName(f tar.Format) string {

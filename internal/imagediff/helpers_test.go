@@ -106,7 +106,7 @@ func imageOf(t testing.TB, edit func(*v1.ConfigFile), layers ...v1.Layer) v1.Ima
 	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
 	for i, l := range layers {
 		var err error
-		img, err = mutate.Append(img, mutate.Addendum{Layer: l, MediaType: types.OCILayer,
+		img, err = mutate.Append(img, mutate.Addendum{Layer: l,
 			History: v1.History{Created: v1.Time{Time: epoch}, CreatedBy: "step " + string(rune('1'+i))}})
 		if err != nil {
 			t.Fatal(err)

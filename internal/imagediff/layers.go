@@ -1,9 +1,16 @@
 package imagediff
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"sync"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 )
 
 // compareLayers compares the layers of a and b position by position. Only
@@ -73,7 +80,7 @@ func readPair(ctx context.Context, a, b *side, i int) (index, index, error) {
 // readLayer reads layer i of s into an index.
 func readLayer(ctx context.Context, s *side, i int) (index, error) {
 	ref := s.layers[i]
-	rc, err := ref.layer.Uncompressed()
+	rc, err := openTar(s, ref)
 	if err != nil {
 		return nil, fmt.Errorf("reading layer %d (%s) of %s: %w", i, ref.blob.DiffID, s.Ref, err)
 	}
@@ -83,4 +90,61 @@ func readLayer(ctx context.Context, s *side, i int) (index, error) {
 		return nil, fmt.Errorf("reading layer %d (%s) of %s: %w", i, ref.blob.DiffID, s.Ref, err)
 	}
 	return idx, nil
+}
+
+// Magic numbers of the compressed layer formats.
+var (
+	gzipMagic = []byte{0x1f, 0x8b}
+	zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
+)
+
+// openTar opens the uncompressed tar stream of a layer. A compressed blob
+// is decompressed with klauspost/compress, about twice as fast as the
+// standard library ggcr's Uncompressed uses; the layers of an image
+// without a manifest (a docker-archive) are stored uncompressed, and
+// asking for their Compressed form would compress them.
+func openTar(s *side, ref layerRef) (io.ReadCloser, error) {
+	if s.noManifest {
+		return ref.layer.Uncompressed()
+	}
+	blob, err := ref.layer.Compressed()
+	if err != nil {
+		return nil, err
+	}
+	br := bufio.NewReaderSize(blob, 1<<16)
+	magic, _ := br.Peek(len(zstdMagic)) // a short blob is read as it is
+	var r io.Reader = br
+	var closeDecoder func() error
+	switch {
+	case bytes.HasPrefix(magic, gzipMagic):
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			blob.Close()
+			return nil, fmt.Errorf("decompressing: %w", err)
+		}
+		r, closeDecoder = zr, zr.Close
+	case bytes.HasPrefix(magic, zstdMagic):
+		zr, err := zstd.NewReader(br, zstd.WithDecoderLowmem(true))
+		if err != nil {
+			blob.Close()
+			return nil, fmt.Errorf("decompressing: %w", err)
+		}
+		r, closeDecoder = zr, func() error { zr.Close(); return nil }
+	}
+	return &tarStream{Reader: r, blob: blob, closeDecoder: closeDecoder}, nil
+}
+
+// tarStream is a decompressed blob; Close closes the decoder and the blob.
+type tarStream struct {
+	io.Reader
+	blob         io.Closer
+	closeDecoder func() error
+}
+
+func (t *tarStream) Close() error {
+	var err error
+	if t.closeDecoder != nil {
+		err = t.closeDecoder()
+	}
+	return errors.Join(err, t.blob.Close())
 }
