@@ -57,7 +57,7 @@ func New(b Builder) *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageErr("%v (see %s --help)", err, c.CommandPath())
 	})
-	root.AddCommand(newBuild(b), newValidate(), newVersion(), newPrune())
+	root.AddCommand(newBuild(b), newValidate(), newDiff(), newVersion(), newPrune())
 	return root
 }
 
