@@ -37,9 +37,9 @@ func fields(fs ...string) []FieldChange {
 	return out
 }
 
-// TestFields: manifest and config fields that differ are listed, the
+// TestDiffFields: manifest and config fields that differ are listed, the
 // layers that are the same are not read.
-func TestFields(t *testing.T) {
+func TestDiffFields(t *testing.T) {
 	var reads atomic.Int32
 	layer := layerOf(t, tarOf(t, base()...), &reads)
 	a := imageOf(t, func(c *v1.ConfigFile) {
@@ -85,9 +85,9 @@ func TestFields(t *testing.T) {
 	}
 }
 
-// TestOnlyDifferingLayersRead: each differing layer is read once per
+// TestDiffOnlyDifferingLayersRead: each differing layer is read once per
 // side; equal ones never; extra layers are listed, not read.
-func TestOnlyDifferingLayersRead(t *testing.T) {
+func TestDiffOnlyDifferingLayersRead(t *testing.T) {
 	var same, changedA, changedB, extra atomic.Int32
 	bottom := layerOf(t, tarOf(t, base()...), &same)
 	la := layerOf(t, tarOf(t, file("app", "1")), &changedA)
@@ -136,7 +136,7 @@ func hasField(fs []FieldChange, want FieldChange) bool {
 	return false
 }
 
-func TestIdentical(t *testing.T) {
+func TestDiffIdentical(t *testing.T) {
 	var reads atomic.Int32
 	mk := func() v1.Image { return imageOf(t, nil, layerOf(t, tarOf(t, base()...), &reads)) }
 	r := compare(t, mk(), mk())
@@ -148,9 +148,9 @@ func TestIdentical(t *testing.T) {
 	}
 }
 
-// TestNoManifest: a side without a manifest (docker-archive) is compared
+// TestDiffNoManifest: a side without a manifest (docker-archive) is compared
 // by config and layer contents, without asking for its manifest.
-func TestNoManifest(t *testing.T) {
+func TestDiffNoManifest(t *testing.T) {
 	var reads atomic.Int32
 	img := imageOf(t, nil, layerOf(t, tarOf(t, base()...), &reads))
 	r, err := Compare(t.Context(), Image{Ref: "a", Image: img}, Image{Ref: "b", Image: noManifestImage{img, t}, NoManifest: true})
@@ -168,9 +168,9 @@ func TestNoManifest(t *testing.T) {
 	}
 }
 
-// TestEncodingOnlyFields: the same fields in other bytes are a difference,
+// TestDiffEncodingOnlyFields: the same fields in other bytes are a difference,
 // said to be one of encoding.
-func TestEncodingOnlyFields(t *testing.T) {
+func TestDiffEncodingOnlyFields(t *testing.T) {
 	img := imageOf(t, nil, layerOf(t, tarOf(t, base()...), nil))
 	for _, tt := range []struct {
 		name             string
@@ -196,7 +196,7 @@ func (lyingLayer) DiffID() (v1.Hash, error) {
 	return v1.NewHash("sha256:" + strings.Repeat("0", 64))
 }
 
-func TestCorruptLayer(t *testing.T) {
+func TestDiffCorruptLayer(t *testing.T) {
 	a := imageOf(t, nil, layerOf(t, tarOf(t, file("x", "1")), nil))
 	b := imageOf(t, nil, lyingLayer{layerOf(t, tarOf(t, file("x", "2")), nil)})
 	_, err := Compare(t.Context(), Image{Ref: "a", Image: a}, Image{Ref: "b", Image: b})
@@ -205,9 +205,9 @@ func TestCorruptLayer(t *testing.T) {
 	}
 }
 
-// TestSameLayersNotReadFromLayout: in an OCI layout, the blob of a layer
+// TestDiffSameLayersNotReadFromLayout: in an OCI layout, the blob of a layer
 // both images share is never opened — it may as well be missing.
-func TestSameLayersNotReadFromLayout(t *testing.T) {
+func TestDiffSameLayersNotReadFromLayout(t *testing.T) {
 	shared := layerOf(t, tarOf(t, base()...), nil)
 	a := imageOf(t, nil, shared, layerOf(t, tarOf(t, file("app", "1")), nil))
 	b := imageOf(t, nil, shared, layerOf(t, tarOf(t, file("app", "2")), nil))
@@ -248,9 +248,9 @@ func TestSameLayersNotReadFromLayout(t *testing.T) {
 	}
 }
 
-// TestCompressions: gzip, zstd and uncompressed layers are read; the same
+// TestDiffCompressions: gzip, zstd and uncompressed layers are read; the same
 // content compressed differently is the same layer in another blob.
-func TestCompressions(t *testing.T) {
+func TestDiffCompressions(t *testing.T) {
 	content := func(body string) []byte { return tarOf(t, file("app", body)) }
 	zstdLayer := func(data []byte) v1.Layer {
 		l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil },

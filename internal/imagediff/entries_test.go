@@ -10,7 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// base is the layer every case of TestLayerChanges changes.
+// base is the layer every case of TestDiffLayerChanges changes.
 func base() []ent {
 	return []ent{
 		dir("etc"),
@@ -48,7 +48,7 @@ func header(name string, f func(h *tar.Header)) []ent {
 	return edit(name, func(e ent) *ent { e = e.with(f); return &e })
 }
 
-func TestLayerChanges(t *testing.T) {
+func TestDiffLayerChanges(t *testing.T) {
 	later := epoch.Add(90 * time.Second)
 	tests := []struct {
 		name string
@@ -131,9 +131,9 @@ func TestLayerChanges(t *testing.T) {
 	}
 }
 
-// TestEncodingOnly: layers whose entries are all equal but whose tars are
+// TestDiffEncodingOnly: layers whose entries are all equal but whose tars are
 // not are reported as changed, with the reason.
-func TestEncodingOnly(t *testing.T) {
+func TestDiffEncodingOnly(t *testing.T) {
 	reversed := base()
 	for i, j := 0, len(reversed)-1; i < j; i, j = i+1, j-1 {
 		reversed[i], reversed[j] = reversed[j], reversed[i]

@@ -31,7 +31,7 @@ func textCase(t *testing.T) *Result {
 	return compare(t, a, b)
 }
 
-func TestWriteText(t *testing.T) {
+func TestDiffWriteText(t *testing.T) {
 	r := textCase(t)
 	var buf bytes.Buffer
 	if err := r.WriteText(&buf); err != nil {
@@ -55,7 +55,7 @@ layer 1 (` + short(r.Layers[1].A.DiffID) + ` → ` + short(r.Layers[1].B.DiffID)
 	}
 }
 
-func TestWriteTextIdentical(t *testing.T) {
+func TestDiffWriteTextIdentical(t *testing.T) {
 	img := imageOf(t, nil, layerOf(t, tarOf(t, base()...), nil))
 	r := compare(t, img, img)
 	var buf bytes.Buffer
@@ -67,8 +67,8 @@ func TestWriteTextIdentical(t *testing.T) {
 	}
 }
 
-// TestWriteJSON: the JSON is the Result, under the documented names.
-func TestWriteJSON(t *testing.T) {
+// TestDiffWriteJSON: the JSON is the Result, under the documented names.
+func TestDiffWriteJSON(t *testing.T) {
 	r := textCase(t)
 	var buf bytes.Buffer
 	if err := r.WriteJSON(&buf); err != nil {
