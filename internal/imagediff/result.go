@@ -1,6 +1,9 @@
 package imagediff
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"io"
+)
 
 // Result is what differs between image A and image B. Encoded as JSON
 // (WriteJSON) it is the documented output of `strata diff --format json`.
@@ -16,9 +19,10 @@ type Result struct {
 	// (a docker-archive), so manifest fields and layer blobs were not
 	// compared, only the config and the layers' contents.
 	ManifestCompared bool `json:"manifestCompared"`
-	// Fields are the manifest and config fields that differ, manifest
-	// first, each document's paths in sorted order. rootfs.diff_ids are
-	// not listed here: Layers compares them.
+	// Fields are the manifest and config fields that differ: the
+	// manifest's first (its layer count last of them), then the config's,
+	// each in sorted order. rootfs.diff_ids are not listed here: Layers
+	// compares them.
 	Fields []FieldChange `json:"fields"`
 	// Layers are the layers aligned by position, from the bottom one
 	// (index 0) up to the top of the taller image.
@@ -34,6 +38,15 @@ type Side struct {
 	Digest string `json:"digest,omitempty"`
 	// ConfigDigest is the digest of the config blob.
 	ConfigDigest string `json:"configDigest"`
+}
+
+// WriteJSON writes r as one indented JSON document: the Result struct, the
+// documented output of `strata diff --format json`.
+func (r *Result) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
 }
 
 // FieldChange is one manifest or config field that differs.

@@ -10,15 +10,6 @@ import (
 	"strings"
 )
 
-// WriteJSON writes r as one indented JSON document: the Result struct, the
-// documented output of `strata diff --format json`.
-func (r *Result) WriteJSON(w io.Writer) error {
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
-	return enc.Encode(r)
-}
-
 // WriteText writes r for a person: one line per field that differs
 // ("created: 2024-01-01T00:00:00Z → 2026-12-01T09:12:44Z"), then one line
 // per layer that is the same and a block per layer that differs, one
