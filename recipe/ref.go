@@ -101,6 +101,11 @@ func looksLikeStage(s string) bool { return !strings.ContainsAny(s, "/:.@") }
 // stageNameRe is what a stage may be called: shaped like a stage reference.
 var stageNameRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*$`)
 
+// ParseBase parses an image reference as a from: value that names no
+// stage: scratch, a registry reference, oci-layout://DIR[:TAG|@DIGEST] or
+// docker-archive://FILE; relative paths are joined to context.
+func ParseBase(s, context string) (Base, error) { return parseBase(s, context) }
+
 // parseBase parses a from: value that is not a stage reference.
 func parseBase(s, context string) (Base, error) {
 	b := Base{Ref: s, Stage: -1}

@@ -130,7 +130,7 @@ type Def struct {
 	Owner       string   `json:"owner,omitempty"`
 	Mode        string   `json:"mode,omitempty"`
 	Content     string   `json:"content,omitempty"` // a file step's, its sha256
-	From        string   `json:"from,omitempty"` // a stage's layer chain, or an image digest
+	From        string   `json:"from,omitempty"`    // a stage's layer chain, or an image digest
 	Epoch       string   `json:"epoch,omitempty"`
 	Compression string   `json:"compression,omitempty"`
 }

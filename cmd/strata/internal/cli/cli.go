@@ -56,7 +56,7 @@ func New(b Builder) *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageErr("%v (see %s --help)", err, c.CommandPath())
 	})
-	root.AddCommand(newBuild(b), newValidate(), newVersion(), newPrune(), newSchema(), newConvert())
+	root.AddCommand(newBuild(b), newValidate(), newDiff(), newConvert(), newSchema(), newPrune(), newVersion())
 	return root
 }
 

@@ -1,0 +1,115 @@
+package cli
+
+import (
+	"context"
+	"errors"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/spf13/cobra"
+
+	"github.com/stratabuild/strata/build/plan"
+	"github.com/stratabuild/strata/commit"
+	"github.com/stratabuild/strata/internal/imagediff"
+	"github.com/stratabuild/strata/recipe"
+)
+
+// diffFlags holds the raw values of strata diff's flags.
+type diffFlags struct {
+	format, platform string
+	insecure         []string
+}
+
+func newDiff() *cobra.Command {
+	var f diffFlags
+	cmd := &cobra.Command{
+		Use:   "diff [flags] A B",
+		Short: "Show what differs between two images; exit 0 same, 1 differ, 2 trouble",
+		Long: `Show what differs between images A and B: the manifest and config fields,
+then each layer, aligned by position: "same", or the paths added (+), removed (-)
+or changed (~) with what changed (content, size, mode, owner, mtime, xattrs,
+link target, type). Layers with the same diffID are not downloaded.
+
+A and B are any image reference strata accepts as a base: a registry reference
+(docker.io/library assumed), oci-layout://DIR[:TAG|@sha256:…] or
+docker-archive://FILE.
+
+Exit codes, as diff(1): 0 the images are the same; 1 they differ; 2 bad usage or
+an image that cannot be read.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 2 {
+				return usageErr("diff takes two images, A and B, got %d (see %s --help)", len(args), cmd.CommandPath())
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runDiff(cmd, f, args[0], args[1])
+		},
+	}
+	fl := cmd.Flags()
+	fl.SortFlags = false
+	fl.StringVar(&f.format, "format", "text", "output `FORMAT`: text or json")
+	fl.StringVar(&f.platform, "platform", "", "pick `OS/ARCH` from a multi-platform image (default: the host's)")
+	fl.StringArrayVar(&f.insecure, "insecure-registry", nil, "reach registry `HOST` over plain HTTP (repeatable)")
+	return cmd
+}
+
+func runDiff(cmd *cobra.Command, f diffFlags, refA, refB string) error {
+	if f.format != "text" && f.format != "json" {
+		return usageErr("--format: unknown format %q: want text or json", f.format)
+	}
+	o := commit.PullOptions{RegistryOptions: commit.RegistryOptions{Insecure: f.insecure}}
+	if f.platform != "" {
+		p, err := recipe.ParsePlatform(f.platform)
+		if err != nil {
+			return usageErr("--platform: %v", err)
+		}
+		o.Platform = &v1.Platform{OS: p.OS, Architecture: p.Arch, Variant: p.Variant}
+	}
+	ctx := cmd.Context()
+	a, err := resolveImage(ctx, refA, o)
+	if err != nil {
+		return &exitError{code: ExitUsage, err: err}
+	}
+	b, err := resolveImage(ctx, refB, o)
+	if err != nil {
+		return &exitError{code: ExitUsage, err: err}
+	}
+	r, err := imagediff.Compare(ctx, a, b)
+	if err != nil {
+		return &exitError{code: ExitUsage, err: err}
+	}
+	if f.format == "json" {
+		err = r.WriteJSON(cmd.OutOrStdout())
+	} else {
+		err = r.WriteText(cmd.OutOrStdout())
+	}
+	if err != nil {
+		return &exitError{code: ExitUsage, err: err}
+	}
+	if !r.Identical {
+		return &exitError{code: ExitBuildFailed, err: errDiffer, printed: true}
+	}
+	return nil
+}
+
+// errDiffer is the "error" of images that differ: exit 1, nothing more
+// printed.
+var errDiffer = errors.New("the images differ")
+
+// resolveImage turns a reference as the user typed it into an image: the
+// one place strata diff calls commit.Pull.
+func resolveImage(ctx context.Context, ref string, o commit.PullOptions) (imagediff.Image, error) {
+	b, err := recipe.ParseBase(ref, ".")
+	if err != nil {
+		return imagediff.Image{}, err
+	}
+	src, err := plan.Source(b, o.RegistryOptions)
+	if err != nil {
+		return imagediff.Image{}, err
+	}
+	img, err := commit.Pull(ctx, src, o)
+	if err != nil {
+		return imagediff.Image{}, err
+	}
+	return imagediff.Image{Ref: ref, Image: img, NoManifest: src.Kind == commit.SourceArchive}, nil
+}

@@ -1,0 +1,123 @@
+package cli
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/stratabuild/strata/internal/imagediff"
+)
+
+// writeLayout writes images into a new OCI layout, tagged by their keys,
+// and returns its directory.
+func writeLayout(t *testing.T, images map[string]v1.Image) string {
+	t.Helper()
+	dir := t.TempDir()
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for tag, img := range images {
+		if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{ocispec.AnnotationRefName: tag})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func randomImage(t *testing.T, platform string) v1.Image {
+	t.Helper()
+	img, err := random.Image(64, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = cfg.DeepCopy()
+	cfg.OS, cfg.Architecture, _ = strings.Cut(platform, "/")
+	img, err = mutate.ConfigFile(img, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+func TestDiffExitCodes(t *testing.T) {
+	one, two := randomImage(t, "linux/amd64"), randomImage(t, "linux/amd64")
+	dir := writeLayout(t, map[string]v1.Image{"one": one, "two": two})
+	ref := func(tag string) string { return "oci-layout://" + dir + ":" + tag }
+
+	code, stdout, stderr := run(t, nil, "diff", ref("one"), ref("one"))
+	if code != 0 || !strings.HasPrefix(stdout, "identical: sha256:") || stderr != "" {
+		t.Errorf("diff of an image with itself: exit %d, stdout %q, stderr %q; want 0 and identical", code, stdout, stderr)
+	}
+	code, stdout, stderr = run(t, nil, "diff", ref("one"), ref("two"))
+	if code != 1 || !strings.Contains(stdout, "layer 0 (sha256:") || stderr != "" {
+		t.Errorf("diff of two images: exit %d, stdout %q, stderr %q; want 1 and the layers", code, stdout, stderr)
+	}
+	code, stdout, _ = run(t, nil, "diff", "--format", "json", ref("one"), ref("two"))
+	var r imagediff.Result
+	if err := json.Unmarshal([]byte(stdout), &r); err != nil || code != 1 || r.Identical || len(r.Layers) != 2 {
+		t.Errorf("diff --format json: exit %d, %v, result %+v", code, err, r)
+	}
+}
+
+func TestDiffBadUsage(t *testing.T) {
+	dir := writeLayout(t, map[string]v1.Image{"one": randomImage(t, "linux/amd64")})
+	good := "oci-layout://" + dir + ":one"
+	missing := filepath.Join(t.TempDir(), "nothing-here")
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{good}, "diff takes two images, A and B, got 1"},
+		{[]string{good, good, good}, "got 3"},
+		{[]string{"--format", "yaml", good, good}, `--format: unknown format "yaml": want text or json`},
+		{[]string{"--platform", "linux", good, good}, "--platform: bad platform"},
+		{[]string{good, "oci-layout://" + missing}, missing},
+		{[]string{good, "docker-archive://" + missing + ".tar"}, missing},
+		{[]string{good, "oci-layout://" + dir + ":nope"}, `no image tagged "nope"`},
+		{[]string{"Not A Reference!", good}, "Not A Reference!"},
+	} {
+		code, stdout, stderr := run(t, nil, append([]string{"diff"}, tt.args...)...)
+		if code != ExitUsage || stdout != "" || !strings.Contains(stderr, tt.want) {
+			t.Errorf("strata diff %s: exit %d, stdout %q, stderr %q; want %d and %q", strings.Join(tt.args, " "), code, stdout, stderr, ExitUsage, tt.want)
+		}
+	}
+}
+
+// TestDiffPlatform: --platform picks the image of a multi-platform index.
+func TestDiffPlatform(t *testing.T) {
+	amd, arm := randomImage(t, "linux/amd64"), randomImage(t, "linux/arm64")
+	idx := mutate.AppendManifests(empty.Index,
+		mutate.IndexAddendum{Add: amd, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
+		mutate.IndexAddendum{Add: arm, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}}},
+	)
+	dir := t.TempDir()
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendIndex(idx, layout.WithAnnotations(map[string]string{ocispec.AnnotationRefName: "multi"})); err != nil {
+		t.Fatal(err)
+	}
+	single := writeLayout(t, map[string]v1.Image{"arm": arm})
+	multi, armOnly := "oci-layout://"+dir+":multi", "oci-layout://"+single+":arm"
+
+	if code, stdout, stderr := run(t, nil, "diff", "--platform", "linux/arm64", multi, armOnly); code != 0 {
+		t.Errorf("diff --platform linux/arm64: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if code, stdout, stderr := run(t, nil, "diff", "--platform", "linux/amd64", multi, armOnly); code != 1 || !strings.Contains(stdout, "architecture: amd64 → arm64") {
+		t.Errorf("diff --platform linux/amd64: exit %d, want 1 naming the architecture\n%s%s", code, stdout, stderr)
+	}
+}
