@@ -3,6 +3,8 @@ package build
 import (
 	"context"
 	"log/slog"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -47,9 +49,12 @@ type Options struct {
 	Runtime string
 	// Registry says how registries are reached.
 	Registry commit.RegistryOptions
-	// Epoch, when set, is the time written into the image (layer mtimes
-	// are clamped to it), as SOURCE_DATE_EPOCH says.
-	Epoch *time.Time
+	// Epoch is the build epoch the user gives: SOURCE_DATE_EPOCH, or
+	// --timestamp UNIX (EpochFromFlag). Nil: derived from the inputs (see
+	// plan.Plan.Epoch), unless Now (--timestamp now) asks for the clock.
+	Epoch         *time.Time
+	EpochFromFlag bool
+	Now           bool
 	// LayerLimits bound what a base layer may expand to when unpacked.
 	LayerLimits layers.Limits
 	// PidsLimit and MemoryLimit bound each run step (see sandbox.Options).
@@ -155,9 +160,14 @@ func Build(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*Result, e
 		return nil, err
 	}
 	defer release()
-	po := plan.Options{Target: o.Target, Platform: o.Platform, Registry: o.Registry, Secrets: o.Secrets, Epoch: o.Epoch, Compression: o.Compression}
+	po := plan.Options{Target: o.Target, Platform: o.Platform, Registry: o.Registry, Secrets: o.Secrets,
+		Epoch: o.Epoch, EpochFromFlag: o.EpochFromFlag, Now: o.Now, Compression: o.Compression}
 	if e.plan, err = plan.Make(ctx, po, r); err != nil {
 		return nil, err
+	}
+	e.epoch = e.plan.Epoch
+	if e.epoch != nil {
+		e.emit(Event{Kind: EventInfo, Time: time.Now(), Text: "build epoch " + e.epoch.Format(time.RFC3339) + " (" + e.plan.EpochFrom + ")"})
 	}
 	if ig := e.plan.Ignore; ig != nil && ig.File != fscopy.IgnoreFile {
 		e.emit(Event{Kind: EventInfo, Time: time.Now(), Text: "excluding what " + ig.File + " lists from copies (there is no " + fscopy.IgnoreFile + ")"})
@@ -199,7 +209,8 @@ func newExecutor(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*exe
 	if err != nil {
 		return nil, nil, err
 	}
-	e := &executor{o: o, context: r.Context, root: root, runner: d.Runner, mounter: d.Mounter, emit: d.Progress, log: d.Log, args: map[string]string{}}
+	e := &executor{o: o, context: r.Context, root: root, runner: d.Runner, mounter: d.Mounter, emit: d.Progress, log: d.Log,
+		args: map[string]string{}, history: historyName(r)}
 	if e.runner == nil {
 		e.runner = runcRunner{}
 	}
@@ -256,4 +267,18 @@ func Prune(ctx context.Context, dir string, opts cache.PruneOptions) (*cache.Pru
 		return nil, err
 	}
 	return local.Prune(ctx, opts, store)
+}
+
+// historyName is how image history names the recipe: its path relative to
+// the build context, or its file name when it lies outside — never a host
+// path, which would differ between checkouts.
+func historyName(r *recipe.Recipe) string {
+	ctx, err1 := filepath.Abs(r.Context)
+	file, err2 := filepath.Abs(r.File)
+	if err1 == nil && err2 == nil {
+		if rel, err := filepath.Rel(ctx, file); err == nil && !strings.HasPrefix(rel, "..") {
+			return filepath.ToSlash(rel)
+		}
+	}
+	return filepath.Base(r.File)
 }

@@ -32,6 +32,8 @@ type executor struct {
 	emit    func(Event)
 	log     *slog.Logger
 	args    map[string]string       // the recipe's args, to explain misses
+	epoch   *time.Time              // the plan's; nil for wall-clock times
+	history string                  // the recipe's name in history: relative to the context
 	cancel  context.CancelCauseFunc // stops the whole build
 
 	mu    sync.Mutex // guards steps, dry and done
@@ -93,7 +95,7 @@ func (e *executor) step(ctx context.Context, sp *plan.Stage, res *stageResult, s
 	ev.Duration, ev.Layer, ev.Cached = time.Since(start), rec, cached
 	e.event(ev, EventDone)
 	res.history = append(res.history, commit.Step{Layer: layer, Comment: s.Recipe.Name,
-		CreatedBy: fmt.Sprintf("strata %s %s: %s", s.Pos, s.Recipe.Kind, s.Recipe.Summary())})
+		CreatedBy: fmt.Sprintf("strata %s:%d %s: %s", e.history, s.Recipe.Pos.Line, s.Recipe.Kind, s.Recipe.Summary())})
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.steps = append(e.steps, StepResult{Stage: ev.Stage, Pos: ev.Pos, Action: ev.Action, Cached: cached, Duration: ev.Duration, Layer: rec})

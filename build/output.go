@@ -28,8 +28,8 @@ func (e *executor) image(res *stageResult) (v1.Image, error) {
 		cfg.ExposedPorts = append(cfg.ExposedPorts, p.String())
 	}
 	var created time.Time
-	if e.o.Epoch != nil {
-		created = *e.o.Epoch
+	if e.epoch != nil {
+		created = *e.epoch
 	}
 	var platform *v1.Platform // the base's, unless the recipe or --platform says
 	if sp.PlatformSet {

@@ -101,7 +101,7 @@ func (e *executor) commit(ctx context.Context, up *layers.Upper, lowers []string
 	statsc := make(chan layers.DiffStats, 1)
 	errc := make(chan error, 1)
 	go func() {
-		st, err := layers.Diff(ctx, pw, layers.DiffOptions{Upper: up.Dir, Lowers: lowers, Epoch: e.o.Epoch})
+		st, err := layers.Diff(ctx, pw, layers.DiffOptions{Upper: up.Dir, Lowers: lowers, Epoch: e.epoch})
 		pw.CloseWithError(err)
 		statsc <- st
 		errc <- err
@@ -189,7 +189,13 @@ func (e *executor) run(ctx context.Context, s *plan.Step, rootfs string, ev Even
 // image's filesystem, mounted read-only for the copy.
 func (e *executor) copy(ctx context.Context, s *plan.Step, rootfs string) error {
 	c := s.Recipe.Copy
-	o := fscopy.Options{Mode: c.Mode, ModTime: e.o.Epoch}
+	// Context files get the epoch as mtime, whatever their checkout's
+	// (the cache key ignores mtimes, so must the layer); files from a
+	// stage or image keep theirs, clamped to the epoch when committed.
+	o := fscopy.Options{Mode: c.Mode}
+	if s.From == nil {
+		o.ModTime = e.epoch
+	}
 	if c.Owner != nil {
 		// Names are those of the stage copied into, as docker does.
 		uid, gid, err := sandbox.LookupOwner(rootfs, c.Owner.String())
@@ -239,7 +245,7 @@ func (e *executor) copy(ctx context.Context, s *plan.Step, rootfs string) error 
 func (e *executor) file(ctx context.Context, s *plan.Step, rootfs string) error {
 	f := s.Recipe.File
 	mode := f.Perm()
-	o := fscopy.Options{Mode: &mode, ModTime: e.o.Epoch}
+	o := fscopy.Options{Mode: &mode, ModTime: e.epoch}
 	if f.Owner != nil {
 		uid, gid, err := sandbox.LookupOwner(rootfs, f.Owner.String())
 		if err != nil {

@@ -54,6 +54,7 @@ func Diff(ctx context.Context, w io.Writer, o DiffOptions) (DiffStats, error) {
 		o:     o,
 		tw:    tar.NewWriter(ctxWriter{ctx, w}),
 		links: map[fileID]string{},
+		absOf: map[*tar.Header]string{},
 		log:   discardIfNil(o.Log),
 	}
 	start := time.Now()
@@ -71,6 +72,16 @@ func Diff(ctx context.Context, w io.Writer, o DiffOptions) (DiffStats, error) {
 		for _, e := range d.edits {
 			if err := e(); err != nil {
 				return d.stats, fmt.Errorf("trimming upper dir %s: %w", o.Upper, err)
+			}
+		}
+		// The snapshot gets the tar's mtimes (whole seconds, clamped),
+		// children before their dirs: a step on it sees what a step on
+		// the layer pulled from a cache sees.
+		for i := len(d.times) - 1; i >= 0; i-- {
+			t := d.times[i]
+			ts := []unix.Timespec{unix.NsecToTimespec(t.mtime.UnixNano()), unix.NsecToTimespec(t.mtime.UnixNano())}
+			if err := unix.UtimesNanoAt(unix.AT_FDCWD, t.abs, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil && !errors.Is(err, unix.ENOENT) {
+				return d.stats, fmt.Errorf("setting the mtime of %s: %w", t.abs, err)
 			}
 		}
 	}
@@ -99,12 +110,20 @@ type differ struct {
 	o       DiffOptions
 	tw      *tar.Writer
 	stats   DiffStats
-	links   map[fileID]string // tar name of the first path of an upper inode with nlink > 1
-	pending []*tar.Header     // unchanged parent dirs not written yet, outermost first
-	edits   []func() error    // trims of the upper dir, run after the tar is written
-	buf     []byte            // content copy buffer, made on first use
-	zeros   []byte            // holes of sparse files, made on first use
+	links   map[fileID]string      // tar name of the first path of an upper inode with nlink > 1
+	pending []*tar.Header          // unchanged parent dirs not written yet, outermost first
+	edits   []func() error         // trims of the upper dir, run after the tar is written
+	times   []mtimeEdit            // the tar's mtimes, set on the upper dir after the edits
+	absOf   map[*tar.Header]string // the upper path of a header, with an epoch
+	buf     []byte                 // content copy buffer, made on first use
+	zeros   []byte                 // holes of sparse files, made on first use
 	log     *slog.Logger
+}
+
+// mtimeEdit is the mtime a tar entry got, for its upper path.
+type mtimeEdit struct {
+	abs   string
+	mtime time.Time
 }
 
 // entry is one path of the upper dir, or of the lower stack.
@@ -351,6 +370,9 @@ func (d *differ) header(rel string, e *entry, linkTarget string) *tar.Header {
 		Gid:     int(e.st.Gid),
 		ModTime: d.mtime(e),
 	}
+	if d.o.Epoch != nil && e.abs != "" {
+		d.absOf[hdr] = e.abs
+	}
 	switch e.fmt() {
 	case unix.S_IFDIR:
 		hdr.Typeflag = tar.TypeDir
@@ -403,11 +425,13 @@ func (d *differ) writeFile(hdr *tar.Header, body string, blocks int64) error {
 		if err := d.tw.WriteHeader(p); err != nil {
 			return fmt.Errorf("writing %q: %w", p.Name, err)
 		}
+		d.written(p)
 	}
 	d.pending = d.pending[:0]
 	if err := d.tw.WriteHeader(hdr); err != nil {
 		return fmt.Errorf("writing %q: %w", hdr.Name, err)
 	}
+	d.written(hdr)
 	if body == "" || hdr.Size == 0 {
 		return nil
 	}
@@ -474,6 +498,14 @@ func (d *differ) copyContent(f *os.File, size int64, sparse bool) error {
 }
 
 func (d *differ) edit(f func() error) { d.edits = append(d.edits, f) }
+
+// written notes that hdr is in the tar: its upper path gets its mtime.
+func (d *differ) written(hdr *tar.Header) {
+	if abs, ok := d.absOf[hdr]; ok {
+		d.times = append(d.times, mtimeEdit{abs: abs, mtime: hdr.ModTime})
+		delete(d.absOf, hdr)
+	}
+}
 
 // trimOverlayXattrs drops overlay-private xattrs other than the opaque
 // marker from an upper entry (origin, impure and the like describe this

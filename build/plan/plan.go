@@ -28,7 +28,12 @@ type Plan struct {
 	Image  recipe.Image
 	// Ignore is the build context's ignore file (nil: none).
 	Ignore *fscopy.Ignore
-	byIdx  map[int]*Stage
+	// Epoch is the build epoch: the image's created time, every new
+	// history entry's, and the most any layer entry's mtime may be; nil
+	// with --timestamp now. EpochFrom says where it came from.
+	Epoch     *time.Time
+	EpochFrom string
+	byIdx     map[int]*Stage
 }
 
 // Stage is a planned stage.
@@ -79,8 +84,13 @@ type Options struct {
 	Registry    commit.RegistryOptions
 	Secrets     map[string][]byte // by id; only the ids are checked
 	NoSecrets   bool              // do not check secrets (validate)
-	Epoch       *time.Time
 	Compression commit.Compression
+	// Epoch is the build epoch the user gives (SOURCE_DATE_EPOCH, or
+	// --timestamp UNIX when EpochFromFlag); Now is --timestamp now. With
+	// neither, the plan derives the epoch from the inputs (see epoch).
+	Epoch         *time.Time
+	EpochFromFlag bool
+	Now           bool
 }
 
 // StageByIndex returns the planned stage of recipe stage index i.
@@ -94,7 +104,7 @@ type planner struct {
 	o      Options
 	r      *recipe.Recipe
 	mu     sync.Mutex
-	imgs   map[string]v1.Image // pulled images by source and platform
+	imgs   map[string]*pulled // images by source and platform
 	ignore *fscopy.Ignore
 }
 
@@ -106,12 +116,16 @@ func Make(ctx context.Context, o Options, r *recipe.Recipe) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	pl := &planner{o: o, r: r, imgs: map[string]v1.Image{}}
+	pl := &planner{o: o, r: r, imgs: map[string]*pulled{}}
 	p := &Plan{byIdx: map[int]*Stage{}, Image: r.Image}
 	if p.Ignore, err = fscopy.LoadIgnore(r.Context); err != nil {
 		return nil, err
 	}
 	pl.ignore = p.Ignore
+	if p.Epoch, p.EpochFrom, err = pl.epoch(ctx, stages); err != nil {
+		return nil, err
+	}
+	pl.o.Epoch = p.Epoch
 	var errs []error
 	for _, st := range stages {
 		sp, err := pl.stage(ctx, st, p)
@@ -201,19 +215,29 @@ func (pl *planner) image(ctx context.Context, b recipe.Base, p v1.Platform, what
 	}
 	id := src.String() + " " + p.String()
 	pl.mu.Lock()
-	defer pl.mu.Unlock()
-	if img, ok := pl.imgs[id]; ok {
-		return img, nil
+	pull, ok := pl.imgs[id]
+	if !ok {
+		pull = &pulled{}
+		pl.imgs[id] = pull
 	}
-	img, err := commit.Pull(ctx, src, commit.PullOptions{RegistryOptions: pl.o.Registry, Platform: &p})
-	if err != nil {
-		return nil, &PullError{Ref: b.Ref, Err: fmt.Errorf("%s: pulling %s: %w", b.Pos, what, err)}
-	}
-	if err := commit.VerifyImage(img); err != nil {
-		return nil, fmt.Errorf("%s: %s %s: %w", b.Pos, what, b.Ref, err)
-	}
-	pl.imgs[id] = img
-	return img, nil
+	pl.mu.Unlock()
+	// Each image is pulled once, however many stages ask at once.
+	pull.once.Do(func() {
+		pull.img, pull.err = commit.Pull(ctx, src, commit.PullOptions{RegistryOptions: pl.o.Registry, Platform: &p})
+		if pull.err != nil {
+			pull.err = &PullError{Ref: b.Ref, Err: fmt.Errorf("%s: pulling %s: %w", b.Pos, what, pull.err)}
+		} else if err := commit.VerifyImage(pull.img); err != nil {
+			pull.err = fmt.Errorf("%s: %s %s: %w", b.Pos, what, b.Ref, err)
+		}
+	})
+	return pull.img, pull.err
+}
+
+// pulled is an image pulled, or being pulled, once.
+type pulled struct {
+	once sync.Once
+	img  v1.Image
+	err  error
 }
 
 // step resolves one step in the state it runs in.

@@ -70,7 +70,7 @@ func parseIgnore(file string, data []byte) (*patternmatcher.PatternMatcher, erro
 			_, err = patternmatcher.New(got)
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s:%d: bad pattern %q: %v", file, i+1, strings.TrimSpace(string(line)), err))
+			errs = append(errs, fmt.Errorf("%s:%d: bad pattern %q: %w", file, i+1, strings.TrimSpace(string(line)), err))
 			continue
 		}
 		patterns = append(patterns, got...)

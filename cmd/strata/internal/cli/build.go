@@ -41,7 +41,7 @@ type Request struct {
 type buildFlags struct {
 	file, target, platform, compression, progress string
 	metadataFile, root, runtime                   string
-	memory, maxLayerBytes                         string
+	memory, maxLayerBytes, timestamp              string
 	pidsLimit, maxLayerEntries                    int64
 	tags, outputs, buildArgs, secrets             []string
 	cacheFrom, cacheTo, insecure                  []string
@@ -111,6 +111,7 @@ Exit codes: 0 built; 1 the build failed; 2 bad usage or an invalid recipe.`,
 	fl.StringVar(&f.root, "root", "", "state `DIR` (env STRATA_ROOT; default "+defaultRoot()+")")
 	fl.StringVar(&f.runtime, "runtime", os.Getenv("STRATA_RUNTIME"), "OCI runtime running the steps (env STRATA_RUNTIME; default runc)")
 	fl.StringArrayVar(&f.insecure, "insecure-registry", nil, "reach registry `HOST` over plain HTTP (repeatable)")
+	fl.StringVar(&f.timestamp, "timestamp", "", "the build epoch: `now` or seconds since 1970 (default: SOURCE_DATE_EPOCH, else the newest base image's created time)")
 	fl.StringVar(&f.memory, "memory", "", "memory limit of each run step, such as 2g (default: none)")
 	fl.Int64Var(&f.pidsLimit, "pids-limit", 0, fmt.Sprintf("processes a run step may hold at once (default %d; -1: no limit)", sandbox.DefaultPidsLimit))
 	fl.StringVar(&f.maxLayerBytes, "max-layer-bytes", "", "most bytes a base layer may expand to, such as 100g (default 64g)")
@@ -181,6 +182,18 @@ func (f *buildFlags) request(args []string) (Request, error) {
 	}
 	if o.Epoch, err = sourceDateEpoch(); err != nil {
 		bad.add("%v", err)
+	}
+	switch f.timestamp {
+	case "":
+	case "now":
+		o.Epoch, o.Now = nil, true
+	default:
+		n, err := strconv.ParseInt(f.timestamp, 10, 64)
+		if err != nil || n < 0 || n > 253402300799 {
+			bad.add("--timestamp: bad value %q: want now or a number of seconds since 1970-01-01 UTC", f.timestamp)
+		}
+		t := time.Unix(n, 0).UTC()
+		o.Epoch, o.EpochFromFlag = &t, true
 	}
 	f.limitsOf(o, &bad)
 	if len(bad) > 0 {

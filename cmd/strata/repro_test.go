@@ -1,0 +1,152 @@
+package main_test
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// reproRecipe has run steps that create, modify and delete files, a copy
+// from the context, a metadata step and a copy from another stage.
+const reproRecipe = `args: {BASE: scratch}
+stages:
+  - name: tools
+    from: ${BASE}
+    steps:
+      - run: mkdir -p /out && echo tool > /out/tool && date > /out/built-at-ignored && rm /out/built-at-ignored
+  - name: app
+    from: ${BASE}
+    steps:
+      - copy: [src/, app.conf]
+        to: /opt/app/
+      - run: echo created > /opt/app/new.txt && echo more >> /etc/passwd && rm -f /bin/vi
+      - env: {MODE: prod}
+      - workdir: /opt/app
+      - copy: /out/tool
+        from: tools
+        to: bin/
+      - run: touch -d @1 ancient.txt && mkdir -p logs
+image:
+  cmd: [cat, /opt/app/new.txt]
+`
+
+// checkout writes the recipe's build context at dir, as a fresh checkout
+// would: files get the time of the checkout.
+func checkout(t *testing.T, dir string) string {
+	t.Helper()
+	files := map[string]string{"strata.yaml": reproRecipe, "app.conf": "port=8080\n", "src/main.sh": "#!/bin/sh\necho app\n", "src/lib/util.sh": "util\n"}
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+var noEpoch = []string{"SOURCE_DATE_EPOCH="}
+
+// TestReproducibleByDefault: with no environment set, two builds in two
+// state roots, from two checkouts at different absolute paths, at least a
+// second apart, give one digest; a fully cached rebuild gives it again.
+func TestReproducibleByDefault(t *testing.T) {
+	requireBuildTools(t)
+	base := busyboxBase(t)
+	a := checkout(t, filepath.Join(t.TempDir(), "builds", "job-41", "app"))
+	rootA := t.TempDir()
+	first := mustBuild(t, noEpoch, "--root", rootA, "--build-arg", base, a)
+	time.Sleep(1100 * time.Millisecond)
+	b := checkout(t, filepath.Join(t.TempDir(), "ci", "other", "checkout"))
+	second := mustBuild(t, noEpoch, "--root", t.TempDir(), "--build-arg", base, b)
+	if first != second {
+		t.Errorf("two checkouts built a second apart gave %s and %s", first, second)
+	}
+	r := strata(t, noEpoch, "build", "--root", rootA, "--build-arg", base, a)
+	if strings.TrimSpace(r.stdout) != first || strings.Count(r.stderr, ": cached") != 5 {
+		t.Errorf("fully cached rebuild: %s (want %s), stderr:\n%s", r.stdout, first, r.stderr)
+	}
+	cfg := builtConfig(t, noEpoch, "--root", rootA, "--build-arg", base, a)
+	for _, h := range cfg.History {
+		if strings.Contains(h.CreatedBy, a) || strings.Contains(h.CreatedBy, "/builds/") {
+			t.Errorf("history names a host path: %q", h.CreatedBy)
+		}
+	}
+	if created := cfg.Created; created.After(time.Now().Add(-time.Hour)) {
+		t.Errorf("config created = %v: the wall clock, not the build epoch", created)
+	}
+}
+
+// TestEarlyCutoffByDefault: a step that changes but makes the same files
+// leaves the steps after it cached, with no SOURCE_DATE_EPOCH.
+func TestEarlyCutoffByDefault(t *testing.T) {
+	requireBuildTools(t)
+	base := busyboxBase(t)
+	root := t.TempDir()
+	recipe := func(first string) string {
+		return "args: {BASE: scratch}\nfrom: ${BASE}\nsteps:\n  - run: " + first + "\n  - run: echo after > /after.txt\n"
+	}
+	ctx := writeRecipe(t, recipe("echo same > /same.txt"), map[string]string{})
+	mustBuild(t, noEpoch, "--root", root, "--build-arg", base, ctx)
+	time.Sleep(1100 * time.Millisecond)
+	if err := os.WriteFile(filepath.Join(ctx, "strata.yaml"), []byte(recipe("echo same > /same.txt; true")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := strata(t, noEpoch, "build", "--root", root, "--build-arg", base, ctx)
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "strata.yaml:4 run: done") || !strings.Contains(r.stderr, "strata.yaml:5 run: cached") {
+		t.Errorf("the step after a changed step that made the same layer was not cached:\n%s", r.stderr)
+	}
+}
+
+// TestTimestampFlagAndSourceDateEpoch: --timestamp now gives wall-clock
+// times; SOURCE_DATE_EPOCH wins over the default; --timestamp over both.
+func TestTimestampFlagAndSourceDateEpoch(t *testing.T) {
+	requireBuildTools(t)
+	base := busyboxBase(t)
+	ctx := writeRecipe(t, "args: {BASE: scratch}\nfrom: ${BASE}\nsteps:\n  - run: echo x > /x\n", map[string]string{})
+	now := builtConfig(t, noEpoch, "--timestamp", "now", "--root", t.TempDir(), "--build-arg", base, ctx)
+	if d := time.Since(now.Created); d < 0 || d > 10*time.Minute {
+		t.Errorf("--timestamp now: created %v, want about now", now.Created)
+	}
+	sde := builtConfig(t, []string{"SOURCE_DATE_EPOCH=1600000000"}, "--root", t.TempDir(), "--build-arg", base, ctx)
+	if !sde.Created.Equal(time.Unix(1600000000, 0)) {
+		t.Errorf("SOURCE_DATE_EPOCH=1600000000: created %v", sde.Created)
+	}
+	flag := builtConfig(t, []string{"SOURCE_DATE_EPOCH=1600000000"}, "--timestamp", "1500000000", "--root", t.TempDir(), "--build-arg", base, ctx)
+	if !flag.Created.Equal(time.Unix(1500000000, 0)) {
+		t.Errorf("--timestamp 1500000000 with SOURCE_DATE_EPOCH set: created %v", flag.Created)
+	}
+}
+
+type imageConfigFile struct {
+	Created time.Time `json:"created"`
+	History []struct {
+		Created   time.Time `json:"created"`
+		CreatedBy string    `json:"created_by"`
+	} `json:"history"`
+}
+
+// builtConfig builds into an OCI layout and returns the image's config.
+func builtConfig(t *testing.T, env []string, args ...string) imageConfigFile {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "img.oci")
+	mustBuild(t, env, append([]string{"-t", "r:1", "-o", "type=oci,dest=" + out}, args...)...)
+	img := layoutImage(t, out, "r:1")
+	raw, err := img.RawConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cf imageConfigFile
+	if err := json.Unmarshal(raw, &cf); err != nil {
+		t.Fatal(err)
+	}
+	return cf
+}
