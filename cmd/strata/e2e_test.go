@@ -454,18 +454,21 @@ func checkMetadata(t *testing.T, path, digest string) {
 	}
 }
 
-// TestKilledBuildIsCleanedUp kills strata with SIGKILL while a step runs —
-// nothing can clean up then — and checks that the next build on the same
-// root removes the container and the mount the killed one left.
+// TestKilledBuildIsCleanedUp kills strata with SIGKILL while a step with a
+// secret mount runs — nothing can clean up then — and checks that the next
+// build on the same root removes the container, its bundle, the mount and
+// the secret the killed one left.
 func TestKilledBuildIsCleanedUp(t *testing.T) {
 	requireBuildTools(t)
 	ctx := writeRecipe(t, `from: ${BASE}
 args: {BASE: scratch}
 steps:
   - run: echo step-$((1+1))-running; sleep 300
+    mounts: [{type: secret, id: tok, target: /run/secrets/tok}]
 `, map[string]string{})
 	root := t.TempDir()
-	cmd := exec.Command(strataBin, "build", "--root", root, "--build-arg", busyboxBase(t), ctx)
+	cmd := exec.Command(strataBin, "build", "--root", root, "--secret", "id=tok,env=KILLED_TOKEN", "--build-arg", busyboxBase(t), ctx)
+	cmd.Env = append(os.Environ(), "KILLED_TOKEN=s3cr3t-of-a-killed-build")
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -492,6 +495,10 @@ steps:
 	if entries, _ := os.ReadDir(filepath.Join(root, "runc")); len(entries) == 0 {
 		t.Fatal("the killed build left no container; the test proves nothing")
 	}
+	secrets, _ := filepath.Glob(fmt.Sprintf("/dev/shm/strata_secret-%d-*", cmd.Process.Pid))
+	if len(secrets) == 0 {
+		t.Fatal("the killed build left no secret dir; the test proves nothing")
+	}
 
 	r := strata(t, nil, "build", "--root", root, "--build-arg", busyboxBase(t), filepath.Join(examplesDir(t), "hello"))
 	if r.code != 0 {
@@ -501,6 +508,11 @@ steps:
 		t.Errorf("the next build says nothing of the killed one:\n%s", r.stderr)
 	}
 	assertNoLeftovers(t, root)
+	for _, dir := range secrets {
+		if _, err := os.Stat(dir); err == nil {
+			t.Errorf("the killed build's secret is still in %s", dir)
+		}
+	}
 	cmdlines, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, c := range cmdlines {
 		if data, _ := os.ReadFile(c); strings.Contains(string(data), "step-$((1+1))-running") {
