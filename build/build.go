@@ -2,9 +2,12 @@ package build
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -33,8 +36,9 @@ type Options struct {
 	Outputs []commit.Output
 	// Secrets are the contents of the secret mounts, by id.
 	Secrets map[string][]byte
-	// Platform is the platform to build for; nil for the host's.
-	Platform *v1.Platform
+	// Platforms are the platforms to build for; several give an image
+	// index. Empty: the recipe's platforms:, else the host's.
+	Platforms []v1.Platform
 	// NoCache runs every step.
 	NoCache bool
 	// DryRun plans and asks the caches, but runs nothing and writes no
@@ -108,8 +112,10 @@ type Deps struct {
 type Result struct {
 	// Digest is the image's manifest digest, "sha256:…".
 	Digest       string
-	ConfigDigest string
-	Image        v1.Image
+	ConfigDigest string   // of a single image
+	Image        v1.Image // a single image; nil for an index
+	// Images are the images built, one per platform (with Image).
+	Images []v1.Image
 	// Steps reports each step that was built, in order.
 	Steps []StepResult
 	// Plan is what a dry run found: per run or copy step, whether it
@@ -149,46 +155,141 @@ type StepResult struct {
 }
 
 // Build plans the recipe r, then builds it with the options o and writes
-// every output o asks for. On failure nothing stays mounted, no upper dir
-// is left behind and no output is replaced by a partial one.
+// every output o asks for: one image, or, for several platforms, one
+// image index. On failure nothing stays mounted, no upper dir is left
+// behind and no output is replaced by a partial one.
 func Build(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*Result, error) {
+	targets, err := targetsOf(o, r)
+	if err != nil {
+		return nil, err
+	}
 	if err := commit.CheckOutputs(o.Outputs); err != nil {
 		return nil, err
 	}
-	e, release, err := newExecutor(ctx, o, r, d)
+	if len(targets) > 1 {
+		if err := commit.CheckIndexOutputs(o.Outputs); err != nil {
+			return nil, err
+		}
+	}
+	s, release, err := newSession(ctx, o, r, d)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	po := plan.Options{Target: o.Target, Platform: o.Platform, Registry: o.Registry, Secrets: o.Secrets,
+	po := plan.Options{Target: o.Target, Registry: o.Registry, Secrets: o.Secrets,
 		Epoch: o.Epoch, EpochFromFlag: o.EpochFromFlag, Now: o.Now, Compression: o.Compression}
-	if e.plan, err = plan.Make(ctx, po, r); err != nil {
+	plans, err := plan.MakeAll(ctx, po, targets)
+	if err != nil {
 		return nil, err
 	}
-	e.epoch = e.plan.Epoch
-	if e.epoch != nil {
-		e.emit(Event{Kind: EventInfo, Time: time.Now(), Text: "build epoch " + e.epoch.Format(time.RFC3339) + " (" + e.plan.EpochFrom + ")"})
+	if err := checkEmulation(plans); err != nil {
+		return nil, err
 	}
-	if ig := e.plan.Ignore; ig != nil && ig.File != fscopy.IgnoreFile {
-		e.emit(Event{Kind: EventInfo, Time: time.Now(), Text: "excluding what " + ig.File + " lists from copies (there is no " + fscopy.IgnoreFile + ")"})
-	}
+	s.announce(plans[0])
 	// Images pulled stay bound to this context until the outputs are
 	// written: it is cancelled when a stage fails, and after the outputs.
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	e.cancel = cancel
-	last, err := e.stages(ctx)
+	s.cancel = cancel
+	images, err := s.run(ctx, plans)
 	if err != nil {
 		return nil, err
 	}
 	if o.DryRun {
-		return &Result{Plan: e.dry, Stages: summary(e.plan), WouldPush: o.wouldPush()}, nil
+		var stages []PlanStage
+		for _, p := range plans {
+			stages = append(stages, summary(p)...)
+		}
+		return &Result{Plan: s.dry, Stages: stages, WouldPush: o.wouldPush()}, nil
 	}
-	img, err := e.image(last)
-	if err != nil {
+	return s.output(ctx, images)
+}
+
+// targetsOf lists the platforms to build, each with the recipe loaded for
+// it: --platform, else the recipe's platforms:, else one target, the
+// stage's platform or the host's.
+func targetsOf(o Options, r *recipe.Recipe) ([]plan.Target, error) {
+	platforms := o.Platforms
+	if len(platforms) == 0 {
+		for _, p := range r.Platforms {
+			platforms = append(platforms, v1.Platform{OS: p.OS, Architecture: p.Arch, Variant: p.Variant})
+		}
+	}
+	if len(platforms) == 0 {
+		return []plan.Target{{Recipe: r}}, nil
+	}
+	var out []plan.Target
+	for _, p := range platforms {
+		rp, err := r.ForPlatform(recipe.Platform{OS: p.OS, Arch: p.Architecture, Variant: p.Variant})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, plan.Target{Recipe: rp, Platform: &p})
+	}
+	return out, nil
+}
+
+// run executes every platform's plan at once and returns each one's image
+// (none in a dry run).
+func (s *session) run(ctx context.Context, plans []*plan.Plan) ([]v1.Image, error) {
+	execs := make([]*executor, len(plans))
+	for i, p := range plans {
+		execs[i] = &executor{session: s, plan: p}
+		if len(plans) > 1 {
+			execs[i].label = p.Stages[len(p.Stages)-1].Platform.String()
+		}
+	}
+	results := make([]*stageResult, len(execs))
+	errs := make([]error, len(execs))
+	var wg sync.WaitGroup
+	for i, e := range execs {
+		wg.Go(func() { results[i], errs[i] = e.stages(ctx) })
+	}
+	wg.Wait()
+	if err := firstCause(errs); err != nil {
 		return nil, err
 	}
-	if err := e.output(ctx, img); err != nil {
+	if s.o.DryRun {
+		return nil, nil
+	}
+	images := make([]v1.Image, len(execs))
+	for i, e := range execs {
+		img, err := e.image(results[i])
+		if err != nil {
+			return nil, err
+		}
+		images[i] = img
+	}
+	return images, nil
+}
+
+// firstCause is the error that stopped a build: a real one, before the
+// "context canceled" of what it stopped.
+func firstCause(errs []error) error {
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return err
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// output writes the image, or the index of the images, everywhere.
+func (s *session) output(ctx context.Context, images []v1.Image) (*Result, error) {
+	wo := commit.WriteOptions{Tags: s.o.Tags, Registry: s.o.Registry, Blobs: s.root.Blobs(),
+		Done: func(out commit.Output, took time.Duration) {
+			s.emit(Event{Kind: EventInfo, Time: time.Now(), Text: fmt.Sprintf("wrote %s in %s", out, took.Round(time.Millisecond))})
+		},
+	}
+	if len(images) > 1 {
+		dg, err := commit.WriteIndex(ctx, images, s.o.Outputs, wo)
+		if err != nil {
+			return nil, err
+		}
+		return &Result{Digest: dg.String(), Images: images, Steps: s.steps}, nil
+	}
+	img := images[0]
+	if err := commit.Write(ctx, img, s.o.Outputs, wo); err != nil {
 		return nil, err
 	}
 	dg, err := img.Digest()
@@ -199,18 +300,29 @@ func Build(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*Result, e
 	if err != nil {
 		return nil, err
 	}
-	return &Result{Digest: dg.String(), ConfigDigest: cfg.String(), Image: img, Steps: e.steps}, nil
+	return &Result{Digest: dg.String(), ConfigDigest: cfg.String(), Image: img, Images: images, Steps: s.steps}, nil
 }
 
-// newExecutor opens the state root, takes its build lock (prune waits
+// announce says what the build decided before it runs anything.
+func (s *session) announce(p *plan.Plan) {
+	s.epoch = p.Epoch
+	if s.epoch != nil {
+		s.emit(Event{Kind: EventInfo, Time: time.Now(), Text: "build epoch " + s.epoch.Format(time.RFC3339) + " (" + p.EpochFrom + ")"})
+	}
+	if ig := p.Ignore; ig != nil && ig.File != fscopy.IgnoreFile {
+		s.emit(Event{Kind: EventInfo, Time: time.Now(), Text: "excluding what " + ig.File + " lists from copies (there is no " + fscopy.IgnoreFile + ")"})
+	}
+}
+
+// newSession opens the state root, takes its build lock (prune waits
 // while a build runs) and reaps what killed builds left.
-func newExecutor(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*executor, func(), error) {
+func newSession(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*session, func(), error) {
 	root, err := stateroot.Open(o.Root)
 	if err != nil {
 		return nil, nil, err
 	}
-	e := &executor{o: o, context: r.Context, root: root, runner: d.Runner, mounter: d.Mounter, emit: d.Progress, log: d.Log,
-		args: map[string]string{}, history: historyName(r)}
+	e := &session{o: o, context: r.Context, root: root, runner: d.Runner, mounter: d.Mounter, emit: d.Progress, log: d.Log,
+		args: map[string]string{}, history: historyName(r), shared: &sharedStages{stages: map[string]*stageDone{}}}
 	if e.runner == nil {
 		e.runner = runcRunner{}
 	}

@@ -2,26 +2,37 @@ package build
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
+
+	"github.com/stratabuild/strata/build/plan"
 )
 
 // stages builds the stages in dependency order, each as soon as the stages
-// it needs are built, so that independent stages run concurrently. The
-// first failure cancels the others. It returns the last stage's result.
+// it needs are built, so that independent stages run concurrently. A stage
+// another platform's executor builds too (the same fingerprint: a stage on
+// ${BUILDPLATFORM} that does not depend on the target) is built once, by
+// whichever claims it first. The first failure cancels everything. It
+// returns the last stage's result.
 func (e *executor) stages(ctx context.Context) (*stageResult, error) {
 	stages := e.plan.Stages
 	e.done = make(map[int]*stageDone, len(stages))
+	var owned []*plan.Stage
 	for _, st := range stages {
-		e.done[st.Recipe.Index] = &stageDone{ready: make(chan struct{})}
+		d, first := e.shared.claim(fingerprint(e.plan, st))
+		e.done[st.Recipe.Index] = d
+		if first {
+			owned = append(owned, st)
+		}
 	}
 	var wg sync.WaitGroup
-	errs := make([]error, len(stages))
-	for i, st := range stages {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	errs := make([]error, len(owned))
+	for i, st := range owned {
+		wg.Go(func() {
 			for _, dep := range st.Recipe.DependsOn {
 				if _, err := e.waitStage(ctx, dep); err != nil {
 					return // the failing stage reports
@@ -36,7 +47,7 @@ func (e *executor) stages(ctx context.Context) (*stageResult, error) {
 			d := e.done[st.Recipe.Index]
 			d.res = res
 			close(d.ready)
-		}()
+		})
 	}
 	wg.Wait()
 	for _, err := range errs {
@@ -51,10 +62,7 @@ func (e *executor) stages(ctx context.Context) (*stageResult, error) {
 			return nil, err
 		}
 	}
-	if err := context.Cause(ctx); err != nil {
-		return nil, err
-	}
-	return e.done[stages[len(stages)-1].Recipe.Index].res, nil
+	return e.waitStage(ctx, stages[len(stages)-1].Recipe.Index)
 }
 
 // waitStage waits for stage index to be built and returns its result.
@@ -75,4 +83,50 @@ func (e *executor) waitStage(ctx context.Context, index int) (*stageResult, erro
 type stageDone struct {
 	ready chan struct{}
 	res   *stageResult
+}
+
+// sharedStages are the stages of a build by fingerprint.
+type sharedStages struct {
+	mu     sync.Mutex
+	stages map[string]*stageDone
+}
+
+// claim returns the stage of fingerprint fp; first is true for the caller
+// that is to build it.
+func (s *sharedStages) claim(fp string) (d *stageDone, first bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d, ok := s.stages[fp]; ok {
+		return d, false
+	}
+	d = &stageDone{ready: make(chan struct{})}
+	s.stages[fp] = d
+	return d, true
+}
+
+// fingerprint identifies what a stage builds: its platform, its base, and
+// every step as the cache sees it. Two platforms' plans of a stage that
+// does not depend on the target platform have the same one.
+func fingerprint(p *plan.Plan, sp *plan.Stage) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00", sp.Platform.String(), sp.BaseDigest)
+	if sp.BaseStage >= 0 {
+		if base, ok := p.StageByIndex(sp.BaseStage); ok {
+			fmt.Fprintf(h, "stage %s\x00", fingerprint(p, base))
+		}
+	}
+	for _, s := range sp.Steps {
+		data, _ := json.Marshal(struct {
+			Def   any
+			State plan.State
+			Files map[string]string
+		}{s.Def, s.State, s.Files})
+		h.Write(data)
+		if s.From != nil && s.From.Stage >= 0 {
+			if src, ok := p.StageByIndex(s.From.Stage); ok {
+				fmt.Fprintf(h, "from %s\x00", fingerprint(p, src))
+			}
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }

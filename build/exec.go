@@ -18,11 +18,19 @@ import (
 	"github.com/stratabuild/strata/layers"
 )
 
-// executor carries out a plan: the stages as a DAG, each step looked up in
-// the cache and, on a miss, run — or, in a dry run, only reported.
+// executor carries out the plan of one platform: the stages as a DAG,
+// each step looked up in the cache and, on a miss, run — or, in a dry run,
+// only reported. The executors of a multi-platform build share a session.
 type executor struct {
+	*session
+	plan  *plan.Plan
+	label string // the platform, in a multi-platform build
+	done  map[int]*stageDone
+}
+
+// session is what the platforms of one build share.
+type session struct {
 	o       Options
-	plan    *plan.Plan
 	context string // the build context dir
 	root    *stateroot.Root
 	store   *layers.Store
@@ -36,10 +44,11 @@ type executor struct {
 	history string                  // the recipe's name in history: relative to the context
 	cancel  context.CancelCauseFunc // stops the whole build
 
-	mu    sync.Mutex // guards steps, dry and done
+	shared *sharedStages // stages built once for every platform
+
+	mu    sync.Mutex // guards steps and dry
 	steps []StepResult
 	dry   []PlanStep
-	done  map[int]*stageDone
 }
 
 // stageResult is a built stage: the root image it started from, its
@@ -78,7 +87,7 @@ func (e *executor) runStage(ctx context.Context, sp *plan.Stage) (*stageResult, 
 
 // step carries out one step and records its history entry.
 func (e *executor) step(ctx context.Context, sp *plan.Stage, res *stageResult, s *plan.Step) error {
-	ev := Event{Stage: sp.Recipe.Name, Step: s.Recipe.Index + 1, Steps: len(sp.Steps), Pos: s.Pos, Action: s.Recipe.Kind.String(), Text: s.Text}
+	ev := Event{Stage: e.stageLabel(sp), Step: s.Recipe.Index + 1, Steps: len(sp.Steps), Pos: s.Pos, Action: s.Recipe.Kind.String(), Text: s.Text}
 	start := time.Now()
 	var layer v1.Layer
 	var rec *cache.Layer
@@ -117,7 +126,7 @@ func (e *executor) event(ev Event, kind EventKind) {
 // whether it came from the cache. In a dry run a miss is only reported,
 // and what the stage holds after it is unknown.
 func (e *executor) fsStep(ctx context.Context, sp *plan.Stage, res *stageResult, s *plan.Step, ev Event) (v1.Layer, *cache.Layer, bool, error) {
-	row := PlanStep{Stage: sp.Recipe.Name, Pos: s.Pos, Action: ev.Action, Text: s.Text, Will: "run"}
+	row := PlanStep{Stage: e.stageLabel(sp), Pos: s.Pos, Action: ev.Action, Text: s.Text, Will: "run"}
 	in, why, err := e.inputs(ctx, sp, res, s)
 	if err != nil {
 		return nil, nil, false, err
@@ -216,4 +225,13 @@ func (e *executor) inputs(ctx context.Context, sp *plan.Stage, res *stageResult,
 		Parent: parent, Env: s.State.Environ(), User: s.State.User, Workdir: s.State.Workdir,
 		Shell: s.State.Shell, Step: string(data), Files: s.Files, Args: e.args, Base: sp.BaseDigest,
 	}, "--no-cache", nil
+}
+
+// stageLabel names a stage in events and plans: its name, and the
+// platform in a multi-platform build.
+func (e *executor) stageLabel(sp *plan.Stage) string {
+	if e.label == "" {
+		return sp.Recipe.Name
+	}
+	return strings.TrimSpace(sp.Recipe.Name + " " + sp.Platform.String())
 }

@@ -262,3 +262,44 @@ func TestFileStep(t *testing.T) {
 		t.Error("a file step with other content was cached")
 	}
 }
+
+// TestPlatformsShareStages: two target platforms make one index; a stage
+// on ${BUILDPLATFORM} that does not depend on the target is built once.
+func TestPlatformsShareStages(t *testing.T) {
+	res, runner, _, _, err := buildFake(t, `platforms: [linux/amd64, linux/arm64]
+stages:
+  - name: tools
+    platform: ${BUILDPLATFORM}
+    from: scratch
+    steps:
+      - run: write /tool built-once
+  - name: app
+    from: scratch
+    steps:
+      - copy: /tool
+        from: tools
+        to: /tool
+      - file: /target
+        content: ${TARGETARCH}
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(runner.runs) != 1 {
+		t.Errorf("the shared stage ran %d times, want once", len(runner.runs))
+	}
+	if len(res.Images) != 2 {
+		t.Fatalf("%d images, want one per platform", len(res.Images))
+	}
+	for i, arch := range []string{"amd64", "arm64"} {
+		cf, err := res.Images[i].ConfigFile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls, _ := res.Images[i].Layers()
+		files := tarEntries(t, ls[len(ls)-1])
+		if cf.Architecture != arch || files["target"].body != arch {
+			t.Errorf("image %d: architecture %s, /target %q; want %s", i, cf.Architecture, files["target"].body, arch)
+		}
+	}
+}

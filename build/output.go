@@ -1,7 +1,6 @@
 package build
 
 import (
-	"context"
 	"fmt"
 	"time"
 
@@ -42,16 +41,6 @@ func (e *executor) image(res *stageResult) (v1.Image, error) {
 		return nil, fmt.Errorf("assembling the image: %w", err)
 	}
 	return img, nil
-}
-
-// output writes the image to every output.
-func (e *executor) output(ctx context.Context, img v1.Image) error {
-	return commit.Write(ctx, img, e.o.Outputs, commit.WriteOptions{
-		Tags: e.o.Tags, Registry: e.o.Registry, Blobs: e.root.Blobs(),
-		Done: func(out commit.Output, took time.Duration) {
-			e.emit(Event{Kind: EventInfo, Time: time.Now(), Text: fmt.Sprintf("wrote %s in %s", out, took.Round(time.Millisecond))})
-		},
-	})
 }
 
 // wouldPush lists what a build with these options pushes.

@@ -40,13 +40,83 @@ const layoutFile = `{"imageLayoutVersion": "1.0.0"}` + "\n"
 // are removed first (CleanStaleTemps).
 func WriteOCILayout(ctx context.Context, dir string, img v1.Image, refNames []string) error {
 	dir = filepath.Clean(dir)
-	if err := writeOCILayout(ctx, dir, img, refNames); err != nil {
+	if err := writeOCILayout(ctx, dir, imageEntry(img), refNames); err != nil {
 		return fmt.Errorf("writing OCI layout %s: %w", dir, err)
 	}
 	return nil
 }
 
-func writeOCILayout(ctx context.Context, dir string, img v1.Image, refNames []string) error {
+// WriteOCILayoutIndex is WriteOCILayout for an image index: its images'
+// blobs and its own manifest are written, and index.json lists the index
+// under refNames.
+func WriteOCILayoutIndex(ctx context.Context, dir string, idx v1.ImageIndex, refNames []string) error {
+	dir = filepath.Clean(dir)
+	if err := writeOCILayout(ctx, dir, indexEntry(idx), refNames); err != nil {
+		return fmt.Errorf("writing OCI layout %s: %w", dir, err)
+	}
+	return nil
+}
+
+// layoutEntry is what index.json lists: an image or an index, with how
+// to write its blobs.
+type layoutEntry struct {
+	descriptor func() (v1.Descriptor, error)
+	writeBlobs func(ctx context.Context, dir string) error
+}
+
+func imageEntry(img v1.Image) layoutEntry {
+	return layoutEntry{
+		descriptor: func() (v1.Descriptor, error) { return descriptor(img) },
+		writeBlobs: func(ctx context.Context, dir string) error { return writeBlobs(ctx, dir, img) },
+	}
+}
+
+func indexEntry(idx v1.ImageIndex) layoutEntry {
+	return layoutEntry{
+		descriptor: func() (v1.Descriptor, error) {
+			mt, err := idx.MediaType()
+			if err != nil {
+				return v1.Descriptor{}, err
+			}
+			d, err := idx.Digest()
+			if err != nil {
+				return v1.Descriptor{}, err
+			}
+			size, err := idx.Size()
+			return v1.Descriptor{MediaType: mt, Digest: d, Size: size}, err
+		},
+		writeBlobs: func(ctx context.Context, dir string) error {
+			m, err := idx.IndexManifest()
+			if err != nil {
+				return err
+			}
+			for _, desc := range m.Manifests {
+				img, err := idx.Image(desc.Digest)
+				if err != nil {
+					return err
+				}
+				if err := writeBlobs(ctx, dir, img); err != nil {
+					return err
+				}
+			}
+			raw, err := idx.RawManifest()
+			if err != nil {
+				return err
+			}
+			d, err := idx.Digest()
+			if err != nil {
+				return err
+			}
+			blobs := filepath.Join(dir, "blobs", "sha256")
+			if err := putBytes(blobs, d, raw); err != nil {
+				return err
+			}
+			return syncDir(blobs)
+		},
+	}
+}
+
+func writeOCILayout(ctx context.Context, dir string, img layoutEntry, refNames []string) error {
 	_ = CleanStaleTemps(dir) // best effort: a temp left is no reason to fail
 	kind, err := inspectDest(dir)
 	if err != nil {
@@ -79,7 +149,7 @@ func writeOCILayout(ctx context.Context, dir string, img v1.Image, refNames []st
 // createLayout builds a layout holding img in a temp dir beside dir and
 // renames it to dir. created is false, with no error, if dir appeared in
 // the meantime.
-func createLayout(ctx context.Context, dir string, img v1.Image, refNames []string) (created bool, err error) {
+func createLayout(ctx context.Context, dir string, img layoutEntry, refNames []string) (created bool, err error) {
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return false, err
 	}
@@ -113,8 +183,8 @@ func createLayout(ctx context.Context, dir string, img v1.Image, refNames []stri
 
 // addImage writes img's blobs into the layout at dir, then lists it in
 // index.json. The caller holds the layout's lock, or owns dir.
-func addImage(ctx context.Context, dir string, img v1.Image, refNames []string) error {
-	desc, err := descriptor(img)
+func addImage(ctx context.Context, dir string, img layoutEntry, refNames []string) error {
+	desc, err := img.descriptor()
 	if err != nil {
 		return err
 	}
@@ -122,7 +192,7 @@ func addImage(ctx context.Context, dir string, img v1.Image, refNames []string) 
 	if err != nil {
 		return err
 	}
-	if err := writeBlobs(ctx, dir, img); err != nil {
+	if err := img.writeBlobs(ctx, dir); err != nil {
 		return err
 	}
 	if err := ix.add(desc, refNames); err != nil {

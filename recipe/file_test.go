@@ -95,7 +95,9 @@ func TestFileStepBaseEnv(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := *x.Steps[0].File, (File{Path: "/f", Content: "path=/bin"}); !cmp.Equal(got, want) {
+	// A relative path stays relative: the build resolves it against the
+	// base image's WorkingDir.
+	if got, want := *x.Steps[0].File, (File{Path: "f", Content: "path=/bin"}); !cmp.Equal(got, want) {
 		t.Errorf("expanded file = %+v, want %+v", got, want)
 	}
 }

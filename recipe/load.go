@@ -19,7 +19,7 @@ import (
 
 // The keys each mapping of a recipe allows.
 var (
-	topKeys     = []string{"from", "platform", "args", "env", "workdir", "user", "shell", "steps", "stages", "image"}
+	topKeys     = []string{"from", "platform", "platforms", "args", "env", "workdir", "user", "shell", "steps", "stages", "image"}
 	stageKeys   = []string{"name", "from", "platform", "env", "workdir", "user", "shell", "steps"}
 	actionKeys  = []string{"run", "copy", "file", "env", "workdir", "user"}
 	runKeys     = []string{"run", "name", "network", "env", "mounts"}
@@ -67,6 +67,7 @@ func Parse(name string, data []byte, opts ...Option) (*Recipe, error) {
 	if err := d.errs.Err(); err != nil {
 		return nil, err
 	}
+	r.src = &source{data: data, opts: opts}
 	return r, nil
 }
 
@@ -208,6 +209,13 @@ func (d *decoder) parse(data []byte, o options) *Recipe {
 	d.checkKeys(m, topKeys, "", "")
 	top := &topLevel{m: m}
 	r.Args, top.argScope = d.args(m.get("args"), o.buildArgs, &r.Warnings)
+	for k, v := range platformArgs(o.target) {
+		if _, given := o.buildArgs[k]; !given {
+			top.argScope.vars[k] = value{s: v, known: true}
+			delete(top.argScope.unsetArgs, k)
+		}
+	}
+	r.Platforms = d.platforms(m.get("platforms"), top.argScope)
 	d.stages(r, top, o.context)
 	r.Image = d.image(m, top)
 	r.Warnings = append(r.Warnings, dedupWarnings(d.warnings)...)

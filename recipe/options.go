@@ -7,6 +7,7 @@ type options struct {
 	buildArgs map[string]string
 	context   string
 	contextOK bool
+	target    Platform
 }
 
 // WithBuildArgs sets build args (--build-arg NAME=VALUE). They override the

@@ -209,7 +209,12 @@ func keyShape(ctx, key string) obj {
 	case "top.from", "stage.from":
 		return scalarKey("The base: scratch, an image reference, oci-layout://DIR[:TAG], docker-archive://FILE, or a stage's name.")
 	case "top.platform", "stage.platform":
-		return scalarKey("os/arch[/variant], such as linux/amd64; default: the host's.")
+		return scalarKey("os/arch[/variant], such as linux/amd64; default: the host's. A stage may pin ${BUILDPLATFORM}.")
+	case "top.platforms":
+		return obj{
+			"description": "The platforms to build for, one image index: os/arch[/variant] each, such as [linux/amd64, linux/arm64].",
+			"anyOf":       []any{obj{"$ref": "#/$defs/scalar"}, obj{"type": "array", "items": obj{"$ref": "#/$defs/scalar"}, "minItems": 1}},
+		}
 	case "top.args":
 		return obj{
 			"type":                 "object",

@@ -260,7 +260,7 @@ var (
 	}
 	// yamlTestdata: not one well-formed YAML document, so there is no
 	// value for a schema to check (the YAML parser rejects them first).
-	yamlTestdata = []string{"duplicate-keys", "two-documents", "yaml-flow", "yaml-syntax", "yaml-tabs"}
+	yamlTestdata = []string{"control-char", "duplicate-keys", "invalid-utf8", "two-documents", "yaml-flow", "yaml-syntax", "yaml-tabs"}
 )
 
 func TestSchemaRejectsStructuralTestdata(t *testing.T) {

@@ -28,6 +28,11 @@ type Recipe struct {
 	// Warnings are problems that do not stop the build, such as a build
 	// arg that no `args` entry declares.
 	Warnings []Warning
+	// Platforms are the `platforms:` the image is built for (one image
+	// index); empty: one platform (--platform, or the host's).
+	Platforms []Platform
+
+	src *source // for ForPlatform
 }
 
 // Arg is one entry of the recipe's `args` mapping.

@@ -19,7 +19,7 @@ func Explain(in *Inputs, prev *Entry) string {
 		why = append(why, fmt.Sprintf("base changed: %s → %s", short(p.Base), short(in.Base)))
 	}
 	if in.Step != p.Step {
-		why = append(why, fmt.Sprintf("step text changed: %s → %s", quoteShort(p.Step), quoteShort(in.Step)))
+		why = append(why, stepChanged(p.Step, in.Step))
 	}
 	for _, name := range sortedKeys(in.Args, p.Args) {
 		if a, b := p.Args[name], in.Args[name]; a != b {
@@ -138,4 +138,49 @@ func quoteShort(s string) string {
 		s = s[:57] + "..."
 	}
 	return fmt.Sprintf("%q", s)
+}
+
+// stepChanged says what differs between two steps' definitions: the text
+// as written, else the fields that changed (a copy's source stage, the
+// platform, the epoch, ...).
+func stepChanged(old, cur string) string {
+	if a, b := quoteShort(old), quoteShort(cur); a != b {
+		return fmt.Sprintf("step text changed: %s → %s", a, b)
+	}
+	var o, c map[string]any
+	if json.Unmarshal([]byte(old), &o) != nil || json.Unmarshal([]byte(cur), &c) != nil {
+		return "step changed"
+	}
+	var fields []string
+	for _, k := range sortedKeys(toStrings(o), toStrings(c)) {
+		if fmt.Sprint(o[k]) != fmt.Sprint(c[k]) {
+			fields = append(fields, describeField(k, o[k], c[k]))
+		}
+	}
+	return strings.Join(fields, "; ")
+}
+
+func describeField(k string, old, cur any) string {
+	switch k {
+	case "from":
+		return "what it copies from changed (an earlier stage's result, or the image, differs)"
+	case "platform", "epoch", "compression":
+		return fmt.Sprintf("%s: %v → %v", k, orNone(old), orNone(cur))
+	}
+	return k + " changed"
+}
+
+func orNone(v any) any {
+	if v == nil {
+		return "none"
+	}
+	return v
+}
+
+func toStrings(m map[string]any) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = fmt.Sprint(v)
+	}
+	return out
 }

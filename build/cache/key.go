@@ -133,4 +133,5 @@ type Def struct {
 	From        string   `json:"from,omitempty"`    // a stage's layer chain, or an image digest
 	Epoch       string   `json:"epoch,omitempty"`
 	Compression string   `json:"compression,omitempty"`
+	Platform    string   `json:"platform,omitempty"` // the stage's
 }

@@ -103,29 +103,81 @@ func (p *Plan) StageByIndex(i int) (*Stage, bool) {
 type planner struct {
 	o      Options
 	r      *recipe.Recipe
-	mu     sync.Mutex
-	imgs   map[string]*pulled // images by source and platform
+	pulls  *pulls
 	ignore *fscopy.Ignore
+}
+
+// pulls are the images a build has pulled, by source and platform; the
+// plans of a multi-platform build share them.
+type pulls struct {
+	mu   sync.Mutex
+	imgs map[string]*pulled
 }
 
 // Make resolves r into a plan: the stages the target needs, their bases
 // pulled (manifests and configs; layers are read later, if at all).
 // Every problem is reported.
 func Make(ctx context.Context, o Options, r *recipe.Recipe) (*Plan, error) {
-	stages, err := r.Needed(o.Target)
+	ps, err := MakeAll(ctx, o, []Target{{Recipe: r, Platform: o.Platform}})
 	if err != nil {
 		return nil, err
 	}
-	pl := &planner{o: o, r: r, imgs: map[string]*pulled{}}
-	p := &Plan{byIdx: map[int]*Stage{}, Image: r.Image}
-	if p.Ignore, err = fscopy.LoadIgnore(r.Context); err != nil {
+	return ps[0], nil
+}
+
+// Target is one platform of a build: the recipe as loaded for it (its
+// TARGET* args), and the platform (nil: the host's).
+type Target struct {
+	Recipe   *recipe.Recipe
+	Platform *v1.Platform
+}
+
+// MakeAll plans a build for every target. The plans share one epoch — the
+// newest any of them derives, unless the options give one — and every
+// image each pulls.
+func MakeAll(ctx context.Context, o Options, targets []Target) ([]*Plan, error) {
+	shared := &pulls{imgs: map[string]*pulled{}}
+	ignore, err := fscopy.LoadIgnore(targets[0].Recipe.Context)
+	if err != nil {
 		return nil, err
 	}
-	pl.ignore = p.Ignore
-	if p.Epoch, p.EpochFrom, err = pl.epoch(ctx, stages); err != nil {
-		return nil, err
+	pls := make([]*planner, len(targets))
+	stages := make([][]*recipe.Stage, len(targets))
+	var epoch *time.Time
+	var from string
+	for i, t := range targets {
+		po := o
+		po.Platform = t.Platform
+		pls[i] = &planner{o: po, r: t.Recipe, pulls: shared, ignore: ignore}
+		if stages[i], err = t.Recipe.Needed(o.Target); err != nil {
+			return nil, err
+		}
+		e, f, err := pls[i].epoch(ctx, stages[i])
+		if err != nil {
+			return nil, err
+		}
+		if epoch == nil || e != nil && e.After(*epoch) {
+			epoch, from = e, f
+		}
 	}
-	pl.o.Epoch = p.Epoch
+	plans := make([]*Plan, len(targets))
+	var errs []error
+	for i, pl := range pls {
+		pl.o.Epoch = epoch
+		p, err := pl.plan(ctx, stages[i])
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		p.Epoch, p.EpochFrom = epoch, from
+		plans[i] = p
+	}
+	return plans, errors.Join(errs...)
+}
+
+// plan resolves the stages into a plan.
+func (pl *planner) plan(ctx context.Context, stages []*recipe.Stage) (*Plan, error) {
+	p := &Plan{byIdx: map[int]*Stage{}, Image: pl.r.Image, Ignore: pl.ignore}
 	var errs []error
 	for _, st := range stages {
 		sp, err := pl.stage(ctx, st, p)
@@ -137,7 +189,7 @@ func Make(ctx context.Context, o Options, r *recipe.Recipe) (*Plan, error) {
 			p.byIdx[st.Index] = sp
 		}
 	}
-	if !o.NoSecrets {
+	if !pl.o.NoSecrets {
 		errs = append(errs, pl.checkSecrets(p))
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -160,6 +212,9 @@ func (pl *planner) stage(ctx context.Context, st *recipe.Stage, p *Plan) (*Stage
 	} else {
 		img, err := pl.image(ctx, st.From, sp.Platform, "the base")
 		if err != nil {
+			return nil, err
+		}
+		if err := sp.fitPlatform(img, st.From); err != nil {
 			return nil, err
 		}
 		sp.Base = img
@@ -214,13 +269,13 @@ func (pl *planner) image(ctx context.Context, b recipe.Base, p v1.Platform, what
 		return nil, fmt.Errorf("%s: %w", b.Pos, err)
 	}
 	id := src.String() + " " + p.String()
-	pl.mu.Lock()
-	pull, ok := pl.imgs[id]
+	pl.pulls.mu.Lock()
+	pull, ok := pl.pulls.imgs[id]
 	if !ok {
 		pull = &pulled{}
-		pl.imgs[id] = pull
+		pl.pulls.imgs[id] = pull
 	}
-	pl.mu.Unlock()
+	pl.pulls.mu.Unlock()
 	// Each image is pulled once, however many stages ask at once.
 	pull.once.Do(func() {
 		pull.img, pull.err = commit.Pull(ctx, src, commit.PullOptions{RegistryOptions: pl.o.Registry, Platform: &p})
@@ -246,7 +301,7 @@ func (pl *planner) step(ctx context.Context, sp *Stage, step *recipe.Step, state
 	if step.Name != "" {
 		s.Text = step.Name + ": " + s.Text
 	}
-	s.Def = cache.Def{Text: step.Summary(), Kind: step.Kind.String(), Compression: string(pl.o.Compression)}
+	s.Def = cache.Def{Text: step.Summary(), Kind: step.Kind.String(), Compression: string(pl.o.Compression), Platform: sp.Platform.String()}
 	if pl.o.Epoch != nil {
 		s.Def.Epoch = pl.o.Epoch.UTC().Format(time.RFC3339)
 	}
@@ -333,4 +388,33 @@ func (pl *planner) checkSecrets(p *Plan) error {
 // Pos is a step's FILE:LINE, as messages and history show it.
 func Pos(p recipe.Pos) string {
 	return recipe.Pos{File: p.File, Line: p.Line}.String()
+}
+
+// fitPlatform checks the base against the stage's platform. A
+// single-platform base comes back whatever platform is asked: when the
+// recipe or --platform chose one, a base of another platform is refused
+// (building on it would label its binaries wrongly); otherwise the stage
+// builds for the base's platform.
+func (sp *Stage) fitPlatform(img v1.Image, b recipe.Base) error {
+	if b.Kind == recipe.KindScratch {
+		return nil
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return fmt.Errorf("%s: reading the config of the base: %w", b.Pos, commit.RegistryError(b.Ref, err))
+	}
+	got := cf.Platform()
+	if got == nil || got.OS == "" || got.Architecture == "" {
+		return nil // the base names none: nothing to check
+	}
+	p := sp.Platform
+	if got.OS == p.OS && got.Architecture == p.Architecture && (p.Variant == "" || got.Variant == "" || got.Variant == p.Variant) {
+		return nil
+	}
+	if !sp.PlatformSet {
+		sp.Platform = *got
+		return nil
+	}
+	return fmt.Errorf("%s: the base %s is a %s image, not %s: build for %s, or use a base that is an index holding %s",
+		b.Pos, b.Ref, got, p.String(), got, p.String())
 }

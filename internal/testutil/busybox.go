@@ -57,12 +57,19 @@ func BusyboxLayout(t testing.TB) string {
 	if busybox.err != nil {
 		t.Fatalf("building busybox image: %v", busybox.err)
 	}
+	return writeLayout(t, busybox.blobs, busybox.index)
+}
+
+// writeLayout writes an OCI layout of blobs (by digest hex) and index.json
+// into a fresh temp dir.
+func writeLayout(t testing.TB, blobs map[string][]byte, index []byte) string {
+	t.Helper()
 	dir := t.TempDir()
 	files := map[string][]byte{
 		"oci-layout": []byte(`{"imageLayoutVersion":"1.0.0"}`),
-		"index.json": busybox.index,
+		"index.json": index,
 	}
-	for hex, b := range busybox.blobs {
+	for hex, b := range blobs {
 		files[filepath.Join("blobs", "sha256", hex)] = b
 	}
 	for name, b := range files {
@@ -84,19 +91,35 @@ func BusyboxRef(t testing.TB) string {
 }
 
 func buildBusybox() (map[string][]byte, []byte, error) {
-	layerTar, err := busyboxTar()
+	bin, err := os.ReadFile(BusyboxPath)
 	if err != nil {
 		return nil, nil, err
+	}
+	blobs := map[string][]byte{}
+	desc, err := busyboxImage(blobs, bin, "amd64")
+	if err != nil {
+		return nil, nil, err
+	}
+	desc.Annotations = map[string]string{ocispec.AnnotationRefName: BusyboxTag}
+	index, err := json.Marshal(v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{desc}})
+	return blobs, index, err
+}
+
+// busyboxImage puts the blobs of a busybox image of arch, made of the
+// busybox binary bin, into blobs and returns its manifest's descriptor.
+func busyboxImage(blobs map[string][]byte, bin []byte, arch string) (v1.Descriptor, error) {
+	layerTar, err := busyboxTar(bin)
+	if err != nil {
+		return v1.Descriptor{}, err
 	}
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
 	if _, err := zw.Write(layerTar); err != nil {
-		return nil, nil, err
+		return v1.Descriptor{}, err
 	}
 	if err := zw.Close(); err != nil {
-		return nil, nil, err
+		return v1.Descriptor{}, err
 	}
-	blobs := map[string][]byte{}
 	put := func(b []byte) v1.Hash {
 		sum := sha256.Sum256(b)
 		h := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
@@ -106,15 +129,15 @@ func buildBusybox() (map[string][]byte, []byte, error) {
 	diffSum := sha256.Sum256(layerTar)
 	created := v1.Time{Time: BusyboxEpoch}
 	cfg, err := json.Marshal(v1.ConfigFile{
-		Architecture: "amd64",
+		Architecture: arch,
 		OS:           "linux",
 		Created:      created,
 		Config:       v1.Config{Env: BusyboxEnv, Cmd: []string{"sh"}},
 		RootFS:       v1.RootFS{Type: "layers", DiffIDs: []v1.Hash{{Algorithm: "sha256", Hex: hex.EncodeToString(diffSum[:])}}},
-		History:      []v1.History{{Created: created, CreatedBy: "strata testutil: busybox from " + BusyboxPath}},
+		History:      []v1.History{{Created: created, CreatedBy: "strata testutil: busybox-static for " + arch}},
 	})
 	if err != nil {
-		return nil, nil, err
+		return v1.Descriptor{}, err
 	}
 	manifest, err := json.Marshal(v1.Manifest{
 		SchemaVersion: 2,
@@ -123,28 +146,15 @@ func buildBusybox() (map[string][]byte, []byte, error) {
 		Layers:        []v1.Descriptor{{MediaType: types.OCILayer, Digest: put(gz.Bytes()), Size: int64(gz.Len())}},
 	})
 	if err != nil {
-		return nil, nil, err
+		return v1.Descriptor{}, err
 	}
-	index, err := json.Marshal(v1.IndexManifest{
-		SchemaVersion: 2,
-		MediaType:     types.OCIImageIndex,
-		Manifests: []v1.Descriptor{{
-			MediaType:   types.OCIManifestSchema1,
-			Digest:      put(manifest),
-			Size:        int64(len(manifest)),
-			Annotations: map[string]string{ocispec.AnnotationRefName: BusyboxTag},
-			Platform:    &v1.Platform{OS: "linux", Architecture: "amd64"},
-		}},
-	})
-	return blobs, index, err
+	return v1.Descriptor{MediaType: types.OCIManifestSchema1, Digest: put(manifest), Size: int64(len(manifest)),
+		Platform: &v1.Platform{OS: "linux", Architecture: arch}}, nil
 }
 
-// busyboxTar returns the layer tar, entries sorted by name.
-func busyboxTar() ([]byte, error) {
-	bin, err := os.ReadFile(BusyboxPath)
-	if err != nil {
-		return nil, err
-	}
+// busyboxTar returns the layer tar of the busybox binary bin, entries
+// sorted by name; the applets are those of the host's busybox.
+func busyboxTar(bin []byte) ([]byte, error) {
 	out, err := exec.Command(BusyboxPath, "--list").Output()
 	if err != nil {
 		return nil, fmt.Errorf("busybox --list: %w", err)
@@ -192,4 +202,9 @@ func busyboxTar() ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+func sha256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }

@@ -100,7 +100,7 @@ Exit codes: 0 built; 1 the build failed; 2 bad usage or an invalid recipe.`,
 	fl.StringArrayVar(&f.buildArgs, "build-arg", nil, "`NAME=VALUE` overriding an arg of the recipe (repeatable)")
 	fl.StringArrayVar(&f.secrets, "secret", nil, "`id=ID,src=FILE | id=ID,env=VAR` for secret mounts (repeatable)")
 	fl.StringVar(&f.target, "target", "", "build the stage named `STAGE` (default: the last)")
-	fl.StringVar(&f.platform, "platform", "", "target platform `OS/ARCH` (default: the host's)")
+	fl.StringVar(&f.platform, "platform", "", "target platforms `OS/ARCH[,OS/ARCH…]`: several give an image index (default: the recipe's platforms, else the host's)")
 	fl.BoolVar(&f.noCache, "no-cache", false, "run every step")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "resolve everything and ask the caches; print which steps would hit or run, run nothing")
 	fl.StringArrayVar(&f.cacheFrom, "cache-from", nil, "read the layer cache from registry repository `REF` (repeatable)")
@@ -164,12 +164,26 @@ func (f *buildFlags) request(args []string) (Request, error) {
 		bad.add("%v", err)
 	}
 	f.secretsOf(o, &bad)
-	if f.platform != "" {
-		p, err := recipe.ParsePlatform(f.platform)
+	for _, spec := range strings.Split(f.platform, ",") {
+		if spec = strings.TrimSpace(spec); spec == "" {
+			continue
+		}
+		p, err := recipe.ParsePlatform(spec)
 		if err != nil {
 			bad.add("--platform: %v", err)
+			continue
 		}
-		o.Platform = &v1.Platform{OS: p.OS, Architecture: p.Arch, Variant: p.Variant}
+		v := v1.Platform{OS: p.OS, Architecture: p.Arch, Variant: p.Variant}
+		if slices.ContainsFunc(o.Platforms, func(q v1.Platform) bool { return q.Equals(v) }) {
+			bad.add("--platform: %s is given twice", p)
+			continue
+		}
+		o.Platforms = append(o.Platforms, v)
+	}
+	if len(o.Platforms) > 1 {
+		if err := commit.CheckIndexOutputs(o.Outputs); err != nil {
+			bad.add("%v", err)
+		}
 	}
 	switch c := commit.Compression(f.compression); c {
 	case commit.Gzip, commit.Zstd:

@@ -89,7 +89,7 @@ func TestBuildOptions(t *testing.T) {
 			Tags: []name.Tag{tag("127.0.0.1:5000/app:1"), tag("127.0.0.1:5000/app:latest")},
 			Outputs: []commit.Output{{Type: commit.OutputOCI, Dest: "out"}, {Type: commit.OutputDocker, Dest: "app.tar"},
 				{Type: commit.OutputRegistry}, {Type: commit.OutputDaemon}},
-			Platform:    &v1.Platform{OS: "linux", Architecture: "arm64"},
+			Platforms:   []v1.Platform{{OS: "linux", Architecture: "arm64"}},
 			NoCache:     true,
 			Compression: commit.Zstd,
 			Runtime:     "crun",

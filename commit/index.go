@@ -1,0 +1,121 @@
+package commit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// Index makes an OCI image index of images, one per platform, each listed
+// with the platform its config names, in the order given.
+func Index(images []v1.Image) (v1.ImageIndex, error) {
+	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
+	adds := make([]mutate.IndexAddendum, 0, len(images))
+	for _, img := range images {
+		cf, err := img.ConfigFile()
+		if err != nil {
+			return nil, err
+		}
+		desc, err := descriptor(img)
+		if err != nil {
+			return nil, err
+		}
+		desc.Platform = cf.Platform()
+		adds = append(adds, mutate.IndexAddendum{Add: img, Descriptor: desc})
+	}
+	return mutate.AppendManifests(idx, adds...), nil
+}
+
+// WriteIndex writes images, one per platform, as one image index to every
+// output: OCI layouts and registries hold an index; a docker archive and
+// the daemon hold one image, so they are refused (CheckIndexOutputs says
+// so before a build). Layouts get the images with their layers saved to
+// and read from o.Blobs, pushes the images as they are.
+func WriteIndex(ctx context.Context, images []v1.Image, outs []Output, o WriteOptions) (v1.Hash, error) {
+	if err := CheckIndexOutputs(outs); err != nil {
+		return v1.Hash{}, err
+	}
+	idx, err := Index(images)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	digest, err := idx.Digest()
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	local := idx
+	for _, out := range outs {
+		if out.Type == OutputOCI && o.Blobs != "" && local == idx {
+			var locals []v1.Image
+			for _, img := range images {
+				if err := saveBlobs(ctx, img, o.Blobs); err != nil {
+					return v1.Hash{}, err
+				}
+				locals = append(locals, WithLocalBlobs(img, o.Blobs))
+			}
+			if local, err = Index(locals); err != nil {
+				return v1.Hash{}, err
+			}
+		}
+	}
+	tags := make([]string, len(o.Tags))
+	for i, t := range o.Tags {
+		tags[i] = t.String()
+	}
+	for _, out := range outs {
+		start := time.Now()
+		switch out.Type {
+		case OutputOCI:
+			err = WriteOCILayoutIndex(ctx, out.Dest, local, tags)
+		case OutputRegistry:
+			err = pushIndex(ctx, idx, o)
+		}
+		if err != nil {
+			return v1.Hash{}, fmt.Errorf("writing to %s: %w", out, err)
+		}
+		if o.Done != nil {
+			o.Done(out, time.Since(start))
+		}
+	}
+	return digest, nil
+}
+
+// pushIndex pushes idx to every tag; a second tag of a repository gets the
+// manifest only.
+func pushIndex(ctx context.Context, idx v1.ImageIndex, o WriteOptions) error {
+	if len(o.Tags) == 0 {
+		return errors.New("no --tag names where to push")
+	}
+	pushed := map[string]bool{}
+	for _, ref := range o.Tags {
+		var err error
+		if repo := ref.Context().String(); pushed[repo] {
+			err = remote.Tag(ref, idx, RemoteOptions(ctx, o.Registry)...)
+		} else {
+			err = remote.WriteIndex(ref, idx, RemoteOptions(ctx, o.Registry)...)
+			pushed[repo] = true
+		}
+		if err != nil {
+			return RegistryError(ref.String(), err)
+		}
+	}
+	return nil
+}
+
+// CheckIndexOutputs refuses the outputs that hold one image only.
+func CheckIndexOutputs(outs []Output) error {
+	var errs []error
+	for _, out := range outs {
+		if out.Type == OutputDocker || out.Type == OutputDaemon {
+			errs = append(errs, fmt.Errorf("%s holds one image only, not an index of several platforms: choose one platform with --platform, or write an OCI layout (-o type=oci,dest=DIR) or push", out))
+		}
+	}
+	return errors.Join(errs...)
+}
