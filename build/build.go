@@ -2,12 +2,7 @@ package build
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
-	"path/filepath"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -17,8 +12,6 @@ import (
 	"github.com/stratabuild/strata/build/plan"
 	"github.com/stratabuild/strata/build/sandbox"
 	"github.com/stratabuild/strata/commit"
-	"github.com/stratabuild/strata/internal/fscopy"
-	"github.com/stratabuild/strata/internal/stateroot"
 	"github.com/stratabuild/strata/layers"
 	"github.com/stratabuild/strata/recipe"
 )
@@ -123,8 +116,6 @@ type Result struct {
 	Plan []PlanStep
 	// Stages are the planned stages' bases (dry runs).
 	Stages []PlanStage
-	// WouldPush lists what a dry run would push.
-	WouldPush []string
 }
 
 // PlanStage is a planned stage: its base, resolved, and platform.
@@ -182,9 +173,6 @@ func Build(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*Result, e
 	if err != nil {
 		return nil, err
 	}
-	if err := checkEmulation(plans); err != nil {
-		return nil, err
-	}
 	s.announce(plans[0])
 	// Images pulled stay bound to this context until the outputs are
 	// written: it is cancelled when a stage fails, and after the outputs.
@@ -200,7 +188,7 @@ func Build(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*Result, e
 		for _, p := range plans {
 			stages = append(stages, summary(p)...)
 		}
-		return &Result{Plan: s.dry, Stages: stages, WouldPush: o.wouldPush()}, nil
+		return &Result{Plan: s.dry, Stages: stages}, nil
 	}
 	return s.output(ctx, images)
 }
@@ -227,170 +215,4 @@ func targetsOf(o Options, r *recipe.Recipe) ([]plan.Target, error) {
 		out = append(out, plan.Target{Recipe: rp, Platform: &p})
 	}
 	return out, nil
-}
-
-// run executes every platform's plan at once and returns each one's image
-// (none in a dry run).
-func (s *session) run(ctx context.Context, plans []*plan.Plan) ([]v1.Image, error) {
-	execs := make([]*executor, len(plans))
-	for i, p := range plans {
-		execs[i] = &executor{session: s, plan: p}
-		if len(plans) > 1 {
-			execs[i].label = p.Stages[len(p.Stages)-1].Platform.String()
-		}
-	}
-	results := make([]*stageResult, len(execs))
-	errs := make([]error, len(execs))
-	var wg sync.WaitGroup
-	for i, e := range execs {
-		wg.Go(func() { results[i], errs[i] = e.stages(ctx) })
-	}
-	wg.Wait()
-	if err := firstCause(errs); err != nil {
-		return nil, err
-	}
-	if s.o.DryRun {
-		return nil, nil
-	}
-	images := make([]v1.Image, len(execs))
-	for i, e := range execs {
-		img, err := e.image(results[i])
-		if err != nil {
-			return nil, err
-		}
-		images[i] = img
-	}
-	return images, nil
-}
-
-// firstCause is the error that stopped a build: a real one, before the
-// "context canceled" of what it stopped.
-func firstCause(errs []error) error {
-	for _, err := range errs {
-		if err != nil && !errors.Is(err, context.Canceled) {
-			return err
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// output writes the image, or the index of the images, everywhere.
-func (s *session) output(ctx context.Context, images []v1.Image) (*Result, error) {
-	wo := commit.WriteOptions{Tags: s.o.Tags, Registry: s.o.Registry, Blobs: s.root.Blobs(),
-		Done: func(out commit.Output, took time.Duration) {
-			s.emit(Event{Kind: EventInfo, Time: time.Now(), Text: fmt.Sprintf("wrote %s in %s", out, took.Round(time.Millisecond))})
-		},
-	}
-	if len(images) > 1 {
-		dg, err := commit.WriteIndex(ctx, images, s.o.Outputs, wo)
-		if err != nil {
-			return nil, err
-		}
-		return &Result{Digest: dg.String(), Images: images, Steps: s.steps}, nil
-	}
-	img := images[0]
-	if err := commit.Write(ctx, img, s.o.Outputs, wo); err != nil {
-		return nil, err
-	}
-	dg, err := img.Digest()
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := img.ConfigName()
-	if err != nil {
-		return nil, err
-	}
-	return &Result{Digest: dg.String(), ConfigDigest: cfg.String(), Image: img, Images: images, Steps: s.steps}, nil
-}
-
-// announce says what the build decided before it runs anything.
-func (s *session) announce(p *plan.Plan) {
-	s.epoch = p.Epoch
-	if s.epoch != nil {
-		s.emit(Event{Kind: EventInfo, Time: time.Now(), Text: "build epoch " + s.epoch.Format(time.RFC3339) + " (" + p.EpochFrom + ")"})
-	}
-	if ig := p.Ignore; ig != nil && ig.File != fscopy.IgnoreFile {
-		s.emit(Event{Kind: EventInfo, Time: time.Now(), Text: "excluding what " + ig.File + " lists from copies (there is no " + fscopy.IgnoreFile + ")"})
-	}
-}
-
-// newSession opens the state root, takes its build lock (prune waits
-// while a build runs) and reaps what killed builds left.
-func newSession(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*session, func(), error) {
-	root, err := stateroot.Open(o.Root)
-	if err != nil {
-		return nil, nil, err
-	}
-	e := &session{o: o, context: r.Context, root: root, runner: d.Runner, mounter: d.Mounter, emit: d.Progress, log: d.Log,
-		args: map[string]string{}, history: historyName(r), shared: &sharedStages{stages: map[string]*stageDone{}}}
-	if e.runner == nil {
-		e.runner = runcRunner{}
-	}
-	if e.mounter == nil {
-		e.mounter = overlayMounter{}
-	}
-	if e.emit == nil {
-		e.emit = func(Event) {}
-	}
-	if e.log == nil {
-		e.log = slog.New(slog.DiscardHandler)
-	}
-	for _, a := range r.Args {
-		e.args[a.Name] = a.Value
-	}
-	release, err := root.LockBuild()
-	if err != nil {
-		return nil, nil, err
-	}
-	reap(ctx, root, o.Runtime, e.emit, e.log)
-	if e.store, err = layers.OpenStore(root.Snapshots(), e.log); err != nil {
-		release()
-		return nil, nil, err
-	}
-	e.store.SetLimits(o.LayerLimits)
-	local, err := cache.OpenLocal(root.CacheIndex(), root.Blobs())
-	if err != nil {
-		release()
-		return nil, nil, err
-	}
-	e.cache = &cache.Cache{Local: local, From: o.CacheFrom, To: o.CacheTo, Log: e.log}
-	return e, release, nil
-}
-
-// Prune removes the cache entries opts does not keep under the state root,
-// then every layer blob and snapshot no kept entry uses. It waits for
-// running builds to end and holds off new ones while it works.
-func Prune(ctx context.Context, dir string, opts cache.PruneOptions) (*cache.PruneResult, error) {
-	root, err := stateroot.OpenExisting(dir)
-	if err != nil {
-		return nil, err
-	}
-	release, err := root.LockExclusive(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	local, err := cache.OpenLocal(root.CacheIndex(), root.Blobs())
-	if err != nil {
-		return nil, err
-	}
-	store, err := layers.OpenStore(root.Snapshots(), nil)
-	if err != nil {
-		return nil, err
-	}
-	return local.Prune(ctx, opts, store)
-}
-
-// historyName is how image history names the recipe: its path relative to
-// the build context, or its file name when it lies outside — never a host
-// path, which would differ between checkouts.
-func historyName(r *recipe.Recipe) string {
-	ctx, err1 := filepath.Abs(r.Context)
-	file, err2 := filepath.Abs(r.File)
-	if err1 == nil && err2 == nil {
-		if rel, err := filepath.Rel(ctx, file); err == nil && !strings.HasPrefix(rel, "..") {
-			return filepath.ToSlash(rel)
-		}
-	}
-	return filepath.Base(r.File)
 }

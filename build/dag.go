@@ -2,9 +2,6 @@ package build
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -23,7 +20,7 @@ func (e *executor) stages(ctx context.Context) (*stageResult, error) {
 	e.done = make(map[int]*stageDone, len(stages))
 	var owned []*plan.Stage
 	for _, st := range stages {
-		d, first := e.shared.claim(fingerprint(e.plan, st))
+		d, first := e.shared.claim(e.plan.Fingerprint(st))
 		e.done[st.Recipe.Index] = d
 		if first {
 			owned = append(owned, st)
@@ -102,31 +99,4 @@ func (s *sharedStages) claim(fp string) (d *stageDone, first bool) {
 	d = &stageDone{ready: make(chan struct{})}
 	s.stages[fp] = d
 	return d, true
-}
-
-// fingerprint identifies what a stage builds: its platform, its base, and
-// every step as the cache sees it. Two platforms' plans of a stage that
-// does not depend on the target platform have the same one.
-func fingerprint(p *plan.Plan, sp *plan.Stage) string {
-	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%s\x00", sp.Platform.String(), sp.BaseDigest)
-	if sp.BaseStage >= 0 {
-		if base, ok := p.StageByIndex(sp.BaseStage); ok {
-			fmt.Fprintf(h, "stage %s\x00", fingerprint(p, base))
-		}
-	}
-	for _, s := range sp.Steps {
-		data, _ := json.Marshal(struct {
-			Def   any
-			State plan.State
-			Files map[string]string
-		}{s.Def, s.State, s.Files})
-		h.Write(data)
-		if s.From != nil && s.From.Stage >= 0 {
-			if src, ok := p.StageByIndex(s.From.Stage); ok {
-				fmt.Fprintf(h, "from %s\x00", fingerprint(p, src))
-			}
-		}
-	}
-	return hex.EncodeToString(h.Sum(nil))
 }

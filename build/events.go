@@ -1,9 +1,6 @@
 package build
 
 import (
-	"bytes"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/stratabuild/strata/build/cache"
@@ -42,59 +39,3 @@ type Event struct {
 // running the step; implementations must be safe for concurrent use when
 // stages build in parallel.
 type ProgressFunc func(Event)
-
-// lineWriter splits a step's output into lines: each is sent as an output
-// event and the last few are kept for the error message of a failed step.
-type lineWriter struct {
-	mu      sync.Mutex
-	redact  []string // secrets' values, replaced by "****"
-	emit    func(line string)
-	partial bytes.Buffer
-	tail    []string
-	keep    int
-}
-
-func newLineWriter(keep int, redact []string, emit func(string)) *lineWriter {
-	return &lineWriter{emit: emit, keep: keep, redact: redact}
-}
-
-func (w *lineWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.partial.Write(p)
-	for {
-		b := w.partial.Bytes()
-		i := bytes.IndexByte(b, '\n')
-		if i < 0 {
-			break
-		}
-		w.line(string(b[:i]))
-		w.partial.Next(i + 1)
-	}
-	return len(p), nil
-}
-
-func (w *lineWriter) line(s string) {
-	s = strings.TrimRight(s, "\r")
-	for _, r := range w.redact {
-		s = strings.ReplaceAll(s, r, "****")
-	}
-	if w.emit != nil {
-		w.emit(s)
-	}
-	w.tail = append(w.tail, s)
-	if len(w.tail) > w.keep {
-		w.tail = w.tail[len(w.tail)-w.keep:]
-	}
-}
-
-// Tail flushes a final unterminated line and returns the last lines seen.
-func (w *lineWriter) Tail() []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.partial.Len() > 0 {
-		w.line(w.partial.String())
-		w.partial.Reset()
-	}
-	return append([]string(nil), w.tail...)
-}

@@ -2,7 +2,6 @@ package build
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -204,27 +203,18 @@ func (e *executor) inputs(ctx context.Context, sp *plan.Stage, res *stageResult,
 	if !ok {
 		return nil, "an earlier step runs", nil
 	}
-	def := s.Def
+	var from []string
 	if s.From != nil && s.From.Stage >= 0 {
 		src, err := e.waitStage(ctx, s.From.Stage)
 		if err != nil {
 			return nil, "", err
 		}
-		ids, ok := diffIDs(src.chain)
-		if !ok {
+		if from, ok = diffIDs(src.chain); !ok {
 			return nil, fmt.Sprintf("stage %q has steps that run", s.Recipe.Copy.From.Ref), nil
 		}
-		def.From = "stage " + strings.Join(ids, ",")
 	}
-	data, err := json.Marshal(def)
-	if err != nil {
-		return nil, "", err
-	}
-	return &cache.Inputs{
-		StepID: fmt.Sprintf("%s:%s:%d", s.Recipe.Pos.File, sp.Recipe.Name, s.Recipe.Index),
-		Parent: parent, Env: s.State.Environ(), User: s.State.User, Workdir: s.State.Workdir,
-		Shell: s.State.Shell, Step: string(data), Files: s.Files, Args: e.args, Base: sp.BaseDigest,
-	}, "--no-cache", nil
+	in, err := s.Inputs(sp, parent, from, e.args)
+	return in, "--no-cache", err
 }
 
 // stageLabel names a stage in events and plans: its name, and the

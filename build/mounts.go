@@ -2,7 +2,6 @@ package build
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/stratabuild/strata/build/plan"
 	"github.com/stratabuild/strata/build/sandbox"
@@ -53,18 +52,11 @@ func (e *executor) mounts(s *plan.Step) (ms []sandbox.Mount, cleanup func(), err
 // redactions are the step's secrets' values as they could appear in its
 // output; empty and very short values are left alone.
 func (e *executor) redactions(s *plan.Step) []string {
-	var out []string
+	var secrets [][]byte
 	for _, m := range s.Mounts {
-		if v := e.o.Secrets[m.ID]; m.Type == recipe.MountSecret && len(v) >= 4 {
-			// The whole value, and each line of a multi-line one, since
-			// output is handled line by line.
-			out = append(out, strings.TrimRight(string(v), "\r\n"))
-			for _, line := range strings.Split(string(v), "\n") {
-				if line = strings.TrimRight(line, "\r\n"); len(line) >= 8 {
-					out = append(out, line)
-				}
-			}
+		if m.Type == recipe.MountSecret {
+			secrets = append(secrets, e.o.Secrets[m.ID])
 		}
 	}
-	return out
+	return sandbox.Redactions(secrets)
 }

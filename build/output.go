@@ -43,22 +43,6 @@ func (e *executor) image(res *stageResult) (v1.Image, error) {
 	return img, nil
 }
 
-// wouldPush lists what a build with these options pushes.
-func (o Options) wouldPush() []string {
-	var out []string
-	for _, dest := range o.Outputs {
-		if dest.Type == commit.OutputRegistry {
-			for _, t := range o.Tags {
-				out = append(out, t.String())
-			}
-		}
-	}
-	for _, s := range o.CacheTo {
-		out = append(out, s.String()+" (cache entries of the steps that run or miss there)")
-	}
-	return out
-}
-
 // summary describes the planned stages for a dry run.
 func summary(p *plan.Plan) []PlanStage {
 	var out []PlanStage

@@ -3,7 +3,6 @@ package build
 import (
 	"context"
 	"log/slog"
-	"os"
 
 	"github.com/stratabuild/strata/build/sandbox"
 	"github.com/stratabuild/strata/internal/stateroot"
@@ -24,22 +23,7 @@ func reap(ctx context.Context, root *stateroot.Root, runtime string, emit func(E
 	for _, id := range ids {
 		info("removed container " + id + " of a killed build")
 	}
-	for _, p := range stateroot.StaleEntries(root.Mounts()) {
-		if err := layers.UnmountStale(p); err != nil {
-			log.Warn("unmounting a killed build's rootfs", "path", p, "err", err)
-			continue
-		}
-		if err := os.Remove(p); err != nil {
-			log.Warn("removing a killed build's mount point", "path", p, "err", err)
-			continue
-		}
-		info("unmounted " + p + " of a killed build")
-	}
-	for _, p := range stateroot.StaleSecretDirs() {
-		if err := os.RemoveAll(p); err != nil {
-			log.Warn("removing a killed build's secret", "path", p, "err", err)
-			continue
-		}
-		info("removed the secrets of a killed build (" + p + ")")
-	}
+	root.ReapStale(layers.UnmountStale,
+		func(p string) { info("removed " + p + ", left by a killed build") },
+		func(p string, err error) { log.Warn("removing what a killed build left", "path", p, "err", err) })
 }

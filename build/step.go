@@ -156,7 +156,7 @@ const tailLines = 20
 
 func (e *executor) run(ctx context.Context, s *plan.Step, rootfs string, ev Event) error {
 	r := s.Recipe.Run
-	out := newLineWriter(tailLines, e.redactions(s), func(line string) {
+	out := sandbox.NewLines(tailLines, e.redactions(s), func(line string) {
 		ev.Text = line
 		e.event(ev, EventOutput)
 	})

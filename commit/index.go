@@ -119,3 +119,22 @@ func CheckIndexOutputs(outs []Output) error {
 	}
 	return errors.Join(errs...)
 }
+
+// WriteImages writes one image (Write), or several, one per platform, as
+// an index (WriteIndex). It returns the digest of what it wrote, and the
+// config digest of a single image.
+func WriteImages(ctx context.Context, images []v1.Image, outs []Output, o WriteOptions) (digest, config string, err error) {
+	if len(images) > 1 {
+		d, err := WriteIndex(ctx, images, outs, o)
+		return d.String(), "", err
+	}
+	if err := Write(ctx, images[0], outs, o); err != nil {
+		return "", "", err
+	}
+	d, err := images[0].Digest()
+	if err != nil {
+		return "", "", err
+	}
+	cfg, err := images[0].ConfigName()
+	return d.String(), cfg.String(), err
+}

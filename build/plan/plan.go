@@ -172,7 +172,10 @@ func MakeAll(ctx context.Context, o Options, targets []Target) ([]*Plan, error) 
 		p.Epoch, p.EpochFrom = epoch, from
 		plans[i] = p
 	}
-	return plans, errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return plans, checkEmulation(plans)
 }
 
 // plan resolves the stages into a plan.

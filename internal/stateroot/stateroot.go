@@ -21,6 +21,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -233,7 +234,67 @@ func (r *Root) LockCacheMount(id string) (data string, unlock func(), err error)
 		f.Close()
 		return "", nil, fmt.Errorf("locking cache mount %s: %w", id, err)
 	}
+	now := time.Now()
+	_ = os.Chtimes(f.Name(), now, now) // its last use, for PruneCacheMounts
 	return data, func() { f.Close() }, nil
+}
+
+// PruneCacheMounts removes the data of cache mounts unused for longer than
+// keepDuration (if > 0), then, least recently used first, of those past
+// keepBytes in all (if > 0). The caller holds the root's build lock
+// exclusively, so no step uses a cache mount meanwhile.
+func (r *Root) PruneCacheMounts(keepBytes int64, keepDuration time.Duration, now time.Time) (removed int, freed int64, err error) {
+	des, err := os.ReadDir(r.CacheMounts())
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return 0, 0, nil
+		}
+		return 0, 0, err
+	}
+	type mount struct {
+		dir  string
+		used time.Time
+		size int64
+	}
+	var mounts []mount
+	for _, de := range des {
+		dir := filepath.Join(r.CacheMounts(), de.Name())
+		m := mount{dir: dir, size: du(dir)}
+		if fi, err := os.Stat(filepath.Join(dir, "lock")); err == nil {
+			m.used = fi.ModTime()
+		}
+		mounts = append(mounts, m)
+	}
+	slices.SortFunc(mounts, func(a, b mount) int { return b.used.Compare(a.used) })
+	var total int64
+	for _, m := range mounts {
+		drop := keepDuration > 0 && now.Sub(m.used) > keepDuration ||
+			keepBytes > 0 && total+m.size > keepBytes
+		if !drop {
+			total += m.size
+			continue
+		}
+		if err := os.RemoveAll(m.dir); err != nil {
+			return removed, freed, fmt.Errorf("removing cache mount data %s: %w", m.dir, err)
+		}
+		removed++
+		freed += m.size
+	}
+	return removed, freed, nil
+}
+
+// du is the bytes of the regular files below dir.
+func du(dir string) int64 {
+	var n int64
+	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
 }
 
 // WriteSecret writes a step's secret into a private dir of SecretDir, 0400;
@@ -250,4 +311,29 @@ func WriteSecret(content []byte) (file string, remove func(), err error) {
 		return "", nil, err
 	}
 	return file, remove, nil
+}
+
+// ReapStale removes what builds killed before they could clean up left in
+// the root and in SecretDir: their step mount points (unmount detaches a
+// mount still there) and their secret dirs. It reports each path removed
+// and each it could not.
+func (r *Root) ReapStale(unmount func(path string) error, removed func(path string), failed func(path string, err error)) {
+	for _, p := range StaleEntries(r.Mounts()) {
+		err := unmount(p)
+		if err == nil {
+			err = os.Remove(p)
+		}
+		if err != nil {
+			failed(p, err)
+			continue
+		}
+		removed(p)
+	}
+	for _, p := range StaleSecretDirs() {
+		if err := os.RemoveAll(p); err != nil {
+			failed(p, err)
+			continue
+		}
+		removed(p)
+	}
 }

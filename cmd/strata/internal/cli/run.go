@@ -13,6 +13,7 @@ import (
 
 	"github.com/stratabuild/strata/build"
 	"github.com/stratabuild/strata/cmd/strata/internal/tty"
+	"github.com/stratabuild/strata/commit"
 	"github.com/stratabuild/strata/recipe"
 )
 
@@ -28,7 +29,7 @@ func BuildImage(ctx context.Context, req Request, r *recipe.Recipe, stderr io.Wr
 		return "", err
 	}
 	if req.Build.DryRun {
-		return planText(res), nil
+		return planText(res, req.Build), nil
 	}
 	if req.MetadataFile != "" {
 		if err := writeMetadata(req.MetadataFile, res); err != nil {
@@ -99,7 +100,7 @@ func writeMetadata(path string, res *build.Result) error {
 
 // planText renders a dry run's plan: a line per run or copy step, then
 // what would be pushed.
-func planText(res *build.Result) string {
+func planText(res *build.Result, o build.Options) string {
 	var b strings.Builder
 	for _, s := range res.Stages {
 		name := "stage " + s.Stage
@@ -123,8 +124,15 @@ func planText(res *build.Result) string {
 		}
 		b.WriteString("\n")
 	}
-	for _, w := range res.WouldPush {
-		fmt.Fprintf(&b, "would push %s\n", w)
+	for _, out := range o.Outputs {
+		if out.Type == commit.OutputRegistry {
+			for _, t := range o.Tags {
+				fmt.Fprintf(&b, "would push %s\n", t)
+			}
+		}
+	}
+	for _, s := range o.CacheTo {
+		fmt.Fprintf(&b, "would push %s (cache entries of the steps that run or miss there)\n", s)
 	}
 	return b.String()
 }

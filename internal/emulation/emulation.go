@@ -1,4 +1,8 @@
-package sandbox
+// Package emulation tells whether binaries of a foreign architecture can
+// run here: under qemu user emulation registered with binfmt_misc with the
+// F (fix-binary) flag, which a container needs since the emulator is not in
+// its rootfs. It says how to set it up when they cannot.
+package emulation
 
 import (
 	"errors"
@@ -19,12 +23,12 @@ var qemuNames = map[string]string{
 	"s390x": "s390x", "riscv64": "riscv64", "mips64le": "mips64el", "loong64": "loongarch64",
 }
 
-// CheckEmulation reports whether a process of architecture arch (GOARCH
+// Check reports whether a process of architecture arch (GOARCH
 // names) can run here: natively, or under qemu user emulation registered
 // with binfmt_misc with the F (fix-binary) flag, which a container's
 // mount namespace needs since the emulator is not in its rootfs. The
 // error says how to set it up.
-func CheckEmulation(arch string) error {
+func Check(arch string) error {
 	if arch == runtime.GOARCH || arch == "386" && runtime.GOARCH == "amd64" {
 		return nil
 	}

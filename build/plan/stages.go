@@ -1,0 +1,79 @@
+package plan
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/stratabuild/strata/build/cache"
+	"github.com/stratabuild/strata/internal/emulation"
+	"github.com/stratabuild/strata/recipe"
+)
+
+// Fingerprint identifies what a stage builds: its platform, its base, and
+// every step as the cache sees it. Two platforms' plans of a stage that
+// does not depend on the target platform have the same one.
+func (p *Plan) Fingerprint(sp *Stage) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00", sp.Platform.String(), sp.BaseDigest)
+	if sp.BaseStage >= 0 {
+		if base, ok := p.StageByIndex(sp.BaseStage); ok {
+			fmt.Fprintf(h, "stage %s\x00", p.Fingerprint(base))
+		}
+	}
+	for _, s := range sp.Steps {
+		data, _ := json.Marshal(struct {
+			Def   any
+			State State
+			Files map[string]string
+		}{s.Def, s.State, s.Files})
+		h.Write(data)
+		if s.From != nil && s.From.Stage >= 0 {
+			if src, ok := p.StageByIndex(s.From.Stage); ok {
+				fmt.Fprintf(h, "from %s\x00", p.Fingerprint(src))
+			}
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// checkEmulation makes sure, before anything runs, that every stage with a
+// run step can run its platform's binaries here.
+func checkEmulation(plans []*Plan) error {
+	seen := map[string]bool{}
+	var errs []error
+	for _, p := range plans {
+		for _, sp := range p.Stages {
+			arch := sp.Platform.Architecture
+			if seen[arch] || !slices.ContainsFunc(sp.Steps, func(s *Step) bool { return s.Recipe.Kind == recipe.RunStep }) {
+				continue
+			}
+			seen[arch] = true
+			errs = append(errs, emulation.Check(arch))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Inputs are what determine the step's result, for its cache key: parent
+// is the diffIDs of the layers below it, from those of the stage it copies
+// from (if it does), args the recipe's (to explain misses).
+func (s *Step) Inputs(sp *Stage, parent, from []string, args map[string]string) (*cache.Inputs, error) {
+	def := s.Def
+	if from != nil {
+		def.From = "stage " + strings.Join(from, ",")
+	}
+	data, err := json.Marshal(def)
+	if err != nil {
+		return nil, err
+	}
+	return &cache.Inputs{
+		StepID: fmt.Sprintf("%s:%s:%d", s.Recipe.Pos.File, sp.Recipe.Name, s.Recipe.Index),
+		Parent: parent, Env: s.State.Environ(), User: s.State.User, Workdir: s.State.Workdir,
+		Shell: s.State.Shell, Step: string(data), Files: s.Files, Args: args, Base: sp.BaseDigest,
+	}, nil
+}

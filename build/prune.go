@@ -1,0 +1,52 @@
+package build
+
+import (
+	"context"
+	"time"
+
+	"github.com/stratabuild/strata/build/cache"
+	"github.com/stratabuild/strata/internal/stateroot"
+	"github.com/stratabuild/strata/layers"
+)
+
+// PruneResult says what Prune removed and kept.
+type PruneResult struct {
+	cache.PruneResult
+	MountsRemoved int   // cache mounts whose data went
+	MountBytes    int64 // their bytes
+}
+
+// Prune removes the cache entries opts does not keep under the state root,
+// then every layer blob and snapshot no kept entry uses, and the data of
+// cache mounts unused for opts.KeepDuration or past opts.KeepBytes. It
+// waits for running builds to end and holds off new ones while it works.
+func Prune(ctx context.Context, dir string, opts cache.PruneOptions) (*PruneResult, error) {
+	root, err := stateroot.OpenExisting(dir)
+	if err != nil {
+		return nil, err
+	}
+	release, err := root.LockExclusive(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	local, err := cache.OpenLocal(root.CacheIndex(), root.Blobs())
+	if err != nil {
+		return nil, err
+	}
+	store, err := layers.OpenStore(root.Snapshots(), nil)
+	if err != nil {
+		return nil, err
+	}
+	res, err := local.Prune(ctx, opts, store)
+	if err != nil {
+		return nil, err
+	}
+	out := &PruneResult{PruneResult: *res}
+	now := opts.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	out.MountsRemoved, out.MountBytes, err = root.PruneCacheMounts(opts.KeepBytes, opts.KeepDuration, now)
+	return out, err
+}
