@@ -91,3 +91,42 @@ func TestOpenExistingRefusesATypo(t *testing.T) {
 		t.Errorf("OpenExisting(a state dir) = %v", err)
 	}
 }
+
+func TestPruneCacheMounts(t *testing.T) {
+	r, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	for i, id := range []string{"/var/cache/apt", "/root/.npm", "/go/pkg"} {
+		data, unlock, err := r.LockCacheMount(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		unlock()
+		if err := os.WriteFile(filepath.Join(data, "blob"), make([]byte, 1000), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		used := now.Add(-time.Duration(i) * 48 * time.Hour) // 0, 2 and 4 days ago
+		if err := os.Chtimes(filepath.Join(r.CacheMount(id), "lock"), used, used); err != nil {
+			t.Fatal(err)
+		}
+	}
+	removed, freed, err := r.PruneCacheMounts(0, 72*time.Hour, now)
+	if err != nil || removed != 1 || freed != 1000 {
+		t.Errorf("--keep-duration 72h: removed %d (%d bytes), %v; want the one unused for 4 days", removed, freed, err)
+	}
+	if _, err := os.Stat(r.CacheMount("/go/pkg")); err == nil {
+		t.Error("/go/pkg's data is still there")
+	}
+	removed, _, err = r.PruneCacheMounts(1500, 0, now)
+	if err != nil || removed != 1 {
+		t.Errorf("--keep-bytes 1500: removed %d, %v; want the least recently used one", removed, err)
+	}
+	if _, err := os.Stat(r.CacheMount("/var/cache/apt")); err != nil {
+		t.Errorf("the most recently used cache mount went: %v", err)
+	}
+	if removed, _, _ = r.PruneCacheMounts(1, 0, now); removed != 1 {
+		t.Errorf("--keep-bytes 1 removed %d, want the last one", removed)
+	}
+}
