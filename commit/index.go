@@ -77,6 +77,9 @@ func WriteIndex(ctx context.Context, images []v1.Image, outs []Output, o WriteOp
 		case OutputRegistry:
 			err = pushIndex(ctx, idx, o)
 		}
+		if err != nil && out.Type == OutputRegistry {
+			return v1.Hash{}, fmt.Errorf("pushing: %w", err)
+		}
 		if err != nil {
 			return v1.Hash{}, fmt.Errorf("writing to %s: %w", out, err)
 		}

@@ -87,6 +87,9 @@ func Write(ctx context.Context, img v1.Image, outs []Output, o WriteOptions) err
 		default:
 			err = fmt.Errorf("unknown output type %q", out.Type)
 		}
+		if err != nil && out.Type == OutputRegistry {
+			return fmt.Errorf("pushing: %w", err) // a registry error names the reference
+		}
 		if err != nil {
 			return fmt.Errorf("writing to %s: %w", out, err)
 		}

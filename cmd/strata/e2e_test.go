@@ -407,7 +407,9 @@ steps:
 	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("an output was written: %v", err)
 	}
-	t.Logf("strata's stderr:\n%s", stderr.String())
+	if msg := stderr.String(); !strings.Contains(msg, "strata: interrupted: the build stopped before it finished") || strings.Contains(msg, "context canceled") {
+		t.Errorf("the message of an interrupted build:\n%s", msg)
+	}
 	assertNoLeftovers(t, root)
 	// The step's cgroup is /strata/strata-PID-…, PID being strata's.
 	if cg, _ := filepath.Glob(fmt.Sprintf("/sys/fs/cgroup/*/strata/strata-%d-*", cmd.Process.Pid)); len(cg) > 0 {

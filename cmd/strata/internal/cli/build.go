@@ -83,6 +83,9 @@ Exit codes: 0 built; 1 the build failed; 2 bad usage or an invalid recipe.`,
 			if errors.As(err, &list) { // a ${NAME} the base's env does not define either
 				return &exitError{code: ExitUsage, err: err}
 			}
+			if err != nil && cmd.Context().Err() != nil {
+				return &exitError{code: ExitBuildFailed, err: errors.New("interrupted: the build stopped before it finished; nothing was written, and no mount, container or temp file is left")}
+			}
 			if err != nil {
 				return &exitError{code: ExitBuildFailed, err: err}
 			}
@@ -112,6 +115,7 @@ Exit codes: 0 built; 1 the build failed; 2 bad usage or an invalid recipe.`,
 	fl.StringVar(&f.runtime, "runtime", os.Getenv("STRATA_RUNTIME"), "OCI runtime running the steps (env STRATA_RUNTIME; default runc)")
 	fl.StringArrayVar(&f.insecure, "insecure-registry", nil, "reach registry `HOST` over plain HTTP (repeatable)")
 	fl.StringVar(&f.timestamp, "timestamp", "", "the build epoch: `now` or seconds since 1970 (default: SOURCE_DATE_EPOCH, else the newest base image's created time)")
+	defer completeBuildFlags(cmd)
 	fl.StringVar(&f.memory, "memory", "", "memory limit of each run step, such as 2g (default: none)")
 	fl.Int64Var(&f.pidsLimit, "pids-limit", 0, fmt.Sprintf("processes a run step may hold at once (default %d; -1: no limit)", sandbox.DefaultPidsLimit))
 	fl.StringVar(&f.maxLayerBytes, "max-layer-bytes", "", "most bytes a base layer may expand to, such as 100g (default 64g)")

@@ -1,0 +1,112 @@
+package main_test
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/stratabuild/strata/internal/testutil"
+)
+
+var updateMessages = flag.Bool("update", false, "rewrite testdata/messages/*.golden")
+
+// normalize replaces what differs between runs: temp paths and ports.
+func normalize(s string, paths map[string]string) string {
+	for p, name := range paths {
+		s = strings.ReplaceAll(s, p, name)
+	}
+	s = regexp.MustCompile(`127\.0\.0\.1:\d+`).ReplaceAllString(s, "127.0.0.1:PORT")
+	s = regexp.MustCompile(`/tmp/[^ :"]*`).ReplaceAllString(s, "TMP")
+	return s
+}
+
+// TestUserFacingMessages runs strata as a user would into each mistake
+// and compares what it prints (the lines that start with the recipe's
+// name or "strata:") with testdata/messages/NAME.golden (-update rewrites
+// them): the cause in plain words, the input it is about, the fix.
+func TestUserFacingMessages(t *testing.T) {
+	requireBuildTools(t)
+	reg := testutil.StartRegistry(t, testutil.RegistryOptions{})
+	authReg := testutil.StartRegistry(t, testutil.RegistryOptions{TLS: true, Auth: true})
+	base := busyboxBase(t)
+	noCreds := t.TempDir()
+	wrongCreds := t.TempDir()
+	if err := os.WriteFile(filepath.Join(wrongCreds, "config.json"),
+		[]byte(`{"auths":{"`+authReg.Addr+`":{"auth":"dXNlcjp3cm9uZw=="}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		recipe string
+		files  map[string]string
+		args   []string
+		env    []string
+		code   int
+	}{
+		{name: "undefined-name", code: 2,
+			recipe: "args: {BASE: scratch, GREETING: hello}\nfrom: ${BASE}\nsteps:\n  - run: echo ${GREETNG} > /greeting\n",
+			args:   []string{"build", "--build-arg", base}},
+		{name: "missing-sources", code: 2,
+			recipe: "from: scratch\nsteps:\n  - copy: [app.conf, static/, main.go]\n    to: /app/\n",
+			files:  map[string]string{"main.go": "package main\n"},
+			args:   []string{"validate"}},
+		{name: "unknown-tag", code: 1,
+			recipe: "from: " + reg.Addr + "/library/debian:bookworm\nsteps:\n  - run: \"true\"\n",
+			args:   []string{"build"}},
+		{name: "unreachable-registry", code: 1,
+			recipe: "from: 127.0.0.1:1/library/debian:bookworm\nsteps:\n  - run: \"true\"\n",
+			args:   []string{"build"}},
+		{name: "missing-credentials", code: 1,
+			recipe: "args: {BASE: scratch}\nfrom: ${BASE}\nsteps:\n  - run: \"true\"\n",
+			args:   []string{"build", "--build-arg", base, "--insecure-registry", authReg.Addr, "-t", authReg.Addr + "/app/x:1", "--push"},
+			env:    []string{"DOCKER_CONFIG=" + noCreds}},
+		{name: "wrong-credentials", code: 1,
+			recipe: "args: {BASE: scratch}\nfrom: ${BASE}\nsteps:\n  - run: \"true\"\n",
+			args:   []string{"build", "--build-arg", base, "--insecure-registry", authReg.Addr, "-t", authReg.Addr + "/app/x:1", "--push"},
+			env:    []string{"DOCKER_CONFIG=" + wrongCreds}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			files := map[string]string{}
+			for k, v := range tc.files {
+				files[k] = v
+			}
+			ctx := writeRecipe(t, tc.recipe, files)
+			r := strata(t, append([]string{"SOURCE_DATE_EPOCH="}, tc.env...), append(append(tc.args, "--root", t.TempDir()), ctx)...)
+			if tc.args[0] == "validate" {
+				r = strata(t, tc.env, append(tc.args, ctx)...)
+			}
+			if r.code != tc.code {
+				t.Errorf("exit %d, want %d\n%s", r.code, tc.code, r.stderr)
+			}
+			var lines []string
+			for _, l := range strings.Split(r.stderr, "\n") {
+				if strings.HasPrefix(l, ctx) || strings.HasPrefix(l, "strata:") || strings.HasPrefix(l, "  ") && len(lines) > 0 {
+					lines = append(lines, l)
+				}
+			}
+			got := normalize(strings.Join(lines, "\n")+"\n", map[string]string{ctx: "CTX", noCreds: "NOCONFIG", wrongCreds: "CONFIG"})
+			for _, bad := range []string{"map[", "statat", "context canceled", "pushing: pushing", "pulling X: pulling"} {
+				if strings.Contains(got, bad) {
+					t.Errorf("the message holds %q:\n%s", bad, got)
+				}
+			}
+			golden := filepath.Join("testdata", "messages", tc.name+".golden")
+			if *updateMessages {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run with -update)", err)
+			}
+			if got != string(want) {
+				t.Errorf("message (want %s):\n--- got\n%s--- want\n%s", golden, got, want)
+			}
+		})
+	}
+}
