@@ -10,11 +10,13 @@ import (
 	"debug/elf"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -63,6 +65,13 @@ func TestCIRunners(t *testing.T) {
 		return
 	}
 	rig.priv = runnerPrivileges(t, rig.denv)
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if flags := strings.Join(narrowPrivileges, " "); !strings.Contains(string(readme), flags) {
+		t.Errorf("README.md does not name the docker flags runners get where --privileged fails: %s", flags)
+	}
 	if !t.Run("hello", rig.testHello) {
 		return
 	}
@@ -102,11 +111,20 @@ func (c *ciRig) testImage(t *testing.T) {
 		t.Fatal(err)
 	}
 	var compressed int64
+	var sizes []string
 	for _, l := range m.Layers {
 		compressed += l.Size
+		sizes = append(sizes, fmt.Sprintf("%.1f", float64(l.Size)/(1<<20)))
 	}
-	size := strings.TrimSpace(run(t, c.denv, testutil.DockerPath, "image", "inspect", "--format", "{{.Size}}", ciImage))
-	t.Logf("strata's image: %d layers, %.1f MiB compressed, %s bytes in docker", len(m.Layers), float64(compressed)/(1<<20), size)
+	size, err := strconv.ParseInt(strings.TrimSpace(run(t, c.denv, testutil.DockerPath, "image", "inspect", "--format", "{{.Size}}", ciImage)), 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("strata's image: layers of %s MiB, %.1f MiB compressed, %.1f MiB unpacked in docker",
+		strings.Join(sizes, " + "), float64(compressed)/(1<<20), float64(size)/(1<<20))
+	if len(m.Layers) != 3 {
+		t.Errorf("strata's image has %d layers, want 3: the base's, runc and the CA certificates, strata", len(m.Layers))
+	}
 
 	var cfg struct{ Config struct{ Entrypoint []string } }
 	if err := json.Unmarshal([]byte(run(t, c.denv, testutil.DockerPath, "image", "inspect", "--format", "{{json .}}", ciImage)), &cfg); err != nil {
@@ -151,6 +169,12 @@ func staticStrata(t *testing.T, dest string) {
 	}
 }
 
+// narrowPrivileges are the docker run flags README.md names as all strata
+// needs in a container besides its state volume.
+var narrowPrivileges = []string{"--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN",
+	"--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
+	"-v", "/sys/fs/cgroup:/sys/fs/cgroup"}
+
 // runnerPrivileges is what a runner container gets: --privileged where
 // this host can give it; else the narrower set README.md names, which is
 // all strata needs (docker's --privileged asks for every capability, and
@@ -163,9 +187,7 @@ func runnerPrivileges(t *testing.T, denv []string) []string {
 	if err == nil {
 		return []string{"--privileged"}
 	}
-	narrow := []string{"--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN",
-		"--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
-		"-v", "/sys/fs/cgroup:/sys/fs/cgroup"}
+	narrow := narrowPrivileges
 	t.Logf("docker run --privileged fails on this host (%s); runners get %s instead",
 		strings.TrimSpace(string(out)), strings.Join(narrow, " "))
 	return narrow
