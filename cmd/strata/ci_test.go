@@ -392,6 +392,7 @@ func (c *ciRig) testFourRunners(t *testing.T) {
 			continue
 		}
 		digests = append(digests, strings.TrimSpace(r.stdout))
+		checkCILog(t, r.stderr, digests[len(digests)-1], job)
 	}
 	t.Logf("4 runners at once: %s; digests %v", time.Since(start).Round(100*time.Millisecond), digests)
 	if t.Failed() {
