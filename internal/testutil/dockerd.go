@@ -73,6 +73,11 @@ func StartDockerd(t testing.TB) string {
 			_ = cmd.Process.Kill()
 			t.Logf("dockerd killed after 20 s: %v", <-exited)
 		}
+		// dockerd leaves mounts behind: the bind mount of the host's
+		// network namespace a --network host container needs (exec/netns/default).
+		if err := unmountUnder(dir); err != nil {
+			t.Errorf("unmounting what dockerd left: %v", err)
+		}
 		if err := os.RemoveAll(dir); err != nil {
 			t.Errorf("removing dockerd dirs: %v", err)
 		}

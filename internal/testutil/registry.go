@@ -160,32 +160,6 @@ func (r *Registry) Transport() *http.Transport {
 	return t
 }
 
-// Requests counts the lines of the registry's access log that record
-// method requests whose path contains pathPart, e.g.
-// Requests("PATCH", "/blobs/uploads/").
-func (r *Registry) Requests(t testing.TB, method, pathPart string) int {
-	t.Helper()
-	b, err := os.ReadFile(r.LogPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, line := range strings.Split(string(b), "\n") {
-		// Access log lines are in Apache combined format:
-		// 127.0.0.1 - - [date] "PATCH /v2/… HTTP/1.1" 202 0 "" "agent"
-		_, req, ok := strings.Cut(line, `"`)
-		if !ok {
-			continue
-		}
-		m, rest, _ := strings.Cut(req, " ")
-		p, _, _ := strings.Cut(rest, " ")
-		if m == method && strings.Contains(p, pathPart) {
-			n++
-		}
-	}
-	return n
-}
-
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -4,14 +4,23 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/stratabuild/strata/build"
+	"github.com/stratabuild/strata/commit"
 )
 
 // newProgressWriter renders events onto w: "plain" writes a line per
-// event, "json" one JSON object per line.
+// event for logs (CI jobs, files, pipes), "json" one JSON object per line.
+//
+// A plain line starts with the seconds since the writer was made — the
+// start of the build — right-aligned ("   1.25s "), and holds no control
+// character: escape sequences are dropped, a carriage return keeps what a
+// terminal would show (the text after it), tabs become spaces.
 func newProgressWriter(w io.Writer, format string) func(build.Event) {
 	var mu sync.Mutex
 	if format == "json" {
@@ -22,14 +31,23 @@ func newProgressWriter(w io.Writer, format string) func(build.Event) {
 			_ = enc.Encode(e)
 		}
 	}
+	start := time.Now()
 	return func(e build.Event) {
+		at := e.Time
+		if at.IsZero() {
+			at = time.Now()
+		}
+		line := fmt.Sprintf("%7.2fs %s\n", max(at.Sub(start), 0).Seconds(), plainLine(e))
 		mu.Lock()
 		defer mu.Unlock()
-		_, _ = io.WriteString(w, plainLine(e))
+		_, _ = io.WriteString(w, line)
 	}
 }
 
+// plainLine is the text of e's line: what the build reported passed
+// through plainText.
 func plainLine(e build.Event) string {
+	e.Stage, e.Pos, e.Action, e.Text = plainText(e.Stage), plainText(e.Pos), plainText(e.Action), plainText(e.Text)
 	prefix := ""
 	if e.Step > 0 {
 		stage := ""
@@ -40,24 +58,99 @@ func plainLine(e build.Event) string {
 	}
 	switch e.Kind {
 	case build.EventStart:
-		return fmt.Sprintf("%s%s %s %s\n", prefix, e.Pos, e.Action, e.Text)
+		return fmt.Sprintf("%s%s %s %s", prefix, e.Pos, e.Action, e.Text)
 	case build.EventOutput:
-		return fmt.Sprintf("%s  | %s\n", prefix, e.Text)
+		return fmt.Sprintf("%s  | %s", prefix, e.Text)
 	case build.EventDone:
 		status := fmt.Sprintf("done %s", e.Duration.Round(time.Millisecond))
 		if e.Cached {
 			status = "cached"
 		}
 		if e.Layer == nil {
-			return fmt.Sprintf("%s%s %s: %s, no layer\n", prefix, e.Pos, e.Action, status)
+			return fmt.Sprintf("%s%s %s: %s, no layer", prefix, e.Pos, e.Action, status)
 		}
-		return fmt.Sprintf("%s%s %s: %s, layer %s (+%d ~%d -%d files)\n", prefix, e.Pos, e.Action, status,
+		return fmt.Sprintf("%s%s %s: %s, layer %s (+%d ~%d -%d files)", prefix, e.Pos, e.Action, status,
 			humanSize(e.Layer.Size), e.Layer.Added, e.Layer.Modified, e.Layer.Deleted)
 	case build.EventFailed:
-		return fmt.Sprintf("%s%s %s: failed after %s\n", prefix, e.Pos, e.Action, e.Duration.Round(time.Millisecond))
+		return fmt.Sprintf("%s%s %s: failed after %s", prefix, e.Pos, e.Action, e.Duration.Round(time.Millisecond))
 	default:
-		return prefix + e.Text + "\n"
+		return prefix + e.Text
 	}
+}
+
+// plainText makes s one line of printable text: after the last carriage
+// return (a progress bar's last state), without escape sequences (colours,
+// cursor moves) or other control characters (C0, DEL, C1), tabs and
+// newlines as spaces, invalid UTF-8 as U+FFFD.
+func plainText(s string) string {
+	if i := strings.LastIndexByte(strings.TrimRight(s, "\r"), '\r'); i >= 0 {
+		s = s[i+1:]
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == 0x1b:
+			size = escapeLen(s[i:])
+		case r == '\t' || r == '\n':
+			b.WriteByte(' ')
+		case r == utf8.RuneError && size == 1:
+			b.WriteRune(utf8.RuneError)
+		case unicode.IsControl(r):
+		default:
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
+}
+
+// escapeLen is the length of the escape sequence s starts with (s[0] is
+// ESC): CSI "ESC [ params final", OSC "ESC ] … BEL|ESC \", or ESC and one
+// more byte.
+func escapeLen(s string) int {
+	if len(s) < 2 {
+		return len(s)
+	}
+	switch s[1] {
+	case '[':
+		for j := 2; j < len(s); j++ {
+			if s[j] >= 0x40 && s[j] <= 0x7e {
+				return j + 1
+			}
+		}
+		return len(s)
+	case ']':
+		for j := 2; j < len(s); j++ {
+			if s[j] == 0x07 {
+				return j + 1
+			}
+			if s[j] == 0x1b && j+1 < len(s) && s[j+1] == '\\' {
+				return j + 2
+			}
+		}
+		return len(s)
+	}
+	return 2
+}
+
+// resultEvent is the last progress line of a successful build: the image
+// digest and every reference it was pushed as ("image sha256:… pushed as
+// REG/APP:1, REG/APP:latest"). stdout carries the digest alone.
+func resultEvent(req Request, digest string) build.Event {
+	text := "image " + digest
+	for _, out := range req.Build.Outputs {
+		if out.Type != commit.OutputRegistry {
+			continue
+		}
+		refs := make([]string, len(req.Build.Tags))
+		for i, t := range req.Build.Tags {
+			refs[i] = t.String()
+		}
+		text += " pushed as " + strings.Join(refs, ", ")
+		break
+	}
+	return build.Event{Kind: build.EventInfo, Time: time.Now(), Text: text}
 }
 
 func humanSize(n int64) string {

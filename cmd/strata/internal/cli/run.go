@@ -36,6 +36,7 @@ func BuildImage(ctx context.Context, req Request, r *recipe.Recipe, stderr io.Wr
 			return "", err
 		}
 	}
+	progress(resultEvent(req, res.Digest))
 	return res.Digest, nil
 }
 
