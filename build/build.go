@@ -111,11 +111,25 @@ type Result struct {
 	Images []v1.Image
 	// Steps reports each step that was built, in order.
 	Steps []StepResult
+	// Phases say where the build spent its time.
+	Phases Phases
 	// Plan is what a dry run found: per run or copy step, whether it
 	// would hit the cache or run, and why. Empty unless Options.DryRun.
 	Plan []PlanStep
 	// Stages are the planned stages' bases (dry runs).
 	Stages []PlanStage
+}
+
+// Phases say where a build spent its time.
+type Phases struct {
+	// Resolve is planning: bases resolved (manifests and configs pulled),
+	// the context's copy inputs hashed.
+	Resolve time.Duration `json:"resolve_ns"`
+	// Steps is the stages: every step, with the unpacking of the layers
+	// they run on and the commit of what they made (see Timings).
+	Steps time.Duration `json:"steps_ns"`
+	// Output is writing and pushing the image.
+	Output time.Duration `json:"output_ns"`
 }
 
 // PlanStage is a planned stage: its base, resolved, and platform.
@@ -143,6 +157,7 @@ type StepResult struct {
 	Cached   bool          `json:"cached"`
 	Duration time.Duration `json:"duration_ns"`
 	Layer    *cache.Layer  `json:"layer,omitempty"`
+	Timings  *Timings      `json:"timings,omitempty"` // of a step that ran
 }
 
 // Build plans the recipe r, then builds it with the options o and writes
@@ -169,20 +184,25 @@ func Build(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*Result, e
 	defer release()
 	po := plan.Options{Target: o.Target, Registry: o.Registry, Secrets: o.Secrets,
 		Epoch: o.Epoch, EpochFromFlag: o.EpochFromFlag, Now: o.Now, Compression: o.Compression}
+	start := time.Now()
 	plans, err := plan.MakeAll(ctx, po, targets)
 	if err != nil {
 		return nil, err
 	}
+	var phases Phases
+	phases.Resolve = time.Since(start)
 	s.announce(plans[0])
 	// Images pulled stay bound to this context until the outputs are
 	// written: it is cancelled when a stage fails, and after the outputs.
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	s.cancel = cancel
+	start = time.Now()
 	images, err := s.run(ctx, plans)
 	if err != nil {
 		return nil, err
 	}
+	phases.Steps = time.Since(start)
 	if o.DryRun {
 		var stages []PlanStage
 		for _, p := range plans {
@@ -190,7 +210,14 @@ func Build(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*Result, e
 		}
 		return &Result{Plan: s.dry, Stages: stages}, nil
 	}
-	return s.output(ctx, images)
+	start = time.Now()
+	res, err := s.output(ctx, images)
+	if err != nil {
+		return nil, err
+	}
+	phases.Output = time.Since(start)
+	res.Phases = phases
+	return res, nil
 }
 
 // targetsOf lists the platforms to build, each with the recipe loaded for

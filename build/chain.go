@@ -3,11 +3,14 @@ package build
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/stratabuild/strata/commit"
 )
@@ -40,24 +43,33 @@ func diffIDs(chain []*chainLayer) (ids []string, ok bool) {
 
 // lowers makes the snapshots of chain that are missing and returns their
 // dirs, top first, as overlay wants them.
-func (e *executor) lowers(ctx context.Context, stage string, chain []*chainLayer) ([]string, error) {
+func (e *executor) lowers(ctx context.Context, stage string, chain []*chainLayer) ([]string, time.Duration, error) {
 	out := make([]string, len(chain))
-	made := 0
 	start := time.Now()
+	var made atomic.Int32
+	// The layers of a chain are independent: they unpack at once, a few
+	// at a time (each is CPU-bound decompressing and IO-bound writing).
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(2, runtime.NumCPU()))
 	for i, l := range chain {
-		dir, fresh, err := e.snapshot(ctx, l)
-		if err != nil {
-			return nil, err
-		}
-		if fresh {
-			made++
-		}
-		out[len(chain)-1-i] = dir
+		g.Go(func() error {
+			dir, fresh, err := e.snapshot(gctx, l)
+			if fresh {
+				made.Add(1)
+			}
+			out[len(chain)-1-i] = dir
+			return err
+		})
 	}
-	if made > 0 {
-		e.emit(Event{Kind: EventInfo, Time: time.Now(), Stage: stage, Text: fmt.Sprintf("%d layers unpacked in %s", made, time.Since(start).Round(time.Millisecond))})
+	if err := g.Wait(); err != nil {
+		return nil, 0, err
 	}
-	return out, nil
+	took := time.Since(start)
+	if made.Load() == 0 {
+		return out, 0, nil
+	}
+	e.emit(Event{Kind: EventInfo, Time: time.Now(), Stage: stage, Text: fmt.Sprintf("%d layers unpacked in %s", made.Load(), took.Round(time.Millisecond))})
+	return out, took, nil
 }
 
 // snapshot returns l's snapshot dir, unpacking the layer if the store

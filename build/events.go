@@ -32,7 +32,22 @@ type Event struct {
 	Cached   bool          `json:"cached,omitempty"`
 	Duration time.Duration `json:"duration_ns,omitempty"`
 	Layer    *cache.Layer  `json:"layer,omitempty"`
+	Timings  *Timings      `json:"timings,omitempty"` // where a done step's time went
 	Error    string        `json:"error,omitempty"`
+}
+
+// Timings say where a step that ran spent its time.
+type Timings struct {
+	// Unpack is the time spent unpacking base layers the step runs on
+	// (the first step on a new base pays it).
+	Unpack time.Duration `json:"unpack_ns,omitempty"`
+	// Process is the step's process (or copy) from mount to exit.
+	Process time.Duration `json:"process_ns,omitempty"`
+	// Diff is the upper dir's diff into a tar; Commit, which includes it
+	// (the tar is compressed as it is written), ends when the layer's blob
+	// and snapshot are stored.
+	Diff   time.Duration `json:"diff_ns,omitempty"`
+	Commit time.Duration `json:"commit_ns,omitempty"`
 }
 
 // ProgressFunc receives progress events. It is called from the goroutine

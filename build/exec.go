@@ -90,23 +90,28 @@ func (e *executor) step(ctx context.Context, sp *plan.Stage, res *stageResult, s
 	start := time.Now()
 	var layer v1.Layer
 	var rec *cache.Layer
+	var timings *Timings
 	cached := false
 	if s.Recipe.ChangesFiles() {
 		e.event(ev, EventStart)
 		var err error
-		if layer, rec, cached, err = e.fsStep(ctx, sp, res, s, ev); err != nil {
+		timings = &Timings{}
+		if layer, rec, cached, err = e.fsStep(ctx, sp, res, s, ev, timings); err != nil {
 			ev.Duration, ev.Error = time.Since(start), err.Error()
 			e.event(ev, EventFailed)
 			return err
 		}
 	}
-	ev.Duration, ev.Layer, ev.Cached = time.Since(start), rec, cached
+	if cached {
+		timings = nil
+	}
+	ev.Duration, ev.Layer, ev.Cached, ev.Timings = time.Since(start), rec, cached, timings
 	e.event(ev, EventDone)
 	res.history = append(res.history, commit.Step{Layer: layer, Comment: s.Recipe.Name,
 		CreatedBy: fmt.Sprintf("strata %s:%d %s: %s", e.history, s.Recipe.Pos.Line, s.Recipe.Kind, s.Recipe.Summary())})
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.steps = append(e.steps, StepResult{Stage: ev.Stage, Pos: ev.Pos, Action: ev.Action, Cached: cached, Duration: ev.Duration, Layer: rec})
+	e.steps = append(e.steps, StepResult{Stage: ev.Stage, Pos: ev.Pos, Action: ev.Action, Cached: cached, Duration: ev.Duration, Layer: rec, Timings: timings})
 	return nil
 }
 
@@ -124,7 +129,7 @@ func (e *executor) event(ev Event, kind EventKind) {
 // returns the step's layer (nil if it changed no file), its record, and
 // whether it came from the cache. In a dry run a miss is only reported,
 // and what the stage holds after it is unknown.
-func (e *executor) fsStep(ctx context.Context, sp *plan.Stage, res *stageResult, s *plan.Step, ev Event) (v1.Layer, *cache.Layer, bool, error) {
+func (e *executor) fsStep(ctx context.Context, sp *plan.Stage, res *stageResult, s *plan.Step, ev Event, t *Timings) (v1.Layer, *cache.Layer, bool, error) {
 	row := PlanStep{Stage: e.stageLabel(sp), Pos: s.Pos, Action: ev.Action, Text: s.Text, Will: "run"}
 	in, why, err := e.inputs(ctx, sp, res, s)
 	if err != nil {
@@ -147,7 +152,7 @@ func (e *executor) fsStep(ctx context.Context, sp *plan.Stage, res *stageResult,
 		return nil, nil, false, nil
 	}
 	e.info(ev, "cache miss: "+why)
-	layer, rec, err := e.make(ctx, sp, res, s, ev)
+	layer, rec, err := e.make(ctx, sp, res, s, ev, t)
 	if err != nil {
 		return nil, nil, false, err
 	}

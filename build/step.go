@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/stratabuild/strata/build/cache"
 	"github.com/stratabuild/strata/build/plan"
@@ -21,8 +22,9 @@ import (
 // make runs a step that may change files: mount the stage's snapshots
 // with a fresh upper dir, run or copy, unmount, diff, commit. It returns a
 // nil layer when the step changed no file.
-func (e *executor) make(ctx context.Context, sp *plan.Stage, res *stageResult, s *plan.Step, ev Event) (*commit.Layer, *cache.Layer, error) {
-	lowers, err := e.lowers(ctx, sp.Recipe.Name, res.chain)
+func (e *executor) make(ctx context.Context, sp *plan.Stage, res *stageResult, s *plan.Step, ev Event, t *Timings) (*commit.Layer, *cache.Layer, error) {
+	lowers, unpack, err := e.lowers(ctx, sp.Recipe.Name, res.chain)
+	t.Unpack += unpack
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", s.Pos, err)
 	}
@@ -38,7 +40,9 @@ func (e *executor) make(ctx context.Context, sp *plan.Stage, res *stageResult, s
 			}
 		}
 	}()
+	start := time.Now()
 	err = e.mounted(ctx, lowers, up, "step", func(rootfs string) error {
+		defer func() { t.Process = time.Since(start) }()
 		switch s.Recipe.Kind {
 		case recipe.RunStep:
 			return e.run(ctx, s, rootfs, ev)
@@ -50,14 +54,17 @@ func (e *executor) make(ctx context.Context, sp *plan.Stage, res *stageResult, s
 	if err != nil {
 		return nil, nil, err
 	}
-	layer, rec, err := e.commit(ctx, up, lowers)
+	start = time.Now()
+	layer, rec, err := e.commit(ctx, up, lowers, t)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", s.Pos, err)
 	}
 	if layer == nil {
+		t.Commit = time.Since(start)
 		return nil, nil, nil
 	}
 	dir, err := e.store.Commit(up, toDigest(rec.DiffID))
+	t.Commit = time.Since(start)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: storing the snapshot: %w", s.Pos, err)
 	}
@@ -96,12 +103,14 @@ func (e *executor) mounted(ctx context.Context, lowers []string, up *layers.Uppe
 
 // commit diffs the upper dir over lowers into a compressed layer blob
 // under the state root. It returns a nil layer when nothing changed.
-func (e *executor) commit(ctx context.Context, up *layers.Upper, lowers []string) (*commit.Layer, *cache.Layer, error) {
+func (e *executor) commit(ctx context.Context, up *layers.Upper, lowers []string, t *Timings) (*commit.Layer, *cache.Layer, error) {
 	pr, pw := io.Pipe()
 	statsc := make(chan layers.DiffStats, 1)
 	errc := make(chan error, 1)
+	start := time.Now()
 	go func() {
 		st, err := layers.Diff(ctx, pw, layers.DiffOptions{Upper: up.Dir, Lowers: lowers, Epoch: e.epoch})
+		t.Diff = time.Since(start)
 		pw.CloseWithError(err)
 		statsc <- st
 		errc <- err
@@ -215,7 +224,7 @@ func (e *executor) copy(ctx context.Context, s *plan.Step, rootfs string) error 
 	if err != nil {
 		return fmt.Errorf("%s: copy from %s: %w", s.Pos, c.From.Ref, err)
 	}
-	lowers, err := e.lowers(ctx, "", chain)
+	lowers, _, err := e.lowers(ctx, "", chain)
 	if err != nil {
 		return fmt.Errorf("%s: copy from %s: %w", s.Pos, c.From.Ref, err)
 	}

@@ -3,6 +3,8 @@ package commit
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 
@@ -76,6 +78,9 @@ func scratch(p v1.Platform) (v1.Image, error) {
 // pullLayout opens the image of the layout dir that tag or digest names
 // (or its only image).
 func pullLayout(dir, tag, digest string, p v1.Platform) (v1.Image, error) {
+	if _, err := os.Stat(filepath.Join(dir, "index.json")); err != nil {
+		return nil, fmt.Errorf("no OCI image layout there (%s has no index.json)", dir)
+	}
 	idx, err := layout.ImageIndexFromPath(dir)
 	if err != nil {
 		return nil, err

@@ -428,12 +428,20 @@ func checkMetadata(t *testing.T, path, digest string) {
 	var m struct {
 		ImageDigest  string `json:"image.digest"`
 		ConfigDigest string `json:"containerimage.config.digest"`
-		Steps        []struct {
+		Phases       struct {
+			Resolve int64 `json:"resolve_ns"`
+			Steps   int64 `json:"steps_ns"`
+		}
+		Steps []struct {
 			Pos      string
 			Action   string
 			Cached   bool
 			Duration int64 `json:"duration_ns"`
-			Layer    *struct {
+			Timings  *struct {
+				Process int64 `json:"process_ns"`
+				Commit  int64 `json:"commit_ns"`
+			}
+			Layer *struct {
 				Digest string
 				Size   int64
 				Added  int
@@ -453,6 +461,9 @@ func checkMetadata(t *testing.T, path, digest string) {
 	if !strings.HasSuffix(run.Pos, "strata.yaml:9") || run.Action != "run" || run.Cached || run.Duration <= 0 ||
 		run.Layer == nil || !strings.HasPrefix(run.Layer.Digest, "sha256:") || run.Layer.Size <= 0 || run.Layer.Added != 1 {
 		t.Errorf("metadata of the run step: %+v", run)
+	}
+	if run.Timings == nil || run.Timings.Process <= 0 || run.Timings.Commit <= 0 || m.Phases.Resolve <= 0 || m.Phases.Steps <= 0 {
+		t.Errorf("metadata timings: step %+v, phases %+v", run.Timings, m.Phases)
 	}
 }
 

@@ -62,7 +62,7 @@ func plainLine(e build.Event) string {
 	case build.EventOutput:
 		return fmt.Sprintf("%s  | %s", prefix, e.Text)
 	case build.EventDone:
-		status := fmt.Sprintf("done %s", e.Duration.Round(time.Millisecond))
+		status := fmt.Sprintf("done %s%s", e.Duration.Round(time.Millisecond), timings(e.Timings))
 		if e.Cached {
 			status = "cached"
 		}
@@ -164,4 +164,25 @@ func humanSize(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// timings says where a step's time went: " (unpack 2.7s, run 11.9s,
+// commit 2.1s)"; phases under a millisecond are left out.
+func timings(t *build.Timings) string {
+	if t == nil {
+		return ""
+	}
+	var parts []string
+	for _, p := range []struct {
+		name string
+		d    time.Duration
+	}{{"unpack", t.Unpack}, {"run", t.Process}, {"commit", t.Commit}} {
+		if p.d >= time.Millisecond {
+			parts = append(parts, p.name+" "+p.d.Round(time.Millisecond).String())
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
 }

@@ -67,14 +67,15 @@ func (w lineEvents) Write(p []byte) (int, error) {
 // metadata is what --metadata-file holds.
 type metadata struct {
 	ImageDigest  string             `json:"image.digest"`
-	ConfigDigest string             `json:"containerimage.config.digest"`
+	ConfigDigest string             `json:"containerimage.config.digest,omitempty"`
+	Phases       build.Phases       `json:"phases"`
 	Steps        []build.StepResult `json:"steps"`
 }
 
 // writeMetadata writes the build's metadata as JSON, through a temp file
 // renamed into place.
 func writeMetadata(path string, res *build.Result) error {
-	data, err := json.MarshalIndent(metadata{ImageDigest: res.Digest, ConfigDigest: res.ConfigDigest, Steps: res.Steps}, "", "  ")
+	data, err := json.MarshalIndent(metadata{ImageDigest: res.Digest, ConfigDigest: res.ConfigDigest, Phases: res.Phases, Steps: res.Steps}, "", "  ")
 	if err != nil {
 		return err
 	}
