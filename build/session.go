@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -102,7 +100,7 @@ func newSession(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*sess
 		return nil, nil, err
 	}
 	e := &session{o: o, context: r.Context, root: root, runner: d.Runner, mounter: d.Mounter, emit: d.Progress, log: d.Log,
-		args: map[string]string{}, history: historyName(r), shared: &sharedStages{stages: map[string]*stageDone{}}}
+		args: map[string]string{}, history: r.RelFile(), shared: &sharedStages{stages: map[string]*stageDone{}}}
 	if e.runner == nil {
 		e.runner = runcRunner{}
 	}
@@ -135,18 +133,4 @@ func newSession(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*sess
 	}
 	e.cache = &cache.Cache{Local: local, From: o.CacheFrom, To: o.CacheTo, Log: e.log}
 	return e, release, nil
-}
-
-// historyName is how image history names the recipe: its path relative to
-// the build context, or its file name when it lies outside — never a host
-// path, which would differ between checkouts.
-func historyName(r *recipe.Recipe) string {
-	ctx, err1 := filepath.Abs(r.Context)
-	file, err2 := filepath.Abs(r.File)
-	if err1 == nil && err2 == nil {
-		if rel, err := filepath.Rel(ctx, file); err == nil && !strings.HasPrefix(rel, "..") {
-			return filepath.ToSlash(rel)
-		}
-	}
-	return filepath.Base(r.File)
 }

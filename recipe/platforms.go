@@ -2,8 +2,10 @@ package recipe
 
 import (
 	"errors"
+	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -85,4 +87,18 @@ func (d *decoder) platforms(n *yaml.Node, sc *scope) []Platform {
 		out = append(out, p)
 	}
 	return out
+}
+
+// RelFile is the recipe's path relative to the build context, or its file
+// name when it lies outside: how image history names it — never a host
+// path, which would differ between checkouts.
+func (r *Recipe) RelFile() string {
+	ctx, err1 := filepath.Abs(r.Context)
+	file, err2 := filepath.Abs(r.File)
+	if err1 == nil && err2 == nil {
+		if rel, err := filepath.Rel(ctx, file); err == nil && !strings.HasPrefix(rel, "..") {
+			return filepath.ToSlash(rel)
+		}
+	}
+	return filepath.Base(r.File)
 }
