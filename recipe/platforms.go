@@ -10,11 +10,6 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// The predefined args, as in buildx: usable in ${NAME} without being
-// declared. TARGET* describe the platform a build is for (one of
-// --platform, or the host's), BUILD* the host's.
-var predefinedArgs = []string{"TARGETPLATFORM", "TARGETOS", "TARGETARCH", "TARGETVARIANT", "BUILDPLATFORM", "BUILDOS", "BUILDARCH"}
-
 // HostPlatform is the platform strata runs on.
 func HostPlatform() Platform {
 	p, err := ParsePlatform("linux/" + runtime.GOARCH)
@@ -30,7 +25,9 @@ func WithTarget(p Platform) Option {
 	return func(o *options) { o.target = p }
 }
 
-// platformArgs are the values of the predefined args.
+// platformArgs are the values of the predefined args, as in buildx:
+// usable in ${NAME} without being declared. TARGET* describe the platform
+// a build is for (one of --platform, or the host's), BUILD* the host's.
 func platformArgs(target Platform) map[string]string {
 	build := HostPlatform()
 	if target.IsZero() {

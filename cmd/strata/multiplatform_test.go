@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
@@ -94,7 +93,11 @@ func TestTwoPlatformsOneIndex(t *testing.T) {
 func TestCrossCompilePattern(t *testing.T) {
 	requireBuildTools(t)
 	base := indexBase(t)
-	goroot := runtime.GOROOT()
+	env, err := exec.Command("go", "env", "GOROOT").Output()
+	if err != nil {
+		t.Fatalf("go env GOROOT: %v", err)
+	}
+	goroot := strings.TrimSpace(string(env))
 	ctx := writeRecipe(t, `args: {BASE: scratch}
 stages:
   - name: toolchain
