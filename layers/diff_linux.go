@@ -12,11 +12,13 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/stratabuild/strata/internal/rootfs"
+	"github.com/stratabuild/strata/internal/userns"
 )
 
 const (
@@ -55,6 +57,13 @@ func Diff(ctx context.Context, w io.Writer, o DiffOptions) (DiffStats, error) {
 		tw:    tar.NewWriter(ctxWriter{ctx, w}),
 		links: map[fileID]string{},
 		log:   discardIfNil(o.Log),
+	}
+	if ovl().rootless {
+		m, err := userns.CurrentMaps()
+		if err != nil {
+			return DiffStats{}, fmt.Errorf("diffing %s: %w", o.Upper, err)
+		}
+		d.maps = &m
 	}
 	start := time.Now()
 	root, err := filepath.Abs(o.Upper)
@@ -105,6 +114,7 @@ type differ struct {
 	buf     []byte            // content copy buffer, made on first use
 	zeros   []byte            // holes of sparse files, made on first use
 	log     *slog.Logger
+	maps    *userns.Maps // the id maps of a rootless build; nil as root
 }
 
 // entry is one path of the upper dir, or of the lower stack.
@@ -207,6 +217,13 @@ func (d *differ) walk(rel, abs string, lowers []string) error {
 		if err != nil {
 			return err
 		}
+		if d.maps != nil && !up.isWhiteout() {
+			// An owner outside the maps reads as the overflow id: it
+			// would be committed wrong.
+			if err := userns.CheckOwner(*d.maps, "/"+crel, up.st.Uid, up.st.Gid); err != nil {
+				return err
+			}
+		}
 		d.trimOverlayXattrs(cabs)
 		low, lowDirs, err := d.lookupLower(lowers, name)
 		if err != nil {
@@ -247,7 +264,7 @@ func (d *differ) dir(rel string, up, low *entry, lowDirs []string) error {
 		// The kernel marks dirs opaque when they are renamed in or made
 		// over a whiteout; over nothing the marker means nothing.
 		opaque = false
-		d.edit(func() error { return ignoreNoData(unix.Lremovexattr(up.abs, opaqueXattr)) })
+		d.edit(func() error { return ignoreNoData(unix.Lremovexattr(up.abs, ovl().opaque)) })
 	}
 	hdr := d.header(rel, up, "")
 	switch {
@@ -479,8 +496,9 @@ func (d *differ) edit(f func() error) { d.edits = append(d.edits, f) }
 // marker from an upper entry (origin, impure and the like describe this
 // mount, not the layer).
 func (d *differ) trimOverlayXattrs(abs string) {
+	names := ovl()
 	priv, err := rootfs.Xattrs(abs, func(n string) bool {
-		return len(n) > len(overlayXattrPrefix) && n[:len(overlayXattrPrefix)] == overlayXattrPrefix && n != opaqueXattr
+		return strings.HasPrefix(n, names.prefix) && n != names.opaque
 	})
 	if err != nil || len(priv) == 0 {
 		return
