@@ -33,7 +33,9 @@ type Root struct {
 }
 
 // Open opens the state directory dir, creating it and its layout when
-// missing (mode 0700: layers hold every file of every image built).
+// missing (mode 0700: layers hold every file of every image built). A
+// state directory belongs to rootful or to rootless builds (see Rootless),
+// whichever made it; the other kind is refused, with the fix.
 func Open(dir string) (*Root, error) {
 	if dir == "" {
 		return nil, errors.New("no state directory (--root) given")
@@ -47,6 +49,9 @@ func Open(dir string) (*Root, error) {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("preparing state directory %s: %w", abs, err)
 		}
+	}
+	if err := r.checkKind(); err != nil {
+		return nil, err
 	}
 	return r, nil
 }
