@@ -34,8 +34,8 @@ const (
 // the lower dirs, so it costs O(entries in the upper dir), not O(rootfs).
 //
 // What it writes, in path order, parents before children:
-//   - a new or changed entry, with all its xattrs except trusted.overlay.*
-//     and security.selinux; a dir that was deleted and made again is
+//   - a new or changed entry, with all its xattrs except overlay-private
+//     ones (trusted.overlay.*, user.overlay.*) and security.selinux; a dir that was deleted and made again is
 //     followed by DIR/.wh..wh..opq and its new children;
 //   - .wh.NAME for a deleted path that exists in the lower stack;
 //   - unchanged parent dirs of those entries, so the tar stands alone.
@@ -47,6 +47,10 @@ const (
 // hardlinks. Headers carry no user or group names, no atime or ctime, mtimes
 // in whole seconds clamped to Epoch, and use PAX records only when USTAR
 // cannot hold the entry.
+//
+// In a user namespace (a rootless build) an entry whose owner the id maps
+// cannot represent is an error, a *userns.UnmappedError: it reads as the
+// overflow id there, which the layer must not carry.
 //
 // Unless o.KeepUpper is set, Diff then edits the upper dir to hold exactly
 // what the tar holds, ready for Store.Commit.
