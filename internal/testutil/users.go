@@ -13,7 +13,7 @@ import (
 )
 
 // The unprivileged users rootless tests run strata as. .ci/rootless-user
-// makes the first the same way RootlessUser does.
+// makes them the same way RootlessUser and UserWithoutSubIDs do.
 const (
 	// RootlessUserName has MinSubIDs subordinate uids and gids.
 	RootlessUserName = "strata-ci"
@@ -90,6 +90,13 @@ func makeUser(name string, subIDs int) error {
 		if err != nil && !strings.Contains(string(out), "already exists") {
 			return fmt.Errorf("useradd: %v: %s", err, out)
 		}
+	}
+	for _, file := range []string{"/etc/subuid", "/etc/subgid"} { // usermod needs them
+		f, err := os.OpenFile(file, os.O_CREATE|os.O_RDONLY, 0o644)
+		if err != nil {
+			return err
+		}
+		f.Close()
 	}
 	counts, next := map[string]int{}, 100_000
 	files := []string{"/etc/subuid", "/etc/subgid"}
