@@ -1,12 +1,16 @@
 package sandbox
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 
+	runc "github.com/containerd/go-runc"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/stratabuild/strata/internal/userns"
 )
@@ -77,4 +81,31 @@ func makeRootless(s *specs.Spec, o Options, u execUser) error {
 		}
 	}
 	return nil
+}
+
+// KillStale sends SIGKILL to the containers in the runtime state dir for
+// which stale reports true, and returns their ids; it deletes nothing
+// (Reap, in the next build, does). A rootless build calls it before it
+// enters its user namespace: a killed rootless build's step processes live
+// in that build's namespace, which only the user outside may signal when
+// they run as other ids than the user's own.
+func KillStale(ctx context.Context, runtime, stateDir string, stale func(id string) bool) []string {
+	entries, err := os.ReadDir(stateDir)
+	if err != nil {
+		return nil
+	}
+	if runtime == "" {
+		runtime = "runc"
+	}
+	r := &runc.Runc{Command: runtime, Root: stateDir}
+	var killed []string
+	for _, e := range entries {
+		if !e.IsDir() || strings.HasSuffix(e.Name(), bundleSuffix) || !stale(e.Name()) {
+			continue
+		}
+		if r.Kill(ctx, e.Name(), int(unix.SIGKILL), nil) == nil {
+			killed = append(killed, e.Name())
+		}
+	}
+	return killed
 }

@@ -601,3 +601,91 @@ func TestRootlessInterruptedBuildLeavesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestRootlessKilledBuildIsCleanedUp kills a rootless build with SIGKILL
+// while a step runs as a user other than root (an id only the user's
+// namespace maps): the next build stops and removes the step the killed
+// one left running, and says so.
+func TestRootlessKilledBuildIsCleanedUp(t *testing.T) {
+	u := requireRootless(t)
+	bb := shared(t, testutil.BusyboxLayout(t))
+	ctx := sharedRecipe(t, "from: oci-layout://"+bb+":latest\nuser: app\nsteps:\n  - run: echo rootless-killed-$((1+1))-running; sleep 300\n", map[string]string{})
+	root := filepath.Join(testutil.SharedDir(t), "root")
+	t.Cleanup(func() { killContainers(u, filepath.Join(root, "runc")) }) // should the test fail
+	cmd := u.Command(nil, userBin(t), "build", "--root", root, "--progress", "plain", ctx)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	var stderr bytes.Buffer
+	buf := make([]byte, 4096)
+	for !strings.Contains(stderr.String(), "rootless-killed-2-running") {
+		n, err := pr.Read(buf)
+		if err != nil {
+			t.Fatalf("strata ended before the step started: %v\n%s", err, stderr.String())
+		}
+		stderr.Write(buf[:n])
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	pr.Close()
+	entries, _ := os.ReadDir(filepath.Join(root, "runc"))
+	if len(entries) == 0 {
+		t.Fatal("the killed build left no container; the test proves nothing")
+	}
+	// The build in the namespace dies of its parent's death a moment
+	// later: the next build would take it for a live one until then.
+	if pid, _ := strconv.Atoi(strings.Split(entries[0].Name(), "-")[1]); pid > 0 {
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if syscall.Kill(pid, 0) != nil {
+				break
+			}
+		}
+	}
+
+	hello := sharedRecipe(t, "from: oci-layout://"+bb+":latest\nsteps:\n  - run: echo hi > /hi\n", map[string]string{})
+	r := strataAs(t, u, nil, "build", "--root", root, "--progress", "plain", hello)
+	if r.code != 0 {
+		t.Fatalf("the next build: exit %d\n%s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "of a killed build") {
+		t.Errorf("the next build says nothing of the killed one:\n%s", r.stderr)
+	}
+	assertNoLeftovers(t, root)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var left []string
+		cmdlines, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+		for _, c := range cmdlines {
+			if data, _ := os.ReadFile(c); strings.Contains(string(data), "rootless-killed-$((1+1))-running") {
+				left = append(left, filepath.Dir(c))
+			}
+		}
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("the killed build's step still runs: %v", left)
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// killContainers kills, as u, the containers left in the runtime state
+// dir stateDir.
+func killContainers(u testutil.User, stateDir string) {
+	entries, _ := os.ReadDir(stateDir)
+	for _, e := range entries {
+		if e.IsDir() && !strings.HasSuffix(e.Name(), ".bundle") {
+			_ = u.Command(nil, "runc", "--root", stateDir, "kill", e.Name(), "KILL").Run()
+		}
+	}
+}

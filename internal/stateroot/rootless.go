@@ -50,6 +50,10 @@ func DefaultDir() string {
 	return filepath.Join(home, ".local", "share", "strata")
 }
 
+// RuntimeOf is the Runtime dir of the state directory dir, which it does
+// not open or create: for what runs before a build opens its root.
+func RuntimeOf(dir string) string { return (&Root{dir: dir}).Runtime() }
+
 // checkKind records in a new state directory whether rootless builds use
 // it, and refuses one the other kind of build made.
 func (r *Root) checkKind() error {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/stratabuild/strata/build/sandbox"
 	"github.com/stratabuild/strata/internal/stateroot"
 	"github.com/stratabuild/strata/internal/userns"
 	"github.com/stratabuild/strata/layers"
@@ -22,9 +23,11 @@ import (
 // missing and how to fix it, before anything runs), then runs strata again
 // with the same arguments in a user and mount namespace and returns its
 // exit code. The state directory defaults to $XDG_DATA_HOME/strata (the
-// copy gets it as STRATA_ROOT). In that copy, it puts secrets in the
-// user's runtime dir and, for a build, mounts a test overlay in the state
-// directory before the build starts.
+// copy gets it as STRATA_ROOT). Before a build it stops the steps a killed
+// rootless build left running, which only the user outside the namespace
+// may signal. In the copy, it puts secrets in the user's runtime dir and,
+// for a build, mounts a test overlay in the state directory before the
+// build starts.
 func Rootless(args []string, stdin, stdout, stderr *os.File) (code int, exit bool) {
 	inside, err := userns.Resume()
 	if err != nil {
@@ -53,9 +56,15 @@ func Rootless(args []string, stdin, stdout, stderr *os.File) (code int, exit boo
 	if plan.Warning != "" && !c.quiet {
 		fmt.Fprintf(stderr, "strata: warning: %s\n", plan.Warning)
 	}
-	env := os.Environ()
-	if c.root == "" {
-		env = append(env, "STRATA_ROOT="+stateroot.DefaultDir())
+	env, root := os.Environ(), c.root
+	if root == "" {
+		root = stateroot.DefaultDir()
+		env = append(env, "STRATA_ROOT="+root)
+	}
+	if c.name == "build" {
+		// Only from here can the steps of a killed rootless build be
+		// stopped; the build's own clean-up removes them then.
+		sandbox.KillStale(context.Background(), c.runtime, stateroot.RuntimeOf(root), stateroot.Stale)
 	}
 	code, err = userns.Run(context.Background(), plan, userns.Options{
 		Args: args, Env: env, Stdin: stdin, Stdout: stdout, Stderr: stderr,
@@ -79,10 +88,11 @@ func exitCode(err error) int {
 
 // namespaced is a command line that needs the namespace.
 type namespaced struct {
-	name   string // build or prune
-	root   string // --root, "" if not given
-	dryRun bool
-	quiet  bool
+	name    string // build or prune
+	root    string // --root, "" if not given
+	dryRun  bool
+	quiet   bool
+	runtime string // --runtime
 }
 
 // namespacedCommand reports whether args run a command that needs the
@@ -104,6 +114,7 @@ func namespacedCommand(args []string) (namespaced, bool) {
 	n.root, _ = fl.GetString("root")
 	n.dryRun, _ = fl.GetBool("dry-run")
 	n.quiet, _ = fl.GetBool("quiet")
+	n.runtime, _ = fl.GetString("runtime")
 	return n, true
 }
 
