@@ -45,13 +45,16 @@ func Open(dir string) (*Root, error) {
 		return nil, fmt.Errorf("state directory %s: %w", dir, err)
 	}
 	r := &Root{dir: abs}
+	if err := os.MkdirAll(abs, 0o700); err != nil {
+		return nil, fmt.Errorf("preparing state directory %s: %w", abs, err)
+	}
+	if err := r.checkKind(); err != nil {
+		return nil, err
+	}
 	for _, d := range []string{r.Blobs(), r.Snapshots(), r.Mounts(), r.Runtime(), r.CacheIndex(), r.CacheMounts()} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("preparing state directory %s: %w", abs, err)
 		}
-	}
-	if err := r.checkKind(); err != nil {
-		return nil, err
 	}
 	return r, nil
 }

@@ -8,6 +8,9 @@ import (
 	"github.com/stratabuild/strata/internal/userns"
 )
 
+// UserNSHostID is the host id of uid 0 in InUserNS's namespaces.
+const UserNSHostID = 1_600_000_000
+
 // SubIDMaps are the maps of a rootless build with subordinate ids.
 var SubIDMaps userns.Maps
 
