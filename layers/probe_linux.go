@@ -47,11 +47,18 @@ func Probe(ctx context.Context, dir string) (err error) {
 		return fmt.Errorf("probing overlay: %w", err)
 	}
 	var st unix.Stat_t
-	if err := unix.Lstat(p("upper/file"), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != 0 {
-		return fmt.Errorf("probing overlay: deleting a lower file left no 0/0 whiteout in the upper dir (%v)", err)
+	if err := unix.Lstat(p("upper/file"), &st); err != nil {
+		return fmt.Errorf("probing overlay: %w", err)
 	}
-	if opaque, err := isOpaque(p("upper/dir")); err != nil || !opaque {
-		return fmt.Errorf("probing overlay: a replaced dir is not marked %s in the upper dir (%v)", ovl().opaque, err)
+	if st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != 0 {
+		return errors.New("probing overlay: deleting a lower file left no 0/0 whiteout in the upper dir")
+	}
+	opaque, err := isOpaque(p("upper/dir"))
+	if err != nil {
+		return fmt.Errorf("probing overlay: %w", err)
+	}
+	if !opaque {
+		return fmt.Errorf("probing overlay: a replaced dir is not marked %s in the upper dir", ovl().opaque)
 	}
 	return nil
 }

@@ -88,7 +88,7 @@ func makeUser(name string, subIDs int) error {
 		out, err := exec.Command("useradd", "--create-home", "--shell", "/bin/sh",
 			"-K", "SUB_UID_COUNT=0", "-K", "SUB_GID_COUNT=0", name).CombinedOutput()
 		if err != nil && !strings.Contains(string(out), "already exists") {
-			return fmt.Errorf("useradd: %v: %s", err, out)
+			return fmt.Errorf("useradd: %w: %s", err, out)
 		}
 	}
 	for _, file := range []string{"/etc/subuid", "/etc/subgid"} { // usermod needs them
@@ -121,7 +121,7 @@ func makeUser(name string, subIDs int) error {
 	}
 	span := fmt.Sprintf("%d-%d", next, next+subIDs-1)
 	if out, err := exec.Command("usermod", "--add-subuids", span, "--add-subgids", span, name).CombinedOutput(); err != nil {
-		return fmt.Errorf("usermod: %v: %s", err, out)
+		return fmt.Errorf("usermod: %w: %s", err, out)
 	}
 	return nil
 }

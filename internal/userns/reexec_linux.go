@@ -194,8 +194,9 @@ func Resume() (inside bool, err error) {
 		return false, fmt.Errorf("entering the user namespace: executing %s: %w", os.Args[0], err)
 	case stageInside:
 		parent, _ := strconv.Atoi(os.Getenv(parentEnv))
-		os.Unsetenv(stageEnv)
-		os.Unsetenv(parentEnv)
+		if err := errors.Join(os.Unsetenv(stageEnv), os.Unsetenv(parentEnv)); err != nil {
+			return false, err
+		}
 		return true, settle(parent)
 	}
 	return false, fmt.Errorf("entering the user namespace: bad %s=%q", stageEnv, os.Getenv(stageEnv))
