@@ -20,9 +20,10 @@ func (e *PrereqError) Error() string {
 	return "cannot build rootless: " + e.Missing + " (" + e.Fix + ")"
 }
 
-// UnmappedError reports a file whose owner a rootless build cannot
-// represent: its uid or gid lies outside the namespace's maps, so it can
-// neither be created with that owner nor committed with it.
+// UnmappedError reports a file whose owner, or a step user whose ids, a
+// rootless build cannot represent: the uid or gid lies outside the
+// namespace's maps, so a file can neither be created with that owner nor
+// committed with it, and a step cannot run as that user.
 type UnmappedError struct {
 	// Path names the file as the image sees it, e.g. "/etc/shadow".
 	Path string
