@@ -43,7 +43,7 @@ func Apply(ctx context.Context, dir string, r io.Reader) error {
 			// archive.Apply refuses trusted.* (and logs it); set them
 			// afterwards, but never overlay-private ones in a plain tree.
 			delete(hdr.PAXRecords, k)
-			if strings.HasPrefix(name, overlayXattrPrefix) {
+			if strings.HasPrefix(name, rootfulXattrs.prefix) {
 				continue
 			}
 			if trusted[hdr.Name] == nil {

@@ -12,11 +12,13 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/stratabuild/strata/internal/rootfs"
+	"github.com/stratabuild/strata/internal/userns"
 )
 
 const (
@@ -32,8 +34,8 @@ const (
 // the lower dirs, so it costs O(entries in the upper dir), not O(rootfs).
 //
 // What it writes, in path order, parents before children:
-//   - a new or changed entry, with all its xattrs except trusted.overlay.*
-//     and security.selinux; a dir that was deleted and made again is
+//   - a new or changed entry, with all its xattrs except overlay-private
+//     ones (trusted.overlay.*, user.overlay.*) and security.selinux; a dir that was deleted and made again is
 //     followed by DIR/.wh..wh..opq and its new children;
 //   - .wh.NAME for a deleted path that exists in the lower stack;
 //   - unchanged parent dirs of those entries, so the tar stands alone.
@@ -46,6 +48,10 @@ const (
 // in whole seconds clamped to Epoch, and use PAX records only when USTAR
 // cannot hold the entry.
 //
+// In a user namespace (a rootless build) an entry whose owner the id maps
+// cannot represent is an error, a *userns.UnmappedError: it reads as the
+// overflow id there, which the layer must not carry.
+//
 // Unless o.KeepUpper is set, Diff then edits the upper dir to hold exactly
 // what the tar holds, ready for Store.Commit.
 func Diff(ctx context.Context, w io.Writer, o DiffOptions) (DiffStats, error) {
@@ -56,6 +62,13 @@ func Diff(ctx context.Context, w io.Writer, o DiffOptions) (DiffStats, error) {
 		links: map[fileID]string{},
 		absOf: map[*tar.Header]string{},
 		log:   discardIfNil(o.Log),
+	}
+	if ovl().rootless {
+		m, err := userns.CurrentMaps()
+		if err != nil {
+			return DiffStats{}, fmt.Errorf("diffing %s: %w", o.Upper, err)
+		}
+		d.maps = &m
 	}
 	start := time.Now()
 	root, err := filepath.Abs(o.Upper)
@@ -118,6 +131,7 @@ type differ struct {
 	buf     []byte                 // content copy buffer, made on first use
 	zeros   []byte                 // holes of sparse files, made on first use
 	log     *slog.Logger
+	maps    *userns.Maps // the id maps of a rootless build; nil as root
 }
 
 // mtimeEdit is the mtime a tar entry got, for its upper path.
@@ -226,6 +240,13 @@ func (d *differ) walk(rel, abs string, lowers []string) error {
 		if err != nil {
 			return err
 		}
+		if d.maps != nil && !up.isWhiteout() {
+			// An owner outside the maps reads as the overflow id: it
+			// would be committed wrong.
+			if err := userns.CheckOwner(*d.maps, "/"+crel, up.st.Uid, up.st.Gid); err != nil {
+				return err
+			}
+		}
 		d.trimOverlayXattrs(cabs)
 		low, lowDirs, err := d.lookupLower(lowers, name)
 		if err != nil {
@@ -266,7 +287,7 @@ func (d *differ) dir(rel string, up, low *entry, lowDirs []string) error {
 		// The kernel marks dirs opaque when they are renamed in or made
 		// over a whiteout; over nothing the marker means nothing.
 		opaque = false
-		d.edit(func() error { return ignoreNoData(unix.Lremovexattr(up.abs, opaqueXattr)) })
+		d.edit(func() error { return ignoreNoData(unix.Lremovexattr(up.abs, ovl().opaque)) })
 	}
 	hdr := d.header(rel, up, "")
 	switch {
@@ -511,8 +532,9 @@ func (d *differ) written(hdr *tar.Header) {
 // marker from an upper entry (origin, impure and the like describe this
 // mount, not the layer).
 func (d *differ) trimOverlayXattrs(abs string) {
+	names := ovl()
 	priv, err := rootfs.Xattrs(abs, func(n string) bool {
-		return len(n) > len(overlayXattrPrefix) && n[:len(overlayXattrPrefix)] == overlayXattrPrefix && n != opaqueXattr
+		return strings.HasPrefix(n, names.prefix) && n != names.opaque
 	})
 	if err != nil || len(priv) == 0 {
 		return

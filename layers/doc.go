@@ -5,7 +5,8 @@
 // (Diff, Store.Commit).
 //
 // Outputs: snapshot dirs usable as overlay lower dirs (whiteouts as 0/0 char
-// devices, opaque dirs as trusted.overlay.opaque=y), overlay mounts, and the
+// devices, opaque dirs as trusted.overlay.opaque=y, or user.overlay.opaque=y
+// rootless), overlay mounts, and the
 // layer tar of one step: an upper dir diffed against its lower stack, with
 // deterministic headers, written to an io.Writer. Apply extracts a layer tar
 // onto a plain directory tree, for tests and tools.
@@ -18,6 +19,16 @@
 // A step goes: Store.NewUpper, Mount (snapshots top first), run, Unmount,
 // Diff (which also trims the upper dir to what the tar holds), then
 // Store.Commit to make the upper dir the snapshot of the tar's diffID.
+//
+// Rootless: in a user namespace (internal/userns.Inside, as a build by a
+// user without root runs), overlay is mounted with userxattr and opaque
+// dirs are marked with user.overlay.opaque instead of
+// trusted.overlay.opaque; whiteouts stay 0/0 char devices. Owners are the
+// namespace's ids, the ids the image sees: Unpack and Diff refuse one the
+// id maps cannot represent (*userns.UnmappedError, naming the file), and
+// Unpack refuses trusted.* xattrs, which only root can set. The layers
+// made are the same bytes as root makes. A store belongs to one kind of
+// build: each kind would misread the other's markers.
 //
 // The package knows diffIDs only as digests; it knows nothing of registries,
 // manifests or recipes. Everything here but the types needs Linux; other

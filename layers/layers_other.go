@@ -71,5 +71,8 @@ func (s *Store) Snapshots() ([]digest.Digest, error) { return nil, errNotLinux }
 // Remove is only implemented on Linux.
 func (s *Store) Remove(ctx context.Context, diffID digest.Digest) error { return errNotLinux }
 
+// Probe returns errors.ErrUnsupported outside Linux.
+func Probe(ctx context.Context, dir string) error { return errNotLinux }
+
 // UnmountStale is only implemented on Linux.
 func UnmountStale(target string) error { return errNotLinux }

@@ -28,7 +28,11 @@ type Mounted struct {
 func (m *Mounted) Target() string { return m.target }
 
 // Mount mounts an overlay of o.Lowers (top first) under o.Upper on o.Target
-// with index=off,redirect_dir=off,metacopy=off, which Diff relies on. Each
+// with index=off,redirect_dir=off,metacopy=off, which Diff relies on, and
+// in a user namespace (a rootless build) with userxattr: overlay then keeps
+// its private xattrs, the opaque marker included, as user.overlay.*; there
+// redirect_dir=nofollow stands for off, which userxattr refuses (off
+// follows redirects, which user xattrs must not steer). Each
 // lower dir is passed on its own (fsconfig "lowerdir+"), so hundreds of
 // layers fit; mount(2), whose options must fit in one page, is used only
 // where the kernel lacks fsopen or "lowerdir+" (before Linux 6.8). With no
@@ -92,10 +96,15 @@ func mountNew(lowers []string, o MountOptions) error {
 	}
 	for _, kv := range [][2]string{
 		{"upperdir", o.Upper}, {"workdir", o.Work},
-		{"index", "off"}, {"redirect_dir", "off"}, {"metacopy", "off"},
+		{"index", "off"}, {"redirect_dir", ovl().redirectDir}, {"metacopy", "off"},
 	} {
 		if err := set(kv[0], kv[1]); err != nil {
 			return err
+		}
+	}
+	if ovl().userxattr {
+		if err := unix.FsconfigSetFlag(fd, "userxattr"); err != nil {
+			return fmt.Errorf("overlay option userxattr: %w%s", err, fsLog(fd))
 		}
 	}
 	if err := unix.FsconfigCreate(fd); err != nil {
@@ -138,7 +147,10 @@ func mountLegacy(lowers []string, o MountOptions) error {
 		ls = append(ls, esc(l))
 	}
 	data := "lowerdir=" + strings.Join(ls, ":") + ",upperdir=" + esc(o.Upper) + ",workdir=" + esc(o.Work) +
-		",index=off,redirect_dir=off,metacopy=off"
+		",index=off,redirect_dir=" + ovl().redirectDir + ",metacopy=off"
+	if ovl().userxattr {
+		data += ",userxattr"
+	}
 	if err := unix.Mount("overlay", o.Target, "overlay", 0, data); err != nil {
 		return fmt.Errorf("mount(2): %w", err)
 	}

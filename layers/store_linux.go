@@ -1,7 +1,6 @@
 package layers
 
 import (
-	"archive/tar"
 	"context"
 	"errors"
 	"fmt"
@@ -92,6 +91,14 @@ func (s *Store) Lookup(diffID digest.Digest) (dir string, ok bool) {
 // and symlinks resolve inside it. A 0/0 char device in the tar is refused
 // (in a lower dir it would read as a whiteout), and so are trusted.overlay.*
 // xattrs; other trusted.* xattrs are kept.
+//
+// In a user namespace (a rootless build) opaque markers become
+// user.overlay.opaque=y instead, and the layer is refused, naming the
+// entry, when an owner lies outside the namespace's id maps
+// (*userns.UnmappedError), or an entry has a trusted.* xattr (only root
+// can set one) or a user.overlay.* one; device nodes other than whiteouts
+// are left out, as the kernel lets no user namespace make them (the base
+// layer itself is reused as it is, so images keep them).
 func (s *Store) Unpack(ctx context.Context, diffID digest.Digest, r io.Reader) (dir string, err error) {
 	if err := diffID.Validate(); err != nil {
 		return "", fmt.Errorf("unpacking layer %q: %w", diffID, err)
@@ -134,35 +141,15 @@ func extract(ctx context.Context, dir string, diffID digest.Digest, r io.Reader,
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return err
 	}
+	u, err := newUnpacker(b)
+	if err != nil {
+		return err
+	}
 	h := diffID.Algorithm().Digester()
 	tr := io.TeeReader(r, h.Hash())
-	trusted := map[string]map[string]string{}
-	filter := func(hdr *tar.Header) (bool, error) {
-		if err := b.add(hdr); err != nil {
-			return false, err
-		}
-		if hdr.Typeflag == tar.TypeChar && hdr.Devmajor == 0 && hdr.Devminor == 0 {
-			return false, fmt.Errorf("entry %q: a 0/0 char device would read as an overlay whiteout", hdr.Name)
-		}
-		for k, v := range hdr.PAXRecords {
-			name, ok := strings.CutPrefix(k, "SCHILY.xattr.")
-			if !ok || !strings.HasPrefix(name, "trusted.") {
-				continue
-			}
-			if strings.HasPrefix(name, overlayXattrPrefix) {
-				return false, fmt.Errorf("entry %q: refusing overlay-private xattr %s", hdr.Name, name)
-			}
-			if trusted[hdr.Name] == nil {
-				trusted[hdr.Name] = map[string]string{}
-			}
-			trusted[hdr.Name][name] = v
-			delete(hdr.PAXRecords, k) // archive.Apply would refuse it, and log
-		}
-		return true, nil
-	}
 	if _, err := archive.Apply(ctx, dir, tr,
-		archive.WithConvertWhiteout(archive.OverlayConvertWhiteout),
-		archive.WithFilter(filter)); err != nil {
+		archive.WithConvertWhiteout(u.convertWhiteout),
+		archive.WithFilter(u.filter)); err != nil {
 		return err
 	}
 	if _, err := io.Copy(io.Discard, tr); err != nil {
@@ -171,7 +158,7 @@ func extract(ctx context.Context, dir string, diffID digest.Digest, r io.Reader,
 	if got := h.Digest(); got != diffID {
 		return fmt.Errorf("content has diffID %s", got)
 	}
-	return setTrustedXattrs(dir, trusted)
+	return setTrustedXattrs(dir, u.trusted)
 }
 
 // setTrustedXattrs sets the trusted.* xattrs archive.Apply refuses to set,

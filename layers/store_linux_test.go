@@ -134,7 +134,7 @@ func TestDiffOpaqueOverNothing(t *testing.T) {
 	lower, upper := t.TempDir(), t.TempDir()
 	write(t, lower+"/other/f", "f", 0o644)
 	write(t, upper+"/new/f", "f", 0o644)
-	must(t, unix.Lsetxattr(upper+"/new", opaqueXattr, []byte("y"), 0))
+	must(t, unix.Lsetxattr(upper+"/new", ovl().opaque, []byte("y"), 0))
 	must(t, unix.Lsetxattr(upper+"/new/f", "trusted.overlay.origin", []byte("x"), 0))
 	must(t, unix.Mknod(upper+"/gone", unix.S_IFCHR, 0)) // a whiteout of nothing
 	tarball, _ := mustDiff(t, DiffOptions{Upper: upper, Lowers: []string{lower}})

@@ -21,6 +21,15 @@
 // removed with the container, with a pids limit (DefaultPidsLimit unless
 // set) and an optional memory limit.
 //
+// Rootless: when this process runs in a user namespace (a build by a user
+// without root, see internal/userns), the runtime runs there as its uid 0
+// and the container shares that namespace (no user namespace of its own),
+// so the ids a step writes are the ids the image sees. There is no cgroup:
+// an explicit pids or memory limit is refused, the default pids limit is
+// not applied. /sys is the host's, bound read-only, with network host. A
+// step user the namespace cannot map is a *userns.UnmappedError. Network
+// none and host, capabilities, seccomp and masked paths are as rootful.
+//
 // With a StateDir the runtime bundle is StateDir/<id>.bundle, beside the
 // runtime's state: Reap, which the next build calls with a predicate naming
 // the ids of dead owners, removes both what a killed process left running

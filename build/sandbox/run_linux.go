@@ -18,6 +18,8 @@ import (
 
 	runc "github.com/containerd/go-runc"
 	"golang.org/x/sys/unix"
+
+	"github.com/stratabuild/strata/internal/userns"
 )
 
 // killInterval is how often a cancelled run re-sends SIGKILL until the
@@ -33,6 +35,12 @@ const killInterval = 50 * time.Millisecond
 func Run(ctx context.Context, o Options) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	rootless := userns.Inside()
+	if rootless {
+		if err := checkRootlessLimits(o); err != nil {
+			return err
+		}
 	}
 	o, err = o.withDefaults()
 	if err != nil {
@@ -78,7 +86,13 @@ func Run(ctx context.Context, o Options) (err error) {
 	if spec.Linux.Seccomp, err = defaultSeccomp(); err != nil {
 		return err
 	}
-	limitResources(spec.Linux.Resources, o)
+	if rootless {
+		if err := makeRootless(spec, o, u); err != nil {
+			return err
+		}
+	} else {
+		limitResources(spec.Linux.Resources, o)
+	}
 	b, err := json.MarshalIndent(spec, "", "\t")
 	if err != nil {
 		return fmt.Errorf("encoding runtime config: %w", err)

@@ -16,3 +16,8 @@ func Run(ctx context.Context, o Options) error {
 func Reap(ctx context.Context, runtime, stateDir string, stale func(id string) bool) ([]string, error) {
 	return nil, errors.ErrUnsupported
 }
+
+// KillStale kills stale containers; it needs Linux.
+func KillStale(ctx context.Context, runtime, stateDir string, stale func(id string) bool) []string {
+	return nil
+}

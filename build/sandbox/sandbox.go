@@ -100,14 +100,17 @@ type Options struct {
 	ID string
 	// PidsLimit caps the processes and threads the container holds at once
 	// (the pids cgroup): past it fork and clone fail with EAGAIN inside the
-	// container. 0 means DefaultPidsLimit; negative means unlimited.
+	// container. 0 means DefaultPidsLimit; negative means unlimited. A
+	// rootless run has no cgroup: it refuses a positive limit and does not
+	// apply the default.
 	PidsLimit int64
 	// MemoryLimit caps the container's memory in bytes (the memory cgroup;
 	// swap included where the kernel accounts it, so a step cannot swap
 	// past it): a step that needs more is killed by the kernel's OOM
 	// killer, and Run returns an *ExitError with status 137. 0 means
 	// DefaultMemoryLimit (unlimited); negative means unlimited; a positive
-	// value must be at least MinMemoryLimit.
+	// value must be at least MinMemoryLimit. A rootless run refuses a
+	// positive limit.
 	MemoryLimit int64
 	// Log receives debug records (spec, timings). nil discards.
 	Log *slog.Logger

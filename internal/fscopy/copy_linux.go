@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/stratabuild/strata/internal/rootfs"
+	"github.com/stratabuild/strata/internal/userns"
 )
 
 // Copy copies sources, paths inside srcRoot (absolute, or relative to its
@@ -81,7 +82,7 @@ func WriteFile(ctx context.Context, dstRoot, dest string, content []byte, o Opti
 		return fmt.Errorf("writing /%s: %w", rel, err)
 	}
 	uid, gid := c.owner(nil)
-	if err := os.Lchown(host, uid, gid); err != nil {
+	if err := c.chown(host, uid, gid); err != nil {
 		return err
 	}
 	mode := uint32(0o644)
@@ -143,6 +144,22 @@ func (c *copier) owner(st *syscall.Stat_t) (int, int) {
 	return int(st.Uid), int(st.Gid)
 }
 
+// chown sets the owner of host, a path in the destination. In a user
+// namespace (a rootless build) an owner outside its id maps is an
+// *userns.UnmappedError naming the path as the image sees it.
+func (c *copier) chown(host string, uid, gid int) error {
+	err := os.Lchown(host, uid, gid)
+	if errors.Is(err, unix.EINVAL) && userns.Inside() {
+		if maps, merr := userns.CurrentMaps(); merr == nil {
+			rel, _ := filepath.Rel(c.dstRoot, host)
+			if uerr := userns.CheckOwner(maps, path.Clean("/"+filepath.ToSlash(rel)), uint32(uid), uint32(gid)); uerr != nil {
+				return uerr
+			}
+		}
+	}
+	return err
+}
+
 // parent returns the host path of the destination dir rel, creating what
 // is missing (0755, owned by the step's owner or root).
 func (c *copier) parent(rel string) (string, error) {
@@ -158,7 +175,7 @@ func (c *copier) parent(rel string) (string, error) {
 		if err := os.Mkdir(p, 0o755); err != nil {
 			return "", fmt.Errorf("creating /%s: %w", rel, err)
 		}
-		if err := os.Lchown(p, uid, gid); err != nil {
+		if err := c.chown(p, uid, gid); err != nil {
 			return "", err
 		}
 	}
@@ -313,7 +330,7 @@ func (c *copier) mode(fi os.FileInfo, st *syscall.Stat_t) uint32 {
 func (c *copier) meta(src, host string, fi os.FileInfo) error {
 	st := fi.Sys().(*syscall.Stat_t)
 	uid, gid := c.owner(st)
-	if err := os.Lchown(host, uid, gid); err != nil {
+	if err := c.chown(host, uid, gid); err != nil {
 		return err
 	}
 	symlink := fi.Mode()&fs.ModeSymlink != 0

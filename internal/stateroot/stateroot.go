@@ -34,7 +34,9 @@ type Root struct {
 }
 
 // Open opens the state directory dir, creating it and its layout when
-// missing (mode 0700: layers hold every file of every image built).
+// missing (mode 0700: layers hold every file of every image built). A
+// state directory belongs to rootful or to rootless builds (see Rootless),
+// whichever made it; the other kind is refused, with the fix.
 func Open(dir string) (*Root, error) {
 	if dir == "" {
 		return nil, errors.New("no state directory (--root) given")
@@ -44,6 +46,12 @@ func Open(dir string) (*Root, error) {
 		return nil, fmt.Errorf("state directory %s: %w", dir, err)
 	}
 	r := &Root{dir: abs}
+	if err := os.MkdirAll(abs, 0o700); err != nil {
+		return nil, fmt.Errorf("preparing state directory %s: %w", abs, err)
+	}
+	if err := r.checkKind(); err != nil {
+		return nil, err
+	}
 	for _, d := range []string{r.Blobs(), r.Snapshots(), r.Mounts(), r.Runtime(), r.CacheIndex(), r.CacheMounts()} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("preparing state directory %s: %w", abs, err)

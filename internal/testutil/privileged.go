@@ -48,3 +48,20 @@ type constError string
 func (e constError) Error() string { return string(e) }
 
 const errNotRoot = constError("effective uid is not 0")
+
+// SharedDir returns a fresh temp dir, removed after the test, that every
+// user can enter and write to: for the files a test as root shares with a
+// rootless build or a test in a user namespace (t.TempDir's parent is
+// root's alone).
+func SharedDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "strata-shared-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}

@@ -1,0 +1,159 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/stratabuild/strata/build/sandbox"
+	"github.com/stratabuild/strata/internal/stateroot"
+	"github.com/stratabuild/strata/internal/userns"
+	"github.com/stratabuild/strata/layers"
+)
+
+// Rootless makes strata rootless when a user other than root runs a
+// command that needs the namespace: build (unpacking, overlay mounts,
+// steps) and prune (removing snapshots whose files subordinate ids own).
+// Call it first in main with the arguments after the program name; when
+// exit is true, exit with code, else go on to Main.
+//
+// Run by such a user, it checks the prerequisites (exit 2 with what is
+// missing and how to fix it, before anything runs), then runs strata again
+// with the same arguments in a user and mount namespace and returns its
+// exit code. The state directory defaults to $XDG_DATA_HOME/strata (the
+// copy gets it as STRATA_ROOT). Before a build it stops the steps a killed
+// rootless build left running, which only the user outside the namespace
+// may signal. In the copy, it puts secrets in the user's runtime dir and,
+// for a build, mounts a test overlay in the state directory before the
+// build starts.
+func Rootless(args []string, stdin, stdout, stderr *os.File) (code int, exit bool) {
+	inside, err := userns.Resume()
+	if err != nil {
+		fmt.Fprintf(stderr, "strata: %v\n", err)
+		return ExitBuildFailed, true
+	}
+	if inside {
+		if err := prepareNamespace(args); err != nil {
+			fmt.Fprintf(stderr, "strata: %v\n", err)
+			return exitCode(err), true
+		}
+		return 0, false
+	}
+	if os.Geteuid() == 0 {
+		return 0, false
+	}
+	c, ok := namespacedCommand(args)
+	if !ok {
+		return 0, false
+	}
+	plan, err := userns.Check()
+	if err != nil {
+		fmt.Fprintf(stderr, "strata: %v\n", err)
+		return exitCode(err), true
+	}
+	if plan.Warning != "" && !c.quiet {
+		fmt.Fprintf(stderr, "strata: warning: %s\n", plan.Warning)
+	}
+	env, root := os.Environ(), c.root
+	if root == "" {
+		root = stateroot.DefaultDir()
+		env = append(env, "STRATA_ROOT="+root)
+	}
+	if c.name == "build" {
+		// Only from here can the steps of a killed rootless build be
+		// stopped; the build's own clean-up removes them then.
+		sandbox.KillStale(context.Background(), c.runtime, stateroot.RuntimeOf(root), stateroot.Stale)
+	}
+	code, err = userns.Run(context.Background(), plan, userns.Options{
+		Args: args, Env: env, Stdin: stdin, Stdout: stdout, Stderr: stderr,
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "strata: %v\n", err)
+		return exitCode(err), true
+	}
+	return code, true
+}
+
+// exitCode is 2 for a missing prerequisite (the machine's set-up, like a
+// bad usage, needs fixing before a retry can work), else 1.
+func exitCode(err error) int {
+	var pe *userns.PrereqError
+	if errors.As(err, &pe) {
+		return ExitUsage
+	}
+	return ExitBuildFailed
+}
+
+// namespaced is a command line that needs the namespace.
+type namespaced struct {
+	name    string // build or prune
+	root    string // --root, "" if not given
+	dryRun  bool
+	quiet   bool
+	runtime string // --runtime
+}
+
+// namespacedCommand reports whether args run a command that needs the
+// namespace. A command line that does not parse does not: Main reports it.
+func namespacedCommand(args []string) (namespaced, bool) {
+	c, rest, err := New(nil).Find(args)
+	if err != nil || (c.Name() != "build" && c.Name() != "prune") || c.Parent() == nil || c.Parent().Parent() != nil {
+		return namespaced{}, false
+	}
+	c.InitDefaultHelpFlag()
+	if err := c.ParseFlags(rest); err != nil {
+		return namespaced{}, false
+	}
+	fl := c.Flags()
+	if help, _ := fl.GetBool("help"); help {
+		return namespaced{}, false
+	}
+	n := namespaced{name: c.Name()}
+	n.root, _ = fl.GetString("root")
+	n.dryRun, _ = fl.GetBool("dry-run")
+	n.quiet, _ = fl.GetBool("quiet")
+	n.runtime, _ = fl.GetString("runtime")
+	return n, true
+}
+
+// prepareNamespace runs first in the namespaced copy: secrets go to the
+// user's runtime dir, and a build checks that overlay mounts work in its
+// state directory.
+func prepareNamespace(args []string) error {
+	maps, err := userns.CurrentMaps()
+	if err != nil {
+		return err
+	}
+	if uid, ok := maps.UIDs.Outside(0); ok {
+		if err := stateroot.UseUserRuntimeDir(uid); err != nil {
+			return err
+		}
+	}
+	c, ok := namespacedCommand(args)
+	if !ok || c.name != "build" || c.dryRun {
+		return nil
+	}
+	root := c.root
+	if root == "" {
+		root = stateroot.DefaultDir()
+	}
+	return probeOverlay(root)
+}
+
+// probeOverlay mounts a test overlay in the state directory root.
+func probeOverlay(root string) error {
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return fmt.Errorf("state directory %s: %w", root, err)
+	}
+	if err := layers.Probe(context.Background(), root); err != nil {
+		abs, _ := filepath.Abs(root)
+		return &userns.PrereqError{
+			Missing: fmt.Sprintf("overlay does not work in a user namespace with the state directory %s: %v", abs, err),
+			Fix: "rootless builds need Linux 5.11 or later, and a state directory on a local filesystem such as " +
+				"ext4, xfs, btrfs or tmpfs: choose one with --root or STRATA_ROOT",
+		}
+	}
+	return nil
+}
