@@ -56,6 +56,10 @@ var boundaries = []struct {
 		module + "/build", module + "/recipe", module + "/layers", module + "/commit", module + "/internal/fscopy",
 		"github.com/google/go-containerregistry", "github.com/containerd/",
 	}},
+	{"internal/userns", []string{
+		module + "/build", module + "/recipe", module + "/layers", module + "/commit",
+		"github.com/google/go-containerregistry", "github.com/containerd/",
+	}},
 	{"internal/stateroot", []string{
 		module + "/build", module + "/recipe", module + "/layers", module + "/commit",
 		"github.com/google/go-containerregistry", "github.com/containerd/",

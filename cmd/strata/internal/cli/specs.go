@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -11,6 +10,7 @@ import (
 	"github.com/stratabuild/strata/build/cache"
 	"github.com/stratabuild/strata/commit"
 	"github.com/stratabuild/strata/internal/inputfile"
+	"github.com/stratabuild/strata/internal/stateroot"
 )
 
 // splitSpec splits "k=v,k=v" into pairs, rejecting repeated and empty keys.
@@ -143,22 +143,7 @@ func parseCacheRef(ref string, reg commit.RegistryOptions) (*cache.Registry, err
 	return &cache.Registry{Repo: r, Prefix: prefix, Options: reg}, nil
 }
 
-// defaultRoot is the state directory used without --root: $STRATA_ROOT,
-// else /var/lib/strata as root, else $XDG_DATA_HOME/strata
-// (~/.local/share/strata).
-func defaultRoot() string {
-	if d := os.Getenv("STRATA_ROOT"); d != "" {
-		return d
-	}
-	if os.Geteuid() == 0 {
-		return "/var/lib/strata"
-	}
-	if d := os.Getenv("XDG_DATA_HOME"); d != "" && filepath.IsAbs(d) {
-		return filepath.Join(d, "strata")
-	}
-	home, err := os.UserHomeDir()
-	if err != nil || home == "" {
-		return filepath.Join(os.TempDir(), fmt.Sprintf("strata-%d", os.Geteuid()))
-	}
-	return filepath.Join(home, ".local", "share", "strata")
-}
+// defaultRoot is the state directory used without --root (see
+// stateroot.DefaultDir: $STRATA_ROOT, /var/lib/strata as root, else
+// $XDG_DATA_HOME/strata).
+func defaultRoot() string { return stateroot.DefaultDir() }
