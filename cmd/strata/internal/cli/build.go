@@ -43,6 +43,7 @@ type buildFlags struct {
 	metadataFile, root, runtime                   string
 	memory, maxLayerBytes, timestamp              string
 	pidsLimit, maxLayerEntries                    int64
+	compressionLevel                              int
 	tags, outputs, buildArgs, secrets             []string
 	cacheFrom, cacheTo, insecure                  []string
 	push, load, noCache, dryRun                   bool
@@ -108,7 +109,8 @@ Exit codes: 0 built; 1 the build failed; 2 bad usage or an invalid recipe.`,
 	fl.BoolVar(&f.dryRun, "dry-run", false, "resolve everything and ask the caches; print which steps would hit or run, run nothing")
 	fl.StringArrayVar(&f.cacheFrom, "cache-from", nil, "read the layer cache from registry repository `REF` (repeatable)")
 	fl.StringArrayVar(&f.cacheTo, "cache-to", nil, "write the layer cache to registry repository `REF` (repeatable)")
-	fl.StringVar(&f.compression, "compression", "gzip", "layer compression: gzip or zstd")
+	fl.StringVar(&f.compression, "compression", "gzip", "layer compression: gzip or zstd (an output choice: cached layers are re-encoded, never re-run)")
+	fl.IntVar(&f.compressionLevel, "compression-level", 0, fmt.Sprintf("compression level `N`: gzip 1-9 (default %d), zstd 1-22 (default %d)", commit.DefaultGzipLevel, commit.DefaultZstdLevel))
 	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto, plain or json")
 	fl.StringVar(&f.metadataFile, "metadata-file", "", "write the build's metadata as JSON to `FILE`")
 	fl.StringVar(&f.root, "root", "", "state `DIR` (env STRATA_ROOT; default "+defaultRoot()+")")
@@ -189,11 +191,13 @@ func (f *buildFlags) request(args []string) (Request, error) {
 			bad.add("%v", err)
 		}
 	}
-	switch c := commit.Compression(f.compression); c {
-	case commit.Gzip, commit.Zstd:
-		o.Compression = c
-	default:
+	switch c, err := commit.ParseCompression(f.compression, f.compressionLevel); {
+	case f.compression != string(commit.CodecGzip) && f.compression != string(commit.CodecZstd):
 		bad.add("--compression: bad value %q: want gzip or zstd", f.compression)
+	case err != nil:
+		bad.add("--compression-level: %v", err)
+	default:
+		o.Compression = c
 	}
 	if !slices.Contains([]string{"auto", "plain", "json"}, f.progress) {
 		bad.add("--progress: bad value %q: want auto, plain or json", f.progress)
