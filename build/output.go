@@ -71,75 +71,71 @@ func merged(base, over map[string]string) map[string]string {
 // layer whose blob is compressed otherwise (another codec or level, or a
 // level not recorded) is re-encoded — decompressed and compressed again,
 // its diffID unchanged — once: the blob is kept under the state root and
-// found again by later builds (cache.Local.Encoded). The cache entry keeps
-// the layer as first committed. Base image layers are kept as they are.
+// found again by later builds, and by the other platforms of this one
+// (cache.Local.Encoded). The cache entry, and the step's record in the
+// result, keep the layer as first committed. Base image layers are kept
+// as they are.
 func (e *executor) encode(ctx context.Context, history []commit.Step) ([]commit.Step, error) {
 	want := e.o.Compression.Normalized()
-	e.mu.Lock()
-	defer e.mu.Unlock()
 	out := slices.Clone(history)
 	for i, s := range out {
 		if s.Layer == nil {
 			continue
 		}
-		j := e.stepOf(s.Layer)
-		if j < 0 {
+		rec, pos := e.stepLayer(s.Layer)
+		if rec == nil {
 			continue
 		}
-		rec := e.steps[j].Layer
 		if have, ok := rec.Compression(); ok && have == want {
 			continue
 		}
-		layer, nrec, err := e.reencode(ctx, s.Layer, rec, want)
+		layer, err := e.reencode(ctx, s.Layer, rec, want)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", e.steps[j].Pos, err)
+			return nil, fmt.Errorf("%s: %w", pos, err)
 		}
 		out[i].Layer = layer
-		for k := range e.steps { // the metadata reports what the image holds
-			if l := e.steps[k].Layer; l != nil && l.Digest == rec.Digest {
-				e.steps[k].Layer = nrec
-			}
-		}
 	}
 	return out, nil
 }
 
-// stepOf returns the index in e.steps of the step whose layer is l; -1
-// if none (e.mu held).
-func (e *executor) stepOf(l v1.Layer) int {
+// stepLayer returns the cache record of the step whose layer is l, and the
+// step's position; nil if no step made l.
+func (e *executor) stepLayer(l v1.Layer) (*cache.Layer, string) {
 	dg, err := l.Digest()
 	if err != nil {
-		return -1
+		return nil, ""
 	}
-	return slices.IndexFunc(e.steps, func(s StepResult) bool { return s.Layer != nil && s.Layer.Digest == dg.String() })
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, s := range e.steps {
+		if s.Layer != nil && s.Layer.Digest == dg.String() {
+			return s.Layer, s.Pos
+		}
+	}
+	return nil, ""
 }
 
 // reencode returns layer, recorded as rec, compressed as c: found under
 // the state root, or made now and recorded there.
-func (e *executor) reencode(ctx context.Context, layer v1.Layer, rec *cache.Layer, c commit.Compression) (v1.Layer, *cache.Layer, error) {
-	nrec := func(r *cache.Layer) *cache.Layer {
-		n := *r
-		n.Added, n.Modified, n.Deleted = rec.Added, rec.Modified, rec.Deleted
-		return &n
-	}
-	if l, r := e.cache.Local.Encoded(rec.DiffID, c); l != nil {
-		return l, nrec(r), nil
+func (e *executor) reencode(ctx context.Context, layer v1.Layer, rec *cache.Layer, c commit.Compression) (v1.Layer, error) {
+	if l, _ := e.cache.Local.Encoded(rec.DiffID, c); l != nil {
+		return l, nil
 	}
 	start := time.Now()
 	l, err := commit.Reencode(ctx, layer, e.root.Blobs(), c)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	r, err := cache.LayerOf(l, rec.Added, rec.Modified, rec.Deleted)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if err := e.cache.Local.PutEncoded(r); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	e.emit(Event{Kind: EventInfo, Time: time.Now(), Text: fmt.Sprintf("re-encoded layer %s as %s in %s",
 		rec.DiffID[:min(len(rec.DiffID), 19)], c, time.Since(start).Round(time.Millisecond))})
-	return l, nrec(r), nil
+	return l, nil
 }
 
 // summary describes the planned stages for a dry run.
