@@ -13,7 +13,7 @@
 #   STRATA        strata binary (default: `strata` on $PATH). Missing or failing:
 #                 its cells read "n/a (reason)" and the peers still run.
 #   RUNS          repetitions per workload x tool (default 3)
-#   WORKLOADS     default "busybox debian"
+#   WORKLOADS     default "busybox debian" ("node" too: Node.js from Debian, ~380 MB)
 #   TOOLS         default "strata docker buildah"
 #   BENCH_CACHE   where the debootstrap rootfs tarball and the debian OCI layout
 #                 are cached (default /var/cache/strata-bench)
@@ -167,7 +167,7 @@ registry_reset() {
 	registry_up
 	case $1 in
 	busybox) seed "$WORK/busybox-oci:latest" library/busybox:latest ;;
-	debian) seed "$BENCH_CACHE/debian-bookworm-oci:bookworm" library/debian:bookworm ;;
+	debian | node) seed "$BENCH_CACHE/debian-bookworm-oci:bookworm" library/debian:bookworm ;;
 	esac
 }
 
@@ -264,7 +264,7 @@ make_contexts() {
 	for wl in $WORKLOADS; do
 		ctx=$WORK/ctx/$wl
 		mkdir -p "$ctx"
-		cp "$here/workloads/$wl/Dockerfile" "$here/workloads/$wl/strata.yaml" "$ctx/"
+		cp -r "$here/workloads/$wl/." "$ctx/"
 	done
 	if [[ " $WORKLOADS " == *" busybox "* ]]; then
 		ctx=$WORK/ctx/busybox
@@ -283,7 +283,7 @@ make_contexts() {
 }
 
 # network mode of the peers' whole build (see the Dockerfiles' comments)
-net_for() { case $1 in debian) echo host ;; *) echo none ;; esac; }
+net_for() { case $1 in debian | node) echo host ;; *) echo none ;; esac; }
 
 # ---------------------------------------------------------------- docker
 
@@ -617,7 +617,7 @@ report() {
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 log "work dir $WORK; logs in $LOGDIR"
 make_busybox >>"$LOGDIR/base-images.log" 2>&1 || die "making the busybox base failed; see $LOGDIR/base-images.log"
-if [[ " $WORKLOADS " == *" debian "* ]]; then make_debian; fi
+if [[ " $WORKLOADS " == *" debian "* || " $WORKLOADS " == *" node "* ]]; then make_debian; fi
 make_contexts
 
 times >"$WORK/times0"

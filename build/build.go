@@ -40,8 +40,13 @@ type Options struct {
 	// CacheFrom are read after the local cache; CacheTo receive every
 	// step's result.
 	CacheFrom, CacheTo []cache.Store
-	// Compression of new layers.
+	// Compression of the image's layers: new layers are written with it,
+	// and cached ones compressed otherwise are re-encoded for the output
+	// (never part of a cache key).
 	Compression commit.Compression
+	// Labels are merged over the recipe's image labels (--label), and
+	// Annotations over its manifest annotations (--annotation).
+	Labels, Annotations map[string]string
 	// Runtime is the OCI runtime binary running the steps; "" for runc.
 	Runtime string
 	// Registry says how registries are reached.

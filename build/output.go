@@ -1,18 +1,24 @@
 package build
 
 import (
+	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/stratabuild/strata/build/cache"
 	"github.com/stratabuild/strata/build/plan"
 	"github.com/stratabuild/strata/commit"
 )
 
 // image assembles the final image from the target stage's result and the
-// config state its steps ended with.
-func (e *executor) image(res *stageResult) (v1.Image, error) {
+// config state its steps ended with; its step layers are compressed as
+// the options ask (see encode), labels and annotations of the options
+// merged over the recipe's.
+func (e *executor) image(ctx context.Context, res *stageResult) (v1.Image, error) {
 	sp := e.plan.Stages[len(e.plan.Stages)-1]
 	im := e.plan.Image
 	state := sp.Final
@@ -21,7 +27,7 @@ func (e *executor) image(res *stageResult) (v1.Image, error) {
 		Entrypoint: im.Entrypoint, EntrypointSet: im.Entrypoint != nil,
 		Cmd: im.Cmd, CmdSet: im.Cmd != nil,
 		WorkingDir: state.Workdir, User: state.User,
-		Labels: im.Labels, Volumes: im.Volumes, StopSignal: im.StopSignal,
+		Labels: merged(im.Labels, e.o.Labels), Volumes: im.Volumes, StopSignal: im.StopSignal,
 	}
 	for _, p := range im.Expose {
 		cfg.ExposedPorts = append(cfg.ExposedPorts, p.String())
@@ -34,13 +40,102 @@ func (e *executor) image(res *stageResult) (v1.Image, error) {
 	if sp.PlatformSet {
 		platform = &sp.Platform
 	}
+	steps, err := e.encode(ctx, res.history)
+	if err != nil {
+		return nil, err
+	}
 	img, err := commit.Image(res.base, commit.ImageOptions{
-		Steps: res.history, Config: cfg, Created: created, Annotations: im.Annotations, Platform: platform,
+		Steps: steps, Config: cfg, Created: created, Annotations: merged(im.Annotations, e.o.Annotations), Platform: platform,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("assembling the image: %w", err)
 	}
 	return img, nil
+}
+
+// merged is over set on top of base; nil when both are empty.
+func merged(base, over map[string]string) map[string]string {
+	if len(over) == 0 {
+		return base
+	}
+	out := maps.Clone(base)
+	if out == nil {
+		out = map[string]string{}
+	}
+	maps.Copy(out, over)
+	return out
+}
+
+// encode returns history with every step layer compressed as the options
+// ask. Compression is an output choice, not part of a cache key: a cached
+// layer whose blob is compressed otherwise (another codec or level, or a
+// level not recorded) is re-encoded — decompressed and compressed again,
+// its diffID unchanged — once: the blob is kept under the state root and
+// found again by later builds, and by the other platforms of this one
+// (cache.Local.Encoded). The cache entry, and the step's record in the
+// result, keep the layer as first committed. Base image layers are kept
+// as they are.
+func (e *executor) encode(ctx context.Context, history []commit.Step) ([]commit.Step, error) {
+	want := e.o.Compression.Normalized()
+	out := slices.Clone(history)
+	for i, s := range out {
+		if s.Layer == nil {
+			continue
+		}
+		rec, pos := e.stepLayer(s.Layer)
+		if rec == nil {
+			continue
+		}
+		if have, ok := rec.Compression(); ok && have == want {
+			continue
+		}
+		layer, err := e.reencode(ctx, s.Layer, rec, want)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", pos, err)
+		}
+		out[i].Layer = layer
+	}
+	return out, nil
+}
+
+// stepLayer returns the cache record of the step whose layer is l, and the
+// step's position; nil if no step made l.
+func (e *executor) stepLayer(l v1.Layer) (*cache.Layer, string) {
+	dg, err := l.Digest()
+	if err != nil {
+		return nil, ""
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, s := range e.steps {
+		if s.Layer != nil && s.Layer.Digest == dg.String() {
+			return s.Layer, s.Pos
+		}
+	}
+	return nil, ""
+}
+
+// reencode returns layer, recorded as rec, compressed as c: found under
+// the state root, or made now and recorded there.
+func (e *executor) reencode(ctx context.Context, layer v1.Layer, rec *cache.Layer, c commit.Compression) (v1.Layer, error) {
+	if l, _ := e.cache.Local.Encoded(rec.DiffID, c); l != nil {
+		return l, nil
+	}
+	start := time.Now()
+	l, err := commit.Reencode(ctx, layer, e.root.Blobs(), c)
+	if err != nil {
+		return nil, err
+	}
+	r, err := cache.LayerOf(l, rec.Added, rec.Modified, rec.Deleted)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.cache.Local.PutEncoded(r); err != nil {
+		return nil, err
+	}
+	e.emit(Event{Kind: EventInfo, Time: time.Now(), Text: fmt.Sprintf("re-encoded layer %s as %s in %s",
+		rec.DiffID[:min(len(rec.DiffID), 19)], c, time.Since(start).Round(time.Millisecond))})
+	return l, nil
 }
 
 // summary describes the planned stages for a dry run.

@@ -43,7 +43,7 @@ func (s *session) run(ctx context.Context, plans []*plan.Plan) ([]v1.Image, erro
 	}
 	images := make([]v1.Image, len(execs))
 	for i, e := range execs {
-		img, err := e.image(results[i])
+		img, err := e.image(ctx, results[i])
 		if err != nil {
 			return nil, err
 		}

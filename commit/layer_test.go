@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -72,11 +73,14 @@ func TestWriteLayer(t *testing.T) {
 		mt      types.MediaType
 		tarFlag string
 	}{
-		{"", types.OCILayer, "--gzip"},
+		{commit.Compression{}, types.OCILayer, "--gzip"},
 		{commit.Gzip, types.OCILayer, "--gzip"},
+		{commit.Compression{Codec: commit.CodecGzip, Level: 1}, types.OCILayer, "--gzip"},
+		{commit.Compression{Codec: commit.CodecGzip, Level: 9}, types.OCILayer, "--gzip"},
 		{commit.Zstd, types.OCILayerZStd, "--zstd"},
+		{commit.Compression{Codec: commit.CodecZstd, Level: 19}, types.OCILayerZStd, "--zstd"},
 	} {
-		t.Run(string(tc.c), func(t *testing.T) {
+		t.Run(tc.c.String(), func(t *testing.T) {
 			dir := t.TempDir()
 			l, err := commit.WriteLayer(t.Context(), bytes.NewReader(tarBytes), dir, tc.c)
 			if err != nil {
@@ -90,10 +94,10 @@ func TestWriteLayer(t *testing.T) {
 			digest, _ := l.Digest()
 			size, _ := l.Size()
 			mt, _ := l.MediaType()
-			got := []any{diffID, digest, size, mt, filepath.Base(l.Path())}
-			want := []any{sha256Of(tarBytes), sha256Of(blob), int64(len(blob)), tc.mt, sha256Of(blob).Hex}
+			got := []any{diffID, digest, size, mt, filepath.Base(l.Path()), l.Compression()}
+			want := []any{sha256Of(tarBytes), sha256Of(blob), int64(len(blob)), tc.mt, sha256Of(blob).Hex, tc.c.Normalized()}
 			if diff := cmp.Diff(want, got); diff != "" {
-				t.Errorf("layer (diffID, digest, size, media type, file name) (-want +got):\n%s", diff)
+				t.Errorf("layer (diffID, digest, size, media type, file name, compression) (-want +got):\n%s", diff)
 			}
 			if len(blob) >= len(tarBytes)/10 {
 				t.Errorf("blob is %d bytes for a %d-byte tar of repetitive text: not compressed?", len(blob), len(tarBytes))
@@ -151,7 +155,7 @@ func TestWriteLayerErrors(t *testing.T) {
 		r    io.Reader
 		c    commit.Compression
 	}{
-		{"unknown compression", t.Context(), bytes.NewReader(tarBytes), "lz4"},
+		{"unknown compression", t.Context(), bytes.NewReader(tarBytes), commit.Compression{Codec: "lz4"}},
 		{"cancelled", cancelled, bytes.NewReader(tarBytes), commit.Gzip},
 		{"read error", t.Context(), io.MultiReader(bytes.NewReader(tarBytes[:1024]), errReader{}), commit.Zstd},
 	} {
@@ -182,5 +186,95 @@ func TestOpenLayerSizeMismatch(t *testing.T) {
 	size, _ := l.Size()
 	if _, err := commit.OpenLayer(l.Path(), diffID, digest, size+1, types.OCILayer); err == nil {
 		t.Error("OpenLayer with a wrong size succeeded, want an error")
+	}
+}
+
+// TestCompressionLevels: each gzip level is what the blob's encoder used —
+// higher levels give smaller blobs of the same text, and gzip -d reads
+// them — and levels outside a codec's range are refused.
+func TestCompressionLevels(t *testing.T) {
+	var text strings.Builder
+	for i := range 100_000 {
+		fmt.Fprintf(&text, "line %d: %x\n", i, sha256.Sum256([]byte{byte(i), byte(i >> 8)}))
+	}
+	tarBytes := testTar(t, map[string]string{"etc/text": text.String()})
+	size := func(c commit.Compression) int64 {
+		l, err := commit.WriteLayer(t.Context(), bytes.NewReader(tarBytes), t.TempDir(), c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, _ := l.Size()
+		return n
+	}
+	gz1, gz9 := size(commit.Compression{Codec: commit.CodecGzip, Level: 1}), size(commit.Compression{Codec: commit.CodecGzip, Level: 9})
+	if gz9 >= gz1 {
+		t.Errorf("gzip level 9 blob is %d bytes, level 1 %d: want level 9 smaller", gz9, gz1)
+	}
+	zs1, zs19 := size(commit.Compression{Codec: commit.CodecZstd, Level: 1}), size(commit.Compression{Codec: commit.CodecZstd, Level: 19})
+	if zs19 >= zs1 {
+		t.Errorf("zstd level 19 blob is %d bytes, level 1 %d: want level 19 smaller", zs19, zs1)
+	}
+	for _, tc := range []struct {
+		codec string
+		level int
+		want  commit.Compression // normalized; zero: an error
+	}{
+		{"gzip", 0, commit.Compression{Codec: commit.CodecGzip, Level: commit.DefaultGzipLevel}},
+		{"gzip", 9, commit.Compression{Codec: commit.CodecGzip, Level: 9}},
+		{"gzip", 10, commit.Compression{}},
+		{"gzip", -1, commit.Compression{}},
+		{"zstd", 0, commit.Compression{Codec: commit.CodecZstd, Level: 3}},
+		{"zstd", 2, commit.Compression{Codec: commit.CodecZstd, Level: 1}},
+		{"zstd", 5, commit.Compression{Codec: commit.CodecZstd, Level: 3}},
+		{"zstd", 9, commit.Compression{Codec: commit.CodecZstd, Level: 6}},
+		{"zstd", 22, commit.Compression{Codec: commit.CodecZstd, Level: 10}},
+		{"zstd", 23, commit.Compression{}},
+		{"lz4", 0, commit.Compression{}},
+	} {
+		c, err := commit.ParseCompression(tc.codec, tc.level)
+		if (err != nil) != (tc.want == commit.Compression{}) {
+			t.Errorf("ParseCompression(%q, %d) error = %v, want error: %t", tc.codec, tc.level, err, tc.want == commit.Compression{})
+			continue
+		}
+		if got := c.Normalized(); err == nil && got != tc.want {
+			t.Errorf("ParseCompression(%q, %d).Normalized() = %v, want %v", tc.codec, tc.level, got, tc.want)
+		}
+	}
+}
+
+// TestReencode: a gzip layer re-encoded as zstd keeps its diffID and
+// content; a layer whose content is not what its diffID says is refused.
+func TestReencode(t *testing.T) {
+	tarBytes := testTar(t, map[string]string{"etc/motd": "hello\n"})
+	dir := t.TempDir()
+	gz, err := commit.WriteLayer(t.Context(), bytes.NewReader(tarBytes), dir, commit.Gzip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zs, err := commit.Reencode(t.Context(), gz, dir, commit.Zstd)
+	if err != nil {
+		t.Fatalf("Reencode: %v", err)
+	}
+	mt, _ := zs.MediaType()
+	gzDiffID, _ := gz.DiffID()
+	zsDiffID, _ := zs.DiffID()
+	gzDigest, _ := gz.Digest()
+	zsDigest, _ := zs.Digest()
+	if mt != types.OCILayerZStd || zsDiffID != gzDiffID || zsDigest == gzDigest || zs.Compression() != commit.Zstd.Normalized() {
+		t.Errorf("Reencode = %s, diffID %s, digest %s, %v; want zstd, diffID %s, a new digest", mt, zsDiffID, zsDigest, zs.Compression(), gzDiffID)
+	}
+	out, err := exec.Command("tar", "--zstd", "-tf", zs.Path()).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "etc/motd") {
+		t.Errorf("tar --zstd -tf of the re-encoded blob: %v\n%s", err, out)
+	}
+
+	// A layer that claims another diffID.
+	size, _ := gz.Size()
+	liar, err := commit.OpenLayer(gz.Path(), sha256Of([]byte("other")), gzDigest, size, types.OCILayer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l, err := commit.Reencode(t.Context(), liar, t.TempDir(), commit.Zstd); err == nil {
+		t.Errorf("Reencode of a layer with a wrong diffID = %s, want an error", l.Path())
 	}
 }

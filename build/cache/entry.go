@@ -4,6 +4,9 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/stratabuild/strata/commit"
 )
 
 // Layer is a committed layer blob, and what the step changed in it.
@@ -12,9 +15,12 @@ type Layer struct {
 	Digest    string `json:"digest"`
 	MediaType string `json:"media_type"`
 	Size      int64  `json:"size"`
-	Added     int    `json:"added"`
-	Modified  int    `json:"modified"`
-	Deleted   int    `json:"deleted"`
+	// Level is the compression level the blob was written with
+	// (commit.Compression, normalized); 0 when not known.
+	Level    int `json:"level,omitempty"`
+	Added    int `json:"added"`
+	Modified int `json:"modified"`
+	Deleted  int `json:"deleted"`
 }
 
 // Entry is one cached step result.
@@ -47,6 +53,25 @@ func LayerOf(l v1.Layer, added, modified, deleted int) (*Layer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Layer{DiffID: diffID.String(), Digest: dg.String(), Size: size, MediaType: string(mt),
-		Added: added, Modified: modified, Deleted: deleted}, nil
+	rec := &Layer{DiffID: diffID.String(), Digest: dg.String(), Size: size, MediaType: string(mt),
+		Added: added, Modified: modified, Deleted: deleted}
+	if c, ok := l.(*commit.Layer); ok {
+		rec.Level = c.Compression().Level
+	}
+	return rec, nil
+}
+
+// Compression is how the blob is compressed; ok is false when that is not
+// fully known (no level recorded, or not a gzip or zstd blob).
+func (l *Layer) Compression() (c commit.Compression, ok bool) {
+	switch types.MediaType(l.MediaType) {
+	case types.OCILayer, types.DockerLayer:
+		c.Codec = commit.CodecGzip
+	case types.OCILayerZStd:
+		c.Codec = commit.CodecZstd
+	default:
+		return commit.Compression{}, false
+	}
+	c.Level = l.Level
+	return c, l.Level != 0 && c.Normalized() == c
 }

@@ -39,7 +39,8 @@ type Snapshots interface {
 }
 
 // Prune removes the entries opts does not keep, then every layer blob and
-// snapshot that no kept entry uses (as its result or below it). The caller
+// snapshot that no kept entry uses (as its result or below it), and the
+// re-encodings of the layers of entries it removed. The caller
 // holds the state root's build lock exclusively, so no build holds
 // anything Prune removes.
 func (l *Local) Prune(ctx context.Context, opts PruneOptions, snaps Snapshots) (*PruneResult, error) {
@@ -48,15 +49,19 @@ func (l *Local) Prune(ctx context.Context, opts PruneOptions, snaps Snapshots) (
 		return nil, err
 	}
 	res := &PruneResult{EntriesRemoved: removed, EntriesKept: len(kept)}
-	blobs, diffIDs := map[string]bool{}, map[string]bool{}
+	blobs, diffIDs, results := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for _, e := range kept {
 		if e.Layer != nil {
 			blobs[strings.TrimPrefix(e.Layer.Digest, "sha256:")] = true
 			diffIDs[e.Layer.DiffID] = true
+			results[e.Layer.DiffID] = true
 		}
 		for _, d := range e.Inputs.Parent {
 			diffIDs[d] = true
 		}
+	}
+	if err := l.pruneEncodings(results, blobs); err != nil {
+		return nil, err
 	}
 	des, err := os.ReadDir(l.blobs)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {

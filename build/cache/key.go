@@ -119,19 +119,22 @@ func HashFiles(root string, paths []string) (map[string]string, error) {
 // into Inputs.Step, encoded as JSON. A secret's content is never part of
 // it, only the mount's id and target.
 type Def struct {
-	Text        string   `json:"text"`
-	Kind        string   `json:"kind"`
-	Argv        []string `json:"argv,omitempty"`
-	Network     string   `json:"network,omitempty"`
-	Env         []string `json:"env,omitempty"`
-	Mounts      []string `json:"mounts,omitempty"`
-	Sources     []string `json:"sources,omitempty"`
-	To          string   `json:"to,omitempty"`
-	Owner       string   `json:"owner,omitempty"`
-	Mode        string   `json:"mode,omitempty"`
-	Content     string   `json:"content,omitempty"` // a file step's, its sha256
-	From        string   `json:"from,omitempty"`    // a stage's layer chain, or an image digest
-	Epoch       string   `json:"epoch,omitempty"`
-	Compression string   `json:"compression,omitempty"`
-	Platform    string   `json:"platform,omitempty"` // the stage's
+	Text     string   `json:"text"`
+	Kind     string   `json:"kind"`
+	Argv     []string `json:"argv,omitempty"`
+	Network  string   `json:"network,omitempty"`
+	Env      []string `json:"env,omitempty"`
+	Mounts   []string `json:"mounts,omitempty"`
+	Sources  []string `json:"sources,omitempty"`
+	To       string   `json:"to,omitempty"`
+	Owner    string   `json:"owner,omitempty"`
+	Mode     string   `json:"mode,omitempty"`
+	Content  string   `json:"content,omitempty"` // a file step's, its sha256
+	From     string   `json:"from,omitempty"`    // a stage's layer chain, or an image digest
+	Epoch    string   `json:"epoch,omitempty"`
+	Platform string   `json:"platform,omitempty"` // the stage's
+	// No compression: it is how the output encodes a result, not part of
+	// it (a cached layer of another compression is re-encoded, see
+	// build/output.go). Keys made with one differ from these, so such
+	// entries simply miss: no key version change is needed.
 }

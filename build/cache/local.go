@@ -105,13 +105,15 @@ func (l *Local) Put(_ context.Context, e *Entry, _ v1.Layer) error {
 	if err != nil {
 		return err
 	}
-	if err := writeAtomic(l.dir, l.path(e.Key), data); err != nil {
+	if err := writeAtomic(l.dir, l.path(e.Key), data, 0o600); err != nil {
 		return fmt.Errorf("writing cache entry: %w", err)
 	}
 	return nil
 }
 
-func writeAtomic(dir, path string, data []byte) error {
+// writeAtomic writes data to path through a synced temp file in dir,
+// renamed into place: a reader sees the old file or the whole new one.
+func writeAtomic(dir, path string, data []byte, perm os.FileMode) error {
 	tmp, err := os.CreateTemp(dir, ".tmp-*")
 	if err != nil {
 		return err
@@ -122,6 +124,10 @@ func writeAtomic(dir, path string, data []byte) error {
 		return err
 	}
 	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(perm); err != nil {
 		tmp.Close()
 		return err
 	}

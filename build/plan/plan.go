@@ -304,7 +304,7 @@ func (pl *planner) step(ctx context.Context, sp *Stage, step *recipe.Step, state
 	if step.Name != "" {
 		s.Text = step.Name + ": " + s.Text
 	}
-	s.Def = cache.Def{Text: step.Summary(), Kind: step.Kind.String(), Compression: string(pl.o.Compression), Platform: sp.Platform.String()}
+	s.Def = cache.Def{Text: step.Summary(), Kind: step.Kind.String(), Platform: sp.Platform.String()}
 	if pl.o.Epoch != nil {
 		s.Def.Epoch = pl.o.Epoch.UTC().Format(time.RFC3339)
 	}

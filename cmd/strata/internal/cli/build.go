@@ -35,6 +35,10 @@ type Request struct {
 	Progress string
 	// MetadataFile receives JSON about the build; "" for none.
 	MetadataFile string
+	// IIDFile receives the image digest, as buildx's --iidfile; "" for none.
+	IIDFile string
+	// Quiet shows no progress: stderr stays empty unless the build fails.
+	Quiet bool
 }
 
 // buildFlags holds the raw values of strata build's flags.
@@ -43,9 +47,12 @@ type buildFlags struct {
 	metadataFile, root, runtime                   string
 	memory, maxLayerBytes, timestamp              string
 	pidsLimit, maxLayerEntries                    int64
+	compressionLevel                              int
+	iidFile                                       string
 	tags, outputs, buildArgs, secrets             []string
 	cacheFrom, cacheTo, insecure                  []string
-	push, load, noCache, dryRun                   bool
+	labels, annotations                           []string
+	push, load, noCache, dryRun, quiet            bool
 }
 
 func newBuild(b Builder) *cobra.Command {
@@ -106,11 +113,16 @@ Exit codes: 0 built; 1 the build failed; 2 bad usage or an invalid recipe.`,
 	fl.StringVar(&f.platform, "platform", "", "target platforms `OS/ARCH[,OS/ARCH…]`: several give an image index (default: the recipe's platforms, else the host's)")
 	fl.BoolVar(&f.noCache, "no-cache", false, "run every step")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "resolve everything and ask the caches; print which steps would hit or run, run nothing")
-	fl.StringArrayVar(&f.cacheFrom, "cache-from", nil, "read the layer cache from registry repository `REF` (repeatable)")
-	fl.StringArrayVar(&f.cacheTo, "cache-to", nil, "write the layer cache to registry repository `REF` (repeatable)")
-	fl.StringVar(&f.compression, "compression", "gzip", "layer compression: gzip or zstd")
+	fl.StringArrayVar(&f.cacheFrom, "cache-from", nil, "read the layer cache from `SPEC`: registry repository REF | type=registry,ref=REF | type=local,src=DIR (repeatable)")
+	fl.StringArrayVar(&f.cacheTo, "cache-to", nil, "write the layer cache to `SPEC`: registry repository REF | type=registry,ref=REF | type=local,dest=DIR (repeatable; mode=min|max accepted, every step is recorded)")
+	fl.StringVar(&f.compression, "compression", "gzip", "layer compression: gzip or zstd (an output choice: cached layers are re-encoded, never re-run)")
+	fl.IntVar(&f.compressionLevel, "compression-level", 0, fmt.Sprintf("compression level `N`: gzip 1-9 (default %d), zstd 1-22 (default %d)", commit.DefaultGzipLevel, commit.DefaultZstdLevel))
 	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto, plain or json")
 	fl.StringVar(&f.metadataFile, "metadata-file", "", "write the build's metadata as JSON to `FILE`")
+	fl.StringVar(&f.iidFile, "iidfile", "", "write the image digest to `FILE`")
+	fl.BoolVarP(&f.quiet, "quiet", "q", false, "print only the digest; nothing on stderr unless the build fails")
+	fl.StringArrayVar(&f.labels, "label", nil, "set image label `K=V`, over the recipe's (repeatable)")
+	fl.StringArrayVar(&f.annotations, "annotation", nil, "set manifest annotation `K=V`, over the recipe's (repeatable)")
 	fl.StringVar(&f.root, "root", "", "state `DIR` (env STRATA_ROOT; default "+defaultRoot()+")")
 	fl.StringVar(&f.runtime, "runtime", os.Getenv("STRATA_RUNTIME"), "OCI runtime running the steps (env STRATA_RUNTIME; default runc)")
 	fl.StringArrayVar(&f.insecure, "insecure-registry", nil, "reach registry `HOST` over plain HTTP (repeatable)")
@@ -132,7 +144,7 @@ func (p *problems) add(format string, args ...any) { *p = append(*p, fmt.Sprintf
 // reporting every problem at once.
 func (f *buildFlags) request(args []string) (Request, error) {
 	var bad problems
-	req := Request{Context: ".", File: f.file, Progress: f.progress, MetadataFile: f.metadataFile}
+	req := Request{Context: ".", File: f.file, Progress: f.progress, MetadataFile: f.metadataFile, IIDFile: f.iidFile, Quiet: f.quiet}
 	if len(args) == 1 {
 		req.Context = args[0]
 	}
@@ -168,6 +180,15 @@ func (f *buildFlags) request(args []string) (Request, error) {
 		bad.add("%v", err)
 	}
 	f.secretsOf(o, &bad)
+	if o.Labels, err = parseLabels(f.labels); err != nil {
+		bad.add("%v", err)
+	}
+	if o.Annotations, err = parseAnnotations(f.annotations); err != nil {
+		bad.add("%v", err)
+	}
+	if f.iidFile != "" && f.iidFile == f.metadataFile {
+		bad.add("--iidfile and --metadata-file name the same file %s", f.iidFile)
+	}
 	for _, spec := range strings.Split(f.platform, ",") {
 		if spec = strings.TrimSpace(spec); spec == "" {
 			continue
@@ -189,11 +210,13 @@ func (f *buildFlags) request(args []string) (Request, error) {
 			bad.add("%v", err)
 		}
 	}
-	switch c := commit.Compression(f.compression); c {
-	case commit.Gzip, commit.Zstd:
-		o.Compression = c
-	default:
+	switch c, err := commit.ParseCompression(f.compression, f.compressionLevel); {
+	case f.compression != string(commit.CodecGzip) && f.compression != string(commit.CodecZstd):
 		bad.add("--compression: bad value %q: want gzip or zstd", f.compression)
+	case err != nil:
+		bad.add("--compression-level: %v", err)
+	default:
+		o.Compression = c
 	}
 	if !slices.Contains([]string{"auto", "plain", "json"}, f.progress) {
 		bad.add("--progress: bad value %q: want auto, plain or json", f.progress)
@@ -261,7 +284,7 @@ func (f *buildFlags) cachesOf(o *build.Options, bad *problems) {
 		into *[]cache.Store
 	}{{"--cache-from", f.cacheFrom, &o.CacheFrom}, {"--cache-to", f.cacheTo, &o.CacheTo}} {
 		for _, ref := range c.refs {
-			s, err := parseCacheRef(ref, o.Registry)
+			s, err := parseCache(ref, c.flag == "--cache-from", o.Registry)
 			if err != nil {
 				bad.add("%s: %v", c.flag, err)
 				continue
@@ -374,8 +397,9 @@ func sourceDateEpoch() (*time.Time, error) {
 	return &t, nil
 }
 
-// loadRecipe loads the recipe and prints its warnings; an invalid recipe
-// is a usage error, each problem on its own line.
+// loadRecipe loads the recipe and prints its warnings (unless the command
+// was asked to be quiet); an invalid recipe is a usage error, each problem
+// on its own line.
 //
 // A recipe found in the context (no -f) must be a file inside it, so that
 // a symlink cannot make strata read, and echo, a file elsewhere.
@@ -396,6 +420,9 @@ func loadRecipe(cmd *cobra.Command, file, context string, explicit bool, buildAr
 			return nil, &exitError{code: ExitUsage, err: err, printed: true}
 		}
 		return nil, usageErr("%v", err)
+	}
+	if quiet, _ := cmd.Flags().GetBool("quiet"); quiet { // strata build -q
+		return r, nil
 	}
 	for _, w := range r.Warnings {
 		fmt.Fprintf(stderr, "%s (warning)\n", w)

@@ -19,9 +19,14 @@ import (
 
 // BuildImage is the Builder that runs real builds: build.Build with its
 // progress rendered on stderr — a live view on a terminal (--progress
-// auto), else plain lines or JSON.
+// auto), else plain lines or JSON; none at all with --quiet, where a
+// failure's error (a failed run's output tail included) is all stderr
+// gets. It writes the metadata and iid files.
 func BuildImage(ctx context.Context, req Request, r *recipe.Recipe, stderr io.Writer) (string, error) {
-	progress, done := renderer(stderr, req.Progress)
+	progress, done := func(build.Event) {}, func() {}
+	if !req.Quiet {
+		progress, done = renderer(stderr, req.Progress)
+	}
 	defer done()
 	log := slog.New(slog.NewTextHandler(lineEvents(progress), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	res, err := build.Build(ctx, req.Build, r, build.Deps{Progress: progress, Log: log})
@@ -34,6 +39,12 @@ func BuildImage(ctx context.Context, req Request, r *recipe.Recipe, stderr io.Wr
 	if req.MetadataFile != "" {
 		if err := writeMetadata(req.MetadataFile, res); err != nil {
 			return "", err
+		}
+	}
+	if req.IIDFile != "" {
+		// As buildx writes it: the digest alone, no newline.
+		if err := writeFileAtomic(req.IIDFile, []byte(res.Digest)); err != nil {
+			return "", fmt.Errorf("writing the iid file: %w", err)
 		}
 	}
 	progress(resultEvent(req, res.Digest))
@@ -64,40 +75,50 @@ func (w lineEvents) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// metadata is what --metadata-file holds.
+// metadata is what --metadata-file holds: buildx's keys for the digests,
+// so that scripts written for buildx read it, and the steps.
 type metadata struct {
-	ImageDigest  string             `json:"image.digest"`
-	ConfigDigest string             `json:"containerimage.config.digest,omitempty"`
-	Phases       build.Phases       `json:"phases"`
-	Steps        []build.StepResult `json:"steps"`
+	ImageDigest string `json:"image.digest"`
+	// ContainerImageDigest is buildx's name for the same digest.
+	ContainerImageDigest string             `json:"containerimage.digest"`
+	ConfigDigest         string             `json:"containerimage.config.digest,omitempty"`
+	Phases               build.Phases       `json:"phases"`
+	Steps                []build.StepResult `json:"steps"`
 }
 
-// writeMetadata writes the build's metadata as JSON, through a temp file
-// renamed into place.
+// writeMetadata writes the build's metadata as JSON.
 func writeMetadata(path string, res *build.Result) error {
-	data, err := json.MarshalIndent(metadata{ImageDigest: res.Digest, ConfigDigest: res.ConfigDigest, Phases: res.Phases, Steps: res.Steps}, "", "  ")
+	data, err := json.MarshalIndent(metadata{ImageDigest: res.Digest, ContainerImageDigest: res.Digest,
+		ConfigDigest: res.ConfigDigest, Phases: res.Phases, Steps: res.Steps}, "", "  ")
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".strata-metadata-*")
-	if err != nil {
+	if err := writeFileAtomic(path, append(data, '\n')); err != nil {
 		return fmt.Errorf("writing metadata file: %w", err)
+	}
+	return nil
+}
+
+// writeFileAtomic writes data to path through a temp file in the same
+// directory renamed into place: a reader sees the old file or the whole
+// new one, never a part.
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".strata-*")
+	if err != nil {
+		return err
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(data, '\n')); err != nil {
+	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
-		return fmt.Errorf("writing metadata file: %w", err)
+		return err
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing metadata file: %w", err)
+		return err
 	}
 	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("writing metadata file: %w", err)
-	}
-	return nil
+	return os.Rename(tmp.Name(), path)
 }
 
 // planText renders a dry run's plan: a line per run or copy step, then

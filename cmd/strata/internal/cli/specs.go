@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -128,9 +129,62 @@ func (s secret) read() ([]byte, error) {
 	return inputfile.Read(s.Src, inputfile.Options{Max: maxSecret, What: fmt.Sprintf("secret %q source", s.ID)})
 }
 
-// parseCacheRef parses a --cache-from/--cache-to registry cache,
-// REGISTRY/REPOSITORY[:TAG]; TAG prefixes the entries' tags, so that one
-// repository can hold several caches.
+// parseCache parses a --cache-from (from) or --cache-to value: a registry
+// REF, the shorthand, or buildx's forms type=registry,ref=REF[,mode=…] and
+// type=local,src=DIR (--cache-from) / type=local,dest=DIR (--cache-to).
+// mode=min|max is accepted as buildx has it; strata records every step
+// whatever it says (what buildx calls max).
+func parseCache(spec string, from bool, reg commit.RegistryOptions) (cache.Store, error) {
+	dirKey, want := "dest", "want REF | type=registry,ref=REF[,mode=min|max] | type=local,dest=DIR[,mode=min|max]"
+	if from {
+		dirKey, want = "src", "want REF | type=registry,ref=REF | type=local,src=DIR"
+	}
+	if !strings.Contains(spec, "=") {
+		return parseCacheRef(spec, reg)
+	}
+	kv, err := splitSpec(spec, "cache")
+	if err != nil {
+		return nil, fmt.Errorf("%w (%s)", err, want)
+	}
+	typ := kv["type"]
+	where, known := map[string]string{"registry": "ref", "local": dirKey}[typ]
+	switch {
+	case typ == "":
+		return nil, fmt.Errorf("bad cache %q: missing type= (%s)", spec, want)
+	case !known:
+		return nil, fmt.Errorf("bad cache %q: unknown type %q (%s)", spec, typ, want)
+	}
+	for k, v := range kv {
+		switch {
+		case k == "type" || k == where:
+		case k == "mode" && from:
+			return nil, fmt.Errorf("bad cache %q: mode= is a --cache-to setting", spec)
+		case k == "mode" && v != "min" && v != "max":
+			return nil, fmt.Errorf("bad cache %q: mode=%s: want min or max", spec, v)
+		case k != "mode":
+			return nil, fmt.Errorf("bad cache %q: unknown key %q for type=%s (%s)", spec, k, typ, want)
+		}
+	}
+	if kv[where] == "" {
+		value := "DIR"
+		if where == "ref" {
+			value = "REF"
+		}
+		return nil, fmt.Errorf("bad cache %q: type=%s needs %s=%s", spec, typ, where, value)
+	}
+	if typ == "registry" {
+		return parseCacheRef(kv["ref"], reg)
+	}
+	dir, err := filepath.Abs(kv[where])
+	if err != nil {
+		return nil, err
+	}
+	return &cache.Dir{Path: dir}, nil
+}
+
+// parseCacheRef parses a registry cache, REGISTRY/REPOSITORY[:TAG]; TAG
+// prefixes the entries' tags, so that one repository can hold several
+// caches.
 func parseCacheRef(ref string, reg commit.RegistryOptions) (*cache.Registry, error) {
 	repo, prefix := ref, ""
 	if t, err := name.NewTag(ref, name.StrictValidation); err == nil {
@@ -141,6 +195,48 @@ func parseCacheRef(ref string, reg commit.RegistryOptions) (*cache.Registry, err
 		return nil, fmt.Errorf("bad reference %q: want [REGISTRY/]REPOSITORY[:TAG], lowercase", ref)
 	}
 	return &cache.Registry{Repo: r, Prefix: prefix, Options: reg}, nil
+}
+
+// parseLabels parses --label K=V values, as docker does: K alone is an
+// empty value, and a later K wins.
+func parseLabels(specs []string) (map[string]string, error) {
+	if len(specs) == 0 {
+		return nil, nil
+	}
+	out := map[string]string{}
+	for _, s := range specs {
+		k, v, _ := strings.Cut(s, "=")
+		if strings.TrimSpace(k) == "" {
+			return nil, fmt.Errorf("--label: bad value %q: want KEY=VALUE", s)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+// parseAnnotations parses --annotation K=V values for the image manifest,
+// buildx's "manifest:K=V" too. buildx's other targets (index,
+// manifest-descriptor, index-descriptor) are refused: strata writes one
+// manifest and no index.
+func parseAnnotations(specs []string) (map[string]string, error) {
+	if len(specs) == 0 {
+		return nil, nil
+	}
+	out := map[string]string{}
+	for _, s := range specs {
+		k, v, ok := strings.Cut(s, "=")
+		if target, key, typed := strings.Cut(k, ":"); typed {
+			if target != "manifest" {
+				return nil, fmt.Errorf("--annotation %s: strata annotates the image manifest only (want KEY=VALUE or manifest:KEY=VALUE)", s)
+			}
+			k = key
+		}
+		if !ok || strings.TrimSpace(k) == "" {
+			return nil, fmt.Errorf("--annotation: bad value %q: want KEY=VALUE", s)
+		}
+		out[k] = v
+	}
+	return out, nil
 }
 
 // defaultRoot is the state directory used without --root (see
