@@ -188,7 +188,7 @@ func Build(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*Result, e
 	}
 	defer release()
 	po := plan.Options{Target: o.Target, Registry: o.Registry, Secrets: o.Secrets,
-		Epoch: o.Epoch, EpochFromFlag: o.EpochFromFlag, Now: o.Now, Compression: o.Compression}
+		Epoch: o.Epoch, EpochFromFlag: o.EpochFromFlag, Now: o.Now}
 	start := time.Now()
 	plans, err := plan.MakeAll(ctx, po, targets)
 	if err != nil {

@@ -78,7 +78,7 @@ func TestCompressionIsAnOutputChoice(t *testing.T) {
 	if d := cmp.Diff(gzDiffIDs, zsDiffIDs); d != "" {
 		t.Errorf("diffIDs changed with the compression (-gzip +zstd):\n%s", d)
 	}
-	if n := countInfo(events, "re-encoded layer"); n != 2 {
+	if n := countInfo(events, "re-encoded the layer"); n != 2 {
 		t.Errorf("%d layers re-encoded, want 2:\n%v", n, infos(events))
 	}
 	for _, s := range zs.Steps {
@@ -91,7 +91,7 @@ func TestCompressionIsAnOutputChoice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := countInfo(events, "re-encoded layer"); n != 0 || len(runner.runs) != 0 {
+	if n := countInfo(events, "re-encoded the layer"); n != 0 || len(runner.runs) != 0 {
 		t.Errorf("third build: %d runs, %d re-encodings; want none", len(runner.runs), n)
 	}
 	d1, _ := zs.Image.Digest()
@@ -107,8 +107,8 @@ func TestCompressionIsAnOutputChoice(t *testing.T) {
 	}
 	d3, _ := back.Image.Digest()
 	d0, _ := gz.Image.Digest()
-	if d3 != d0 || countInfo(events, "re-encoded layer") != 0 {
-		t.Errorf("gzip again: %s (want %s), with %d re-encodings (want 0)", d3, d0, countInfo(events, "re-encoded layer"))
+	if d3 != d0 || countInfo(events, "re-encoded the layer") != 0 {
+		t.Errorf("gzip again: %s (want %s), with %d re-encodings (want 0)", d3, d0, countInfo(events, "re-encoded the layer"))
 	}
 }
 

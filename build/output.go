@@ -89,9 +89,13 @@ func (e *executor) encode(ctx context.Context, history []commit.Step) ([]commit.
 		if have, ok := rec.Compression(); ok && have == want {
 			continue
 		}
-		layer, err := e.reencode(ctx, s.Layer, rec, want)
+		start := time.Now()
+		layer, made, err := e.cache.Local.Reencode(ctx, s.Layer, rec, want)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", pos, err)
+		}
+		if made {
+			e.emit(Event{Kind: EventInfo, Time: time.Now(), Text: fmt.Sprintf("re-encoded the layer of %s as %s in %s", pos, want, time.Since(start).Round(time.Millisecond))})
 		}
 		out[i].Layer = layer
 	}
@@ -113,29 +117,6 @@ func (e *executor) stepLayer(l v1.Layer) (*cache.Layer, string) {
 		}
 	}
 	return nil, ""
-}
-
-// reencode returns layer, recorded as rec, compressed as c: found under
-// the state root, or made now and recorded there.
-func (e *executor) reencode(ctx context.Context, layer v1.Layer, rec *cache.Layer, c commit.Compression) (v1.Layer, error) {
-	if l, _ := e.cache.Local.Encoded(rec.DiffID, c); l != nil {
-		return l, nil
-	}
-	start := time.Now()
-	l, err := commit.Reencode(ctx, layer, e.root.Blobs(), c)
-	if err != nil {
-		return nil, err
-	}
-	r, err := cache.LayerOf(l, rec.Added, rec.Modified, rec.Deleted)
-	if err != nil {
-		return nil, err
-	}
-	if err := e.cache.Local.PutEncoded(r); err != nil {
-		return nil, err
-	}
-	e.emit(Event{Kind: EventInfo, Time: time.Now(), Text: fmt.Sprintf("re-encoded layer %s as %s in %s",
-		rec.DiffID[:min(len(rec.DiffID), 19)], c, time.Since(start).Round(time.Millisecond))})
-	return l, nil
 }
 
 // summary describes the planned stages for a dry run.

@@ -1,12 +1,14 @@
 package cache
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/stratabuild/strata/commit"
 )
 
@@ -89,4 +91,25 @@ func (l *Local) pruneEncodings(keep, blobs map[string]bool) error {
 		}
 	}
 	return nil
+}
+
+// Reencode returns layer, recorded as rec, compressed as c: found among
+// the encodings kept under the state root, or made now (made) and kept
+// there. Its diffID is unchanged.
+func (l *Local) Reencode(ctx context.Context, layer v1.Layer, rec *Layer, c commit.Compression) (out v1.Layer, made bool, err error) {
+	if found, _ := l.Encoded(rec.DiffID, c); found != nil {
+		return found, false, nil
+	}
+	enc, err := commit.Reencode(ctx, layer, l.blobs, c)
+	if err != nil {
+		return nil, false, err
+	}
+	r, err := LayerOf(enc, rec.Added, rec.Modified, rec.Deleted)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := l.PutEncoded(r); err != nil {
+		return nil, false, err
+	}
+	return enc, true, nil
 }

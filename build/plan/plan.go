@@ -79,12 +79,11 @@ type CopySource struct {
 
 // Options are the build options a plan depends on.
 type Options struct {
-	Target      string
-	Platform    *v1.Platform // nil: the host's
-	Registry    commit.RegistryOptions
-	Secrets     map[string][]byte // by id; only the ids are checked
-	NoSecrets   bool              // do not check secrets (validate)
-	Compression commit.Compression
+	Target    string
+	Platform  *v1.Platform // nil: the host's
+	Registry  commit.RegistryOptions
+	Secrets   map[string][]byte // by id; only the ids are checked
+	NoSecrets bool              // do not check secrets (validate)
 	// Epoch is the build epoch the user gives (SOURCE_DATE_EPOCH, or
 	// --timestamp UNIX when EpochFromFlag); Now is --timestamp now. With
 	// neither, the plan derives the epoch from the inputs (see epoch).
