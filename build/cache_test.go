@@ -44,6 +44,7 @@ from: scratch
 steps:
   - copy: src/
     to: /src/
+    owner: OWNER
   - run: write /one.txt one
   - run: write /greeting.txt ${GREETING}
   - run: write /three.txt three
@@ -117,6 +118,7 @@ from: scratch
 steps:
   - copy: src/
     to: /src/
+    owner: OWNER
   - run: write /one.txt one ;; the same file, written by a changed step
   - run: write /greeting.txt ${GREETING}
   - run: write /three.txt three

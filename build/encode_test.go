@@ -155,7 +155,7 @@ func countInfo(events []Event, text string) int {
 // platforms make the same layer, both images get it re-encoded.
 func TestCompressionSwitchMultiPlatform(t *testing.T) {
 	dir := t.TempDir()
-	recipeText := "platforms: [linux/amd64, linux/arm64]\nfrom: scratch\nsteps:\n  - file: /a.txt\n    content: alpha\n"
+	recipeText := own("platforms: [linux/amd64, linux/arm64]\nfrom: scratch\nsteps:\n  - file: /a.txt\n    owner: OWNER\n    content: alpha\n")
 	if err := os.WriteFile(filepath.Join(dir, "strata.yaml"), []byte(recipeText), 0o644); err != nil {
 		t.Fatal(err)
 	}

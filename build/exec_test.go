@@ -186,7 +186,7 @@ func TestRelativeCopyUsesBaseWorkdir(t *testing.T) {
 	ctxDir := t.TempDir()
 	writeTree(t, ctxDir, map[string]string{
 		"a.txt":       "a",
-		"strata.yaml": "from: oci-layout://" + base + "\nsteps:\n  - copy: a.txt\n    to: app/\n  - run: noop\n  - workdir: sub\n  - copy: a.txt\n    to: b.txt\n",
+		"strata.yaml": "from: oci-layout://" + base + "\nsteps:\n  - copy: a.txt\n    to: app/\n    owner: OWNER\n  - run: noop\n  - workdir: sub\n  - copy: a.txt\n    to: b.txt\n    owner: OWNER\n",
 	})
 	r, err := recipe.Load(filepath.Join(ctxDir, "strata.yaml"))
 	if err != nil {
@@ -222,7 +222,7 @@ func TestRelativeCopyUsesBaseWorkdir(t *testing.T) {
 func TestFileStep(t *testing.T) {
 	ctxDir, root := t.TempDir(), t.TempDir()
 	load := func(content string) *recipe.Recipe {
-		writeTree(t, ctxDir, map[string]string{"strata.yaml": "args: {X: \"1\"}\nfrom: scratch\nworkdir: /etc\nsteps:\n  - file: app.conf\n    mode: \"0600\"\n    content: |\n      " + content + "\n"})
+		writeTree(t, ctxDir, map[string]string{"strata.yaml": "args: {X: \"1\"}\nfrom: scratch\nworkdir: /etc\nsteps:\n  - file: app.conf\n    owner: OWNER\n    mode: \"0600\"\n    content: |\n      " + content + "\n"})
 		r, err := recipe.Load(filepath.Join(ctxDir, "strata.yaml"))
 		if err != nil {
 			t.Fatal(err)
@@ -279,7 +279,9 @@ stages:
       - copy: /tool
         from: tools
         to: /tool
+        owner: OWNER
       - file: /target
+        owner: OWNER
         content: ${TARGETARCH}
 `)
 	if err != nil {

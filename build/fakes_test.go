@@ -9,6 +9,7 @@ import (
 	"archive/tar"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -168,7 +169,7 @@ func (f *fakeRunner) do(ctx context.Context, o sandbox.Options) error {
 func buildFake(t *testing.T, yaml string, opts ...func(*Options)) (*Result, *fakeRunner, *fakeMounter, []Event, error) {
 	t.Helper()
 	ctxDir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(ctxDir, "strata.yaml"), []byte(yaml), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(ctxDir, "strata.yaml"), []byte(own(yaml)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	r, err := recipe.Load(filepath.Join(ctxDir, "strata.yaml"))
@@ -200,10 +201,22 @@ func buildIn(t *testing.T, root string, r *recipe.Recipe, opts ...func(*Options)
 	return res, runner, mounter, events, err
 }
 
-// writeTree makes files under dir from "path": content.
+// own gives the copy and file steps of a test recipe that say "owner:
+// OWNER" the test's own uid:gid, so that the fakes run without root: only
+// root can chown what a step writes to 0:0 (a real build is root, or root
+// in its user namespace).
+func own(yaml string) string {
+	return strings.ReplaceAll(yaml, "OWNER", fmt.Sprintf("\"%d:%d\"", os.Getuid(), os.Getgid()))
+}
+
+// writeTree makes files under dir from "path": content (a recipe's OWNER
+// made the test's own, see own).
 func writeTree(t *testing.T, dir string, files map[string]string) {
 	t.Helper()
 	for p, content := range files {
+		if filepath.Base(p) == "strata.yaml" {
+			content = own(content)
+		}
 		full := filepath.Join(dir, p)
 		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
 			t.Fatal(err)
