@@ -255,7 +255,7 @@ func (d *decoder) expand(n *yaml.Node, text string, sc *scope, where string) (st
 			d.unresolved = append(d.unresolved, Var{Name: name, Pos: pos})
 			if !found {
 				if s := d.suggestVar(name, sc); s != "" {
-					d.warnings = append(d.warnings, Warning{Pos: pos, Msg: fmt.Sprintf("${%s} is not defined in args or env, so it must come from the base image's env (did you mean ${%s}?)", name, s)})
+					d.warnings = append(d.warnings, Warning{Pos: pos, BaseEnv: true, Msg: fmt.Sprintf("${%s} is not defined in args or env, so it must come from the base image's env (did you mean ${%s}?)", name, s)})
 				}
 			}
 		case sc.unsetArgs[name]:

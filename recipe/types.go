@@ -403,6 +403,10 @@ func (p Port) String() string { return strconv.Itoa(p.Number) + "/" + p.Proto }
 type Warning struct {
 	Pos Pos
 	Msg string
+	// BaseEnv is set on a warning about a ${NAME} only the base image's
+	// env can define: resolving the base settles it (an error if the
+	// base does not define it either), so only an offline check shows it.
+	BaseEnv bool
 }
 
 // String returns "FILE:LINE:COL: message" (or "FILE: message" without a line).

@@ -19,6 +19,7 @@ import (
 	"github.com/stratabuild/strata/build/sandbox"
 	"github.com/stratabuild/strata/commit"
 	"github.com/stratabuild/strata/internal/inputfile"
+	"github.com/stratabuild/strata/internal/stateroot"
 	"github.com/stratabuild/strata/layers"
 	"github.com/stratabuild/strata/recipe"
 )
@@ -71,7 +72,7 @@ Exit codes: 0 built; 1 the build failed; 2 bad usage or an invalid recipe.`,
 			if err != nil {
 				return err
 			}
-			r, err := loadRecipe(cmd, req.File, req.Context, f.file != "", req.BuildArgs)
+			r, err := loadRecipe(cmd, req.File, req.Context, f.file != "", req.BuildArgs, false)
 			if err != nil {
 				return err
 			}
@@ -105,33 +106,33 @@ Exit codes: 0 built; 1 the build failed; 2 bad usage or an invalid recipe.`,
 	fl.StringVarP(&f.file, "file", "f", "", "recipe `FILE` (default CONTEXT/strata.yaml)")
 	fl.StringArrayVarP(&f.tags, "tag", "t", nil, "name the result `REF` (repeatable)")
 	fl.BoolVar(&f.push, "push", false, "push every --tag to its registry")
-	fl.StringArrayVarP(&f.outputs, "output", "o", nil, "`SPEC`: type=oci,dest=DIR | type=docker,dest=FILE | type=registry (repeatable)")
+	fl.StringArrayVarP(&f.outputs, "output", "o", nil, "write the image to `SPEC`: type=oci,dest=DIR | type=docker,dest=FILE | type=registry (repeatable)")
 	fl.BoolVar(&f.load, "load", false, "load the image into the local docker daemon")
-	fl.StringArrayVar(&f.buildArgs, "build-arg", nil, "`NAME=VALUE` overriding an arg of the recipe (repeatable)")
-	fl.StringArrayVar(&f.secrets, "secret", nil, "`id=ID,src=FILE | id=ID,env=VAR` for secret mounts (repeatable)")
+	fl.StringArrayVar(&f.buildArgs, "build-arg", nil, "set the recipe's arg NAME: `NAME=VALUE` (repeatable)")
+	fl.StringArrayVar(&f.secrets, "secret", nil, "a secret mount's content: `SECRET`, id=ID,src=FILE or id=ID,env=VAR (repeatable)")
 	fl.StringVar(&f.target, "target", "", "build the stage named `STAGE` (default: the last)")
-	fl.StringVar(&f.platform, "platform", "", "target platforms `OS/ARCH[,OS/ARCH…]`: several give an image index (default: the recipe's platforms, else the host's)")
+	fl.StringVar(&f.platform, "platform", "", "target `PLATFORMS`, OS/ARCH[/VARIANT] comma-separated: several give an image index (default: the recipe's platforms:, else the host's)")
 	fl.BoolVar(&f.noCache, "no-cache", false, "run every step")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "resolve everything and ask the caches; print which steps would hit or run, run nothing")
 	fl.StringArrayVar(&f.cacheFrom, "cache-from", nil, "read the layer cache from `SPEC`: registry repository REF | type=registry,ref=REF | type=local,src=DIR (repeatable)")
 	fl.StringArrayVar(&f.cacheTo, "cache-to", nil, "write the layer cache to `SPEC`: registry repository REF | type=registry,ref=REF | type=local,dest=DIR (repeatable; mode=min|max accepted, every step is recorded)")
-	fl.StringVar(&f.compression, "compression", "gzip", "layer compression: gzip or zstd (an output choice: cached layers are re-encoded, never re-run)")
+	fl.StringVar(&f.compression, "compression", "gzip", "layer compression `CODEC`: gzip or zstd (an output choice: cached layers are re-encoded, never re-run)")
 	fl.IntVar(&f.compressionLevel, "compression-level", 0, fmt.Sprintf("compression level `N`: gzip 1-9 (default %d), zstd 1-22 (default %d)", commit.DefaultGzipLevel, commit.DefaultZstdLevel))
-	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto, plain or json")
+	fl.StringVar(&f.progress, "progress", "auto", "progress output `MODE`: auto (a live view on a terminal, else plain), plain or json")
 	fl.StringVar(&f.metadataFile, "metadata-file", "", "write the build's metadata as JSON to `FILE`")
 	fl.StringVar(&f.iidFile, "iidfile", "", "write the image digest to `FILE`")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "print only the digest; nothing on stderr unless the build fails")
 	fl.StringArrayVar(&f.labels, "label", nil, "set image label `K=V`, over the recipe's (repeatable)")
 	fl.StringArrayVar(&f.annotations, "annotation", nil, "set manifest annotation `K=V`, over the recipe's (repeatable)")
 	fl.StringVar(&f.root, "root", "", "state `DIR` (env STRATA_ROOT; default "+defaultRoot()+")")
-	fl.StringVar(&f.runtime, "runtime", os.Getenv("STRATA_RUNTIME"), "OCI runtime running the steps (env STRATA_RUNTIME; default runc)")
-	fl.StringArrayVar(&f.insecure, "insecure-registry", nil, "reach registry `HOST` over plain HTTP (repeatable)")
-	fl.StringVar(&f.timestamp, "timestamp", "", "the build epoch: `now` or seconds since 1970 (default: SOURCE_DATE_EPOCH, else the newest base image's created time)")
+	fl.StringVar(&f.runtime, "runtime", os.Getenv("STRATA_RUNTIME"), "the OCI runtime `BINARY` running the steps (env STRATA_RUNTIME; default runc)")
+	fl.StringArrayVar(&f.insecure, "insecure-registry", nil, "reach registry `HOST` over plain HTTP, or with an unverified certificate (repeatable)")
+	fl.StringVar(&f.timestamp, "timestamp", "", "the build epoch: `now|UNIX`, the clock or seconds since 1970 (default: SOURCE_DATE_EPOCH, else the newest base image's created time)")
 	defer completeBuildFlags(cmd)
-	fl.StringVar(&f.memory, "memory", "", "memory limit of each run step, such as 2g (default: none)")
-	fl.Int64Var(&f.pidsLimit, "pids-limit", 0, fmt.Sprintf("processes a run step may hold at once (default %d; -1: no limit)", sandbox.DefaultPidsLimit))
-	fl.StringVar(&f.maxLayerBytes, "max-layer-bytes", "", "most bytes a base layer may expand to, such as 100g (default 64g)")
-	fl.Int64Var(&f.maxLayerEntries, "max-layer-entries", 0, fmt.Sprintf("most entries a base layer may hold (default %d)", layers.DefaultMaxLayerEntries))
+	fl.StringVar(&f.memory, "memory", "", "memory limit of each run step: `SIZE`, such as 2g (default: none)")
+	fl.Int64Var(&f.pidsLimit, "pids-limit", 0, fmt.Sprintf("`N` processes a run step may hold at once (default %d; -1: no limit)", sandbox.DefaultPidsLimit))
+	fl.StringVar(&f.maxLayerBytes, "max-layer-bytes", "", "most bytes a base layer may expand to: `SIZE`, such as 100g (default 64g)")
+	fl.Int64Var(&f.maxLayerEntries, "max-layer-entries", 0, fmt.Sprintf("most entries, `N`, a base layer may hold (default %d)", layers.DefaultMaxLayerEntries))
 	return cmd
 }
 
@@ -188,6 +189,14 @@ func (f *buildFlags) request(args []string) (Request, error) {
 	}
 	if f.iidFile != "" && f.iidFile == f.metadataFile {
 		bad.add("--iidfile and --metadata-file name the same file %s", f.iidFile)
+	}
+	for flag, file := range map[string]string{"--iidfile": f.iidFile, "--metadata-file": f.metadataFile} {
+		if file == "" {
+			continue
+		}
+		if err := commit.CheckDockerDest(file); err != nil { // a file that can be written, its parents made
+			bad.add("%s: %v", flag, strings.Replace(err.Error(), "the archive's file name", "a file name", 1))
+		}
 	}
 	for _, spec := range strings.Split(f.platform, ",") {
 		if spec = strings.TrimSpace(spec); spec == "" {
@@ -321,6 +330,9 @@ func (f *buildFlags) secretsOf(o *build.Options, bad *problems) {
 // limitsOf parses the limits of run steps and base layers.
 func (f *buildFlags) limitsOf(o *build.Options, bad *problems) {
 	o.PidsLimit, o.LayerLimits.MaxEntries = f.pidsLimit, f.maxLayerEntries
+	if stateroot.Rootless() && (f.memory != "" || f.pidsLimit != 0) {
+		bad.add("--memory and --pids-limit need cgroups, which a rootless build has none of here: build as root to limit steps")
+	}
 	if f.memory != "" {
 		n, err := parseBytes(f.memory)
 		switch {
@@ -403,9 +415,14 @@ func sourceDateEpoch() (*time.Time, error) {
 //
 // A recipe found in the context (no -f) must be a file inside it, so that
 // a symlink cannot make strata read, and echo, a file elsewhere.
-func loadRecipe(cmd *cobra.Command, file, context string, explicit bool, buildArgs map[string]string) (*recipe.Recipe, error) {
+func loadRecipe(cmd *cobra.Command, file, context string, explicit bool, buildArgs map[string]string, baseEnvWarnings bool) (*recipe.Recipe, error) {
 	stderr := cmd.ErrOrStderr()
-	if _, err := os.Lstat(file); err == nil && !explicit {
+	if _, err := os.Lstat(file); errors.Is(err, os.ErrNotExist) {
+		if explicit {
+			return nil, usageErr("recipe %s does not exist", file)
+		}
+		return nil, usageErr("no recipe: %s does not exist (give CONTEXT, the directory holding strata.yaml, or the recipe with -f)", file)
+	} else if err == nil && !explicit {
 		if err := inputfile.InsideDir(file, context); err != nil {
 			return nil, usageErr("recipe: %v (give it with -f to use it anyway)", err)
 		}
@@ -425,7 +442,9 @@ func loadRecipe(cmd *cobra.Command, file, context string, explicit bool, buildAr
 		return r, nil
 	}
 	for _, w := range r.Warnings {
-		fmt.Fprintf(stderr, "%s (warning)\n", w)
+		if !w.BaseEnv || baseEnvWarnings { // else resolving the base settles it
+			fmt.Fprintf(stderr, "%s (warning)\n", w)
+		}
 	}
 	return r, nil
 }

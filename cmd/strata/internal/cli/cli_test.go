@@ -151,7 +151,7 @@ func TestBuildExitCodes(t *testing.T) {
 		{name: "bad build-arg", args: []string{"build", "--build-arg", "=x", dir}, code: 2, stderr: "--build-arg: bad value"},
 		{name: "bad epoch", args: []string{"build", dir}, env: map[string]string{"SOURCE_DATE_EPOCH": "yesterday"}, code: 2, stderr: `SOURCE_DATE_EPOCH="yesterday"`},
 		{name: "unknown target", args: []string{"build", "--target", "nope", dir}, code: 2, stderr: `--target: unknown target stage "nope"`},
-		{name: "missing recipe", args: []string{"build", t.TempDir()}, code: 2, stderr: "reading recipe"},
+		{name: "missing recipe", args: []string{"build", t.TempDir()}, code: 2, stderr: "strata.yaml does not exist"},
 		{name: "invalid recipe", args: []string{"build", "-f", bad, dir}, code: 2, stderr: "five-mistakes.yaml:4:5: step 1: unknown key \"rn\" (did you mean \"run\"?)"},
 	}
 	for _, tt := range tests {

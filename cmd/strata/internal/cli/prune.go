@@ -2,6 +2,8 @@ package cli
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -12,8 +14,7 @@ import (
 
 func newPrune() *cobra.Command {
 	var root string
-	var keepBytes int64
-	var keepDuration time.Duration
+	var keepBytesFlag, keepDurationFlag string
 	cmd := &cobra.Command{
 		Use:   "prune [--keep-bytes N] [--keep-duration D]",
 		Short: "Remove unused cache entries, layer blobs and snapshots",
@@ -26,8 +27,18 @@ prune waits for running builds on the same --root to end and never removes
 what one of them holds.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if keepBytes < 0 || keepDuration < 0 {
-				return usageErr("--keep-bytes and --keep-duration must not be negative")
+			var keepBytes int64
+			var keepDuration time.Duration
+			var err error
+			if keepBytesFlag != "" {
+				if keepBytes, err = parseBytes(keepBytesFlag); err != nil {
+					return usageErr("--keep-bytes: %v", err)
+				}
+			}
+			if keepDurationFlag != "" {
+				if keepDuration, err = parseDuration(keepDurationFlag); err != nil {
+					return usageErr("--keep-duration: %v", err)
+				}
 			}
 			if root == "" {
 				root = defaultRoot()
@@ -42,7 +53,21 @@ what one of them holds.`,
 		},
 	}
 	cmd.Flags().StringVar(&root, "root", "", "state `DIR` (env STRATA_ROOT; default "+defaultRoot()+")")
-	cmd.Flags().Int64Var(&keepBytes, "keep-bytes", 0, "keep at most `N` bytes of cached layers, and N of cache-mount data (0: no limit)")
-	cmd.Flags().DurationVar(&keepDuration, "keep-duration", 0, "drop entries unused for longer than `D`, such as 72h (0: no limit)")
+	cmd.Flags().StringVar(&keepBytesFlag, "keep-bytes", "", "keep at most `SIZE` of cached layers, and as much cache-mount data, such as 10g (default: no limit)")
+	cmd.Flags().StringVar(&keepDurationFlag, "keep-duration", "", "drop entries unused for longer than `DURATION`, such as 72h or 7d (default: no limit)")
 	return cmd
+}
+
+// parseDuration parses a Go duration, or a number of days such as 7d.
+func parseDuration(s string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		if n, err := strconv.ParseFloat(days, 64); err == nil && n >= 0 {
+			return time.Duration(n * 24 * float64(time.Hour)), nil
+		}
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("bad duration %q: want a number with a unit h, m or s, or days such as 7d", s)
+	}
+	return d, nil
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -125,6 +126,9 @@ func (s secret) read() ([]byte, error) {
 			return nil, fmt.Errorf("secret %q: environment variable %s is not set", s.ID, s.Env)
 		}
 		return []byte(v), nil
+	}
+	if _, err := os.Stat(s.Src); errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("secret %q: its source %s does not exist", s.ID, s.Src)
 	}
 	return inputfile.Read(s.Src, inputfile.Options{Max: maxSecret, What: fmt.Sprintf("secret %q source", s.ID)})
 }

@@ -38,7 +38,7 @@ problem is printed as FILE:LINE:COL: message; the exit code is 2 if any.`,
 			if err != nil {
 				return usageErr("%v", err)
 			}
-			r, err := loadRecipe(cmd, file, context, explicit, ba)
+			r, err := loadRecipe(cmd, file, context, explicit, ba, offline)
 			if err != nil {
 				return err
 			}
