@@ -14,7 +14,7 @@ const (
 	EpochFlag     = "--timestamp"
 	EpochEnv      = "SOURCE_DATE_EPOCH"
 	EpochBases    = "the newest base image's created time"
-	EpochScratch  = "0: every base is scratch"
+	EpochScratch  = "0: the bases are scratch or name no created time"
 	EpochNowClock = "now (--timestamp now)"
 )
 

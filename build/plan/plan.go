@@ -372,19 +372,21 @@ func (pl *planner) copyStep(ctx context.Context, sp *Stage, s *Step, state State
 }
 
 // checkSecrets reports every secret a step needs and Options lack.
+// They are recipe errors (an ErrorList): found before anything runs, a
+// bad command line for this recipe.
 func (pl *planner) checkSecrets(p *Plan) error {
-	var errs []error
+	var errs recipe.ErrorList
 	for _, sp := range p.Stages {
 		for _, s := range sp.Steps {
 			for _, m := range s.Mounts {
 				if _, ok := pl.o.Secrets[m.ID]; m.Type == recipe.MountSecret && !ok {
-					errs = append(errs, fmt.Errorf("%s: step %d needs secret %q: give it with --secret id=%s,src=FILE (or env=VAR)",
-						s.Pos, s.Recipe.Index+1, m.ID, m.ID))
+					errs = append(errs, &recipe.Error{Pos: m.Pos, Msg: fmt.Sprintf("step %d needs secret %q: give it with --secret id=%s,src=FILE (or env=VAR)",
+						s.Recipe.Index+1, m.ID, m.ID)})
 				}
 			}
 		}
 	}
-	return errors.Join(errs...)
+	return errs.Err()
 }
 
 // Pos is a step's FILE:LINE, as messages and history show it.

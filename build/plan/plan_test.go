@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/stratabuild/strata/commit"
 	"github.com/stratabuild/strata/recipe"
 )
 
@@ -79,7 +80,7 @@ steps:
 		t.Fatal("the plan of a broken recipe succeeded")
 	}
 	for _, want := range []string{`strata.yaml:3: copy source "missing-one" does not exist in the build context`,
-		`strata.yaml:5: copy source "missing-two" does not exist`, `strata.yaml:7: step 3 needs secret "npmrc"`} {
+		`strata.yaml:5: copy source "missing-two" does not exist`, `strata.yaml:8:14: step 3 needs secret "npmrc"`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}
@@ -108,4 +109,25 @@ func plan(t *testing.T, yaml string, secrets map[string][]byte) *Plan {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestLayoutRefWithColonTag: oci-layout://D:m:1 names the image "m:1" of
+// the layout D, as strata itself names a layout's images by --tag.
+func TestLayoutRefWithColonTag(t *testing.T) {
+	d := t.TempDir()
+	if err := os.WriteFile(filepath.Join(d, "index.json"), []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b, err := recipe.ParseBase("oci-layout://"+d+":m:1", "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := Source(b, commit.RegistryOptions{})
+	if err != nil || src.Path != d || src.Tag != "m:1" {
+		t.Errorf("Source(%+v) = %+v, %v; want %s and tag m:1", b, src, err, d)
+	}
+	b, _ = recipe.ParseBase("oci-layout://"+d+":latest", "/")
+	if src, _ := Source(b, commit.RegistryOptions{}); src.Path != d || src.Tag != "latest" {
+		t.Errorf("a plain tag: %+v", src)
+	}
 }

@@ -2,6 +2,9 @@ package plan
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/stratabuild/strata/commit"
 	"github.com/stratabuild/strata/recipe"
@@ -13,7 +16,8 @@ func Source(b recipe.Base, o commit.RegistryOptions) (commit.Source, error) {
 	case recipe.KindScratch:
 		return commit.Source{Kind: commit.SourceScratch}, nil
 	case recipe.KindOCILayout:
-		return commit.Source{Kind: commit.SourceLayout, Path: b.Path, Tag: b.Tag, Digest: b.Digest}, nil
+		dir, tag := layoutDir(b.Path, b.Tag)
+		return commit.Source{Kind: commit.SourceLayout, Path: dir, Tag: tag, Digest: b.Digest}, nil
 	case recipe.KindDockerArchive:
 		return commit.Source{Kind: commit.SourceArchive, Path: b.Path}, nil
 	case recipe.KindRegistry:
@@ -24,4 +28,27 @@ func Source(b recipe.Base, o commit.RegistryOptions) (commit.Source, error) {
 		return commit.Source{Kind: commit.SourceRegistry, Ref: ref}, nil
 	}
 	return commit.Source{}, fmt.Errorf("%s is a stage, not an image", b.Ref)
+}
+
+// layoutDir splits DIR:NAME:TAG the way the files say: oci-layout://D:m:1
+// is the image named "m:1" in the layout D (strata names layout images by
+// their full --tag) when D:m is no layout and D is. The grammar alone
+// splits at the last ":".
+func layoutDir(dir, tag string) (string, string) {
+	for tag != "" && !isLayout(dir) {
+		i := strings.LastIndexByte(dir, ':')
+		if i < 0 || strings.Contains(dir[i:], "/") {
+			break
+		}
+		if isLayout(dir[:i]) {
+			return dir[:i], dir[i+1:] + ":" + tag
+		}
+		dir, tag = dir[:i], dir[i+1:]+":"+tag
+	}
+	return dir, tag
+}
+
+func isLayout(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, "index.json"))
+	return err == nil
 }

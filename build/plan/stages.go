@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -72,8 +73,17 @@ func (s *Step) Inputs(sp *Stage, parent, from []string, args map[string]string) 
 		return nil, err
 	}
 	return &cache.Inputs{
-		StepID: fmt.Sprintf("%s:%s:%d", s.Recipe.Pos.File, sp.Recipe.Name, s.Recipe.Index),
+		StepID: fmt.Sprintf("%s:%s:%d", absPath(s.Recipe.Pos.File), sp.Recipe.Name, s.Recipe.Index),
 		Parent: parent, Env: s.State.Environ(), User: s.State.User, Workdir: s.State.Workdir,
 		Shell: s.State.Shell, Step: string(data), Files: s.Files, Args: args, Base: sp.BaseDigest,
 	}, nil
+}
+
+// absPath names a recipe across builds: two projects' strata.yaml are two
+// recipes.
+func absPath(p string) string {
+	if abs, err := filepath.Abs(p); err == nil {
+		return abs
+	}
+	return p
 }
