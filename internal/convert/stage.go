@@ -40,7 +40,6 @@ type stageOut struct {
 	cur     []string // the shell in effect (SHELL)
 	shellOK bool     // shell decided: the first string-form RUN has been seen
 	open    bool     // the base chain ends in an image, not scratch
-	wdSet   bool     // a WORKDIR was seen in the chain
 	cfg     imageConfig
 	// workdirs are WORKDIR lines not yet followed by a step that writes.
 	workdirs []int
@@ -128,7 +127,7 @@ func (c *converter) newStage(st *instructions.Stage, index int, names []string) 
 		for k, v := range parent.env {
 			s.env[k] = v
 		}
-		s.cur, s.open, s.wdSet, s.cfg = parent.cur, parent.open, parent.wdSet, parent.cfg.clone()
+		s.cur, s.open, s.cfg = parent.cur, parent.open, parent.cfg.clone()
 	} else {
 		s.from = imageRef(c.word(s.line, st.BaseName, fromVars))
 		s.open = s.from != "scratch"
@@ -349,10 +348,6 @@ func (c *converter) workdir(s *stageOut, cmd *instructions.WorkdirCommand) {
 	ln := line(cmd)
 	v := c.vars(s)
 	p := c.word(ln, cmd.Path, v)
-	if !strings.HasPrefix(c.staticValue(cmd.Path, v), "/") && !s.wdSet && s.open {
-		c.warnf(ln, "relative WORKDIR %s: docker resolves it against the base image's working directory, strata against /", cmd.Path)
-	}
-	s.wdSet = true
 	s.workdirs = append(s.workdirs, ln)
 	s.add(mapping("workdir", str(p)), cmd.Comments())
 }

@@ -4,30 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
 	"github.com/stratabuild/strata/internal/convert"
 )
-
-// strataIgnore is the ignore file that strata's build reads at the root
-// of a build context, in .dockerignore's syntax.
-const strataIgnore = ".strataignore"
-
-// ignoreNote tells that strata reads its own ignore file when the
-// Dockerfile's directory (the usual build context) has a .dockerignore
-// and not it.
-func ignoreNote(cmd *cobra.Command, dir string) {
-	if _, err := os.Stat(filepath.Join(dir, ".dockerignore")); err != nil {
-		return
-	}
-	if _, err := os.Stat(filepath.Join(dir, strataIgnore)); err == nil {
-		return
-	}
-	fmt.Fprintf(cmd.ErrOrStderr(), "%s: strata reads %s, in the same syntax: cp %s %s to leave the same files out of the build context\n",
-		filepath.Join(dir, ".dockerignore"), strataIgnore, filepath.Join(dir, ".dockerignore"), filepath.Join(dir, strataIgnore))
-}
 
 func newConvert() *cobra.Command {
 	return &cobra.Command{
@@ -60,7 +41,6 @@ Dockerfile cannot be read or parsed.`,
 			for _, w := range res.Warnings {
 				fmt.Fprintln(cmd.ErrOrStderr(), w)
 			}
-			ignoreNote(cmd, filepath.Dir(file))
 			_, err = cmd.OutOrStdout().Write(res.Recipe)
 			return err
 		},
