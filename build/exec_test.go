@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -303,5 +304,26 @@ stages:
 		if cf.Architecture != arch || files["target"].body != arch {
 			t.Errorf("image %d: architecture %s, /target %q; want %s", i, cf.Architecture, files["target"].body, arch)
 		}
+	}
+}
+
+// TestDryRunPerPlatform: a dry run plans each platform, its rows named
+// after it.
+func TestDryRunPerPlatform(t *testing.T) {
+	res, runner, _, _, err := buildFake(t, "platforms: [linux/amd64, linux/arm64]\nfrom: scratch\nsteps:\n  - file: /target\n    owner: OWNER\n    content: ${TARGETARCH}\n",
+		func(o *Options) { o.DryRun = true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stages []string
+	for _, p := range res.Plan {
+		stages = append(stages, p.Stage+" "+p.Will)
+	}
+	slices.Sort(stages)
+	if d := cmp.Diff([]string{"linux/amd64 run", "linux/arm64 run"}, stages); d != "" || len(runner.runs) != 0 {
+		t.Errorf("dry-run rows (-want +got):\n%s", d)
+	}
+	if len(res.Stages) != 2 || res.Stages[1].Platform != "linux/arm64" {
+		t.Errorf("planned stages: %+v", res.Stages)
 	}
 }

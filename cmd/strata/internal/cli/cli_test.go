@@ -247,3 +247,16 @@ func TestValidateReportsContextProblems(t *testing.T) {
 		t.Errorf("validate exit %d, want 2", code)
 	}
 }
+
+// TestSeveralPlatformsNeedAnIndexOutput: a docker archive or --load hold
+// one image: with two platforms they are refused before the build.
+func TestSeveralPlatformsNeedAnIndexOutput(t *testing.T) {
+	dir := newContext(t)
+	for _, out := range [][]string{{"-o", "type=docker,dest=" + filepath.Join(t.TempDir(), "x.tar")}, {"--load"}} {
+		f := &fakeBuilder{}
+		code, _, stderr := run(t, f.build, append(append([]string{"build", "--platform", "linux/amd64,linux/arm64"}, out...), dir)...)
+		if code != ExitUsage || f.calls != 0 || !strings.Contains(stderr, "holds one image only") {
+			t.Errorf("%v: exit %d, built %v:\n%s", out, code, f.calls > 0, stderr)
+		}
+	}
+}

@@ -57,7 +57,7 @@ problem is printed as FILE:LINE:COL: message; the exit code is 2 if any.`,
 			for _, s := range r.Stages {
 				steps += len(s.Steps)
 			}
-			fmt.Fprintf(stderr, "%s: ok (%d stages, %d steps)\n", file, len(r.Stages), steps)
+			fmt.Fprintf(stderr, "%s: ok (%s, %s)\n", file, count(len(r.Stages), "stage"), count(steps, "step"))
 			return nil
 		},
 	}
@@ -107,4 +107,12 @@ func flatten(err error) []error {
 		return out
 	}
 	return []error{err}
+}
+
+// count is "1 stage", "2 stages".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
