@@ -40,6 +40,8 @@ type Request struct {
 	IIDFile string
 	// Quiet shows no progress: stderr stays empty unless the build fails.
 	Quiet bool
+	// Warnings are said before the build starts, as progress.
+	Warnings []string
 }
 
 // buildFlags holds the raw values of strata build's flags.
@@ -175,7 +177,7 @@ func (f *buildFlags) request(args []string) (Request, error) {
 	if err := commit.CheckOutputs(o.Outputs); err != nil {
 		bad.add("%v", err)
 	}
-	f.cachesOf(o, &bad)
+	req.Warnings = append(req.Warnings, f.cachesOf(o, &bad)...)
 	var err error
 	if req.BuildArgs, err = parseBuildArgs(f.buildArgs); err != nil {
 		bad.add("%v", err)
@@ -285,8 +287,10 @@ func (f *buildFlags) outputsOf(o *build.Options, bad *problems) {
 	}
 }
 
-// cachesOf parses --cache-from and --cache-to.
-func (f *buildFlags) cachesOf(o *build.Options, bad *problems) {
+// cachesOf parses --cache-from and --cache-to. A local --cache-from
+// directory that does not exist is left out with a warning, as buildx
+// does: the first run of a CI job has no cache yet.
+func (f *buildFlags) cachesOf(o *build.Options, bad *problems) (warnings []string) {
 	for _, c := range []struct {
 		flag string
 		refs []string
@@ -298,9 +302,16 @@ func (f *buildFlags) cachesOf(o *build.Options, bad *problems) {
 				bad.add("%s: %v", c.flag, err)
 				continue
 			}
+			if d, ok := s.(*cache.Dir); ok && c.flag == "--cache-from" {
+				if _, err := os.Stat(d.Path); err != nil {
+					warnings = append(warnings, fmt.Sprintf("--cache-from: local cache %s not used: %v", d.Path, errors.Unwrap(err)))
+					continue
+				}
+			}
 			*c.into = append(*c.into, s)
 		}
 	}
+	return warnings
 }
 
 // secretsOf parses and reads every --secret.

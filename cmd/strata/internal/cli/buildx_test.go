@@ -71,13 +71,13 @@ func TestParseCache(t *testing.T) {
 // TestBuildxFlags: --label, --annotation, --iidfile, -q and the
 // compression level reach the build as buildx users mean them.
 func TestBuildxFlags(t *testing.T) {
-	dir := newContext(t)
+	dir, cacheDir := newContext(t), t.TempDir()
 	f := &fakeBuilder{}
 	code, stdout, stderr := run(t, f.build, "build", "-q",
 		"--label", "org.opencontainers.image.version=1.2", "--label", "empty", "--label", "twice=1", "--label", "twice=2",
 		"--annotation", "org.opencontainers.image.source=https://example.invalid/app", "--annotation", "manifest:org.example.a=b=c",
 		"--iidfile", "iid.txt", "--compression", "zstd", "--compression-level", "19",
-		"--cache-to", "type=local,dest=/ci/cache,mode=max", "--cache-from", "type=local,src=/ci/cache", dir)
+		"--cache-to", "type=local,dest=/ci/cache,mode=max", "--cache-from", "type=local,src="+cacheDir, dir)
 	if code != 0 {
 		t.Fatalf("exit %d, want 0; stderr:\n%s", code, stderr)
 	}
@@ -97,8 +97,27 @@ func TestBuildxFlags(t *testing.T) {
 	if want := (commit.Compression{Codec: commit.CodecZstd, Level: 19}); o.Compression != want {
 		t.Errorf("Compression = %+v, want %+v", o.Compression, want)
 	}
-	if len(o.CacheTo) != 1 || o.CacheTo[0].String() != "local cache /ci/cache" || len(o.CacheFrom) != 1 {
-		t.Errorf("caches: to %v, from %v; want the local directory /ci/cache", o.CacheTo, o.CacheFrom)
+	if len(o.CacheTo) != 1 || o.CacheTo[0].String() != "local cache /ci/cache" || len(o.CacheFrom) != 1 || o.CacheFrom[0].String() != "local cache "+cacheDir {
+		t.Errorf("caches: to %v, from %v; want the local directories /ci/cache and %s", o.CacheTo, o.CacheFrom, cacheDir)
+	}
+}
+
+// TestMissingLocalCacheFrom: a local --cache-from directory that is not
+// there yet (a CI job's first run) is left out with a warning, as buildx
+// does, not an error and not silence.
+func TestMissingLocalCacheFrom(t *testing.T) {
+	dir := newContext(t)
+	f := &fakeBuilder{}
+	code, _, stderr := run(t, f.build, "build", "--cache-from", "type=local,src=/nonexistent/ci-cache", dir)
+	if code != 0 {
+		t.Fatalf("exit %d, want 0; stderr:\n%s", code, stderr)
+	}
+	if len(f.req.Build.CacheFrom) != 0 {
+		t.Errorf("CacheFrom = %v, want none", f.req.Build.CacheFrom)
+	}
+	want := "--cache-from: local cache /nonexistent/ci-cache not used: no such file or directory (warning)"
+	if len(f.req.Warnings) != 1 || f.req.Warnings[0]+" (warning)" != want {
+		t.Errorf("Warnings = %q, want %q", f.req.Warnings, want)
 	}
 }
 

@@ -28,6 +28,9 @@ func BuildImage(ctx context.Context, req Request, r *recipe.Recipe, stderr io.Wr
 		progress, done = renderer(stderr, req.Progress)
 	}
 	defer done()
+	for _, w := range req.Warnings {
+		progress(build.Event{Kind: build.EventInfo, Time: time.Now(), Text: w + " (warning)"})
+	}
 	log := slog.New(slog.NewTextHandler(lineEvents(progress), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	res, err := build.Build(ctx, req.Build, r, build.Deps{Progress: progress, Log: log})
 	if err != nil {
