@@ -128,9 +128,10 @@ func newSession(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*sess
 	e.store.SetLimits(o.LayerLimits)
 	local, err := cache.OpenLocal(root.CacheIndex(), root.Blobs())
 	if err != nil {
+		e.store.Close()
 		release()
 		return nil, nil, err
 	}
 	e.cache = &cache.Cache{Local: local, From: o.CacheFrom, To: o.CacheTo, Log: e.log}
-	return e, release, nil
+	return e, func() { e.store.Close(); release() }, nil
 }
