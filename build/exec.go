@@ -44,10 +44,16 @@ type session struct {
 	cancel  context.CancelCauseFunc // stops the whole build
 
 	shared *sharedStages // stages built once for every platform
+	// compressor compresses the layers steps made in the background,
+	// and records them in the cache once they are whole.
+	compressor *commit.Compressor
 
-	mu    sync.Mutex // guards steps and dry
+	mu    sync.Mutex // guards steps, dry and final
 	steps []StepResult
 	dry   []PlanStep
+	// final are the records of the layers compressed, by the record the
+	// step reported when it finished (no digest or size yet).
+	final map[*cache.Layer]compressed
 }
 
 // stageResult is a built stage: the root image it started from, its
@@ -156,15 +162,33 @@ func (e *executor) fsStep(ctx context.Context, sp *plan.Stage, res *stageResult,
 	if err != nil {
 		return nil, nil, false, err
 	}
-	entry := &cache.Entry{Key: in.Key(), Inputs: *in, Layer: rec, Created: time.Now(), LastUsed: time.Now()}
-	var l v1.Layer
-	if layer != nil {
-		l = layer
+	entry := &cache.Entry{Key: in.Key(), Inputs: *in, Created: time.Now(), LastUsed: time.Now()}
+	if layer == nil {
+		if err := e.cache.Record(ctx, entry, nil); err != nil {
+			return nil, nil, false, fmt.Errorf("%s: recording the step in the cache: %w", s.Pos, err)
+		}
+		return nil, nil, false, nil
 	}
-	if err := e.cache.Record(ctx, entry, l); err != nil {
-		return nil, nil, false, fmt.Errorf("%s: recording the step in the cache: %w", s.Pos, err)
-	}
-	return l, rec, false, nil
+	// The next step starts now; the layer is compressed in the
+	// background, and the step recorded in the cache once its blob is
+	// whole (a build killed before never records it).
+	e.compressor.Queue(layer, func(ctx context.Context, l *commit.Layer) error {
+		final, err := cache.LayerOf(l, rec.Added, rec.Modified, rec.Deleted)
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.Pos, err)
+		}
+		entry.Layer = final
+		if err := e.cache.Record(ctx, entry, l); err != nil {
+			return fmt.Errorf("%s: recording the step in the cache: %w", s.Pos, err)
+		}
+		e.emit(Event{Kind: EventInfo, Time: time.Now(), Stage: ev.Stage, Text: fmt.Sprintf("layer of %s compressed: %s in %s",
+			s.Pos, sizeText(final.Size), layer.Took().Round(time.Millisecond))})
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		e.final[rec] = compressed{rec: final, took: layer.Took()}
+		return nil
+	})
+	return layer, rec, false, nil
 }
 
 // hit takes a cached result: its layer joins the chain, and --cache-to

@@ -22,7 +22,7 @@ import (
 // make runs a step that may change files: mount the stage's snapshots
 // with a fresh upper dir, run or copy, unmount, diff, commit. It returns a
 // nil layer when the step changed no file.
-func (e *executor) make(ctx context.Context, sp *plan.Stage, res *stageResult, s *plan.Step, ev Event, t *Timings) (*commit.Layer, *cache.Layer, error) {
+func (e *executor) make(ctx context.Context, sp *plan.Stage, res *stageResult, s *plan.Step, ev Event, t *Timings) (*commit.Pending, *cache.Layer, error) {
 	lowers, unpack, err := e.lowers(ctx, sp.Recipe.Name, res.chain)
 	t.Unpack += unpack
 	if err != nil {
@@ -66,6 +66,7 @@ func (e *executor) make(ctx context.Context, sp *plan.Stage, res *stageResult, s
 	dir, err := e.store.Commit(up, toDigest(rec.DiffID))
 	t.Commit = time.Since(start)
 	if err != nil {
+		layer.Discard()
 		return nil, nil, fmt.Errorf("%s: storing the snapshot: %w", s.Pos, err)
 	}
 	committed = true
@@ -101,9 +102,12 @@ func (e *executor) mounted(ctx context.Context, lowers []string, up *layers.Uppe
 	return nil
 }
 
-// commit diffs the upper dir over lowers into a compressed layer blob
-// under the state root. It returns a nil layer when nothing changed.
-func (e *executor) commit(ctx context.Context, up *layers.Upper, lowers []string, t *Timings) (*commit.Layer, *cache.Layer, error) {
+// commit diffs the upper dir over lowers into a layer tar, spooled under
+// the state root to be compressed in the background (session.compressor):
+// it returns once the tar's diffID is known, with the layer's record as
+// far as it is known (no digest or size yet). It returns a nil layer when
+// nothing changed.
+func (e *executor) commit(ctx context.Context, up *layers.Upper, lowers []string, t *Timings) (*commit.Pending, *cache.Layer, error) {
 	pr, pw := io.Pipe()
 	statsc := make(chan layers.DiffStats, 1)
 	errc := make(chan error, 1)
@@ -115,8 +119,8 @@ func (e *executor) commit(ctx context.Context, up *layers.Upper, lowers []string
 		statsc <- st
 		errc <- err
 	}()
-	layer, werr := commit.WriteLayer(ctx, pr, e.root.Blobs(), e.o.Compression)
-	pr.CloseWithError(errWriterStopped) // unblock the differ if WriteLayer stopped early
+	layer, werr := e.compressor.Spool(ctx, pr)
+	pr.CloseWithError(errWriterStopped) // unblock the differ if Spool stopped early
 	stats, derr := <-statsc, <-errc
 	switch {
 	case werr != nil:
@@ -124,12 +128,20 @@ func (e *executor) commit(ctx context.Context, up *layers.Upper, lowers []string
 		// pipe closed.
 		return nil, nil, fmt.Errorf("writing the layer: %w", werr)
 	case derr != nil:
+		layer.Discard()
 		return nil, nil, fmt.Errorf("diffing the step's changes: %w", derr)
 	case stats.Empty():
+		layer.Discard()
 		return nil, nil, nil
 	}
-	rec, err := cache.LayerOf(layer, stats.Added, stats.Modified, stats.Deleted)
-	return layer, rec, err
+	mt, err := layer.MediaType()
+	if err != nil {
+		layer.Discard()
+		return nil, nil, err
+	}
+	diffID, _ := layer.DiffID()
+	return layer, &cache.Layer{DiffID: diffID.String(), MediaType: string(mt),
+		Added: stats.Added, Modified: stats.Modified, Deleted: stats.Deleted}, nil
 }
 
 var errWriterStopped = errors.New("the layer writer stopped")

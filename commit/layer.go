@@ -174,7 +174,7 @@ func WriteLayer(ctx context.Context, tar io.Reader, dir string, c Compression) (
 	if err != nil {
 		return nil, err
 	}
-	tmp, err := os.CreateTemp(dir, ".layer-*.tmp")
+	tmp, err := os.CreateTemp(dir, blobTempPattern("layer"))
 	if err != nil {
 		return nil, fmt.Errorf("creating layer blob: %w", err)
 	}
