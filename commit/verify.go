@@ -1,6 +1,7 @@
 package commit
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -90,22 +91,22 @@ func readBlob(ctx context.Context, r io.Reader, w io.Writer, mt types.MediaType,
 	if use == nil {
 		return sumBlob(ctx, r, w, mt, io.Discard)
 	}
-	pr, pw := io.Pipe()
+	pipe := newChunkPipe()
 	type result struct {
 		sums blobSums
 		err  error
 	}
 	done := make(chan result, 1)
 	go func() {
-		sums, err := sumBlob(ctx, r, w, mt, pw)
-		pw.CloseWithError(err) // nil: EOF
+		sums, err := sumBlob(ctx, r, w, mt, pipe)
+		pipe.CloseWrite(err)
 		done <- result{sums, err}
 	}()
-	uerr := use(pr)
+	uerr := use(pipe)
 	if uerr == nil {
-		_, uerr = io.Copy(io.Discard, pr)
+		_, uerr = io.Copy(io.Discard, pipe)
 	}
-	pr.CloseWithError(errReaderStopped) // stops the decompressor if use failed
+	pipe.CloseRead(errReaderStopped) // stops the decompressor if use failed
 	res := <-done
 	switch {
 	case uerr != nil && res.err == nil:
@@ -137,7 +138,9 @@ func sumBlob(ctx context.Context, r io.Reader, w io.Writer, mt types.MediaType, 
 	blobHash := sha256.New()
 	cw := &countWriter{w: io.MultiWriter(w, blobHash)}
 	tee := io.TeeReader(ctxReader{ctx, r}, cw)
-	zr, err := decompress(io.NopCloser(tee), mt)
+	// Large reads: the blob file gets few big writes, and the
+	// decompressor, given an io.ByteReader, adds no buffer of its own.
+	zr, err := decompress(io.NopCloser(bufio.NewReaderSize(tee, 256<<10)), mt)
 	if err != nil {
 		if cw.err != nil {
 			err = cw.err
