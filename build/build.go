@@ -102,7 +102,7 @@ var (
 type Deps struct {
 	Runner   Runner
 	Mounter  Mounter
-	Progress func(Event) // called from the stages' goroutines
+	Progress func(Event) // called from the build's goroutines, one call at a time
 	Log      *slog.Logger
 }
 

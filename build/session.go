@@ -148,6 +148,15 @@ func newSession(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*sess
 	if e.emit == nil {
 		e.emit = func(Event) {}
 	}
+	// Stages and the background compression report at once: one event
+	// at a time reaches the caller.
+	var emitMu sync.Mutex
+	progress := e.emit
+	e.emit = func(ev Event) {
+		emitMu.Lock()
+		defer emitMu.Unlock()
+		progress(ev)
+	}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
