@@ -158,12 +158,12 @@ func (e *executor) fsStep(ctx context.Context, sp *plan.Stage, res *stageResult,
 		return nil, nil, false, nil
 	}
 	e.info(ev, "cache miss: "+why)
-	layer, rec, err := e.make(ctx, sp, res, s, ev, t)
+	m, err := e.make(ctx, sp, res, s, ev, t)
 	if err != nil {
 		return nil, nil, false, err
 	}
 	entry := &cache.Entry{Key: in.Key(), Inputs: *in, Created: time.Now(), LastUsed: time.Now()}
-	if layer == nil {
+	if m == nil {
 		if err := e.cache.Record(ctx, entry, nil); err != nil {
 			return nil, nil, false, fmt.Errorf("%s: recording the step in the cache: %w", s.Pos, err)
 		}
@@ -172,8 +172,12 @@ func (e *executor) fsStep(ctx context.Context, sp *plan.Stage, res *stageResult,
 	// The next step starts now; the layer is compressed in the
 	// background, and the step recorded in the cache once its blob is
 	// whole (a build killed before never records it).
-	e.compressor.Queue(layer, func(ctx context.Context, l *commit.Layer) error {
-		final, err := cache.LayerOf(l, rec.Added, rec.Modified, rec.Deleted)
+	diffID, err := v1.NewHash(m.rec.DiffID)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	layer := e.compressor.Add(diffID, e.tar(m), func(ctx context.Context, l *commit.Layer, took time.Duration) error {
+		final, err := cache.LayerOf(l, m.rec.Added, m.rec.Modified, m.rec.Deleted)
 		if err != nil {
 			return fmt.Errorf("%s: %w", s.Pos, err)
 		}
@@ -182,13 +186,14 @@ func (e *executor) fsStep(ctx context.Context, sp *plan.Stage, res *stageResult,
 			return fmt.Errorf("%s: recording the step in the cache: %w", s.Pos, err)
 		}
 		e.emit(Event{Kind: EventInfo, Time: time.Now(), Stage: ev.Stage, Text: fmt.Sprintf("layer of %s compressed: %s in %s",
-			s.Pos, sizeText(final.Size), layer.Took().Round(time.Millisecond))})
+			s.Pos, sizeText(final.Size), took.Round(time.Millisecond))})
 		e.mu.Lock()
 		defer e.mu.Unlock()
-		e.final[rec] = compressed{rec: final, took: layer.Took()}
+		e.final[m.rec] = compressed{rec: final, took: took}
 		return nil
 	})
-	return layer, rec, false, nil
+	res.chain = append(res.chain, &chainLayer{diffID: m.rec.DiffID, layer: layer, dir: m.dir})
+	return layer, m.rec, false, nil
 }
 
 // hit takes a cached result: its layer joins the chain, and --cache-to

@@ -1,22 +1,30 @@
 package commit_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
+	"io"
 	"os"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stratabuild/strata/commit"
 )
 
-// TestCompressorSameBlobs: a layer spooled and compressed in the
-// background is the blob WriteLayer makes of the same tar, for each codec;
-// its diffID is known when Spool returns; then is called with the blob
-// once it is whole, in the order queued; no temp is left.
+// writeTar is a Compressor job's tar: the bytes b.
+func writeTar(b []byte) func(context.Context, io.Writer) error {
+	return func(_ context.Context, w io.Writer) error {
+		_, err := w.Write(b)
+		return err
+	}
+}
+
+// TestCompressorSameBlobs: a layer compressed in the background is the
+// blob WriteLayer makes of the same tar, for each codec; then is called
+// with the blob once it is whole, in the order added; no temp is left.
 func TestCompressorSameBlobs(t *testing.T) {
 	tars := [][]byte{
 		testTar(t, map[string]string{"etc/motd": strings.Repeat("background\n", 20000)}),
@@ -30,20 +38,16 @@ func TestCompressorSameBlobs(t *testing.T) {
 			var order []int
 			var pending []*commit.Pending
 			for i, tar := range tars {
-				p, err := q.Spool(t.Context(), bytes.NewReader(tar))
-				if err != nil {
-					t.Fatal(err)
-				}
-				if d, _ := p.DiffID(); d != sha256Of(tar) || p.TarSize() != int64(len(tar)) {
-					t.Errorf("spooled diffID %s, %d bytes; want %s, %d", d, p.TarSize(), sha256Of(tar), len(tar))
-				}
-				q.Queue(p, func(_ context.Context, l *commit.Layer) error {
+				p := q.Add(sha256Of(tar), writeTar(tar), func(_ context.Context, l *commit.Layer, _ time.Duration) error {
 					if _, err := os.Stat(l.Path()); err != nil {
 						t.Errorf("then called before the blob is there: %v", err)
 					}
 					order = append(order, i)
 					return nil
 				})
+				if d, _ := p.DiffID(); d != sha256Of(tar) {
+					t.Errorf("Pending.DiffID = %s, want %s", d, sha256Of(tar))
+				}
 				pending = append(pending, p)
 			}
 			if err := q.Wait(t.Context()); err != nil {
@@ -76,39 +80,38 @@ func TestCompressorSameBlobs(t *testing.T) {
 	}
 }
 
-// TestCompressorStopped: Discard leaves nothing; Close before a big
-// layer is compressed ends its job with an error, never calls its then,
-// and leaves no blob and no temp.
-func TestCompressorStopped(t *testing.T) {
+// TestCompressorRefusals: a tar that is not the diffID added (its source
+// changed) fails its job and names no blob; Close before a big layer is
+// compressed ends its job with an error. Neither calls then, nor leaves a
+// blob or a temp.
+func TestCompressorRefusals(t *testing.T) {
 	blobs := t.TempDir()
 	q := commit.NewCompressor(t.Context(), blobs, commit.Compression{Codec: commit.CodecZstd, Level: 19})
-	p, err := q.Spool(t.Context(), bytes.NewReader(testTar(t, map[string]string{"etc/x": "x"})))
-	if err != nil {
-		t.Fatal(err)
+	called := false
+	then := func(context.Context, *commit.Layer, time.Duration) error { called = true; return nil }
+	a, b := testTar(t, map[string]string{"etc/x": "x"}), testTar(t, map[string]string{"etc/x": "y"})
+	changed := q.Add(sha256Of(a), writeTar(b), then)
+	if _, err := changed.Wait(t.Context()); err == nil || !strings.Contains(err.Error(), "changed") {
+		t.Errorf("Wait for a tar of another diffID = %v, want an error", err)
 	}
-	p.Discard()
-	if got := names(t, blobs); len(got) != 0 {
-		t.Errorf("blob dir after Discard holds %v", got)
+	if err := q.Wait(t.Context()); err == nil {
+		t.Error("Compressor.Wait = nil after a failed job")
 	}
 
 	data := make([]byte, 64<<20)
 	if _, err := rand.Read(data); err != nil {
 		t.Fatal(err)
 	}
-	big, err := q.Spool(t.Context(), bytes.NewReader(testTar(t, map[string]string{"etc/big": string(data)})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	called := false
-	q.Queue(big, func(context.Context, *commit.Layer) error { called = true; return nil })
+	bigTar := testTar(t, map[string]string{"etc/big": string(data)})
+	big := q.Add(sha256Of(bigTar), writeTar(bigTar), then)
 	q.Close()
 	if _, err := big.Wait(t.Context()); !errors.Is(err, context.Canceled) {
 		t.Errorf("Wait after Close = %v, want context.Canceled", err)
 	}
 	if called {
-		t.Error("then was called for a job stopped by Close")
+		t.Error("then was called for a failed job")
 	}
 	if got := names(t, blobs); len(got) != 0 {
-		t.Errorf("blob dir after Close holds %v", got)
+		t.Errorf("blob dir holds %v, want nothing", got)
 	}
 }
