@@ -44,16 +44,15 @@ type Timings struct {
 	Unpack time.Duration `json:"unpack_ns,omitempty"`
 	// Process is the step's process (or copy) from mount to exit.
 	Process time.Duration `json:"process_ns,omitempty"`
-	// Diff is the upper dir's diff into a tar; Commit, which includes it
-	// (the tar is hashed and spooled under the state root as it is
-	// written), ends when the layer's diffID is known and its snapshot
+	// Diff is the upper dir's diff into a tar, hashed as it is written
+	// (its diffID); Commit, which includes it, ends when the snapshot is
 	// stored: the next step starts then.
 	Diff   time.Duration `json:"diff_ns,omitempty"`
 	Commit time.Duration `json:"commit_ns,omitempty"`
-	// Compress is the layer's compression into its blob, in the
-	// background while the next steps run. Known once the build's layers
-	// are all compressed: it is in the build's result, not in the step's
-	// done event.
+	// Compress is the layer's compression into its blob (its tar written
+	// again from the snapshot), in the background while the next steps
+	// run. Known once the build's layers are all compressed: it is in the
+	// build's result, not in the step's done event.
 	Compress time.Duration `json:"compress_ns,omitempty"`
 }
 
