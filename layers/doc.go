@@ -29,7 +29,8 @@
 // markers are of an earlier boot — the machine restarted, maybe without
 // writing them whole — so they are unpacked again from their blobs when
 // needed, and it syncs the filesystem once in the background to retire
-// the older markers of this boot. Store.Close waits for that sync.
+// the markers of this boot older than a minute (whose data the kernel has
+// most likely written back by then). Store.Close waits for that sync.
 //
 // Rootless: in a user namespace (internal/userns.Inside, as a build by a
 // user without root runs), overlay is mounted with userxattr and opaque

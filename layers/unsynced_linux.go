@@ -34,7 +34,12 @@ import (
 //     made again from its layer blob when a step needs it;
 //   - OpenStore also syncs the filesystem once, in the background, when
 //     markers of this boot are older than settleAge, and then removes
-//     them: their snapshots are on disk. Close waits for it.
+//     them: their snapshots are on disk. Close waits for it. By then the
+//     kernel has most likely written their data back already (it does
+//     within dirty_expire_centisecs, 30 s by default), so the sync has
+//     little to write and does not slow the build it runs beside; a
+//     snapshot that was not yet settled when the machine restarted is
+//     unpacked again, from its blob, once.
 //
 // A marker and the rename after it are both metadata changes of the same
 // filesystem; the journalling filesystems overlay is used on (ext4, xfs,
@@ -42,9 +47,10 @@ import (
 const unsyncedDir = "unsynced"
 
 // settleAge is how old a marker must be before the background sync may
-// remove it: its snapshot's data was written before the marker was made,
-// so a sync started later covers it.
-const settleAge = 2 * time.Second
+// remove it (its snapshot's data was written before the marker was made,
+// so a sync started later covers it): old enough that the kernel has
+// written the data back on its own.
+const settleAge = time.Minute
 
 var bootIDRe = regexp.MustCompile(`^[0-9a-f-]{8,64}$`)
 

@@ -118,7 +118,7 @@ func TestOpenSettlesOldMarkers(t *testing.T) {
 	}
 	old, _ := unpack(t, s, tarOf(t, tarEntry{Name: "old", Type: tar.TypeReg, Mode: 0o644}))
 	young, _ := unpack(t, s, tarOf(t, tarEntry{Name: "young", Type: tar.TypeReg, Mode: 0o644}))
-	past := time.Now().Add(-time.Minute)
+	past := time.Now().Add(-2 * settleAge)
 	if err := os.Chtimes(filepath.Join(root, unsyncedDir, s.boot, markerName(old)), past, past); err != nil {
 		t.Fatal(err)
 	}
