@@ -220,3 +220,40 @@ func peakRSS(pid int) int64 {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestCachedRebuildLinksBlobs: a fully cached rebuild on an oci-layout://
+// base writes its output layout by hardlinking every layer's blob kept
+// under --root, the base's included: nothing is copied.
+func TestCachedRebuildLinksBlobs(t *testing.T) {
+	requireBuildTools(t)
+	ctx := writeRecipe(t, `from: ${BASE}
+args: {BASE: scratch}
+steps:
+  - run: echo cached > /cached.txt
+`, map[string]string{})
+	root := t.TempDir()
+	build := func() (layout string) {
+		layout = filepath.Join(t.TempDir(), "out")
+		mustBuild(t, nil, "--root", root, "--build-arg", busyboxBase(t), "-t", "c:1", "-o", "type=oci,dest="+layout, ctx)
+		return layout
+	}
+	build()
+	out := build()
+	manifest := filepath.Join(out, "blobs", "sha256", strings.TrimPrefix(ociIndexDigest(t, out, "c:1"), "sha256:"))
+	data, err := os.ReadFile(manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct{ Layers []struct{ Digest string } }
+	if err := json.Unmarshal(data, &m); err != nil || len(m.Layers) != 2 {
+		t.Fatalf("manifest: %v, %d layers; want the base's and the step's\n%s", err, len(m.Layers), data)
+	}
+	for _, l := range m.Layers {
+		hex := strings.TrimPrefix(l.Digest, "sha256:")
+		a, errA := os.Stat(filepath.Join(out, "blobs", "sha256", hex))
+		b, errB := os.Stat(filepath.Join(root, "blobs", hex))
+		if errA != nil || errB != nil || a.Sys().(*syscall.Stat_t).Ino != b.Sys().(*syscall.Stat_t).Ino {
+			t.Errorf("layer %s of the rebuild's output is not a link to the blob under --root: %v %v", l.Digest, errA, errB)
+		}
+	}
+}
