@@ -30,7 +30,9 @@
 // writing them whole — so they are unpacked again from their blobs when
 // needed, and it syncs the filesystem once in the background to retire
 // the markers of this boot older than a minute (whose data the kernel has
-// most likely written back by then). Store.Close waits for that sync.
+// most likely written back by then). Store.Close waits for that sync. For
+// the same reason steps' overlays are mounted volatile: overlay would
+// otherwise sync the whole upper filesystem when it is unmounted.
 //
 // Rootless: in a user namespace (internal/userns.Inside, as a build by a
 // user without root runs), overlay is mounted with userxattr and opaque
