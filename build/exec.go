@@ -176,24 +176,32 @@ func (e *executor) fsStep(ctx context.Context, sp *plan.Stage, res *stageResult,
 	if err != nil {
 		return nil, nil, false, err
 	}
-	layer := e.compressor.Add(diffID, e.tar(m), func(ctx context.Context, l *commit.Layer, took time.Duration) error {
-		final, err := cache.LayerOf(l, m.rec.Added, m.rec.Modified, m.rec.Deleted)
+	layer := e.compressor.Add(diffID, e.tar(m), e.recorder(entry, m.rec, s.Pos, ev.Stage))
+	res.chain = append(res.chain, &chainLayer{diffID: m.rec.DiffID, layer: layer, dir: m.dir})
+	return layer, m.rec, false, nil
+}
+
+// recorder returns what records a step in the cache once its layer's
+// blob is whole: rec is what the step reported (no digest or size yet);
+// the entry gets the layer's full record, and so will the step's result
+// (session.finish).
+func (e *executor) recorder(entry *cache.Entry, rec *cache.Layer, pos, stage string) func(context.Context, *commit.Layer, time.Duration) error {
+	return func(ctx context.Context, l *commit.Layer, took time.Duration) error {
+		final, err := cache.LayerOf(l, rec.Added, rec.Modified, rec.Deleted)
 		if err != nil {
-			return fmt.Errorf("%s: %w", s.Pos, err)
+			return fmt.Errorf("%s: %w", pos, err)
 		}
 		entry.Layer = final
 		if err := e.cache.Record(ctx, entry, l); err != nil {
-			return fmt.Errorf("%s: recording the step in the cache: %w", s.Pos, err)
+			return fmt.Errorf("%s: recording the step in the cache: %w", pos, err)
 		}
-		e.emit(Event{Kind: EventInfo, Time: time.Now(), Stage: ev.Stage, Text: fmt.Sprintf("layer of %s compressed: %s in %s",
-			s.Pos, sizeText(final.Size), took.Round(time.Millisecond))})
+		e.emit(Event{Kind: EventInfo, Time: time.Now(), Stage: stage, Text: fmt.Sprintf("layer of %s compressed: %s in %s",
+			pos, sizeText(final.Size), took.Round(time.Millisecond))})
 		e.mu.Lock()
 		defer e.mu.Unlock()
-		e.final[m.rec] = compressed{rec: final, took: took}
+		e.final[rec] = compressed{rec: final, took: took}
 		return nil
-	})
-	res.chain = append(res.chain, &chainLayer{diffID: m.rec.DiffID, layer: layer, dir: m.dir})
-	return layer, m.rec, false, nil
+	}
 }
 
 // hit takes a cached result: its layer joins the chain, and --cache-to
