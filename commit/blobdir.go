@@ -20,6 +20,8 @@ import (
 //
 // The .diffid record spares every later process decompressing a base
 // layer's blob again to check the diffID an image claims for it.
+
+// DiffIDSuffix ends the name of a blob's diffID record, beside the blob.
 const DiffIDSuffix = ".diffid"
 
 // verified remembers the blobs in a blob dir whose diffID this process

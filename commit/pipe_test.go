@@ -45,7 +45,7 @@ func TestChunkPipe(t *testing.T) {
 		if !bytes.Equal(got.Bytes(), data) {
 			t.Errorf("read %d bytes back, not the %d written", got.Len(), len(data))
 		}
-		if want := werr; want == nil && err != io.EOF || want != nil && err != want {
+		if want := werr; want == nil && !errors.Is(err, io.EOF) || want != nil && !errors.Is(err, want) {
 			t.Errorf("Read's last error = %v, want %v", err, werr)
 		}
 	}
