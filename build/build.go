@@ -102,7 +102,7 @@ var (
 type Deps struct {
 	Runner   Runner
 	Mounter  Mounter
-	Progress func(Event) // called from the stages' goroutines
+	Progress func(Event) // called from the build's goroutines, one call at a time
 	Log      *slog.Logger
 }
 
@@ -133,7 +133,11 @@ type Phases struct {
 	// Steps is the stages: every step, with the unpacking of the layers
 	// they run on and the commit of what they made (see Timings).
 	Steps time.Duration `json:"steps_ns"`
-	// Output is writing and pushing the image.
+	// Compress is the wait, after the steps, for the layers still being
+	// compressed in the background (and recorded in the cache).
+	Compress time.Duration `json:"compress_ns"`
+	// Output is assembling the image (re-encoding cached layers an
+	// output wants compressed otherwise) and writing and pushing it.
 	Output time.Duration `json:"output_ns"`
 }
 
@@ -197,17 +201,28 @@ func Build(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*Result, e
 	var phases Phases
 	phases.Resolve = time.Since(start)
 	s.announce(plans[0])
+	// Layers are compressed in the background until a digest is needed:
+	// a stage's failure does not stop that (the steps before it are
+	// recorded in the cache), an interruption does.
+	s.compressor = commit.NewCompressor(ctx, s.root.Blobs(), o.Compression)
+	defer s.compressor.Close()
+	parent := ctx
 	// Images pulled stay bound to this context until the outputs are
 	// written: it is cancelled when a stage fails, and after the outputs.
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	s.cancel = cancel
 	start = time.Now()
-	images, err := s.run(ctx, plans)
+	execs, results, err := s.run(ctx, plans)
+	phases.Steps = time.Since(start)
+	start = time.Now()
+	if ferr := s.finish(parent); err == nil {
+		err = ferr
+	}
+	phases.Compress = time.Since(start)
 	if err != nil {
 		return nil, err
 	}
-	phases.Steps = time.Since(start)
 	if o.DryRun {
 		var stages []PlanStage
 		for _, p := range plans {
@@ -216,7 +231,7 @@ func Build(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*Result, e
 		return &Result{Plan: s.dry, Stages: stages}, nil
 	}
 	start = time.Now()
-	res, err := s.output(ctx, images)
+	res, err := s.output(ctx, execs, results)
 	if err != nil {
 		return nil, err
 	}

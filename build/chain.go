@@ -3,6 +3,7 @@ package build
 import (
 	"context"
 	"fmt"
+	"io"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -21,7 +22,7 @@ import (
 // cache hit — unpacks and downloads nothing.
 type chainLayer struct {
 	diffID string
-	layer  v1.Layer // what the image lists; read to make the snapshot
+	layer  v1.Layer // what the image lists; read to make the snapshot (a step's may be a *commit.Pending)
 	origin string   // for messages: "base REF", or "" for a step's layer
 
 	mu  sync.Mutex // guards dir: stages share layers
@@ -80,36 +81,33 @@ func (e *executor) snapshot(ctx context.Context, l *chainLayer) (dir string, fre
 	if l.dir != "" {
 		return l.dir, false, nil
 	}
-	// Keep the compressed blob under the state root: SaveBlob checks a
-	// base layer's content against the diffID its config claims (once per
-	// blob), and later outputs read it from disk, not the registry.
-	local, err := commit.SaveBlob(ctx, l.layer, e.root.Blobs())
-	if err != nil {
-		return "", false, l.errorf(err)
-	}
 	d := toDigest(l.diffID)
 	if dir, ok := e.store.Lookup(d); ok {
 		l.dir = dir
 		return dir, false, nil
 	}
-	rc, err := local.Uncompressed()
+	// One pass: the blob is fetched (or read from the state root),
+	// written under the state root for later outputs, checked against
+	// its digest and the diffID its image claims, and unpacked as it is
+	// decompressed (Unpack checks the diffID too before it publishes).
+	_, err = commit.StreamLayer(ctx, l.layer, e.root.Blobs(), func(tar io.Reader) error {
+		dir, err = e.store.Unpack(ctx, d, tar)
+		return err
+	})
 	if err != nil {
-		return "", false, l.errorf(err)
-	}
-	defer rc.Close()
-	if dir, err = e.store.Unpack(ctx, d, rc); err != nil {
 		return "", false, l.errorf(err)
 	}
 	l.dir = dir
 	return dir, true, nil
 }
 
-// errorf names the layer, and the image it comes from, in err.
+// errorf names the layer, and the image it comes from, in err: a step's
+// by its diffID (its blob may still be compressing), a base's by digest.
 func (l *chainLayer) errorf(err error) error {
-	dg, _ := l.layer.Digest()
 	if l.origin == "" {
-		return fmt.Errorf("layer %s: %w", dg, err)
+		return fmt.Errorf("layer %s: %w", l.diffID, err)
 	}
+	dg, _ := l.layer.Digest()
 	return fmt.Errorf("%s: layer %s: %w", l.origin, dg, err)
 }
 

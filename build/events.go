@@ -1,6 +1,7 @@
 package build
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/stratabuild/strata/build/cache"
@@ -43,14 +44,33 @@ type Timings struct {
 	Unpack time.Duration `json:"unpack_ns,omitempty"`
 	// Process is the step's process (or copy) from mount to exit.
 	Process time.Duration `json:"process_ns,omitempty"`
-	// Diff is the upper dir's diff into a tar; Commit, which includes it
-	// (the tar is compressed as it is written), ends when the layer's blob
-	// and snapshot are stored.
+	// Diff is the upper dir's diff into a tar, hashed as it is written
+	// (its diffID); Commit, which includes it, ends when the snapshot is
+	// stored: the next step starts then.
 	Diff   time.Duration `json:"diff_ns,omitempty"`
 	Commit time.Duration `json:"commit_ns,omitempty"`
+	// Compress is the layer's compression into its blob (its tar written
+	// again from the snapshot), in the background while the next steps
+	// run. Known once the build's layers are all compressed: it is in the
+	// build's result, not in the step's done event.
+	Compress time.Duration `json:"compress_ns,omitempty"`
 }
 
 // ProgressFunc receives progress events. It is called from the goroutine
 // running the step; implementations must be safe for concurrent use when
 // stages build in parallel.
 type ProgressFunc func(Event)
+
+// sizeText is n bytes as messages say it: "45.3 MiB".
+func sizeText(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

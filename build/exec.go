@@ -44,10 +44,16 @@ type session struct {
 	cancel  context.CancelCauseFunc // stops the whole build
 
 	shared *sharedStages // stages built once for every platform
+	// compressor compresses the layers steps made in the background,
+	// and records them in the cache once they are whole.
+	compressor *commit.Compressor
 
-	mu    sync.Mutex // guards steps and dry
+	mu    sync.Mutex // guards steps, dry and final
 	steps []StepResult
 	dry   []PlanStep
+	// final are the records of the layers compressed, by the record the
+	// step reported when it finished (no digest or size yet).
+	final map[*cache.Layer]compressed
 }
 
 // stageResult is a built stage: the root image it started from, its
@@ -152,19 +158,50 @@ func (e *executor) fsStep(ctx context.Context, sp *plan.Stage, res *stageResult,
 		return nil, nil, false, nil
 	}
 	e.info(ev, "cache miss: "+why)
-	layer, rec, err := e.make(ctx, sp, res, s, ev, t)
+	m, err := e.make(ctx, sp, res, s, ev, t)
 	if err != nil {
 		return nil, nil, false, err
 	}
-	entry := &cache.Entry{Key: in.Key(), Inputs: *in, Layer: rec, Created: time.Now(), LastUsed: time.Now()}
-	var l v1.Layer
-	if layer != nil {
-		l = layer
+	entry := &cache.Entry{Key: in.Key(), Inputs: *in, Created: time.Now(), LastUsed: time.Now()}
+	if m == nil {
+		if err := e.cache.Record(ctx, entry, nil); err != nil {
+			return nil, nil, false, fmt.Errorf("%s: recording the step in the cache: %w", s.Pos, err)
+		}
+		return nil, nil, false, nil
 	}
-	if err := e.cache.Record(ctx, entry, l); err != nil {
-		return nil, nil, false, fmt.Errorf("%s: recording the step in the cache: %w", s.Pos, err)
+	// The next step starts now; the layer is compressed in the
+	// background, and the step recorded in the cache once its blob is
+	// whole (a build killed before never records it).
+	diffID, err := v1.NewHash(m.rec.DiffID)
+	if err != nil {
+		return nil, nil, false, err
 	}
-	return l, rec, false, nil
+	layer := e.compressor.Add(diffID, e.tar(m), e.recorder(entry, m.rec, s.Pos, ev.Stage))
+	res.chain = append(res.chain, &chainLayer{diffID: m.rec.DiffID, layer: layer, dir: m.dir})
+	return layer, m.rec, false, nil
+}
+
+// recorder returns what records a step in the cache once its layer's
+// blob is whole: rec is what the step reported (no digest or size yet);
+// the entry gets the layer's full record, and so will the step's result
+// (session.finish).
+func (e *executor) recorder(entry *cache.Entry, rec *cache.Layer, pos, stage string) func(context.Context, *commit.Layer, time.Duration) error {
+	return func(ctx context.Context, l *commit.Layer, took time.Duration) error {
+		final, err := cache.LayerOf(l, rec.Added, rec.Modified, rec.Deleted)
+		if err != nil {
+			return fmt.Errorf("%s: %w", pos, err)
+		}
+		entry.Layer = final
+		if err := e.cache.Record(ctx, entry, l); err != nil {
+			return fmt.Errorf("%s: recording the step in the cache: %w", pos, err)
+		}
+		e.emit(Event{Kind: EventInfo, Time: time.Now(), Stage: stage, Text: fmt.Sprintf("layer of %s compressed: %s in %s",
+			pos, sizeText(final.Size), took.Round(time.Millisecond))})
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		e.final[rec] = compressed{rec: final, took: took}
+		return nil
+	}
 }
 
 // hit takes a cached result: its layer joins the chain, and --cache-to

@@ -38,6 +38,7 @@ func Prune(ctx context.Context, dir string, opts cache.PruneOptions) (*PruneResu
 	if err != nil {
 		return nil, err
 	}
+	defer store.Close()
 	res, err := local.Prune(ctx, opts, store)
 	if err != nil {
 		return nil, err

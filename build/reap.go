@@ -5,13 +5,15 @@ import (
 	"log/slog"
 
 	"github.com/stratabuild/strata/build/sandbox"
+	"github.com/stratabuild/strata/commit"
 	"github.com/stratabuild/strata/internal/stateroot"
 	"github.com/stratabuild/strata/layers"
 )
 
 // reap cleans up after builds on this root that were killed before they
 // could (SIGKILL, a crash): their containers are killed and deleted, their
-// mounts detached, their secret dirs removed. Names carry the pid of the
+// mounts detached, their secret dirs removed, the blobs they were
+// fetching or compressing (temps, never named as blobs) removed. Names carry the pid of the
 // build that made them (stateroot.OwnedName), so live builds' are left
 // alone.
 func reap(ctx context.Context, root *stateroot.Root, runtime string, emit func(Event), log *slog.Logger) {
@@ -26,4 +28,7 @@ func reap(ctx context.Context, root *stateroot.Root, runtime string, emit func(E
 	root.ReapStale(layers.UnmountStale,
 		func(p string) { info("removed " + p + ", left by a killed build") },
 		func(p string, err error) { log.Warn("removing what a killed build left", "path", p, "err", err) })
+	if err := commit.CleanBlobTemps(root.Blobs()); err != nil {
+		log.Warn("removing the blobs killed builds were writing", "err", err)
+	}
 }

@@ -18,9 +18,39 @@ import (
 	"github.com/stratabuild/strata/recipe"
 )
 
-// run executes every platform's plan at once and returns each one's image
-// (none in a dry run).
-func (s *session) run(ctx context.Context, plans []*plan.Plan) ([]v1.Image, error) {
+// compressed is a step's layer once compressed, and how long that took.
+type compressed struct {
+	rec  *cache.Layer
+	took time.Duration
+}
+
+// finish waits for the layers still being compressed and their cache
+// records, then completes the steps' records: their digests and sizes,
+// and the compression times.
+func (s *session) finish(ctx context.Context) error {
+	if err := s.compressor.Wait(ctx); err != nil {
+		return fmt.Errorf("compressing the layers: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, st := range s.steps {
+		f, ok := s.final[st.Layer]
+		if !ok {
+			continue
+		}
+		s.steps[i].Layer = f.rec
+		if st.Timings != nil {
+			t := *st.Timings // the event's stays as it was sent
+			t.Compress = f.took
+			s.steps[i].Timings = &t
+		}
+	}
+	return nil
+}
+
+// run executes every platform's plan at once and returns each one's
+// stage results (none in a dry run).
+func (s *session) run(ctx context.Context, plans []*plan.Plan) ([]*executor, []*stageResult, error) {
 	execs := make([]*executor, len(plans))
 	for i, p := range plans {
 		execs[i] = &executor{session: s, plan: p}
@@ -36,11 +66,13 @@ func (s *session) run(ctx context.Context, plans []*plan.Plan) ([]v1.Image, erro
 	}
 	wg.Wait()
 	if err := firstCause(errs); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if s.o.DryRun {
-		return nil, nil
-	}
+	return execs, results, nil
+}
+
+// assemble assembles each platform's image from its target stage.
+func assemble(ctx context.Context, execs []*executor, results []*stageResult) ([]v1.Image, error) {
 	images := make([]v1.Image, len(execs))
 	for i, e := range execs {
 		img, err := e.image(ctx, results[i])
@@ -63,8 +95,13 @@ func firstCause(errs []error) error {
 	return errors.Join(errs...)
 }
 
-// output writes the image, or the index of the images, everywhere.
-func (s *session) output(ctx context.Context, images []v1.Image) (*Result, error) {
+// output assembles the images and writes the image, or the index of the
+// images, everywhere.
+func (s *session) output(ctx context.Context, execs []*executor, results []*stageResult) (*Result, error) {
+	images, err := assemble(ctx, execs, results)
+	if err != nil {
+		return nil, err
+	}
 	wo := commit.WriteOptions{Tags: s.o.Tags, Registry: s.o.Registry, Blobs: s.root.Blobs(),
 		Done: func(out commit.Output, took time.Duration) {
 			s.emit(Event{Kind: EventInfo, Time: time.Now(), Text: fmt.Sprintf("wrote %s in %s", out, took.Round(time.Millisecond))})
@@ -100,7 +137,8 @@ func newSession(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*sess
 		return nil, nil, err
 	}
 	e := &session{o: o, context: r.Context, root: root, runner: d.Runner, mounter: d.Mounter, emit: d.Progress, log: d.Log,
-		args: map[string]string{}, history: r.RelFile(), shared: &sharedStages{stages: map[string]*stageDone{}}}
+		args: map[string]string{}, history: r.RelFile(), shared: &sharedStages{stages: map[string]*stageDone{}},
+		final: map[*cache.Layer]compressed{}}
 	if e.runner == nil {
 		e.runner = runcRunner{}
 	}
@@ -109,6 +147,15 @@ func newSession(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*sess
 	}
 	if e.emit == nil {
 		e.emit = func(Event) {}
+	}
+	// Stages and the background compression report at once: one event
+	// at a time reaches the caller.
+	var emitMu sync.Mutex
+	progress := e.emit
+	e.emit = func(ev Event) {
+		emitMu.Lock()
+		defer emitMu.Unlock()
+		progress(ev)
 	}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
@@ -128,9 +175,10 @@ func newSession(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*sess
 	e.store.SetLimits(o.LayerLimits)
 	local, err := cache.OpenLocal(root.CacheIndex(), root.Blobs())
 	if err != nil {
+		e.store.Close()
 		release()
 		return nil, nil, err
 	}
 	e.cache = &cache.Cache{Local: local, From: o.CacheFrom, To: o.CacheTo, Log: e.log}
-	return e, release, nil
+	return e, func() { e.store.Close(); release() }, nil
 }

@@ -2,6 +2,8 @@ package build
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -12,25 +14,33 @@ import (
 	"github.com/stratabuild/strata/build/cache"
 	"github.com/stratabuild/strata/build/plan"
 	"github.com/stratabuild/strata/build/sandbox"
-	"github.com/stratabuild/strata/commit"
 	"github.com/stratabuild/strata/internal/fscopy"
 	"github.com/stratabuild/strata/internal/stateroot"
 	"github.com/stratabuild/strata/layers"
 	"github.com/stratabuild/strata/recipe"
 )
 
+// made is the layer a step made, not yet compressed: its record as the
+// step reports it (diffID and counts; no digest or size yet), its
+// snapshot and the snapshots it was made over.
+type made struct {
+	rec    *cache.Layer
+	dir    string
+	lowers []string
+}
+
 // make runs a step that may change files: mount the stage's snapshots
-// with a fresh upper dir, run or copy, unmount, diff, commit. It returns a
-// nil layer when the step changed no file.
-func (e *executor) make(ctx context.Context, sp *plan.Stage, res *stageResult, s *plan.Step, ev Event, t *Timings) (*commit.Layer, *cache.Layer, error) {
+// with a fresh upper dir, run or copy, unmount, diff, store the snapshot.
+// It returns nil when the step changed no file.
+func (e *executor) make(ctx context.Context, sp *plan.Stage, res *stageResult, s *plan.Step, ev Event, t *Timings) (*made, error) {
 	lowers, unpack, err := e.lowers(ctx, sp.Recipe.Name, res.chain)
 	t.Unpack += unpack
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", s.Pos, err)
+		return nil, fmt.Errorf("%s: %w", s.Pos, err)
 	}
 	up, err := e.store.NewUpper(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	committed := false
 	defer func() {
@@ -52,25 +62,24 @@ func (e *executor) make(ctx context.Context, sp *plan.Stage, res *stageResult, s
 		return e.copy(ctx, s, rootfs)
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	start = time.Now()
-	layer, rec, err := e.commit(ctx, up, lowers, t)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", s.Pos, err)
-	}
-	if layer == nil {
+	rec, err := e.diff(ctx, up, lowers, t)
+	if err != nil || rec == nil {
 		t.Commit = time.Since(start)
-		return nil, nil, nil
+		if err != nil {
+			err = fmt.Errorf("%s: %w", s.Pos, err)
+		}
+		return nil, err
 	}
 	dir, err := e.store.Commit(up, toDigest(rec.DiffID))
 	t.Commit = time.Since(start)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: storing the snapshot: %w", s.Pos, err)
+		return nil, fmt.Errorf("%s: storing the snapshot: %w", s.Pos, err)
 	}
 	committed = true
-	res.chain = append(res.chain, &chainLayer{diffID: rec.DiffID, layer: layer, dir: dir})
-	return layer, rec, nil
+	return &made{rec: rec, dir: dir, lowers: lowers}, nil
 }
 
 // mounted mounts lowers with the upper dir up on a fresh mount point under
@@ -101,38 +110,39 @@ func (e *executor) mounted(ctx context.Context, lowers []string, up *layers.Uppe
 	return nil
 }
 
-// commit diffs the upper dir over lowers into a compressed layer blob
-// under the state root. It returns a nil layer when nothing changed.
-func (e *executor) commit(ctx context.Context, up *layers.Upper, lowers []string, t *Timings) (*commit.Layer, *cache.Layer, error) {
-	pr, pw := io.Pipe()
-	statsc := make(chan layers.DiffStats, 1)
-	errc := make(chan error, 1)
+// diff diffs the upper dir over lowers, trimming it to the layer, and
+// hashes the tar: the diffID the next step's cache key chains on. It
+// returns the layer's record as far as it is known (no digest or size
+// yet), or nil when nothing changed. The tar is written again from the
+// snapshot to be compressed (see tar).
+func (e *executor) diff(ctx context.Context, up *layers.Upper, lowers []string, t *Timings) (*cache.Layer, error) {
 	start := time.Now()
-	go func() {
-		st, err := layers.Diff(ctx, pw, layers.DiffOptions{Upper: up.Dir, Lowers: lowers, Epoch: e.epoch})
-		t.Diff = time.Since(start)
-		pw.CloseWithError(err)
-		statsc <- st
-		errc <- err
-	}()
-	layer, werr := commit.WriteLayer(ctx, pr, e.root.Blobs(), e.o.Compression)
-	pr.CloseWithError(errWriterStopped) // unblock the differ if WriteLayer stopped early
-	stats, derr := <-statsc, <-errc
-	switch {
-	case werr != nil:
-		// The writer's error is the cause; the differ then only saw the
-		// pipe closed.
-		return nil, nil, fmt.Errorf("writing the layer: %w", werr)
-	case derr != nil:
-		return nil, nil, fmt.Errorf("diffing the step's changes: %w", derr)
-	case stats.Empty():
-		return nil, nil, nil
+	h := sha256.New()
+	stats, err := layers.Diff(ctx, h, layers.DiffOptions{Upper: up.Dir, Lowers: lowers, Epoch: e.epoch})
+	t.Diff = time.Since(start)
+	if err != nil {
+		return nil, fmt.Errorf("diffing the step's changes: %w", err)
 	}
-	rec, err := cache.LayerOf(layer, stats.Added, stats.Modified, stats.Deleted)
-	return layer, rec, err
+	if stats.Empty() {
+		return nil, nil
+	}
+	mt, err := e.o.Compression.MediaType()
+	if err != nil {
+		return nil, err
+	}
+	return &cache.Layer{DiffID: "sha256:" + hex.EncodeToString(h.Sum(nil)), MediaType: string(mt),
+		Added: stats.Added, Modified: stats.Modified, Deleted: stats.Deleted}, nil
 }
 
-var errWriterStopped = errors.New("the layer writer stopped")
+// tar writes the layer m's tar again, from its snapshot: the same bytes
+// as the diff that made it (Diff of a trimmed upper dir over the same
+// lowers), which the compressor checks.
+func (e *executor) tar(m *made) func(ctx context.Context, w io.Writer) error {
+	return func(ctx context.Context, w io.Writer) error {
+		_, err := layers.Diff(ctx, w, layers.DiffOptions{Upper: m.dir, Lowers: m.lowers, Epoch: e.epoch, KeepUpper: true})
+		return err
+	}
+}
 
 // StepError is a run step that exited non-zero: where it is in the recipe,
 // what it ran, how it ended and the last lines it printed.

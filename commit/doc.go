@@ -5,7 +5,8 @@
 // reference ("scratch", a registry reference, "oci-layout://DIR[:TAG|@sha256:…]",
 // "docker-archive://FILE"), and the image config and history a recipe sets.
 //
-// Outputs: compressed layer blobs in a directory (WriteLayer), an OCI image
+// Outputs: compressed layer blobs in a directory (WriteLayer, or a
+// Compressor in the background, off a build's critical path), an OCI image
 // assembled on a base (Image), and that image written as an OCI image layout
 // (WriteOCILayout), a `docker save` tarball (WriteDockerArchive), loaded into
 // a docker daemon (Load) or pushed to registries (Push).
@@ -13,7 +14,9 @@
 // Base images are untrusted: VerifyImage checks that a base's config lists
 // one diff_id per layer, BaseLayers hands out its layers with the diffIDs
 // the config claims, and SaveBlob, which keeps a base layer's blob under
-// the state root, checks its content against that claim as it writes it.
+// the state root, checks its content against that claim as it writes it
+// (StreamLayer does too, unpacking it in the same pass), and records what
+// it found beside the blob so that later processes need not read it again.
 //
 // Registry credentials come from the docker config ($DOCKER_CONFIG or
 // ~/.docker/config.json) and its credential helpers, via

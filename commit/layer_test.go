@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"testing"
@@ -276,5 +277,27 @@ func TestReencode(t *testing.T) {
 	}
 	if l, err := commit.Reencode(t.Context(), liar, t.TempDir(), commit.Zstd); err == nil {
 		t.Errorf("Reencode of a layer with a wrong diffID = %s, want an error", l.Path())
+	}
+}
+
+// TestBlobsSameOnAnyCoreCount: the blob of a layer is the same bytes
+// whatever the number of cores compressing it, for both codecs.
+func TestBlobsSameOnAnyCoreCount(t *testing.T) {
+	tar := testTar(t, map[string]string{"etc/motd": strings.Repeat("the same on any machine\n", 200000)})
+	for _, c := range []commit.Compression{commit.Gzip, commit.Zstd} {
+		var digests []v1.Hash
+		for _, procs := range []int{1, 2, 4} {
+			old := runtime.GOMAXPROCS(procs)
+			l, err := commit.WriteLayer(t.Context(), bytes.NewReader(tar), t.TempDir(), c)
+			runtime.GOMAXPROCS(old)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, _ := l.Digest()
+			digests = append(digests, d)
+		}
+		if digests[0] != digests[1] || digests[0] != digests[2] {
+			t.Errorf("%s: blobs with 1, 2 and 4 cores: %v", c, digests)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package commit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -17,78 +18,140 @@ import (
 // is hashed and checked against l's diffID (the one its image's config
 // claims): a mismatch is an error naming the layer and both diffIDs, and
 // nothing is left in dir. A blob dir already holds is not fetched again;
-// its diffID is checked by reading it from dir, once per process.
+// its diffID is checked by reading it from dir once, and then known from
+// the record kept beside it (see knownDiffID).
 func SaveBlob(ctx context.Context, l v1.Layer, dir string) (*Layer, error) {
-	if local, ok := l.(*Layer); ok {
-		return local, nil
+	return StreamLayer(ctx, l, dir, nil)
+}
+
+// StreamLayer is SaveBlob that also gives use the layer's decompressed
+// content (its tar) in the same pass: pulling, verifying and unpacking a
+// base layer stream into one another, the blob written to a temp file in
+// dir as it arrives and renamed into place only once its digest, size
+// and diffID are checked (on any error, or if the process is killed,
+// nothing but a temp named for this process is left; see
+// CleanBlobTemps). Content use reads before those checks end is the
+// claimed content only if use checks the diffID too, as layers.Store's
+// Unpack does. A blob dir already holds is read from there, checked
+// unless known, and given to use; a layer already local (a *Layer) is
+// only given to use. An error of use is returned as it is, unless the
+// content was not the claimed one.
+func StreamLayer(ctx context.Context, l v1.Layer, dir string, use func(tar io.Reader) error) (*Layer, error) {
+	if local, ok := localOf(l); ok {
+		if use == nil {
+			return local, nil
+		}
+		return local, useLocal(local, use)
 	}
-	dg, err := l.Digest()
+	want, mt, err := sumsOf(l)
 	if err != nil {
 		return nil, err
 	}
-	diffID, err := l.DiffID()
-	if err != nil {
-		return nil, err
-	}
-	mt, err := l.MediaType()
-	if err != nil {
-		return nil, err
-	}
-	size, err := l.Size()
-	if err != nil {
-		return nil, err
-	}
-	path := filepath.Join(dir, dg.Hex)
-	if local, err := OpenLayer(path, diffID, dg, size, mt); err == nil {
-		if err := checkSaved(ctx, local); err != nil {
+	path := filepath.Join(dir, want.digest.Hex)
+	if local, err := OpenLayer(path, want.diffID, want.digest, want.size, mt); err == nil {
+		if err := checkSaved(ctx, local, use); err != nil {
 			return nil, err
 		}
 		return local, nil
 	}
-	if err := fetchBlob(ctx, l, dir, blobSums{size: size, digest: dg, diffID: diffID}, mt); err != nil {
+	if err := fetchBlob(ctx, l, dir, want, mt, use); err != nil {
 		return nil, err
 	}
-	verified.Store(path, diffID)
-	return OpenLayer(path, diffID, dg, size, mt)
+	return OpenLayer(path, want.diffID, want.digest, want.size, mt)
+}
+
+// sumsOf is what l says of itself: its size, digest and claimed diffID.
+func sumsOf(l v1.Layer) (blobSums, types.MediaType, error) {
+	dg, err := l.Digest()
+	if err != nil {
+		return blobSums{}, "", err
+	}
+	diffID, err := l.DiffID()
+	if err != nil {
+		return blobSums{}, "", err
+	}
+	mt, err := l.MediaType()
+	if err != nil {
+		return blobSums{}, "", err
+	}
+	size, err := l.Size()
+	if err != nil {
+		return blobSums{}, "", err
+	}
+	return blobSums{size: size, digest: dg, diffID: diffID}, mt, nil
+}
+
+// useLocal gives use the content of a layer committed here.
+func useLocal(l *Layer, use func(io.Reader) error) error {
+	rc, err := l.Uncompressed()
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	if err := use(rc); err != nil {
+		return err
+	}
+	return rc.Close()
 }
 
 // fetchBlob writes l's compressed blob to dir/<digest hex> if its size,
-// digest and diffID are those of want; else it leaves nothing in dir.
-func fetchBlob(ctx context.Context, l v1.Layer, dir string, want blobSums, mt types.MediaType) error {
+// digest and diffID are those of want; else it leaves nothing in dir. use,
+// if not nil, gets the content as it is fetched.
+func fetchBlob(ctx context.Context, l v1.Layer, dir string, want blobSums, mt types.MediaType, use func(io.Reader) error) error {
 	rc, err := l.Compressed()
 	if err != nil {
 		return fmt.Errorf("fetching layer %s: %w", want.digest, err)
 	}
 	defer rc.Close()
-	tmp, err := os.CreateTemp(dir, ".fetch-*")
+	tmp, err := os.CreateTemp(dir, blobTempPattern("fetch"))
 	if err != nil {
 		return fmt.Errorf("fetching layer %s: %w", want.digest, err)
 	}
 	defer os.Remove(tmp.Name())
-	got, err := sumBlob(ctx, rc, tmp, mt)
+	got, err := readBlob(ctx, rc, tmp, mt, use)
 	if cerr := tmp.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("writing blob: %w", cerr)
 	}
-	if err != nil {
-		return fmt.Errorf("fetching layer %s: %w", want.digest, err)
-	}
-	if got.digest != want.digest || got.size != want.size {
-		return fmt.Errorf("fetching layer %s: got %s, %d bytes; want %d bytes", want.digest, got.digest, got.size, want.size)
-	}
-	if got.diffID != want.diffID {
-		return diffIDError(want.digest, want.diffID, got.diffID)
+	if err := checkSums(want, got, err); err != nil {
+		return err
 	}
 	if err := os.Rename(tmp.Name(), filepath.Join(dir, want.digest.Hex)); err != nil {
 		return fmt.Errorf("fetching layer %s: %w", want.digest, err)
+	}
+	recordDiffID(filepath.Join(dir, want.digest.Hex), got.diffID)
+	return nil
+}
+
+// checkSums compares what a read of a blob found with what was claimed;
+// err is the read's. A content not the claimed one is the error that
+// explains any other.
+func checkSums(want, got blobSums, err error) error {
+	var uerr *useError
+	switch {
+	case errors.As(err, &uerr) && uerr.whole && got.diffID != want.diffID:
+		return diffIDError(want.digest, want.diffID, got.diffID)
+	case uerr != nil:
+		return uerr.err
+	case err != nil:
+		return fmt.Errorf("fetching layer %s: %w", want.digest, err)
+	case got.digest != want.digest || got.size != want.size:
+		return fmt.Errorf("fetching layer %s: got %s, %d bytes; want %d bytes", want.digest, got.digest, got.size, want.size)
+	case got.diffID != want.diffID:
+		return diffIDError(want.digest, want.diffID, got.diffID)
 	}
 	return nil
 }
 
 // checkSaved checks that the blob of local, saved earlier, decompresses to
 // the diffID local claims now (another image may claim another one for
-// the same blob).
-func checkSaved(ctx context.Context, local *Layer) error {
-	if d, ok := verified.Load(local.path); ok && d.(v1.Hash) == local.diffID {
+// the same blob), reading it unless that is known, and gives its content
+// to use if not nil.
+func checkSaved(ctx context.Context, local *Layer, use func(io.Reader) error) error {
+	known, ok := knownDiffID(local.path)
+	if ok && known != local.diffID {
+		return diffIDError(local.digest, local.diffID, known)
+	}
+	if ok && use == nil {
 		return nil
 	}
 	f, err := os.Open(local.path)
@@ -96,16 +159,23 @@ func checkSaved(ctx context.Context, local *Layer) error {
 		return fmt.Errorf("reading layer %s: %w", local.digest, err)
 	}
 	defer f.Close()
-	got, err := sumBlob(ctx, f, io.Discard, local.mediaType)
-	if err != nil {
+	got, err := readBlob(ctx, f, io.Discard, local.mediaType, use)
+	var uerr *useError
+	switch {
+	case errors.As(err, &uerr) && !uerr.whole:
+		return uerr.err
+	case err != nil && uerr == nil:
 		return fmt.Errorf("reading layer %s: %w", local.digest, err)
 	}
 	if got.digest != local.digest {
 		return fmt.Errorf("layer blob %s is corrupt: it has digest %s (remove it and build again)", local.path, got.digest)
 	}
-	verified.Store(local.path, got.diffID)
+	recordDiffID(local.path, got.diffID)
 	if got.diffID != local.diffID {
 		return diffIDError(local.digest, local.diffID, got.diffID)
+	}
+	if uerr != nil {
+		return uerr.err
 	}
 	return nil
 }
@@ -125,8 +195,8 @@ type localBlobs struct {
 }
 
 func (i *localBlobs) local(l v1.Layer) v1.Layer {
-	if _, ok := l.(*Layer); ok {
-		return l
+	if local, ok := localOf(l); ok {
+		return local
 	}
 	dg, err1 := l.Digest()
 	diffID, err2 := l.DiffID()
@@ -182,7 +252,7 @@ func linkBlobs(img v1.Image, dir string) {
 		return
 	}
 	for _, l := range ls {
-		local, ok := l.(*Layer)
+		local, ok := localOf(l)
 		if !ok {
 			continue
 		}

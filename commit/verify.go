@@ -1,11 +1,12 @@
 package commit
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
-	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -79,15 +80,67 @@ type blobSums struct {
 	diffID v1.Hash // sha256 of the decompressed tar
 }
 
-// sumBlob reads the compressed blob r once, passing it to w as it goes,
+// readBlob reads the compressed blob r once, passing it to w as it goes,
 // and returns its size, its digest and the diffID of its decompressed
-// content (mt says how it is compressed). Memory stays flat: the
+// content (mt says how it is compressed). If use is not nil it is given
+// the decompressed content as it is made (and what it leaves unread is
+// read after it returns): decompression runs in its own goroutine, so on
+// two cores it overlaps with what use does. Memory stays flat: the
 // decompressor reads from the same stream w is written from.
-func sumBlob(ctx context.Context, r io.Reader, w io.Writer, mt types.MediaType) (blobSums, error) {
+func readBlob(ctx context.Context, r io.Reader, w io.Writer, mt types.MediaType, use func(io.Reader) error) (blobSums, error) {
+	if use == nil {
+		return sumBlob(ctx, r, w, mt, io.Discard)
+	}
+	pipe := newChunkPipe()
+	type result struct {
+		sums blobSums
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		sums, err := sumBlob(ctx, r, w, mt, pipe)
+		pipe.CloseWrite(err)
+		done <- result{sums, err}
+	}()
+	uerr := use(pipe)
+	if uerr == nil {
+		_, uerr = io.Copy(io.Discard, pipe)
+	}
+	pipe.CloseRead(errReaderStopped) // stops the decompressor if use failed
+	res := <-done
+	switch {
+	case uerr != nil && res.err == nil:
+		// The whole content was read: a content that is not the one
+		// claimed is the cause, whatever use made of it.
+		return res.sums, &useError{err: uerr, whole: true}
+	case uerr != nil && errors.Is(res.err, errReaderStopped):
+		return blobSums{}, &useError{err: uerr}
+	}
+	return res.sums, res.err
+}
+
+// useError is the error of readBlob's use, when reading the blob went
+// well: if the whole blob was read (whole), the caller checks the sums
+// first.
+type useError struct {
+	err   error
+	whole bool
+}
+
+func (e *useError) Error() string { return e.err.Error() }
+func (e *useError) Unwrap() error { return e.err }
+
+var errReaderStopped = errors.New("the layer's reader stopped")
+
+// sumBlob is readBlob's single pass: the content, decompressed, goes to
+// content.
+func sumBlob(ctx context.Context, r io.Reader, w io.Writer, mt types.MediaType, content io.Writer) (blobSums, error) {
 	blobHash := sha256.New()
 	cw := &countWriter{w: io.MultiWriter(w, blobHash)}
 	tee := io.TeeReader(ctxReader{ctx, r}, cw)
-	zr, err := decompress(io.NopCloser(tee), mt)
+	// Large reads: the blob file gets few big writes, and the
+	// decompressor, given an io.ByteReader, adds no buffer of its own.
+	zr, err := decompress(io.NopCloser(bufio.NewReaderSize(tee, 256<<10)), mt)
 	if err != nil {
 		if cw.err != nil {
 			err = cw.err
@@ -95,7 +148,7 @@ func sumBlob(ctx context.Context, r io.Reader, w io.Writer, mt types.MediaType) 
 		return blobSums{}, fmt.Errorf("decompressing: %w", err)
 	}
 	tarHash := sha256.New()
-	_, err = io.Copy(tarHash, zr)
+	_, err = io.Copy(io.MultiWriter(tarHash, content), zr)
 	if cerr := zr.Close(); err == nil {
 		err = cerr
 	}
@@ -105,6 +158,9 @@ func sumBlob(ctx context.Context, r io.Reader, w io.Writer, mt types.MediaType) 
 	}
 	if cw.err != nil {
 		return blobSums{}, fmt.Errorf("writing blob: %w", cw.err)
+	}
+	if errors.Is(err, errReaderStopped) {
+		return blobSums{}, err
 	}
 	if err != nil {
 		return blobSums{}, fmt.Errorf("decompressing: %w", err)
@@ -117,7 +173,3 @@ func sumBlob(ctx context.Context, r io.Reader, w io.Writer, mt types.MediaType) 
 func diffIDError(digest, claimed, got v1.Hash) error {
 	return fmt.Errorf("layer %s: its content has diff_id %s but the image config claims %s (the base image is corrupt or forged)", digest, got, claimed)
 }
-
-// verified remembers the blobs in a blob dir whose diffID this process
-// checked, by path: a blob is immutable, so one check is enough.
-var verified sync.Map // path → v1.Hash (diffID)

@@ -90,7 +90,7 @@ func BenchmarkApply(b *testing.B) {
 }
 
 // BenchmarkUnpack unpacks a 100 MB layer into a store: Apply plus
-// diffID hashing and syncfs.
+// diffID hashing and the publishing rename (with its unsynced marker).
 func BenchmarkUnpack(b *testing.B) {
 	requireOverlay(b)
 	layer := layerTar100MB(b)

@@ -20,6 +20,20 @@
 // Diff (which also trims the upper dir to what the tar holds), then
 // Store.Commit to make the upper dir the snapshot of the tar's diffID.
 //
+// Crash safety: a snapshot is made in a temp dir and published by one
+// rename, so no process ever sees half of one, whatever happens to the
+// process making it. It is not synced to disk first (a syncfs per
+// snapshot cost whole seconds on the critical path of a build): instead
+// an empty marker, named by the current boot id, is created outside the
+// snapshot just before the rename. OpenStore discards the snapshots whose
+// markers are of an earlier boot — the machine restarted, maybe without
+// writing them whole — so they are unpacked again from their blobs when
+// needed, and it syncs the filesystem once in the background to retire
+// the markers of this boot older than a minute (whose data the kernel has
+// most likely written back by then). Store.Close waits for that sync. For
+// the same reason steps' overlays are mounted volatile: overlay would
+// otherwise sync the whole upper filesystem when it is unmounted.
+//
 // Rootless: in a user namespace (internal/userns.Inside, as a build by a
 // user without root runs), overlay is mounted with userxattr and opaque
 // dirs are marked with user.overlay.opaque instead of

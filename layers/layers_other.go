@@ -22,6 +22,9 @@ var errNotLinux = fmt.Errorf("layers: overlay snapshots need Linux: %w", errors.
 // OpenStore returns errors.ErrUnsupported outside Linux.
 func OpenStore(root string, log *slog.Logger) (*Store, error) { return nil, errNotLinux }
 
+// Close does nothing outside Linux.
+func (s *Store) Close() {}
+
 // SetLimits does nothing outside Linux.
 func (s *Store) SetLimits(l Limits) {}
 

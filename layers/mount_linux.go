@@ -36,10 +36,16 @@ func (m *Mounted) Target() string { return m.target }
 // lower dir is passed on its own (fsconfig "lowerdir+"), so hundreds of
 // layers fit; mount(2), whose options must fit in one page, is used only
 // where the kernel lacks fsopen or "lowerdir+" (before Linux 6.8). With no
-// lowers (scratch) an empty dir stands in. The caller unmounts, on every
-// path (defer m.Unmount()); a cancelled ctx does not unmount by itself,
-// since a runtime still starting in the mount would then write into the
-// bare target dir.
+// lowers (scratch) an empty dir stands in. The overlay is volatile where
+// the kernel can (Linux 5.10 on): it never syncs the upper dir's
+// filesystem — not at unmount, where overlay otherwise syncs all of it,
+// and not for a step's own fsyncs — since nothing a step writes needs to
+// be durable until its snapshot is published (see the package doc's
+// crash safety; an upper dir left by a crash is discarded, never
+// mounted again). The caller unmounts, on every path (defer
+// m.Unmount()); a cancelled ctx does not unmount by itself, since a
+// runtime still starting in the mount would then write into the bare
+// target dir.
 func Mount(ctx context.Context, o MountOptions) (*Mounted, error) {
 	if o.Upper == "" || o.Work == "" || o.Target == "" {
 		return nil, errors.New("mounting overlay: upper, work and target dirs are required")
@@ -107,6 +113,12 @@ func mountNew(lowers []string, o MountOptions) error {
 			return fmt.Errorf("overlay option userxattr: %w%s", err, fsLog(fd))
 		}
 	}
+	// Linux 5.10 on: no sync of the upper dir's filesystem, neither the
+	// syncfs of the whole filesystem at unmount nor a step's own fsyncs
+	// (see volatile in Mount's doc).
+	if err := unix.FsconfigSetFlag(fd, "volatile"); err != nil && !errors.Is(err, unix.EINVAL) {
+		return fmt.Errorf("overlay option volatile: %w%s", err, fsLog(fd))
+	}
 	if err := unix.FsconfigCreate(fd); err != nil {
 		return fmt.Errorf("creating overlay: %w%s", err, fsLog(fd))
 	}
@@ -151,7 +163,11 @@ func mountLegacy(lowers []string, o MountOptions) error {
 	if ovl().userxattr {
 		data += ",userxattr"
 	}
-	if err := unix.Mount("overlay", o.Target, "overlay", 0, data); err != nil {
+	err := unix.Mount("overlay", o.Target, "overlay", 0, data+",volatile")
+	if errors.Is(err, unix.EINVAL) { // before Linux 5.10, or another option refused
+		err = unix.Mount("overlay", o.Target, "overlay", 0, data)
+	}
+	if err != nil {
 		return fmt.Errorf("mount(2): %w", err)
 	}
 	return nil

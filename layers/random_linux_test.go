@@ -41,6 +41,11 @@ func TestRandomRoundTrip(t *testing.T) {
 				log = randomOps(t, m, rand.New(rand.NewPCG(seed, 99)), *randomOpsN)
 			})
 			tarball, _ := mustDiff(t, DiffOptions{Upper: upper, Lowers: []string{lower}})
+			// The trimmed upper dir (a snapshot) diffs to the same bytes
+			// again: a layer can be compressed later from its snapshot.
+			if again, _ := mustDiff(t, DiffOptions{Upper: upper, Lowers: []string{lower}, KeepUpper: true}); !bytes.Equal(again, tarball) {
+				t.Errorf("seed %d: the trimmed upper dir diffs to another tar (%d bytes, first %d)", seed, len(again), len(tarball))
+			}
 			applied := filepath.Join(t.TempDir(), "applied")
 			randomTree(t, applied, seed)
 			if err := Apply(t.Context(), applied, bytes.NewReader(tarball)); err != nil {
@@ -255,7 +260,11 @@ func TestRandomStack(t *testing.T) {
 				upper, merged = overlayRun(t, lowers, func(m string) {
 					randomOps(t, m, rand.New(rand.NewPCG(seed, step)), *randomOpsN/2)
 				})
-				tarball, _ := mustDiff(t, DiffOptions{Upper: upper, Lowers: lowers})
+				epoch := time.Now().Add(-time.Duration(step) * time.Hour) // clamps from the second step on
+				tarball, _ := mustDiff(t, DiffOptions{Upper: upper, Lowers: lowers, Epoch: &epoch})
+				if again, _ := mustDiff(t, DiffOptions{Upper: upper, Lowers: lowers, Epoch: &epoch, KeepUpper: true}); !bytes.Equal(again, tarball) {
+					t.Errorf("seed %d step %d: the trimmed upper dir diffs to another tar", seed, step)
+				}
 				tars = append(tars, tarball)
 				_, snap := unpack(t, s, tarball)
 				lowers = append([]string{snap}, lowers...)

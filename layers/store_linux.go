@@ -25,16 +25,24 @@ import (
 //	root/locks/<algo>-<hex>.lock   flock held while a snapshot is made
 //	root/tmp/<kind>-<rand>/        unpacks and upper dirs in progress,
 //	root/tmp/<kind>-<rand>.lock    each flocked by the process that owns it
+//	root/unsynced/<boot>/...       snapshots not yet known to be on disk
 //
-// Any number of processes may share one root.
+// Any number of processes may share one root. Snapshots are published
+// without a sync; see unsynced_linux.go for how a restart of the machine
+// is survived.
 type Store struct {
-	root   string
-	log    *slog.Logger
-	limits Limits
+	root    string
+	log     *slog.Logger
+	limits  Limits
+	boot    string        // the boot id
+	settled chan struct{} // closed when the background sync is done; nil: none
 }
 
 // OpenStore opens (creating if needed) the store at root and removes temp
-// dirs that no live process owns: leftovers of interrupted unpacks and steps.
+// dirs that no live process owns: leftovers of interrupted unpacks and
+// steps. It discards the snapshots that were not known to be on disk when
+// the machine restarted, and syncs those of this boot in the background
+// (call Close to wait for it).
 func OpenStore(root string, log *slog.Logger) (*Store, error) {
 	root, err := filepath.Abs(root)
 	if err != nil {
@@ -45,10 +53,18 @@ func OpenStore(root string, log *slog.Logger) (*Store, error) {
 			return nil, fmt.Errorf("opening layer store: %w", err)
 		}
 	}
-	s := &Store{root: root, log: discardIfNil(log)}
+	boot, err := bootID()
+	if err != nil {
+		return nil, fmt.Errorf("opening layer store: %w", err)
+	}
+	s := &Store{root: root, log: discardIfNil(log), boot: boot}
 	if err := s.cleanTmp(); err != nil {
 		return nil, fmt.Errorf("opening layer store %s: %w", root, err)
 	}
+	if err := s.discardUnsynced(); err != nil {
+		return nil, fmt.Errorf("opening layer store %s: %w", root, err)
+	}
+	s.startSettle()
 	return s, nil
 }
 
@@ -178,10 +194,10 @@ func setTrustedXattrs(dir string, byName map[string]map[string]string) error {
 	return nil
 }
 
-// publish syncs dir to disk and renames it to the snapshot of diffID.
-// The caller holds the snapshot's lock.
+// publish renames dir to the snapshot of diffID, marked as not synced
+// (see unsynced_linux.go). The caller holds the snapshot's lock.
 func (s *Store) publish(dir string, diffID digest.Digest) (string, error) {
-	if err := syncfs(dir); err != nil {
+	if err := s.markUnsynced(diffID); err != nil {
 		return "", err
 	}
 	final := s.snapshotDir(diffID)
@@ -192,18 +208,6 @@ func (s *Store) publish(dir string, diffID digest.Digest) (string, error) {
 		return "", err
 	}
 	return final, nil
-}
-
-func syncfs(dir string) error {
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	if err := unix.Syncfs(fd); err != nil {
-		return fmt.Errorf("syncing %s: %w", dir, err)
-	}
-	return nil
 }
 
 // NewUpper makes an empty upper dir and work dir inside the store.
@@ -402,6 +406,15 @@ func (s *Store) Remove(ctx context.Context, diffID digest.Digest) error {
 		return err
 	}
 	defer unlock()
+	if err := s.removeLocked(diffID); err != nil {
+		return err
+	}
+	s.dropMarkers(diffID)
+	return nil
+}
+
+// removeLocked is Remove for a caller holding the snapshot's lock.
+func (s *Store) removeLocked(diffID digest.Digest) error {
 	tmp, err := s.newTemp("remove")
 	if err != nil {
 		return err

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/stratabuild/strata/commit"
 )
 
 // PruneOptions say what Prune keeps.
@@ -68,7 +70,8 @@ func (l *Local) Prune(ctx context.Context, opts PruneOptions, snaps Snapshots) (
 		return nil, err
 	}
 	for _, de := range des {
-		if blobs[de.Name()] {
+		// A blob's diffID record (commit.DiffIDSuffix) goes with it.
+		if blobs[strings.TrimSuffix(de.Name(), commit.DiffIDSuffix)] {
 			continue
 		}
 		fi, err := de.Info()
@@ -77,6 +80,9 @@ func (l *Local) Prune(ctx context.Context, opts PruneOptions, snaps Snapshots) (
 		}
 		if err := os.Remove(filepath.Join(l.blobs, de.Name())); err != nil {
 			return nil, fmt.Errorf("removing blob: %w", err)
+		}
+		if strings.HasSuffix(de.Name(), commit.DiffIDSuffix) {
+			continue // a record, not a blob
 		}
 		res.BlobsRemoved++
 		res.BytesFreed += fi.Size()

@@ -69,8 +69,12 @@ func plainLine(e build.Event) string {
 		if e.Layer == nil {
 			return fmt.Sprintf("%s%s %s: %s, no layer", prefix, e.Pos, e.Action, status)
 		}
+		size := humanSize(e.Layer.Size)
+		if e.Layer.Digest == "" && e.Layer.Size == 0 {
+			size = "being compressed" // its size comes in a later line
+		}
 		return fmt.Sprintf("%s%s %s: %s, layer %s (+%d ~%d -%d files)", prefix, e.Pos, e.Action, status,
-			humanSize(e.Layer.Size), e.Layer.Added, e.Layer.Modified, e.Layer.Deleted)
+			size, e.Layer.Added, e.Layer.Modified, e.Layer.Deleted)
 	case build.EventFailed:
 		return fmt.Sprintf("%s%s %s: failed after %s", prefix, e.Pos, e.Action, e.Duration.Round(time.Millisecond))
 	default:

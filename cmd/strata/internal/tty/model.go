@@ -248,7 +248,11 @@ func (s *step) status(now time.Time) string {
 		return seconds(now.Sub(s.start))
 	case done:
 		if s.layer != nil {
-			return fmt.Sprintf("%s +%d ~%d -%d  %s", humanSize(s.layer.Size), s.layer.Added, s.layer.Modified, s.layer.Deleted, seconds(s.dur))
+			size := humanSize(s.layer.Size)
+			if s.layer.Digest == "" && s.layer.Size == 0 {
+				size = "compressing" // in the background; a later line says its size
+			}
+			return fmt.Sprintf("%s +%d ~%d -%d  %s", size, s.layer.Added, s.layer.Modified, s.layer.Deleted, seconds(s.dur))
 		}
 	}
 	return seconds(s.dur)

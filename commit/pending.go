@@ -1,0 +1,227 @@
+package commit
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// Compressor commits layers off the critical path of a build: the caller
+// reads a layer's tar once to learn its diffID (what the next step's
+// cache key chains on) and Adds it with a way to write the same tar again
+// (a step's layer: its snapshot diffed again); the tar is compressed into
+// its blob in the background, one layer at a time in the order added
+// (each on every core, see Compression), its diffID checked, and the
+// job's then called (to record the layer in a cache: only once its blob
+// is whole). The blob is written as WriteLayer writes it — the same bytes
+// as compressing the tar straight away — to a temp renamed into place
+// once whole, so a build killed meanwhile leaves no blob named by a
+// digest half-written (only a temp, which CleanBlobTemps removes).
+type Compressor struct {
+	dir string
+	c   Compression
+
+	// ctx is the jobs' lifetime, as errgroup.WithContext's: it ends
+	// with the context NewCompressor was given, or at Close.
+	ctx    context.Context
+	cancel context.CancelFunc
+	jobs   chan job
+	worker sync.Once
+	wg     sync.WaitGroup // the worker
+	queued sync.WaitGroup // the jobs added and not done
+
+	mu  sync.Mutex
+	err error // the first job's error
+}
+
+type job struct {
+	p    *Pending
+	tar  func(ctx context.Context, w io.Writer) error
+	then func(ctx context.Context, l *Layer, took time.Duration) error
+}
+
+// NewCompressor returns a compressor writing blobs into dir with c. The
+// jobs stop when ctx ends or Close is called.
+func NewCompressor(ctx context.Context, dir string, c Compression) *Compressor {
+	ctx, cancel := context.WithCancel(ctx)
+	return &Compressor{dir: dir, c: c, ctx: ctx, cancel: cancel, jobs: make(chan job, 4096)}
+}
+
+// Pending is a layer whose tar is known — its diffID — and whose blob is
+// being compressed. It is a v1.Layer whose methods other than DiffID and
+// MediaType wait for the blob: call Wait first.
+type Pending struct {
+	diffID v1.Hash
+	c      Compression
+
+	done  chan struct{} // closed when layer or err is set
+	layer *Layer
+	err   error
+	took  time.Duration
+}
+
+var _ v1.Layer = (*Pending)(nil)
+
+// Add queues the compression of the layer whose tar has diffID: tar
+// writes that tar to w (again; a tar of another diffID is an error, and
+// no blob is named by it), with the compressor's context. then, if not nil, is called with the blob once
+// it is whole and how long compressing it took (in the background, with
+// the compressor's context); its error is the layer's. Never call Add after Close.
+func (q *Compressor) Add(diffID v1.Hash, tar func(ctx context.Context, w io.Writer) error, then func(ctx context.Context, l *Layer, took time.Duration) error) *Pending {
+	p := &Pending{diffID: diffID, c: q.c, done: make(chan struct{})}
+	q.worker.Do(func() { q.wg.Add(1); go q.work() })
+	q.queued.Add(1)
+	q.jobs <- job{p, tar, then}
+	return p
+}
+
+// work compresses the queued layers in order until Close.
+func (q *Compressor) work() {
+	defer q.wg.Done()
+	for j := range q.jobs {
+		j.p.compress(q.ctx, q.dir, j.tar)
+		if j.p.err == nil && j.then != nil {
+			j.p.err = j.then(q.ctx, j.p.layer, j.p.took)
+		}
+		if j.p.err != nil {
+			q.mu.Lock()
+			if q.err == nil {
+				q.err = j.p.err
+			}
+			q.mu.Unlock()
+		}
+		close(j.p.done)
+		q.queued.Done()
+	}
+}
+
+// Wait waits until every layer added is compressed and its then has
+// returned, or ctx ends; it returns the first job's error.
+func (q *Compressor) Wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { q.queued.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.err
+}
+
+// compress writes p's blob from the tar that tar writes.
+func (p *Pending) compress(ctx context.Context, dir string, tar func(ctx context.Context, w io.Writer) error) {
+	start := time.Now()
+	pr, pw := io.Pipe()
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		pw.CloseWithError(tar(ctx, pw))
+	}()
+	l, err := WriteLayer(ctx, pr, dir, p.c)
+	pr.CloseWithError(errReaderStopped) // stops tar if WriteLayer failed
+	<-written
+	switch {
+	case err != nil:
+		p.err = fmt.Errorf("compressing layer %s: %w", p.diffID, err)
+	case l.diffID != p.diffID:
+		// Never name a blob by a digest, nor record it, when its content
+		// is not the layer's.
+		os.Remove(l.path)
+		p.err = fmt.Errorf("compressing layer %s: its content changed before it was compressed (now diffID %s)", p.diffID, l.diffID)
+	default:
+		p.layer, p.took = l, time.Since(start)
+	}
+}
+
+// Close stops the jobs not done (they end with the context's error and
+// leave nothing but what their then did) and waits for them. Call it once
+// nothing adds any more.
+func (q *Compressor) Close() {
+	q.cancel()
+	close(q.jobs)
+	q.wg.Wait()
+}
+
+// localOf is l as a blob written here: l itself, or the blob of a
+// Pending compressed.
+func localOf(l v1.Layer) (*Layer, bool) {
+	switch l := l.(type) {
+	case *Layer:
+		return l, true
+	case *Pending:
+		if local := l.Layer(); local != nil {
+			return local, true
+		}
+	}
+	return nil, false
+}
+
+// Wait waits for the blob and returns it, or why it could not be made.
+func (p *Pending) Wait(ctx context.Context) (*Layer, error) {
+	select {
+	case <-p.done:
+		return p.layer, p.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Layer is the blob, once Wait returned; nil before, or after an error.
+func (p *Pending) Layer() *Layer {
+	select {
+	case <-p.done:
+		return p.layer
+	default:
+		return nil
+	}
+}
+
+// DiffID is the sha256 of the tar, known from the start.
+func (p *Pending) DiffID() (v1.Hash, error) { return p.diffID, nil }
+
+// MediaType is that of the compression the blob is written with.
+func (p *Pending) MediaType() (types.MediaType, error) { return p.c.MediaType() }
+
+// Digest waits for the blob and returns its digest.
+func (p *Pending) Digest() (v1.Hash, error) {
+	<-p.done
+	if p.err != nil {
+		return v1.Hash{}, p.err
+	}
+	return p.layer.Digest()
+}
+
+// Size waits for the blob and returns its size.
+func (p *Pending) Size() (int64, error) {
+	<-p.done
+	if p.err != nil {
+		return 0, p.err
+	}
+	return p.layer.Size()
+}
+
+// Compressed waits for the blob and opens it.
+func (p *Pending) Compressed() (io.ReadCloser, error) {
+	<-p.done
+	if p.err != nil {
+		return nil, p.err
+	}
+	return p.layer.Compressed()
+}
+
+// Uncompressed waits for the blob and opens its content.
+func (p *Pending) Uncompressed() (io.ReadCloser, error) {
+	<-p.done
+	if p.err != nil {
+		return nil, p.err
+	}
+	return p.layer.Uncompressed()
+}

@@ -1,0 +1,117 @@
+package commit_test
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stratabuild/strata/commit"
+)
+
+// writeTar is a Compressor job's tar: the bytes b.
+func writeTar(b []byte) func(context.Context, io.Writer) error {
+	return func(_ context.Context, w io.Writer) error {
+		_, err := w.Write(b)
+		return err
+	}
+}
+
+// TestCompressorSameBlobs: a layer compressed in the background is the
+// blob WriteLayer makes of the same tar, for each codec; then is called
+// with the blob once it is whole, in the order added; no temp is left.
+func TestCompressorSameBlobs(t *testing.T) {
+	tars := [][]byte{
+		testTar(t, map[string]string{"etc/motd": strings.Repeat("background\n", 20000)}),
+		testTar(t, map[string]string{"etc/a": "a", "etc/b": "b"}),
+	}
+	for _, c := range []commit.Compression{commit.Gzip, commit.Zstd, {Codec: commit.CodecGzip, Level: 9}} {
+		t.Run(c.String(), func(t *testing.T) {
+			blobs := t.TempDir()
+			q := commit.NewCompressor(t.Context(), blobs, c)
+			defer q.Close()
+			var order []int
+			var pending []*commit.Pending
+			for i, tar := range tars {
+				p := q.Add(sha256Of(tar), writeTar(tar), func(_ context.Context, l *commit.Layer, _ time.Duration) error {
+					if _, err := os.Stat(l.Path()); err != nil {
+						t.Errorf("then called before the blob is there: %v", err)
+					}
+					order = append(order, i)
+					return nil
+				})
+				if d, _ := p.DiffID(); d != sha256Of(tar) {
+					t.Errorf("Pending.DiffID = %s, want %s", d, sha256Of(tar))
+				}
+				pending = append(pending, p)
+			}
+			if err := q.Wait(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(order, []int{0, 1}) {
+				t.Errorf("then called in order %v", order)
+			}
+			for i, p := range pending {
+				got, err := p.Wait(t.Context())
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := layerOf(t, tars[i], c)
+				gd, _ := got.Digest()
+				wd, _ := want.Digest()
+				if gd != wd || got.Compression() != want.Compression() {
+					t.Errorf("layer %d: background blob %s (%v), WriteLayer's %s (%v)", i, gd, got.Compression(), wd, want.Compression())
+				}
+				if pd, _ := p.Digest(); pd != gd {
+					t.Errorf("Pending.Digest = %s, want %s", pd, gd)
+				}
+			}
+			for _, n := range names(t, blobs) {
+				if strings.HasPrefix(n, ".") {
+					t.Errorf("temp %s left in the blob dir", n)
+				}
+			}
+		})
+	}
+}
+
+// TestCompressorRefusals: a tar that is not the diffID added (its source
+// changed) fails its job and names no blob; Close before a big layer is
+// compressed ends its job with an error. Neither calls then, nor leaves a
+// blob or a temp.
+func TestCompressorRefusals(t *testing.T) {
+	blobs := t.TempDir()
+	q := commit.NewCompressor(t.Context(), blobs, commit.Compression{Codec: commit.CodecZstd, Level: 19})
+	called := false
+	then := func(context.Context, *commit.Layer, time.Duration) error { called = true; return nil }
+	a, b := testTar(t, map[string]string{"etc/x": "x"}), testTar(t, map[string]string{"etc/x": "y"})
+	changed := q.Add(sha256Of(a), writeTar(b), then)
+	if _, err := changed.Wait(t.Context()); err == nil || !strings.Contains(err.Error(), "changed") {
+		t.Errorf("Wait for a tar of another diffID = %v, want an error", err)
+	}
+	if err := q.Wait(t.Context()); err == nil {
+		t.Error("Compressor.Wait = nil after a failed job")
+	}
+
+	data := make([]byte, 64<<20)
+	if _, err := rand.Read(data); err != nil {
+		t.Fatal(err)
+	}
+	bigTar := testTar(t, map[string]string{"etc/big": string(data)})
+	big := q.Add(sha256Of(bigTar), writeTar(bigTar), then)
+	q.Close()
+	if _, err := big.Wait(t.Context()); !errors.Is(err, context.Canceled) {
+		t.Errorf("Wait after Close = %v, want context.Canceled", err)
+	}
+	if called {
+		t.Error("then was called for a failed job")
+	}
+	if got := names(t, blobs); len(got) != 0 {
+		t.Errorf("blob dir holds %v, want nothing", got)
+	}
+}
