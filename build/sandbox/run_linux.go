@@ -101,7 +101,12 @@ func Run(ctx context.Context, o Options) (err error) {
 		return fmt.Errorf("writing runtime config: %w", err)
 	}
 
-	return execute(ctx, o, bundle)
+	err = execute(ctx, o, bundle)
+	var exit *ExitError
+	if err != nil && !errors.As(err, &exit) && ctx.Err() == nil {
+		err = explainStart(o, err)
+	}
+	return err
 }
 
 // makeBundle creates the container's bundle dir: StateDir/<ID>.bundle,

@@ -58,13 +58,33 @@ func TestRunExitStatus(t *testing.T) {
 	}
 }
 
+// TestRunMissingCommand: a program the rootfs does not have is said so —
+// a shell in an empty (scratch) rootfs too — but one under a mount target
+// is left to the runtime's error, since the mount is not seen from here.
 func TestRunMissingCommand(t *testing.T) {
 	requireRunc(t)
 	t.Parallel()
-	r := run(t.Context(), t, Options{Rootfs: busybox(t), Args: []string{"/no/such/cmd"}})
-	var exitErr *ExitError
-	if r.err == nil || errors.As(r.err, &exitErr) || !strings.Contains(r.err.Error(), "/no/such/cmd") {
-		t.Errorf("Run(/no/such/cmd) = %v, want a runtime error naming the command", r.err)
+	for _, tc := range []struct {
+		name, prog string
+		rootfs     func(t *testing.T) string
+		mounts     []Mount
+		noProgram  bool
+	}{
+		{name: "busybox", prog: "/no/such/cmd", rootfs: func(t *testing.T) string { return busybox(t) }, noProgram: true},
+		{name: "scratch", prog: "/bin/sh", rootfs: func(t *testing.T) string { return t.TempDir() }, noProgram: true},
+		{name: "under a mount", prog: "/tools/cmd", rootfs: func(t *testing.T) string { return busybox(t) },
+			mounts: []Mount{{Type: "bind", Source: t.TempDir(), Target: "/tools"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := run(t.Context(), t, Options{Rootfs: tc.rootfs(t), Args: []string{tc.prog, "-c", "true"}, Mounts: tc.mounts})
+			var exitErr *ExitError
+			if r.err == nil || errors.As(r.err, &exitErr) || !strings.Contains(r.err.Error(), tc.prog) {
+				t.Fatalf("Run(%s) = %v, want a start error naming the command", tc.prog, r.err)
+			}
+			if got := errors.Is(r.err, ErrNoProgram); got != tc.noProgram {
+				t.Errorf("Run(%s) = %v; errors.Is(ErrNoProgram) = %t, want %t", tc.prog, r.err, got, tc.noProgram)
+			}
+		})
 	}
 }
 
