@@ -460,7 +460,9 @@ func TestKilledWriterTempsCleaned(t *testing.T) {
 	}
 	dest := t.TempDir()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestKilledWriterTempsCleaned$")
-	cmd.Env = append(os.Environ(), "STRATA_TEST_HANG_WRITE="+dest)
+	// The child's own temp dirs, which its death leaves, go where this
+	// test's cleanup removes them.
+	cmd.Env = append(os.Environ(), "STRATA_TEST_HANG_WRITE="+dest, "TMPDIR="+t.TempDir())
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
