@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -45,7 +46,16 @@ func Pull(ctx context.Context, src Source, o PullOptions) (v1.Image, error) {
 	case SourceArchive:
 		img, err = tarball.ImageFromPath(src.Path, nil)
 	case SourceRegistry:
-		img, err = remote.Image(src.Ref, append(RemoteOptions(ctx, o.RegistryOptions), remote.WithPlatform(p))...)
+		opts := RemoteOptions(ctx, o.RegistryOptions)
+		img, err = remote.Image(src.Ref, append(opts, remote.WithPlatform(p))...)
+		if err != nil && strings.Contains(err.Error(), "no child with platform") {
+			// ggcr's message names neither what was asked nor what there is.
+			if idx, ierr := remote.Index(src.Ref, opts...); ierr == nil {
+				if im, ierr := idx.IndexManifest(); ierr == nil {
+					return nil, fmt.Errorf("%s: %w", src, noPlatform(p, im.Manifests))
+				}
+			}
+		}
 		if err != nil {
 			return nil, RegistryError(src.Ref.String(), err)
 		}
@@ -154,7 +164,22 @@ func imageFor(idx v1.ImageIndex, d v1.Descriptor, p v1.Platform) (v1.Image, erro
 			return imageFor(child, m, p)
 		}
 	}
-	return nil, fmt.Errorf("index %s has no image for platform %s", d.Digest, p.String())
+	return nil, fmt.Errorf("index %s: %w", d.Digest, noPlatform(p, cm.Manifests))
+}
+
+// noPlatform says that an index has no image for p, and which platforms
+// it has.
+func noPlatform(p v1.Platform, ms []v1.Descriptor) error {
+	var have []string
+	for _, m := range ms {
+		if m.Platform != nil && !slices.Contains(have, m.Platform.String()) {
+			have = append(have, m.Platform.String())
+		}
+	}
+	if len(have) == 0 {
+		return fmt.Errorf("no image for platform %s (its images name no platform)", p.String())
+	}
+	return fmt.Errorf("no image for platform %s (it has %s)", p.String(), strings.Join(have, ", "))
 }
 
 // refTag is the tag part of a ref name such as "reg:5000/app:1.0" ("1.0"),

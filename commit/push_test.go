@@ -9,6 +9,11 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/stratabuild/strata/commit"
 	"github.com/stratabuild/strata/internal/testutil"
@@ -192,4 +197,35 @@ func tagsOf(t testing.TB, refs []string) []name.Tag {
 		out = append(out, tag)
 	}
 	return out
+}
+
+// TestPullMissingPlatform: an index without the asked platform is said so
+// with the platforms it has, from a registry and from a layout alike.
+func TestPullMissingPlatform(t *testing.T) {
+	r := testutil.StartRegistry(t, testutil.RegistryOptions{})
+	idx := mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex),
+		mutate.IndexAddendum{Add: motdImage(t, "amd64\n"), Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
+		mutate.IndexAddendum{Add: motdImage(t, "v7\n"), Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm", Variant: "v7"}}})
+	if err := remote.WriteIndex(tagsOf(t, []string{r.Addr + "/multi/app:1"})[0], idx); err != nil {
+		t.Fatalf("pushing the index: %v", err)
+	}
+	dir := t.TempDir()
+	if _, err := layout.Write(dir, empty.Index); err != nil {
+		t.Fatal(err)
+	}
+	p, err := layout.FromPath(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendIndex(idx, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "1"})); err != nil {
+		t.Fatal(err)
+	}
+	arm64 := &v1.Platform{OS: "linux", Architecture: "arm64"}
+	const want = "no image for platform linux/arm64 (it has linux/amd64, linux/arm/v7)"
+	for _, ref := range []string{r.Addr + "/multi/app:1", "oci-layout://" + dir + ":1"} {
+		_, err := pullRef(t, ref, commit.PullOptions{Platform: arm64})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Pull(%s, linux/arm64) = %v, want an error holding %q", ref, err, want)
+		}
+	}
 }
