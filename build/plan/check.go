@@ -32,7 +32,7 @@ func CheckContext(r *recipe.Recipe) error {
 		for _, step := range st.Steps {
 			if c := step.Copy; c != nil && c.From == nil {
 				if _, err := fscopy.ContextInputs(r.Context, ignore, c.Sources); err != nil {
-					errs = append(errs, at(Pos(step.Pos), err))
+					errs = append(errs, at(step.Pos.String(), err))
 				}
 			}
 		}

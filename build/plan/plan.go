@@ -349,7 +349,7 @@ func (pl *planner) copyStep(ctx context.Context, sp *Stage, s *Step, state State
 	case c.From == nil:
 		paths, err := fscopy.ContextInputs(pl.r.Context, pl.ignore, c.Sources)
 		if err != nil {
-			return at(s.Pos, err)
+			return at(s.Recipe.Pos.String(), err)
 		}
 		if s.Files, err = cache.HashFiles(pl.r.Context, paths); err != nil {
 			return fmt.Errorf("%s: hashing copy inputs: %w", s.Pos, err)

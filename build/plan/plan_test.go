@@ -79,8 +79,8 @@ steps:
 	if err == nil {
 		t.Fatal("the plan of a broken recipe succeeded")
 	}
-	for _, want := range []string{`strata.yaml:3: copy source "missing-one" does not exist in the build context`,
-		`strata.yaml:5: copy source "missing-two" does not exist`, `strata.yaml:8:14: step 3 needs secret "npmrc"`} {
+	for _, want := range []string{`strata.yaml:3:5: copy source "missing-one" does not exist in the build context`,
+		`strata.yaml:5:5: copy source "missing-two" does not exist`, `strata.yaml:8:14: step 3 needs secret "npmrc"`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}

@@ -237,8 +237,8 @@ func TestValidateReportsContextProblems(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, _, stderr := run(t, nil, "validate", dir)
-	for _, want := range []string{`strata.yaml:3: copy source "one.txt" does not exist`, `strata.yaml:3: copy source "two.txt" does not exist`,
-		`strata.yaml:5: copy source "escape": it leaves the build context`} {
+	for _, want := range []string{`strata.yaml:3:5: copy source "one.txt" does not exist`, `strata.yaml:3:5: copy source "two.txt" does not exist`,
+		`strata.yaml:5:5: copy source "escape": it leaves the build context`} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("validate stderr lacks %q:\n%s", want, stderr)
 		}
