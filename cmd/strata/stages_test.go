@@ -170,7 +170,7 @@ steps:
 
 	// Without --secret the build stops before running anything, naming the step.
 	r = strata(t, nil, "build", "--root", t.TempDir(), "--build-arg", busyboxBase(t), ctx)
-	if r.code == 0 || !strings.Contains(r.stderr, "strata.yaml:4") || !strings.Contains(r.stderr, `secret "token"`) {
+	if r.code != 2 || !strings.Contains(r.stderr, `strata.yaml:10:9: step 1 needs secret "token"`) {
 		t.Errorf("missing secret: exit %d\n%s", r.code, r.stderr)
 	}
 }
