@@ -1,7 +1,6 @@
 package build
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/stratabuild/strata/build/cache"
@@ -60,17 +59,3 @@ type Timings struct {
 // running the step; implementations must be safe for concurrent use when
 // stages build in parallel.
 type ProgressFunc func(Event)
-
-// sizeText is n bytes as messages say it: "45.3 MiB".
-func sizeText(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}

@@ -14,6 +14,7 @@ import (
 	"github.com/stratabuild/strata/build/plan"
 	"github.com/stratabuild/strata/commit"
 	"github.com/stratabuild/strata/internal/stateroot"
+	"github.com/stratabuild/strata/internal/units"
 	"github.com/stratabuild/strata/layers"
 )
 
@@ -196,7 +197,7 @@ func (e *executor) recorder(entry *cache.Entry, rec *cache.Layer, pos, stage str
 			return fmt.Errorf("%s: recording the step in the cache: %w", pos, err)
 		}
 		e.emit(Event{Kind: EventInfo, Time: time.Now(), Stage: stage, Text: fmt.Sprintf("layer of %s compressed: %s in %s",
-			pos, sizeText(final.Size), took.Round(time.Millisecond))})
+			pos, units.Bytes(final.Size), took.Round(time.Millisecond))})
 		e.mu.Lock()
 		defer e.mu.Unlock()
 		e.final[rec] = compressed{rec: final, took: took}

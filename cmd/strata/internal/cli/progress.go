@@ -12,6 +12,7 @@ import (
 
 	"github.com/stratabuild/strata/build"
 	"github.com/stratabuild/strata/commit"
+	"github.com/stratabuild/strata/internal/units"
 )
 
 // newProgressWriter renders events onto w: "plain" writes a line per
@@ -69,7 +70,7 @@ func plainLine(e build.Event) string {
 		if e.Layer == nil {
 			return fmt.Sprintf("%s%s %s: %s, no layer", prefix, e.Pos, e.Action, status)
 		}
-		size := humanSize(e.Layer.Size)
+		size := units.Bytes(e.Layer.Size)
 		if e.Layer.Digest == "" && e.Layer.Size == 0 {
 			size = "being compressed" // its size comes in a later line
 		}
@@ -155,19 +156,6 @@ func resultEvent(req Request, digest string) build.Event {
 		break
 	}
 	return build.Event{Kind: build.EventInfo, Time: time.Now(), Text: text}
-}
-
-func humanSize(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // timings says where a step's time went: " (unpack 2.7s, run 11.9s,

@@ -7,6 +7,7 @@ import (
 
 	"github.com/stratabuild/strata/build"
 	"github.com/stratabuild/strata/build/cache"
+	"github.com/stratabuild/strata/internal/units"
 )
 
 // model is what the view knows of the build: its stages, in the order
@@ -248,7 +249,7 @@ func (s *step) status(now time.Time) string {
 		return seconds(now.Sub(s.start))
 	case done:
 		if s.layer != nil {
-			size := humanSize(s.layer.Size)
+			size := units.Bytes(s.layer.Size)
 			if s.layer.Digest == "" && s.layer.Size == 0 {
 				size = "compressing" // in the background; a later line says its size
 			}
