@@ -48,7 +48,7 @@ func inspectDest(dir string) (destKind, error) {
 	case err != nil:
 		return 0, err
 	case !fi.IsDir():
-		return 0, fmt.Errorf("%s is %s, not a directory; choose an empty or new directory, or an existing layout to add to", dir, fileKind(fi.Mode()))
+		return 0, fmt.Errorf("%s is %s, not a directory; choose an empty or new directory, or an existing layout to add to", dir, inputfile.Kind(fi.Mode()))
 	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {

@@ -15,6 +15,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/stratabuild/strata/internal/inputfile"
 )
 
 // WriteDockerArchive writes img as a `docker save` tarball named by tags
@@ -61,7 +63,7 @@ func CheckDockerDest(file string) error {
 	case err == nil && fi.IsDir():
 		return fmt.Errorf("%s is a directory; give the archive's file name, such as %s", file, filepath.Join(file, "image.tar"))
 	case err == nil && !fi.Mode().IsRegular():
-		return fmt.Errorf("%s is %s, not a regular file; give the archive's file name", file, fileKind(fi.Mode()))
+		return fmt.Errorf("%s is %s, not a regular file; give the archive's file name", file, inputfile.Kind(fi.Mode()))
 	case err == nil:
 		return writableDir(filepath.Dir(file))
 	case !absent(err):
@@ -148,25 +150,6 @@ func absent(err error) bool {
 	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
 }
 
-// fileKind names a file mode's type, with its article.
-func fileKind(m fs.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "a directory"
-	case m.IsRegular():
-		return "a regular file"
-	case m&fs.ModeNamedPipe != 0:
-		return "a named pipe (FIFO)"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	case m&fs.ModeCharDevice != 0:
-		return "a character device"
-	case m&fs.ModeDevice != 0:
-		return "a block device"
-	}
-	return "a special file"
-}
-
 // creatable returns an error unless dir exists as a directory that can be
 // written to, or could be created: its nearest existing ancestor is one.
 func creatable(dir string) error {
@@ -176,7 +159,7 @@ func creatable(dir string) error {
 		case err == nil && fi.IsDir():
 			return writableDir(p)
 		case err == nil:
-			return fmt.Errorf("cannot create %s: %s is %s, not a directory", dir, p, fileKind(fi.Mode()))
+			return fmt.Errorf("cannot create %s: %s is %s, not a directory", dir, p, inputfile.Kind(fi.Mode()))
 		case !absent(err):
 			return err
 		}

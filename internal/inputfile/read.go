@@ -72,7 +72,7 @@ func Read(path string, o Options) ([]byte, error) {
 // check refuses fi unless it is a regular file within the limit.
 func check(path string, fi fs.FileInfo, o Options) error {
 	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("%s %s is %s, %w", o.What, path, kind(fi.Mode()), ErrNotRegular)
+		return fmt.Errorf("%s %s is %s, %w", o.What, path, Kind(fi.Mode()), ErrNotRegular)
 	}
 	if fi.Size() > o.Max {
 		return tooLarge(path, fi.Size(), false, o)
@@ -99,11 +99,14 @@ type fileError struct {
 func (e *fileError) Error() string { return e.msg }
 func (e *fileError) Unwrap() error { return e.kind }
 
-// kind names a file mode's type, with its article.
-func kind(m fs.FileMode) string {
+// Kind names a file mode's type, with its article: "a directory", "a
+// named pipe (FIFO)".
+func Kind(m fs.FileMode) string {
 	switch {
 	case m.IsDir():
 		return "a directory"
+	case m.IsRegular():
+		return "a regular file"
 	case m&fs.ModeNamedPipe != 0:
 		return "a named pipe (FIFO)"
 	case m&fs.ModeSocket != 0:
