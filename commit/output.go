@@ -100,6 +100,16 @@ func archiveRefs(img v1.Image, tags []string) (map[name.Reference]v1.Image, erro
 	return refs, nil
 }
 
+// ReplaceFile writes data as file the way outputs are written: through a
+// temp beside it that CleanStaleTemps knows, synced, mode 0644, renamed
+// over file; a reader sees the old file or the whole new one.
+func ReplaceFile(file string, data []byte) error {
+	return replaceFile(file, func(f *os.File) error {
+		_, err := f.Write(data)
+		return err
+	})
+}
+
 // replaceFile writes file through write on a temp file in the same
 // directory (see createTemp), syncs it and renames it over file.
 func replaceFile(file string, write func(*os.File) error) (err error) {

@@ -102,29 +102,13 @@ func writeMetadata(path string, res *build.Result) error {
 	return nil
 }
 
-// writeFileAtomic writes data to path through a temp file in the same
-// directory renamed into place: a reader sees the old file or the whole
-// new one, never a part.
+// writeFileAtomic writes data to path, its parents made, as commit
+// writes outputs: a reader sees the old file or the whole new one.
 func writeFileAtomic(path string, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), fmt.Sprintf(".%s.tmp-%d-*", filepath.Base(path), os.Getpid()))
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return commit.ReplaceFile(path, data)
 }
 
 // planText renders a dry run's plan: a line per run or copy step, then
