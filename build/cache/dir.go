@@ -16,7 +16,6 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/stratabuild/strata/commit"
 )
@@ -109,15 +108,7 @@ func (d *Dir) Get(_ context.Context, key string) (*Hit, error) {
 type dirLayer struct{ *commit.Layer }
 
 func (d *Dir) open(rec *Layer) (v1.Layer, error) {
-	diffID, err := v1.NewHash(rec.DiffID)
-	if err != nil {
-		return nil, err
-	}
-	dg, err := v1.NewHash(rec.Digest)
-	if err != nil {
-		return nil, err
-	}
-	l, err := commit.OpenLayer(d.blobPath(rec.Digest), diffID, dg, rec.Size, types.MediaType(rec.MediaType))
+	l, err := openBlob(d.blobPath(rec.Digest), rec)
 	if err != nil {
 		return nil, err
 	}

@@ -23,6 +23,20 @@ type Layer struct {
 	Deleted  int `json:"deleted"`
 }
 
+// openBlob opens the blob at path as the layer rec records (commit.OpenLayer
+// checks its size).
+func openBlob(path string, rec *Layer) (*commit.Layer, error) {
+	diffID, err := v1.NewHash(rec.DiffID)
+	if err != nil {
+		return nil, err
+	}
+	dg, err := v1.NewHash(rec.Digest)
+	if err != nil {
+		return nil, err
+	}
+	return commit.OpenLayer(path, diffID, dg, rec.Size, types.MediaType(rec.MediaType))
+}
+
 // Entry is one cached step result.
 type Entry struct {
 	Key    string `json:"key"`

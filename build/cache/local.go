@@ -12,7 +12,6 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/stratabuild/strata/commit"
 )
@@ -65,15 +64,7 @@ func (l *Local) Get(_ context.Context, key string) (*Hit, error) {
 
 // open opens a committed layer blob kept under the state root.
 func (l *Local) open(rec *Layer) (*commit.Layer, error) {
-	diffID, err := v1.NewHash(rec.DiffID)
-	if err != nil {
-		return nil, err
-	}
-	dg, err := v1.NewHash(rec.Digest)
-	if err != nil {
-		return nil, err
-	}
-	return commit.OpenLayer(filepath.Join(l.blobs, dg.Hex), diffID, dg, rec.Size, types.MediaType(rec.MediaType))
+	return openBlob(filepath.Join(l.blobs, strings.TrimPrefix(rec.Digest, "sha256:")), rec)
 }
 
 // entry reads the entry for key. A missing or unreadable entry (a torn
