@@ -227,3 +227,30 @@ func TestContextInputs(t *testing.T) {
 		t.Error("a source outside the context was accepted")
 	}
 }
+
+// TestDestinationDirectoryRefused: a file copied, or written by a file
+// step, where the rootfs has a directory is refused, the directory kept.
+// (A copy whose destination itself is a directory copies into it.)
+func TestDestinationDirectoryRefused(t *testing.T) {
+	testutil.RequireRoot(t) // owners 0:0
+	contextDir, dst := t.TempDir(), t.TempDir()
+	writeTree(t, contextDir, map[string]string{"conf/app.conf": "x"})
+	if err := os.MkdirAll(filepath.Join(dst, "etc/app.conf"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ignore, err := LoadIgnore(contextDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Copy(t.Context(), contextDir, []string{"conf"}, dst, "/etc", Options{Policy: FromContext, Ignore: ignore})
+	if want := "copy destination /etc/app.conf is a directory; end it with / to copy into it"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("Copy onto a directory = %v, want %q", err, want)
+	}
+	err = WriteFile(t.Context(), dst, "/etc/app.conf", []byte("x"), Options{})
+	if want := "file destination /etc/app.conf is a directory"; err == nil || err.Error() != want {
+		t.Errorf("WriteFile onto a directory = %v, want %q", err, want)
+	}
+	if fi, err := os.Stat(filepath.Join(dst, "etc/app.conf")); err != nil || !fi.IsDir() {
+		t.Errorf("the directory is gone: %v", err)
+	}
+}

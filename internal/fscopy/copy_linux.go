@@ -65,18 +65,9 @@ func WriteFile(ctx context.Context, dstRoot, dest string, content []byte, o Opti
 	}
 	c := &copier{ctx: ctx, o: o, dstRoot: dstRoot, dirs: map[string]string{}}
 	rel := clean(dest)
-	dir, err := c.parent(path.Dir("/" + rel)[1:])
+	host, err := c.target(rel, "file destination /%s is a directory")
 	if err != nil {
 		return err
-	}
-	host := filepath.Join(dir, path.Base(rel))
-	if old, err := os.Lstat(host); err == nil {
-		if old.IsDir() {
-			return fmt.Errorf("file destination /%s is a directory", rel)
-		}
-		if err := os.Remove(host); err != nil {
-			return err
-		}
 	}
 	if err := os.WriteFile(host, content, 0o600); err != nil {
 		return fmt.Errorf("writing /%s: %w", rel, err)
@@ -160,6 +151,26 @@ func (c *copier) chown(host string, uid, gid int) error {
 	return err
 }
 
+// target returns the host path where the file rel is made: its parents
+// made (see parent), and what is there removed, unless it is a directory
+// — then isDir, formatted with rel, is the error.
+func (c *copier) target(rel, isDir string) (string, error) {
+	dir, err := c.parent(path.Dir("/" + rel)[1:])
+	if err != nil {
+		return "", err
+	}
+	host := filepath.Join(dir, path.Base(rel))
+	if old, err := os.Lstat(host); err == nil {
+		if old.IsDir() {
+			return "", fmt.Errorf(isDir, rel)
+		}
+		if err := os.Remove(host); err != nil {
+			return "", err
+		}
+	}
+	return host, nil
+}
+
 // parent returns the host path of the destination dir rel, creating what
 // is missing (0755, owned by the step's owner or root).
 func (c *copier) parent(rel string) (string, error) {
@@ -236,18 +247,9 @@ func (c *copier) entry(src string, fi os.FileInfo, rel string) error {
 		c.stats.Dirs++
 		return nil
 	}
-	dir, err := c.parent(path.Dir("/" + rel)[1:])
+	host, err := c.target(rel, "copy destination /%s is a directory; end it with / to copy into it")
 	if err != nil {
 		return err
-	}
-	host := filepath.Join(dir, path.Base(rel))
-	if old, err := os.Lstat(host); err == nil {
-		if old.IsDir() {
-			return fmt.Errorf("copy destination /%s is a directory; end it with / to copy into it", rel)
-		}
-		if err := os.Remove(host); err != nil {
-			return err
-		}
 	}
 	st := fi.Sys().(*syscall.Stat_t)
 	if st.Nlink > 1 {
