@@ -362,6 +362,33 @@ steps:
 	}
 }
 
+// startUntil starts cmd, its stderr piped, and returns once that stderr
+// holds marker (a step printed it: the step runs): the stderr so far, and
+// the pipe to read the rest from (closed when the test ends).
+func startUntil(t *testing.T, cmd *exec.Cmd, marker string) (*bytes.Buffer, *os.File) {
+	t.Helper()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pr.Close() })
+	cmd.Stderr = pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	var stderr bytes.Buffer
+	buf := make([]byte, 4096)
+	for !strings.Contains(stderr.String(), marker) {
+		n, err := pr.Read(buf)
+		if err != nil {
+			t.Fatalf("strata ended before printing %q: %v\n%s", marker, err, stderr.String())
+		}
+		stderr.Write(buf[:n])
+	}
+	return &stderr, pr
+}
+
 // TestInterruptedBuildLeavesNothing stops a build with SIGINT while a step
 // runs: strata exits non-zero, writes no output and leaves no mount, no
 // container state and no upper dir.
@@ -374,31 +401,13 @@ steps:
 `, map[string]string{})
 	root, out := t.TempDir(), filepath.Join(t.TempDir(), "img.oci")
 	cmd := exec.Command(strataBin, "build", "--root", root, "--build-arg", busyboxBase(t), "-t", "i:1", "-o", "type=oci,dest="+out, ctx)
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = pw
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pw.Close()
-	var stderr bytes.Buffer
-	buf := make([]byte, 4096)
-	for !strings.Contains(stderr.String(), "step-2-running") {
-		n, err := pr.Read(buf)
-		if err != nil {
-			t.Fatalf("strata ended before the step started: %v\n%s", err, stderr.String())
-		}
-		stderr.Write(buf[:n])
-	}
+	stderr, pr := startUntil(t, cmd, "step-2-running")
 	start := time.Now()
 	if err := cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}
-	io.Copy(&stderr, pr)
-	err = cmd.Wait()
-	if err == nil {
+	io.Copy(stderr, pr)
+	if err := cmd.Wait(); err == nil {
 		t.Fatalf("interrupted build succeeded\n%s", stderr.String())
 	}
 	if d := time.Since(start); d > 10*time.Second {
@@ -482,24 +491,7 @@ steps:
 	root := t.TempDir()
 	cmd := exec.Command(strataBin, "build", "--root", root, "--secret", "id=tok,env=KILLED_TOKEN", "--build-arg", busyboxBase(t), ctx)
 	cmd.Env = append(os.Environ(), "KILLED_TOKEN=s3cr3t-of-a-killed-build")
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = pw
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pw.Close()
-	var stderr bytes.Buffer
-	buf := make([]byte, 4096)
-	for !strings.Contains(stderr.String(), "step-2-running") {
-		n, err := pr.Read(buf)
-		if err != nil {
-			t.Fatalf("strata ended before the step started: %v\n%s", err, stderr.String())
-		}
-		stderr.Write(buf[:n])
-	}
+	_, pr := startUntil(t, cmd, "step-2-running")
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}

@@ -105,24 +105,7 @@ func TestKilledDuringCompression(t *testing.T) {
 	root := t.TempDir()
 	cmd := exec.Command(strataBin, args(root, "300")...)
 	cmd.Env = append(os.Environ(), env...)
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = pw
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pw.Close()
-	var stderr bytes.Buffer
-	buf := make([]byte, 4096)
-	for !strings.Contains(stderr.String(), "next-step-running") {
-		n, err := pr.Read(buf)
-		if err != nil {
-			t.Fatalf("strata ended before the second step started: %v\n%s", err, stderr.String())
-		}
-		stderr.Write(buf[:n])
-	}
+	stderr, pr := startUntil(t, cmd, "next-step-running")
 	compressing, _ := filepath.Glob(filepath.Join(root, "blobs", fmt.Sprintf(".*.tmp-%d-*", cmd.Process.Pid)))
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)

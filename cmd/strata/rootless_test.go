@@ -560,29 +560,12 @@ func TestRootlessInterruptedBuildLeavesNothing(t *testing.T) {
 	dir := testutil.SharedDir(t)
 	root, out := filepath.Join(dir, "root"), filepath.Join(dir, "img.oci")
 	cmd := u.Command(nil, userBin(t), "build", "--root", root, "--progress", "plain", "-o", "type=oci,dest="+out, ctx)
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = pw
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pw.Close()
-	var stderr bytes.Buffer
-	buf := make([]byte, 4096)
-	for !strings.Contains(stderr.String(), "step-2-running") {
-		n, err := pr.Read(buf)
-		if err != nil {
-			t.Fatalf("strata ended before the step started: %v\n%s", err, stderr.String())
-		}
-		stderr.Write(buf[:n])
-	}
+	stderr, pr := startUntil(t, cmd, "step-2-running")
 	start := time.Now()
 	if err := cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}
-	io.Copy(&stderr, pr)
+	io.Copy(stderr, pr)
 	if err := cmd.Wait(); err == nil {
 		t.Fatalf("interrupted build succeeded\n%s", stderr.String())
 	}
@@ -613,24 +596,7 @@ func TestRootlessKilledBuildIsCleanedUp(t *testing.T) {
 	root := filepath.Join(testutil.SharedDir(t), "root")
 	t.Cleanup(func() { killContainers(u, filepath.Join(root, "runc")) }) // should the test fail
 	cmd := u.Command(nil, userBin(t), "build", "--root", root, "--progress", "plain", ctx)
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = pw
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pw.Close()
-	var stderr bytes.Buffer
-	buf := make([]byte, 4096)
-	for !strings.Contains(stderr.String(), "rootless-killed-2-running") {
-		n, err := pr.Read(buf)
-		if err != nil {
-			t.Fatalf("strata ended before the step started: %v\n%s", err, stderr.String())
-		}
-		stderr.Write(buf[:n])
-	}
+	_, pr := startUntil(t, cmd, "rootless-killed-2-running")
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
