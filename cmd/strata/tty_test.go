@@ -2,87 +2,15 @@ package main_test
 
 import (
 	"bytes"
-	"io"
 	"os/exec"
-	"regexp"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/charmbracelet/x/vt"
 	"github.com/creack/pty"
+
+	"github.com/stratabuild/strata/internal/testutil"
 )
-
-// vtScreen is what a VT100 emulator shows of what the pty carried.
-type vtScreen struct {
-	mu  sync.Mutex
-	emu *vt.Emulator
-	raw bytes.Buffer
-}
-
-func (s *vtScreen) feed(r io.Reader) {
-	buf := make([]byte, 4096)
-	for {
-		n, err := r.Read(buf)
-		s.mu.Lock()
-		s.raw.Write(buf[:n])
-		_, _ = s.emu.Write(buf[:n])
-		s.mu.Unlock()
-		if err != nil {
-			return
-		}
-	}
-}
-
-func (s *vtScreen) rows() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	rows := strings.Split(s.emu.String(), "\n")
-	for i, r := range rows {
-		rows[i] = strings.TrimRight(r, " ")
-	}
-	return rows
-}
-
-// waitFor polls the screen until ok holds; after 60 s it fails.
-func (s *vtScreen) waitFor(t *testing.T, what string, ok func([]string) bool) []string {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		rows := s.rows()
-		if ok(rows) {
-			return rows
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the screen never showed %s:\n%s", what, strings.Join(rows, "\n"))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func rowIndex(rows []string, sub string) int {
-	for i, r := range rows {
-		if strings.Contains(r, sub) {
-			return i
-		}
-	}
-	return -1
-}
-
-var rowTimer = regexp.MustCompile(`(\d+\.\d)s$`)
-
-func rowSeconds(t *testing.T, rows []string, sub string) float64 {
-	t.Helper()
-	i := rowIndex(rows, sub)
-	m := rowTimer.FindStringSubmatch(rows[max(i, 0)])
-	if i < 0 || m == nil {
-		t.Fatalf("no row with %q ending in a timer:\n%s", sub, strings.Join(rows, "\n"))
-	}
-	f, _ := strconv.ParseFloat(m[1], 64)
-	return f
-}
 
 // TestLiveProgressOnTerminal runs `strata build --progress auto` with its
 // stderr on a pseudo-terminal and reads the screen through a VT100
@@ -122,18 +50,18 @@ stages:
 	if err != nil {
 		t.Fatal(err)
 	}
-	scr := &vtScreen{emu: vt.NewEmulator(120, 60)}
+	scr := testutil.NewScreen(120, 60)
 	copied := make(chan struct{})
-	go func() { defer close(copied); scr.feed(ptmx) }()
+	go func() { defer close(copied); scr.Feed(ptmx) }()
 	defer func() { _ = cmd.Process.Kill(); <-copied; ptmx.Close() }()
 
-	running := scr.waitFor(t, "both stages running", func(r []string) bool {
-		return rowIndex(r, "left 3") >= 0 && rowIndex(r, "right 3") >= 0
+	running := scr.WaitFor(t, "both stages running", 60*time.Second, func(r []string) bool {
+		return testutil.RowIndex(r, "left 3") >= 0 && testutil.RowIndex(r, "right 3") >= 0
 	})
 	if !strings.HasPrefix(running[0], "[+] Building ") {
 		t.Errorf("first row = %q, want the [+] Building header", running[0])
 	}
-	l, r := rowIndex(running, "[left 1/1]"), rowIndex(running, "[right 1/1]")
+	l, r := testutil.RowIndex(running, "[left 1/1]"), testutil.RowIndex(running, "[right 1/1]")
 	if l < 0 || r < 0 {
 		t.Fatalf("no row per stage's step:\n%s", strings.Join(running, "\n"))
 	}
@@ -144,29 +72,29 @@ stages:
 			t.Errorf("row %d %q of the other stage inside the first block:\n%s", i, running[i], strings.Join(running, "\n"))
 		}
 	}
-	t1 := rowSeconds(t, running, "[left 1/1]")
+	t1 := testutil.RowTimer(t, running, "[left 1/1]")
 	time.Sleep(time.Second)
-	if t2 := rowSeconds(t, scr.rows(), "[left 1/1]"); t2-t1 < 0.7 {
+	if t2 := testutil.RowTimer(t, scr.Rows(), "[left 1/1]"); t2-t1 < 0.7 {
 		t.Errorf("the left step's timer went from %.1fs to %.1fs in 1s", t1, t2)
 	}
 
 	err = cmd.Wait()
 	<-copied
 	if code := cmd.ProcessState.ExitCode(); code != 1 {
-		t.Fatalf("exit %v, want 1\n%s", err, strings.Join(scr.rows(), "\n"))
+		t.Fatalf("exit %v, want 1\n%s", err, strings.Join(scr.Rows(), "\n"))
 	}
-	final := scr.rows()
+	final := scr.Rows()
 	t.Logf("final screen:\n%s", strings.Join(final, "\n"))
 	if n := strings.Count(strings.Join(final, "\n"), "[+] Building"); n != 1 || !strings.Contains(final[0], "FAILED") {
 		t.Errorf("want one header, FAILED, on the first row")
 	}
 	for _, step := range []string{"[left 1/1]", "[right 1/1]", "[both 1/3]", "[both 2/3]"} {
-		i := rowIndex(final, step)
+		i := testutil.RowIndex(final, step)
 		if i < 0 || i+1 >= len(final) || strings.HasPrefix(final[i+1], "    ") {
 			t.Errorf("finished step %s is not one line in the summary", step)
 		}
 	}
-	e := rowIndex(final, "ERROR [both 3/3]")
+	e := testutil.RowIndex(final, "ERROR [both 3/3]")
 	if e < 0 || !strings.HasSuffix(final[e+1], "| oops-1") || !strings.HasSuffix(final[e+2], "| oops-2") {
 		t.Errorf("the failed step is not followed by its last output lines")
 	}

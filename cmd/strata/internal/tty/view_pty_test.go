@@ -1,31 +1,23 @@
 package tty
 
 import (
-	"io"
 	"os"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/charmbracelet/x/vt"
 	"github.com/creack/pty"
 
 	"github.com/stratabuild/strata/build"
 	"github.com/stratabuild/strata/build/cache"
+	"github.com/stratabuild/strata/internal/testutil"
 )
-
-// screen is what a VT100 emulator shows of everything written to a pty.
-type screen struct {
-	mu  sync.Mutex
-	emu *vt.Emulator
-}
 
 // openPTY opens a pseudo-terminal of cols × rows and feeds what is
 // written to its terminal end into a screen.
-func openPTY(t *testing.T, cols, rows int) (*os.File, *screen) {
+func openPTY(t *testing.T, cols, rows int) (*os.File, *testutil.Screen) {
 	t.Helper()
 	ptmx, tty, err := pty.Open()
 	if err != nil {
@@ -34,11 +26,11 @@ func openPTY(t *testing.T, cols, rows int) (*os.File, *screen) {
 	if err := pty.Setsize(ptmx, &pty.Winsize{Cols: uint16(cols), Rows: uint16(rows)}); err != nil {
 		t.Fatal(err)
 	}
-	scr := &screen{emu: vt.NewEmulator(cols, rows)}
+	scr := testutil.NewScreen(cols, rows)
 	copied := make(chan struct{})
 	go func() {
 		defer close(copied)
-		scr.feed(ptmx)
+		scr.Feed(ptmx)
 	}()
 	t.Cleanup(func() {
 		tty.Close()
@@ -48,85 +40,15 @@ func openPTY(t *testing.T, cols, rows int) (*os.File, *screen) {
 	return tty, scr
 }
 
-// feed copies r into the emulator until r fails (EIO once the terminal
-// end is closed).
-func (s *screen) feed(r io.Reader) {
-	buf := make([]byte, 4096)
-	for {
-		n, err := r.Read(buf)
-		s.mu.Lock()
-		_, _ = s.emu.Write(buf[:n])
-		s.mu.Unlock()
-		if err != nil {
-			return
-		}
-	}
-}
-
-// lines is the screen, one string per row, trailing blanks trimmed.
-func (s *screen) lines() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	rows := strings.Split(s.emu.String(), "\n")
-	for i, r := range rows {
-		rows[i] = strings.TrimRight(r, " ")
-	}
-	return rows
-}
-
-// waitFor polls the screen until ok holds, or fails the test after 5 s
-// showing the screen.
-func (s *screen) waitFor(t *testing.T, what string, ok func([]string) bool) []string {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		l := s.lines()
-		if ok(l) {
-			return l
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the screen never showed %s:\n%s", what, strings.Join(l, "\n"))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// index is the first row containing sub, or -1.
-func index(rows []string, sub string) int {
-	for i, r := range rows {
-		if strings.Contains(r, sub) {
-			return i
-		}
-	}
-	return -1
-}
-
 func contains(subs ...string) func([]string) bool {
 	return func(rows []string) bool {
 		for _, s := range subs {
-			if index(rows, s) < 0 {
+			if testutil.RowIndex(rows, s) < 0 {
 				return false
 			}
 		}
 		return true
 	}
-}
-
-var timerRE = regexp.MustCompile(`(\d+\.\d)s$`)
-
-// timer is the seconds shown at the end of the row containing sub.
-func timer(t *testing.T, rows []string, sub string) float64 {
-	t.Helper()
-	i := index(rows, sub)
-	if i < 0 {
-		t.Fatalf("no row with %q:\n%s", sub, strings.Join(rows, "\n"))
-	}
-	m := timerRE.FindStringSubmatch(rows[i])
-	if m == nil {
-		t.Fatalf("row %q ends in no timer", rows[i])
-	}
-	f, _ := strconv.ParseFloat(m[1], 64)
-	return f
 }
 
 func start(stage string, i, n int, text string) build.Event {
@@ -158,12 +80,12 @@ func TestViewOnPTY(t *testing.T) {
 	}
 	v.Event(output("right", 1, 1, "x"+strings.Repeat("y", 300)+"\tz\x1b[31mred\x1b[0m"))
 
-	first := scr.waitFor(t, "both stages' last lines", contains("left line 8", "right line 8", "yyy"))
+	first := scr.WaitFor(t, "both stages' last lines", 5*time.Second, contains("left line 8", "right line 8", "yyy"))
 	if h := first[0]; !strings.HasPrefix(h, "[+] Building ") || !strings.HasSuffix(h, "(0/3)") {
 		t.Errorf("header = %q, want [+] Building TIME (0/3)", h)
 	}
 	// Each stage is one block: its step, then its last 6 lines.
-	leftStep, rightStep := index(first, "[left 1/2] run sleep 3; make left"), index(first, "[right 1/1] run make right")
+	leftStep, rightStep := testutil.RowIndex(first, "[left 1/2] run sleep 3; make left"), testutil.RowIndex(first, "[right 1/1] run make right")
 	if leftStep < 0 || rightStep < leftStep {
 		t.Fatalf("want the left block then the right block:\n%s", strings.Join(first, "\n"))
 	}
@@ -172,13 +94,13 @@ func TestViewOnPTY(t *testing.T) {
 			t.Errorf("a line of the right stage inside the left block: %q", r)
 		}
 	}
-	if index(first, "left line 2") >= 0 || index(first, "left line 3") != leftStep+1 || index(first, "left line 8") != leftStep+6 {
+	if testutil.RowIndex(first, "left line 2") >= 0 || testutil.RowIndex(first, "left line 3") != leftStep+1 || testutil.RowIndex(first, "left line 8") != leftStep+6 {
 		t.Errorf("want the last 6 lines of the left step right under it:\n%s", strings.Join(first, "\n"))
 	}
-	if index(first, "# cache miss: no earlier build") != rightStep+1 {
+	if testutil.RowIndex(first, "# cache miss: no earlier build") != rightStep+1 {
 		t.Errorf("the cache miss note is not under the right step:\n%s", strings.Join(first, "\n"))
 	}
-	long := first[index(first, "xyyy")]
+	long := first[testutil.RowIndex(first, "xyyy")]
 	if w := len([]rune(long)); w >= cols || !strings.HasSuffix(long, "…") {
 		t.Errorf("long output line is %d columns (%q), want it cut below %d with …", w, long, cols)
 	}
@@ -187,10 +109,10 @@ func TestViewOnPTY(t *testing.T) {
 	}
 
 	// Timers advance while the steps run.
-	t1 := timer(t, first, "[left 1/2]")
+	t1 := testutil.RowTimer(t, first, "[left 1/2]")
 	time.Sleep(time.Second)
-	second := scr.lines()
-	if t2 := timer(t, second, "[left 1/2]"); t2-t1 < 0.8 || t2-t1 > 1.5 {
+	second := scr.Rows()
+	if t2 := testutil.RowTimer(t, second, "[left 1/2]"); t2-t1 < 0.8 || t2-t1 > 1.5 {
 		t.Errorf("left step's timer went from %.1fs to %.1fs in 1s", t1, t2)
 	}
 
@@ -200,13 +122,13 @@ func TestViewOnPTY(t *testing.T) {
 		Layer: &cache.Layer{Size: 2048, Added: 3, Modified: 1, Deleted: 2}})
 	v.Event(start("left", 2, 2, "make install"))
 	v.Event(build.Event{Kind: build.EventDone, Stage: "left", Step: 2, Steps: 2, Action: "run", Cached: true})
-	done := scr.waitFor(t, "the left stage collapsed", func(r []string) bool {
-		return index(r, "left line") < 0 && index(r, "CACHED [left 2/2]") >= 0
+	done := scr.WaitFor(t, "the left stage collapsed", 5*time.Second, func(r []string) bool {
+		return testutil.RowIndex(r, "left line") < 0 && testutil.RowIndex(r, "CACHED [left 2/2]") >= 0
 	})
-	if r := done[index(done, "[left 1/2]")]; !strings.HasSuffix(r, "2.0 KiB +3 ~1 -2  3.2s") {
+	if r := done[testutil.RowIndex(done, "[left 1/2]")]; !strings.HasSuffix(r, "2.0 KiB +3 ~1 -2  3.2s") {
 		t.Errorf("finished step row = %q, want its layer and time", r)
 	}
-	if i := index(done, "[left 1/2]"); !strings.Contains(done[i+1], "CACHED [left 2/2] run make install") {
+	if i := testutil.RowIndex(done, "[left 1/2]"); !strings.Contains(done[i+1], "CACHED [left 2/2] run make install") {
 		t.Errorf("the finished step is not one line:\n%s", strings.Join(done, "\n"))
 	}
 	if h := done[0]; !strings.HasSuffix(h, "(2/3)") {
@@ -217,7 +139,7 @@ func TestViewOnPTY(t *testing.T) {
 	v.Event(output("right", 1, 1, "boom"))
 	v.Event(build.Event{Kind: build.EventFailed, Stage: "right", Step: 1, Steps: 1, Action: "run", Duration: 4 * time.Second, Error: "exit status 3"})
 	v.Close()
-	final := scr.waitFor(t, "the summary", contains("FAILED"))
+	final := scr.WaitFor(t, "the summary", 5*time.Second, contains("FAILED"))
 	want := []string{
 		`^\[\+\] Building \d+\.\ds \(3/3\) FAILED$`,
 		`^ => \[left\] base busybox resolved in 3ms$`,
@@ -231,7 +153,7 @@ func TestViewOnPTY(t *testing.T) {
 			t.Errorf("summary row %d does not match %s:\n%s", i, re, strings.Join(final, "\n"))
 		}
 	}
-	if i := index(final, "| boom"); i != len(want)-1+9 {
+	if i := testutil.RowIndex(final, "| boom"); i != len(want)-1+9 {
 		t.Errorf("the failed step's last line is row %d, want %d (its last 10 lines under it):\n%s", i, len(want)+8, strings.Join(final, "\n"))
 	}
 	if n := strings.Count(strings.Join(final, "\n"), "[+] Building"); n != 1 {
@@ -271,14 +193,14 @@ func TestViewShorterThanTerminal(t *testing.T) {
 		}
 	}
 	for range 3 { // several redraws, each of which could scroll
-		screen := scr.waitFor(t, "every running step", contains("[a 1/1]", "[b 1/1]", "[c 1/1]", "c line 8"))
+		screen := scr.WaitFor(t, "every running step", 5*time.Second, contains("[a 1/1]", "[b 1/1]", "[c 1/1]", "c line 8"))
 		if n := strings.Count(strings.Join(screen, "\n"), "[+] Building"); n != 1 || !strings.HasPrefix(screen[0], "[+] Building") {
 			t.Fatalf("want one header, on the first row:\n%s", strings.Join(screen, "\n"))
 		}
 		time.Sleep(150 * time.Millisecond)
 	}
 	v.Event(build.Event{Kind: build.EventDone, Stage: "a", Step: 1, Steps: 1, Action: "run", Duration: time.Second})
-	scr.waitFor(t, "the finished step left out", func(r []string) bool {
-		return index(r, "[a 1/1]") < 0 && index(r, "finished steps and messages not shown") >= 0
+	scr.WaitFor(t, "the finished step left out", 5*time.Second, func(r []string) bool {
+		return testutil.RowIndex(r, "[a 1/1]") < 0 && testutil.RowIndex(r, "finished steps and messages not shown") >= 0
 	})
 }
