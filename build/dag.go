@@ -2,7 +2,6 @@ package build
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 
@@ -47,17 +46,8 @@ func (e *executor) stages(ctx context.Context) (*stageResult, error) {
 		})
 	}
 	wg.Wait()
-	for _, err := range errs {
-		// Prefer the error that caused the cancellation over the
-		// "context canceled" of the stages it stopped.
-		if err != nil && !errors.Is(err, context.Canceled) {
-			return nil, err
-		}
-	}
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
-		}
+	if err := firstCause(errs); err != nil {
+		return nil, err
 	}
 	return e.waitStage(ctx, stages[len(stages)-1].Recipe.Index)
 }

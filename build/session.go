@@ -9,6 +9,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/stratabuild/strata/build/cache"
 	"github.com/stratabuild/strata/build/plan"
 	"github.com/stratabuild/strata/commit"
@@ -85,14 +86,19 @@ func assemble(ctx context.Context, execs []*executor, results []*stageResult) ([
 }
 
 // firstCause is the error that stopped a build: a real one, before the
-// "context canceled" of what it stopped.
+// "context canceled" of what it stopped; nil if there is none.
 func firstCause(errs []error) error {
 	for _, err := range errs {
 		if err != nil && !errors.Is(err, context.Canceled) {
 			return err
 		}
 	}
-	return errors.Join(errs...)
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // output assembles the images and writes the image, or the index of the
