@@ -215,13 +215,8 @@ func (e *executor) copy(ctx context.Context, s *plan.Step, rootfs string) error 
 	if s.From == nil {
 		o.ModTime = e.epoch
 	}
-	if c.Owner != nil {
-		// Names are those of the stage copied into, as docker does.
-		uid, gid, err := sandbox.LookupOwner(rootfs, c.Owner.String())
-		if err != nil {
-			return fmt.Errorf("%s: copy owner %s: %w", s.Pos, c.Owner, err)
-		}
-		o.UID, o.GID, o.OwnerSet = uid, gid, true
+	if err := owner(&o, rootfs, c.Owner); err != nil {
+		return fmt.Errorf("%s: copy %w", s.Pos, err)
 	}
 	if s.From == nil {
 		o.Policy, o.Ignore = fscopy.FromContext, e.plan.Ignore
@@ -265,16 +260,26 @@ func (e *executor) file(ctx context.Context, s *plan.Step, rootfs string) error 
 	f := s.Recipe.File
 	mode := f.Perm()
 	o := fscopy.Options{Mode: &mode, ModTime: e.epoch}
-	if f.Owner != nil {
-		uid, gid, err := sandbox.LookupOwner(rootfs, f.Owner.String())
-		if err != nil {
-			return fmt.Errorf("%s: file owner %s: %w", s.Pos, f.Owner, err)
-		}
-		o.UID, o.GID, o.OwnerSet = uid, gid, true
+	if err := owner(&o, rootfs, f.Owner); err != nil {
+		return fmt.Errorf("%s: file %w", s.Pos, err)
 	}
 	if err := fscopy.WriteFile(ctx, rootfs, s.Dest, []byte(f.Content), o); err != nil {
 		return fmt.Errorf("%s: %w", s.Pos, err)
 	}
+	return nil
+}
+
+// owner sets o's owner to own (nil: o keeps 0:0), its names looked up in
+// the rootfs the files go to, as docker does.
+func owner(o *fscopy.Options, rootfs string, own *recipe.Owner) error {
+	if own == nil {
+		return nil
+	}
+	uid, gid, err := sandbox.LookupOwner(rootfs, own.String())
+	if err != nil {
+		return fmt.Errorf("owner %s: %w", own, err)
+	}
+	o.UID, o.GID, o.OwnerSet = uid, gid, true
 	return nil
 }
 
