@@ -3,6 +3,8 @@ package plan
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/stratabuild/strata/internal/fscopy"
 	"github.com/stratabuild/strata/recipe"
@@ -21,7 +23,9 @@ func (e *PullError) Unwrap() error { return e.Err }
 // CheckContext reports every copy from the build context whose sources
 // are missing, excluded, or leave the context, and a bad ignore file,
 // each at its step's position. It reads the context only: validate calls
-// it, and a build before anything else.
+// it, and a build before anything else. A source that names what only
+// the base image's env defines (still "${NAME}" before the base is
+// pulled) is left to the plan, which checks it once expanded.
 func CheckContext(r *recipe.Recipe) error {
 	ignore, err := fscopy.LoadIgnore(r.Context)
 	if err != nil {
@@ -30,10 +34,19 @@ func CheckContext(r *recipe.Recipe) error {
 	var errs []error
 	for _, st := range r.Stages {
 		for _, step := range st.Steps {
-			if c := step.Copy; c != nil && c.From == nil {
-				if _, err := fscopy.ContextInputs(r.Context, ignore, c.Sources); err != nil {
-					errs = append(errs, at(step.Pos.String(), err))
-				}
+			c := step.Copy
+			if c == nil || c.From != nil {
+				continue
+			}
+			sources := c.Sources
+			if len(st.Unresolved) > 0 {
+				sources = slices.DeleteFunc(slices.Clone(sources), func(s string) bool { return strings.Contains(s, "${") })
+			}
+			if len(sources) == 0 {
+				continue
+			}
+			if _, err := fscopy.ContextInputs(r.Context, ignore, sources); err != nil {
+				errs = append(errs, at(step.Pos.String(), err))
 			}
 		}
 	}

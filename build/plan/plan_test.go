@@ -131,3 +131,25 @@ func TestLayoutRefWithColonTag(t *testing.T) {
 		t.Errorf("a plain tag: %+v", src)
 	}
 }
+
+// TestCheckContextLeavesBaseEnvNamesToThePlan: a copy source naming what
+// only the base image's env defines is not refused before the base is
+// pulled; a missing plain source beside it still is.
+func TestCheckContextLeavesBaseEnvNamesToThePlan(t *testing.T) {
+	dir := t.TempDir()
+	yaml := "from: registry.invalid/base:1\nsteps:\n  - copy: [\"${SRCDIR}/a.txt\", missing.txt]\n    to: /x/\n"
+	if err := os.WriteFile(filepath.Join(dir, "strata.yaml"), []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := recipe.Load(filepath.Join(dir, "strata.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = CheckContext(r)
+	if err == nil || !strings.Contains(err.Error(), `copy source "missing.txt" does not exist`) {
+		t.Errorf("CheckContext = %v, want the missing plain source reported", err)
+	}
+	if err != nil && strings.Contains(err.Error(), "SRCDIR") {
+		t.Errorf("CheckContext refused a source the base's env may define: %v", err)
+	}
+}
