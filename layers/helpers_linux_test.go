@@ -18,6 +18,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/opencontainers/go-digest"
+
 	"github.com/stratabuild/strata/internal/testutil"
 	"golang.org/x/sys/unix"
 

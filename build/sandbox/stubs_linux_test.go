@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
 	"github.com/stratabuild/strata/internal/testutil"
 	"golang.org/x/sys/unix"
 )
