@@ -139,7 +139,7 @@ func writeOCILayout(ctx context.Context, dir string, img layoutEntry, refNames [
 		return err
 	}
 	if kind == destEmpty {
-		if err := writeSmallFile(filepath.Join(dir, "oci-layout"), []byte(layoutFile)); err != nil {
+		if err := ReplaceFile(filepath.Join(dir, "oci-layout"), []byte(layoutFile)); err != nil {
 			return err
 		}
 	}
@@ -165,7 +165,7 @@ func createLayout(ctx context.Context, dir string, img layoutEntry, refNames []s
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return false, err
 	}
-	if err := writeSmallFile(filepath.Join(tmp, "oci-layout"), []byte(layoutFile)); err != nil {
+	if err := ReplaceFile(filepath.Join(tmp, "oci-layout"), []byte(layoutFile)); err != nil {
 		return false, err
 	}
 	if err := addImage(ctx, tmp, img, refNames); err != nil {

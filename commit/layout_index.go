@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
 
@@ -124,14 +123,5 @@ func (ix *layoutIndex) write(dir string) error {
 	if err != nil {
 		return err
 	}
-	return writeSmallFile(filepath.Join(dir, "index.json"), append(data, '\n'))
-}
-
-// writeSmallFile replaces path with data, mode 0644, through a synced
-// temp file renamed over it.
-func writeSmallFile(path string, data []byte) error {
-	return replaceFile(path, func(f *os.File) error {
-		_, err := f.Write(data)
-		return err
-	})
+	return ReplaceFile(filepath.Join(dir, "index.json"), append(data, '\n'))
 }
