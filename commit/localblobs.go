@@ -198,14 +198,11 @@ func (i *localBlobs) local(l v1.Layer) v1.Layer {
 	if local, ok := localOf(l); ok {
 		return local
 	}
-	dg, err1 := l.Digest()
-	diffID, err2 := l.DiffID()
-	size, err3 := l.Size()
-	mt, err4 := l.MediaType()
-	if err1 != nil || err2 != nil || err3 != nil || err4 != nil {
+	want, mt, err := sumsOf(l)
+	if err != nil {
 		return l
 	}
-	if local, err := OpenLayer(filepath.Join(i.dir, dg.Hex), diffID, dg, size, mt); err == nil {
+	if local, err := OpenLayer(filepath.Join(i.dir, want.digest.Hex), want.diffID, want.digest, want.size, mt); err == nil {
 		return local
 	}
 	return l
