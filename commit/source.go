@@ -2,7 +2,6 @@ package commit
 
 import (
 	"fmt"
-	"path/filepath"
 
 	"github.com/google/go-containerregistry/pkg/name"
 )
@@ -55,14 +54,4 @@ func (s Source) String() string {
 		return "docker-archive://" + s.Path
 	}
 	return fmt.Sprintf("Source(%d)", s.Kind)
-}
-
-// LayoutSource is the image of the layout at dir tagged tag ("" for its
-// only image).
-func LayoutSource(dir, tag string) Source {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		abs = dir
-	}
-	return Source{Kind: SourceLayout, Path: abs, Tag: tag}
 }

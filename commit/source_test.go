@@ -27,7 +27,7 @@ func source(t testing.TB, ref string) commit.Source {
 		if i := strings.LastIndex(rest, ":"); i > strings.LastIndex(rest, "/") {
 			dir, tag = rest[:i], rest[i+1:]
 		}
-		return commit.LayoutSource(dir, tag)
+		return commit.Source{Kind: commit.SourceLayout, Path: dir, Tag: tag}
 	case strings.HasPrefix(ref, "docker-archive://"):
 		return commit.Source{Kind: commit.SourceArchive, Path: strings.TrimPrefix(ref, "docker-archive://")}
 	}
