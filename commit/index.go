@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -51,24 +53,19 @@ func WriteIndex(ctx context.Context, images []v1.Image, outs []Output, o WriteOp
 		return v1.Hash{}, err
 	}
 	local := idx
-	for _, out := range outs {
-		if out.Type == OutputOCI && o.Blobs != "" && local == idx {
-			var locals []v1.Image
-			for _, img := range images {
-				if err := saveBlobs(ctx, img, o.Blobs); err != nil {
-					return v1.Hash{}, err
-				}
-				locals = append(locals, WithLocalBlobs(img, o.Blobs))
-			}
-			if local, err = Index(locals); err != nil {
+	if o.Blobs != "" && slices.ContainsFunc(outs, func(out Output) bool { return out.Type == OutputOCI }) {
+		var locals []v1.Image
+		for _, img := range images {
+			if err := saveBlobs(ctx, img, o.Blobs); err != nil {
 				return v1.Hash{}, err
 			}
+			locals = append(locals, WithLocalBlobs(img, o.Blobs))
+		}
+		if local, err = Index(locals); err != nil {
+			return v1.Hash{}, err
 		}
 	}
-	tags := make([]string, len(o.Tags))
-	for i, t := range o.Tags {
-		tags[i] = t.String()
-	}
+	tags := tagNames(o.Tags)
 	for _, out := range outs {
 		start := time.Now()
 		switch out.Type {
@@ -96,20 +93,9 @@ func pushIndex(ctx context.Context, idx v1.ImageIndex, o WriteOptions) error {
 	if len(o.Tags) == 0 {
 		return errors.New("no --tag names where to push")
 	}
-	pushed := map[string]bool{}
-	for _, ref := range o.Tags {
-		var err error
-		if repo := ref.Context().String(); pushed[repo] {
-			err = remote.Tag(ref, idx, RemoteOptions(ctx, o.Registry)...)
-		} else {
-			err = remote.WriteIndex(ref, idx, RemoteOptions(ctx, o.Registry)...)
-			pushed[repo] = true
-		}
-		if err != nil {
-			return RegistryError(ref.String(), err)
-		}
-	}
-	return nil
+	return pushTags(ctx, idx, o.Tags, o.Registry, func(ref name.Tag) error {
+		return remote.WriteIndex(ref, idx, RemoteOptions(ctx, o.Registry)...)
+	})
 }
 
 // CheckIndexOutputs refuses the outputs that hold one image only.

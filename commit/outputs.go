@@ -64,10 +64,7 @@ func Write(ctx context.Context, img v1.Image, outs []Output, o WriteOptions) err
 		}
 		local = WithLocalBlobs(img, o.Blobs)
 	}
-	tags := make([]string, len(o.Tags))
-	for i, t := range o.Tags {
-		tags[i] = t.String()
-	}
+	tags := tagNames(o.Tags)
 	for _, out := range outs {
 		start := time.Now()
 		var err error

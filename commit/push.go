@@ -23,18 +23,39 @@ func Push(ctx context.Context, img v1.Image, tags []name.Tag, o RegistryOptions)
 	if err != nil {
 		return v1.Hash{}, fmt.Errorf("computing manifest digest: %w", err)
 	}
-	pushed := map[string]bool{}
-	for _, ref := range tags {
-		repo := ref.Context().String()
-		if pushed[repo] {
-			err = remote.Tag(ref, img, RemoteOptions(ctx, o)...)
-		} else {
-			err = remote.Write(ref, img, RemoteOptions(ctx, o)...)
-		}
-		if err != nil {
-			return v1.Hash{}, RegistryError(ref.String(), err)
-		}
-		pushed[repo] = true
+	err = pushTags(ctx, img, tags, o, func(ref name.Tag) error {
+		return remote.Write(ref, img, RemoteOptions(ctx, o)...)
+	})
+	if err != nil {
+		return v1.Hash{}, err
 	}
 	return digest, nil
+}
+
+// pushTags puts t to every tag: with write the first time a repository
+// is named, as a manifest only (remote.Tag) for another tag of it.
+func pushTags(ctx context.Context, t remote.Taggable, tags []name.Tag, o RegistryOptions, write func(name.Tag) error) error {
+	pushed := map[string]bool{}
+	for _, ref := range tags {
+		var err error
+		if repo := ref.Context().String(); pushed[repo] {
+			err = remote.Tag(ref, t, RemoteOptions(ctx, o)...)
+		} else {
+			err = write(ref)
+			pushed[repo] = true
+		}
+		if err != nil {
+			return RegistryError(ref.String(), err)
+		}
+	}
+	return nil
+}
+
+// tagNames are tags as strings.
+func tagNames(tags []name.Tag) []string {
+	out := make([]string, len(tags))
+	for i, t := range tags {
+		out[i] = t.String()
+	}
+	return out
 }
