@@ -25,13 +25,9 @@ type RegistryOptions struct {
 	Transport http.RoundTripper
 }
 
-func (o RegistryOptions) internal() registryOptions {
-	return registryOptions{insecure: o.Insecure, keychain: o.Keychain, transport: o.Transport}
-}
-
 // RemoteOptions are the ggcr options that reach a registry as o says.
 func RemoteOptions(ctx context.Context, o RegistryOptions) []remote.Option {
-	return o.internal().remote(ctx)
+	return o.remote(ctx)
 }
 
 // ParseTag parses a tag reference, REGISTRY/REPO[:TAG] (":latest" when
@@ -41,7 +37,7 @@ func ParseTag(s string, o RegistryOptions) (name.Tag, error) {
 	if err != nil {
 		return name.Tag{}, err
 	}
-	if opts := o.internal().nameOptions(t.RegistryStr()); opts != nil {
+	if opts := o.nameOptions(t.RegistryStr()); opts != nil {
 		return name.NewTag(s, opts...)
 	}
 	return t, nil
@@ -53,7 +49,7 @@ func ParseReference(s string, o RegistryOptions) (name.Reference, error) {
 	if err != nil {
 		return nil, err
 	}
-	if opts := o.internal().nameOptions(r.Context().RegistryStr()); opts != nil {
+	if opts := o.nameOptions(r.Context().RegistryStr()); opts != nil {
 		return name.ParseReference(s, opts...)
 	}
 	return r, nil
@@ -65,7 +61,7 @@ func ParseRepository(s string, o RegistryOptions) (name.Repository, error) {
 	if err != nil {
 		return name.Repository{}, err
 	}
-	if opts := o.internal().nameOptions(r.RegistryStr()); opts != nil {
+	if opts := o.nameOptions(r.RegistryStr()); opts != nil {
 		return name.NewRepository(s, opts...)
 	}
 	return r, nil

@@ -11,33 +11,23 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
-// registryOptions is what Pull and Push share to reach a registry.
-type registryOptions struct {
-	insecure  []string
-	keychain  authn.Keychain
-	transport http.RoundTripper
-	// certDirs replaces CertDirs (nil: CertDirs).
-	certDirs []string
-}
-
 // nameOptions lets ggcr fall back to plain HTTP for hosts named insecure.
 // ggcr also falls back for loopback and RFC 1918 hosts; guardTransport
 // refuses the latter.
-func (o registryOptions) nameOptions(registry string) []name.Option {
-	if slices.Contains(o.insecure, registry) {
+func (o RegistryOptions) nameOptions(registry string) []name.Option {
+	if slices.Contains(o.Insecure, registry) {
 		return []name.Option{name.Insecure}
 	}
 	return nil
 }
 
-func (o registryOptions) remote(ctx context.Context) []remote.Option {
-	kc := o.keychain
+func (o RegistryOptions) remote(ctx context.Context) []remote.Option {
+	kc := o.Keychain
 	if kc == nil {
 		kc = defaultKeychain
 	}
@@ -57,12 +47,9 @@ func (o registryOptions) remote(ctx context.Context) []remote.Option {
 // (docker's --insecure-registry semantics). A certificate the registry
 // presents that cannot be verified gives an error saying which places
 // were consulted and how to add the CA.
-func (o registryOptions) guard() http.RoundTripper {
-	g := &guardTransport{insecure: o.insecure, certDirs: o.certDirs, caller: o.transport}
-	if g.certDirs == nil {
-		g.certDirs = CertDirs
-	}
-	if t, ok := o.transport.(*http.Transport); ok && len(o.insecure) > 0 {
+func (o RegistryOptions) guard() http.RoundTripper {
+	g := &guardTransport{insecure: o.Insecure, certDirs: CertDirs, caller: o.Transport}
+	if t, ok := o.Transport.(*http.Transport); ok && len(o.Insecure) > 0 {
 		it := t.Clone()
 		if it.TLSClientConfig == nil {
 			it.TLSClientConfig = &tls.Config{}

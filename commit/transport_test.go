@@ -32,7 +32,7 @@ func TestGuardTransport(t *testing.T) {
 	} {
 		t.Run(tc.url, func(t *testing.T) {
 			rec := &recordTransport{}
-			g := registryOptions{insecure: tc.insecure, transport: rec}.guard()
+			g := RegistryOptions{Insecure: tc.insecure, Transport: rec}.guard()
 			req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, tc.url, nil)
 			if err != nil {
 				t.Fatal(err)
