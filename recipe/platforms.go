@@ -2,6 +2,7 @@ package recipe
 
 import (
 	"errors"
+	"maps"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -37,6 +38,11 @@ func platformArgs(target Platform) map[string]string {
 		"TARGETPLATFORM": target.String(), "TARGETOS": target.OS, "TARGETARCH": target.Arch, "TARGETVARIANT": target.Variant,
 		"BUILDPLATFORM": build.String(), "BUILDOS": build.OS, "BUILDARCH": build.Arch,
 	}
+}
+
+// PredefinedArgs are the names of the predefined args, sorted.
+func PredefinedArgs() []string {
+	return slices.Sorted(maps.Keys(platformArgs(Platform{})))
 }
 
 // ForPlatform loads the recipe again with its TARGET* args describing

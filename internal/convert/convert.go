@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
+	"github.com/stratabuild/strata/recipe"
 )
 
 // Warning is something of the Dockerfile the recipe does not carry, or
@@ -206,17 +208,8 @@ func (c *converter) declareArg(name string, def *string, ln int) {
 	}
 }
 
-// predefined are the args docker and strata define for every build.
-var predefined = []string{
-	"TARGETPLATFORM", "TARGETOS", "TARGETARCH", "TARGETVARIANT",
-	"BUILDPLATFORM", "BUILDOS", "BUILDARCH", "BUILDVARIANT",
-}
-
+// isPredefined says whether name is a predefined arg of strata's (and
+// docker's): the recipe may use it without declaring it.
 func isPredefined(name string) bool {
-	for _, p := range predefined {
-		if p == name {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(recipe.PredefinedArgs(), name)
 }

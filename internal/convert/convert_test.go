@@ -160,6 +160,15 @@ func TestPredefinedArgs(t *testing.T) {
 	}
 }
 
+// TestArgNotPredefinedByStrata: an ARG docker predefines but strata does
+// not (BUILDVARIANT) is declared in args:, so the recipe loads.
+func TestArgNotPredefinedByStrata(t *testing.T) {
+	_, text, _ := conv(t, "FROM scratch\nARG BUILDVARIANT\nENV A=$BUILDVARIANT\n")
+	if !strings.Contains(text, "args:") || !strings.Contains(text, "BUILDVARIANT") {
+		t.Errorf("BUILDVARIANT not declared:\n%s", text)
+	}
+}
+
 // TestImageConfig checks the image: section: inherited through FROM
 // <stage>, ENTRYPOINT clearing the inherited CMD as docker does.
 func TestImageConfig(t *testing.T) {

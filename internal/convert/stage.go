@@ -8,6 +8,7 @@ import (
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
+	"github.com/stratabuild/strata/recipe"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -151,7 +152,7 @@ func (c *converter) fromVars() vars {
 	for k, v := range c.meta {
 		known[k] = v
 	}
-	for _, p := range predefined {
+	for _, p := range recipe.PredefinedArgs() {
 		if _, ok := known[p]; !ok {
 			known[p] = ""
 		}
