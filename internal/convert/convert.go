@@ -135,12 +135,7 @@ func (c *converter) warnf(line int, format string, a ...any) {
 }
 
 // line is the first line of a command.
-func line(cmd instructions.Command) int {
-	if loc := cmd.Location(); len(loc) > 0 {
-		return loc[0].Start.Line
-	}
-	return 0
-}
+func line(cmd instructions.Command) int { return lineOf(cmd.Location()) }
 
 // convert translates every stage, in order.
 func (c *converter) convert(stages []instructions.Stage, metaArgs []instructions.ArgCommand) {

@@ -24,7 +24,7 @@ func (c *converter) copyCmd(s *stageOut, cmd *instructions.CopyCommand) {
 	}
 	from := ""
 	if cmd.From != "" {
-		if i := c.stageIndex(cmd.From, len(c.stages)-1, c.dockerNames); i >= 0 {
+		if i := c.stageIndex(cmd.From, len(c.stages)-1); i >= 0 {
 			from = c.stages[i].name
 		} else {
 			from = imageRef(c.word(ln, cmd.From, c.vars(s)))
@@ -110,13 +110,12 @@ func (c *converter) copyOrFiles(s *stageOut, cmd instructions.Command, sd instru
 		s.add(step, comments)
 		comments = nil
 	}
-	c.fileSteps(s, ln, sd.SourceContents, dest, owner, mode, comments)
+	c.fileSteps(s, ln, v, sd.SourceContents, dest, owner, mode, comments)
 }
 
 // fileSteps writes a file step per heredoc of a COPY: docker writes each
 // as dest, or as dest/NAME when dest ends in /.
-func (c *converter) fileSteps(s *stageOut, ln int, files []instructions.SourceContent, dest, owner, mode string, comments []string) {
-	v := c.vars(s)
+func (c *converter) fileSteps(s *stageOut, ln int, v vars, files []instructions.SourceContent, dest, owner, mode string, comments []string) {
 	for _, f := range files {
 		p := dest
 		if strings.HasSuffix(p, "/") {

@@ -17,14 +17,11 @@ var defaultShell = []string{"/bin/sh", "-c"}
 
 // stageOut is one stage of the recipe being written.
 type stageOut struct {
-	index int
 	// name is the strata name; "" for an unnamed stage nothing refers to.
 	name string
 	line int
-	// from is the base as strata writes it; parent is the index of the
-	// stage it is built on, or -1.
+	// from is the base as strata writes it.
 	from     string
-	parent   int
 	platform string
 	// shell is the stage's shell: key; nil keeps the default.
 	shell    []string
@@ -105,9 +102,9 @@ func lineOf(loc []parser.Range) int {
 
 // stageIndex resolves a FROM or COPY --from value to an earlier stage, as
 // docker does: by name (case-insensitive) or by index.
-func (c *converter) stageIndex(ref string, before int, dockerNames []string) int {
+func (c *converter) stageIndex(ref string, before int) int {
 	for i := 0; i < before; i++ {
-		if dockerNames[i] != "" && strings.EqualFold(dockerNames[i], ref) {
+		if c.dockerNames[i] != "" && strings.EqualFold(c.dockerNames[i], ref) {
 			return i
 		}
 	}
@@ -119,12 +116,12 @@ func (c *converter) stageIndex(ref string, before int, dockerNames []string) int
 
 // newStage starts a stage from its FROM line.
 func (c *converter) newStage(st *instructions.Stage, index int, names []string) *stageOut {
-	s := &stageOut{index: index, name: names[index], line: lineOf(st.Location), parent: -1, env: map[string]string{}, comments: st.Comments}
+	s := &stageOut{name: names[index], line: lineOf(st.Location), env: map[string]string{}, comments: st.Comments}
 	c.dockerNames = append(c.dockerNames, st.Name)
 	fromVars := c.fromVars()
-	if p := c.stageIndex(st.BaseName, index, c.dockerNames); p >= 0 {
+	if p := c.stageIndex(st.BaseName, index); p >= 0 {
 		parent := c.stages[p]
-		s.parent, s.from = p, c.stages[p].name
+		s.from = parent.name
 		for k, v := range parent.env {
 			s.env[k] = v
 		}
@@ -279,8 +276,8 @@ func (c *converter) command(s *stageOut, cmd instructions.Command) {
 	case *instructions.ShellCommand:
 		c.shell(s, cmd)
 	case *instructions.LabelCommand:
+		v := c.imageVars(s)
 		for _, kv := range cmd.Labels {
-			v := c.imageVars(s)
 			s.cfg.setLabel(c.word(ln, kv.Key, v), c.word(ln, kv.Value, v))
 		}
 		s.comment(cmd.Comments()...)

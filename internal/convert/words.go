@@ -64,14 +64,7 @@ func (g *getter) Get(name string) (string, bool) {
 	return "", false
 }
 
-func (g *getter) Keys() []string {
-	keys := make([]string, 0, len(g.v.known))
-	for k := range g.v.known {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
+func (g *getter) Keys() []string { return sortedKeys(g.v.known) }
 
 // word translates a value docker expands (ENV, LABEL, COPY paths,
 // WORKDIR, USER, FROM, ...) into a strata value: quotes and escapes
