@@ -1,6 +1,7 @@
 package imagediff
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 
@@ -58,9 +59,10 @@ func Compare(ctx context.Context, a, b Image) (*Result, error) {
 		Fields:           []FieldChange{},
 	}
 	if r.ManifestCompared && sa.Digest == sb.Digest {
+		// One manifest: the same diffIDs, so no layer is read.
 		r.Identical = true
-		r.Layers = sameLayers(sa.layers, sb.layers)
-		return r, nil
+		r.Layers, err = compareLayers(ctx, sa, sb)
+		return r, err
 	}
 	if r.ManifestCompared {
 		r.Fields = append(r.Fields, manifestChanges(sa.manifest, sb.manifest)...)
@@ -107,9 +109,9 @@ func load(img Image) (*side, error) {
 	}
 	// The diffIDs come from the config, by position: asking a layer of an
 	// OCI layout for its DiffID decompresses the whole blob.
-	cfg, err := img.Image.ConfigFile()
+	cfg, err := v1.ParseConfigFile(bytes.NewReader(rawCfg))
 	if err != nil {
-		return nil, fmt.Errorf("reading the config: %w", err)
+		return nil, fmt.Errorf("decoding the config: %w", err)
 	}
 	diffIDs := cfg.RootFS.DiffIDs
 	layers, err := img.Image.Layers()
@@ -143,9 +145,9 @@ func readManifest(img v1.Image, s *side) (*v1.Manifest, error) {
 	if s.manifest, err = decodeJSON(raw); err != nil {
 		return nil, fmt.Errorf("decoding the manifest: %w", err)
 	}
-	m, err := img.Manifest()
+	m, err := v1.ParseManifest(bytes.NewReader(raw))
 	if err != nil {
-		return nil, fmt.Errorf("reading the manifest: %w", err)
+		return nil, fmt.Errorf("decoding the manifest: %w", err)
 	}
 	return m, nil
 }
@@ -229,16 +231,6 @@ func sameDiffIDs(a, b []layerRef) bool {
 		}
 	}
 	return true
-}
-
-// sameLayers lists the layers of two images with the same manifest.
-func sameLayers(a, b []layerRef) []Layer {
-	out := make([]Layer, len(a))
-	for i := range a {
-		ba, bb := a[i].blob, b[i].blob
-		out[i] = Layer{Index: i, Status: LayerSame, A: &ba, B: &bb}
-	}
-	return out
 }
 
 // allSame reports whether every layer is the same, with the same blob

@@ -17,15 +17,7 @@ const (
 // compareIndexes lists the entries that differ between two layers, sorted
 // by path. When none does, note says how the tars can still differ.
 func compareIndexes(a, b index) (changes []PathChange, note string) {
-	keys := make([]entryKey, 0, len(a)+len(b))
-	for k := range a {
-		keys = append(keys, k)
-	}
-	for k := range b {
-		if _, ok := a[k]; !ok {
-			keys = append(keys, k)
-		}
-	}
+	keys := unionKeys(a, b)
 	sort.Slice(keys, func(i, j int) bool {
 		if keys[i].path != keys[j].path {
 			return keys[i].path < keys[j].path
@@ -111,17 +103,7 @@ func compareEntries(k entryKey, a, b *entry) []AttrChange {
 // compareMaps lists the names whose values differ, sorted; a side is ""
 // when the name is absent there, else its Go-quoted value.
 func compareMaps(attr string, a, b map[string]string) []AttrChange {
-	names := map[string]bool{}
-	for k := range a {
-		names[k] = true
-	}
-	for k := range b {
-		names[k] = true
-	}
-	sorted := make([]string, 0, len(names))
-	for k := range names {
-		sorted = append(sorted, k)
-	}
+	sorted := unionKeys(a, b)
 	sort.Strings(sorted)
 	var out []AttrChange
 	for _, k := range sorted {
@@ -166,4 +148,18 @@ func formatName(f tar.Format) string {
 		return "USTAR"
 	}
 	return f.String()
+}
+
+// unionKeys lists the keys of a and b, each once, in no order.
+func unionKeys[K comparable, V any](a, b map[K]V) []K {
+	keys := make([]K, 0, len(a)+len(b))
+	for k := range a {
+		keys = append(keys, k)
+	}
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	return keys
 }

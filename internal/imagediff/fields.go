@@ -61,15 +61,7 @@ func (d *fieldDiff) value(path string, a, b any, aok, bok bool) {
 }
 
 func (d *fieldDiff) object(path string, a, b map[string]any) {
-	keys := make([]string, 0, len(a)+len(b))
-	for k := range a {
-		keys = append(keys, k)
-	}
-	for k := range b {
-		if _, ok := a[k]; !ok {
-			keys = append(keys, k)
-		}
-	}
+	keys := unionKeys(a, b)
 	sort.Strings(keys)
 	for _, k := range keys {
 		va, aok := a[k]
