@@ -7,6 +7,7 @@ import (
 	"io"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,16 +20,29 @@ import (
 
 // The keys each mapping of a recipe allows.
 var (
-	topKeys     = []string{"from", "platform", "platforms", "args", "env", "workdir", "user", "shell", "steps", "stages", "image"}
-	stageKeys   = []string{"name", "from", "platform", "env", "workdir", "user", "shell", "steps"}
-	actionKeys  = []string{"run", "copy", "file", "env", "workdir", "user"}
-	runKeys     = []string{"run", "name", "network", "env", "mounts"}
-	copyKeys    = []string{"copy", "name", "to", "from", "owner", "mode"}
-	fileKeys    = []string{"file", "name", "content", "mode", "owner"}
-	mountKeys   = []string{"type", "target", "id"}
-	imageKeys   = []string{"entrypoint", "cmd", "labels", "annotations", "expose", "volumes", "stop-signal"}
-	allStepKeys = []string{"run", "copy", "file", "env", "workdir", "user", "name", "network", "mounts", "to", "from", "owner", "mode", "content"}
+	topKeys    = []string{"from", "platform", "platforms", "args", "env", "workdir", "user", "shell", "steps", "stages", "image"}
+	stageKeys  = []string{"name", "from", "platform", "env", "workdir", "user", "shell", "steps"}
+	actionKeys = []string{"run", "copy", "file", "env", "workdir", "user"}
+	runKeys    = []string{"run", "name", "network", "env", "mounts"}
+	copyKeys   = []string{"copy", "name", "to", "from", "owner", "mode"}
+	fileKeys   = []string{"file", "name", "content", "mode", "owner"}
+	mountKeys  = []string{"type", "target", "id"}
+	imageKeys  = []string{"entrypoint", "cmd", "labels", "annotations", "expose", "volumes", "stop-signal"}
 )
+
+// allStepKeys are the keys any step may have: the actions, then the other
+// keys of each kind of step (stepKeys), in kind order.
+var allStepKeys = func() []string {
+	all := slices.Clone(actionKeys)
+	for k := StepKind(0); int(k) < len(stepKindNames); k++ {
+		for _, key := range stepKeys[k] {
+			if !slices.Contains(all, key) {
+				all = append(all, key)
+			}
+		}
+	}
+	return all
+}()
 
 // MaxSize is the largest recipe Load reads, 1 MiB: a recipe is a few
 // kilobytes of text; the largest real ones are under 100 KiB.

@@ -147,25 +147,10 @@ func stepSchema() obj {
 		}
 		branches = append(branches, b)
 	}
-	if !sameSet(all, allStepKeys) {
-		panic(fmt.Sprintf("recipe: the step key lists %v differ from allStepKeys %v", all, allStepKeys))
-	}
 	o := objectSchema("step", all, nil)
 	o["description"] = "A step: exactly one action (" + oneOf(actionKeys) + ") and the keys that action allows."
 	o["oneOf"] = branches
 	return o
-}
-
-func sameSet(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for _, x := range a {
-		if !contains(b, x) {
-			return false
-		}
-	}
-	return true
 }
 
 // properties is the "properties" of a mapping of ctx with keys.
