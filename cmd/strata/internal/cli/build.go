@@ -83,6 +83,13 @@ Exit codes: 0 built; 1 the build failed; 2 bad usage or an invalid recipe.`,
 					return usageErr("--target: %v", err)
 				}
 			}
+			if len(req.Build.Platforms) == 0 && len(r.Platforms) > 1 {
+				// --platform was checked with the flags; the recipe's
+				// platforms: make an index just the same.
+				if err := commit.CheckIndexOutputs(req.Build.Outputs); err != nil {
+					return usageErr("%v", err)
+				}
+			}
 			if err := plan.CheckContext(r); err != nil {
 				p := &printer{w: cmd.ErrOrStderr(), seen: map[string]bool{}}
 				p.print(err)

@@ -259,4 +259,14 @@ func TestSeveralPlatformsNeedAnIndexOutput(t *testing.T) {
 			t.Errorf("%v: exit %d, built %v:\n%s", out, code, f.calls > 0, stderr)
 		}
 	}
+	// The recipe's platforms: likewise.
+	recipe := "platforms: [linux/amd64, linux/arm64]\nfrom: scratch\nsteps:\n  - copy: a.txt\n    to: /a.txt\n"
+	if err := os.WriteFile(filepath.Join(dir, "strata.yaml"), []byte(recipe), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeBuilder{}
+	code, _, stderr := run(t, f.build, "build", "--load", dir)
+	if code != ExitUsage || f.calls != 0 || !strings.Contains(stderr, "holds one image only") {
+		t.Errorf("platforms: with --load: exit %d, built %v:\n%s", code, f.calls > 0, stderr)
+	}
 }
