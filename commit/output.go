@@ -54,16 +54,24 @@ func writeDockerArchive(ctx context.Context, file string, img v1.Image, tags []s
 }
 
 // CheckDockerDest returns an error if a docker archive cannot be written
-// at file: file is a directory or anything but a regular file (a device,
-// a FIFO, a dangling link), or its parent neither exists nor can be
-// created. It writes nothing; call it before a build to fail early.
+// at file (see CheckFileDest). It writes nothing; call it before a build
+// to fail early.
 func CheckDockerDest(file string) error {
+	return CheckFileDest(file, "the archive's file name", "image.tar")
+}
+
+// CheckFileDest returns an error if a file cannot be written at file:
+// file is a directory or anything but a regular file (a device, a FIFO, a
+// dangling link), or its parent neither exists nor can be created. The
+// error asks for what (such as "the archive's file name"), suggesting
+// example inside a directory given. It writes nothing.
+func CheckFileDest(file, what, example string) error {
 	fi, err := os.Stat(file)
 	switch {
 	case err == nil && fi.IsDir():
-		return fmt.Errorf("%s is a directory; give the archive's file name, such as %s", file, filepath.Join(file, "image.tar"))
+		return fmt.Errorf("%s is a directory; give %s, such as %s", file, what, filepath.Join(file, example))
 	case err == nil && !fi.Mode().IsRegular():
-		return fmt.Errorf("%s is %s, not a regular file; give the archive's file name", file, inputfile.Kind(fi.Mode()))
+		return fmt.Errorf("%s is %s, not a regular file; give %s", file, inputfile.Kind(fi.Mode()), what)
 	case err == nil:
 		return writableDir(filepath.Dir(file))
 	case !absent(err):

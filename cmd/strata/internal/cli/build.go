@@ -199,12 +199,14 @@ func (f *buildFlags) request(args []string) (Request, error) {
 	if f.iidFile != "" && f.iidFile == f.metadataFile {
 		bad.add("--iidfile and --metadata-file name the same file %s", f.iidFile)
 	}
-	for flag, file := range map[string]string{"--iidfile": f.iidFile, "--metadata-file": f.metadataFile} {
-		if file == "" {
+	for _, d := range []struct{ flag, file, example string }{
+		{"--iidfile", f.iidFile, "iid.txt"}, {"--metadata-file", f.metadataFile, "metadata.json"},
+	} {
+		if d.file == "" {
 			continue
 		}
-		if err := commit.CheckDockerDest(file); err != nil { // a file that can be written, its parents made
-			bad.add("%s: %v", flag, strings.Replace(err.Error(), "the archive's file name", "a file name", 1))
+		if err := commit.CheckFileDest(d.file, "a file name", d.example); err != nil { // a file that can be written, its parents made
+			bad.add("%s: %v", d.flag, err)
 		}
 	}
 	for _, spec := range strings.Split(f.platform, ",") {
