@@ -88,20 +88,20 @@ func (m *model) add(e build.Event) {
 	s := m.steps[k]
 	switch {
 	case e.Kind == build.EventStart && e.Step > 0:
-		s = &step{key: k, steps: e.Steps, action: e.Action, text: clean(e.Text), start: e.Time}
+		s = &step{key: k, steps: e.Steps, action: e.Action, text: PlainText(e.Text), start: e.Time}
 		m.steps[k] = s
 		b.rows = append(b.rows, row{step: s})
 	case s == nil || e.Step == 0:
 		if e.Kind == build.EventInfo || e.Kind == build.EventFailed {
-			b.rows = append(b.rows, row{info: infoLabel(e.Stage) + clean(e.Text+e.Error)})
+			b.rows = append(b.rows, row{info: infoLabel(e.Stage) + PlainText(e.Text+e.Error)})
 		}
 	case e.Kind == build.EventOutput:
-		s.out = append(s.out, clean(e.Text))
+		s.out = append(s.out, PlainText(e.Text))
 		if n := max(m.keep, failedLines); len(s.out) > n {
 			s.out = s.out[len(s.out)-n:]
 		}
 	case e.Kind == build.EventInfo:
-		s.notes = append(s.notes, clean(e.Text))
+		s.notes = append(s.notes, PlainText(e.Text))
 	case e.Kind == build.EventDone:
 		s.state, s.dur, s.layer = done, e.Duration, e.Layer
 		if e.Cached {

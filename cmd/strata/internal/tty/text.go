@@ -4,56 +4,68 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/mattn/go-runewidth"
 )
 
-// clean makes s one line of printable text: escape sequences (colours,
-// cursor moves) and control characters are dropped, tabs and newlines
-// become spaces, so the width of what is printed is the width counted.
-func clean(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == 0x1b:
-			i = skipEscape(s, i)
-		case c == '\t' || c == '\n':
-			b.WriteByte(' ')
-		case c < 0x20 || c == 0x7f:
-		default:
-			b.WriteByte(c)
-		}
+// PlainText makes s one line of printable text: after the last carriage
+// return (a progress bar's last state), without escape sequences (colours,
+// cursor moves) or other control characters (C0, DEL, C1), tabs and
+// newlines as spaces, invalid UTF-8 as U+FFFD; so the width of what is
+// printed is the width counted. Plain progress lines and the live view
+// both show output through it.
+func PlainText(s string) string {
+	if i := strings.LastIndexByte(strings.TrimRight(s, "\r"), '\r'); i >= 0 {
+		s = s[i+1:]
 	}
-	return strings.ToValidUTF8(b.String(), "?")
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == 0x1b:
+			size = escapeLen(s[i:])
+		case r == '\t' || r == '\n':
+			b.WriteByte(' ')
+		case r == utf8.RuneError && size == 1:
+			b.WriteRune(utf8.RuneError)
+		case unicode.IsControl(r):
+		default:
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
 }
 
-// skipEscape returns the index of the last byte of the escape sequence
-// starting at s[i] (ESC): CSI "ESC [ params final", OSC "ESC ] … BEL|ST",
-// or ESC and one more byte.
-func skipEscape(s string, i int) int {
-	if i+1 >= len(s) {
-		return i
+// escapeLen is the length of the escape sequence s starts with (s[0] is
+// ESC): CSI "ESC [ params final", OSC "ESC ] … BEL|ESC \", or ESC and one
+// more byte.
+func escapeLen(s string) int {
+	if len(s) < 2 {
+		return len(s)
 	}
-	switch s[i+1] {
+	switch s[1] {
 	case '[':
-		j := i + 2
-		for j < len(s) && (s[j] < 0x40 || s[j] > 0x7e) {
-			j++
-		}
-		return min(j, len(s)-1)
-	case ']':
-		for j := i + 2; j < len(s); j++ {
-			if s[j] == 0x07 {
-				return j
-			}
-			if s[j] == 0x1b && j+1 < len(s) && s[j+1] == '\\' {
+		for j := 2; j < len(s); j++ {
+			if s[j] >= 0x40 && s[j] <= 0x7e {
 				return j + 1
 			}
 		}
-		return len(s) - 1
+		return len(s)
+	case ']':
+		for j := 2; j < len(s); j++ {
+			if s[j] == 0x07 {
+				return j + 1
+			}
+			if s[j] == 0x1b && j+1 < len(s) && s[j+1] == '\\' {
+				return j + 2
+			}
+		}
+		return len(s)
 	}
-	return i + 1
+	return 2
 }
 
 // fit cuts s to width columns, ending it with "…" if it was cut.
