@@ -78,11 +78,7 @@ func WriteFile(ctx context.Context, dstRoot, dest string, content []byte, o Opti
 	}
 	mode := uint32(0o644)
 	if o.Mode != nil {
-		fi, err := os.Lstat(host)
-		if err != nil {
-			return err
-		}
-		mode = c.mode(fi, nil)
+		mode = c.mode(nil, nil) // o.Mode alone decides
 	}
 	if err := unix.Fchmodat(unix.AT_FDCWD, host, mode, 0); err != nil {
 		return err
