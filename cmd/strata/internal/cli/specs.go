@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -127,10 +128,11 @@ func (s secret) read() ([]byte, error) {
 		}
 		return []byte(v), nil
 	}
-	if _, err := os.Stat(s.Src); errors.Is(err, os.ErrNotExist) {
+	data, err := inputfile.Read(s.Src, inputfile.Options{Max: maxSecret, What: fmt.Sprintf("secret %q source", s.ID)})
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("secret %q: its source %s does not exist", s.ID, s.Src)
 	}
-	return inputfile.Read(s.Src, inputfile.Options{Max: maxSecret, What: fmt.Sprintf("secret %q source", s.ID)})
+	return data, err
 }
 
 // parseCache parses a --cache-from (from) or --cache-to value: a registry
