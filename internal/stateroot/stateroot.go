@@ -217,14 +217,6 @@ func StaleSecretDirs() []string {
 	return out
 }
 
-// RemoveAll removes p, treating a missing p as removed.
-func RemoveAll(p string) error {
-	if err := os.RemoveAll(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	return nil
-}
-
 // LockCacheMount makes the data dir of cache mount id and takes its lock,
 // waiting while another step (of any build) uses the same cache. unlock
 // must be called when the step ends.
