@@ -145,6 +145,20 @@ Exit codes: 0 built; 1 the build failed; 2 bad usage or an invalid recipe.`,
 	return cmd
 }
 
+// recipeFile says where a command's build context and recipe are:
+// CONTEXT (default "."), and the -f file, else CONTEXT/strata.yaml;
+// explicit says -f named it.
+func recipeFile(args []string, file string) (context, path string, explicit bool) {
+	context = "."
+	if len(args) > 0 {
+		context = args[0]
+	}
+	if file != "" {
+		return context, file, true
+	}
+	return context, filepath.Join(context, "strata.yaml"), false
+}
+
 // problems collects every usage error of a command line.
 type problems []string
 
@@ -154,13 +168,8 @@ func (p *problems) add(format string, args ...any) { *p = append(*p, fmt.Sprintf
 // reporting every problem at once.
 func (f *buildFlags) request(args []string) (Request, error) {
 	var bad problems
-	req := Request{Context: ".", File: f.file, Progress: f.progress, MetadataFile: f.metadataFile, IIDFile: f.iidFile, Quiet: f.quiet}
-	if len(args) == 1 {
-		req.Context = args[0]
-	}
-	if req.File == "" {
-		req.File = filepath.Join(req.Context, "strata.yaml")
-	}
+	req := Request{Progress: f.progress, MetadataFile: f.metadataFile, IIDFile: f.iidFile, Quiet: f.quiet}
+	req.Context, req.File, _ = recipeFile(args, f.file)
 	o := &req.Build
 	o.Root, o.Target, o.NoCache, o.DryRun, o.Runtime = f.root, f.target, f.noCache, f.dryRun, f.runtime
 	if o.Root == "" {

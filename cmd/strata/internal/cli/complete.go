@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -49,13 +48,7 @@ func completePlatforms(_ *cobra.Command, _ []string, toComplete string) ([]strin
 // names (-f, or CONTEXT/strata.yaml).
 func completeStages(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
 	file, _ := cmd.Flags().GetString("file")
-	if file == "" {
-		context := "."
-		if len(args) > 0 {
-			context = args[0]
-		}
-		file = filepath.Join(context, "strata.yaml")
-	}
+	_, file, _ = recipeFile(args, file)
 	r, err := recipe.Load(file)
 	if err != nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp

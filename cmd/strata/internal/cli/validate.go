@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -26,14 +25,7 @@ bases' configs (a base that cannot be resolved is a warning). Every
 problem is printed as FILE:LINE:COL: message; the exit code is 2 if any.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			context := "."
-			if len(args) == 1 {
-				context = args[0]
-			}
-			explicit := file != ""
-			if !explicit {
-				file = filepath.Join(context, "strata.yaml")
-			}
+			context, file, explicit := recipeFile(args, file)
 			ba, err := parseBuildArgs(buildArgs)
 			if err != nil {
 				return usageErr("%v", err)
