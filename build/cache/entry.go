@@ -23,6 +23,11 @@ type Layer struct {
 	Deleted  int `json:"deleted"`
 }
 
+// Compressing says that the layer's blob is still being compressed: the
+// record a step reports when it finishes knows its diffID, not yet its
+// digest and size.
+func (l *Layer) Compressing() bool { return l.Digest == "" && l.Size == 0 }
+
 // openBlob opens the blob at path as the layer rec records (commit.OpenLayer
 // checks its size).
 func openBlob(path string, rec *Layer) (*commit.Layer, error) {

@@ -70,7 +70,7 @@ func plainLine(e build.Event) string {
 			return fmt.Sprintf("%s%s %s: %s, no layer", prefix, e.Pos, e.Action, status)
 		}
 		size := units.Bytes(e.Layer.Size)
-		if e.Layer.Digest == "" && e.Layer.Size == 0 {
+		if e.Layer.Compressing() {
 			size = "being compressed" // its size comes in a later line
 		}
 		return fmt.Sprintf("%s%s %s: %s, layer %s (+%d ~%d -%d files)", prefix, e.Pos, e.Action, status,

@@ -250,7 +250,7 @@ func (s *step) status(now time.Time) string {
 	case done:
 		if s.layer != nil {
 			size := units.Bytes(s.layer.Size)
-			if s.layer.Digest == "" && s.layer.Size == 0 {
+			if s.layer.Compressing() {
 				size = "compressing" // in the background; a later line says its size
 			}
 			return fmt.Sprintf("%s +%d ~%d -%d  %s", size, s.layer.Added, s.layer.Modified, s.layer.Deleted, seconds(s.dur))
