@@ -19,12 +19,8 @@ type IDMap []Range
 
 // Contains reports whether id (as seen inside) is mapped.
 func (m IDMap) Contains(id uint32) bool {
-	for _, r := range m {
-		if id >= r.Inside && uint64(id) < uint64(r.Inside)+uint64(r.Count) {
-			return true
-		}
-	}
-	return false
+	_, ok := m.Outside(id)
+	return ok
 }
 
 // Outside returns the host id of the inside id, and whether it is mapped.

@@ -2,6 +2,7 @@ package tty
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"io"
 	"sync"
@@ -128,7 +129,7 @@ func (v *View) frame(now time.Time, final bool) []byte {
 	width, height := v.o.Width, v.o.Height
 	if width == 0 || height == 0 {
 		tw, th := termSize(v.w)
-		width, height = cmp(width, tw), cmp(height, th)
+		width, height = cmp.Or(width, tw), cmp.Or(height, th)
 	}
 	var lines []string
 	if final {
@@ -150,12 +151,4 @@ func (v *View) frame(now time.Time, final bool) []byte {
 	v.last = b.Bytes()
 	v.drawn = len(lines)
 	return b.Bytes()
-}
-
-// cmp is a if it is set, else b.
-func cmp(a, b int) int {
-	if a != 0 {
-		return a
-	}
-	return b
 }
