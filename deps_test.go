@@ -12,7 +12,7 @@ const module = "github.com/stratabuild/strata"
 // import path prefixes it must not reach, directly or transitively. build is
 // the only package that imports the others; build/cache may use commit for
 // registry caches and layer blobs, build/plan recipe and commit to resolve
-// bases.
+// bases, build/chain layers and commit to unpack, mount and diff.
 var boundaries = []struct {
 	pkg    string
 	forbid []string
@@ -41,6 +41,12 @@ var boundaries = []struct {
 	}},
 	{"build/plan", []string{
 		module + "/layers", module + "/build/sandbox", "github.com/containerd/", "github.com/moby/buildkit",
+	}},
+	// build/chain turns steps' changes into layers: it neither plans,
+	// caches nor runs processes.
+	{"build/chain", []string{
+		module + "/recipe", module + "/build/plan", module + "/build/cache", module + "/build/sandbox",
+		"github.com/moby/buildkit",
 	}},
 	// internal/inputfile is imported by recipe: it must stay as plain.
 	{"internal/inputfile", []string{

@@ -9,6 +9,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/stratabuild/strata/build/cache"
+	"github.com/stratabuild/strata/build/chain"
 	"github.com/stratabuild/strata/build/plan"
 	"github.com/stratabuild/strata/build/sandbox"
 	"github.com/stratabuild/strata/commit"
@@ -69,40 +70,18 @@ type Runner interface {
 	Run(ctx context.Context, o sandbox.Options) error
 }
 
-// Mounter mounts a stack of snapshots with a writable upper dir at a target;
-// layers' overlay mount is the real one.
-type Mounter interface {
-	Mount(ctx context.Context, o layers.MountOptions) (Mounted, error)
-}
-
-// Mounted is a mounted rootfs. Target is where the step sees its /: the
-// overlay mount point for the real mounter. Unmount must be idempotent.
-type Mounted interface {
-	Target() string
-	Unmount() error
-}
-
 type runcRunner struct{}
 
 func (runcRunner) Run(ctx context.Context, o sandbox.Options) error { return sandbox.Run(ctx, o) }
 
-type overlayMounter struct{}
-
-func (overlayMounter) Mount(ctx context.Context, o layers.MountOptions) (Mounted, error) {
-	return layers.Mount(ctx, o)
-}
-
-var (
-	_ Runner  = runcRunner{}
-	_ Mounter = overlayMounter{}
-)
+var _ Runner = runcRunner{}
 
 // Deps are the parts a build uses; nil fields get the real ones. Tests give
 // fakes to exercise the orchestration without root.
 type Deps struct {
 	Runner   Runner
-	Mounter  Mounter
-	Progress func(Event) // called from the build's goroutines, one call at a time
+	Mounter  chain.Mounter // overlay's mount
+	Progress func(Event)   // called from the build's goroutines, one call at a time
 	Log      *slog.Logger
 }
 

@@ -11,11 +11,11 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/stratabuild/strata/build/cache"
+	"github.com/stratabuild/strata/build/chain"
 	"github.com/stratabuild/strata/build/plan"
 	"github.com/stratabuild/strata/commit"
 	"github.com/stratabuild/strata/internal/stateroot"
 	"github.com/stratabuild/strata/internal/units"
-	"github.com/stratabuild/strata/layers"
 )
 
 // executor carries out the plan of one platform: the stages as a DAG,
@@ -33,10 +33,9 @@ type session struct {
 	o       Options
 	context string // the build context dir
 	root    *stateroot.Root
-	store   *layers.Store
+	ws      *chain.Workspace
 	cache   *cache.Cache
 	runner  Runner
-	mounter Mounter
 	emit    func(Event)
 	log     *slog.Logger
 	args    map[string]string       // the recipe's args, to explain misses
@@ -61,7 +60,7 @@ type session struct {
 // filesystem as a chain of layers, and the history of its steps.
 type stageResult struct {
 	base    v1.Image
-	chain   []*chainLayer // bottom first
+	chain   []*chain.Layer // bottom first
 	history []commit.Step
 }
 
@@ -77,11 +76,11 @@ func (e *executor) runStage(ctx context.Context, sp *plan.Stage) (*stageResult, 
 		res.chain = append(res.chain, prev.chain...)
 		res.history = append(res.history, prev.history...)
 	} else {
-		chain, err := imageChain(sp.Base, "base "+sp.Recipe.From.Ref)
+		c, err := chain.Of(sp.Base, "base "+sp.Recipe.From.Ref)
 		if err != nil {
 			return nil, fmt.Errorf("%s: base %s: %w", sp.Recipe.From.Pos, sp.Recipe.From.Ref, err)
 		}
-		res.chain = chain
+		res.chain = c
 	}
 	for _, s := range sp.Steps {
 		if err := e.step(ctx, sp, res, s); err != nil {
@@ -155,7 +154,7 @@ func (e *executor) fsStep(ctx context.Context, sp *plan.Stage, res *stageResult,
 	if e.o.DryRun {
 		row.Why = why
 		e.record(row)
-		res.chain = append(res.chain, &chainLayer{}) // unknown from here on
+		res.chain = append(res.chain, &chain.Layer{}) // unknown from here on
 		return nil, nil, false, nil
 	}
 	e.info(ev, "cache miss: "+why)
@@ -164,7 +163,7 @@ func (e *executor) fsStep(ctx context.Context, sp *plan.Stage, res *stageResult,
 		return nil, nil, false, err
 	}
 	entry := &cache.Entry{Key: in.Key(), Inputs: *in, Created: time.Now(), LastUsed: time.Now()}
-	if m == nil {
+	if m.DiffID == "" {
 		if err := e.cache.Record(ctx, entry, nil); err != nil {
 			return nil, nil, false, fmt.Errorf("%s: recording the step in the cache: %w", s.Pos, err)
 		}
@@ -173,13 +172,18 @@ func (e *executor) fsStep(ctx context.Context, sp *plan.Stage, res *stageResult,
 	// The next step starts now; the layer is compressed in the
 	// background, and the step recorded in the cache once its blob is
 	// whole (a build killed before never records it).
-	diffID, err := v1.NewHash(m.rec.DiffID)
+	mt, err := e.o.Compression.MediaType()
 	if err != nil {
 		return nil, nil, false, err
 	}
-	layer := e.compressor.Add(diffID, e.tar(m), e.recorder(entry, m.rec, s.Pos, ev.Stage))
-	res.chain = append(res.chain, &chainLayer{diffID: m.rec.DiffID, layer: layer, dir: m.dir})
-	return layer, m.rec, false, nil
+	diffID, err := v1.NewHash(m.DiffID)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	rec := &cache.Layer{DiffID: m.DiffID, MediaType: string(mt), Added: m.Stats.Added, Modified: m.Stats.Modified, Deleted: m.Stats.Deleted}
+	layer := e.compressor.Add(diffID, m.Tar, e.recorder(entry, rec, s.Pos, ev.Stage))
+	res.chain = append(res.chain, m.Layer(layer))
+	return layer, rec, false, nil
 }
 
 // recorder returns what records a step in the cache once its layer's
@@ -209,7 +213,7 @@ func (e *executor) recorder(entry *cache.Entry, rec *cache.Layer, pos, stage str
 // gets the entry too.
 func (e *executor) hit(ctx context.Context, res *stageResult, h *cache.Hit, row PlanStep, ev Event) (v1.Layer, *cache.Layer, bool, error) {
 	if h.Layer != nil {
-		res.chain = append(res.chain, &chainLayer{diffID: h.Entry.Layer.DiffID, layer: h.Layer})
+		res.chain = append(res.chain, &chain.Layer{DiffID: h.Entry.Layer.DiffID, Layer: h.Layer})
 	}
 	if e.o.DryRun {
 		row.Will = "cached"
@@ -242,7 +246,7 @@ func (e *executor) info(ev Event, text string) {
 // inputs computes what determines a step's result. It returns nil and
 // why not when that is not known: in a dry run, after a step that would run.
 func (e *executor) inputs(ctx context.Context, sp *plan.Stage, res *stageResult, s *plan.Step) (*cache.Inputs, string, error) {
-	parent, ok := diffIDs(res.chain)
+	parent, ok := chain.DiffIDs(res.chain)
 	if !ok {
 		return nil, "an earlier step runs", nil
 	}
@@ -252,7 +256,7 @@ func (e *executor) inputs(ctx context.Context, sp *plan.Stage, res *stageResult,
 		if err != nil {
 			return nil, "", err
 		}
-		if from, ok = diffIDs(src.chain); !ok {
+		if from, ok = chain.DiffIDs(src.chain); !ok {
 			return nil, fmt.Sprintf("stage %q has steps that run", s.Recipe.Copy.From.Ref), nil
 		}
 	}

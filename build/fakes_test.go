@@ -23,6 +23,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/stratabuild/strata/build/chain"
 	"github.com/stratabuild/strata/build/sandbox"
 	"github.com/stratabuild/strata/commit"
 	"github.com/stratabuild/strata/layers"
@@ -46,7 +47,7 @@ type fakeMount struct {
 	err           error
 }
 
-func (f *fakeMounter) Mount(_ context.Context, o layers.MountOptions) (Mounted, error) {
+func (f *fakeMounter) Mount(_ context.Context, o layers.MountOptions) (chain.Mounted, error) {
 	for i := len(o.Lowers) - 1; i >= 0; i-- {
 		if err := linkTree(o.Lowers[i], o.Target); err != nil {
 			return nil, err

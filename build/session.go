@@ -1,6 +1,7 @@
 package build
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -11,7 +12,9 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/stratabuild/strata/build/cache"
+	"github.com/stratabuild/strata/build/chain"
 	"github.com/stratabuild/strata/build/plan"
+	"github.com/stratabuild/strata/build/tidy"
 	"github.com/stratabuild/strata/commit"
 	"github.com/stratabuild/strata/internal/fscopy"
 	"github.com/stratabuild/strata/internal/stateroot"
@@ -142,14 +145,11 @@ func newSession(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*sess
 	if err != nil {
 		return nil, nil, err
 	}
-	e := &session{o: o, context: r.Context, root: root, runner: d.Runner, mounter: d.Mounter, emit: d.Progress, log: d.Log,
+	e := &session{o: o, context: r.Context, root: root, runner: d.Runner, emit: d.Progress, log: d.Log,
 		args: map[string]string{}, history: r.RelFile(), shared: &sharedStages{stages: map[string]*stageDone{}},
 		final: map[*cache.Layer]compressed{}}
 	if e.runner == nil {
 		e.runner = runcRunner{}
-	}
-	if e.mounter == nil {
-		e.mounter = overlayMounter{}
 	}
 	if e.emit == nil {
 		e.emit = func(Event) {}
@@ -173,18 +173,20 @@ func newSession(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*sess
 	if err != nil {
 		return nil, nil, err
 	}
-	reap(ctx, root, o.Runtime, e.emit, e.log)
-	if e.store, err = layers.OpenStore(root.Snapshots(), e.log); err != nil {
+	tidy.Reap(ctx, root, o.Runtime, func(text string) { e.emit(Event{Kind: EventInfo, Time: time.Now(), Text: text}) }, e.log)
+	store, err := layers.OpenStore(root.Snapshots(), e.log)
+	if err != nil {
 		release()
 		return nil, nil, err
 	}
-	e.store.SetLimits(o.LayerLimits)
+	store.SetLimits(o.LayerLimits)
+	e.ws = &chain.Workspace{Store: store, Blobs: root.Blobs(), Mounts: root.Mounts(), Mounter: cmp.Or[chain.Mounter](d.Mounter, chain.Overlay{}), Log: e.log}
 	local, err := cache.OpenLocal(root.CacheIndex(), root.Blobs())
 	if err != nil {
-		e.store.Close()
+		store.Close()
 		release()
 		return nil, nil, err
 	}
 	e.cache = &cache.Cache{Local: local, From: o.CacheFrom, To: o.CacheTo, Log: e.log}
-	return e, func() { e.store.Close(); release() }, nil
+	return e, func() { store.Close(); release() }, nil
 }

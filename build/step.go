@@ -2,57 +2,29 @@ package build
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"strings"
 	"time"
 
-	"github.com/stratabuild/strata/build/cache"
+	"github.com/stratabuild/strata/build/chain"
 	"github.com/stratabuild/strata/build/plan"
 	"github.com/stratabuild/strata/build/sandbox"
 	"github.com/stratabuild/strata/internal/fscopy"
 	"github.com/stratabuild/strata/internal/stateroot"
-	"github.com/stratabuild/strata/layers"
 	"github.com/stratabuild/strata/recipe"
 )
 
-// made is the layer a step made, not yet compressed: its record as the
-// step reports it (diffID and counts; no digest or size yet), its
-// snapshot and the snapshots it was made over.
-type made struct {
-	rec    *cache.Layer
-	dir    string
-	lowers []string
-}
-
-// make runs a step that may change files: mount the stage's snapshots
-// with a fresh upper dir, run or copy, unmount, diff, store the snapshot.
-// It returns nil when the step changed no file.
-func (e *executor) make(ctx context.Context, sp *plan.Stage, res *stageResult, s *plan.Step, ev Event, t *Timings) (*made, error) {
+// make runs a step that may change files on the stage's snapshots, and
+// commits what it changed (see chain.Workspace). It returns a Made without
+// a DiffID when the step changed no file.
+func (e *executor) make(ctx context.Context, sp *plan.Stage, res *stageResult, s *plan.Step, ev Event, t *Timings) (*chain.Made, error) {
 	lowers, unpack, err := e.lowers(ctx, sp.Recipe.Name, res.chain)
 	t.Unpack += unpack
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", s.Pos, err)
 	}
-	up, err := e.store.NewUpper(ctx)
-	if err != nil {
-		return nil, err
-	}
-	committed := false
-	defer func() {
-		if !committed {
-			if err := up.Discard(); err != nil {
-				e.log.Warn("removing the step's upper dir", "dir", up.Dir, "err", err)
-			}
-		}
-	}()
-	start := time.Now()
-	err = e.mounted(ctx, lowers, up, "step", func(rootfs string) error {
-		defer func() { t.Process = time.Since(start) }()
+	ran, err := e.ws.Run(ctx, lowers, func(rootfs string) error {
 		switch s.Recipe.Kind {
 		case recipe.RunStep:
 			return e.run(ctx, s, rootfs, ev)
@@ -64,84 +36,23 @@ func (e *executor) make(ctx context.Context, sp *plan.Stage, res *stageResult, s
 	if err != nil {
 		return nil, err
 	}
-	start = time.Now()
-	rec, err := e.diff(ctx, up, lowers, t)
-	if err != nil || rec == nil {
-		t.Commit = time.Since(start)
-		if err != nil {
-			err = fmt.Errorf("%s: %w", s.Pos, err)
-		}
-		return nil, err
-	}
-	dir, err := e.store.Commit(up, toDigest(rec.DiffID))
-	t.Commit = time.Since(start)
+	t.Process = ran.Process
+	m, err := e.ws.Commit(ctx, ran, e.epoch)
 	if err != nil {
-		return nil, fmt.Errorf("%s: storing the snapshot: %w", s.Pos, err)
+		return nil, fmt.Errorf("%s: %w", s.Pos, err)
 	}
-	committed = true
-	return &made{rec: rec, dir: dir, lowers: lowers}, nil
+	t.Diff, t.Commit = m.Diff, m.Commit
+	return m, nil
 }
 
-// mounted mounts lowers with the upper dir up on a fresh mount point under
-// the state root, calls f with it and unmounts, on every path.
-func (e *executor) mounted(ctx context.Context, lowers []string, up *layers.Upper, kind string, f func(rootfs string) error) error {
-	target, err := stateroot.MkdirOwned(e.root.Mounts(), kind)
-	if err != nil {
-		return err
+// lowers makes the chain's missing snapshots and returns their dirs, top
+// first, and the time spent unpacking.
+func (e *executor) lowers(ctx context.Context, stage string, c []*chain.Layer) ([]string, time.Duration, error) {
+	dirs, made, took, err := e.ws.Lowers(ctx, c)
+	if made > 0 {
+		e.emit(Event{Kind: EventInfo, Time: time.Now(), Stage: stage, Text: fmt.Sprintf("%d layers unpacked in %s", made, took.Round(time.Millisecond))})
 	}
-	defer os.Remove(target) // empty once unmounted; never RemoveAll a mount point
-	m, err := e.mounter.Mount(ctx, layers.MountOptions{Lowers: lowers, Upper: up.Dir, Work: up.Work, Target: target})
-	if err != nil {
-		return fmt.Errorf("mounting the step's rootfs: %w", err)
-	}
-	defer func() {
-		// Unmount is idempotent: after the unmount below this is a no-op;
-		// on an error path it is the one that unmounts.
-		if err := m.Unmount(); err != nil {
-			e.log.Warn("unmounting", "target", target, "err", err)
-		}
-	}()
-	if err := f(m.Target()); err != nil {
-		return err
-	}
-	if err := m.Unmount(); err != nil {
-		return fmt.Errorf("unmounting the step's rootfs: %w", err)
-	}
-	return nil
-}
-
-// diff diffs the upper dir over lowers, trimming it to the layer, and
-// hashes the tar: the diffID the next step's cache key chains on. It
-// returns the layer's record as far as it is known (no digest or size
-// yet), or nil when nothing changed. The tar is written again from the
-// snapshot to be compressed (see tar).
-func (e *executor) diff(ctx context.Context, up *layers.Upper, lowers []string, t *Timings) (*cache.Layer, error) {
-	start := time.Now()
-	h := sha256.New()
-	stats, err := layers.Diff(ctx, h, layers.DiffOptions{Upper: up.Dir, Lowers: lowers, Epoch: e.epoch})
-	t.Diff = time.Since(start)
-	if err != nil {
-		return nil, fmt.Errorf("diffing the step's changes: %w", err)
-	}
-	if stats.Empty() {
-		return nil, nil
-	}
-	mt, err := e.o.Compression.MediaType()
-	if err != nil {
-		return nil, err
-	}
-	return &cache.Layer{DiffID: "sha256:" + hex.EncodeToString(h.Sum(nil)), MediaType: string(mt),
-		Added: stats.Added, Modified: stats.Modified, Deleted: stats.Deleted}, nil
-}
-
-// tar writes the layer m's tar again, from its snapshot: the same bytes
-// as the diff that made it (Diff of a trimmed upper dir over the same
-// lowers), which the compressor checks.
-func (e *executor) tar(m *made) func(ctx context.Context, w io.Writer) error {
-	return func(ctx context.Context, w io.Writer) error {
-		_, err := layers.Diff(ctx, w, layers.DiffOptions{Upper: m.dir, Lowers: m.lowers, Epoch: e.epoch, KeepUpper: true})
-		return err
-	}
+	return dirs, took, err
 }
 
 // StepError is a run step that exited non-zero: where it is in the recipe,
@@ -225,29 +136,18 @@ func (e *executor) copy(ctx context.Context, s *plan.Step, rootfs string) error 
 		}
 		return nil
 	}
-	chain, err := e.sourceChain(ctx, s.From)
+	src, err := e.sourceChain(ctx, s.From)
 	if err != nil {
 		return fmt.Errorf("%s: copy from %s: %w", s.Pos, c.From.Ref, err)
 	}
-	lowers, _, err := e.lowers(ctx, "", chain)
+	lowers, _, err := e.lowers(ctx, "", src)
 	if err != nil {
 		return fmt.Errorf("%s: copy from %s: %w", s.Pos, c.From.Ref, err)
 	}
 	if len(lowers) == 0 {
 		return fmt.Errorf("%s: copy from %s: it has no files", s.Pos, c.From.Ref)
 	}
-	// A read-only view of the source: an overlay whose throwaway upper
-	// dir nothing writes to.
-	up, err := e.store.NewUpper(ctx)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err := up.Discard(); err != nil {
-			e.log.Warn("removing a copy source's upper dir", "dir", up.Dir, "err", err)
-		}
-	}()
-	return e.mounted(ctx, lowers, up, "from", func(src string) error {
+	return e.ws.View(ctx, lowers, func(src string) error {
 		if _, err := fscopy.Copy(ctx, src, c.Sources, rootfs, s.Dest, o); err != nil {
 			return fmt.Errorf("%s: copy from %s: %w", s.Pos, c.From.Ref, err)
 		}
@@ -284,9 +184,9 @@ func owner(o *fscopy.Options, rootfs string, own *recipe.Owner) error {
 }
 
 // sourceChain is the layer chain of a copy's source stage or image.
-func (e *executor) sourceChain(ctx context.Context, from *plan.CopySource) ([]*chainLayer, error) {
+func (e *executor) sourceChain(ctx context.Context, from *plan.CopySource) ([]*chain.Layer, error) {
 	if from.Stage < 0 {
-		return imageChain(from.Image, "image "+from.Ref)
+		return chain.Of(from.Image, "image "+from.Ref)
 	}
 	src, err := e.waitStage(ctx, from.Stage)
 	if err != nil {

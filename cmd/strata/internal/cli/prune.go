@@ -8,8 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/stratabuild/strata/build"
 	"github.com/stratabuild/strata/build/cache"
+	"github.com/stratabuild/strata/build/tidy"
 )
 
 func newPrune() *cobra.Command {
@@ -43,7 +43,7 @@ what one of them holds.`,
 			if root == "" {
 				root = defaultRoot()
 			}
-			res, err := build.Prune(cmd.Context(), root, cache.PruneOptions{KeepBytes: keepBytes, KeepDuration: keepDuration})
+			res, err := tidy.Prune(cmd.Context(), root, cache.PruneOptions{KeepBytes: keepBytes, KeepDuration: keepDuration})
 			if err != nil {
 				return &exitError{code: ExitBuildFailed, err: err}
 			}

@@ -1,4 +1,4 @@
-package build
+package tidy
 
 import (
 	"context"
@@ -10,14 +10,14 @@ import (
 	"github.com/stratabuild/strata/layers"
 )
 
-// reap cleans up after builds on this root that were killed before they
+// Reap cleans up after builds on this root that were killed before they
 // could (SIGKILL, a crash): their containers are killed and deleted, their
-// mounts detached, their secret dirs removed, the blobs they were
-// fetching or compressing (temps, never named as blobs) removed. Names carry the pid of the
-// build that made them (stateroot.OwnedName), so live builds' are left
-// alone.
-func reap(ctx context.Context, root *stateroot.Root, runtime string, emit func(Event), log *slog.Logger) {
-	info := func(text string) { emit(Event{Kind: EventInfo, Text: text}) }
+// mounts detached, their secret dirs removed, the blobs they were fetching
+// or compressing (temps, never named as blobs) removed; info is told of
+// each. Names carry the pid of the build that made them
+// (stateroot.OwnedName), so live builds' are left alone. runtime is the
+// OCI runtime binary the containers ran with ("" for runc).
+func Reap(ctx context.Context, root *stateroot.Root, runtime string, info func(string), log *slog.Logger) {
 	ids, err := sandbox.Reap(ctx, runtime, root.Runtime(), stateroot.Stale)
 	if err != nil {
 		log.Warn("removing containers of killed builds", "err", err)

@@ -1,4 +1,7 @@
-package build
+// Package tidy keeps a state root tidy between builds: Reap removes what
+// builds killed before they could clean up left behind, Prune what no kept
+// cache entry uses.
+package tidy
 
 import (
 	"context"
