@@ -3,6 +3,7 @@ package build
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -189,8 +190,12 @@ func Build(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*Result, e
 	// Images pulled stay bound to this context until the outputs are
 	// written: it is cancelled when a stage fails, and after the outputs.
 	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
 	s.cancel = cancel
+	// A push gets each step's layer as soon as its blob is whole.
+	if !o.DryRun && slices.ContainsFunc(o.Outputs, func(out commit.Output) bool { return out.Type == commit.OutputRegistry }) {
+		s.uploader = commit.NewUploader(ctx, o.Tags, o.Registry, s.log)
+	}
+	defer func() { cancel(nil); s.uploader.Wait() }()
 	start = time.Now()
 	execs, results, err := s.run(ctx, plans)
 	phases.Steps = time.Since(start)

@@ -45,8 +45,10 @@ type session struct {
 
 	shared *sharedStages // stages built once for every platform
 	// compressor compresses the layers steps made in the background,
-	// and records them in the cache once they are whole.
+	// and records them in the cache once they are whole; uploader
+	// uploads them then to a push's repositories (nil: no push).
 	compressor *commit.Compressor
+	uploader   *commit.Uploader
 
 	mu    sync.Mutex // guards steps, dry and final
 	steps []StepResult
@@ -200,6 +202,7 @@ func (e *executor) recorder(entry *cache.Entry, rec *cache.Layer, pos, stage str
 		if err := e.cache.Record(ctx, entry, l); err != nil {
 			return fmt.Errorf("%s: recording the step in the cache: %w", pos, err)
 		}
+		e.uploader.Add(l)
 		e.emit(Event{Kind: EventInfo, Time: time.Now(), Stage: stage, Text: fmt.Sprintf("layer of %s compressed: %s in %s",
 			pos, units.Bytes(final.Size), took.Round(time.Millisecond))})
 		e.mu.Lock()
