@@ -11,6 +11,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/stratabuild/strata/internal/bufpipe"
 )
 
 // VerifyImage checks what can be checked of a base image without reading
@@ -91,7 +93,7 @@ func readBlob(ctx context.Context, r io.Reader, w io.Writer, mt types.MediaType,
 	if use == nil {
 		return sumBlob(ctx, r, w, mt, io.Discard)
 	}
-	pipe := newChunkPipe()
+	pipe := bufpipe.New()
 	type result struct {
 		sums blobSums
 		err  error
