@@ -161,8 +161,7 @@ func extract(ctx context.Context, dir string, diffID digest.Digest, r io.Reader,
 	if err != nil {
 		return err
 	}
-	h := diffID.Algorithm().Digester()
-	tr := io.TeeReader(r, h.Hash())
+	tr, sum := hashing(r, diffID.Algorithm())
 	if _, err := archive.Apply(ctx, dir, tr,
 		archive.WithConvertWhiteout(u.convertWhiteout),
 		archive.WithFilter(u.filter)); err != nil {
@@ -171,10 +170,32 @@ func extract(ctx context.Context, dir string, diffID digest.Digest, r io.Reader,
 	if _, err := io.Copy(io.Discard, tr); err != nil {
 		return fmt.Errorf("reading tar: %w", err)
 	}
-	if got := h.Digest(); got != diffID {
+	if got := sum(); got != diffID {
 		return fmt.Errorf("content has diffID %s", got)
 	}
 	return setTrustedXattrs(dir, u.trusted)
+}
+
+// A HashedTar is a layer tar that hashes itself as it is made (commit's
+// StreamLayer gives one, hashed as it is decompressed): Unpack asks it
+// for the digest of what was read instead of hashing it again.
+type HashedTar interface {
+	io.Reader
+	// TarDigest is the digest of the whole stream, once it has been
+	// read to its end.
+	TarDigest() digest.Digest
+}
+
+// hashing returns r to be read to its end, and what then returns the
+// digest of all it gave.
+func hashing(r io.Reader, algo digest.Algorithm) (io.Reader, func() digest.Digest) {
+	if h, ok := r.(HashedTar); ok {
+		if algo == digest.Canonical {
+			return r, h.TarDigest
+		}
+	}
+	d := algo.Digester()
+	return io.TeeReader(r, d.Hash()), d.Digest
 }
 
 // setTrustedXattrs sets the trusted.* xattrs archive.Apply refuses to set,

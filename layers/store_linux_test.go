@@ -200,6 +200,34 @@ func TestUnpackRejectsWrongDiffID(t *testing.T) {
 	assertTmpEmpty(t, s)
 }
 
+// hashedTar is a HashedTar that claims sum.
+type hashedTar struct {
+	io.Reader
+	sum digest.Digest
+}
+
+func (h hashedTar) TarDigest() digest.Digest { return h.sum }
+
+// TestUnpackHashedTar: the digest a HashedTar gives is the one Unpack
+// checks against the diffID (it does not hash the stream again).
+func TestUnpackHashedTar(t *testing.T) {
+	requireOverlay(t)
+	s := openStore(t)
+	b := tarOf(t, fileE("a", "content"))
+	d := digest.FromBytes(b)
+	other := digest.FromString("other")
+	if _, err := s.Unpack(t.Context(), d, hashedTar{bytes.NewReader(b), other}); err == nil || !strings.Contains(err.Error(), other.String()) {
+		t.Errorf("Unpack of a HashedTar with digest %s = %v, want an error naming it", other, err)
+	}
+	if _, ok := s.Lookup(d); ok {
+		t.Error("a refused unpack left a snapshot")
+	}
+	if _, err := s.Unpack(t.Context(), d, hashedTar{bytes.NewReader(b), d}); err != nil {
+		t.Errorf("Unpack of a HashedTar with its own digest: %v", err)
+	}
+	assertTmpEmpty(t, s)
+}
+
 type failingReader struct {
 	r io.Reader
 	n int
