@@ -322,7 +322,8 @@ func TestUnpackConcurrent(t *testing.T) {
 }
 
 // TestCommit: a diffed upper dir becomes the snapshot by rename; a second
-// upper with the same diffID is discarded.
+// upper with the same diffID is discarded (in the background, waited for
+// by Close).
 func TestCommit(t *testing.T) {
 	requireOverlay(t)
 	s := openStore(t)
@@ -341,8 +342,9 @@ func TestCommit(t *testing.T) {
 		d := digest.FromBytes(buf.Bytes())
 		dir, err := s.Commit(u, d)
 		must(t, err)
+		s.Close() // waits for a discard in the background
 		if _, err := os.Stat(u.Dir); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("upper dir %s still exists after Commit", u.Dir)
+			t.Errorf("upper dir %s still exists after Commit and Close", u.Dir)
 		}
 		return d, dir
 	}
