@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/opencontainers/go-digest"
 
 	"github.com/stratabuild/strata/commit"
 )
@@ -73,9 +74,13 @@ func TestStreamLayerOnePass(t *testing.T) {
 	c := &countedLayer{Layer: base}
 	blobs := t.TempDir()
 	var got []byte
+	var sum digest.Digest
 	l, err := commit.StreamLayer(t.Context(), c, blobs, func(tar io.Reader) error {
 		var err error
 		got, err = io.ReadAll(tar)
+		if h, ok := tar.(interface{ TarDigest() digest.Digest }); ok {
+			sum = h.TarDigest()
+		}
 		return err
 	})
 	if err != nil {
@@ -83,6 +88,10 @@ func TestStreamLayerOnePass(t *testing.T) {
 	}
 	if !bytes.Equal(got, content) {
 		t.Errorf("use got %d bytes, not the layer's %d", len(got), len(content))
+	}
+	// Unpack takes the content's digest from its reader (a layers.HashedTar).
+	if want := digest.FromBytes(content); sum != want {
+		t.Errorf("the content's TarDigest once read = %q, want %s", sum, want)
 	}
 	size, _ := base.Size()
 	if c.opens.Load() != 1 || c.read.Load() != size || c.uncompressed.Load() != 0 {

@@ -7,10 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/stratabuild/strata/internal/bufpipe"
 )
 
 // VerifyImage checks what can be checked of a base image without reading
@@ -91,7 +95,7 @@ func readBlob(ctx context.Context, r io.Reader, w io.Writer, mt types.MediaType,
 	if use == nil {
 		return sumBlob(ctx, r, w, mt, io.Discard)
 	}
-	pipe := newChunkPipe()
+	pipe := &tarPipe{Pipe: bufpipe.New()}
 	type result struct {
 		sums blobSums
 		err  error
@@ -99,6 +103,9 @@ func readBlob(ctx context.Context, r io.Reader, w io.Writer, mt types.MediaType,
 	done := make(chan result, 1)
 	go func() {
 		sums, err := sumBlob(ctx, r, w, mt, pipe)
+		if err == nil {
+			pipe.setDigest(digest.Digest(sums.diffID.String()))
+		}
 		pipe.CloseWrite(err)
 		done <- result{sums, err}
 	}()
@@ -117,6 +124,32 @@ func readBlob(ctx context.Context, r io.Reader, w io.Writer, mt types.MediaType,
 		return blobSums{}, &useError{err: uerr}
 	}
 	return res.sums, res.err
+}
+
+// A tarPipe carries a layer's content from its decompression to a use of
+// it, and knows the content's digest (its diffID, hashed as it was
+// decompressed) once read to its end: layers.Store's Unpack, which checks
+// the diffID of what it extracts, asks it instead of hashing the content
+// again.
+type tarPipe struct {
+	*bufpipe.Pipe
+
+	mu     sync.Mutex
+	digest digest.Digest
+}
+
+func (p *tarPipe) setDigest(d digest.Digest) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.digest = d
+}
+
+// TarDigest is the digest of the whole content, once it has been read to
+// its end; before, it is "" or already that digest.
+func (p *tarPipe) TarDigest() digest.Digest {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.digest
 }
 
 // useError is the error of readBlob's use, when reading the blob went

@@ -3,6 +3,7 @@ package layers
 import (
 	"archive/tar"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/stratabuild/strata/internal/bufpipe"
 	"github.com/stratabuild/strata/internal/rootfs"
 	"github.com/stratabuild/strata/internal/userns"
 )
@@ -58,7 +60,6 @@ func Diff(ctx context.Context, w io.Writer, o DiffOptions) (DiffStats, error) {
 	d := &differ{
 		ctx:   ctx,
 		o:     o,
-		tw:    tar.NewWriter(ctxWriter{ctx, w}),
 		links: map[fileID]string{},
 		absOf: map[*tar.Header]string{},
 		log:   discardIfNil(o.Log),
@@ -75,10 +76,7 @@ func Diff(ctx context.Context, w io.Writer, o DiffOptions) (DiffStats, error) {
 	if err != nil {
 		return DiffStats{}, fmt.Errorf("diffing %s: %w", o.Upper, err)
 	}
-	if err := d.walk("", root, o.Lowers); err != nil {
-		return d.stats, fmt.Errorf("diffing %s: %w", o.Upper, err)
-	}
-	if err := d.tw.Close(); err != nil {
+	if err := d.writeTar(ctx, w, root); err != nil {
 		return d.stats, fmt.Errorf("diffing %s: %w", o.Upper, err)
 	}
 	if !o.KeepUpper {
@@ -102,6 +100,39 @@ func Diff(ctx context.Context, w io.Writer, o DiffOptions) (DiffStats, error) {
 		"modified", d.stats.Modified, "deleted", d.stats.Deleted, "took", time.Since(start))
 	return d.stats, nil
 }
+
+// writeTar walks the upper dir root into a tar written to w. w gets the
+// tar on a goroutine of its own, through a buffer: reading the files and
+// what w does with them (the sha256 of a diffID, a compressor) run at
+// once, on two cores. w has all it gets once writeTar returns.
+func (d *differ) writeTar(ctx context.Context, w io.Writer, root string) error {
+	pipe := bufpipe.NewSize(diffChunk, diffChunks)
+	copied := make(chan error, 1)
+	go func() {
+		_, err := pipe.WriteTo(w)
+		pipe.CloseRead(cmp.Or(err, errDiffStopped)) // w's error fails the next Write
+		copied <- err
+	}()
+	d.tw = tar.NewWriter(ctxWriter{ctx, pipe})
+	err := d.walk("", root, d.o.Lowers)
+	if err == nil {
+		err = d.tw.Close()
+	}
+	pipe.CloseWrite(err)
+	if cerr := <-copied; err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// The buffer between a diff and its writer: 1 MiB, in chunks as large as
+// the differ's reads of a file.
+const (
+	diffChunk  = 256 << 10
+	diffChunks = 4
+)
+
+var errDiffStopped = errors.New("the diff's writer stopped")
 
 type fileID struct{ dev, ino uint64 }
 
@@ -148,11 +179,31 @@ type entry struct {
 }
 
 func (d *differ) stat(abs string) (*entry, error) {
+	return d.statKeep(abs, rootfs.LayerXattr)
+}
+
+// statUpper is stat of an upper entry, which also returns the names of
+// its overlay-private xattrs other than the opaque marker (origin, impure
+// and the like describe this mount, not the layer): one listing of its
+// xattrs serves both.
+func (d *differ) statUpper(abs string) (*entry, []string, error) {
+	names := ovl()
+	var priv []string
+	e, err := d.statKeep(abs, func(n string) bool {
+		if strings.HasPrefix(n, names.prefix) && n != names.opaque {
+			priv = append(priv, n)
+		}
+		return rootfs.LayerXattr(n)
+	})
+	return e, priv, err
+}
+
+func (d *differ) statKeep(abs string, keep func(string) bool) (*entry, error) {
 	e := &entry{abs: abs}
 	if err := unix.Lstat(abs, &e.st); err != nil {
 		return nil, &fs.PathError{Op: "lstat", Path: abs, Err: err}
 	}
-	x, err := rootfs.Xattrs(abs, rootfs.LayerXattr)
+	x, err := rootfs.Xattrs(abs, keep)
 	if err != nil {
 		return nil, err
 	}
@@ -236,7 +287,7 @@ func (d *differ) walk(rel, abs string, lowers []string) error {
 			d.edit(func() error { return os.RemoveAll(cabs) })
 			continue
 		}
-		up, err := d.stat(cabs)
+		up, priv, err := d.statUpper(cabs)
 		if err != nil {
 			return err
 		}
@@ -247,7 +298,7 @@ func (d *differ) walk(rel, abs string, lowers []string) error {
 				return err
 			}
 		}
-		d.trimOverlayXattrs(cabs)
+		d.trimOverlayXattrs(cabs, priv)
 		low, lowDirs, err := d.lookupLower(lowers, name)
 		if err != nil {
 			return err
@@ -391,7 +442,9 @@ func (d *differ) header(rel string, e *entry, linkTarget string) *tar.Header {
 		Gid:     int(e.st.Gid),
 		ModTime: d.mtime(e),
 	}
-	if d.o.Epoch != nil && e.abs != "" {
+	// The upper entry gets the tar's mtime, unless a file has it already
+	// (a dir's may change when the upper dir is trimmed).
+	if d.o.Epoch != nil && e.abs != "" && (e.fmt() == unix.S_IFDIR || !hasMtime(e, hdr.ModTime)) {
 		d.absOf[hdr] = e.abs
 	}
 	switch e.fmt() {
@@ -425,6 +478,11 @@ func (d *differ) header(rel string, e *entry, linkTarget string) *tar.Header {
 		hdr.PAXRecords["SCHILY.xattr."+k] = e.xattrs[k]
 	}
 	return hdr
+}
+
+// hasMtime reports whether e's mtime is t, to the nanosecond.
+func hasMtime(e *entry, t time.Time) bool {
+	return e.st.Mtim.Sec == t.Unix() && e.st.Mtim.Nsec == int64(t.Nanosecond())
 }
 
 func (d *differ) mtime(e *entry) time.Time {
@@ -528,19 +586,14 @@ func (d *differ) written(hdr *tar.Header) {
 	}
 }
 
-// trimOverlayXattrs drops overlay-private xattrs other than the opaque
-// marker from an upper entry (origin, impure and the like describe this
-// mount, not the layer).
-func (d *differ) trimOverlayXattrs(abs string) {
-	names := ovl()
-	priv, err := rootfs.Xattrs(abs, func(n string) bool {
-		return strings.HasPrefix(n, names.prefix) && n != names.opaque
-	})
-	if err != nil || len(priv) == 0 {
+// trimOverlayXattrs drops the overlay-private xattrs priv (see statUpper)
+// from an upper entry.
+func (d *differ) trimOverlayXattrs(abs string, priv []string) {
+	if len(priv) == 0 {
 		return
 	}
 	d.edit(func() error {
-		for k := range priv {
+		for _, k := range priv {
 			if err := ignoreNoData(unix.Lremovexattr(abs, k)); err != nil {
 				return fmt.Errorf("removing xattr %s of %s: %w", k, abs, err)
 			}

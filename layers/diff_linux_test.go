@@ -3,9 +3,12 @@ package layers
 import (
 	"archive/tar"
 	"bytes"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -198,4 +201,49 @@ func TestDiffEntries(t *testing.T) {
 			assertUnpackedView(t, tarball, lower, merged)
 		})
 	}
+}
+
+// TestDiffWriterError: a writer that fails makes Diff fail with its error,
+// and Diff returns only once the writer is no longer written to.
+func TestDiffWriterError(t *testing.T) {
+	requireOverlay(t)
+	lower := t.TempDir()
+	upper, _ := overlayDo(t, []string{lower}, func(m string) {
+		for i := range 20 {
+			write(t, filepath.Join(m, fmt.Sprintf("f%02d", i)), strings.Repeat("x", 100<<10), 0o644)
+		}
+	}, false)
+	full := errors.New("disk full")
+	w := &limitWriter{left: 300 << 10, err: full}
+	_, err := Diff(t.Context(), w, DiffOptions{Upper: upper, Lowers: []string{lower}, KeepUpper: true})
+	if !errors.Is(err, full) {
+		t.Fatalf("Diff to a failing writer = %v, want %v", err, full)
+	}
+	w.mu.Lock()
+	w.closed = true
+	w.mu.Unlock()
+}
+
+// limitWriter takes left bytes, then fails with err; a Write after closed
+// is set is a bug of its caller.
+type limitWriter struct {
+	mu     sync.Mutex
+	left   int
+	err    error
+	closed bool
+}
+
+func (w *limitWriter) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		panic("Write after Diff returned")
+	}
+	if len(b) > w.left {
+		n := w.left
+		w.left = 0
+		return n, w.err
+	}
+	w.left -= len(b)
+	return len(b), nil
 }

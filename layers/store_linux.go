@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/containerd/containerd/v2/pkg/archive"
@@ -36,6 +37,8 @@ type Store struct {
 	limits  Limits
 	boot    string        // the boot id
 	settled chan struct{} // closed when the background sync is done; nil: none
+	// discards are the upper dirs being removed in the background.
+	discards sync.WaitGroup
 }
 
 // OpenStore opens (creating if needed) the store at root and removes temp
@@ -161,8 +164,7 @@ func extract(ctx context.Context, dir string, diffID digest.Digest, r io.Reader,
 	if err != nil {
 		return err
 	}
-	h := diffID.Algorithm().Digester()
-	tr := io.TeeReader(r, h.Hash())
+	tr, sum := hashing(r, diffID.Algorithm())
 	if _, err := archive.Apply(ctx, dir, tr,
 		archive.WithConvertWhiteout(u.convertWhiteout),
 		archive.WithFilter(u.filter)); err != nil {
@@ -171,10 +173,32 @@ func extract(ctx context.Context, dir string, diffID digest.Digest, r io.Reader,
 	if _, err := io.Copy(io.Discard, tr); err != nil {
 		return fmt.Errorf("reading tar: %w", err)
 	}
-	if got := h.Digest(); got != diffID {
+	if got := sum(); got != diffID {
 		return fmt.Errorf("content has diffID %s", got)
 	}
 	return setTrustedXattrs(dir, u.trusted)
+}
+
+// A HashedTar is a layer tar that hashes itself as it is made (commit's
+// StreamLayer gives one, hashed as it is decompressed): Unpack asks it
+// for the digest of what was read instead of hashing it again.
+type HashedTar interface {
+	io.Reader
+	// TarDigest is the digest of the whole stream, once it has been
+	// read to its end.
+	TarDigest() digest.Digest
+}
+
+// hashing returns r to be read to its end, and what then returns the
+// digest of all it gave.
+func hashing(r io.Reader, algo digest.Algorithm) (io.Reader, func() digest.Digest) {
+	if h, ok := r.(HashedTar); ok {
+		if algo == digest.Canonical {
+			return r, h.TarDigest
+		}
+	}
+	d := algo.Digester()
+	return io.TeeReader(r, d.Hash()), d.Digest
 }
 
 // setTrustedXattrs sets the trusted.* xattrs archive.Apply refuses to set,
@@ -231,7 +255,7 @@ func (s *Store) NewUpper(ctx context.Context) (*Upper, error) {
 
 // Commit makes the upper dir the snapshot of diffID by renaming it (no copy)
 // and releases the rest of u. If the store already has that snapshot, u is
-// discarded. The upper dir must hold exactly the layer: diff it with Diff
+// discarded, in the background (see Close). The upper dir must hold exactly the layer: diff it with Diff
 // (without KeepUpper) first.
 func (s *Store) Commit(u *Upper, diffID digest.Digest) (dir string, err error) {
 	if err := diffID.Validate(); err != nil {
@@ -246,13 +270,30 @@ func (s *Store) Commit(u *Upper, diffID digest.Digest) (dir string, err error) {
 	}
 	defer unlock()
 	if dir, ok := s.Lookup(diffID); ok {
-		return dir, u.Discard()
+		s.discardLater(u)
+		return dir, nil
 	}
 	dir, err = s.publish(u.Dir, diffID)
 	if err != nil {
 		return "", fmt.Errorf("committing layer %s: %w", diffID, err)
 	}
 	return dir, u.Discard()
+}
+
+// discardLater removes what is left of u in the background: an upper dir
+// made again (a --no-cache build) is as big as its layer, and removing
+// it need not hold up the next step. Close waits for it; a process killed
+// meanwhile leaves a temp dir the next OpenStore removes.
+func (s *Store) discardLater(u *Upper) {
+	tmp := u.tmp
+	u.tmp = nil
+	s.discards.Add(1)
+	go func() {
+		defer s.discards.Done()
+		if err := tmp.remove(); err != nil {
+			s.log.Warn("discarding an upper dir", "dir", tmp.dir, "err", err)
+		}
+	}()
 }
 
 // Discard removes what is left of u. It is safe to call more than once.

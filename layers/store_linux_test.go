@@ -200,6 +200,34 @@ func TestUnpackRejectsWrongDiffID(t *testing.T) {
 	assertTmpEmpty(t, s)
 }
 
+// hashedTar is a HashedTar that claims sum.
+type hashedTar struct {
+	io.Reader
+	sum digest.Digest
+}
+
+func (h hashedTar) TarDigest() digest.Digest { return h.sum }
+
+// TestUnpackHashedTar: the digest a HashedTar gives is the one Unpack
+// checks against the diffID (it does not hash the stream again).
+func TestUnpackHashedTar(t *testing.T) {
+	requireOverlay(t)
+	s := openStore(t)
+	b := tarOf(t, fileE("a", "content"))
+	d := digest.FromBytes(b)
+	other := digest.FromString("other")
+	if _, err := s.Unpack(t.Context(), d, hashedTar{bytes.NewReader(b), other}); err == nil || !strings.Contains(err.Error(), other.String()) {
+		t.Errorf("Unpack of a HashedTar with digest %s = %v, want an error naming it", other, err)
+	}
+	if _, ok := s.Lookup(d); ok {
+		t.Error("a refused unpack left a snapshot")
+	}
+	if _, err := s.Unpack(t.Context(), d, hashedTar{bytes.NewReader(b), d}); err != nil {
+		t.Errorf("Unpack of a HashedTar with its own digest: %v", err)
+	}
+	assertTmpEmpty(t, s)
+}
+
 type failingReader struct {
 	r io.Reader
 	n int
@@ -294,7 +322,8 @@ func TestUnpackConcurrent(t *testing.T) {
 }
 
 // TestCommit: a diffed upper dir becomes the snapshot by rename; a second
-// upper with the same diffID is discarded.
+// upper with the same diffID is discarded (in the background, waited for
+// by Close).
 func TestCommit(t *testing.T) {
 	requireOverlay(t)
 	s := openStore(t)
@@ -313,8 +342,9 @@ func TestCommit(t *testing.T) {
 		d := digest.FromBytes(buf.Bytes())
 		dir, err := s.Commit(u, d)
 		must(t, err)
+		s.Close() // waits for a discard in the background
 		if _, err := os.Stat(u.Dir); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("upper dir %s still exists after Commit", u.Dir)
+			t.Errorf("upper dir %s still exists after Commit and Close", u.Dir)
 		}
 		return d, dir
 	}

@@ -180,11 +180,13 @@ func (s *Store) startSettle() {
 	}()
 }
 
-// Close waits for the background sync OpenStore may have started.
+// Close waits for the background sync OpenStore may have started, and
+// for the upper dirs Commit discards in the background.
 func (s *Store) Close() {
 	if s.settled != nil {
 		<-s.settled
 	}
+	s.discards.Wait()
 }
 
 func syncfs(dir string) error {
