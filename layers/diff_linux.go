@@ -144,7 +144,12 @@ type mtimeEdit struct {
 type entry struct {
 	abs    string
 	st     unix.Stat_t
-	xattrs map[string]string
+	xattrs map[string]string // the layer's (rootfs.LayerXattr)
+	// private are the names of its overlay-private xattrs other than the
+	// opaque marker; marked says whether it has the marker (an opaque
+	// dir if its value is "y").
+	private []string
+	marked  bool
 }
 
 func (d *differ) stat(abs string) (*entry, error) {
@@ -152,12 +157,45 @@ func (d *differ) stat(abs string) (*entry, error) {
 	if err := unix.Lstat(abs, &e.st); err != nil {
 		return nil, &fs.PathError{Op: "lstat", Path: abs, Err: err}
 	}
-	x, err := rootfs.Xattrs(abs, rootfs.LayerXattr)
+	return e, d.readXattrs(e)
+}
+
+// readXattrs lists e's xattrs once, reading the values of the layer's.
+func (d *differ) readXattrs(e *entry) error {
+	names, err := rootfs.XattrNames(e.abs)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	e.xattrs = x
-	return e, nil
+	ovl := ovl()
+	for _, name := range names {
+		switch {
+		case name == ovl.opaque:
+			e.marked = true
+		case strings.HasPrefix(name, ovl.prefix):
+			e.private = append(e.private, name)
+		case rootfs.LayerXattr(name):
+			v, err := rootfs.Xattr(e.abs, name)
+			if err != nil {
+				return err
+			}
+			if v == nil {
+				continue // removed meanwhile
+			}
+			if e.xattrs == nil {
+				e.xattrs = map[string]string{}
+			}
+			e.xattrs[name] = string(v)
+		}
+	}
+	return nil
+}
+
+// opaque reports whether the dir e is marked opaque.
+func (e *entry) opaque() (bool, error) {
+	if !e.marked {
+		return false, nil
+	}
+	return isOpaque(e.abs)
 }
 
 func (e *entry) fmt() uint32 { return e.st.Mode & unix.S_IFMT }
@@ -171,17 +209,15 @@ func (e *entry) isWhiteout() bool {
 // dir, the lower dirs that make up its merged contents, top first.
 func (d *differ) lookupLower(lowers []string, name string) (*entry, []string, error) {
 	for i, l := range lowers {
-		p := filepath.Join(l, name)
-		var st unix.Stat_t
-		err := unix.Lstat(p, &st)
+		e := &entry{abs: filepath.Join(l, name)}
+		err := unix.Lstat(e.abs, &e.st)
 		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
 			continue
 		}
 		if err != nil {
-			return nil, nil, &fs.PathError{Op: "lstat", Path: p, Err: err}
+			return nil, nil, &fs.PathError{Op: "lstat", Path: e.abs, Err: err}
 		}
-		e, err := d.stat(p)
-		if err != nil {
+		if err := d.readXattrs(e); err != nil {
 			return nil, nil, err
 		}
 		if e.isWhiteout() {
@@ -190,8 +226,8 @@ func (d *differ) lookupLower(lowers []string, name string) (*entry, []string, er
 		if e.fmt() != unix.S_IFDIR {
 			return e, nil, nil
 		}
-		dirs := []string{p}
-		opaque, err := isOpaque(p)
+		dirs := []string{e.abs}
+		opaque, err := e.opaque()
 		if err != nil {
 			return nil, nil, err
 		}
@@ -247,7 +283,7 @@ func (d *differ) walk(rel, abs string, lowers []string) error {
 				return err
 			}
 		}
-		d.trimOverlayXattrs(cabs)
+		d.trimOverlayXattrs(up)
 		low, lowDirs, err := d.lookupLower(lowers, name)
 		if err != nil {
 			return err
@@ -278,7 +314,7 @@ func (d *differ) walk(rel, abs string, lowers []string) error {
 }
 
 func (d *differ) dir(rel string, up, low *entry, lowDirs []string) error {
-	opaque, err := isOpaque(up.abs)
+	opaque, err := up.opaque()
 	if err != nil {
 		return err
 	}
@@ -457,7 +493,7 @@ func (d *differ) writeFile(hdr *tar.Header, body string, blocks int64) error {
 		return nil
 	}
 	sparse := blocks*512 < hdr.Size
-	f, err := os.Open(body)
+	f, err := openFile(body)
 	if err != nil {
 		return err
 	}
@@ -531,16 +567,13 @@ func (d *differ) written(hdr *tar.Header) {
 // trimOverlayXattrs drops overlay-private xattrs other than the opaque
 // marker from an upper entry (origin, impure and the like describe this
 // mount, not the layer).
-func (d *differ) trimOverlayXattrs(abs string) {
-	names := ovl()
-	priv, err := rootfs.Xattrs(abs, func(n string) bool {
-		return strings.HasPrefix(n, names.prefix) && n != names.opaque
-	})
-	if err != nil || len(priv) == 0 {
+func (d *differ) trimOverlayXattrs(up *entry) {
+	if len(up.private) == 0 {
 		return
 	}
+	abs, priv := up.abs, up.private
 	d.edit(func() error {
-		for k := range priv {
+		for _, k := range priv {
 			if err := ignoreNoData(unix.Lremovexattr(abs, k)); err != nil {
 				return fmt.Errorf("removing xattr %s of %s: %w", k, abs, err)
 			}
@@ -599,12 +632,12 @@ func sameEntry(up, low *entry) (bool, error) {
 }
 
 func sameContent(a, b string) (bool, error) {
-	fa, err := os.Open(a)
+	fa, err := openFile(a)
 	if err != nil {
 		return false, err
 	}
 	defer fa.Close()
-	fb, err := os.Open(b)
+	fb, err := openFile(b)
 	if err != nil {
 		return false, err
 	}
@@ -627,5 +660,21 @@ func sameContent(a, b string) (bool, error) {
 		if aDone || bDone {
 			return aDone == bDone, nil
 		}
+	}
+}
+
+// openFile opens the regular file path for reading. Unlike os.Open it does
+// not offer the file to the runtime's poller, which refuses regular files
+// after four fcntl and epoll_ctl calls: a diff opens every file it writes.
+func openFile(path string) (*os.File, error) {
+	for {
+		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+		}
+		return os.NewFile(uintptr(fd), path), nil
 	}
 }
