@@ -493,7 +493,7 @@ func (d *differ) writeFile(hdr *tar.Header, body string, blocks int64) error {
 		return nil
 	}
 	sparse := blocks*512 < hdr.Size
-	f, err := openFile(body)
+	f, err := rootfs.OpenFile(body, os.O_RDONLY, 0)
 	if err != nil {
 		return err
 	}
@@ -632,12 +632,12 @@ func sameEntry(up, low *entry) (bool, error) {
 }
 
 func sameContent(a, b string) (bool, error) {
-	fa, err := openFile(a)
+	fa, err := rootfs.OpenFile(a, os.O_RDONLY, 0)
 	if err != nil {
 		return false, err
 	}
 	defer fa.Close()
-	fb, err := openFile(b)
+	fb, err := rootfs.OpenFile(b, os.O_RDONLY, 0)
 	if err != nil {
 		return false, err
 	}
@@ -660,21 +660,5 @@ func sameContent(a, b string) (bool, error) {
 		if aDone || bDone {
 			return aDone == bDone, nil
 		}
-	}
-}
-
-// openFile opens the regular file path for reading. Unlike os.Open it does
-// not offer the file to the runtime's poller, which refuses regular files
-// after four fcntl and epoll_ctl calls: a diff opens every file it writes.
-func openFile(path string) (*os.File, error) {
-	for {
-		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return nil, &fs.PathError{Op: "open", Path: path, Err: err}
-		}
-		return os.NewFile(uintptr(fd), path), nil
 	}
 }

@@ -281,12 +281,12 @@ func (c *copier) entry(src string, fi os.FileInfo, rel string) error {
 }
 
 func (c *copier) file(src, dst string) error {
-	in, err := os.Open(src)
+	in, err := rootfs.OpenFile(src, os.O_RDONLY, 0)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
+	out, err := rootfs.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return err
 	}
