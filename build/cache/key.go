@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+
+	"github.com/stratabuild/strata/internal/rootfs"
 )
 
 // Inputs is everything that determines a step's result, plus what explains
@@ -83,7 +85,7 @@ func HashFiles(root string, paths []string) (map[string]string, error) {
 		switch m := fi.Mode(); {
 		case m.IsRegular():
 			fmt.Fprintf(h, "file exec=%t\n", m.Perm()&0o111 != 0)
-			f, err := os.Open(full)
+			f, err := rootfs.OpenFile(full, os.O_RDONLY, 0)
 			if err != nil {
 				return nil, err
 			}
