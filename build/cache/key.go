@@ -75,6 +75,7 @@ func (in *Inputs) Key() string {
 // between checkouts of the same commit.
 func HashFiles(root string, paths []string) (map[string]string, error) {
 	out := make(map[string]string, len(paths))
+	buf := make([]byte, 64<<10) // io.Copy would allocate one per file
 	for _, p := range paths {
 		full := filepath.Join(root, filepath.FromSlash(p))
 		fi, err := os.Lstat(full)
@@ -89,7 +90,7 @@ func HashFiles(root string, paths []string) (map[string]string, error) {
 			if err != nil {
 				return nil, err
 			}
-			_, err = io.Copy(h, f)
+			_, err = io.CopyBuffer(h, struct{ io.Reader }{f}, buf) // not f's WriteTo, which allocates
 			f.Close()
 			if err != nil {
 				return nil, fmt.Errorf("hashing %s: %w", p, err)
