@@ -150,6 +150,8 @@ type entry struct {
 	// dir if its value is "y").
 	private []string
 	marked  bool
+	// content is the file's content read ahead (see prefetch), or nil.
+	content []byte
 }
 
 func (d *differ) stat(abs string) (*entry, error) {
@@ -264,7 +266,15 @@ func (d *differ) walk(rel, abs string, lowers []string) error {
 	if err != nil {
 		return err
 	}
-	for _, de := range ents {
+	pre := d.prefetch(abs, ents, lowers)
+	if pre != nil {
+		defer pre.close()
+	}
+	for i, de := range ents {
+		var f *fetched
+		if pre != nil {
+			f = pre.get(i)
+		}
 		name := de.Name()
 		crel := path.Join(rel, name)
 		cabs := filepath.Join(abs, name)
@@ -272,7 +282,12 @@ func (d *differ) walk(rel, abs string, lowers []string) error {
 			d.edit(func() error { return os.RemoveAll(cabs) })
 			continue
 		}
-		up, err := d.stat(cabs)
+		var up *entry
+		if f != nil {
+			up, err = f.up, f.upErr
+		} else {
+			up, err = d.stat(cabs)
+		}
 		if err != nil {
 			return err
 		}
@@ -284,7 +299,13 @@ func (d *differ) walk(rel, abs string, lowers []string) error {
 			}
 		}
 		d.trimOverlayXattrs(up)
-		low, lowDirs, err := d.lookupLower(lowers, name)
+		var low *entry
+		var lowDirs []string
+		if f != nil {
+			low, lowDirs, err = f.low, f.lowDirs, f.lowErr
+		} else {
+			low, lowDirs, err = d.lookupLower(lowers, name)
+		}
 		if err != nil {
 			return err
 		}
@@ -392,11 +413,11 @@ func (d *differ) nonDir(rel string, up, low *entry) error {
 		}
 		hdr.Linkname = target
 	}
-	var body string
+	var body *entry
 	if hdr.Typeflag == tar.TypeReg {
-		body = up.abs
+		body = up
 	}
-	if err := d.writeFile(hdr, body, up.st.Blocks); err != nil {
+	if err := d.writeFile(hdr, body); err != nil {
 		return err
 	}
 	if low == nil {
@@ -472,12 +493,11 @@ func (d *differ) mtime(e *entry) time.Time {
 }
 
 // write writes hdr, after any pending parent dirs.
-func (d *differ) write(hdr *tar.Header) error { return d.writeFile(hdr, "", 0) }
+func (d *differ) write(hdr *tar.Header) error { return d.writeFile(hdr, nil) }
 
 // writeFile writes hdr, after any pending parent dirs, then the content of
-// the file body if body is set; blocks is its allocated size in 512-byte
-// blocks.
-func (d *differ) writeFile(hdr *tar.Header, body string, blocks int64) error {
+// the file body if body is set: read ahead, or read now.
+func (d *differ) writeFile(hdr *tar.Header, body *entry) error {
 	for _, p := range d.pending {
 		if err := d.tw.WriteHeader(p); err != nil {
 			return fmt.Errorf("writing %q: %w", p.Name, err)
@@ -489,11 +509,17 @@ func (d *differ) writeFile(hdr *tar.Header, body string, blocks int64) error {
 		return fmt.Errorf("writing %q: %w", hdr.Name, err)
 	}
 	d.written(hdr)
-	if body == "" || hdr.Size == 0 {
+	if body == nil || hdr.Size == 0 {
 		return nil
 	}
-	sparse := blocks*512 < hdr.Size
-	f, err := rootfs.OpenFile(body, os.O_RDONLY, 0)
+	if int64(len(body.content)) == hdr.Size {
+		if _, err := d.tw.Write(body.content); err != nil {
+			return fmt.Errorf("writing %q: %w", hdr.Name, err)
+		}
+		return nil
+	}
+	sparse := body.st.Blocks*512 < hdr.Size
+	f, err := rootfs.OpenFile(body.abs, os.O_RDONLY, 0)
 	if err != nil {
 		return err
 	}
