@@ -139,7 +139,8 @@ func writeOCILayout(ctx context.Context, dir string, img layoutEntry, refNames [
 		return err
 	}
 	if kind == destEmpty {
-		if err := ReplaceFile(filepath.Join(dir, "oci-layout"), []byte(layoutFile)); err != nil {
+		// Made durable by the sync of dir after index.json.
+		if err := writeLayoutFile(dir); err != nil {
 			return err
 		}
 	}
@@ -165,7 +166,7 @@ func createLayout(ctx context.Context, dir string, img layoutEntry, refNames []s
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return false, err
 	}
-	if err := ReplaceFile(filepath.Join(tmp, "oci-layout"), []byte(layoutFile)); err != nil {
+	if err := writeLayoutFile(tmp); err != nil { // synced with index.json
 		return false, err
 	}
 	if err := addImage(ctx, tmp, img, refNames); err != nil {
@@ -179,6 +180,15 @@ func createLayout(ctx context.Context, dir string, img layoutEntry, refNames []s
 		return false, err
 	}
 	return true, syncDir(filepath.Dir(dir))
+}
+
+// writeLayoutFile writes dir's oci-layout file, leaving the sync of dir
+// to the index.json written after it.
+func writeLayoutFile(dir string) error {
+	return renameSynced(filepath.Join(dir, "oci-layout"), func(f *os.File) error {
+		_, err := f.WriteString(layoutFile)
+		return err
+	})
 }
 
 // addImage writes img's blobs into the layout at dir, then lists it in
@@ -321,7 +331,8 @@ func putBytes(blobs string, d v1.Hash, data []byte) error {
 
 // putBlob writes the blob of digest d and size bytes, read from open,
 // unless a file of that size is already there. It checks the digest as
-// it writes, and renames a synced temp file into place, mode 0644.
+// it writes, and renames a synced temp file into place, mode 0644; the
+// caller syncs blobs once its blobs are written.
 func putBlob(blobs string, d v1.Hash, size int64, open func() (io.ReadCloser, error)) error {
 	if d.Algorithm != "sha256" {
 		return fmt.Errorf("blob %s: only sha256 digests are supported", d)
@@ -335,7 +346,7 @@ func putBlob(blobs string, d v1.Hash, size int64, open func() (io.ReadCloser, er
 		return err
 	}
 	defer rc.Close()
-	return replaceFile(path, func(f *os.File) error {
+	return renameSynced(path, func(f *os.File) error {
 		h := sha256.New()
 		n, err := io.Copy(io.MultiWriter(f, h), rc)
 		if err != nil {

@@ -119,8 +119,19 @@ func ReplaceFile(file string, data []byte) error {
 }
 
 // replaceFile writes file through write on a temp file in the same
-// directory (see createTemp), syncs it and renames it over file.
-func replaceFile(file string, write func(*os.File) error) (err error) {
+// directory (see createTemp), syncs it and renames it over file, then
+// syncs the directory.
+func replaceFile(file string, write func(*os.File) error) error {
+	if err := renameSynced(file, write); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(file))
+}
+
+// renameSynced is replaceFile but for the sync of the directory, left to
+// the caller: one syncDir after writing several files into a directory
+// makes all their renames durable (each sync is a journal commit).
+func renameSynced(file string, write func(*os.File) error) (err error) {
 	f, err := createTemp(file)
 	if err != nil {
 		return err
@@ -143,10 +154,7 @@ func replaceFile(file string, write func(*os.File) error) (err error) {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(f.Name(), file); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(file))
+	return os.Rename(f.Name(), file)
 }
 
 // syncDir makes the entries of dir (a rename into it) durable.

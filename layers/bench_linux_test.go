@@ -54,6 +54,40 @@ func BenchmarkDiff(b *testing.B) {
 	}
 }
 
+// BenchmarkDiffNewFiles diffs an upper dir of 1,000 new small files in a
+// new dir over a small lower tree: a step that generates files, whose diff
+// the next step waits for.
+func BenchmarkDiffNewFiles(b *testing.B) {
+	requireOverlay(b)
+	lower := filepath.Join(b.TempDir(), "lower")
+	for i := range 100 {
+		p := filepath.Join(lower, fmt.Sprintf("bin/f%03d", i))
+		if i == 0 {
+			mkdir(b, filepath.Dir(p), 0o755)
+		}
+		if err := os.WriteFile(p, []byte("content of a lower file"), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	upper, _ := overlayDo(b, []string{lower}, func(m string) {
+		mkdir(b, filepath.Join(m, "opt/app/gen"), 0o755)
+		for i := range 1000 {
+			write(b, filepath.Join(m, fmt.Sprintf("opt/app/gen/f%d.txt", i)), fmt.Sprintf("file %d of 1000", i), 0o644)
+		}
+	}, false)
+	o := DiffOptions{Upper: upper, Lowers: []string{lower}, KeepUpper: true}
+	var st DiffStats
+	for b.Loop() {
+		var err error
+		if st, err = Diff(b.Context(), io.Discard, o); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if st.Added != 1003 {
+		b.Fatalf("diff added %d entries (%+v), want 1003", st.Added, st)
+	}
+}
+
 // layerTar100MB is a layer of 100 files of 1 MiB of incompressible data.
 func layerTar100MB(b *testing.B) []byte {
 	var buf bytes.Buffer

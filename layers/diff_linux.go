@@ -175,40 +175,60 @@ type mtimeEdit struct {
 type entry struct {
 	abs    string
 	st     unix.Stat_t
-	xattrs map[string]string
+	xattrs map[string]string // the layer's (rootfs.LayerXattr)
+	// private are the names of its overlay-private xattrs other than the
+	// opaque marker; marked says whether it has the marker (an opaque
+	// dir if its value is "y").
+	private []string
+	marked  bool
+	// content is the file's content read ahead (see prefetch), or nil.
+	content []byte
 }
 
 func (d *differ) stat(abs string) (*entry, error) {
-	return d.statKeep(abs, rootfs.LayerXattr)
-}
-
-// statUpper is stat of an upper entry, which also returns the names of
-// its overlay-private xattrs other than the opaque marker (origin, impure
-// and the like describe this mount, not the layer): one listing of its
-// xattrs serves both.
-func (d *differ) statUpper(abs string) (*entry, []string, error) {
-	names := ovl()
-	var priv []string
-	e, err := d.statKeep(abs, func(n string) bool {
-		if strings.HasPrefix(n, names.prefix) && n != names.opaque {
-			priv = append(priv, n)
-		}
-		return rootfs.LayerXattr(n)
-	})
-	return e, priv, err
-}
-
-func (d *differ) statKeep(abs string, keep func(string) bool) (*entry, error) {
 	e := &entry{abs: abs}
 	if err := unix.Lstat(abs, &e.st); err != nil {
 		return nil, &fs.PathError{Op: "lstat", Path: abs, Err: err}
 	}
-	x, err := rootfs.Xattrs(abs, keep)
+	return e, d.readXattrs(e)
+}
+
+// readXattrs lists e's xattrs once, reading the values of the layer's.
+func (d *differ) readXattrs(e *entry) error {
+	names, err := rootfs.XattrNames(e.abs)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	e.xattrs = x
-	return e, nil
+	ovl := ovl()
+	for _, name := range names {
+		switch {
+		case name == ovl.opaque:
+			e.marked = true
+		case strings.HasPrefix(name, ovl.prefix):
+			e.private = append(e.private, name)
+		case rootfs.LayerXattr(name):
+			v, err := rootfs.Xattr(e.abs, name)
+			if err != nil {
+				return err
+			}
+			if v == nil {
+				continue // removed meanwhile
+			}
+			if e.xattrs == nil {
+				e.xattrs = map[string]string{}
+			}
+			e.xattrs[name] = string(v)
+		}
+	}
+	return nil
+}
+
+// opaque reports whether the dir e is marked opaque.
+func (e *entry) opaque() (bool, error) {
+	if !e.marked {
+		return false, nil
+	}
+	return isOpaque(e.abs)
 }
 
 func (e *entry) fmt() uint32 { return e.st.Mode & unix.S_IFMT }
@@ -222,17 +242,15 @@ func (e *entry) isWhiteout() bool {
 // dir, the lower dirs that make up its merged contents, top first.
 func (d *differ) lookupLower(lowers []string, name string) (*entry, []string, error) {
 	for i, l := range lowers {
-		p := filepath.Join(l, name)
-		var st unix.Stat_t
-		err := unix.Lstat(p, &st)
+		e := &entry{abs: filepath.Join(l, name)}
+		err := unix.Lstat(e.abs, &e.st)
 		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
 			continue
 		}
 		if err != nil {
-			return nil, nil, &fs.PathError{Op: "lstat", Path: p, Err: err}
+			return nil, nil, &fs.PathError{Op: "lstat", Path: e.abs, Err: err}
 		}
-		e, err := d.stat(p)
-		if err != nil {
+		if err := d.readXattrs(e); err != nil {
 			return nil, nil, err
 		}
 		if e.isWhiteout() {
@@ -241,8 +259,8 @@ func (d *differ) lookupLower(lowers []string, name string) (*entry, []string, er
 		if e.fmt() != unix.S_IFDIR {
 			return e, nil, nil
 		}
-		dirs := []string{p}
-		opaque, err := isOpaque(p)
+		dirs := []string{e.abs}
+		opaque, err := e.opaque()
 		if err != nil {
 			return nil, nil, err
 		}
@@ -279,7 +297,15 @@ func (d *differ) walk(rel, abs string, lowers []string) error {
 	if err != nil {
 		return err
 	}
-	for _, de := range ents {
+	pre := d.prefetch(abs, ents, lowers)
+	if pre != nil {
+		defer pre.close()
+	}
+	for i, de := range ents {
+		var f *fetched
+		if pre != nil {
+			f = pre.get(i)
+		}
 		name := de.Name()
 		crel := path.Join(rel, name)
 		cabs := filepath.Join(abs, name)
@@ -287,7 +313,12 @@ func (d *differ) walk(rel, abs string, lowers []string) error {
 			d.edit(func() error { return os.RemoveAll(cabs) })
 			continue
 		}
-		up, priv, err := d.statUpper(cabs)
+		var up *entry
+		if f != nil {
+			up, err = f.up, f.upErr
+		} else {
+			up, err = d.stat(cabs)
+		}
 		if err != nil {
 			return err
 		}
@@ -298,8 +329,14 @@ func (d *differ) walk(rel, abs string, lowers []string) error {
 				return err
 			}
 		}
-		d.trimOverlayXattrs(cabs, priv)
-		low, lowDirs, err := d.lookupLower(lowers, name)
+		d.trimOverlayXattrs(up)
+		var low *entry
+		var lowDirs []string
+		if f != nil {
+			low, lowDirs, err = f.low, f.lowDirs, f.lowErr
+		} else {
+			low, lowDirs, err = d.lookupLower(lowers, name)
+		}
 		if err != nil {
 			return err
 		}
@@ -329,7 +366,7 @@ func (d *differ) walk(rel, abs string, lowers []string) error {
 }
 
 func (d *differ) dir(rel string, up, low *entry, lowDirs []string) error {
-	opaque, err := isOpaque(up.abs)
+	opaque, err := up.opaque()
 	if err != nil {
 		return err
 	}
@@ -407,11 +444,11 @@ func (d *differ) nonDir(rel string, up, low *entry) error {
 		}
 		hdr.Linkname = target
 	}
-	var body string
+	var body *entry
 	if hdr.Typeflag == tar.TypeReg {
-		body = up.abs
+		body = up
 	}
-	if err := d.writeFile(hdr, body, up.st.Blocks); err != nil {
+	if err := d.writeFile(hdr, body); err != nil {
 		return err
 	}
 	if low == nil {
@@ -494,12 +531,11 @@ func (d *differ) mtime(e *entry) time.Time {
 }
 
 // write writes hdr, after any pending parent dirs.
-func (d *differ) write(hdr *tar.Header) error { return d.writeFile(hdr, "", 0) }
+func (d *differ) write(hdr *tar.Header) error { return d.writeFile(hdr, nil) }
 
 // writeFile writes hdr, after any pending parent dirs, then the content of
-// the file body if body is set; blocks is its allocated size in 512-byte
-// blocks.
-func (d *differ) writeFile(hdr *tar.Header, body string, blocks int64) error {
+// the file body if body is set: read ahead, or read now.
+func (d *differ) writeFile(hdr *tar.Header, body *entry) error {
 	for _, p := range d.pending {
 		if err := d.tw.WriteHeader(p); err != nil {
 			return fmt.Errorf("writing %q: %w", p.Name, err)
@@ -511,11 +547,17 @@ func (d *differ) writeFile(hdr *tar.Header, body string, blocks int64) error {
 		return fmt.Errorf("writing %q: %w", hdr.Name, err)
 	}
 	d.written(hdr)
-	if body == "" || hdr.Size == 0 {
+	if body == nil || hdr.Size == 0 {
 		return nil
 	}
-	sparse := blocks*512 < hdr.Size
-	f, err := os.Open(body)
+	if int64(len(body.content)) == hdr.Size {
+		if _, err := d.tw.Write(body.content); err != nil {
+			return fmt.Errorf("writing %q: %w", hdr.Name, err)
+		}
+		return nil
+	}
+	sparse := body.st.Blocks*512 < hdr.Size
+	f, err := rootfs.OpenFile(body.abs, os.O_RDONLY, 0)
 	if err != nil {
 		return err
 	}
@@ -586,12 +628,14 @@ func (d *differ) written(hdr *tar.Header) {
 	}
 }
 
-// trimOverlayXattrs drops the overlay-private xattrs priv (see statUpper)
-// from an upper entry.
-func (d *differ) trimOverlayXattrs(abs string, priv []string) {
-	if len(priv) == 0 {
+// trimOverlayXattrs drops overlay-private xattrs other than the opaque
+// marker from an upper entry (origin, impure and the like describe this
+// mount, not the layer).
+func (d *differ) trimOverlayXattrs(up *entry) {
+	if len(up.private) == 0 {
 		return
 	}
+	abs, priv := up.abs, up.private
 	d.edit(func() error {
 		for _, k := range priv {
 			if err := ignoreNoData(unix.Lremovexattr(abs, k)); err != nil {
@@ -652,12 +696,12 @@ func sameEntry(up, low *entry) (bool, error) {
 }
 
 func sameContent(a, b string) (bool, error) {
-	fa, err := os.Open(a)
+	fa, err := rootfs.OpenFile(a, os.O_RDONLY, 0)
 	if err != nil {
 		return false, err
 	}
 	defer fa.Close()
-	fb, err := os.Open(b)
+	fb, err := rootfs.OpenFile(b, os.O_RDONLY, 0)
 	if err != nil {
 		return false, err
 	}

@@ -8,7 +8,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
+	"sync"
+	"sync/atomic"
+
+	"github.com/stratabuild/strata/internal/rootfs"
 )
 
 // Inputs is everything that determines a step's result, plus what explains
@@ -72,47 +77,75 @@ func (in *Inputs) Key() string {
 // its entries — never mtimes, other mode bits or owners, which differ
 // between checkouts of the same commit.
 func HashFiles(root string, paths []string) (map[string]string, error) {
+	// The files are hashed on every core (a context of a few hundred
+	// files is read before the first step), each worker with one read
+	// buffer for all its files.
+	sums := make([]string, len(paths))
+	errs := make([]error, len(paths))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range max(1, min(runtime.GOMAXPROCS(0), len(paths), 8)) {
+		wg.Go(func() {
+			buf := make([]byte, 64<<10) // io.Copy would allocate one per file
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(paths) {
+					return
+				}
+				sums[i], errs[i] = hashFile(root, paths[i], buf)
+			}
+		})
+	}
+	wg.Wait()
 	out := make(map[string]string, len(paths))
-	for _, p := range paths {
-		full := filepath.Join(root, filepath.FromSlash(p))
-		fi, err := os.Lstat(full)
-		if err != nil {
-			return nil, err
+	for i, p := range paths {
+		if errs[i] != nil {
+			return nil, errs[i] // the first in path order, as one by one
 		}
-		h := sha256.New()
-		switch m := fi.Mode(); {
-		case m.IsRegular():
-			fmt.Fprintf(h, "file exec=%t\n", m.Perm()&0o111 != 0)
-			f, err := os.Open(full)
-			if err != nil {
-				return nil, err
-			}
-			_, err = io.Copy(h, f)
-			f.Close()
-			if err != nil {
-				return nil, fmt.Errorf("hashing %s: %w", p, err)
-			}
-		case m&fs.ModeSymlink != 0:
-			target, err := os.Readlink(full)
-			if err != nil {
-				return nil, err
-			}
-			fmt.Fprintf(h, "symlink\n%s", target)
-		case m.IsDir():
-			entries, err := os.ReadDir(full)
-			if err != nil {
-				return nil, err
-			}
-			fmt.Fprintf(h, "dir\n")
-			for _, e := range entries {
-				fmt.Fprintf(h, "%s\n", e.Name())
-			}
-		default:
-			fmt.Fprintf(h, "special %v\n", m.Type())
-		}
-		out[p] = "sha256:" + hex.EncodeToString(h.Sum(nil))
+		out[p] = sums[i]
 	}
 	return out, nil
+}
+
+// hashFile is HashFiles' digest of one path, read through buf.
+func hashFile(root, p string, buf []byte) (string, error) {
+	full := filepath.Join(root, filepath.FromSlash(p))
+	fi, err := os.Lstat(full)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	switch m := fi.Mode(); {
+	case m.IsRegular():
+		fmt.Fprintf(h, "file exec=%t\n", m.Perm()&0o111 != 0)
+		f, err := rootfs.OpenFile(full, os.O_RDONLY, 0)
+		if err != nil {
+			return "", err
+		}
+		_, err = io.CopyBuffer(h, struct{ io.Reader }{f}, buf) // not f's WriteTo, which allocates
+		f.Close()
+		if err != nil {
+			return "", fmt.Errorf("hashing %s: %w", p, err)
+		}
+	case m&fs.ModeSymlink != 0:
+		target, err := os.Readlink(full)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "symlink\n%s", target)
+	case m.IsDir():
+		entries, err := os.ReadDir(full)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "dir\n")
+		for _, e := range entries {
+			fmt.Fprintf(h, "%s\n", e.Name())
+		}
+	default:
+		fmt.Fprintf(h, "special %v\n", m.Type())
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // Def is the canonical form of a step's expanded definition: what goes

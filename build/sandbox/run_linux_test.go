@@ -30,6 +30,8 @@ func TestRunOutput(t *testing.T) {
 	}
 }
 
+// TestRunExitStatus: the process's exit status is Run's result, and the
+// run, whatever its status, leaves no runtime state or cgroup.
 func TestRunExitStatus(t *testing.T) {
 	requireRunc(t)
 	t.Parallel()
@@ -44,7 +46,10 @@ func TestRunExitStatus(t *testing.T) {
 	} {
 		t.Run(tc.script, func(t *testing.T) {
 			t.Parallel()
-			r := run(t.Context(), t, Options{Rootfs: busybox(t), Args: []string{"sh", "-c", tc.script}})
+			stateDir := t.TempDir()
+			id := "strata-status-test-" + newID()[:8]
+			r := run(t.Context(), t, Options{Rootfs: busybox(t), ID: id, StateDir: stateDir, Args: []string{"sh", "-c", tc.script}})
+			assertNoTraces(t, id, stateDir)
 			var exitErr *ExitError
 			switch {
 			case tc.want == 0 && r.err != nil:

@@ -29,10 +29,13 @@ type Pipe struct {
 	rerr error // set by CloseRead: what Write returns
 }
 
-// New's buffer: Chunks chunks of Chunk bytes (8 MiB).
+// New's buffer: Chunks chunks of Chunk bytes (8 MiB). Small chunks, so
+// that the reader starts early: with 1 MiB ones, a base layer of 2 MiB
+// (busybox) reached the extraction 9-12 ms after its first byte was
+// fetched, 3-5 ms with these.
 const (
-	Chunk  = 1 << 20
-	Chunks = 8
+	Chunk  = 128 << 10
+	Chunks = 64
 )
 
 // New returns an empty pipe buffering Chunks chunks of Chunk bytes.

@@ -1,6 +1,7 @@
-// Package rootfs resolves paths inside a root filesystem and reads the
-// extended attributes that belong in a layer. It is the one resolver that
-// copies, mount-stub handling and layer extraction share.
+// Package rootfs resolves paths inside a root filesystem, reads the
+// extended attributes that belong in a layer and opens files without the
+// runtime poller's cost. It is the one resolver that copies, mount-stub
+// handling and layer extraction share.
 //
 // Input: a root directory on the host and a path as seen inside it.
 // Output: the host path it names, with symlinks followed inside the root,

@@ -10,29 +10,16 @@ import (
 
 // Xattrs returns the xattrs of path (not followed) that pass keep.
 func Xattrs(path string, keep func(string) bool) (map[string]string, error) {
-	buf := make([]byte, 1024)
-	var n int
-	for {
-		var err error
-		n, err = unix.Llistxattr(path, buf)
-		if errors.Is(err, unix.ERANGE) {
-			buf = make([]byte, len(buf)*4)
-			continue
-		}
-		if errors.Is(err, unix.ENOTSUP) {
-			return nil, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("listing xattrs of %s: %w", path, err)
-		}
-		break
+	names, err := XattrNames(path)
+	if err != nil {
+		return nil, err
 	}
 	var out map[string]string
-	for _, name := range bytes.Split(buf[:n], []byte{0}) {
-		if len(name) == 0 || !keep(string(name)) {
+	for _, name := range names {
+		if !keep(name) {
 			continue
 		}
-		v, err := Xattr(path, string(name))
+		v, err := Xattr(path, name)
 		if err != nil {
 			return nil, err
 		}
@@ -42,9 +29,35 @@ func Xattrs(path string, keep func(string) bool) (map[string]string, error) {
 		if out == nil {
 			out = map[string]string{}
 		}
-		out[string(name)] = string(v)
+		out[name] = string(v)
 	}
 	return out, nil
+}
+
+// XattrNames returns the names of the xattrs of path (not followed), nil
+// when it has none or its file system has no xattrs.
+func XattrNames(path string) ([]string, error) {
+	var small [1024]byte // most files have no xattrs: no allocation then
+	buf := small[:]
+	for {
+		n, err := unix.Llistxattr(path, buf)
+		switch {
+		case errors.Is(err, unix.ERANGE):
+			buf = make([]byte, len(buf)*4)
+			continue
+		case errors.Is(err, unix.ENOTSUP):
+			return nil, nil
+		case err != nil:
+			return nil, fmt.Errorf("listing xattrs of %s: %w", path, err)
+		}
+		var names []string
+		for name := range bytes.SplitSeq(buf[:n], []byte{0}) {
+			if len(name) > 0 {
+				names = append(names, string(name))
+			}
+		}
+		return names, nil
+	}
 }
 
 // Xattr returns the value of xattr name on path (not followed), or nil if
