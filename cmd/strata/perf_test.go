@@ -106,7 +106,13 @@ func TestKilledDuringCompression(t *testing.T) {
 	cmd := exec.Command(strataBin, args(root, "300")...)
 	cmd.Env = append(os.Environ(), env...)
 	stderr, pr := startUntil(t, cmd, "next-step-running")
-	compressing, _ := filepath.Glob(filepath.Join(root, "blobs", fmt.Sprintf(".*.tmp-%d-*", cmd.Process.Pid)))
+	// The next step may start before the compressor has made its temp
+	// blob: wait for it (zstd 19 takes seconds over the 12 MiB layer).
+	var compressing []string
+	for deadline := time.Now().Add(10 * time.Second); len(compressing) == 0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+		compressing, _ = filepath.Glob(filepath.Join(root, "blobs", fmt.Sprintf(".*.tmp-%d-*", cmd.Process.Pid)))
+	}
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
