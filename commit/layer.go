@@ -186,6 +186,13 @@ func WriteLayer(ctx context.Context, tar io.Reader, dir string, c Compression) (
 		return nil, fmt.Errorf("creating layer blob: %w", err)
 	}
 	l, err := writeBlob(ctx, tar, tmp, c)
+	if err == nil {
+		// Durable before it is named: a cache entry recorded after this
+		// never names a blob a crash emptied.
+		if err = tmp.Sync(); err != nil {
+			err = fmt.Errorf("syncing layer blob: %w", err)
+		}
+	}
 	if cerr := tmp.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("closing layer blob: %w", cerr)
 	}

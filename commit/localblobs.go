@@ -109,6 +109,9 @@ func fetchBlob(ctx context.Context, l v1.Layer, dir string, want blobSums, mt ty
 	}
 	defer os.Remove(tmp.Name())
 	got, err := readBlob(ctx, rc, tmp, mt, use)
+	if err == nil {
+		err = tmp.Sync() // durable before it is named by its digest
+	}
 	if cerr := tmp.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("writing blob: %w", cerr)
 	}
@@ -238,7 +241,11 @@ func (i *localBlobs) LayerByDiffID(h v1.Hash) (v1.Layer, error) {
 
 // linkBlobs hardlinks the blobs of img's local layers into a layout being
 // written at dir, so that the layout writer finds them there and copies
-// nothing. Where linking fails (another filesystem), the writer copies.
+// nothing. Where linking fails (another filesystem), the writer copies. A
+// blob under the state root was written without a sync (a build does not
+// wait for the disk), so each one linked is synced here, before the
+// layout's index.json can name it; one that cannot be is unlinked, and
+// the writer copies it, synced.
 func linkBlobs(img v1.Image, dir string) {
 	ls, err := img.Layers()
 	if err != nil {
@@ -256,6 +263,19 @@ func linkBlobs(img v1.Image, dir string) {
 		// Blobs are content-addressed and never written again: sharing
 		// the inode is safe. Readable by all, as a copied blob would be.
 		_ = os.Chmod(local.path, 0o644)
-		_ = os.Link(local.path, filepath.Join(blobs, local.digest.Hex))
+		link := filepath.Join(blobs, local.digest.Hex)
+		if os.Link(local.path, link) == nil && syncFile(link) != nil {
+			_ = os.Remove(link)
+		}
 	}
+}
+
+// syncFile makes the content of the file at path durable.
+func syncFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
 }
