@@ -185,17 +185,19 @@ func Build(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*Result, e
 	// a stage's failure does not stop that (the steps before it are
 	// recorded in the cache), an interruption does.
 	s.compressor = commit.NewCompressor(ctx, s.root.Blobs(), o.Compression)
-	defer s.compressor.Close()
 	parent := ctx
 	// Images pulled stay bound to this context until the outputs are
 	// written: it is cancelled when a stage fails, and after the outputs.
 	ctx, cancel := context.WithCancelCause(ctx)
 	s.cancel = cancel
-	// A push gets each step's layer as soon as its blob is whole.
+	// A push gets the image's step layers as soon as their blobs are whole.
 	if !o.DryRun && slices.ContainsFunc(o.Outputs, func(out commit.Output) bool { return out.Type == commit.OutputRegistry }) {
 		s.uploader = commit.NewUploader(ctx, o.Tags, o.Registry, s.log)
+		s.imageStages = imageStages(plans)
 	}
-	defer func() { cancel(nil); s.uploader.Wait() }()
+	// On every return: what still runs stops, the compressor before the
+	// uploads it starts.
+	defer func() { cancel(nil); s.compressor.Close(); s.uploader.Wait() }()
 	start = time.Now()
 	execs, results, err := s.run(ctx, plans)
 	phases.Steps = time.Since(start)

@@ -90,3 +90,18 @@ func (s *sharedStages) claim(fp string) (d *stageDone, first bool) {
 	s.stages[fp] = d
 	return d, true
 }
+
+// imageStages are the fingerprints of the stages whose layers are in the
+// images the plans make: each plan's target stage and the stages it
+// continues (from: STAGE), not the stages only copied from.
+func imageStages(plans []*plan.Plan) map[string]bool {
+	out := map[string]bool{}
+	for _, p := range plans {
+		sp, ok := p.Stages[len(p.Stages)-1], true
+		for ok {
+			out[p.Fingerprint(sp)] = true
+			sp, ok = p.StageByIndex(sp.BaseStage)
+		}
+	}
+	return out
+}

@@ -49,6 +49,9 @@ type session struct {
 	// uploads them then to a push's repositories (nil: no push).
 	compressor *commit.Compressor
 	uploader   *commit.Uploader
+	// imageStages are the fingerprints of the stages whose layers a push
+	// uploads (see imageStages).
+	imageStages map[string]bool
 
 	mu    sync.Mutex // guards steps, dry and final
 	steps []StepResult
@@ -160,6 +163,10 @@ func (e *executor) fsStep(ctx context.Context, sp *plan.Stage, res *stageResult,
 		return nil, nil, false, nil
 	}
 	e.info(ev, "cache miss: "+why)
+	mt, err := e.o.Compression.MediaType()
+	if err != nil {
+		return nil, nil, false, err
+	}
 	m, err := e.make(ctx, sp, res, s, ev, t)
 	if err != nil {
 		return nil, nil, false, err
@@ -174,16 +181,13 @@ func (e *executor) fsStep(ctx context.Context, sp *plan.Stage, res *stageResult,
 	// The next step starts now; the layer is compressed in the
 	// background, and the step recorded in the cache once its blob is
 	// whole (a build killed before never records it).
-	mt, err := e.o.Compression.MediaType()
-	if err != nil {
-		return nil, nil, false, err
-	}
 	diffID, err := v1.NewHash(m.DiffID)
 	if err != nil {
 		return nil, nil, false, err
 	}
 	rec := &cache.Layer{DiffID: m.DiffID, MediaType: string(mt), Added: m.Stats.Added, Modified: m.Stats.Modified, Deleted: m.Stats.Deleted}
-	layer := e.compressor.Add(diffID, m.Tar, e.recorder(entry, rec, s.Pos, ev.Stage))
+	upload := e.imageStages[e.plan.Fingerprint(sp)]
+	layer := e.compressor.Add(diffID, m.Tar, e.recorder(entry, rec, s.Pos, ev.Stage, upload))
 	res.chain = append(res.chain, m.Layer(layer))
 	return layer, rec, false, nil
 }
@@ -191,8 +195,9 @@ func (e *executor) fsStep(ctx context.Context, sp *plan.Stage, res *stageResult,
 // recorder returns what records a step in the cache once its layer's
 // blob is whole: rec is what the step reported (no digest or size yet);
 // the entry gets the layer's full record, and so will the step's result
-// (session.finish).
-func (e *executor) recorder(entry *cache.Entry, rec *cache.Layer, pos, stage string) func(context.Context, *commit.Layer, time.Duration) error {
+// (session.finish). With upload, the blob goes to the push's repositories
+// then.
+func (e *executor) recorder(entry *cache.Entry, rec *cache.Layer, pos, stage string, upload bool) func(context.Context, *commit.Layer, time.Duration) error {
 	return func(ctx context.Context, l *commit.Layer, took time.Duration) error {
 		final, err := cache.LayerOf(l, rec.Added, rec.Modified, rec.Deleted)
 		if err != nil {
@@ -202,7 +207,9 @@ func (e *executor) recorder(entry *cache.Entry, rec *cache.Layer, pos, stage str
 		if err := e.cache.Record(ctx, entry, l); err != nil {
 			return fmt.Errorf("%s: recording the step in the cache: %w", pos, err)
 		}
-		e.uploader.Add(l)
+		if upload {
+			e.uploader.Add(l)
+		}
 		e.emit(Event{Kind: EventInfo, Time: time.Now(), Stage: stage, Text: fmt.Sprintf("layer of %s compressed: %s in %s",
 			pos, units.Bytes(final.Size), took.Round(time.Millisecond))})
 		e.mu.Lock()

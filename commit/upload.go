@@ -20,13 +20,21 @@ type Uploader struct {
 	repos []name.Repository
 	o     RegistryOptions
 	log   *slog.Logger
-	wg    sync.WaitGroup
+	slots chan struct{} // one per upload running at once
+
+	mu      sync.Mutex // guards waiting, and wg's Go against its Wait
+	waiting bool
+	wg      sync.WaitGroup
 }
+
+// uploadsAtOnce bounds the uploads an Uploader runs at once (and the blob
+// files it holds open).
+const uploadsAtOnce = 4
 
 // NewUploader returns an Uploader for the repositories of tags; nil when
 // there are none. ctx bounds the uploads.
 func NewUploader(ctx context.Context, tags []name.Tag, o RegistryOptions, log *slog.Logger) *Uploader {
-	u := &Uploader{ctx: ctx, o: o, log: log}
+	u := &Uploader{ctx: ctx, o: o, log: log, slots: make(chan struct{}, uploadsAtOnce)}
 	seen := map[string]bool{}
 	for _, t := range tags {
 		if r := t.Context(); !seen[r.String()] {
@@ -41,13 +49,24 @@ func NewUploader(ctx context.Context, tags []name.Tag, o RegistryOptions, log *s
 }
 
 // Add starts uploading l, in the background, to every repository. A nil
-// Uploader does nothing.
+// Uploader, or one whose Wait has been called, does nothing.
 func (u *Uploader) Add(l v1.Layer) {
 	if u == nil {
 		return
 	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.waiting {
+		return
+	}
 	for _, repo := range u.repos {
 		u.wg.Go(func() {
+			select {
+			case u.slots <- struct{}{}:
+				defer func() { <-u.slots }()
+			case <-u.ctx.Done():
+				return
+			}
 			if err := remote.WriteLayer(repo, l, RemoteOptions(u.ctx, u.o)...); err != nil {
 				dg, _ := l.Digest()
 				u.log.Debug("uploading a layer before the push", "repo", repo, "layer", dg, "err", err)
@@ -56,9 +75,13 @@ func (u *Uploader) Add(l v1.Layer) {
 	}
 }
 
-// Wait waits for the uploads started.
+// Wait waits for the uploads started; Add starts none after it.
 func (u *Uploader) Wait() {
-	if u != nil {
-		u.wg.Wait()
+	if u == nil {
+		return
 	}
+	u.mu.Lock()
+	u.waiting = true
+	u.mu.Unlock()
+	u.wg.Wait()
 }

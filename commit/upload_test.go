@@ -52,6 +52,20 @@ func TestUploaderBeforePush(t *testing.T) {
 	}
 }
 
+// After Wait, Add starts nothing: the build waited for the uploads before
+// its push.
+func TestUploaderAddAfterWait(t *testing.T) {
+	r := testutil.StartRegistry(t, testutil.RegistryOptions{})
+	tags := tagsOf(t, []string{r.Addr + "/strata/late:v1"})
+	u := commit.NewUploader(t.Context(), tags, commit.RegistryOptions{}, slog.New(slog.DiscardHandler))
+	u.Wait()
+	u.Add(newLayer(t, map[string]string{"late": "x"}))
+	u.Wait()
+	if posts, _ := blobUploads(t, r, "strata/late"); posts != 0 {
+		t.Errorf("%d uploads after Wait, want none", posts)
+	}
+}
+
 // Without tags there is nothing to upload to: a nil Uploader, whose Add
 // and Wait do nothing.
 func TestUploaderWithoutTags(t *testing.T) {
