@@ -37,8 +37,9 @@ const (
 //
 // What it writes, in path order, parents before children:
 //   - a new or changed entry, with all its xattrs except overlay-private
-//     ones (trusted.overlay.*, user.overlay.*) and security.selinux; a dir that was deleted and made again is
-//     followed by DIR/.wh..wh..opq and its new children;
+//     ones (trusted.overlay.*, user.overlay.*) and security.selinux; a dir
+//     that was deleted and made again is followed by DIR/.wh..wh..opq and
+//     its new children;
 //   - .wh.NAME for a deleted path that exists in the lower stack;
 //   - unchanged parent dirs of those entries, so the tar stands alone.
 //
