@@ -182,7 +182,8 @@ type entry struct {
 	// dir if its value is "y").
 	private []string
 	marked  bool
-	// content is the file's content read ahead (see prefetch), or nil.
+	// content is the file's content read ahead (see prefetch), or nil;
+	// dropped once written.
 	content []byte
 }
 
@@ -376,7 +377,8 @@ func (d *differ) dir(rel string, up, low *entry, lowDirs []string) error {
 		// The kernel marks dirs opaque when they are renamed in or made
 		// over a whiteout; over nothing the marker means nothing.
 		opaque = false
-		d.edit(func() error { return ignoreNoData(unix.Lremovexattr(up.abs, ovl().opaque)) })
+		abs := up.abs
+		d.edit(func() error { return ignoreNoData(unix.Lremovexattr(abs, ovl().opaque)) })
 	}
 	hdr := d.header(rel, up, "")
 	switch {
@@ -424,7 +426,8 @@ func (d *differ) nonDir(rel string, up, low *entry) error {
 			return err
 		}
 		if same {
-			d.edit(func() error { return os.Remove(up.abs) })
+			abs := up.abs
+			d.edit(func() error { return os.Remove(abs) })
 			return nil
 		}
 	}
@@ -552,7 +555,9 @@ func (d *differ) writeFile(hdr *tar.Header, body *entry) error {
 		return nil
 	}
 	if int64(len(body.content)) == hdr.Size {
-		if _, err := d.tw.Write(body.content); err != nil {
+		_, err := d.tw.Write(body.content)
+		body.content = nil
+		if err != nil {
 			return fmt.Errorf("writing %q: %w", hdr.Name, err)
 		}
 		return nil
@@ -619,6 +624,8 @@ func (d *differ) copyContent(f *os.File, size int64, sparse bool) error {
 	return nil
 }
 
+// edit adds f to the trims of the upper dir. f runs after the tar is
+// written: it captures paths, not entries, which may hold content.
 func (d *differ) edit(f func() error) { d.edits = append(d.edits, f) }
 
 // written notes that hdr is in the tar: its upper path gets its mtime.

@@ -77,7 +77,11 @@ func (d *differ) prefetch(abs string, ents []os.DirEntry, lowers []string) *pref
 				f.up, f.upErr = d.stat(filepath.Join(abs, name))
 				if f.upErr == nil {
 					f.low, f.lowDirs, f.lowErr = d.lookupLower(lowers, name)
-					readContent(f.up)
+					if f.lowErr == nil && f.low == nil {
+						// A file with a lower one is compared with it
+						// on disk, and then often not written.
+						readContent(f.up)
+					}
 				}
 				close(f.done)
 			}
@@ -86,9 +90,9 @@ func (d *differ) prefetch(abs string, ents []os.DirEntry, lowers []string) *pref
 	return p
 }
 
-// get waits for entry i and hands it over (the prefetcher keeps no
-// reference to it: what was read ahead lives only while walk writes it),
-// then lets the workers read one more entry ahead.
+// get waits for entry i and hands it over, keeping no reference to it:
+// what was read ahead lives until walk is done with the entry, its content
+// until written. Then it lets the workers read one more entry ahead.
 func (p *prefetcher) get(i int) *fetched {
 	<-p.items[i].done
 	f := p.items[i]
