@@ -58,19 +58,9 @@ const (
 // Unless o.KeepUpper is set, Diff then edits the upper dir to hold exactly
 // what the tar holds, ready for Store.Commit.
 func Diff(ctx context.Context, w io.Writer, o DiffOptions) (DiffStats, error) {
-	d := &differ{
-		ctx:   ctx,
-		o:     o,
-		links: map[fileID]string{},
-		absOf: map[*tar.Header]string{},
-		log:   discardIfNil(o.Log),
-	}
-	if ovl().rootless {
-		m, err := userns.CurrentMaps()
-		if err != nil {
-			return DiffStats{}, fmt.Errorf("diffing %s: %w", o.Upper, err)
-		}
-		d.maps = &m
+	d, err := newDiffer(ctx, o)
+	if err != nil {
+		return DiffStats{}, fmt.Errorf("diffing %s: %w", o.Upper, err)
 	}
 	start := time.Now()
 	root, err := filepath.Abs(o.Upper)
@@ -98,8 +88,28 @@ func Diff(ctx context.Context, w io.Writer, o DiffOptions) (DiffStats, error) {
 		}
 	}
 	d.log.Debug("diffed upper dir", "upper", o.Upper, "added", d.stats.Added,
-		"modified", d.stats.Modified, "deleted", d.stats.Deleted, "took", time.Since(start))
+		"modified", d.stats.Modified, "deleted", d.stats.Deleted, "took", time.Since(start),
+		"readAheadPeak", d.ahead.peak.Load())
 	return d.stats, nil
+}
+
+// newDiffer makes the differ of a Diff with o.
+func newDiffer(ctx context.Context, o DiffOptions) (*differ, error) {
+	d := &differ{
+		ctx:   ctx,
+		o:     o,
+		links: map[fileID]string{},
+		absOf: map[*tar.Header]string{},
+		log:   discardIfNil(o.Log),
+	}
+	if ovl().rootless {
+		m, err := userns.CurrentMaps()
+		if err != nil {
+			return nil, err
+		}
+		d.maps = &m
+	}
+	return d, nil
 }
 
 // writeTar walks the upper dir root into a tar written to w. w gets the
@@ -164,6 +174,7 @@ type differ struct {
 	zeros   []byte                 // holes of sparse files, made on first use
 	log     *slog.Logger
 	maps    *userns.Maps // the id maps of a rootless build; nil as root
+	ahead   aheadBudget  // the file content its prefetchers hold
 }
 
 // mtimeEdit is the mtime a tar entry got, for its upper path.

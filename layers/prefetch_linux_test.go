@@ -88,3 +88,43 @@ func TestPrefetchUnchangedNotKept(t *testing.T) {
 			files, size>>10, grown>>20)
 	}
 }
+
+// TestPrefetchBudget: the content read ahead in the dirs walk is in, one
+// inside the other, stays within the one budget of the differ (each
+// level's prefetcher used to read up to 64 files of its own: 40 MiB
+// here), is all given back, and the tar is the one walk writes alone.
+func TestPrefetchBudget(t *testing.T) {
+	requireOverlay(t)
+	const levels, files, size = 20, 70, 32 << 10
+	upper := t.TempDir()
+	content := strings.Repeat("x", size)
+	dir := upper
+	for range levels {
+		for i := range files {
+			write(t, filepath.Join(dir, fmt.Sprintf("f%02d", i)), content, 0o644)
+		}
+		dir = filepath.Join(dir, "d") // walk's first entry: it goes down first
+	}
+	o := DiffOptions{Upper: upper, KeepUpper: true}
+	d, err := newDiffer(t.Context(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ahead bytes.Buffer
+	if err := d.writeTar(t.Context(), &ahead, upper); err != nil {
+		t.Fatal(err)
+	}
+	if peak := d.ahead.peak.Load(); peak > prefetchBudget || peak == 0 {
+		t.Errorf("Diff of %d levels of %d files of %d KiB held at most %d KiB read ahead, want 1 to %d",
+			levels, files, size>>10, peak>>10, prefetchBudget>>10)
+	}
+	if held := d.ahead.held.Load(); held != 0 {
+		t.Errorf("Diff done holds %d bytes read ahead, want 0", held)
+	}
+	saved := prefetchMin
+	prefetchMin = 1 << 30
+	defer func() { prefetchMin = saved }()
+	if alone, _ := mustDiff(t, o); !bytes.Equal(alone, ahead.Bytes()) {
+		t.Errorf("Diff read ahead = %d bytes, walked alone = %d bytes; want the same tar", ahead.Len(), len(alone))
+	}
+}
