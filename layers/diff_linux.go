@@ -37,8 +37,9 @@ const (
 //
 // What it writes, in path order, parents before children:
 //   - a new or changed entry, with all its xattrs except overlay-private
-//     ones (trusted.overlay.*, user.overlay.*) and security.selinux; a dir that was deleted and made again is
-//     followed by DIR/.wh..wh..opq and its new children;
+//     ones (trusted.overlay.*, user.overlay.*) and security.selinux; a dir
+//     that was deleted and made again is followed by DIR/.wh..wh..opq and
+//     its new children;
 //   - .wh.NAME for a deleted path that exists in the lower stack;
 //   - unchanged parent dirs of those entries, so the tar stands alone.
 //
@@ -57,19 +58,9 @@ const (
 // Unless o.KeepUpper is set, Diff then edits the upper dir to hold exactly
 // what the tar holds, ready for Store.Commit.
 func Diff(ctx context.Context, w io.Writer, o DiffOptions) (DiffStats, error) {
-	d := &differ{
-		ctx:   ctx,
-		o:     o,
-		links: map[fileID]string{},
-		absOf: map[*tar.Header]string{},
-		log:   discardIfNil(o.Log),
-	}
-	if ovl().rootless {
-		m, err := userns.CurrentMaps()
-		if err != nil {
-			return DiffStats{}, fmt.Errorf("diffing %s: %w", o.Upper, err)
-		}
-		d.maps = &m
+	d, err := newDiffer(ctx, o)
+	if err != nil {
+		return DiffStats{}, fmt.Errorf("diffing %s: %w", o.Upper, err)
 	}
 	start := time.Now()
 	root, err := filepath.Abs(o.Upper)
@@ -97,8 +88,28 @@ func Diff(ctx context.Context, w io.Writer, o DiffOptions) (DiffStats, error) {
 		}
 	}
 	d.log.Debug("diffed upper dir", "upper", o.Upper, "added", d.stats.Added,
-		"modified", d.stats.Modified, "deleted", d.stats.Deleted, "took", time.Since(start))
+		"modified", d.stats.Modified, "deleted", d.stats.Deleted, "took", time.Since(start),
+		"readAheadPeak", d.ahead.peak.Load())
 	return d.stats, nil
+}
+
+// newDiffer makes the differ of a Diff with o.
+func newDiffer(ctx context.Context, o DiffOptions) (*differ, error) {
+	d := &differ{
+		ctx:   ctx,
+		o:     o,
+		links: map[fileID]string{},
+		absOf: map[*tar.Header]string{},
+		log:   discardIfNil(o.Log),
+	}
+	if ovl().rootless {
+		m, err := userns.CurrentMaps()
+		if err != nil {
+			return nil, err
+		}
+		d.maps = &m
+	}
+	return d, nil
 }
 
 // writeTar walks the upper dir root into a tar written to w. w gets the
@@ -163,6 +174,7 @@ type differ struct {
 	zeros   []byte                 // holes of sparse files, made on first use
 	log     *slog.Logger
 	maps    *userns.Maps // the id maps of a rootless build; nil as root
+	ahead   aheadBudget  // the file content its prefetchers hold
 }
 
 // mtimeEdit is the mtime a tar entry got, for its upper path.
@@ -181,7 +193,8 @@ type entry struct {
 	// dir if its value is "y").
 	private []string
 	marked  bool
-	// content is the file's content read ahead (see prefetch), or nil.
+	// content is the file's content read ahead (see prefetch), or nil;
+	// dropped once written.
 	content []byte
 }
 
@@ -375,7 +388,8 @@ func (d *differ) dir(rel string, up, low *entry, lowDirs []string) error {
 		// The kernel marks dirs opaque when they are renamed in or made
 		// over a whiteout; over nothing the marker means nothing.
 		opaque = false
-		d.edit(func() error { return ignoreNoData(unix.Lremovexattr(up.abs, ovl().opaque)) })
+		abs := up.abs
+		d.edit(func() error { return ignoreNoData(unix.Lremovexattr(abs, ovl().opaque)) })
 	}
 	hdr := d.header(rel, up, "")
 	switch {
@@ -423,7 +437,8 @@ func (d *differ) nonDir(rel string, up, low *entry) error {
 			return err
 		}
 		if same {
-			d.edit(func() error { return os.Remove(up.abs) })
+			abs := up.abs
+			d.edit(func() error { return os.Remove(abs) })
 			return nil
 		}
 	}
@@ -551,7 +566,9 @@ func (d *differ) writeFile(hdr *tar.Header, body *entry) error {
 		return nil
 	}
 	if int64(len(body.content)) == hdr.Size {
-		if _, err := d.tw.Write(body.content); err != nil {
+		_, err := d.tw.Write(body.content)
+		body.content = nil
+		if err != nil {
 			return fmt.Errorf("writing %q: %w", hdr.Name, err)
 		}
 		return nil
@@ -618,6 +635,8 @@ func (d *differ) copyContent(f *os.File, size int64, sparse bool) error {
 	return nil
 }
 
+// edit adds f to the trims of the upper dir. f runs after the tar is
+// written: it captures paths, not entries, which may hold content.
 func (d *differ) edit(f func() error) { d.edits = append(d.edits, f) }
 
 // written notes that hdr is in the tar: its upper path gets its mtime.

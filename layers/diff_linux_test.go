@@ -3,6 +3,7 @@ package layers
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -203,47 +204,92 @@ func TestDiffEntries(t *testing.T) {
 	}
 }
 
-// TestDiffWriterError: a writer that fails makes Diff fail with its error,
-// and Diff returns only once the writer is no longer written to.
+// TestDiffWriterError: a writer that fails makes Diff fail with its error.
 func TestDiffWriterError(t *testing.T) {
 	requireOverlay(t)
-	lower := t.TempDir()
-	upper, _ := overlayDo(t, []string{lower}, func(m string) {
-		for i := range 20 {
-			write(t, filepath.Join(m, fmt.Sprintf("f%02d", i)), strings.Repeat("x", 100<<10), 0o644)
-		}
-	}, false)
+	upper, lower := bigUpper(t)
 	full := errors.New("disk full")
 	w := &limitWriter{left: 300 << 10, err: full}
 	_, err := Diff(t.Context(), w, DiffOptions{Upper: upper, Lowers: []string{lower}, KeepUpper: true})
 	if !errors.Is(err, full) {
 		t.Fatalf("Diff to a failing writer = %v, want %v", err, full)
 	}
+}
+
+// TestDiffStopsWriting: when the walk fails, Diff returns only once its
+// writer is no longer written to. The writer is slow, so that the buffer
+// before it is full when the walk fails (its context is canceled on the
+// first Write): what is buffered then goes on reaching the writer for
+// some milliseconds, before Diff returns or, wrongly, after.
+func TestDiffStopsWriting(t *testing.T) {
+	requireOverlay(t)
+	upper, lower := bigUpper(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	w := &slowWriter{first: cancel}
+	_, err := Diff(ctx, w, DiffOptions{Upper: upper, Lowers: []string{lower}, KeepUpper: true})
 	w.mu.Lock()
 	w.closed = true
 	w.mu.Unlock()
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Diff canceled on its writer's first Write = %v, want %v", err, context.Canceled)
+	}
+	time.Sleep(50 * time.Millisecond)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.late > 0 {
+		t.Errorf("Diff returned, then its writer got %d Writes; want none after Diff returns", w.late)
+	}
 }
 
-// limitWriter takes left bytes, then fails with err; a Write after closed
-// is set is a bug of its caller.
+// bigUpper makes an upper dir of 20 files of 100 KiB over an empty lower
+// dir.
+func bigUpper(t *testing.T) (upper, lower string) {
+	t.Helper()
+	lower = t.TempDir()
+	upper, _ = overlayDo(t, []string{lower}, func(m string) {
+		for i := range 20 {
+			write(t, filepath.Join(m, fmt.Sprintf("f%02d", i)), strings.Repeat("x", 100<<10), 0o644)
+		}
+	}, false)
+	return upper, lower
+}
+
+// limitWriter takes left bytes, then fails with err.
 type limitWriter struct {
-	mu     sync.Mutex
-	left   int
-	err    error
-	closed bool
+	left int
+	err  error
 }
 
 func (w *limitWriter) Write(b []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.closed {
-		panic("Write after Diff returned")
-	}
 	if len(b) > w.left {
 		n := w.left
 		w.left = 0
 		return n, w.err
 	}
 	w.left -= len(b)
+	return len(b), nil
+}
+
+// slowWriter takes all it is given, a millisecond a Write; it calls first
+// on its first Write and counts the Writes made once closed is set.
+type slowWriter struct {
+	mu     sync.Mutex
+	first  func()
+	writes int
+	closed bool
+	late   int
+}
+
+func (w *slowWriter) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	if w.writes++; w.writes == 1 {
+		w.first()
+	}
+	if w.closed {
+		w.late++
+	}
+	w.mu.Unlock()
+	time.Sleep(time.Millisecond)
 	return len(b), nil
 }

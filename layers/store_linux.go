@@ -255,8 +255,8 @@ func (s *Store) NewUpper(ctx context.Context) (*Upper, error) {
 
 // Commit makes the upper dir the snapshot of diffID by renaming it (no copy)
 // and releases the rest of u. If the store already has that snapshot, u is
-// discarded, in the background (see Close). The upper dir must hold exactly the layer: diff it with Diff
-// (without KeepUpper) first.
+// discarded, in the background (see Close). The upper dir must hold exactly
+// the layer: diff it with Diff (without KeepUpper) first.
 func (s *Store) Commit(u *Upper, diffID digest.Digest) (dir string, err error) {
 	if err := diffID.Validate(); err != nil {
 		return "", fmt.Errorf("committing layer %q: %w", diffID, err)

@@ -100,7 +100,6 @@ type copier struct {
 	links            map[fileID]string // source inode → first destination path
 	dirs             map[string]string // resolved destination dirs: rel → host path
 	pending          []pendingDir      // dirs whose metadata is set after their contents
-	buf              []byte            // copyData's buffer, made on first use
 }
 
 type pendingDir struct {
@@ -291,28 +290,12 @@ func (c *copier) file(src, dst string) error {
 	if err != nil {
 		return err
 	}
-	n, err := c.copyData(out, in)
+	n, err := io.Copy(out, in) // copy_file_range where the kernel can, a reflink on btrfs or xfs
 	c.stats.Bytes += n
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}
 	return err
-}
-
-// copyData copies in to out. Within one file system io.Copy lets the
-// kernel copy (copy_file_range: a reflink on btrfs or xfs); across file
-// systems, where it cannot for the file systems a state root may be on,
-// the data goes through one buffer for every file of the copy instead of
-// the 32 KiB io.Copy would allocate for each.
-func (c *copier) copyData(out, in *os.File) (int64, error) {
-	var si, so unix.Stat_t
-	if unix.Fstat(int(in.Fd()), &si) != nil || unix.Fstat(int(out.Fd()), &so) != nil || si.Dev == so.Dev {
-		return io.Copy(out, in)
-	}
-	if c.buf == nil {
-		c.buf = make([]byte, 64<<10)
-	}
-	return io.CopyBuffer(struct{ io.Writer }{out}, struct{ io.Reader }{in}, c.buf)
 }
 
 // mode is the permission bits (with setuid, setgid, sticky) to give what

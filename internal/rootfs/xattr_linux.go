@@ -37,7 +37,10 @@ func Xattrs(path string, keep func(string) bool) (map[string]string, error) {
 // XattrNames returns the names of the xattrs of path (not followed), nil
 // when it has none or its file system has no xattrs.
 func XattrNames(path string) ([]string, error) {
-	var small [1024]byte // most files have no xattrs: no allocation then
+	// Most files have no xattrs, or names that fit in small, which then
+	// stays on the stack (so the names are cut out by hand: a
+	// bytes.SplitSeq loop would move it to the heap).
+	var small [1024]byte
 	buf := small[:]
 	for {
 		n, err := unix.Llistxattr(path, buf)
@@ -51,7 +54,9 @@ func XattrNames(path string) ([]string, error) {
 			return nil, fmt.Errorf("listing xattrs of %s: %w", path, err)
 		}
 		var names []string
-		for name := range bytes.SplitSeq(buf[:n], []byte{0}) {
+		for rest := buf[:n]; len(rest) > 0; {
+			var name []byte
+			name, rest, _ = bytes.Cut(rest, []byte{0})
 			if len(name) > 0 {
 				names = append(names, string(name))
 			}
