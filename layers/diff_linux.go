@@ -250,6 +250,27 @@ func (e *entry) isWhiteout() bool {
 	return e.fmt() == unix.S_IFCHR && e.st.Rdev == 0
 }
 
+// looked is what walk needs of one entry of an upper dir: the entry, and
+// what the lower dirs hold at its path (see lookupLower).
+type looked struct {
+	up      *entry
+	upErr   error
+	low     *entry
+	lowDirs []string
+	lowErr  error
+}
+
+// look looks up the entry name of the upper dir abs, whose lower dirs are
+// lowers; the lower dirs only if the upper entry could be read.
+func (d *differ) look(abs, name string, lowers []string) looked {
+	var l looked
+	l.up, l.upErr = d.stat(filepath.Join(abs, name))
+	if l.upErr == nil {
+		l.low, l.lowDirs, l.lowErr = d.lookupLower(lowers, name)
+	}
+	return l
+}
+
 // lookupLower finds name in the lower dirs of its parent (top first). It
 // returns the topmost entry (nil if none or whited out) and, if that is a
 // dir, the lower dirs that make up its merged contents, top first.
@@ -315,9 +336,9 @@ func (d *differ) walk(rel, abs string, lowers []string) error {
 		defer pre.close()
 	}
 	for i, de := range ents {
-		var f *fetched
+		var l looked
 		if pre != nil {
-			f = pre.get(i)
+			l = pre.get(i)
 		}
 		name := de.Name()
 		crel := path.Join(rel, name)
@@ -326,14 +347,12 @@ func (d *differ) walk(rel, abs string, lowers []string) error {
 			d.edit(func() error { return os.RemoveAll(cabs) })
 			continue
 		}
-		var up *entry
-		if f != nil {
-			up, err = f.up, f.upErr
-		} else {
-			up, err = d.stat(cabs)
+		if pre == nil {
+			l = d.look(abs, name, lowers)
 		}
-		if err != nil {
-			return err
+		up, low, lowDirs := l.up, l.low, l.lowDirs
+		if l.upErr != nil {
+			return l.upErr
 		}
 		if d.maps != nil && !up.isWhiteout() {
 			// An owner outside the maps reads as the overflow id: it
@@ -343,15 +362,8 @@ func (d *differ) walk(rel, abs string, lowers []string) error {
 			}
 		}
 		d.trimOverlayXattrs(up)
-		var low *entry
-		var lowDirs []string
-		if f != nil {
-			low, lowDirs, err = f.low, f.lowDirs, f.lowErr
-		} else {
-			low, lowDirs, err = d.lookupLower(lowers, name)
-		}
-		if err != nil {
-			return err
+		if l.lowErr != nil {
+			return l.lowErr
 		}
 		switch {
 		case up.isWhiteout():

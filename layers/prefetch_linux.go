@@ -3,7 +3,6 @@ package layers
 import (
 	"io"
 	"os"
-	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -32,14 +31,10 @@ const (
 // variable for the tests).
 var prefetchMin = 8
 
-// fetched is what walk needs of one entry of an upper dir, read ahead.
+// fetched is an entry of an upper dir looked up ahead of walk.
 type fetched struct {
-	done    chan struct{} // closed once the fields are set
-	up      *entry
-	upErr   error
-	low     *entry
-	lowDirs []string
-	lowErr  error
+	done chan struct{} // closed once looked is set
+	looked
 }
 
 type prefetcher struct {
@@ -80,15 +75,11 @@ func (d *differ) prefetch(abs string, ents []os.DirEntry, lowers []string) *pref
 					return
 				}
 				f := &p.ring[i%len(p.ring)]
-				name := ents[i].Name()
-				f.up, f.upErr = d.stat(filepath.Join(abs, name))
-				if f.upErr == nil {
-					f.low, f.lowDirs, f.lowErr = d.lookupLower(lowers, name)
-					if f.lowErr == nil && f.low == nil {
-						// A file with a lower one is compared with it
-						// on disk, and then often not written.
-						d.readAhead(f.up)
-					}
+				f.looked = d.look(abs, ents[i].Name(), lowers)
+				if f.upErr == nil && f.lowErr == nil && f.low == nil {
+					// A file with a lower one is compared with it on
+					// disk, and then often not written.
+					d.readAhead(f.up)
 				}
 				close(f.done)
 			}
@@ -101,16 +92,16 @@ func (d *differ) prefetch(abs string, ents []os.DirEntry, lowers []string) *pref
 // what was read ahead lives until walk is done with the entry, its content
 // until written. That content leaves the budget now (walk holds one
 // entry's at a time). Then get lets the workers read one more entry ahead.
-func (p *prefetcher) get(i int) *fetched {
+func (p *prefetcher) get(i int) looked {
 	s := &p.ring[i%len(p.ring)]
 	<-s.done
-	f := *s
+	l := s.looked
 	*s = fetched{done: make(chan struct{})} // for entry i+len(ring)
-	if f.up != nil {
-		p.budget.release(int64(len(f.up.content)))
+	if l.up != nil {
+		p.budget.release(int64(len(l.up.content)))
 	}
 	p.tokens <- struct{}{} // never blocks: at most len(ring) are out
-	return &f
+	return l
 }
 
 // close stops the workers, waits for them and gives back the budget of
