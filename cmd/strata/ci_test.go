@@ -6,10 +6,8 @@ package main_test
 // auth, credentials mounted as a platform's secret would be).
 
 import (
-	"bytes"
 	"debug/elf"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -210,18 +208,7 @@ func (c *ciRig) runner(contexts map[string]string, args ...string) result {
 	}
 	cmd := exec.Command(testutil.DockerPath, append(append(dargs, ciImage), args...)...)
 	cmd.Env = append(os.Environ(), c.denv...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	r := result{stdout: stdout.String(), stderr: stderr.String()}
-	var exit *exec.ExitError
-	switch {
-	case errors.As(err, &exit):
-		r.code = exit.ExitCode()
-	case err != nil:
-		r.code, r.stderr = -1, err.Error()
-	}
-	return r
+	return runAsync(cmd)
 }
 
 // mustRunner is runner for one build that must succeed; it returns the

@@ -62,18 +62,32 @@ func strata(t *testing.T, env []string, args ...string) result {
 func strataAsync(env []string, args ...string) result {
 	cmd := exec.Command(strataBin, args...)
 	cmd.Env = append(os.Environ(), env...)
+	return runAsync(cmd)
+}
+
+// runAsync runs cmd and returns its output and exit status; an error
+// other than a non-zero exit is in the result too, as code -1 and its
+// message as stderr.
+func runAsync(cmd *exec.Cmd) result {
+	r, err := runCmd(cmd)
+	if err != nil {
+		r.code, r.stderr = -1, err.Error()
+	}
+	return r
+}
+
+// runCmd runs cmd and returns its output and exit status, or the error that
+// kept it from running to an exit.
+func runCmd(cmd *exec.Cmd) (result, error) {
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	r := result{stdout: stdout.String(), stderr: stderr.String()}
 	var exit *exec.ExitError
-	switch {
-	case errors.As(err, &exit):
-		r.code = exit.ExitCode()
-	case err != nil:
-		r.code, r.stderr = -1, err.Error()
+	if errors.As(err, &exit) {
+		r.code, err = exit.ExitCode(), nil
 	}
-	return r
+	return r, err
 }
 
 // mustBuild runs `strata build` and returns the digest it printed.
@@ -401,7 +415,23 @@ steps:
 `, map[string]string{})
 	root, out := t.TempDir(), filepath.Join(t.TempDir(), "img.oci")
 	cmd := exec.Command(strataBin, "build", "--root", root, "--build-arg", busyboxBase(t), "-t", "i:1", "-o", "type=oci,dest="+out, ctx)
-	stderr, pr := startUntil(t, cmd, "step-2-running")
+	stderr := interruptBuild(t, cmd, "step-2-running", out)
+	if msg := stderr; !strings.Contains(msg, "strata: interrupted: the build stopped before it finished") || strings.Contains(msg, "context canceled") {
+		t.Errorf("the message of an interrupted build:\n%s", msg)
+	}
+	assertNoLeftovers(t, root)
+	// The step's cgroup is /strata/strata-PID-…, PID being strata's.
+	if cg, _ := filepath.Glob(fmt.Sprintf("/sys/fs/cgroup/*/strata/strata-%d-*", cmd.Process.Pid)); len(cg) > 0 {
+		t.Errorf("cgroups left behind: %v", cg)
+	}
+}
+
+// interruptBuild starts the build cmd, interrupts it (SIGINT) once it has
+// printed marker, and checks that it failed within 10 s and wrote no
+// output out. It returns what strata printed on stderr.
+func interruptBuild(t *testing.T, cmd *exec.Cmd, marker, out string) string {
+	t.Helper()
+	stderr, pr := startUntil(t, cmd, marker)
 	start := time.Now()
 	if err := cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
@@ -416,14 +446,7 @@ steps:
 	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("an output was written: %v", err)
 	}
-	if msg := stderr.String(); !strings.Contains(msg, "strata: interrupted: the build stopped before it finished") || strings.Contains(msg, "context canceled") {
-		t.Errorf("the message of an interrupted build:\n%s", msg)
-	}
-	assertNoLeftovers(t, root)
-	// The step's cgroup is /strata/strata-PID-…, PID being strata's.
-	if cg, _ := filepath.Glob(fmt.Sprintf("/sys/fs/cgroup/*/strata/strata-%d-*", cmd.Process.Pid)); len(cg) > 0 {
-		t.Errorf("cgroups left behind: %v", cg)
-	}
+	return stderr.String()
 }
 
 // checkMetadata checks a --metadata-file: the digests, and per step its

@@ -44,16 +44,8 @@ func userBin(t *testing.T) string {
 // strataAs runs strata as u with env (HOME and a standard PATH given).
 func strataAs(t *testing.T, u testutil.User, env []string, args ...string) result {
 	t.Helper()
-	cmd := u.Command(env, userBin(t), args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	r := result{stdout: stdout.String(), stderr: stderr.String()}
-	var exit *exec.ExitError
-	switch {
-	case errors.As(err, &exit):
-		r.code = exit.ExitCode()
-	case err != nil:
+	r, err := runCmd(u.Command(env, userBin(t), args...))
+	if err != nil {
 		t.Fatalf("running strata as %s: %v", u.Name, err)
 	}
 	return r
@@ -560,22 +552,8 @@ func TestRootlessInterruptedBuildLeavesNothing(t *testing.T) {
 	dir := testutil.SharedDir(t)
 	root, out := filepath.Join(dir, "root"), filepath.Join(dir, "img.oci")
 	cmd := u.Command(nil, userBin(t), "build", "--root", root, "--progress", "plain", "-o", "type=oci,dest="+out, ctx)
-	stderr, pr := startUntil(t, cmd, "step-2-running")
-	start := time.Now()
-	if err := cmd.Process.Signal(os.Interrupt); err != nil {
-		t.Fatal(err)
-	}
-	io.Copy(stderr, pr)
-	if err := cmd.Wait(); err == nil {
-		t.Fatalf("interrupted build succeeded\n%s", stderr.String())
-	}
-	if d := time.Since(start); d > 10*time.Second {
-		t.Errorf("strata took %s to stop after SIGINT", d)
-	}
-	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("an output was written: %v", err)
-	}
-	t.Logf("strata's stderr:\n%s", stderr.String())
+	stderr := interruptBuild(t, cmd, "step-2-running", out)
+	t.Logf("strata's stderr:\n%s", stderr)
 	assertNoLeftovers(t, root)
 	cmdlines, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, c := range cmdlines {
