@@ -64,26 +64,15 @@ WORK=$(mktemp -d /tmp/cb.XXXXXX)
 LOGDIR=$WORK/logs
 mkdir -p "$LOGDIR" "$(dirname "$OUT")"
 registry_pid="" dockerd_pid=""
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
 
-stop_pid() {
-	local pid=$1 i
-	[[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
-	kill -TERM "$pid" 2>/dev/null || true
-	for ((i = 0; i < 300; i++)); do
-		kill -0 "$pid" 2>/dev/null || return 0
-		sleep 0.1
-	done
-	kill -KILL "$pid" 2>/dev/null || true
-}
-unmount_under() {
-	findmnt -rn -o TARGET | awk -v p="$1" '$0 == p || index($0, p "/") == 1' | sort -r |
-		while read -r m; do umount "$m" 2>/dev/null || umount -l "$m" || true; done
-}
 cleanup() {
 	local rc=$?
 	set +e
 	stop_pid "$dockerd_pid"
 	stop_pid "$registry_pid"
+	varlib_down
 	unmount_under "$WORK"
 	if ((rc != 0)); then
 		mkdir -p "${OUT%.md}.logs" && cp -r "$LOGDIR/." "${OUT%.md}.logs/"
@@ -94,53 +83,13 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+varlib_up # buildah and skopeo see a private /var/lib/containers (lib.sh)
 
 # ---------------------------------------------------------------- setup
 
 log "building bench/compress"
 (cd "$here/.." && go build -o "$WORK/compress" ./bench/compress)
-
-cat >"$WORK/registry.yml" <<EOF
-version: 0.1
-log: {level: warn, accesslog: {disabled: true}}
-storage: {filesystem: {rootdirectory: $WORK/registry}}
-http: {addr: $REGISTRY, secret: strata-bench-not-secret}
-EOF
-/usr/bin/docker-registry serve "$WORK/registry.yml" >>"$LOGDIR/registry.log" 2>&1 &
-registry_pid=$!
-for ((i = 0; i < 100; i++)); do curl -fsS "http://$REGISTRY/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
-
-# buildah and skopeo see a private /var/lib/containers (see peers.sh).
-with_varlib() {
-	local dir=$1
-	shift
-	mkdir -p "$dir" /var/lib/containers
-	unshare --mount --propagation private -- sh -c 'mount --bind "$0" /var/lib/containers && exec "$@"' "$dir" "$@"
-}
-
-seed() { # seed OCI_DIR:TAG REPO:TAG
-	with_varlib "$WORK/varlib" skopeo copy --quiet --dest-tls-verify=false "oci:$1" "docker://$REGISTRY/$2" >>"$LOGDIR/seed.log" 2>&1
-}
-
-make_busybox() { # as peers.sh
-	local oci=$WORK/busybox-oci bundle=$WORK/busybox-bundle a
-	umoci init --layout "$oci"
-	umoci new --image "$oci:latest"
-	umoci unpack --image "$oci:latest" "$bundle" >/dev/null
-	local r=$bundle/rootfs
-	mkdir -p "$r"/{bin,sbin,usr/bin,usr/sbin,etc,root,tmp,var,home}
-	chmod 1777 "$r/tmp"
-	cp /bin/busybox "$r/bin/busybox"
-	for a in $(/bin/busybox --list-full); do
-		[[ $a == bin/busybox ]] || ln -sf /bin/busybox "$r/$a"
-	done
-	printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' >"$r/etc/passwd"
-	printf '%s\n' 'root:x:0:' >"$r/etc/group"
-	umoci repack --image "$oci:latest" "$bundle"
-	umoci config --image "$oci:latest" --config.env PATH=/usr/sbin:/usr/bin:/sbin:/bin --config.cmd sh
-	rm -rf "$bundle"
-	seed "$oci:latest" library/busybox:latest
-}
+registry_up
 
 make_debian() { # the debootstrapped layout peers.sh or the tests made
 	local oci=${DEBIAN_OCI:-}
@@ -239,7 +188,8 @@ buildah_push_sizes() { # buildah_push_sizes WORKLOAD
 
 # ---------------------------------------------------------------- run
 
-make_busybox
+make_busybox >>"$LOGDIR/base-images.log" 2>&1 || die "making the busybox base failed; see $LOGDIR/base-images.log"
+seed "$WORK/busybox-oci:latest" library/busybox:latest
 if [[ " $WORKLOADS " != " busybox " ]]; then make_debian; fi
 
 declare -A SIZE TIME TARBYTES PUSHED

@@ -97,43 +97,21 @@ mkdir -p "$LOGDIR" "$(dirname "$OUT")" "$WORK/state" "$WORK/bin"
 # ---------------------------------------------------------------- cleanup
 
 registry_pid=""
-VARLIB=/var/lib/containers
-varlib_made=false
-
-unmount_under() { # unmount everything mounted at or below $1, deepest first
-	local m
-	findmnt -rn -o TARGET | awk -v p="$1" '$0 == p || index($0, p "/") == 1' | sort -r |
-		while read -r m; do umount "$m" 2>/dev/null || umount -l "$m" || true; done
-}
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
 
 cleanup() {
 	local rc=$?
 	set +e
-	if [[ -n $registry_pid ]]; then
-		kill -TERM "$registry_pid" 2>/dev/null
-		wait "$registry_pid" 2>/dev/null
-	fi
-	if $varlib_made; then rmdir "$VARLIB"; fi # fails, rightly, if anything wrote into it
+	stop_pid "$registry_pid"
+	varlib_down
 	unmount_under "$WORK"
 	rm -rf "$WORK"
 	exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-if [[ ! -e $VARLIB ]]; then
-	mkdir -m 0700 "$VARLIB"
-	varlib_made=true
-fi
-
-# with_varlib DIR CMD...: CMD sees DIR as /var/lib/containers, in a private
-# mount namespace (whose mounts, buildah's overlay mounts too, end with it).
-with_varlib() {
-	local dir=$1
-	shift
-	mkdir -p "$dir"
-	# shellcheck disable=SC2016 # $0 and $@ are the inner shell's
-	unshare --mount --propagation private -- sh -c 'mount --bind "$0" /var/lib/containers && exec "$@"' "$dir" "$@"
-}
+varlib_up # buildah and skopeo see a private /var/lib/containers (lib.sh)
 
 # ---------------------------------------------------------------- the base
 
@@ -157,22 +135,13 @@ arm64_busybox() {
 # make_base: $WORK/base, an OCI layout whose tag "multi" is an image index of
 # a linux/amd64 and a linux/arm64 busybox image (tags "amd64" and "arm64").
 make_base() {
-	local oci=$WORK/base bundle=$WORK/base-bundle arch src a r idx sum
+	local oci=$WORK/base bundle=$WORK/base-bundle arch src idx sum
 	umoci init --layout "$oci"
 	for arch in amd64 arm64; do
 		if [[ $arch == amd64 ]]; then src=/bin/busybox; else src=$ARM64_BUSYBOX; fi
 		umoci new --image "$oci:$arch"
 		umoci unpack --image "$oci:$arch" "$bundle" >/dev/null
-		r=$bundle/rootfs
-		mkdir -p "$r"/{bin,sbin,usr/bin,usr/sbin,etc,root,tmp,var,home}
-		chmod 1777 "$r/tmp"
-		chmod 0700 "$r/root"
-		cp "$src" "$r/bin/busybox"
-		for a in $(/bin/busybox --list-full); do # the same Debian version for both
-			[[ $a == bin/busybox ]] || ln -sf /bin/busybox "$r/$a"
-		done
-		printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' 'nobody:x:65534:65534:nobody:/nonexistent:/bin/false' >"$r/etc/passwd"
-		printf '%s\n' 'root:x:0:' 'nogroup:x:65534:' >"$r/etc/group"
+		busybox_rootfs "$bundle/rootfs" "$src" # the applets of the same Debian version for both
 		umoci repack --image "$oci:$arch" "$bundle"
 		umoci config --image "$oci:$arch" --os linux --architecture "$arch" \
 			--config.env PATH=/usr/sbin:/usr/bin:/sbin:/bin --config.cmd sh
@@ -202,28 +171,6 @@ free_port() { # the first port from 5000 up that nothing listens on
 	die "no free port in 127.0.0.1:5000-5099"
 }
 
-registry_up() {
-	REGISTRY=127.0.0.1:$(free_port)
-	mkdir -p "$WORK/registry"
-	cat >"$WORK/registry.yml" <<-EOF
-		version: 0.1
-		log: {level: warn, accesslog: {disabled: true}}
-		storage:
-		  filesystem: {rootdirectory: $WORK/registry}
-		http:
-		  addr: $REGISTRY
-		  secret: strata-bench-not-secret
-	EOF
-	/usr/bin/docker-registry serve "$WORK/registry.yml" >>"$LOGDIR/registry.log" 2>&1 &
-	registry_pid=$!
-	local i
-	for ((i = 0; i < 100; i++)); do
-		curl -fsS "http://$REGISTRY/v2/" >/dev/null 2>&1 && return 0
-		kill -0 "$registry_pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	die "docker-registry did not start on $REGISTRY; see $LOGDIR/registry.log"
-}
 
 # ---------------------------------------------------------------- context
 
@@ -550,6 +497,7 @@ report() {
 log "work dir $WORK; logs in $LOGDIR; strata $STRATA"
 ARM64_BUSYBOX=$(arm64_busybox)
 make_base >>"$LOGDIR/base.log" 2>&1 || die "making the base failed; see $LOGDIR/base.log"
+REGISTRY=127.0.0.1:$(free_port)
 registry_up
 BASE=$REGISTRY/library/busybox:multi
 with_varlib "$WORK/seed-varlib" skopeo copy --all --quiet --dest-tls-verify=false "oci:$WORK/base:multi" "docker://$BASE" \

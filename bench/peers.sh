@@ -97,42 +97,8 @@ STATE=$WORK/fs # every tool's state: docker's data root, buildah's, strata's
 # ---------------------------------------------------------------- cleanup
 
 registry_pid="" dockerd_pid="" buildah_root=""
-
-# buildah and skopeo (containers/image) keep a blob-info cache, which remembers
-# where a registry has which blob, in /var/lib/containers/cache whatever --root
-# says. So that no run sees what another run (or anything else on the host)
-# recorded, and the host's dir is never written, each of them runs in a private
-# mount namespace with a dir of this run's state bind-mounted over
-# /var/lib/containers. If that dir does not exist, an empty one is made as the
-# mount point and removed at exit.
-VARLIB=/var/lib/containers
-varlib_made=false
-with_varlib() { # with_varlib DIR CMD...: CMD sees DIR as /var/lib/containers
-	local dir=$1
-	shift
-	mkdir -p "$dir"
-	# shellcheck disable=SC2016 # $0 and $@ are the inner shell's
-	unshare --mount --propagation private -- \
-		sh -c 'mount --bind "$0" /var/lib/containers && exec "$@"' "$dir" "$@"
-}
-
-unmount_under() { # unmount everything mounted at or below $1, deepest first
-	local m
-	findmnt -rn -o TARGET | awk -v p="$1" '$0 == p || index($0, p "/") == 1' | sort -r |
-		while read -r m; do umount "$m" 2>/dev/null || umount -l "$m" || true; done
-}
-
-stop_pid() { # stop_pid PID: TERM, wait up to 30 s, then KILL
-	local pid=$1 i
-	[[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
-	kill -TERM "$pid" 2>/dev/null || true
-	for ((i = 0; i < 300; i++)); do
-		kill -0 "$pid" 2>/dev/null || return 0
-		sleep 0.1
-	done
-	log "pid $pid ignored TERM for 30 s; killing it"
-	kill -KILL "$pid" 2>/dev/null || true
-}
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
 
 cleanup() {
 	local rc=$?
@@ -142,17 +108,14 @@ cleanup() {
 	strata_down
 	stop_pid "$registry_pid"
 	registry_pid=""
-	if $varlib_made; then rmdir "$VARLIB"; fi # fails, rightly, if anything wrote into it
+	varlib_down
 	unmount_under "$WORK"
 	rm -rf "$WORK"
 	exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-if [[ ! -e $VARLIB ]]; then
-	mkdir -m 0700 "$VARLIB"
-	varlib_made=true
-fi
+varlib_up
 
 # ---------------------------------------------------------------- state fs
 
@@ -171,29 +134,6 @@ state_fs_up() {
 
 # ---------------------------------------------------------------- registry
 
-registry_up() {
-	mkdir -p "$WORK/registry"
-	cat >"$WORK/registry.yml" <<-EOF
-		version: 0.1
-		log: {level: warn, accesslog: {disabled: true}}
-		storage:
-		  filesystem: {rootdirectory: $WORK/registry}
-		  delete: {enabled: true}
-		http:
-		  addr: $REGISTRY
-		  secret: strata-bench-not-secret
-	EOF
-	/usr/bin/docker-registry serve "$WORK/registry.yml" >>"$LOGDIR/registry.log" 2>&1 &
-	registry_pid=$!
-	local i
-	for ((i = 0; i < 100; i++)); do
-		curl -fsS "http://$REGISTRY/v2/" >/dev/null 2>&1 && return 0
-		kill -0 "$registry_pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	die "docker-registry did not start; see $LOGDIR/registry.log"
-}
-
 # registry_reset WORKLOAD: a fresh, empty registry holding only WORKLOAD's base.
 registry_reset() {
 	stop_pid "$registry_pid"
@@ -206,36 +146,10 @@ registry_reset() {
 	esac
 }
 
-seed() { # seed OCI_DIR:TAG REPO:TAG
-	with_varlib "$WORK/skopeo-varlib" skopeo copy --quiet --dest-tls-verify=false "oci:$1" "docker://$REGISTRY/$2" \
-		>>"$LOGDIR/seed.log" 2>&1 || die "pushing base $2 failed; see $LOGDIR/seed.log"
-}
-
 # ---------------------------------------------------------------- base images
 
-# 127.0.0.1:5000/library/busybox:latest: /bin/busybox from busybox-static, its
-# applets as symlinks, /etc/passwd, /etc/group, /tmp. Built with umoci each time
-# (0.1 s); the same bytes are pushed for every run.
-make_busybox() {
-	local oci=$WORK/busybox-oci bundle=$WORK/busybox-bundle a
-	umoci init --layout "$oci"
-	umoci new --image "$oci:latest"
-	umoci unpack --image "$oci:latest" "$bundle" >/dev/null
-	local r=$bundle/rootfs
-	mkdir -p "$r"/{bin,sbin,usr/bin,usr/sbin,etc,root,tmp,var,home}
-	chmod 1777 "$r/tmp"
-	chmod 0700 "$r/root"
-	cp /bin/busybox "$r/bin/busybox"
-	for a in $(/bin/busybox --list-full); do
-		[[ $a == bin/busybox ]] && continue
-		ln -sf /bin/busybox "$r/$a"
-	done
-	printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' 'nobody:x:65534:65534:nobody:/nonexistent:/bin/false' >"$r/etc/passwd"
-	printf '%s\n' 'root:x:0:' 'nogroup:x:65534:' >"$r/etc/group"
-	umoci repack --image "$oci:latest" "$bundle"
-	umoci config --image "$oci:latest" --config.env PATH=/usr/sbin:/usr/bin:/sbin:/bin --config.cmd sh
-	rm -rf "$bundle"
-}
+# 127.0.0.1:5000/library/busybox:latest: make_busybox (lib.sh), pushed for
+# every run.
 
 debian_mirror() {
 	if [[ -n ${DEBIAN_MIRROR:-} ]]; then

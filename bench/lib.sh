@@ -1,0 +1,110 @@
+# shellcheck shell=bash
+# lib.sh — what the scripts in bench/ share: stopping processes, unmounting,
+# buildah's and skopeo's private /var/lib/containers, the loopback registry
+# and the busybox base. Sourced by them once they have defined log and die,
+# WORK and LOGDIR; registry_up and seed use REGISTRY.
+
+stop_pid() { # stop_pid PID: TERM, wait up to 30 s, then KILL
+	local pid=$1 i
+	[[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
+	kill -TERM "$pid" 2>/dev/null || true
+	for ((i = 0; i < 300; i++)); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	log "pid $pid ignored TERM for 30 s; killing it"
+	kill -KILL "$pid" 2>/dev/null || true
+}
+
+unmount_under() { # unmount everything mounted at or below $1, deepest first
+	local m
+	findmnt -rn -o TARGET | awk -v p="$1" '$0 == p || index($0, p "/") == 1' | sort -r |
+		while read -r m; do umount "$m" 2>/dev/null || umount -l "$m" || true; done
+}
+
+# buildah and skopeo (containers/image) keep a blob-info cache, which remembers
+# where a registry has which blob, in /var/lib/containers/cache whatever --root
+# says. So that no run sees what another run (or anything else on the host)
+# recorded, and the host's dir is never written, each of them runs in a private
+# mount namespace with a dir of this run's state bind-mounted over
+# /var/lib/containers. If that dir does not exist, varlib_up makes an empty one
+# as the mount point and varlib_down removes it.
+VARLIB=/var/lib/containers
+varlib_made=false
+varlib_up() {
+	if [[ ! -e $VARLIB ]]; then
+		mkdir -m 0700 "$VARLIB"
+		varlib_made=true
+	fi
+}
+varlib_down() {
+	if $varlib_made; then rmdir "$VARLIB"; fi # fails, rightly, if anything wrote into it
+}
+with_varlib() { # with_varlib DIR CMD...: CMD sees DIR as /var/lib/containers
+	local dir=$1
+	shift
+	mkdir -p "$dir"
+	# shellcheck disable=SC2016 # $0 and $@ are the inner shell's
+	unshare --mount --propagation private -- \
+		sh -c 'mount --bind "$0" /var/lib/containers && exec "$@"' "$dir" "$@"
+}
+
+# registry_up: a distribution registry on REGISTRY (plain HTTP), its storage
+# in $WORK/registry; registry_pid is its pid.
+registry_up() {
+	mkdir -p "$WORK/registry"
+	cat >"$WORK/registry.yml" <<-EOF
+		version: 0.1
+		log: {level: warn, accesslog: {disabled: true}}
+		storage:
+		  filesystem: {rootdirectory: $WORK/registry}
+		  delete: {enabled: true}
+		http:
+		  addr: $REGISTRY
+		  secret: strata-bench-not-secret
+	EOF
+	/usr/bin/docker-registry serve "$WORK/registry.yml" >>"$LOGDIR/registry.log" 2>&1 &
+	registry_pid=$!
+	local i
+	for ((i = 0; i < 100; i++)); do
+		curl -fsS "http://$REGISTRY/v2/" >/dev/null 2>&1 && return 0
+		kill -0 "$registry_pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	die "docker-registry did not start on $REGISTRY; see $LOGDIR/registry.log"
+}
+
+seed() { # seed OCI_DIR:TAG REPO:TAG: push an image of a layout to REGISTRY
+	with_varlib "$WORK/skopeo-varlib" skopeo copy --quiet --dest-tls-verify=false "oci:$1" "docker://$REGISTRY/$2" \
+		>>"$LOGDIR/seed.log" 2>&1 || die "pushing base $2 failed; see $LOGDIR/seed.log"
+}
+
+# busybox_rootfs ROOTFS BUSYBOX: ROOTFS gets the binary BUSYBOX as
+# /bin/busybox, the applets of this host's busybox as symlinks to it,
+# /etc/passwd and /etc/group (root, nobody), /tmp (1777) and /root (0700).
+busybox_rootfs() {
+	local r=$1 a
+	mkdir -p "$r"/{bin,sbin,usr/bin,usr/sbin,etc,root,tmp,var,home}
+	chmod 1777 "$r/tmp"
+	chmod 0700 "$r/root"
+	cp "$2" "$r/bin/busybox"
+	for a in $(/bin/busybox --list-full); do
+		[[ $a == bin/busybox ]] || ln -sf /bin/busybox "$r/$a"
+	done
+	printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' 'nobody:x:65534:65534:nobody:/nonexistent:/bin/false' >"$r/etc/passwd"
+	printf '%s\n' 'root:x:0:' 'nogroup:x:65534:' >"$r/etc/group"
+}
+
+# make_busybox: $WORK/busybox-oci, an OCI layout whose tag "latest" is a
+# busybox image of /bin/busybox from busybox-static (see busybox_rootfs).
+# Built with umoci each time (0.1 s); the same bytes every time.
+make_busybox() {
+	local oci=$WORK/busybox-oci bundle=$WORK/busybox-bundle
+	umoci init --layout "$oci"
+	umoci new --image "$oci:latest"
+	umoci unpack --image "$oci:latest" "$bundle" >/dev/null
+	busybox_rootfs "$bundle/rootfs" /bin/busybox
+	umoci repack --image "$oci:latest" "$bundle"
+	umoci config --image "$oci:latest" --config.env PATH=/usr/sbin:/usr/bin:/sbin:/bin --config.cmd sh
+	rm -rf "$bundle"
+}
