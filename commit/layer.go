@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -14,7 +13,6 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
 )
@@ -297,11 +295,7 @@ func decompress(rc io.ReadCloser, mt types.MediaType) (io.ReadCloser, error) {
 		}
 		return &readCloser{Reader: d, close: func() error { d.Close(); return rc.Close() }}, nil
 	case types.OCILayer, types.DockerLayer:
-		g, err := gzip.NewReader(rc)
-		if err != nil {
-			return nil, err
-		}
-		return &readCloser{Reader: g, close: func() error { return errors.Join(g.Close(), rc.Close()) }}, nil
+		return gunzip(rc)
 	case types.OCIUncompressedLayer, types.DockerUncompressedLayer:
 		return rc, nil
 	}
