@@ -546,6 +546,11 @@ versions() {
 	echo "- runc: $(runc --version | head -n 1)"
 	echo "- docker-registry: $(docker-registry --version | awk '{print $NF}')"
 	echo "- umoci: $(umoci --version | awk '{print $NF}'), skopeo: $(skopeo --version | awk '{print $NF}')"
+	if command -v igzip >/dev/null && [[ ${STRATA_DISABLE_IGZIP:-} != 1 ]]; then
+		echo "- igzip (strata inflates base layers with it): isal $(dpkg-query -W -f '${Version}' isal 2>/dev/null || echo '?')"
+	else
+		echo "- igzip: not used (strata inflates base layers in-process)"
+	fi
 	local why
 	why=$(strata_missing)
 	if [[ -n $why ]]; then
