@@ -467,6 +467,13 @@ record_docker() {
 	TIMES["$1|docker|cold:overhead"]+="$((last_ms - steps)) "
 }
 
+# drop_page_cache: every run starts with the page cache as empty as the
+# last one's (see "What is timed").
+drop_page_cache() {
+	sync
+	echo 3 >/proc/sys/vm/drop_caches
+}
+
 # one_run WORKLOAD TOOL: fresh state, base pulled (docker, buildah), cold
 # build, push, cached rebuild (strata: and a --no-cache build), teardown.
 # A phase that failed once stays n/a: a median over fewer runs would mislead.
@@ -480,6 +487,7 @@ one_run() {
 			return
 		fi
 	fi
+	drop_page_cache
 	registry_reset "$wl"
 	"${tool}_up"
 	local cold_ms
@@ -707,8 +715,11 @@ report() {
 		`--root`/`--runroot`, a new strata `--root`. docker and buildah then pull the
 		base image (`docker pull`, `buildah pull`; not timed), so their cold build
 		starts with it in their stores; strata's cold build pulls and unpacks it. The
-		OS page cache is warm (nothing is dropped). buildah's blob-info cache
-		(normally the host-wide `/var/lib/containers/cache`) is fresh per run too:
+		OS page cache is emptied (`echo 3 > /proc/sys/vm/drop_caches`) before each
+		tool's run, before the registry is reset and the base pulled: what earlier
+		runs left there slowed later ones on this machine (the same strata build
+		took 11–16% longer with 12 GB of page cache than after a drop). buildah's
+		blob-info cache (normally the host-wide `/var/lib/containers/cache`) is fresh per run too:
 		buildah runs in a private mount namespace (`unshare --mount`) with a per-run
 		dir bind-mounted over `/var/lib/containers`, so like dockerd it knows only
 		what it pulled. Every tool's state is on one filesystem (BENCH_FS=loop, the
