@@ -468,10 +468,19 @@ record_docker() {
 }
 
 # drop_page_cache: every run starts with the page cache as empty as the
-# last one's (see "What is timed").
+# last one's (see "What is timed"), but for the tools' own binaries, read
+# back in so that none pays for loading its program from disk.
 drop_page_cache() {
 	sync
 	echo 3 >/proc/sys/vm/drop_caches
+	local bin lib
+	for bin in "$DOCKER" "$DOCKERD" "$BUILDAH" /usr/sbin/runc "$STRATA" /usr/bin/igzip; do
+		[[ -f $bin ]] || continue
+		cat "$bin" >/dev/null
+		for lib in $(ldd "$bin" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// { print $3 }'); do
+			cat "$lib" >/dev/null
+		done
+	done
 }
 
 # one_run WORKLOAD TOOL: fresh state, base pulled (docker, buildah), cold
@@ -716,10 +725,12 @@ report() {
 		base image (`docker pull`, `buildah pull`; not timed), so their cold build
 		starts with it in their stores; strata's cold build pulls and unpacks it. The
 		OS page cache is emptied (`echo 3 > /proc/sys/vm/drop_caches`) before each
-		tool's run, before the registry is reset and the base pulled: what earlier
-		runs left there slowed later ones on this machine (the same strata build
-		took 11–16% longer with 12 GB of page cache than after a drop). buildah's
-		blob-info cache (normally the host-wide `/var/lib/containers/cache`) is fresh per run too:
+		tool's run, before the registry is reset and the base pulled, and the tools'
+		binaries and their libraries (docker, dockerd, buildah, runc, strata, igzip)
+		read back in: what earlier runs left there slowed later ones on this machine
+		(the same strata build took 11–16% longer with 12 GB of page cache than after
+		a drop). buildah's blob-info cache (normally the host-wide
+		`/var/lib/containers/cache`) is fresh per run too:
 		buildah runs in a private mount namespace (`unshare --mount`) with a per-run
 		dir bind-mounted over `/var/lib/containers`, so like dockerd it knows only
 		what it pulled. Every tool's state is on one filesystem (BENCH_FS=loop, the
