@@ -468,8 +468,9 @@ record_docker() {
 }
 
 # drop_page_cache: every run starts with the page cache as empty as the
-# last one's (see "What is timed"), but for the tools' own binaries, read
-# back in so that none pays for loading its program from disk.
+# last one's (see "What is timed"), but for the tools' own binaries and the
+# build contexts, read back in: no tool pays for loading its program from
+# disk, and a context is as warm as a fresh checkout.
 drop_page_cache() {
 	sync
 	echo 3 >/proc/sys/vm/drop_caches
@@ -481,6 +482,7 @@ drop_page_cache() {
 			cat "$lib" >/dev/null
 		done
 	done
+	find "$WORK/ctx" -type f -exec cat {} + >/dev/null
 }
 
 # one_run WORKLOAD TOOL: fresh state, base pulled (docker, buildah), cold
@@ -727,10 +729,10 @@ report() {
 		OS page cache is emptied (`echo 3 > /proc/sys/vm/drop_caches`) before each
 		tool's run, before the registry is reset and the base pulled, and the tools'
 		binaries and their libraries (docker, dockerd, buildah, runc, strata, igzip)
-		read back in: what earlier runs left there slowed later ones on this machine
-		(the same strata build took 11–16% longer with 12 GB of page cache than after
-		a drop). buildah's blob-info cache (normally the host-wide
-		`/var/lib/containers/cache`) is fresh per run too:
+		and the build contexts are read back in: what earlier runs left there slowed
+		later ones on this machine (the same strata build took 11–16% longer with 12
+		GB of page cache than after a drop). buildah's blob-info cache (normally the
+		host-wide `/var/lib/containers/cache`) is fresh per run too:
 		buildah runs in a private mount namespace (`unshare --mount`) with a per-run
 		dir bind-mounted over `/var/lib/containers`, so like dockerd it knows only
 		what it pulled. Every tool's state is on one filesystem (BENCH_FS=loop, the
