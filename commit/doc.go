@@ -17,7 +17,8 @@
 // the state root, checks its content against that claim as it writes it
 // (StreamLayer does too, unpacking it in the same pass), and records what
 // it found beside the blob so that later processes need not read it again.
-// gzip layers are inflated by an igzip process when there is one (gunzip).
+// gzip layers are inflated by an igzip process when there is one
+// (internal/gunzip).
 //
 // Registry credentials come from the docker config ($DOCKER_CONFIG or
 // ~/.docker/config.json) and its credential helpers, via

@@ -15,6 +15,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
+
+	"github.com/stratabuild/strata/internal/gunzip"
 )
 
 // Codec is a layer compression algorithm.
@@ -295,7 +297,7 @@ func decompress(rc io.ReadCloser, mt types.MediaType) (io.ReadCloser, error) {
 		}
 		return &readCloser{Reader: d, close: func() error { d.Close(); return rc.Close() }}, nil
 	case types.OCILayer, types.DockerLayer:
-		return gunzip(rc)
+		return gunzip.NewReader(rc)
 	case types.OCIUncompressedLayer, types.DockerUncompressedLayer:
 		return rc, nil
 	}

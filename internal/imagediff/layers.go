@@ -9,8 +9,8 @@ import (
 	"io"
 	"sync"
 
-	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+	"github.com/stratabuild/strata/internal/gunzip"
 )
 
 // compareLayers compares the layers of a and b position by position. Only
@@ -99,10 +99,11 @@ var (
 )
 
 // openTar opens the uncompressed tar stream of a layer. A compressed blob
-// is decompressed with klauspost/compress, about twice as fast as the
-// standard library ggcr's Uncompressed uses; the layers of an image
-// without a manifest (a docker-archive) are stored uncompressed, and
-// asking for their Compressed form would compress them.
+// is decompressed by internal/gunzip (igzip when it is installed, else
+// klauspost/compress) or zstd, faster than the standard library ggcr's
+// Uncompressed uses; the layers of an image without a manifest (a
+// docker-archive) are stored uncompressed, and asking for their
+// Compressed form would compress them.
 func openTar(s *side, ref layerRef) (io.ReadCloser, error) {
 	if s.noManifest {
 		return ref.layer.Uncompressed()
@@ -117,7 +118,7 @@ func openTar(s *side, ref layerRef) (io.ReadCloser, error) {
 	var closeDecoder func() error
 	switch {
 	case bytes.HasPrefix(magic, gzipMagic):
-		zr, err := gzip.NewReader(br)
+		zr, err := gunzip.NewReader(io.NopCloser(br))
 		if err != nil {
 			blob.Close()
 			return nil, fmt.Errorf("decompressing: %w", err)

@@ -1,4 +1,6 @@
-package commit
+// Package gunzip inflates gzip streams: in an igzip process when igzip is
+// installed, else in this process.
+package gunzip
 
 import (
 	"bytes"
@@ -8,23 +10,22 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 
 	"github.com/klauspost/compress/gzip"
 )
 
-// gunzip decompresses the gzip stream rc; closing the result closes rc.
+// NewReader decompresses the gzip stream rc; closing the result closes rc.
 //
 // When the igzip program (Intel's ISA-L, Debian package isal) is on the
 // PATH, the stream is inflated in an igzip process: on the 128 MB Debian
 // base it takes 0.15 s of CPU where Go's inflate takes 0.39 s, and it runs
 // beside this process's hashing and extraction (docs/benchmarks.md).
-// Decompression has one right answer, so the tar, its diffID and every
-// digest are the same either way; compression stays in-process, where the
-// bytes depend on the implementation. STRATA_DISABLE_IGZIP=1, or no igzip,
-// inflates with klauspost/compress in this process.
-func gunzip(rc io.ReadCloser) (io.ReadCloser, error) {
+// Decompression has one right answer, so the content, and every digest of
+// it, is the same either way; igzip alone ignores bytes after the last
+// gzip member, which Go's reader refuses. STRATA_DISABLE_IGZIP=1, or no
+// igzip, inflates with klauspost/compress in this process.
+func NewReader(rc io.ReadCloser) (io.ReadCloser, error) {
 	if path := igzipPath(); path != "" {
 		return startIgzip(path, rc)
 	}
@@ -32,11 +33,21 @@ func gunzip(rc io.ReadCloser) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &readCloser{Reader: g, close: func() error { return errors.Join(g.Close(), rc.Close()) }}, nil
+	return &inProcess{Reader: g, rc: rc}, nil
 }
 
-// igzipPath is the igzip gunzip runs, or "" for the built-in inflate.
-var igzipPath = sync.OnceValue(func() string {
+// inProcess inflates in this process.
+type inProcess struct {
+	*gzip.Reader
+	rc io.Closer
+}
+
+func (r *inProcess) Close() error { return errors.Join(r.Reader.Close(), r.rc.Close()) }
+
+// igzipPath is the igzip NewReader runs, or "" for the built-in inflate:
+// looked up at each call (a few stats), so that the variable and the PATH
+// of the moment decide.
+func igzipPath() string {
 	if os.Getenv("STRATA_DISABLE_IGZIP") == "1" {
 		return ""
 	}
@@ -45,7 +56,7 @@ var igzipPath = sync.OnceValue(func() string {
 		return ""
 	}
 	return p
-})
+}
 
 // igzipReader reads what an igzip process inflates. A goroutine feeds it
 // the compressed stream; the reader reports the end of the content only

@@ -1,11 +1,9 @@
-package commit
+package gunzip
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/hex"
 	"io"
 	"os"
 	"os/exec"
@@ -13,35 +11,28 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/gzip"
 
 	"github.com/stratabuild/strata/internal/testutil"
 )
 
-// decoders are the ways gunzip inflates: in this process, and in an
-// igzip process when there is one (under STRATA_REQUIRE_PRIVILEGED=1,
-// where CI installed it, there must be).
-func decoders(t *testing.T) map[string]func() string {
+// decoders are the ways NewReader inflates, as the STRATA_DISABLE_IGZIP
+// values that choose them: in this process, and in an igzip process when
+// there is one (under STRATA_REQUIRE_PRIVILEGED=1, where CI installed it,
+// there must be).
+func decoders(t *testing.T) map[string]string {
 	t.Helper()
-	m := map[string]func() string{"builtin": func() string { return "" }}
-	p, err := exec.LookPath("igzip")
+	m := map[string]string{"builtin": "1"}
+	_, err := exec.LookPath("igzip")
 	switch {
 	case err == nil:
-		m["igzip"] = func() string { return p }
+		m["igzip"] = ""
 	case os.Getenv(testutil.RequireEnv) == "1":
 		t.Fatalf("igzip: %v (apt-get install -y isal); %s=1 forbids skipping its cases", err, testutil.RequireEnv)
 	default:
 		t.Logf("igzip: %v: only the built-in inflate is tested (apt-get install -y isal)", err)
 	}
 	return m
-}
-
-// withDecoder makes gunzip use path() for the rest of the test.
-func withDecoder(t *testing.T, path func() string) {
-	old := igzipPath
-	igzipPath = path
-	t.Cleanup(func() { igzipPath = old })
 }
 
 func gzipped(t *testing.T, parts ...[]byte) []byte {
@@ -60,7 +51,7 @@ func gzipped(t *testing.T, parts ...[]byte) []byte {
 }
 
 func gunzipAll(blob []byte) ([]byte, error) {
-	r, err := decompress(io.NopCloser(bytes.NewReader(blob)), types.OCILayer)
+	r, err := NewReader(io.NopCloser(bytes.NewReader(blob)))
 	if err != nil {
 		return nil, err
 	}
@@ -83,10 +74,10 @@ func TestGunzipDecodersAgree(t *testing.T) {
 		{"two members", [][]byte{text, random}},
 		{"empty content", [][]byte{{}}},
 	}
-	for name, path := range decoders(t) {
+	for name, disable := range decoders(t) {
 		for _, c := range cases {
 			t.Run(name+"/"+c.name, func(t *testing.T) {
-				withDecoder(t, path)
+				t.Setenv("STRATA_DISABLE_IGZIP", disable)
 				got, err := gunzipAll(gzipped(t, c.parts...))
 				if err != nil {
 					t.Fatalf("gunzip: %v", err)
@@ -113,10 +104,10 @@ func TestGunzipRefusesBadStreams(t *testing.T) {
 		"not gzip":      []byte("this is not a gzip stream at all"),
 		"deflate wrong": func() []byte { b := bytes.Clone(good); b[20] ^= 0xff; return b }(),
 	}
-	for name, path := range decoders(t) {
+	for name, disable := range decoders(t) {
 		for c, blob := range cases {
 			t.Run(name+"/"+c, func(t *testing.T) {
-				withDecoder(t, path)
+				t.Setenv("STRATA_DISABLE_IGZIP", disable)
 				got, err := gunzipAll(blob)
 				if err == nil {
 					t.Fatalf("gunzip of a bad stream gave %d bytes and no error", len(got))
@@ -127,46 +118,11 @@ func TestGunzipRefusesBadStreams(t *testing.T) {
 	}
 }
 
-// The digest readBlob reports covers every byte of the blob, and its
-// diffID the content, whichever decoder reads it: igzip ignores bytes
-// after the last gzip member (so the blob's digest counts them), the
-// built-in inflate refuses them.
-func TestReadBlobTrailingBytes(t *testing.T) {
-	content := bytes.Repeat([]byte("layer content\n"), 5000)
-	blob := append(gzipped(t, content), "trailing"...)
-	for name, path := range decoders(t) {
-		t.Run(name, func(t *testing.T) {
-			withDecoder(t, path)
-			var kept bytes.Buffer
-			sums, err := readBlob(context.Background(), bytes.NewReader(blob), &kept, types.OCILayer, nil)
-			if name == "builtin" {
-				if err == nil {
-					t.Fatal("the built-in inflate took trailing bytes after the gzip stream")
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("readBlob: %v", err)
-			}
-			d, c := sha256.Sum256(blob), sha256.Sum256(content)
-			want := blobSums{size: int64(len(blob))}
-			want.digest.Algorithm, want.digest.Hex = "sha256", hex.EncodeToString(d[:])
-			want.diffID.Algorithm, want.diffID.Hex = "sha256", hex.EncodeToString(c[:])
-			if sums != want {
-				t.Errorf("readBlob = %+v, want %+v", sums, want)
-			}
-			if !bytes.Equal(kept.Bytes(), blob) {
-				t.Errorf("the blob written is %d bytes, want the %d read", kept.Len(), len(blob))
-			}
-		})
-	}
-}
-
 // Closing before the end stops igzip: no process is left, and Close does
 // not wait for the rest of the stream.
 func TestIgzipCloseEarly(t *testing.T) {
 	testutil.Require(t, "igzip", func() error { _, err := exec.LookPath("igzip"); return err }, "apt-get install -y isal")
-	withDecoder(t, decoders(t)["igzip"])
+	t.Setenv("STRATA_DISABLE_IGZIP", "")
 	random := make([]byte, 16<<20)
 	rand.Read(random)
 	pr, pw := io.Pipe()
@@ -178,7 +134,7 @@ func TestIgzipCloseEarly(t *testing.T) {
 			}
 		}
 	}()
-	r, err := gunzip(pr)
+	r, err := NewReader(pr)
 	if err != nil {
 		t.Fatal(err)
 	}
