@@ -138,6 +138,10 @@ func TestIgzipCloseEarly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ir, ok := r.(*igzipReader)
+	if !ok {
+		t.Fatalf("NewReader gave a %T, want igzip's reader", r)
+	}
 	if _, err := io.ReadFull(r, make([]byte, 1<<20)); err != nil {
 		t.Fatalf("reading the first MiB: %v", err)
 	}
@@ -148,7 +152,6 @@ func TestIgzipCloseEarly(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Close did not return in 10 s")
 	}
-	ir := r.(*igzipReader)
 	if ir.cmd.ProcessState == nil {
 		t.Fatal("igzip was not waited for")
 	}
