@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -91,9 +90,11 @@ type blobSums struct {
 // the decompressed content as it is made (and what it leaves unread is
 // read after it returns): decompression runs in its own goroutine, so on
 // two cores it overlaps with what use does. Memory stays flat: the
-// decompressor reads from the same stream w is written from. If w is a
-// file it is synced once the whole blob is written, while use still
-// works through the end of the content.
+// decompressor reads from the same stream w is written from. If w can
+// Sync (a file), it is synced once the whole blob is written, while use
+// still works through the end of the content. If use fails before the
+// blob is read, r is closed if it can be, so that a read stalled on it
+// (a registry that stopped sending) does not hold the failure up.
 func readBlob(ctx context.Context, r io.Reader, w io.Writer, mt types.MediaType, use func(io.Reader) error) (blobSums, error) {
 	if use == nil {
 		sums, err := sumBlob(ctx, r, w, mt, io.Discard)
@@ -104,8 +105,8 @@ func readBlob(ctx context.Context, r io.Reader, w io.Writer, mt types.MediaType,
 	}
 	pipe := &tarPipe{Pipe: bufpipe.New()}
 	type result struct {
-		sums blobSums
-		err  error
+		sums      blobSums
+		err, sync error
 	}
 	done := make(chan result, 1)
 	go func() {
@@ -114,31 +115,46 @@ func readBlob(ctx context.Context, r io.Reader, w io.Writer, mt types.MediaType,
 			pipe.setDigest(digest.Digest(sums.diffID.String()))
 		}
 		pipe.CloseWrite(err)
+		var serr error
 		if err == nil {
-			err = syncBlob(w)
+			serr = syncBlob(w)
 		}
-		done <- result{sums, err}
+		done <- result{sums, err, serr}
 	}()
 	uerr := use(pipe)
 	if uerr == nil {
 		_, uerr = io.Copy(io.Discard, pipe)
 	}
 	pipe.CloseRead(errReaderStopped) // stops the decompressor if use failed
-	res := <-done
+	var res result
+	stopped := false
+	select {
+	case res = <-done:
+	default:
+		if c, ok := r.(io.Closer); ok && uerr != nil {
+			// The blob is not read yet (or only being synced): its
+			// sums no longer matter, and a read of r may be stalled.
+			c.Close()
+			stopped = true
+		}
+		res = <-done
+	}
 	switch {
 	case uerr != nil && res.err == nil:
 		// The whole content was read: a content that is not the one
 		// claimed is the cause, whatever use made of it.
 		return res.sums, &useError{err: uerr, whole: true}
-	case uerr != nil && errors.Is(res.err, errReaderStopped):
+	case uerr != nil && (stopped || errors.Is(res.err, errReaderStopped)):
 		return blobSums{}, &useError{err: uerr}
+	case res.err != nil:
+		return res.sums, res.err
 	}
-	return res.sums, res.err
+	return res.sums, res.sync
 }
 
-// syncBlob syncs w if it is a file.
+// syncBlob syncs w if it can be synced (a file).
 func syncBlob(w io.Writer) error {
-	f, ok := w.(*os.File)
+	f, ok := w.(interface{ Sync() error })
 	if !ok {
 		return nil
 	}
