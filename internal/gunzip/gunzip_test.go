@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
+	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -157,5 +160,39 @@ func TestIgzipCloseEarly(t *testing.T) {
 	}
 	if _, err := r.Read(make([]byte, 1)); err == nil {
 		t.Error("Read after Close gave no error")
+	}
+}
+
+// failingSource gives its bytes, then fails with err.
+type failingSource struct {
+	r   io.Reader
+	err error
+}
+
+func (s *failingSource) Read(p []byte) (int, error) {
+	if n, _ := s.r.Read(p); n > 0 {
+		return n, nil
+	}
+	return 0, s.err
+}
+
+// A source that fails at a member's end is an error, not the end of the
+// content: even an error that wraps EPIPE, which igzip's feeder must not
+// take for igzip having stopped reading.
+func TestSourceErrorReported(t *testing.T) {
+	broken := fmt.Errorf("reading the registry's response: %w", syscall.EPIPE)
+	member := gzipped(t, bytes.Repeat([]byte("first member "), 1000))
+	for name, disable := range decoders(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Setenv("STRATA_DISABLE_IGZIP", disable)
+			r, err := NewReader(io.NopCloser(&failingSource{r: bytes.NewReader(member), err: broken}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			if _, err := io.ReadAll(r); !errors.Is(err, syscall.EPIPE) {
+				t.Errorf("reading a stream whose source failed: %v, want the source's error", err)
+			}
+		})
 	}
 }

@@ -143,9 +143,11 @@ type tarStream struct {
 }
 
 func (t *tarStream) Close() error {
-	var err error
+	// The blob first: a decoder that reads ahead (igzip's feeder) may be
+	// waiting on it, and its Close waits for that read.
+	err := t.blob.Close()
 	if t.closeDecoder != nil {
-		err = t.closeDecoder()
+		err = errors.Join(t.closeDecoder(), err)
 	}
-	return errors.Join(err, t.blob.Close())
+	return err
 }
