@@ -40,9 +40,6 @@ func layoutDir(dir, tag string) (string, string) {
 		if i < 0 || strings.Contains(dir[i:], "/") {
 			break
 		}
-		if isLayout(dir[:i]) {
-			return dir[:i], dir[i+1:] + ":" + tag
-		}
 		dir, tag = dir[:i], dir[i+1:]+":"+tag
 	}
 	return dir, tag
