@@ -114,17 +114,11 @@ func mountSchema() obj {
 // action key that another kind allows as a plain key (env beside run)
 // is that kind's key, not an action.
 func stepSchema() obj {
-	var all []string
 	var branches []any
 	for k := StepKind(0); int(k) < len(stepKindNames); k++ {
 		keys, ok := stepKeys[k]
 		if !ok {
 			panic(fmt.Sprintf("recipe: no key list for %s steps", k))
-		}
-		for _, key := range keys {
-			if !contains(all, key) {
-				all = append(all, key)
-			}
 		}
 		action := keys[0]
 		required := []string{action}
@@ -147,7 +141,7 @@ func stepSchema() obj {
 		}
 		branches = append(branches, b)
 	}
-	o := objectSchema("step", all, nil)
+	o := objectSchema("step", allStepKeys, nil)
 	o["description"] = "A step: exactly one action (" + oneOf(actionKeys) + ") and the keys that action allows."
 	o["oneOf"] = branches
 	return o
