@@ -39,14 +39,7 @@ func BenchmarkDiff(b *testing.B) {
 				must(b, os.Chmod(filepath.Join(m, "d009/f00900"), 0o600))
 				write(b, filepath.Join(m, "d004/extra"), "new", 0o644)
 			}, false)
-			o := DiffOptions{Upper: upper, Lowers: []string{lower}, KeepUpper: true}
-			var st DiffStats
-			for b.Loop() {
-				var err error
-				if st, err = Diff(b.Context(), io.Discard, o); err != nil {
-					b.Fatal(err)
-				}
-			}
+			st := diffLoop(b, DiffOptions{Upper: upper, Lowers: []string{lower}, KeepUpper: true})
 			if got := st.Added + st.Modified + st.Deleted; got != 10 {
 				b.Fatalf("diff has %d changes (%+v), want 10", got, st)
 			}
@@ -75,7 +68,15 @@ func BenchmarkDiffNewFiles(b *testing.B) {
 			write(b, filepath.Join(m, fmt.Sprintf("opt/app/gen/f%d.txt", i)), fmt.Sprintf("file %d of 1000", i), 0o644)
 		}
 	}, false)
-	o := DiffOptions{Upper: upper, Lowers: []string{lower}, KeepUpper: true}
+	st := diffLoop(b, DiffOptions{Upper: upper, Lowers: []string{lower}, KeepUpper: true})
+	if st.Added != 1003 {
+		b.Fatalf("diff added %d entries (%+v), want 1003", st.Added, st)
+	}
+}
+
+// diffLoop diffs o into io.Discard in b's loop and returns the last
+// diff's counts.
+func diffLoop(b *testing.B, o DiffOptions) DiffStats {
 	var st DiffStats
 	for b.Loop() {
 		var err error
@@ -83,9 +84,7 @@ func BenchmarkDiffNewFiles(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	if st.Added != 1003 {
-		b.Fatalf("diff added %d entries (%+v), want 1003", st.Added, st)
-	}
+	return st
 }
 
 // layerTar100MB is a layer of 100 files of 1 MiB of incompressible data.
