@@ -506,9 +506,12 @@ func (d *differ) header(rel string, e *entry, linkTarget string) *tar.Header {
 		Gid:     int(e.st.Gid),
 		ModTime: d.mtime(e),
 	}
-	// The upper entry gets the tar's mtime, unless a file has it already
-	// (a dir's may change when the upper dir is trimmed).
-	if d.o.Epoch != nil && e.abs != "" && (e.fmt() == unix.S_IFDIR || !hasMtime(e, hdr.ModTime)) {
+	// The upper entry gets the tar's mtime: a dir always, as trimming
+	// it changes its mtime to the trim's time and a later diff of the
+	// snapshot must write this tar again (also without an epoch, when a
+	// second may pass in between); a file with an epoch, unless it has
+	// that mtime already.
+	if e.abs != "" && (e.fmt() == unix.S_IFDIR || (d.o.Epoch != nil && !hasMtime(e, hdr.ModTime))) {
 		d.absOf[hdr] = e.abs
 	}
 	switch e.fmt() {
