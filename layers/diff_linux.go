@@ -58,6 +58,9 @@ const (
 // Unless o.KeepUpper is set, Diff then edits the upper dir to hold exactly
 // what the tar holds, ready for Store.Commit.
 func Diff(ctx context.Context, w io.Writer, o DiffOptions) (DiffStats, error) {
+	if o.TrimOnly && o.KeepUpper {
+		return DiffStats{}, fmt.Errorf("diffing %s: TrimOnly with KeepUpper does nothing", o.Upper)
+	}
 	d, err := newDiffer(ctx, o)
 	if err != nil {
 		return DiffStats{}, fmt.Errorf("diffing %s: %w", o.Upper, err)
@@ -67,7 +70,12 @@ func Diff(ctx context.Context, w io.Writer, o DiffOptions) (DiffStats, error) {
 	if err != nil {
 		return DiffStats{}, fmt.Errorf("diffing %s: %w", o.Upper, err)
 	}
-	if err := d.writeTar(ctx, w, root); err != nil {
+	if o.TrimOnly {
+		err = d.walk("", root, o.Lowers)
+	} else {
+		err = d.writeTar(ctx, w, root)
+	}
+	if err != nil {
 		return d.stats, fmt.Errorf("diffing %s: %w", o.Upper, err)
 	}
 	if !o.KeepUpper {
@@ -163,7 +171,7 @@ func (c ctxWriter) Write(p []byte) (int, error) {
 type differ struct {
 	ctx     context.Context
 	o       DiffOptions
-	tw      *tar.Writer
+	tw      *tar.Writer // nil with TrimOnly
 	stats   DiffStats
 	links   map[fileID]string      // tar name of the first path of an upper inode with nlink > 1
 	pending []*tar.Header          // unchanged parent dirs not written yet, outermost first
@@ -564,20 +572,25 @@ func (d *differ) mtime(e *entry) time.Time {
 func (d *differ) write(hdr *tar.Header) error { return d.writeFile(hdr, nil) }
 
 // writeFile writes hdr, after any pending parent dirs, then the content of
-// the file body if body is set: read ahead, or read now.
+// the file body if body is set: read ahead, or read now. With TrimOnly it
+// only notes what it would write.
 func (d *differ) writeFile(hdr *tar.Header, body *entry) error {
 	for _, p := range d.pending {
-		if err := d.tw.WriteHeader(p); err != nil {
-			return fmt.Errorf("writing %q: %w", p.Name, err)
+		if d.tw != nil {
+			if err := d.tw.WriteHeader(p); err != nil {
+				return fmt.Errorf("writing %q: %w", p.Name, err)
+			}
 		}
 		d.written(p)
 	}
 	d.pending = d.pending[:0]
-	if err := d.tw.WriteHeader(hdr); err != nil {
-		return fmt.Errorf("writing %q: %w", hdr.Name, err)
+	if d.tw != nil {
+		if err := d.tw.WriteHeader(hdr); err != nil {
+			return fmt.Errorf("writing %q: %w", hdr.Name, err)
+		}
 	}
 	d.written(hdr)
-	if body == nil || hdr.Size == 0 {
+	if body == nil || hdr.Size == 0 || d.tw == nil {
 		return nil
 	}
 	if int64(len(body.content)) == hdr.Size {
