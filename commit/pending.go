@@ -42,10 +42,12 @@ type Compressor struct {
 	err error // the first job's error
 }
 
+// job is a layer to compress (p) or, with p nil, what Then queued.
 type job struct {
-	p    *Pending
-	tar  func(ctx context.Context, w io.Writer) error
-	then func(ctx context.Context, l *Layer, took time.Duration) error
+	p     *Pending
+	tar   func(ctx context.Context, w io.Writer) error
+	then  func(ctx context.Context, l *Layer, took time.Duration) error
+	after func(ctx context.Context) error
 }
 
 // NewCompressor returns a compressor writing blobs into dir with c. The
@@ -88,27 +90,49 @@ func (q *Compressor) Add(diffID v1.Hash, tar func(ctx context.Context, w io.Writ
 	}
 	q.worker.Do(func() { q.wg.Add(1); go q.work() })
 	q.queued.Add(1)
-	q.jobs <- job{p, tar, then}
+	q.jobs <- job{p: p, tar: tar, then: then}
 	return p
+}
+
+// Then queues f to run in the background once the layers added before
+// it are compressed and their thens have returned (a step that changed
+// no file is recorded in a cache then, when its key chains on diffIDs
+// learned by the compression), with the compressor's context; its error
+// is the compressor's. Never call Then after Close.
+func (q *Compressor) Then(f func(ctx context.Context) error) {
+	q.worker.Do(func() { q.wg.Add(1); go q.work() })
+	q.queued.Add(1)
+	q.jobs <- job{after: f}
 }
 
 // work compresses the queued layers in order until Close.
 func (q *Compressor) work() {
 	defer q.wg.Done()
 	for j := range q.jobs {
+		if j.p == nil {
+			q.fail(j.after(q.ctx))
+			q.queued.Done()
+			continue
+		}
 		j.p.compress(q.ctx, q.dir, j.tar)
 		if j.p.err == nil && j.then != nil {
 			j.p.err = j.then(q.ctx, j.p.layer, j.p.took)
 		}
-		if j.p.err != nil {
-			q.mu.Lock()
-			if q.err == nil {
-				q.err = j.p.err
-			}
-			q.mu.Unlock()
-		}
+		q.fail(j.p.err)
 		close(j.p.done)
 		q.queued.Done()
+	}
+}
+
+// fail keeps err if it is the first job's error.
+func (q *Compressor) fail(err error) {
+	if err == nil {
+		return
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.err == nil {
+		q.err = err
 	}
 }
 
