@@ -37,7 +37,11 @@ func (e *executor) make(ctx context.Context, sp *plan.Stage, res *stageResult, s
 		return nil, err
 	}
 	t.Process = ran.Process
-	m, err := e.ws.Commit(ctx, ran, e.epoch)
+	commit := e.ws.Commit
+	if e.learn {
+		commit = e.ws.Trim
+	}
+	m, err := commit(ctx, ran, e.epoch)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", s.Pos, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/opencontainers/go-digest"
 
+	"github.com/stratabuild/strata/commit"
 	"github.com/stratabuild/strata/internal/stateroot"
 	"github.com/stratabuild/strata/layers"
 )
@@ -77,15 +79,22 @@ func (r *Ran) discard() {
 // Made is the layer a step made, not yet compressed: its diffID and
 // counts, its snapshot and the snapshots it was made over.
 type Made struct {
-	DiffID string // "sha256:…"; "" when the step changed no file
+	// DiffID is "sha256:…"; "" when the step changed no file, or when
+	// it is not known yet (a Trim: see Trimmed).
+	DiffID string
 	Stats  layers.DiffStats
-	// Diff is the time the upper dir's diff into a hashed tar took;
-	// Commit, which includes it, ends when the snapshot is stored.
+	// Diff is the time the upper dir's diff into a hashed tar (or its
+	// trim) took; Commit, which includes it, ends when the snapshot is
+	// stored (or the trimmed upper dir kept).
 	Diff, Commit time.Duration
 
 	dir    string
 	lowers []string
 	epoch  *time.Time
+	// up is a trimmed upper dir not yet the snapshot of its diffID, and
+	// layer its place in the chain; see Trim.
+	up    *layers.Upper
+	layer *Layer
 }
 
 // Commit diffs the upper dir over the lowers it ran on, trimming it to the
@@ -117,6 +126,34 @@ func (w *Workspace) Commit(ctx context.Context, r *Ran, epoch *time.Time) (*Made
 	return m, nil
 }
 
+// Trim is Commit for a layer whose diffID no step needs before the layer
+// is compressed (no cache lookup follows: --no-cache, or a cache that
+// cannot hit): it only trims the upper dir to the layer, reading no file
+// content to hash, and keeps it as the snapshot the next steps run on,
+// under its temp name. The compressor learns the diffID from Tar, and
+// Publish then makes the dir the snapshot of that diffID. When nothing
+// changed, the upper dir is removed and Trimmed is false.
+func (w *Workspace) Trim(ctx context.Context, r *Ran, epoch *time.Time) (*Made, error) {
+	start := time.Now()
+	m := &Made{lowers: r.lowers, epoch: epoch}
+	stats, err := layers.Diff(ctx, nil, layers.DiffOptions{Upper: r.up.Dir, Lowers: r.lowers, Epoch: epoch, TrimOnly: true})
+	m.Diff = time.Since(start)
+	m.Commit = m.Diff
+	if err != nil || stats.Empty() {
+		r.discard()
+		if err != nil {
+			return nil, fmt.Errorf("diffing the step's changes: %w", err)
+		}
+		return m, nil
+	}
+	m.Stats, m.dir, m.up = stats, r.up.Dir, r.up
+	return m, nil
+}
+
+// Trimmed reports whether m is a Trim's layer: its diffID is learned
+// when it is compressed, and Publish has yet to store its snapshot.
+func (m *Made) Trimmed() bool { return m.up != nil }
+
 // Tar writes the layer's tar again, from its snapshot: the same bytes as
 // the diff that made it (Diff of a trimmed upper dir over the same
 // lowers), which the compressor checks.
@@ -126,9 +163,43 @@ func (m *Made) Tar(ctx context.Context, w io.Writer) error {
 }
 
 // Layer is the made layer in a chain, its snapshot made, l what an image
-// lists for it.
+// lists for it: for a Trim's, the *commit.Pending that learns its diffID.
 func (m *Made) Layer(l v1.Layer) *Layer {
-	return &Layer{DiffID: m.DiffID, Layer: l, dir: m.dir}
+	m.layer = &Layer{DiffID: m.DiffID, Layer: l, dir: m.dir}
+	return m.layer
+}
+
+// Publish ends a Trim's layer once no step runs on it any more (the
+// build's steps are done): it waits for the layer's compression, then
+// the trimmed upper dir becomes the snapshot of the diffID the layer was
+// found to have (Store.Commit), for later builds; if the layer's blob
+// was not made, the dir is removed. It does nothing for other layers, or
+// a second time.
+func (m *Made) Publish(w *Workspace) error {
+	if m.up == nil {
+		return nil
+	}
+	up := m.up
+	m.up = nil
+	var blob *commit.Layer
+	if p, ok := m.layer.Layer.(*commit.Pending); ok {
+		blob, _ = p.Wait(context.Background()) // ends when the compressor does
+	}
+	if blob == nil {
+		return up.Discard()
+	}
+	d, err := blob.DiffID()
+	if err != nil {
+		return errors.Join(err, up.Discard())
+	}
+	dir, err := w.Store.Commit(up, digest.Digest(d.String()))
+	if err != nil {
+		return errors.Join(err, up.Discard())
+	}
+	m.layer.mu.Lock()
+	defer m.layer.mu.Unlock()
+	m.layer.dir = dir
+	return nil
 }
 
 // View calls f with a read-only view of lowers: an overlay whose
