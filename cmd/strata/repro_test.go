@@ -10,7 +10,8 @@ import (
 )
 
 // reproRecipe has run steps that create, modify and delete files, a copy
-// from the context, a metadata step and a copy from another stage.
+// from the context, a metadata step and a copy from another stage; the
+// last step writes down the mtimes it sees of files earlier steps made.
 const reproRecipe = `args: {BASE: scratch}
 stages:
   - name: tools
@@ -28,7 +29,7 @@ stages:
       - copy: /out/tool
         from: tools
         to: bin/
-      - run: touch -d @1 ancient.txt && mkdir -p logs
+      - run: touch -d @1 ancient.txt && mkdir -p logs && stat -c '%Y %n' new.txt bin/tool > logs/seen
 image:
   cmd: [cat, /opt/app/new.txt]
 `
@@ -55,6 +56,9 @@ var noEpoch = []string{"SOURCE_DATE_EPOCH="}
 // TestReproducibleByDefault: with no environment set, two builds in two
 // state roots, from two checkouts at different absolute paths, at least a
 // second apart, give one digest; a fully cached rebuild gives it again.
+// The first root is fresh: no lookup can hit, and the steps' diffIDs are
+// learned as their layers are compressed; the second root's cache holds
+// another recipe's step, so each step's diffID is hashed as it exits.
 func TestReproducibleByDefault(t *testing.T) {
 	requireBuildTools(t)
 	base := busyboxBase(t)
@@ -63,7 +67,10 @@ func TestReproducibleByDefault(t *testing.T) {
 	first := mustBuild(t, noEpoch, "--root", rootA, "--build-arg", base, a)
 	time.Sleep(1100 * time.Millisecond)
 	b := checkout(t, filepath.Join(t.TempDir(), "ci", "other", "checkout"))
-	second := mustBuild(t, noEpoch, "--root", t.TempDir(), "--build-arg", base, b)
+	rootB := t.TempDir()
+	mustBuild(t, noEpoch, "--root", rootB, "--build-arg", base,
+		writeRecipe(t, "args: {BASE: scratch}\nfrom: ${BASE}\nsteps:\n  - run: echo other > /other\n", map[string]string{}))
+	second := mustBuild(t, noEpoch, "--root", rootB, "--build-arg", base, b)
 	if first != second {
 		t.Errorf("two checkouts built a second apart gave %s and %s", first, second)
 	}
