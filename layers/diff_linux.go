@@ -103,6 +103,17 @@ func Diff(ctx context.Context, w io.Writer, o DiffOptions) (DiffStats, error) {
 
 // newDiffer makes the differ of a Diff with o.
 func newDiffer(ctx context.Context, o DiffOptions) (*differ, error) {
+	// A lower dir that is gone would read as empty: whiteouts of its
+	// files, and the opaque markers over its dirs, would be left out.
+	for _, l := range o.Lowers {
+		var st unix.Stat_t
+		if err := unix.Stat(l, &st); err != nil {
+			return nil, fmt.Errorf("lower dir: %w", &fs.PathError{Op: "stat", Path: l, Err: err})
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			return nil, fmt.Errorf("lower dir %s is not a directory", l)
+		}
+	}
 	d := &differ{
 		ctx:   ctx,
 		o:     o,
