@@ -264,8 +264,8 @@ func (e *executor) learned(sp *plan.Stage, res *stageResult, s *plan.Step, paren
 }
 
 // publish stores the snapshots of the layers steps trimmed (see
-// chain.Made.Publish), in the background, each once it is compressed:
-// call it when the build's steps are done, and nothing runs on them any
+// chain.Made.Publish), in the background, once every layer is compressed:
+// call it when the build's steps are done, and no step runs on them any
 // more. wait waits for it (the compressor must end for it to end).
 func (s *session) publish() (wait func()) {
 	s.mu.Lock()
@@ -275,6 +275,10 @@ func (s *session) publish() (wait func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		// A trimmed dir is a lower dir of the layers after it, which the
+		// compressor diffs again: none may move (or go, as a duplicate)
+		// before the last layer is compressed.
+		_ = s.compressor.Wait(context.Background())
 		for _, m := range made {
 			if err := m.Publish(s.ws); err != nil {
 				s.log.Warn("storing a step's snapshot", "err", err)

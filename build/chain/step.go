@@ -169,8 +169,9 @@ func (m *Made) Layer(l v1.Layer) *Layer {
 	return m.layer
 }
 
-// Publish ends a Trim's layer once no step runs on it any more (the
-// build's steps are done): it waits for the layer's compression, then
+// Publish ends a Trim's layer once nothing reads it any more: the
+// build's steps are done, and the layers over it compressed (their tars
+// are diffed again over it). It waits for the layer's compression, then
 // the trimmed upper dir becomes the snapshot of the diffID the layer was
 // found to have (Store.Commit), for later builds; if the layer's blob
 // was not made, the dir is removed. It does nothing for other layers, or

@@ -157,3 +157,51 @@ func builtConfig(t *testing.T, env []string, args ...string) imageConfigFile {
 	}
 	return cf
 }
+
+// TestLearnedLayerOverSlowLayer: on a fresh root (diffIDs learned as the
+// layers are compressed) a step deletes and adds files over a layer still
+// being compressed after the last step (a big copy): its layer keeps the
+// whiteout, the image is the one a root whose cache could hit makes
+// (diffIDs hashed as the steps exit), the deleted file is gone from the
+// image, and a cached rebuild gives it again.
+func TestLearnedLayerOverSlowLayer(t *testing.T) {
+	requireBuildTools(t)
+	base := busyboxBase(t)
+	yaml := `args: {BASE: scratch}
+from: ${BASE}
+steps:
+  - run: mkdir /d && echo a > /d/a && echo b > /d/b
+  - copy: big
+    to: /big
+  - run: rm /d/a && echo c > /d/c
+`
+	// 100 MB that gzip compresses, slowly: the copy's layer is still
+	// being compressed when the last step is done.
+	big := make([]byte, 100<<20)
+	for i := range big {
+		big[i] = byte((i*2654435761)>>13 ^ i>>7)
+	}
+	ctx := writeRecipe(t, yaml, map[string]string{"big": string(big)})
+	build := func(root string) (string, string) {
+		out := filepath.Join(t.TempDir(), "img.oci")
+		return mustBuild(t, noEpoch, "--root", root, "--build-arg", base, "-t", "x:1", "-o", "type=oci,dest="+out, ctx), out
+	}
+	fresh := t.TempDir()
+	learned, out := build(fresh)
+	seeded := t.TempDir()
+	mustBuild(t, noEpoch, "--root", seeded, "--build-arg", base,
+		writeRecipe(t, "args: {BASE: scratch}\nfrom: ${BASE}\nsteps:\n  - run: echo other > /other\n", map[string]string{}))
+	hashed, hashedOut := build(seeded)
+	if learned != hashed {
+		t.Errorf("fresh root: %s, diffIDs %v\nseeded root: %s, diffIDs %v", learned, diffIDsOf(t, out, "x:1"), hashed, diffIDsOf(t, hashedOut, "x:1"))
+	}
+	bundle := filepath.Join(t.TempDir(), "bundle")
+	run(t, nil, "umoci", "unpack", "--image", out+":x:1", bundle)
+	if got := listDir(t, filepath.Join(bundle, "rootfs", "d")); strings.Join(got, " ") != "b c" {
+		t.Errorf("/d holds %v, want [b c]", got)
+	}
+	assertNoLeftovers(t, fresh)
+	if again, _ := build(fresh); again != learned {
+		t.Errorf("cached rebuild on the fresh root: %s, want %s", again, learned)
+	}
+}
