@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -72,8 +73,17 @@ type session struct {
 	// step reported when it finished (no digest or size yet).
 	final map[*cache.Layer]compressed
 	// trimmed are the layers of Trim, their snapshots stored once the
-	// build is done (publish).
-	trimmed []*chain.Made
+	// build's steps are done (publishReady, publish); stepsDone says
+	// they are. published guards the stores.
+	trimmed   []trimmed
+	stepsDone atomic.Bool
+	published sync.Mutex
+}
+
+// trimmed is a layer of Trim and its compression.
+type trimmed struct {
+	made *chain.Made
+	blob *commit.Pending
 }
 
 // stageResult is a built stage: the root image it started from, its
@@ -254,33 +264,67 @@ func (e *executor) learned(sp *plan.Stage, res *stageResult, s *plan.Step, paren
 		if err := key(ctx); err != nil {
 			return err
 		}
-		return record(ctx, l, took)
+		if err := record(ctx, l, took); err != nil {
+			return err
+		}
+		e.publishReady(m, l)
+		return nil
 	})
 	res.chain = append(res.chain, m.Layer(layer))
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.trimmed = append(e.trimmed, m)
+	e.trimmed = append(e.trimmed, trimmed{m, layer})
 	return layer, rec, false, nil
 }
 
-// publish stores the snapshots of the layers steps trimmed (see
-// chain.Made.Publish), in the background, once every layer is compressed:
-// call it when the build's steps are done, and no step runs on them any
-// more. wait waits for it (the compressor must end for it to end).
-func (s *session) publish() (wait func()) {
+// publishReady stores the snapshots of the trimmed layers compressed so
+// far (see chain.Made.Publish), once the build's steps are done: the
+// compressor's worker calls it when a layer (self, whose blob is blob)
+// is compressed, before it diffs the next one, so that no Tar reads a
+// dir as it moves. A duplicate of a snapshot the store has is then
+// removed while the later layers are compressed.
+func (s *session) publishReady(self *chain.Made, blob *commit.Layer) {
+	if !s.stepsDone.Load() {
+		return
+	}
 	s.mu.Lock()
-	made := s.trimmed
-	s.trimmed = nil
+	ts := slices.Clone(s.trimmed)
 	s.mu.Unlock()
+	s.published.Lock()
+	defer s.published.Unlock()
+	for _, t := range ts {
+		b := t.blob.Layer()
+		if t.made == self {
+			b = blob // its job is still running: this is its then
+		}
+		if b == nil {
+			continue // not compressed yet
+		}
+		if err := t.made.Publish(s.ws, b); err != nil {
+			s.log.Warn("storing a step's snapshot", "err", err)
+		}
+	}
+}
+
+// publish marks the build's steps done, then stores, in the background,
+// the snapshots of the trimmed layers publishReady has not: once the
+// compressor is done (every later layer's Tar reads them), or removes
+// those whose blob was not made. wait waits for it (the compressor must
+// end for it to end).
+func (s *session) publish() (wait func()) {
+	s.stepsDone.Store(true)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		// A trimmed dir is a lower dir of the layers after it, which the
-		// compressor diffs again: none may move (or go, as a duplicate)
-		// before the last layer is compressed.
 		_ = s.compressor.Wait(context.Background())
-		for _, m := range made {
-			if err := m.Publish(s.ws); err != nil {
+		s.mu.Lock()
+		ts := s.trimmed
+		s.trimmed = nil
+		s.mu.Unlock()
+		s.published.Lock()
+		defer s.published.Unlock()
+		for _, t := range ts {
+			if err := t.made.Publish(s.ws, t.blob.Layer()); err != nil {
 				s.log.Warn("storing a step's snapshot", "err", err)
 			}
 		}

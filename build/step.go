@@ -37,11 +37,12 @@ func (e *executor) make(ctx context.Context, sp *plan.Stage, res *stageResult, s
 		return nil, err
 	}
 	t.Process = ran.Process
-	commit := e.ws.Commit
+	var m *chain.Made
 	if e.learn {
-		commit = e.ws.Trim
+		m, err = e.ws.Trim(ctx, ran, e.epoch, res.chain)
+	} else {
+		m, err = e.ws.Commit(ctx, ran, e.epoch)
 	}
-	m, err := commit(ctx, ran, e.epoch)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", s.Pos, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -92,9 +93,12 @@ type Made struct {
 	lowers []string
 	epoch  *time.Time
 	// up is a trimmed upper dir not yet the snapshot of its diffID, and
-	// layer its place in the chain; see Trim.
+	// layer its place in the chain; below are the layers it was made
+	// over, whose dirs Tar reads (a trimmed one may be published
+	// meanwhile); see Trim.
 	up    *layers.Upper
 	layer *Layer
+	below []*Layer
 }
 
 // Commit diffs the upper dir over the lowers it ran on, trimming it to the
@@ -130,12 +134,13 @@ func (w *Workspace) Commit(ctx context.Context, r *Ran, epoch *time.Time) (*Made
 // is compressed (no cache lookup follows: --no-cache, or a cache that
 // cannot hit): it only trims the upper dir to the layer, reading no file
 // content to hash, and keeps it as the snapshot the next steps run on,
-// under its temp name. The compressor learns the diffID from Tar, and
-// Publish then makes the dir the snapshot of that diffID. When nothing
-// changed, the upper dir is removed and Trimmed is false.
-func (w *Workspace) Trim(ctx context.Context, r *Ran, epoch *time.Time) (*Made, error) {
+// under its temp name. below is the chain the step ran on (r's lowers).
+// The compressor learns the diffID from Tar, and Publish then makes the
+// dir the snapshot of that diffID. When nothing changed, the upper dir is
+// removed and Trimmed is false.
+func (w *Workspace) Trim(ctx context.Context, r *Ran, epoch *time.Time, below []*Layer) (*Made, error) {
 	start := time.Now()
-	m := &Made{lowers: r.lowers, epoch: epoch}
+	m := &Made{lowers: r.lowers, epoch: epoch, below: slices.Clip(below)}
 	stats, err := layers.Diff(ctx, nil, layers.DiffOptions{Upper: r.up.Dir, Lowers: r.lowers, Epoch: epoch, TrimOnly: true})
 	m.Diff = time.Since(start)
 	m.Commit = m.Diff
@@ -158,7 +163,16 @@ func (m *Made) Trimmed() bool { return m.up != nil }
 // the diff that made it (Diff of a trimmed upper dir over the same
 // lowers), which the compressor checks.
 func (m *Made) Tar(ctx context.Context, w io.Writer) error {
-	_, err := layers.Diff(ctx, w, layers.DiffOptions{Upper: m.dir, Lowers: m.lowers, Epoch: m.epoch, KeepUpper: true})
+	lowers := m.lowers
+	if m.below != nil { // where the layers below are now
+		lowers = make([]string, len(m.below))
+		for i, l := range m.below {
+			l.mu.Lock()
+			lowers[len(m.below)-1-i] = l.dir
+			l.mu.Unlock()
+		}
+	}
+	_, err := layers.Diff(ctx, w, layers.DiffOptions{Upper: m.dir, Lowers: lowers, Epoch: m.epoch, KeepUpper: true})
 	return err
 }
 
@@ -169,23 +183,20 @@ func (m *Made) Layer(l v1.Layer) *Layer {
 	return m.layer
 }
 
-// Publish ends a Trim's layer once nothing reads it any more: the
-// build's steps are done, and the layers over it compressed (their tars
-// are diffed again over it). It waits for the layer's compression, then
-// the trimmed upper dir becomes the snapshot of the diffID the layer was
-// found to have (Store.Commit), for later builds; if the layer's blob
-// was not made, the dir is removed. It does nothing for other layers, or
-// a second time.
-func (m *Made) Publish(w *Workspace) error {
+// Publish ends a Trim's layer, whose blob is blob (nil: not made), once
+// nothing reads its dir under its temp name any more: no step runs (the
+// build's steps are done) and no layer's Tar runs (their tars are diffed
+// again over it; a Tar that starts later reads where it is then). The
+// trimmed upper dir becomes the snapshot of the layer's diffID
+// (Store.Commit: renamed, or removed if the store has that snapshot
+// already); without a blob it is removed. It does nothing for other
+// layers, or a second time.
+func (m *Made) Publish(w *Workspace, blob *commit.Layer) error {
 	if m.up == nil {
 		return nil
 	}
 	up := m.up
 	m.up = nil
-	var blob *commit.Layer
-	if p, ok := m.layer.Layer.(*commit.Pending); ok {
-		blob, _ = p.Wait(context.Background()) // ends when the compressor does
-	}
 	if blob == nil {
 		return up.Discard()
 	}

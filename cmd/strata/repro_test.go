@@ -163,7 +163,9 @@ func builtConfig(t *testing.T, env []string, args ...string) imageConfigFile {
 // being compressed after the last step (a big copy): its layer keeps the
 // whiteout, the image is the one a root whose cache could hit makes
 // (diffIDs hashed as the steps exit), the deleted file is gone from the
-// image, and a cached rebuild gives it again.
+// image, and a cached rebuild gives it again, and so does a --no-cache
+// one (whose layers are the store's snapshots again: those are removed
+// as duplicates while the later layers are compressed over them).
 func TestLearnedLayerOverSlowLayer(t *testing.T) {
 	requireBuildTools(t)
 	base := busyboxBase(t)
@@ -182,9 +184,10 @@ steps:
 		big[i] = byte((i*2654435761)>>13 ^ i>>7)
 	}
 	ctx := writeRecipe(t, yaml, map[string]string{"big": string(big)})
-	build := func(root string) (string, string) {
+	build := func(root string, flags ...string) (string, string) {
 		out := filepath.Join(t.TempDir(), "img.oci")
-		return mustBuild(t, noEpoch, "--root", root, "--build-arg", base, "-t", "x:1", "-o", "type=oci,dest="+out, ctx), out
+		args := append([]string{"--root", root, "--build-arg", base, "-t", "x:1", "-o", "type=oci,dest=" + out}, flags...)
+		return mustBuild(t, noEpoch, append(args, ctx)...), out
 	}
 	fresh := t.TempDir()
 	learned, out := build(fresh)
@@ -204,4 +207,8 @@ steps:
 	if again, _ := build(fresh); again != learned {
 		t.Errorf("cached rebuild on the fresh root: %s, want %s", again, learned)
 	}
+	if again, _ := build(fresh, "--no-cache"); again != learned {
+		t.Errorf("--no-cache rebuild on the fresh root: %s, want %s", again, learned)
+	}
+	assertNoLeftovers(t, fresh)
 }
