@@ -621,8 +621,10 @@ cold_builds() {
 		From each build's `--metadata-file`: resolve (manifests, configs, the
 		context hashed); unpack (base layers pulled, checked and unpacked, as the
 		first step waits for them); the steps' processes; diff (each upper dir
-		diffed and hashed) and commit (diff + storing the snapshot: the time from a
-		step's process exiting to the next step starting); compression (in the
+		diffed and hashed; only trimmed when no cache lookup can hit, as in both
+		builds here, the diffID then learned as the layer is compressed) and
+		commit (diff + storing the snapshot: the time from a step's process
+		exiting to the next step starting); compression (in the
 		background while later steps run, summed over the layers); the wait for
 		compression after the last step; output (assembling and writing the OCI
 		layout). Non-step overhead: the wall time not spent in the steps' processes.

@@ -1,6 +1,7 @@
 package build
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -54,59 +55,101 @@ var sequential = map[commit.Codec]struct {
 
 // TestBackgroundCompressionSameImage: with layers compressed in the
 // background, the image and every layer are the bytes the sequential path
-// made; the steps' records in the result are complete (digest, size,
-// compression time) and every step is in the cache: a second build runs
-// nothing.
+// made, both on a fresh state root (the diffIDs learned as the layers are
+// compressed: no lookup could hit) and on one whose cache holds another
+// recipe's steps (each diffID hashed when its step exits, for the next
+// step's lookup); the steps' records in the result are complete (digest,
+// size, compression time), every step is in the cache (a second build
+// runs nothing) and no upper dir is left in the store.
 func TestBackgroundCompressionSameImage(t *testing.T) {
 	// The pinned digests are of layers owned by root, as a root build
 	// writes them (the copy from base keeps owners and makes /copied 0:0).
 	testutil.RequireRoot(t)
 	epoch := time.Unix(1700000000, 0)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "strata.yaml"), []byte(bgRecipe), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := recipe.Load(filepath.Join(dir, "strata.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "other.yaml"), []byte("from: scratch\nsteps:\n  - run: write /other.txt other\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	other, err := recipe.Load(filepath.Join(dir, "other.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []commit.Compression{commit.Gzip, commit.Zstd} {
-		t.Run(string(c.Codec), func(t *testing.T) {
-			dir := t.TempDir()
-			if err := os.WriteFile(filepath.Join(dir, "strata.yaml"), []byte(bgRecipe), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			r, err := recipe.Load(filepath.Join(dir, "strata.yaml"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			root := t.TempDir()
-			opts := func(o *Options) { o.Epoch = &epoch; o.Compression = c }
-			res, _, _, _, err := buildIn(t, root, r, opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want := sequential[c.Codec]
-			if res.Digest != want.image {
-				t.Errorf("image %s, the sequential path made %s", res.Digest, want.image)
-			}
-			ls, err := res.Image.Layers()
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got []string
-			for _, l := range ls {
-				d, _ := l.Digest()
-				got = append(got, d.String())
-			}
-			if d := cmp.Diff(want.layers, got); d != "" {
-				t.Errorf("layer digests (-sequential +background):\n%s", d)
-			}
-			for _, s := range res.Steps {
-				if s.Layer == nil {
-					continue
+		for _, learn := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/learn=%t", c.Codec, learn), func(t *testing.T) {
+				root := t.TempDir()
+				opts := func(o *Options) { o.Epoch = &epoch; o.Compression = c }
+				if !learn {
+					if _, _, _, _, err := buildIn(t, root, other, opts); err != nil {
+						t.Fatal(err)
+					}
 				}
-				if !slices.Contains(got, s.Layer.Digest) || s.Layer.Size <= 0 || s.Timings == nil || s.Timings.Compress <= 0 {
-					t.Errorf("step %s: record %+v, timings %+v; want the layer's digest and size, a compression time", s.Pos, s.Layer, s.Timings)
+				res, _, _, events, err := buildIn(t, root, r, opts)
+				if err != nil {
+					t.Fatal(err)
 				}
-			}
-			again, runner, _, _, err := buildIn(t, root, r, opts)
-			if err != nil || len(runner.runs) != 0 || again.Digest != want.image {
-				t.Errorf("second build: %d runs, image %s, %v; want 0 runs, %s", len(runner.runs), again.Digest, err, want.image)
-			}
-		})
+				for _, e := range events {
+					if e.Kind == EventDone && e.Layer != nil && (e.Layer.DiffID == "") != learn {
+						t.Errorf("step %s done with diffID %q; the diffIDs should be learned: %t", e.Pos, e.Layer.DiffID, learn)
+					}
+				}
+				want := sequential[c.Codec]
+				if res.Digest != want.image {
+					t.Errorf("image %s, the sequential path made %s", res.Digest, want.image)
+				}
+				ls, err := res.Image.Layers()
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got []string
+				for _, l := range ls {
+					d, _ := l.Digest()
+					got = append(got, d.String())
+				}
+				if d := cmp.Diff(want.layers, got); d != "" {
+					t.Errorf("layer digests (-sequential +background):\n%s", d)
+				}
+				for _, s := range res.Steps {
+					if s.Layer == nil {
+						continue
+					}
+					if !slices.Contains(got, s.Layer.Digest) || s.Layer.DiffID == "" || s.Layer.Size <= 0 || s.Timings == nil || s.Timings.Compress <= 0 {
+						t.Errorf("step %s: record %+v, timings %+v; want the layer's diffID, digest and size, a compression time", s.Pos, s.Layer, s.Timings)
+					}
+				}
+				assertNoUppers(t, root)
+				again, runner, _, _, err := buildIn(t, root, r, opts)
+				if err != nil || len(runner.runs) != 0 || again.Digest != want.image {
+					t.Errorf("second build: %d runs, image %s, %v; want 0 runs, %s", len(runner.runs), again.Digest, err, want.image)
+				}
+				nocache, runner, _, _, err := buildIn(t, root, r, opts, func(o *Options) { o.NoCache = true })
+				if err != nil || len(runner.runs) == 0 || nocache.Digest != want.image {
+					t.Errorf("--no-cache build: %d runs, image %s, %v; want runs, %s", len(runner.runs), nocache.Digest, err, want.image)
+				}
+				assertNoUppers(t, root)
+			})
+		}
+	}
+}
+
+// assertNoUppers checks that the store under root holds no temp dir: no
+// upper dir left behind, trimmed or not.
+func assertNoUppers(t *testing.T, root string) {
+	t.Helper()
+	ents, _ := os.ReadDir(filepath.Join(root, "layers", "tmp"))
+	if len(ents) > 0 {
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		t.Errorf("the store holds temp dirs %v", names)
 	}
 }
 

@@ -171,6 +171,7 @@ func Build(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*Result, e
 		return nil, err
 	}
 	defer release()
+	s.learn = !o.DryRun && (o.NoCache || !s.cache.CanHit())
 	po := plan.Options{Target: o.Target, Registry: o.Registry, Secrets: o.Secrets,
 		Epoch: o.Epoch, EpochFromFlag: o.EpochFromFlag, Now: o.Now}
 	start := time.Now()
@@ -196,10 +197,12 @@ func Build(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*Result, e
 		s.imageStages = imageStages(plans)
 	}
 	// On every return: what still runs stops, the compressor before the
-	// uploads it starts.
-	defer func() { cancel(nil); s.compressor.Close(); s.uploader.Wait() }()
+	// uploads it starts; the trimmed layers' snapshots are stored.
+	published := func() {}
+	defer func() { cancel(nil); s.compressor.Close(); s.uploader.Wait(); published() }()
 	start = time.Now()
 	execs, results, err := s.run(ctx, plans)
+	published = s.publish()
 	phases.Steps = time.Since(start)
 	start = time.Now()
 	if ferr := s.finish(parent); err == nil {

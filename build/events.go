@@ -31,9 +31,13 @@ type Event struct {
 	Text     string        `json:"text,omitempty"` // the step's command, or the message
 	Cached   bool          `json:"cached,omitempty"`
 	Duration time.Duration `json:"duration_ns,omitempty"`
-	Layer    *cache.Layer  `json:"layer,omitempty"`
-	Timings  *Timings      `json:"timings,omitempty"` // where a done step's time went
-	Error    string        `json:"error,omitempty"`
+	// Layer is a done step's layer: its counts and, while it is being
+	// compressed, no digest or size yet; no diffID either in a build
+	// that learns diffIDs as layers are compressed (no cache lookup can
+	// hit: --no-cache, an empty cache). The build's result has them all.
+	Layer   *cache.Layer `json:"layer,omitempty"`
+	Timings *Timings     `json:"timings,omitempty"` // where a done step's time went
+	Error   string       `json:"error,omitempty"`
 }
 
 // Timings say where a step that ran spent its time.
@@ -44,8 +48,9 @@ type Timings struct {
 	// Process is the step's process (or copy) from mount to exit.
 	Process time.Duration `json:"process_ns,omitempty"`
 	// Diff is the upper dir's diff into a tar, hashed as it is written
-	// (its diffID); Commit, which includes it, ends when the snapshot is
-	// stored: the next step starts then.
+	// (its diffID) — or only its trim, when no cache lookup needs the
+	// diffID before the layer is compressed; Commit, which includes it,
+	// ends when the snapshot is stored: the next step starts then.
 	Diff   time.Duration `json:"diff_ns,omitempty"`
 	Commit time.Duration `json:"commit_ns,omitempty"`
 	// Compress is the layer's compression into its blob (its tar written

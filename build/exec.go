@@ -2,13 +2,17 @@ package build
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/stratabuild/strata/build/cache"
 	"github.com/stratabuild/strata/build/chain"
@@ -53,12 +57,33 @@ type session struct {
 	// uploads (see imageStages).
 	imageStages map[string]bool
 
-	mu    sync.Mutex // guards steps, dry and final
+	// learn is set when no step looks its key up in the cache
+	// (--no-cache, or a cache that cannot hit, as on a fresh state root):
+	// nothing then needs a layer's diffID before the layer is
+	// compressed. A step's upper dir is only trimmed when its process
+	// exits, and the next step starts on it (chain.Workspace.Trim); the
+	// diffID is learned as the layer is compressed, and the step's key
+	// made then, in the background.
+	learn bool
+
+	mu    sync.Mutex // guards steps, dry, final and trimmed
 	steps []StepResult
 	dry   []PlanStep
 	// final are the records of the layers compressed, by the record the
 	// step reported when it finished (no digest or size yet).
 	final map[*cache.Layer]compressed
+	// trimmed are the layers of Trim, their snapshots stored once the
+	// build's steps are done (publishReady, publish); stepsDone says
+	// they are. published guards the stores.
+	trimmed   []trimmed
+	stepsDone atomic.Bool
+	published sync.Mutex
+}
+
+// trimmed is a layer of Trim and its compression.
+type trimmed struct {
+	made *chain.Made
+	blob *commit.Pending
 }
 
 // stageResult is a built stage: the root image it started from, its
@@ -142,19 +167,27 @@ func (e *executor) event(ev Event, kind EventKind) {
 // and what the stage holds after it is unknown.
 func (e *executor) fsStep(ctx context.Context, sp *plan.Stage, res *stageResult, s *plan.Step, ev Event, t *Timings) (v1.Layer, *cache.Layer, bool, error) {
 	row := PlanStep{Stage: e.stageLabel(sp), Pos: s.Pos, Action: ev.Action, Text: s.Text, Will: "run"}
-	in, why, err := e.inputs(ctx, sp, res, s)
-	if err != nil {
-		return nil, nil, false, err
-	}
-	if in != nil && !e.o.NoCache {
-		h, err := e.cache.Lookup(ctx, in.Key())
-		if err != nil {
+	parent := slices.Clip(res.chain) // the layers below the step
+	var in *cache.Inputs
+	why := "--no-cache"
+	switch {
+	case e.learn && !e.o.NoCache:
+		why = cache.Explain(nil, nil) // the cache is empty
+	case !e.learn:
+		var err error
+		if in, why, err = e.inputs(ctx, sp, parent, s, false); err != nil {
 			return nil, nil, false, err
 		}
-		if h != nil {
-			return e.hit(ctx, res, h, row, ev)
+		if in != nil && !e.o.NoCache {
+			h, err := e.cache.Lookup(ctx, in.Key())
+			if err != nil {
+				return nil, nil, false, err
+			}
+			if h != nil {
+				return e.hit(ctx, res, h, row, ev)
+			}
+			why = e.cache.Explain(in)
 		}
-		why = e.cache.Explain(in)
 	}
 	if e.o.DryRun {
 		row.Why = why
@@ -170,6 +203,9 @@ func (e *executor) fsStep(ctx context.Context, sp *plan.Stage, res *stageResult,
 	m, err := e.make(ctx, sp, res, s, ev, t)
 	if err != nil {
 		return nil, nil, false, err
+	}
+	if e.learn {
+		return e.learned(sp, res, s, parent, m, mt, ev)
 	}
 	entry := &cache.Entry{Key: in.Key(), Inputs: *in, Created: time.Now(), LastUsed: time.Now()}
 	if m.DiffID == "" {
@@ -190,6 +226,110 @@ func (e *executor) fsStep(ctx context.Context, sp *plan.Stage, res *stageResult,
 	layer := e.compressor.Add(diffID, m.Tar, e.recorder(entry, rec, s.Pos, ev.Stage, upload))
 	res.chain = append(res.chain, m.Layer(layer))
 	return layer, rec, false, nil
+}
+
+// learned queues what a step made in a build that learns diffIDs (see
+// session.learn): the layer is compressed, its diffID learned, and the
+// step recorded in the cache then, its key made from the diffIDs of the
+// layers below it (parent), compressed before it.
+func (e *executor) learned(sp *plan.Stage, res *stageResult, s *plan.Step, parent []*chain.Layer, m *chain.Made, mt types.MediaType, ev Event) (v1.Layer, *cache.Layer, bool, error) {
+	now := time.Now()
+	entry := &cache.Entry{Created: now, LastUsed: now}
+	key := func(ctx context.Context) error {
+		in, why, err := e.inputs(ctx, sp, parent, s, true)
+		if err == nil && in == nil {
+			err = errors.New(why)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: the step's cache key: %w", s.Pos, err)
+		}
+		entry.Key, entry.Inputs = in.Key(), *in
+		return nil
+	}
+	if !m.Trimmed() { // the step changed no file
+		e.compressor.Then(func(ctx context.Context) error {
+			if err := key(ctx); err != nil {
+				return err
+			}
+			if err := e.cache.Record(ctx, entry, nil); err != nil {
+				return fmt.Errorf("%s: recording the step in the cache: %w", s.Pos, err)
+			}
+			return nil
+		})
+		return nil, nil, false, nil
+	}
+	rec := &cache.Layer{MediaType: string(mt), Added: m.Stats.Added, Modified: m.Stats.Modified, Deleted: m.Stats.Deleted}
+	record := e.recorder(entry, rec, s.Pos, ev.Stage, e.imageStages[e.plan.Fingerprint(sp)])
+	layer := e.compressor.Add(v1.Hash{}, m.Tar, func(ctx context.Context, l *commit.Layer, took time.Duration) error {
+		if err := key(ctx); err != nil {
+			return err
+		}
+		if err := record(ctx, l, took); err != nil {
+			return err
+		}
+		e.publishReady(m, l)
+		return nil
+	})
+	res.chain = append(res.chain, m.Layer(layer))
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.trimmed = append(e.trimmed, trimmed{m, layer})
+	return layer, rec, false, nil
+}
+
+// publishReady stores the snapshots of the trimmed layers compressed so
+// far (see chain.Made.Publish), once the build's steps are done: the
+// compressor's worker calls it when a layer (self, whose blob is blob)
+// is compressed, before it diffs the next one, so that no Tar reads a
+// dir as it moves. A duplicate of a snapshot the store has is then
+// removed while the later layers are compressed.
+func (s *session) publishReady(self *chain.Made, blob *commit.Layer) {
+	if !s.stepsDone.Load() {
+		return
+	}
+	s.mu.Lock()
+	ts := slices.Clone(s.trimmed)
+	s.mu.Unlock()
+	s.published.Lock()
+	defer s.published.Unlock()
+	for _, t := range ts {
+		b := t.blob.Layer()
+		if t.made == self {
+			b = blob // its job is still running: this is its then
+		}
+		if b == nil {
+			continue // not compressed yet
+		}
+		if err := t.made.Publish(s.ws, b); err != nil {
+			s.log.Warn("storing a step's snapshot", "err", err)
+		}
+	}
+}
+
+// publish marks the build's steps done, then stores, in the background,
+// the snapshots of the trimmed layers publishReady has not: once the
+// compressor is done (every later layer's Tar reads them), or removes
+// those whose blob was not made. wait waits for it (the compressor must
+// end for it to end).
+func (s *session) publish() (wait func()) {
+	s.stepsDone.Store(true)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = s.compressor.Wait(context.Background())
+		s.mu.Lock()
+		ts := s.trimmed
+		s.trimmed = nil
+		s.mu.Unlock()
+		s.published.Lock()
+		defer s.published.Unlock()
+		for _, t := range ts {
+			if err := t.made.Publish(s.ws, t.blob.Layer()); err != nil {
+				s.log.Warn("storing a step's snapshot", "err", err)
+			}
+		}
+	}()
+	return func() { <-done }
 }
 
 // recorder returns what records a step in the cache once its layer's
@@ -253,12 +393,21 @@ func (e *executor) info(ev Event, text string) {
 	e.event(ev, EventInfo)
 }
 
-// inputs computes what determines a step's result. It returns nil and
-// why not when that is not known: in a dry run, after a step that would run.
-func (e *executor) inputs(ctx context.Context, sp *plan.Stage, res *stageResult, s *plan.Step) (*cache.Inputs, string, error) {
-	parent, ok := chain.DiffIDs(res.chain)
-	if !ok {
-		return nil, "an earlier step runs", nil
+// inputs computes what determines a step on the layers parent. It returns
+// nil and why not when that is not known: in a dry run, after a step that
+// would run. With wait, it waits for the diffIDs of trimmed layers being
+// compressed (see session.learn).
+func (e *executor) inputs(ctx context.Context, sp *plan.Stage, parent []*chain.Layer, s *plan.Step, wait bool) (*cache.Inputs, string, error) {
+	diffIDs := func(c []*chain.Layer) ([]string, bool, error) {
+		if wait {
+			return chain.WaitDiffIDs(ctx, c)
+		}
+		ids, ok := chain.DiffIDs(c)
+		return ids, ok, nil
+	}
+	ids, ok, err := diffIDs(parent)
+	if err != nil || !ok {
+		return nil, "an earlier step runs", err
 	}
 	var from []string
 	if s.From != nil && s.From.Stage >= 0 {
@@ -266,11 +415,11 @@ func (e *executor) inputs(ctx context.Context, sp *plan.Stage, res *stageResult,
 		if err != nil {
 			return nil, "", err
 		}
-		if from, ok = chain.DiffIDs(src.chain); !ok {
-			return nil, fmt.Sprintf("stage %q has steps that run", s.Recipe.Copy.From.Ref), nil
+		if from, ok, err = diffIDs(src.chain); err != nil || !ok {
+			return nil, fmt.Sprintf("stage %q has steps that run", s.Recipe.Copy.From.Ref), err
 		}
 	}
-	in, err := s.Inputs(sp, parent, from, e.args)
+	in, err := s.Inputs(sp, ids, from, e.args)
 	return in, "--no-cache", err
 }
 

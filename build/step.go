@@ -37,7 +37,12 @@ func (e *executor) make(ctx context.Context, sp *plan.Stage, res *stageResult, s
 		return nil, err
 	}
 	t.Process = ran.Process
-	m, err := e.ws.Commit(ctx, ran, e.epoch)
+	var m *chain.Made
+	if e.learn {
+		m, err = e.ws.Trim(ctx, ran, e.epoch, res.chain)
+	} else {
+		m, err = e.ws.Commit(ctx, ran, e.epoch)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", s.Pos, err)
 	}

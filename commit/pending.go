@@ -15,7 +15,9 @@ import (
 // Compressor commits layers off the critical path of a build: the caller
 // reads a layer's tar once to learn its diffID (what the next step's
 // cache key chains on) and Adds it with a way to write the same tar again
-// (a step's layer: its snapshot diffed again); the tar is compressed into
+// (a step's layer: its snapshot diffed again) — or, when nothing needs the
+// diffID before the blob, Adds it unread and learns the diffID from the
+// compression (see Add); the tar is compressed into
 // its blob in the background, one layer at a time in the order added
 // (each on every core, see Compression), its diffID checked, and the
 // job's then called (to record the layer in a cache: only once its blob
@@ -40,10 +42,12 @@ type Compressor struct {
 	err error // the first job's error
 }
 
+// job is a layer to compress (p) or, with p nil, what Then queued.
 type job struct {
-	p    *Pending
-	tar  func(ctx context.Context, w io.Writer) error
-	then func(ctx context.Context, l *Layer, took time.Duration) error
+	p     *Pending
+	tar   func(ctx context.Context, w io.Writer) error
+	then  func(ctx context.Context, l *Layer, took time.Duration) error
+	after func(ctx context.Context) error
 }
 
 // NewCompressor returns a compressor writing blobs into dir with c. The
@@ -57,7 +61,11 @@ func NewCompressor(ctx context.Context, dir string, c Compression) *Compressor {
 // being compressed. It is a v1.Layer whose methods other than DiffID and
 // MediaType wait for the blob: call Wait first.
 type Pending struct {
+	// diffID is known from the start, or learned (learn) when the tar
+	// is compressed: read it once known is closed.
 	diffID v1.Hash
+	learn  bool
+	known  chan struct{}
 	c      Compression
 
 	done  chan struct{} // closed when layer or err is set
@@ -70,34 +78,61 @@ var _ v1.Layer = (*Pending)(nil)
 
 // Add queues the compression of the layer whose tar has diffID: tar
 // writes that tar to w (again; a tar of another diffID is an error, and
-// no blob is named by it), with the compressor's context. then, if not nil, is called with the blob once
-// it is whole and how long compressing it took (in the background, with
-// the compressor's context); its error is the layer's. Never call Add after Close.
+// no blob is named by it), with the compressor's context. A zero diffID
+// is learned from the tar as it is compressed: DiffID waits for it. then,
+// if not nil, is called with the blob once it is whole and how long
+// compressing it took (in the background, with the compressor's
+// context); its error is the layer's. Never call Add after Close.
 func (q *Compressor) Add(diffID v1.Hash, tar func(ctx context.Context, w io.Writer) error, then func(ctx context.Context, l *Layer, took time.Duration) error) *Pending {
-	p := &Pending{diffID: diffID, c: q.c, done: make(chan struct{})}
+	p := &Pending{diffID: diffID, learn: diffID == v1.Hash{}, known: make(chan struct{}), c: q.c, done: make(chan struct{})}
+	if !p.learn {
+		close(p.known)
+	}
 	q.worker.Do(func() { q.wg.Add(1); go q.work() })
 	q.queued.Add(1)
-	q.jobs <- job{p, tar, then}
+	q.jobs <- job{p: p, tar: tar, then: then}
 	return p
+}
+
+// Then queues f to run in the background once the layers added before
+// it are compressed and their thens have returned (a step that changed
+// no file is recorded in a cache then, when its key chains on diffIDs
+// learned by the compression), with the compressor's context; its error
+// is the compressor's. Never call Then after Close.
+func (q *Compressor) Then(f func(ctx context.Context) error) {
+	q.worker.Do(func() { q.wg.Add(1); go q.work() })
+	q.queued.Add(1)
+	q.jobs <- job{after: f}
 }
 
 // work compresses the queued layers in order until Close.
 func (q *Compressor) work() {
 	defer q.wg.Done()
 	for j := range q.jobs {
+		if j.p == nil {
+			q.fail(j.after(q.ctx))
+			q.queued.Done()
+			continue
+		}
 		j.p.compress(q.ctx, q.dir, j.tar)
 		if j.p.err == nil && j.then != nil {
 			j.p.err = j.then(q.ctx, j.p.layer, j.p.took)
 		}
-		if j.p.err != nil {
-			q.mu.Lock()
-			if q.err == nil {
-				q.err = j.p.err
-			}
-			q.mu.Unlock()
-		}
+		q.fail(j.p.err)
 		close(j.p.done)
 		q.queued.Done()
+	}
+}
+
+// fail keeps err if it is the first job's error.
+func (q *Compressor) fail(err error) {
+	if err == nil {
+		return
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.err == nil {
+		q.err = err
 	}
 }
 
@@ -128,9 +163,16 @@ func (p *Pending) compress(ctx context.Context, dir string, tar func(ctx context
 	l, err := WriteLayer(ctx, pr, dir, p.c)
 	pr.CloseWithError(errReaderStopped) // stops tar if WriteLayer failed
 	<-written
+	if p.learn {
+		defer close(p.known)
+	}
 	switch {
+	case err != nil && p.learn:
+		p.err = fmt.Errorf("compressing a step's layer: %w", err)
 	case err != nil:
 		p.err = fmt.Errorf("compressing layer %s: %w", p.diffID, err)
+	case p.learn:
+		p.diffID, p.layer, p.took = l.diffID, l, time.Since(start)
 	case l.diffID != p.diffID:
 		// Never name a blob by a digest, nor record it, when its content
 		// is not the layer's.
@@ -184,8 +226,29 @@ func (p *Pending) Layer() *Layer {
 	}
 }
 
-// DiffID is the sha256 of the tar, known from the start.
-func (p *Pending) DiffID() (v1.Hash, error) { return p.diffID, nil }
+// DiffID is the sha256 of the tar: known from the start, or once the tar
+// is compressed (it waits).
+func (p *Pending) DiffID() (v1.Hash, error) { return p.WaitDiffID(context.Background()) }
+
+// WaitDiffID is DiffID, waiting no longer than ctx: a diffID learned from
+// the tar is known once the tar is compressed, before the blob is named
+// and then called; if the compression failed, the error is the layer's.
+func (p *Pending) WaitDiffID(ctx context.Context) (v1.Hash, error) {
+	select {
+	case <-p.known:
+	case <-ctx.Done():
+		return v1.Hash{}, ctx.Err()
+	}
+	if p.diffID != (v1.Hash{}) {
+		return p.diffID, nil
+	}
+	select { // p.err is written until done
+	case <-p.done:
+		return v1.Hash{}, p.err
+	case <-ctx.Done():
+		return v1.Hash{}, ctx.Err()
+	}
+}
 
 // MediaType is that of the compression the blob is written with.
 func (p *Pending) MediaType() (types.MediaType, error) { return p.c.MediaType() }

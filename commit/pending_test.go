@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/stratabuild/strata/commit"
 )
 
@@ -113,5 +115,45 @@ func TestCompressorRefusals(t *testing.T) {
 	}
 	if got := names(t, blobs); len(got) != 0 {
 		t.Errorf("blob dir holds %v, want nothing", got)
+	}
+}
+
+// TestCompressorLearnsDiffID: a layer added with no diffID gets the tar's
+// once compressed — DiffID waits for it, then sees it — and its blob is
+// the one a layer added with its diffID gets; a failed one reports the
+// failure from DiffID too.
+func TestCompressorLearnsDiffID(t *testing.T) {
+	blobs := t.TempDir()
+	q := commit.NewCompressor(t.Context(), blobs, commit.Gzip)
+	defer q.Close()
+	tar := testTar(t, map[string]string{"etc/motd": strings.Repeat("learned\n", 50000)})
+	release := make(chan struct{})
+	p := q.Add(v1.Hash{}, func(ctx context.Context, w io.Writer) error {
+		<-release
+		return writeTar(tar)(ctx, w)
+	}, nil)
+	short, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	if d, err := p.WaitDiffID(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("WaitDiffID before the tar is written = %s, %v; want it to wait", d, err)
+	}
+	close(release)
+	d, err := p.DiffID()
+	if err != nil || d != sha256Of(tar) {
+		t.Errorf("DiffID = %s, %v; want %s", d, err, sha256Of(tar))
+	}
+	got, err := p.Wait(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	gd, _ := got.Digest()
+	wd, _ := layerOf(t, tar, commit.Gzip).Digest()
+	if gd != wd {
+		t.Errorf("blob %s, WriteLayer's %s", gd, wd)
+	}
+
+	failed := q.Add(v1.Hash{}, func(context.Context, io.Writer) error { return errors.New("the snapshot went away") }, nil)
+	if _, err := failed.DiffID(); err == nil || !strings.Contains(err.Error(), "the snapshot went away") {
+		t.Errorf("DiffID of a failed layer = %v, want its error", err)
 	}
 }

@@ -58,6 +58,9 @@ const (
 // Unless o.KeepUpper is set, Diff then edits the upper dir to hold exactly
 // what the tar holds, ready for Store.Commit.
 func Diff(ctx context.Context, w io.Writer, o DiffOptions) (DiffStats, error) {
+	if o.TrimOnly && o.KeepUpper {
+		return DiffStats{}, fmt.Errorf("diffing %s: TrimOnly with KeepUpper does nothing", o.Upper)
+	}
 	d, err := newDiffer(ctx, o)
 	if err != nil {
 		return DiffStats{}, fmt.Errorf("diffing %s: %w", o.Upper, err)
@@ -67,7 +70,12 @@ func Diff(ctx context.Context, w io.Writer, o DiffOptions) (DiffStats, error) {
 	if err != nil {
 		return DiffStats{}, fmt.Errorf("diffing %s: %w", o.Upper, err)
 	}
-	if err := d.writeTar(ctx, w, root); err != nil {
+	if o.TrimOnly {
+		err = d.walk("", root, o.Lowers)
+	} else {
+		err = d.writeTar(ctx, w, root)
+	}
+	if err != nil {
 		return d.stats, fmt.Errorf("diffing %s: %w", o.Upper, err)
 	}
 	if !o.KeepUpper {
@@ -95,6 +103,17 @@ func Diff(ctx context.Context, w io.Writer, o DiffOptions) (DiffStats, error) {
 
 // newDiffer makes the differ of a Diff with o.
 func newDiffer(ctx context.Context, o DiffOptions) (*differ, error) {
+	// A lower dir that is gone would read as empty: whiteouts of its
+	// files, and the opaque markers over its dirs, would be left out.
+	for _, l := range o.Lowers {
+		var st unix.Stat_t
+		if err := unix.Stat(l, &st); err != nil {
+			return nil, fmt.Errorf("lower dir: %w", &fs.PathError{Op: "stat", Path: l, Err: err})
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			return nil, fmt.Errorf("lower dir %s is not a directory", l)
+		}
+	}
 	d := &differ{
 		ctx:   ctx,
 		o:     o,
@@ -163,7 +182,7 @@ func (c ctxWriter) Write(p []byte) (int, error) {
 type differ struct {
 	ctx     context.Context
 	o       DiffOptions
-	tw      *tar.Writer
+	tw      *tar.Writer // nil with TrimOnly
 	stats   DiffStats
 	links   map[fileID]string      // tar name of the first path of an upper inode with nlink > 1
 	pending []*tar.Header          // unchanged parent dirs not written yet, outermost first
@@ -506,9 +525,12 @@ func (d *differ) header(rel string, e *entry, linkTarget string) *tar.Header {
 		Gid:     int(e.st.Gid),
 		ModTime: d.mtime(e),
 	}
-	// The upper entry gets the tar's mtime, unless a file has it already
-	// (a dir's may change when the upper dir is trimmed).
-	if d.o.Epoch != nil && e.abs != "" && (e.fmt() == unix.S_IFDIR || !hasMtime(e, hdr.ModTime)) {
+	// The upper entry gets the tar's mtime: a dir always, as trimming
+	// it changes its mtime to the trim's time and a later diff of the
+	// snapshot must write this tar again (also without an epoch, when a
+	// second may pass in between); a file with an epoch, unless it has
+	// that mtime already.
+	if e.abs != "" && (e.fmt() == unix.S_IFDIR || (d.o.Epoch != nil && !hasMtime(e, hdr.ModTime))) {
 		d.absOf[hdr] = e.abs
 	}
 	switch e.fmt() {
@@ -561,20 +583,25 @@ func (d *differ) mtime(e *entry) time.Time {
 func (d *differ) write(hdr *tar.Header) error { return d.writeFile(hdr, nil) }
 
 // writeFile writes hdr, after any pending parent dirs, then the content of
-// the file body if body is set: read ahead, or read now.
+// the file body if body is set: read ahead, or read now. With TrimOnly it
+// only notes what it would write.
 func (d *differ) writeFile(hdr *tar.Header, body *entry) error {
 	for _, p := range d.pending {
-		if err := d.tw.WriteHeader(p); err != nil {
-			return fmt.Errorf("writing %q: %w", p.Name, err)
+		if d.tw != nil {
+			if err := d.tw.WriteHeader(p); err != nil {
+				return fmt.Errorf("writing %q: %w", p.Name, err)
+			}
 		}
 		d.written(p)
 	}
 	d.pending = d.pending[:0]
-	if err := d.tw.WriteHeader(hdr); err != nil {
-		return fmt.Errorf("writing %q: %w", hdr.Name, err)
+	if d.tw != nil {
+		if err := d.tw.WriteHeader(hdr); err != nil {
+			return fmt.Errorf("writing %q: %w", hdr.Name, err)
+		}
 	}
 	d.written(hdr)
-	if body == nil || hdr.Size == 0 {
+	if body == nil || hdr.Size == 0 || d.tw == nil {
 		return nil
 	}
 	if int64(len(body.content)) == hdr.Size {

@@ -204,6 +204,27 @@ func TestDiffEntries(t *testing.T) {
 	}
 }
 
+// TestDiffRefusesMissingLower: a lower dir that is gone (or not a dir)
+// fails the diff, where it would read as empty and drop the whiteouts
+// over it; neither the writer nor the upper dir is touched.
+func TestDiffRefusesMissingLower(t *testing.T) {
+	upper, file := t.TempDir(), filepath.Join(t.TempDir(), "file")
+	write(t, filepath.Join(upper, "new"), "x", 0o644)
+	write(t, file, "x", 0o644)
+	for _, lower := range []string{filepath.Join(t.TempDir(), "gone"), file} {
+		for _, o := range []DiffOptions{{KeepUpper: true}, {TrimOnly: true}, {}} {
+			o.Upper, o.Lowers = upper, []string{t.TempDir(), lower}
+			var buf bytes.Buffer
+			if _, err := Diff(t.Context(), &buf, o); err == nil || !strings.Contains(err.Error(), "lower dir") || buf.Len() > 0 {
+				t.Errorf("Diff over lower %s (%+v) = %v, %d bytes written; want a lower dir error, nothing", lower, o, err, buf.Len())
+			}
+		}
+	}
+	if _, err := os.Stat(filepath.Join(upper, "new")); err != nil {
+		t.Errorf("the upper dir was changed: %v", err)
+	}
+}
+
 // TestDiffWriterError: a writer that fails makes Diff fail with its error.
 func TestDiffWriterError(t *testing.T) {
 	requireOverlay(t)

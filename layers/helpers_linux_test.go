@@ -11,6 +11,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -215,6 +216,66 @@ func mustDiff(t testing.TB, o DiffOptions) ([]byte, DiffStats) {
 		t.Fatalf("Diff: %v", err)
 	}
 	return buf.Bytes(), st
+}
+
+// trimOnlyClone copies the upper dir o.Upper as it is (xattrs, devices,
+// hardlinks, nanosecond times: cp -a), trims the copy with TrimOnly and
+// returns the copy and the diff's counts. Call it before the upper dir
+// itself is diffed: the copy is what a step leaves to be trimmed.
+func trimOnlyClone(t testing.TB, o DiffOptions) (string, DiffStats) {
+	t.Helper()
+	clone := filepath.Join(t.TempDir(), "clone")
+	if out, err := exec.Command("cp", "-a", o.Upper, clone).CombinedOutput(); err != nil {
+		t.Fatalf("cp -a: %v: %s", err, out)
+	}
+	o.Upper, o.TrimOnly = clone, true
+	st, err := Diff(t.Context(), nil, o)
+	if err != nil {
+		t.Fatalf("Diff TrimOnly: %v", err)
+	}
+	return clone, st
+}
+
+// assertSameTrim checks that the upper dir trimmed by TrimOnly (clone,
+// with its counts st) is the one a Diff writing the tar left (upper,
+// whose tar and counts were tarball and want): the same tree and the
+// same tar diffed again.
+func assertSameTrim(t *testing.T, clone string, st DiffStats, upper string, want DiffStats, tarball []byte, o DiffOptions) {
+	t.Helper()
+	if st != want {
+		t.Errorf("TrimOnly counts %+v, the tar's %+v", st, want)
+	}
+	if diff := cmp.Diff(scan(t, upper), scan(t, clone)); diff != "" {
+		t.Errorf("TrimOnly left another upper dir than the diff (-diff +trim):\n%s", diff)
+	}
+	if diff := cmp.Diff(mtimes(t, upper), mtimes(t, clone)); diff != "" {
+		t.Errorf("TrimOnly left other mtimes than the diff (-diff +trim):\n%s", diff)
+	}
+	o.Upper, o.KeepUpper = clone, true
+	if again, _ := mustDiff(t, o); !bytes.Equal(again, tarball) {
+		t.Errorf("the upper dir TrimOnly left diffs to another tar (%d bytes, the diff's %d)", len(again), len(tarball))
+	}
+}
+
+// mtimes maps each non-dir below root to its mtime, to the nanosecond.
+// (A dir a trim removed entries from has the time of the trim.)
+func mtimes(t testing.TB, root string) map[string]int64 {
+	t.Helper()
+	out := map[string]int64{}
+	err := filepath.WalkDir(root, func(p string, de fs.DirEntry, err error) error {
+		if err != nil || de.IsDir() {
+			return err
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		out[rel] = st.Mtim.Nano()
+		return nil
+	})
+	must(t, err)
+	return out
 }
 
 // Small fs operations for test tables; each fails the test on error.

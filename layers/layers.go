@@ -40,6 +40,13 @@ type DiffOptions struct {
 	// is what Store.Commit needs to turn it into a snapshot other images
 	// can share.
 	KeepUpper bool
+	// TrimOnly makes Diff only trim the upper dir, as it does after
+	// writing a tar, and count the changes: it writes no tar (w may be
+	// nil) and reads no file content but what tells an unchanged copy-up
+	// from a change. The upper dir is left exactly as a Diff writing the
+	// tar leaves it, so a later Diff of it with KeepUpper writes that tar.
+	// It cannot be combined with KeepUpper.
+	TrimOnly bool
 	// Log receives debug records; nil discards them.
 	Log *slog.Logger
 }

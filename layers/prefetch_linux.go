@@ -76,9 +76,10 @@ func (d *differ) prefetch(abs string, ents []os.DirEntry, lowers []string) *pref
 				}
 				f := &p.ring[i%len(p.ring)]
 				f.looked = d.look(abs, ents[i].Name(), lowers)
-				if f.upErr == nil && f.lowErr == nil && f.low == nil {
+				if f.upErr == nil && f.lowErr == nil && f.low == nil && !d.o.TrimOnly {
 					// A file with a lower one is compared with it on
-					// disk, and then often not written.
+					// disk, and then often not written; a trim reads
+					// no content to write.
 					d.readAhead(f.up)
 				}
 				close(f.done)

@@ -40,7 +40,9 @@ func TestRandomRoundTrip(t *testing.T) {
 			upper, merged := overlayRun(t, []string{lower}, func(m string) {
 				log = randomOps(t, m, rand.New(rand.NewPCG(seed, 99)), *randomOpsN)
 			})
-			tarball, _ := mustDiff(t, DiffOptions{Upper: upper, Lowers: []string{lower}})
+			clone, cst := trimOnlyClone(t, DiffOptions{Upper: upper, Lowers: []string{lower}})
+			tarball, st := mustDiff(t, DiffOptions{Upper: upper, Lowers: []string{lower}})
+			assertSameTrim(t, clone, cst, upper, st, tarball, DiffOptions{Lowers: []string{lower}})
 			// The trimmed upper dir (a snapshot) diffs to the same bytes
 			// again: a layer can be compressed later from its snapshot.
 			if again, _ := mustDiff(t, DiffOptions{Upper: upper, Lowers: []string{lower}, KeepUpper: true}); !bytes.Equal(again, tarball) {
@@ -261,7 +263,9 @@ func TestRandomStack(t *testing.T) {
 					randomOps(t, m, rand.New(rand.NewPCG(seed, step)), *randomOpsN/2)
 				})
 				epoch := time.Now().Add(-time.Duration(step) * time.Hour) // clamps from the second step on
-				tarball, _ := mustDiff(t, DiffOptions{Upper: upper, Lowers: lowers, Epoch: &epoch})
+				clone, cst := trimOnlyClone(t, DiffOptions{Upper: upper, Lowers: lowers, Epoch: &epoch})
+				tarball, st := mustDiff(t, DiffOptions{Upper: upper, Lowers: lowers, Epoch: &epoch})
+				assertSameTrim(t, clone, cst, upper, st, tarball, DiffOptions{Lowers: lowers, Epoch: &epoch})
 				if again, _ := mustDiff(t, DiffOptions{Upper: upper, Lowers: lowers, Epoch: &epoch, KeepUpper: true}); !bytes.Equal(again, tarball) {
 					t.Errorf("seed %d step %d: the trimmed upper dir diffs to another tar", seed, step)
 				}

@@ -120,9 +120,20 @@ func TestHashFiles(t *testing.T) {
 }
 
 func TestIndexRoundTripAndConcurrency(t *testing.T) {
-	ix, err := OpenLocal(t.TempDir(), t.TempDir())
+	dir := t.TempDir()
+	ix, err := OpenLocal(dir, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
+	}
+	c := &Cache{Local: ix}
+	if err := os.WriteFile(filepath.Join(dir, ".tmp-1.json"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if !ix.Empty() || c.CanHit() {
+		t.Error("an index with only a temp file is not Empty, or its cache CanHit")
+	}
+	if !(&Cache{Local: ix, From: []Store{ix}}).CanHit() {
+		t.Error("a cache with a --cache-from store cannot hit")
 	}
 	var wg sync.WaitGroup
 	for i := range 20 {
@@ -150,6 +161,9 @@ func TestIndexRoundTripAndConcurrency(t *testing.T) {
 	}
 	if _, ok := ix.entry("sha256:missing"); ok {
 		t.Error("a missing key hit")
+	}
+	if ix.Empty() || !c.CanHit() {
+		t.Error("an index with entries is Empty, or its cache cannot hit")
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -133,6 +134,27 @@ func writeAtomic(dir, path string, data []byte, perm os.FileMode) error {
 		d.Close()
 	}
 	return nil
+}
+
+// Empty reports whether the index holds no entry (temp files aside); an
+// index that cannot be read is not known to be empty.
+func (l *Local) Empty() bool {
+	d, err := os.Open(l.dir)
+	if err != nil {
+		return false
+	}
+	defer d.Close()
+	for {
+		names, err := d.Readdirnames(64)
+		for _, n := range names {
+			if strings.HasSuffix(n, ".json") && !strings.HasPrefix(n, ".tmp-") {
+				return false
+			}
+		}
+		if err != nil {
+			return errors.Is(err, io.EOF)
+		}
+	}
 }
 
 // Entries returns every readable entry, LastUsed taken from the file's

@@ -60,6 +60,11 @@ func (c *Cache) Lookup(ctx context.Context, key string) (*Hit, error) {
 	return nil, nil
 }
 
+// CanHit reports whether a lookup could find anything: false when there
+// is no --cache-from store and the local store holds no entry (a build
+// on a fresh state root).
+func (c *Cache) CanHit() bool { return len(c.From) > 0 || !c.Local.Empty() }
+
 // Record stores a step's result locally and in every To store.
 func (c *Cache) Record(ctx context.Context, e *Entry, layer v1.Layer) error {
 	if err := c.Local.Put(ctx, e, layer); err != nil {

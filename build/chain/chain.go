@@ -73,6 +73,28 @@ func DiffIDs(c []*Layer) (ids []string, ok bool) {
 	return ids, true
 }
 
+// WaitDiffIDs is DiffIDs, waiting for the diffIDs of a Trim's layers,
+// learned as they are compressed (a failed compression is the error).
+func WaitDiffIDs(ctx context.Context, c []*Layer) (ids []string, ok bool, err error) {
+	ids = make([]string, len(c))
+	for i, l := range c {
+		p, pending := l.Layer.(*commit.Pending)
+		switch {
+		case l.DiffID != "":
+			ids[i] = l.DiffID
+		case pending:
+			d, err := p.WaitDiffID(ctx)
+			if err != nil {
+				return nil, false, err
+			}
+			ids[i] = d.String()
+		default:
+			return nil, false, nil
+		}
+	}
+	return ids, true, nil
+}
+
 // Workspace makes snapshots and mounts them for steps; a build has one.
 type Workspace struct {
 	Store *layers.Store

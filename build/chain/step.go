@@ -4,15 +4,18 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/opencontainers/go-digest"
 
+	"github.com/stratabuild/strata/commit"
 	"github.com/stratabuild/strata/internal/stateroot"
 	"github.com/stratabuild/strata/layers"
 )
@@ -77,15 +80,25 @@ func (r *Ran) discard() {
 // Made is the layer a step made, not yet compressed: its diffID and
 // counts, its snapshot and the snapshots it was made over.
 type Made struct {
-	DiffID string // "sha256:…"; "" when the step changed no file
+	// DiffID is "sha256:…"; "" when the step changed no file, or when
+	// it is not known yet (a Trim: see Trimmed).
+	DiffID string
 	Stats  layers.DiffStats
-	// Diff is the time the upper dir's diff into a hashed tar took;
-	// Commit, which includes it, ends when the snapshot is stored.
+	// Diff is the time the upper dir's diff into a hashed tar (or its
+	// trim) took; Commit, which includes it, ends when the snapshot is
+	// stored (or the trimmed upper dir kept).
 	Diff, Commit time.Duration
 
 	dir    string
 	lowers []string
 	epoch  *time.Time
+	// up is a trimmed upper dir not yet the snapshot of its diffID, and
+	// layer its place in the chain; below are the layers it was made
+	// over, whose dirs Tar reads (a trimmed one may be published
+	// meanwhile); see Trim.
+	up    *layers.Upper
+	layer *Layer
+	below []*Layer
 }
 
 // Commit diffs the upper dir over the lowers it ran on, trimming it to the
@@ -117,18 +130,88 @@ func (w *Workspace) Commit(ctx context.Context, r *Ran, epoch *time.Time) (*Made
 	return m, nil
 }
 
+// Trim is Commit for a layer whose diffID no step needs before the layer
+// is compressed (no cache lookup follows: --no-cache, or a cache that
+// cannot hit): it only trims the upper dir to the layer, reading no file
+// content to hash, and keeps it as the snapshot the next steps run on,
+// under its temp name. below is the chain the step ran on (r's lowers).
+// The compressor learns the diffID from Tar, and Publish then makes the
+// dir the snapshot of that diffID. When nothing changed, the upper dir is
+// removed and Trimmed is false.
+func (w *Workspace) Trim(ctx context.Context, r *Ran, epoch *time.Time, below []*Layer) (*Made, error) {
+	start := time.Now()
+	m := &Made{lowers: r.lowers, epoch: epoch, below: slices.Clip(below)}
+	stats, err := layers.Diff(ctx, nil, layers.DiffOptions{Upper: r.up.Dir, Lowers: r.lowers, Epoch: epoch, TrimOnly: true})
+	m.Diff = time.Since(start)
+	m.Commit = m.Diff
+	if err != nil || stats.Empty() {
+		r.discard()
+		if err != nil {
+			return nil, fmt.Errorf("diffing the step's changes: %w", err)
+		}
+		return m, nil
+	}
+	m.Stats, m.dir, m.up = stats, r.up.Dir, r.up
+	return m, nil
+}
+
+// Trimmed reports whether m is a Trim's layer: its diffID is learned
+// when it is compressed, and Publish has yet to store its snapshot.
+func (m *Made) Trimmed() bool { return m.up != nil }
+
 // Tar writes the layer's tar again, from its snapshot: the same bytes as
 // the diff that made it (Diff of a trimmed upper dir over the same
 // lowers), which the compressor checks.
 func (m *Made) Tar(ctx context.Context, w io.Writer) error {
-	_, err := layers.Diff(ctx, w, layers.DiffOptions{Upper: m.dir, Lowers: m.lowers, Epoch: m.epoch, KeepUpper: true})
+	lowers := m.lowers
+	if m.below != nil { // where the layers below are now
+		lowers = make([]string, len(m.below))
+		for i, l := range m.below {
+			l.mu.Lock()
+			lowers[len(m.below)-1-i] = l.dir
+			l.mu.Unlock()
+		}
+	}
+	_, err := layers.Diff(ctx, w, layers.DiffOptions{Upper: m.dir, Lowers: lowers, Epoch: m.epoch, KeepUpper: true})
 	return err
 }
 
 // Layer is the made layer in a chain, its snapshot made, l what an image
-// lists for it.
+// lists for it: for a Trim's, the *commit.Pending that learns its diffID.
 func (m *Made) Layer(l v1.Layer) *Layer {
-	return &Layer{DiffID: m.DiffID, Layer: l, dir: m.dir}
+	m.layer = &Layer{DiffID: m.DiffID, Layer: l, dir: m.dir}
+	return m.layer
+}
+
+// Publish ends a Trim's layer, whose blob is blob (nil: not made), once
+// nothing reads its dir under its temp name any more: no step runs (the
+// build's steps are done) and no layer's Tar runs (their tars are diffed
+// again over it; a Tar that starts later reads where it is then). The
+// trimmed upper dir becomes the snapshot of the layer's diffID
+// (Store.Commit: renamed, or removed if the store has that snapshot
+// already); without a blob it is removed. It does nothing for other
+// layers, or a second time.
+func (m *Made) Publish(w *Workspace, blob *commit.Layer) error {
+	if m.up == nil {
+		return nil
+	}
+	up := m.up
+	m.up = nil
+	if blob == nil {
+		return up.Discard()
+	}
+	d, err := blob.DiffID()
+	if err != nil {
+		return errors.Join(err, up.Discard())
+	}
+	dir, err := w.Store.Commit(up, digest.Digest(d.String()))
+	if err != nil {
+		return errors.Join(err, up.Discard())
+	}
+	m.layer.mu.Lock()
+	defer m.layer.mu.Unlock()
+	m.layer.dir = dir
+	return nil
 }
 
 // View calls f with a read-only view of lowers: an overlay whose

@@ -10,7 +10,8 @@ import (
 )
 
 // reproRecipe has run steps that create, modify and delete files, a copy
-// from the context, a metadata step and a copy from another stage.
+// from the context, a metadata step and a copy from another stage; the
+// last step writes down the mtimes it sees of files earlier steps made.
 const reproRecipe = `args: {BASE: scratch}
 stages:
   - name: tools
@@ -28,7 +29,7 @@ stages:
       - copy: /out/tool
         from: tools
         to: bin/
-      - run: touch -d @1 ancient.txt && mkdir -p logs
+      - run: touch -d @1 ancient.txt && mkdir -p logs && stat -c '%Y %n' new.txt bin/tool > logs/seen
 image:
   cmd: [cat, /opt/app/new.txt]
 `
@@ -55,6 +56,9 @@ var noEpoch = []string{"SOURCE_DATE_EPOCH="}
 // TestReproducibleByDefault: with no environment set, two builds in two
 // state roots, from two checkouts at different absolute paths, at least a
 // second apart, give one digest; a fully cached rebuild gives it again.
+// The first root is fresh: no lookup can hit, and the steps' diffIDs are
+// learned as their layers are compressed; the second root's cache holds
+// another recipe's step, so each step's diffID is hashed as it exits.
 func TestReproducibleByDefault(t *testing.T) {
 	requireBuildTools(t)
 	base := busyboxBase(t)
@@ -63,7 +67,10 @@ func TestReproducibleByDefault(t *testing.T) {
 	first := mustBuild(t, noEpoch, "--root", rootA, "--build-arg", base, a)
 	time.Sleep(1100 * time.Millisecond)
 	b := checkout(t, filepath.Join(t.TempDir(), "ci", "other", "checkout"))
-	second := mustBuild(t, noEpoch, "--root", t.TempDir(), "--build-arg", base, b)
+	rootB := t.TempDir()
+	mustBuild(t, noEpoch, "--root", rootB, "--build-arg", base,
+		writeRecipe(t, "args: {BASE: scratch}\nfrom: ${BASE}\nsteps:\n  - run: echo other > /other\n", map[string]string{}))
+	second := mustBuild(t, noEpoch, "--root", rootB, "--build-arg", base, b)
 	if first != second {
 		t.Errorf("two checkouts built a second apart gave %s and %s", first, second)
 	}
@@ -149,4 +156,59 @@ func builtConfig(t *testing.T, env []string, args ...string) imageConfigFile {
 		t.Fatal(err)
 	}
 	return cf
+}
+
+// TestLearnedLayerOverSlowLayer: on a fresh root (diffIDs learned as the
+// layers are compressed) a step deletes and adds files over a layer still
+// being compressed after the last step (a big copy): its layer keeps the
+// whiteout, the image is the one a root whose cache could hit makes
+// (diffIDs hashed as the steps exit), the deleted file is gone from the
+// image, and a cached rebuild gives it again, and so does a --no-cache
+// one (whose layers are the store's snapshots again: those are removed
+// as duplicates while the later layers are compressed over them).
+func TestLearnedLayerOverSlowLayer(t *testing.T) {
+	requireBuildTools(t)
+	base := busyboxBase(t)
+	yaml := `args: {BASE: scratch}
+from: ${BASE}
+steps:
+  - run: mkdir /d && echo a > /d/a && echo b > /d/b
+  - copy: big
+    to: /big
+  - run: rm /d/a && echo c > /d/c
+`
+	// 100 MB that gzip compresses, slowly: the copy's layer is still
+	// being compressed when the last step is done.
+	big := make([]byte, 100<<20)
+	for i := range big {
+		big[i] = byte((i*2654435761)>>13 ^ i>>7)
+	}
+	ctx := writeRecipe(t, yaml, map[string]string{"big": string(big)})
+	build := func(root string, flags ...string) (string, string) {
+		out := filepath.Join(t.TempDir(), "img.oci")
+		args := append([]string{"--root", root, "--build-arg", base, "-t", "x:1", "-o", "type=oci,dest=" + out}, flags...)
+		return mustBuild(t, noEpoch, append(args, ctx)...), out
+	}
+	fresh := t.TempDir()
+	learned, out := build(fresh)
+	seeded := t.TempDir()
+	mustBuild(t, noEpoch, "--root", seeded, "--build-arg", base,
+		writeRecipe(t, "args: {BASE: scratch}\nfrom: ${BASE}\nsteps:\n  - run: echo other > /other\n", map[string]string{}))
+	hashed, hashedOut := build(seeded)
+	if learned != hashed {
+		t.Errorf("fresh root: %s, diffIDs %v\nseeded root: %s, diffIDs %v", learned, diffIDsOf(t, out, "x:1"), hashed, diffIDsOf(t, hashedOut, "x:1"))
+	}
+	bundle := filepath.Join(t.TempDir(), "bundle")
+	run(t, nil, "umoci", "unpack", "--image", out+":x:1", bundle)
+	if got := listDir(t, filepath.Join(bundle, "rootfs", "d")); strings.Join(got, " ") != "b c" {
+		t.Errorf("/d holds %v, want [b c]", got)
+	}
+	assertNoLeftovers(t, fresh)
+	if again, _ := build(fresh); again != learned {
+		t.Errorf("cached rebuild on the fresh root: %s, want %s", again, learned)
+	}
+	if again, _ := build(fresh, "--no-cache"); again != learned {
+		t.Errorf("--no-cache rebuild on the fresh root: %s, want %s", again, learned)
+	}
+	assertNoLeftovers(t, fresh)
 }
