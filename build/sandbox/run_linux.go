@@ -155,10 +155,10 @@ func execute(ctx context.Context, o Options, bundle string) (err error) {
 	}
 	o.Log.Debug("running", "id", o.ID, "args", o.Args, "user", o.User, "cwd", o.Cwd, "network", o.Network, "rootfs", o.Rootfs)
 	start := time.Now()
-	runs.RLock()
+	release := holdParent()
 	status, runErr := runForeground(ctx, r, o, bundle)
 	cleanErr := remove(ctx, r, o.ID, stateDir)
-	runs.RUnlock()
+	release()
 	removeCgroupParent()
 	o.Log.Debug("ran", "id", o.ID, "status", status, "elapsed", time.Since(start))
 	if ctx.Err() != nil {
