@@ -155,11 +155,8 @@ func execute(ctx context.Context, o Options, bundle string) (err error) {
 	}
 	o.Log.Debug("running", "id", o.ID, "args", o.Args, "user", o.User, "cwd", o.Cwd, "network", o.Network, "rootfs", o.Rootfs)
 	start := time.Now()
-	release := holdParent()
 	status, runErr := runForeground(ctx, r, o, bundle)
 	cleanErr := remove(ctx, r, o.ID, stateDir)
-	release()
-	removeCgroupParent()
 	o.Log.Debug("ran", "id", o.ID, "status", status, "elapsed", time.Since(start))
 	if ctx.Err() != nil {
 		return errors.Join(fmt.Errorf("running %s: %w", o.Args[0], ctx.Err()), cleanErr)
@@ -340,9 +337,6 @@ func Reap(ctx context.Context, runtime, stateDir string, stale func(id string) b
 			continue
 		}
 		reaped = append(reaped, id)
-	}
-	if len(reaped) > 0 {
-		removeCgroupParent()
 	}
 	for _, id := range bundles {
 		if failed[id] {

@@ -13,7 +13,10 @@ import (
 const specVersion = "1.0.2"
 
 // cgroupParent is the cgroup (in every hierarchy) under which each
-// container gets its own, /strata/<id>.
+// container gets its own, /strata/<id>. The runtime makes it; it stays,
+// empty between builds (as docker's /docker does): removing it when a
+// build's runs were done raced with other builds' runtimes, which made it
+// and then failed to make their container's cgroup under it.
 const cgroupParent = "strata"
 
 // defaultCaps is docker's default capability set (CapEff 0xa80425fb).
