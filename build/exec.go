@@ -300,9 +300,9 @@ func (s *session) publishReady(self *chain.Made, blob *commit.Layer) {
 		if b == nil {
 			continue // not compressed yet
 		}
-		if err := t.made.Publish(s.ws, b); err != nil {
-			s.log.Warn("storing a step's snapshot", "err", err)
-		}
+		// One that cannot be stored yet stays where later layers' tars
+		// read it: the last call, in publish, removes it and says why.
+		_ = t.made.Publish(s.ws, b, false)
 	}
 }
 
@@ -324,7 +324,7 @@ func (s *session) publish() (wait func()) {
 		s.published.Lock()
 		defer s.published.Unlock()
 		for _, t := range ts {
-			if err := t.made.Publish(s.ws, t.blob.Layer()); err != nil {
+			if err := t.made.Publish(s.ws, t.blob.Layer(), true); err != nil {
 				s.log.Warn("storing a step's snapshot", "err", err)
 			}
 		}

@@ -189,29 +189,37 @@ func (m *Made) Layer(l v1.Layer) *Layer {
 // again over it; a Tar that starts later reads where it is then). The
 // trimmed upper dir becomes the snapshot of the layer's diffID
 // (Store.Commit: renamed, or removed if the store has that snapshot
-// already); without a blob it is removed. It does nothing for other
-// layers, or a second time.
-func (m *Made) Publish(w *Workspace, blob *commit.Layer) error {
+// already). A dir that cannot be stored, or has no blob, is removed by
+// the last call (last): before it, layers over it may still be diffed
+// over it, and it stays. It does nothing for other layers, or once done.
+func (m *Made) Publish(w *Workspace, blob *commit.Layer, last bool) error {
 	if m.up == nil {
 		return nil
+	}
+	err := errors.New("its blob was not made")
+	if blob != nil {
+		var d v1.Hash
+		var dir string
+		if d, err = blob.DiffID(); err == nil {
+			dir, err = w.Store.Commit(m.up, digest.Digest(d.String()))
+		}
+		if dir != "" { // stored, whatever else failed
+			m.up = nil
+			m.layer.mu.Lock()
+			defer m.layer.mu.Unlock()
+			m.layer.dir = dir
+			return err
+		}
+	}
+	if !last {
+		return err
 	}
 	up := m.up
 	m.up = nil
 	if blob == nil {
 		return up.Discard()
 	}
-	d, err := blob.DiffID()
-	if err != nil {
-		return errors.Join(err, up.Discard())
-	}
-	dir, err := w.Store.Commit(up, digest.Digest(d.String()))
-	if err != nil {
-		return errors.Join(err, up.Discard())
-	}
-	m.layer.mu.Lock()
-	defer m.layer.mu.Unlock()
-	m.layer.dir = dir
-	return nil
+	return errors.Join(err, up.Discard())
 }
 
 // View calls f with a read-only view of lowers: an overlay whose

@@ -165,7 +165,10 @@ func builtConfig(t *testing.T, env []string, args ...string) imageConfigFile {
 // (diffIDs hashed as the steps exit), the deleted file is gone from the
 // image, and a cached rebuild gives it again, and so does a --no-cache
 // one (whose layers are the store's snapshots again: those are removed
-// as duplicates while the later layers are compressed over them).
+// as duplicates while the later layers are compressed over them). On a
+// root where the big layer's snapshot cannot be stored (its lock is a
+// dir), the build still makes that image: the trimmed dir stays where
+// the last layer is diffed over it, and is removed at the end.
 func TestLearnedLayerOverSlowLayer(t *testing.T) {
 	requireBuildTools(t)
 	base := busyboxBase(t)
@@ -211,4 +214,17 @@ steps:
 		t.Errorf("--no-cache rebuild on the fresh root: %s, want %s", again, learned)
 	}
 	assertNoLeftovers(t, fresh)
+
+	ids := diffIDsOf(t, out, "x:1")
+	blocked := t.TempDir()
+	lock := filepath.Join(blocked, "layers", "locks", "sha256-"+strings.TrimPrefix(ids[len(ids)-2], "sha256:")+".lock")
+	if err := os.MkdirAll(lock, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := build(blocked); again != learned {
+		t.Errorf("a root that cannot store the big layer's snapshot: %s, want %s", again, learned)
+	}
+	if tmp, _ := os.ReadDir(filepath.Join(blocked, "layers", "tmp")); len(tmp) > 0 {
+		t.Errorf("upper dirs left in the store: %v", tmp)
+	}
 }
