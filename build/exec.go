@@ -12,7 +12,6 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/stratabuild/strata/build/cache"
 	"github.com/stratabuild/strata/build/chain"
@@ -175,7 +174,7 @@ func (e *executor) fsStep(ctx context.Context, sp *plan.Stage, res *stageResult,
 		why = cache.Explain(nil, nil) // the cache is empty
 	case !e.learn:
 		var err error
-		if in, why, err = e.inputs(ctx, sp, parent, s, false); err != nil {
+		if in, why, err = e.inputs(ctx, sp, parent, s); err != nil {
 			return nil, nil, false, err
 		}
 		if in != nil && !e.o.NoCache {
@@ -204,50 +203,29 @@ func (e *executor) fsStep(ctx context.Context, sp *plan.Stage, res *stageResult,
 	if err != nil {
 		return nil, nil, false, err
 	}
-	if e.learn {
-		return e.learned(sp, res, s, parent, m, mt, ev)
-	}
-	entry := &cache.Entry{Key: in.Key(), Inputs: *in, Created: time.Now(), LastUsed: time.Now()}
-	if m.DiffID == "" {
-		if err := e.cache.Record(ctx, entry, nil); err != nil {
-			return nil, nil, false, fmt.Errorf("%s: recording the step in the cache: %w", s.Pos, err)
-		}
-		return nil, nil, false, nil
-	}
 	// The next step starts now; the layer is compressed in the
 	// background, and the step recorded in the cache once its blob is
-	// whole (a build killed before never records it).
-	diffID, err := v1.NewHash(m.DiffID)
-	if err != nil {
-		return nil, nil, false, err
-	}
-	rec := &cache.Layer{DiffID: m.DiffID, MediaType: string(mt), Added: m.Stats.Added, Modified: m.Stats.Modified, Deleted: m.Stats.Deleted}
-	upload := e.imageStages[e.plan.Fingerprint(sp)]
-	layer := e.compressor.Add(diffID, m.Tar, e.recorder(entry, rec, s.Pos, ev.Stage, upload))
-	res.chain = append(res.chain, m.Layer(layer))
-	return layer, rec, false, nil
-}
-
-// learned queues what a step made in a build that learns diffIDs (see
-// session.learn): the layer is compressed, its diffID learned, and the
-// step recorded in the cache then, its key made from the diffIDs of the
-// layers below it (parent), compressed before it.
-func (e *executor) learned(sp *plan.Stage, res *stageResult, s *plan.Step, parent []*chain.Layer, m *chain.Made, mt types.MediaType, ev Event) (v1.Layer, *cache.Layer, bool, error) {
+	// whole (a build killed before never records it). A build that learns
+	// diffIDs (see session.learn) makes the step's key only then, from
+	// the diffIDs of the layers below it, compressed before it.
 	now := time.Now()
 	entry := &cache.Entry{Created: now, LastUsed: now}
 	key := func(ctx context.Context) error {
-		in, why, err := e.inputs(ctx, sp, parent, s, true)
-		if err == nil && in == nil {
-			err = errors.New(why)
-		}
-		if err != nil {
-			return fmt.Errorf("%s: the step's cache key: %w", s.Pos, err)
+		if in == nil {
+			got, why, err := e.inputs(ctx, sp, parent, s)
+			if err == nil && got == nil {
+				err = errors.New(why)
+			}
+			if err != nil {
+				return fmt.Errorf("%s: the step's cache key: %w", s.Pos, err)
+			}
+			in = got
 		}
 		entry.Key, entry.Inputs = in.Key(), *in
 		return nil
 	}
-	if !m.Trimmed() { // the step changed no file
-		e.compressor.Then(func(ctx context.Context) error {
+	if m.DiffID == "" && !m.Trimmed() { // the step changed no file
+		record := func(ctx context.Context) error {
 			if err := key(ctx); err != nil {
 				return err
 			}
@@ -255,25 +233,39 @@ func (e *executor) learned(sp *plan.Stage, res *stageResult, s *plan.Step, paren
 				return fmt.Errorf("%s: recording the step in the cache: %w", s.Pos, err)
 			}
 			return nil
-		})
-		return nil, nil, false, nil
+		}
+		if e.learn {
+			e.compressor.Then(record)
+			return nil, nil, false, nil
+		}
+		return nil, nil, false, record(ctx)
 	}
-	rec := &cache.Layer{MediaType: string(mt), Added: m.Stats.Added, Modified: m.Stats.Modified, Deleted: m.Stats.Deleted}
+	var diffID v1.Hash // zero: learned
+	if m.DiffID != "" {
+		if diffID, err = v1.NewHash(m.DiffID); err != nil {
+			return nil, nil, false, err
+		}
+	}
+	rec := &cache.Layer{DiffID: m.DiffID, MediaType: string(mt), Added: m.Stats.Added, Modified: m.Stats.Modified, Deleted: m.Stats.Deleted}
 	record := e.recorder(entry, rec, s.Pos, ev.Stage, e.imageStages[e.plan.Fingerprint(sp)])
-	layer := e.compressor.Add(v1.Hash{}, m.Tar, func(ctx context.Context, l *commit.Layer, took time.Duration) error {
+	layer := e.compressor.Add(diffID, m.Tar, func(ctx context.Context, l *commit.Layer, took time.Duration) error {
 		if err := key(ctx); err != nil {
 			return err
 		}
 		if err := record(ctx, l, took); err != nil {
 			return err
 		}
-		e.publishReady(m, l)
+		if e.learn {
+			e.publishReady(m, l)
+		}
 		return nil
 	})
 	res.chain = append(res.chain, m.Layer(layer))
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.trimmed = append(e.trimmed, trimmed{m, layer})
+	if m.Trimmed() {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		e.trimmed = append(e.trimmed, trimmed{m, layer})
+	}
 	return layer, rec, false, nil
 }
 
@@ -395,17 +387,10 @@ func (e *executor) info(ev Event, text string) {
 
 // inputs computes what determines a step on the layers parent. It returns
 // nil and why not when that is not known: in a dry run, after a step that
-// would run. With wait, it waits for the diffIDs of trimmed layers being
-// compressed (see session.learn).
-func (e *executor) inputs(ctx context.Context, sp *plan.Stage, parent []*chain.Layer, s *plan.Step, wait bool) (*cache.Inputs, string, error) {
-	diffIDs := func(c []*chain.Layer) ([]string, bool, error) {
-		if wait {
-			return chain.WaitDiffIDs(ctx, c)
-		}
-		ids, ok := chain.DiffIDs(c)
-		return ids, ok, nil
-	}
-	ids, ok, err := diffIDs(parent)
+// would run. It waits for the diffIDs of trimmed layers being compressed
+// (see session.learn).
+func (e *executor) inputs(ctx context.Context, sp *plan.Stage, parent []*chain.Layer, s *plan.Step) (*cache.Inputs, string, error) {
+	ids, ok, err := chain.DiffIDs(ctx, parent)
 	if err != nil || !ok {
 		return nil, "an earlier step runs", err
 	}
@@ -415,7 +400,7 @@ func (e *executor) inputs(ctx context.Context, sp *plan.Stage, parent []*chain.L
 		if err != nil {
 			return nil, "", err
 		}
-		if from, ok, err = diffIDs(src.chain); err != nil || !ok {
+		if from, ok, err = chain.DiffIDs(ctx, src.chain); err != nil || !ok {
 			return nil, fmt.Sprintf("stage %q has steps that run", s.Recipe.Copy.From.Ref), err
 		}
 	}

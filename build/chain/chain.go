@@ -61,21 +61,10 @@ func Of(img v1.Image, origin string) ([]*Layer, error) {
 }
 
 // DiffIDs lists the chain's diffIDs, bottom first: a cache key's parent.
-// ok is false when one is unknown.
-func DiffIDs(c []*Layer) (ids []string, ok bool) {
-	ids = make([]string, len(c))
-	for i, l := range c {
-		if l.DiffID == "" {
-			return nil, false
-		}
-		ids[i] = l.DiffID
-	}
-	return ids, true
-}
-
-// WaitDiffIDs is DiffIDs, waiting for the diffIDs of a Trim's layers,
-// learned as they are compressed (a failed compression is the error).
-func WaitDiffIDs(ctx context.Context, c []*Layer) (ids []string, ok bool, err error) {
+// It waits for those of a Trim's layers, learned as they are compressed
+// (a failed compression is the error); ok is false when one is unknown
+// (a dry run's step that would run).
+func DiffIDs(ctx context.Context, c []*Layer) (ids []string, ok bool, err error) {
 	ids = make([]string, len(c))
 	for i, l := range c {
 		p, pending := l.Layer.(*commit.Pending)
