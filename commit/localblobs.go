@@ -261,18 +261,8 @@ func linkBlobs(img v1.Image, dir string) {
 		// the inode is safe. Readable by all, as a copied blob would be.
 		_ = os.Chmod(local.path, 0o644)
 		link := filepath.Join(blobs, local.digest.Hex)
-		if os.Link(local.path, link) == nil && syncFile(link) != nil {
+		if os.Link(local.path, link) == nil && syncPath(link) != nil {
 			_ = os.Remove(link)
 		}
 	}
-}
-
-// syncFile makes the content of the file at path durable.
-func syncFile(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
 }

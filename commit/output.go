@@ -157,15 +157,25 @@ func renameSynced(file string, write func(*os.File) error) (err error) {
 	return os.Rename(f.Name(), file)
 }
 
-// syncDir makes the entries of dir (a rename into it) durable.
+// syncDir makes the entries of dir (a rename into it) durable, where the
+// file system can sync a dir.
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
+	if err := syncPath(dir); err != nil && !errors.Is(err, errors.ErrUnsupported) {
+		return err
+	}
+	return nil
+}
+
+// syncPath makes what is at path durable: a file's content, a dir's
+// entries.
+func syncPath(path string) error {
+	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, errors.ErrUnsupported) {
-		return fmt.Errorf("syncing %s: %w", dir, err)
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("syncing %s: %w", path, err)
 	}
 	return nil
 }
