@@ -587,20 +587,14 @@ func (d *differ) write(hdr *tar.Header) error { return d.writeFile(hdr, nil) }
 // only notes what it would write.
 func (d *differ) writeFile(hdr *tar.Header, body *entry) error {
 	for _, p := range d.pending {
-		if d.tw != nil {
-			if err := d.tw.WriteHeader(p); err != nil {
-				return fmt.Errorf("writing %q: %w", p.Name, err)
-			}
+		if err := d.writeHeader(p); err != nil {
+			return err
 		}
-		d.written(p)
 	}
 	d.pending = d.pending[:0]
-	if d.tw != nil {
-		if err := d.tw.WriteHeader(hdr); err != nil {
-			return fmt.Errorf("writing %q: %w", hdr.Name, err)
-		}
+	if err := d.writeHeader(hdr); err != nil {
+		return err
 	}
-	d.written(hdr)
 	if body == nil || hdr.Size == 0 || d.tw == nil {
 		return nil
 	}
@@ -621,6 +615,18 @@ func (d *differ) writeFile(hdr *tar.Header, body *entry) error {
 	if err := d.copyContent(f, hdr.Size, sparse); err != nil {
 		return fmt.Errorf("writing %q: %w", hdr.Name, err)
 	}
+	return nil
+}
+
+// writeHeader writes hdr to the tar (nowhere with TrimOnly) and notes it
+// written.
+func (d *differ) writeHeader(hdr *tar.Header) error {
+	if d.tw != nil {
+		if err := d.tw.WriteHeader(hdr); err != nil {
+			return fmt.Errorf("writing %q: %w", hdr.Name, err)
+		}
+	}
+	d.written(hdr)
 	return nil
 }
 
