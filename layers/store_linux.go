@@ -13,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/containerd/containerd/v2/pkg/archive"
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
 
@@ -143,7 +142,7 @@ func (s *Store) Unpack(ctx context.Context, diffID digest.Digest, r io.Reader) (
 	if err != nil {
 		return "", fmt.Errorf("unpacking layer %s: measuring free space: %w", diffID, err)
 	}
-	if err := extract(withArchiveLog(ctx, s.log), tmp.dir, diffID, r, b); err != nil {
+	if err := extract(ctx, s.log, tmp.dir, diffID, r, b); err != nil {
 		return "", fmt.Errorf("unpacking layer %s: %w", diffID, err)
 	}
 	dir, err = s.publish(tmp.dir, diffID)
@@ -156,7 +155,7 @@ func (s *Store) Unpack(ctx context.Context, diffID digest.Digest, r io.Reader) (
 
 // extract applies the tar to dir within b and checks that what it read
 // hashes to diffID.
-func extract(ctx context.Context, dir string, diffID digest.Digest, r io.Reader, b *budget) error {
+func extract(ctx context.Context, log *slog.Logger, dir string, diffID digest.Digest, r io.Reader, b *budget) error {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return err
 	}
@@ -165,9 +164,7 @@ func extract(ctx context.Context, dir string, diffID digest.Digest, r io.Reader,
 		return err
 	}
 	tr, sum := hashing(r, diffID.Algorithm())
-	if _, err := archive.Apply(ctx, dir, tr,
-		archive.WithConvertWhiteout(u.convertWhiteout),
-		archive.WithFilter(u.filter)); err != nil {
+	if err := newExtractor(dir, u, log).apply(ctx, tr); err != nil {
 		return err
 	}
 	if _, err := io.Copy(io.Discard, tr); err != nil {
