@@ -34,6 +34,7 @@ import (
 // resolver archive.Apply uses.
 type extractor struct {
 	root string // the dir, absolute and clean
+	ctx  context.Context
 	u    *unpacker
 	log  *slog.Logger
 	// kinds holds every path under root, relative to it. A path is
@@ -55,8 +56,8 @@ const (
 	kindOther
 )
 
-// dirTimes is a dir entry's times, set once the layer is extracted, as
-// making entries in the dir changes its mtime.
+// dirTimes is a dir entry's times, set again once the layer is
+// extracted, as making entries in the dir changes its mtime.
 type dirTimes struct {
 	name  string // as the tar names it, cleaned
 	rel   string // the path it names when no symlink is in the way
@@ -76,6 +77,7 @@ func newExtractor(root string, u *unpacker, log *slog.Logger) *extractor {
 
 // apply extracts the tar r to the root, which must be empty.
 func (e *extractor) apply(ctx context.Context, r io.Reader) error {
+	e.ctx = ctx
 	tr := tar.NewReader(r)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -164,14 +166,16 @@ func (e *extractor) create(hdr *tar.Header, r io.Reader, parent, rel, p string) 
 			}
 			e.made(parent, rel, kindDir)
 		}
+		// Its times are set now, as archive.Apply does, and again once
+		// the layer is extracted: by then its name may lead elsewhere.
 		e.dirs = append(e.dirs, dirTimes{name: hdr.Name, rel: path.Clean("/" + hdr.Name)[1:], times: tarTimes(hdr)})
-		return e.meta(hdr, p, kindDir, false)
+		return e.meta(hdr, p, kindDir)
 	case tar.TypeSymlink:
 		if err := unix.Symlink(hdr.Linkname, p); err != nil {
 			return &os.LinkError{Op: "symlink", Old: hdr.Linkname, New: p, Err: err}
 		}
 		e.made(parent, rel, kindSymlink)
-		return e.meta(hdr, p, kindSymlink, true)
+		return e.meta(hdr, p, kindSymlink)
 	case tar.TypeLink:
 		target, k, err := e.linkTarget(hdr.Linkname)
 		if err != nil {
@@ -184,7 +188,7 @@ func (e *extractor) create(hdr *tar.Header, r io.Reader, parent, rel, p string) 
 			k = kindOf(p)
 		}
 		e.made(parent, rel, k)
-		return e.meta(hdr, p, k, true)
+		return e.meta(hdr, p, k)
 	case tar.TypeBlock, tar.TypeChar, tar.TypeFifo:
 		if hdr.Devmajor < 0 || hdr.Devmajor > 1<<32-1 || hdr.Devminor < 0 || hdr.Devminor > 1<<32-1 {
 			return fmt.Errorf("device number %d:%d out of range: invalid archive", hdr.Devmajor, hdr.Devminor)
@@ -194,7 +198,7 @@ func (e *extractor) create(hdr *tar.Header, r io.Reader, parent, rel, p string) 
 			return &os.PathError{Op: "mknod", Path: p, Err: err}
 		}
 		e.made(parent, rel, kindOther)
-		return e.meta(hdr, p, kindOther, true)
+		return e.meta(hdr, p, kindOther)
 	case tar.TypeXGlobalHeader:
 		e.log.Debug("PAX global extended header ignored", "entry", hdr.Name)
 		return nil
@@ -212,7 +216,7 @@ func (e *extractor) file(hdr *tar.Header, r io.Reader, parent, rel, p string) er
 	f := os.NewFile(uintptr(fd), p)
 	defer f.Close()
 	e.made(parent, rel, kindOther)
-	if _, err := io.CopyBuffer(onlyWriter{f}, r, e.buf); err != nil {
+	if _, err := io.CopyBuffer(onlyWriter{f}, ctxReader{e.ctx, r}, e.buf); err != nil {
 		return err
 	}
 	if err := e.chown(hdr, func() error { return unix.Fchown(fd, hdr.Uid, hdr.Gid) }, p); err != nil {
@@ -235,10 +239,23 @@ func (e *extractor) file(hdr *tar.Header, r io.Reader, parent, rel, p string) er
 // otherwise not use the extractor's buffer.
 type onlyWriter struct{ io.Writer }
 
-// meta sets the owner, xattrs, mode and (but for a dir's) times of the
-// entry at p, of kind k: the mode unless it is a symlink, the times
-// when times is set.
-func (e *extractor) meta(hdr *tar.Header, p string, k kind, times bool) error {
+// ctxReader stops reading a file's content once ctx is done, so that a
+// cancelled extraction does not write a big file to its end.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// meta sets the owner, xattrs, mode and times of the entry at p, of kind
+// k: the mode unless it is a symlink.
+func (e *extractor) meta(hdr *tar.Header, p string, k kind) error {
 	if err := e.chown(hdr, func() error { return unix.Lchown(p, hdr.Uid, hdr.Gid) }, p); err != nil {
 		return err
 	}
@@ -249,9 +266,6 @@ func (e *extractor) meta(hdr *tar.Header, p string, k kind, times bool) error {
 		if err := unix.Chmod(p, uint32(hdr.Mode&0o7777)); err != nil {
 			return &os.PathError{Op: "chmod", Path: p, Err: err}
 		}
-	}
-	if !times {
-		return nil
 	}
 	ts := tarTimes(hdr)
 	if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, ts[:], unix.AT_SYMLINK_NOFOLLOW); err != nil {
@@ -320,8 +334,11 @@ func (e *extractor) fileOrDir(p string, k kind) bool {
 // through the layer's symlinks, resolved by archive.Apply's resolver.
 // Dirs missing on the way are made with mode 0755, as archive.Apply does.
 func (e *extractor) parentDir(parent string) (string, error) {
-	if parent == "." || e.kinds[parent] == kindDir {
-		return strings.TrimPrefix(parent, "."), nil
+	if parent == "." {
+		return "", nil
+	}
+	if e.kinds[parent] == kindDir {
+		return parent, nil
 	}
 	if e.throughSymlink(parent) {
 		r, err := fs.RootPath(e.root, parent)
