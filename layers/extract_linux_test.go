@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -91,20 +92,28 @@ func compareExtractors(t *testing.T) {
 	t.Logf("%d tars, %d refused by both", len(tars), refused)
 }
 
-func applyReference(t *testing.T, dir string, b []byte) error {
+// applyReference is what Unpack's extract did before the extractor.
+func applyReference(t testing.TB, dir string, b []byte) error {
 	must(t, os.Chmod(dir, 0o755))
 	bud, err := newBudget(dir, Limits{})
 	must(t, err)
 	u, err := newUnpacker(bud)
 	must(t, err)
-	if _, err := archive.Apply(withArchiveLog(t.Context(), nil), dir, bytes.NewReader(b),
+	tr, sum := hashing(bytes.NewReader(b), digest.Canonical)
+	if _, err := archive.Apply(withArchiveLog(t.Context(), nil), dir, tr,
 		archive.WithConvertWhiteout(u.convertWhiteout), archive.WithFilter(u.filter)); err != nil {
 		return err
+	}
+	if _, err := io.Copy(io.Discard, tr); err != nil {
+		return err
+	}
+	if sum() != digest.FromBytes(b) {
+		return fmt.Errorf("wrong diffID")
 	}
 	return setTrustedXattrs(dir, u.trusted)
 }
 
-func applyExtract(t *testing.T, dir string, b []byte) error {
+func applyExtract(t testing.TB, dir string, b []byte) error {
 	bud, err := newBudget(dir, Limits{})
 	must(t, err)
 	return extract(t.Context(), nil, dir, digest.FromBytes(b), bytes.NewReader(b), bud)
