@@ -15,9 +15,8 @@ import (
 	"unsafe"
 
 	"github.com/containerd/continuity/fs"
+	mobyuserns "github.com/moby/sys/userns"
 	"golang.org/x/sys/unix"
-
-	"github.com/stratabuild/strata/internal/userns"
 )
 
 // An extractor applies a layer tar to a new, empty dir, the snapshot
@@ -41,9 +40,9 @@ type extractor struct {
 	// kindDir only when each of its ancestors is too, so a name made
 	// from it has no symlink in it.
 	kinds map[string]kind
-	// children lists the paths made in each dir, for forget (a name
-	// may be listed twice, when it was made again).
-	children map[string][]string
+	// children holds the paths made in each dir, for forget: a set, so
+	// that a name made again and again is held once.
+	children map[string]map[string]struct{}
 	dirs     []dirTimes
 	buf      []byte
 }
@@ -70,7 +69,7 @@ func newExtractor(root string, u *unpacker, log *slog.Logger) *extractor {
 		u:        u,
 		log:      discardIfNil(log),
 		kinds:    map[string]kind{},
-		children: map[string][]string{},
+		children: map[string]map[string]struct{}{},
 		buf:      make([]byte, 256<<10),
 	}
 }
@@ -98,7 +97,10 @@ func (e *extractor) apply(ctx context.Context, r io.Reader) error {
 		if !ok {
 			continue
 		}
-		if (hdr.Typeflag == tar.TypeBlock || hdr.Typeflag == tar.TypeChar) && userns.Inside() {
+		// archive.Apply's test, which differs from internal/userns.Inside in a
+		// namespace mapping every id (a device node cannot be made there
+		// either).
+		if (hdr.Typeflag == tar.TypeBlock || hdr.Typeflag == tar.TypeChar) && mobyuserns.RunningInUserNS() {
 			e.log.Warn("device node left out: a user namespace cannot make one", "entry", hdr.Name)
 			continue
 		}
@@ -280,7 +282,7 @@ func (e *extractor) chown(hdr *tar.Header, chown func() error, p string) error {
 		return nil
 	}
 	err = fmt.Errorf("failed to Lchown %q for UID %d, GID %d: %w", p, hdr.Uid, hdr.Gid, err)
-	if errors.Is(err, unix.EINVAL) && userns.Inside() {
+	if errors.Is(err, unix.EINVAL) && mobyuserns.RunningInUserNS() {
 		err = fmt.Errorf("%w (Hint: try increasing the number of subordinate IDs in /etc/subuid and /etc/subgid)", err)
 	}
 	return err
@@ -420,9 +422,13 @@ func (e *extractor) made(parent, rel string, k kind) {
 		parent = ""
 	}
 	e.kinds[rel] = k
-	if parent != "" {
-		e.children[parent] = append(e.children[parent], rel)
+	if parent == "" {
+		return
 	}
+	if e.children[parent] == nil {
+		e.children[parent] = map[string]struct{}{}
+	}
+	e.children[parent][rel] = struct{}{}
 }
 
 // forget drops rel, removed, and all it held.
@@ -433,7 +439,7 @@ func (e *extractor) forget(rel string) {
 	}
 	delete(e.kinds, rel)
 	if k == kindDir {
-		for _, c := range e.children[rel] {
+		for c := range e.children[rel] {
 			e.forget(c)
 		}
 		delete(e.children, rel)

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,6 +43,48 @@ func TestRootlessExtractorSameAsArchiveApply(t *testing.T) {
 		return
 	}
 	compareExtractors(t)
+}
+
+// TestIdentityNSExtractorSameAsArchiveApply compares them in a user
+// namespace that maps every id: strata takes it for the initial one, but
+// device nodes cannot be made there, and both leave them out.
+func TestIdentityNSExtractorSameAsArchiveApply(t *testing.T) {
+	if !testutil.InUserNS(t, testutil.IdentityMaps) {
+		return
+	}
+	compareExtractors(t)
+}
+
+// TestExtractorHoldsANameOnce extracts a layer that makes the same names
+// again and again: what the extractor keeps of them does not grow with
+// the entries (a review found its list of a dir's paths did, ~4 KB a
+// long name, so a small compressed layer could exhaust memory).
+func TestExtractorHoldsANameOnce(t *testing.T) {
+	requireOverlay(t)
+	dir := "L" + strings.Repeat("/"+strings.Repeat("n", 250), 3)
+	hdrs := []*tar.Header{{Name: dir + "/", Typeflag: tar.TypeDir, Mode: 0o755}}
+	for range 1000 {
+		hdrs = append(hdrs,
+			&tar.Header{Name: dir + "/f", Typeflag: tar.TypeReg, Mode: 0o644},
+			&tar.Header{Name: dir + "/s", Typeflag: tar.TypeSymlink, Linkname: "f"},
+			&tar.Header{Name: dir + "/d/", Typeflag: tar.TypeDir, Mode: 0o755},
+			&tar.Header{Name: dir + "/d", Typeflag: tar.TypeReg, Mode: 0o644})
+	}
+	root := t.TempDir()
+	bud, err := newBudget(root, Limits{})
+	must(t, err)
+	u, err := newUnpacker(bud)
+	must(t, err)
+	e := newExtractor(root, u, nil)
+	must(t, e.apply(t.Context(), bytes.NewReader(tarOfHeaders(t, hdrs))))
+	held := 0
+	for _, c := range e.children {
+		held += len(c)
+	}
+	// L and its three subdirs, dir/f, dir/s and dir/d: no more.
+	if len(e.kinds) != 7 || held > 7 {
+		t.Errorf("after 4,000 entries over 7 paths the extractor holds %d paths and %d children", len(e.kinds), held)
+	}
 }
 
 func compareExtractors(t *testing.T) {
