@@ -23,14 +23,14 @@ import (
 // Store.Unpack makes, and leaves the tree containerd's archive.Apply
 // leaves with the unpacker's filter and whiteouts: the same entries
 // refused or skipped, the same names resolved, the same metadata set in
-// the same order. It does it in about half the time. archive.Apply
-// resolves each entry's parent from the root, an lstat per component,
-// and lstats the entry before making it and again to chmod it; the
-// extractor knows what the dir holds, as it made all of it, so it makes
-// each entry with the syscalls that set its content and metadata and no
-// others (a regular file's through its open fd). Only a name whose parent
-// goes through a symlink of the layer is resolved on disk, by the
-// resolver archive.Apply uses.
+// the same order. It takes 0.6–0.7 of the time (docs/benchmarks.md,
+// "Fifth round"): archive.Apply resolves each entry's parent from the
+// root, an lstat per component, and lstats the entry before making it
+// and again to chmod it; the extractor knows what the dir holds, as it
+// made all of it, so it makes each entry with the syscalls that set its
+// content and metadata and no others (a regular file's through its open
+// fd). Only a name whose parent goes through a symlink of the layer is
+// resolved on disk, by the resolver archive.Apply uses.
 type extractor struct {
 	root string // the dir, absolute and clean
 	ctx  context.Context
@@ -97,9 +97,9 @@ func (e *extractor) apply(ctx context.Context, r io.Reader) error {
 		if !ok {
 			continue
 		}
-		// archive.Apply's test, which differs from internal/userns.Inside in a
-		// namespace mapping every id (a device node cannot be made there
-		// either).
+		// archive.Apply's test, which differs from internal/userns.Inside
+		// in a namespace mapping every id (no device node can be made
+		// there either).
 		if (hdr.Typeflag == tar.TypeBlock || hdr.Typeflag == tar.TypeChar) && mobyuserns.RunningInUserNS() {
 			e.log.Warn("device node left out: a user namespace cannot make one", "entry", hdr.Name)
 			continue
@@ -218,7 +218,9 @@ func (e *extractor) file(hdr *tar.Header, r io.Reader, parent, rel, p string) er
 	f := os.NewFile(uintptr(fd), p)
 	defer f.Close()
 	e.made(parent, rel, kindOther)
-	if _, err := io.CopyBuffer(onlyWriter{f}, ctxReader{e.ctx, r}, e.buf); err != nil {
+	// ctxWriter stops a big file's write once ctx is done, and hides the
+	// file's ReadFrom, which would not use the extractor's buffer.
+	if _, err := io.CopyBuffer(ctxWriter{e.ctx, f}, r, e.buf); err != nil {
 		return err
 	}
 	if err := e.chown(hdr, func() error { return unix.Fchown(fd, hdr.Uid, hdr.Gid) }, p); err != nil {
@@ -235,24 +237,6 @@ func (e *extractor) file(hdr *tar.Header, r io.Reader, parent, rel, p string) er
 		return &os.PathError{Op: "utimens", Path: p, Err: err}
 	}
 	return f.Close()
-}
-
-// onlyWriter hides the file's ReadFrom from io.CopyBuffer, which would
-// otherwise not use the extractor's buffer.
-type onlyWriter struct{ io.Writer }
-
-// ctxReader stops reading a file's content once ctx is done, so that a
-// cancelled extraction does not write a big file to its end.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // meta sets the owner, xattrs, mode and times of the entry at p, of kind
