@@ -126,18 +126,20 @@ func (e *extractor) entry(hdr *tar.Header, r io.Reader) error {
 	rel = join(parent, base)
 	p := e.abs(rel)
 
-	if name, ok := strings.CutPrefix(base, whiteoutPrefix); ok && base != opaqueMarker {
-		if name == "" || name == "." || name == ".." {
-			return fmt.Errorf("invalid whiteout name: %v: invalid archive", base)
-		}
+	// whited is the name a whiteout .wh.NAME deletes, made a 0/0 char
+	// device by convertWhiteout.
+	whited, whiteout := strings.CutPrefix(base, whiteoutPrefix)
+	whiteout = whiteout && base != opaqueMarker
+	if whiteout && (whited == "" || whited == "." || whited == "..") {
+		return fmt.Errorf("invalid whiteout name: %v: invalid archive", base)
 	}
 	write, err := e.u.convertWhiteout(hdr, p)
 	if err != nil {
 		return fmt.Errorf("failed to convert whiteout file %q: %w", hdr.Name, err)
 	}
 	if !write {
-		if name, ok := strings.CutPrefix(base, whiteoutPrefix); ok && base != opaqueMarker {
-			e.made(parent, join(parent, name), kindOther)
+		if whiteout {
+			e.made(parent, join(parent, whited), kindOther)
 		}
 		return nil
 	}
