@@ -3,6 +3,7 @@ package layers
 import (
 	"archive/tar"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -101,36 +102,29 @@ func compareExtractors(t *testing.T) {
 	}
 	refused := 0
 	for name, b := range tars {
-		base := t.TempDir()
-		ref, got := filepath.Join(base, "x", "y", "ref"), filepath.Join(base, "x", "y", "got")
-		mkdir(t, ref, 0o700)
-		mkdir(t, got, 0o700)
-		outside := makeOutside(t, base) // what the hostile tars aim at
-		refStart := time.Now()
-		refErr := applyReference(t, ref, b)
-		gotStart := time.Now()
-		gotErr := applyExtract(t, got, b)
-		gotEnd := time.Now()
-		if (refErr == nil) != (gotErr == nil) {
-			t.Errorf("%s: archive.Apply: %v; the extractor: %v\n%s", name, refErr, gotErr, describeTar(t, b))
-			continue
-		}
-		for _, p := range hostHostilePaths {
-			if _, err := os.Lstat(p); err == nil {
-				os.RemoveAll(p)
-				t.Errorf("%s: extraction created %s on the host", name, p)
+		t.Run(name, func(t *testing.T) {
+			base := t.TempDir()
+			ref, got := filepath.Join(base, "x", "y", "ref"), filepath.Join(base, "x", "y", "got")
+			mkdir(t, ref, 0o700)
+			mkdir(t, got, 0o700)
+			outside := makeOutside(t, base) // what the hostile tars aim at
+			refStart := time.Now()
+			refErr := applyReference(t, ref, b)
+			gotStart := time.Now()
+			gotErr := applyExtract(t, got, b)
+			gotEnd := time.Now()
+			assertContained(t, base, outside, errors.Join(refErr, gotErr), "x")
+			switch {
+			case (refErr == nil) != (gotErr == nil):
+				t.Errorf("archive.Apply: %v; the extractor: %v\n%s", refErr, gotErr, describeTar(t, b))
+			case refErr != nil:
+				refused++
+			default:
+				if diff := cmp.Diff(extractedTree(t, ref, refStart, gotStart), extractedTree(t, got, gotStart, gotEnd)); diff != "" {
+					t.Errorf("the trees differ (-archive.Apply +extractor):\n%s\n%s", diff, describeTar(t, b))
+				}
 			}
-		}
-		if diff := cmp.Diff(outside, scan(t, base+"/outside")); diff != "" {
-			t.Errorf("%s: extraction changed a dir outside its root (-before +after):\n%s", name, diff)
-		}
-		if refErr != nil {
-			refused++
-			continue
-		}
-		if diff := cmp.Diff(extractedTree(t, ref, refStart, gotStart), extractedTree(t, got, gotStart, gotEnd)); diff != "" {
-			t.Errorf("%s: the trees differ (-archive.Apply +extractor):\n%s\n%s", name, diff, describeTar(t, b))
-		}
+		})
 	}
 	t.Logf("%d tars, %d refused by both", len(tars), refused)
 }

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -64,7 +65,7 @@ var IdentityMaps = userns.Maps{
 func InUserNS(t *testing.T, maps userns.Maps) bool {
 	t.Helper()
 	if os.Getenv(userNSEnv) == t.Name() {
-		if !userns.Inside() && maps.UIDs.String() != IdentityMaps.UIDs.String() {
+		if !userns.Inside() && !slices.Equal(maps.UIDs, IdentityMaps.UIDs) {
 			t.Fatalf("%s=%s set outside a user namespace", userNSEnv, t.Name())
 		}
 		if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
