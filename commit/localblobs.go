@@ -238,10 +238,11 @@ func (i *localBlobs) LayerByDiffID(h v1.Hash) (v1.Layer, error) {
 
 // linkBlobs hardlinks the blobs of img's local layers into a layout being
 // written at dir, so that the layout writer finds them there and copies
-// nothing. Where linking fails (another filesystem), the writer copies. A
-// blob under the state root was written without a sync (a build does not
-// wait for the disk), so each one linked is synced here, before the
-// layout's index.json can name it; one that cannot be is unlinked, and
+// nothing. Where linking fails (another filesystem), the writer copies.
+// A blob under the state root is synced before it is named there
+// (WriteLayer, fetchBlob), so syncing it again here, before the layout's
+// index.json can name it, has no data to write unless a state root of
+// an older strata holds it; one that cannot be synced is unlinked, and
 // the writer copies it, synced.
 func linkBlobs(img v1.Image, dir string) {
 	ls, err := img.Layers()
