@@ -129,6 +129,7 @@ func (l *Local) pruneEntries(opts PruneOptions) (kept []*Entry, removed int, err
 			if err := l.Remove(e.Key); err != nil {
 				return nil, 0, err
 			}
+			l.unmarkStep(e)
 			removed++
 			continue
 		}

@@ -100,6 +100,7 @@ func (l *Local) Put(_ context.Context, e *Entry, _ v1.Layer) error {
 	if err := writeAtomic(l.dir, l.path(e.Key), data, 0o600); err != nil {
 		return fmt.Errorf("writing cache entry: %w", err)
 	}
+	l.markStep(e)
 	return nil
 }
 
@@ -188,22 +189,6 @@ func (l *Local) Entries() ([]*Entry, error) {
 		out = append(out, e)
 	}
 	return out, nil
-}
-
-// Nearest returns the most recently used entry made for the same step
-// (StepID), to explain a miss; nil if there is none.
-func (l *Local) Nearest(stepID string) *Entry {
-	entries, err := l.Entries()
-	if err != nil {
-		return nil
-	}
-	var best *Entry
-	for _, e := range entries {
-		if e.Inputs.StepID == stepID && (best == nil || e.LastUsed.After(best.LastUsed)) {
-			best = e
-		}
-	}
-	return best
 }
 
 // Remove deletes the entry for key.
