@@ -42,7 +42,8 @@ type Snapshots interface {
 
 // Prune removes the entries opts does not keep, then every layer blob and
 // snapshot that no kept entry uses (as its result or below it), and the
-// re-encodings of the layers of entries it removed. The caller
+// re-encodings of the layers of entries it removed, and the step files
+// of the entries it did not keep (see stepsDir). The caller
 // holds the state root's build lock exclusively, so no build holds
 // anything Prune removes.
 func (l *Local) Prune(ctx context.Context, opts PruneOptions, snaps Snapshots) (*PruneResult, error) {
@@ -62,6 +63,7 @@ func (l *Local) Prune(ctx context.Context, opts PruneOptions, snaps Snapshots) (
 			diffIDs[d] = true
 		}
 	}
+	l.pruneSteps(kept)
 	if err := l.pruneEncodings(results, blobs); err != nil {
 		return nil, err
 	}
@@ -129,7 +131,6 @@ func (l *Local) pruneEntries(opts PruneOptions) (kept []*Entry, removed int, err
 			if err := l.Remove(e.Key); err != nil {
 				return nil, 0, err
 			}
-			l.unmarkStep(e)
 			removed++
 			continue
 		}

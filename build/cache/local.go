@@ -45,7 +45,8 @@ func (l *Local) path(key string) string {
 }
 
 // Get returns the hit for key if its entry is readable and its blob is
-// still there; the entry is marked used.
+// still there; the entry is marked used, and has its step's file (see
+// stepsDir).
 func (l *Local) Get(_ context.Context, key string) (*Hit, error) {
 	e, ok := l.entry(key)
 	if !ok {
@@ -60,6 +61,7 @@ func (l *Local) Get(_ context.Context, key string) (*Hit, error) {
 		h.Layer = layer
 	}
 	l.touch(e)
+	l.markStep(e) // an entry an older strata wrote, or whose file a crash lost
 	return h, nil
 }
 

@@ -15,21 +15,32 @@ import (
 // The index keeps, beside its entries, which entries each step made:
 //
 //	index/steps/<32 hex of the step ID's sha256>/<key hex>   an empty file per entry
-//	index/steps/.complete                                    every entry has its file
+//	index/steps/.complete                                    when every entry last got its file
 //
 // so that explaining a miss (Nearest) reads the entries of one step, not
 // every entry of the index: on a root many builds share that was a read
-// and a parse of each entry at each miss (~170 ms a miss with 5,000
-// entries). A step's file is a hint: it is made after its entry, without
-// a sync; one whose entry is gone is skipped and removed; an entry
-// without one only makes an explanation less precise (hits and misses
-// never depend on these files).
-// An index written before these files (no .complete) gets them once, at
-// the first miss a build explains.
+// and a parse of each entry at each miss (~120 ms a miss with 5,000
+// entries). A step's file is a hint, made after its entry without a sync:
+// hits and misses never depend on these files, only the explanation of a
+// miss does. A file whose entry is gone, or now belongs to another step
+// (a key is the same whatever the step), is skipped and removed; Prune
+// removes those of the entries it removes, and any left by others.
+//
+// An entry can lack its file: the index was written before these files
+// existed, an older strata shares the root, or a crash lost the file.
+// Nearest gives every entry its file when .complete is missing or older
+// than remarkAge (reading every entry, once), and Get gives a hit's
+// entry its file; in between, a miss is explained against the last entry
+// that has one.
 const stepsDir = "steps"
 
-// completeFile marks that every entry of the index has its step's file.
+// completeFile marks when every entry of the index last got its step's
+// file.
 const completeFile = ".complete"
+
+// remarkAge is how long the step files are trusted to be complete before
+// every entry is read again, for the entries an older strata wrote.
+const remarkAge = 24 * time.Hour
 
 // stepDir is the dir of the files of the entries of stepID.
 func (l *Local) stepDir(stepID string) string {
@@ -51,40 +62,47 @@ func (l *Local) markStep(e *Entry) {
 	}
 }
 
-// unmarkStep removes e's step file, and its step's dir once empty.
-func (l *Local) unmarkStep(e *Entry) {
-	if e.Inputs.StepID == "" {
+// pruneSteps removes every step file but those of kept, each in its
+// step's dir, and the dirs left empty (best effort: they are hints).
+func (l *Local) pruneSteps(kept []*Entry) {
+	want := map[string]bool{}
+	for _, e := range kept {
+		if e.Inputs.StepID != "" {
+			want[filepath.Join(l.stepDir(e.Inputs.StepID), keyHex(e.Key))] = true
+		}
+	}
+	root := filepath.Join(l.dir, stepsDir)
+	dirs, err := os.ReadDir(root)
+	if err != nil {
 		return
 	}
-	dir := l.stepDir(e.Inputs.StepID)
-	_ = os.Remove(filepath.Join(dir, keyHex(e.Key)))
-	_ = os.Remove(dir) // fails while other entries of the step are kept
-}
-
-// markAll gives every entry its step's file, once per index.
-func (l *Local) markAll() error {
-	done := filepath.Join(l.dir, stepsDir, completeFile)
-	if _, err := os.Stat(done); err == nil {
-		return nil
+	for _, d := range dirs {
+		if !d.IsDir() {
+			continue
+		}
+		dir := filepath.Join(root, d.Name())
+		files, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		left := len(files)
+		for _, f := range files {
+			if p := filepath.Join(dir, f.Name()); !want[p] && os.Remove(p) == nil {
+				left--
+			}
+		}
+		if left == 0 {
+			_ = os.Remove(dir)
+		}
 	}
-	entries, err := l.Entries()
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		l.markStep(e)
-	}
-	if err := os.MkdirAll(filepath.Dir(done), 0o700); err != nil {
-		return err
-	}
-	return os.WriteFile(done, nil, 0o600)
 }
 
 // Nearest returns the most recently used entry made for the same step
 // (StepID), to explain a miss; nil if there is none.
 func (l *Local) Nearest(stepID string) *Entry {
-	if l.markAll() != nil {
-		return l.nearestByScan(stepID)
+	done := filepath.Join(l.dir, stepsDir, completeFile)
+	if fi, err := os.Stat(done); err != nil || time.Since(fi.ModTime()) > remarkAge {
+		return l.markAll(stepID, done)
 	}
 	dir := l.stepDir(stepID)
 	des, err := os.ReadDir(dir)
@@ -110,26 +128,36 @@ func (l *Local) Nearest(stepID string) *Entry {
 	}
 	sort.Slice(cs, func(i, j int) bool { return cs[i].used.After(cs[j].used) })
 	for _, c := range cs {
-		if e, ok := l.entry(c.key); ok && e.Inputs.StepID == stepID {
-			e.LastUsed = c.used
-			return e
+		e, ok := l.entry(c.key)
+		if !ok {
+			continue
 		}
+		if e.Inputs.StepID != stepID {
+			_ = os.Remove(filepath.Join(dir, keyHex(c.key))) // the key was put again by another step
+			continue
+		}
+		e.LastUsed = c.used
+		return e
 	}
 	return nil
 }
 
-// nearestByScan is Nearest reading every entry, for an index whose step
-// files cannot be made.
-func (l *Local) nearestByScan(stepID string) *Entry {
+// markAll reads every entry, gives each its step's file and records that
+// in done; it returns the entry Nearest(stepID) is, from what it read.
+func (l *Local) markAll(stepID, done string) *Entry {
 	entries, err := l.Entries()
 	if err != nil {
 		return nil
 	}
 	var best *Entry
 	for _, e := range entries {
+		l.markStep(e)
 		if e.Inputs.StepID == stepID && (best == nil || e.LastUsed.After(best.LastUsed)) {
 			best = e
 		}
+	}
+	if os.MkdirAll(filepath.Dir(done), 0o700) == nil {
+		_ = os.WriteFile(done, []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600)
 	}
 	return best
 }

@@ -124,6 +124,15 @@ func TestPruneRemovesStepFiles(t *testing.T) {
 	kept := putAged(t, ix, "a.yaml::1", "make a", 0)
 	gone := putAged(t, ix, "a.yaml::1", "make b", 10*time.Hour)
 	alone := putAged(t, ix, "b.yaml::1", "make c", 10*time.Hour)
+	// A file left in a step's dir for an entry that is gone (an older
+	// strata's prune) goes too, with its dir.
+	orphan := filepath.Join(ix.stepDir("c.yaml::1"), fmt.Sprintf("%064d", 1))
+	if err := os.MkdirAll(filepath.Dir(orphan), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(orphan, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	res, err := ix.Prune(context.Background(), PruneOptions{KeepDuration: 5 * time.Hour}, noSnapshots{})
 	if err != nil || res.EntriesRemoved != 2 {
 		t.Fatalf("prune: %+v, %v; want 2 entries removed", res, err)
@@ -137,8 +146,83 @@ func TestPruneRemovesStepFiles(t *testing.T) {
 			t.Errorf("step file of %q there = %v, want %v", c.e.Inputs.Step, got, c.want)
 		}
 	}
-	if _, err := os.Stat(ix.stepDir("b.yaml::1")); !os.IsNotExist(err) {
-		t.Errorf("the dir of a step with no entry left is still there (%v)", err)
+	for _, step := range []string{"b.yaml::1", "c.yaml::1"} {
+		if _, err := os.Stat(ix.stepDir(step)); !os.IsNotExist(err) {
+			t.Errorf("the dir of %s, with no entry left, is still there (%v)", step, err)
+		}
+	}
+}
+
+func TestNearestOfAKeyPutAgainByAnotherStep(t *testing.T) {
+	ix, err := OpenLocal(t.TempDir(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := putAged(t, ix, "a.yaml::2", "make", time.Hour)
+	if got := ix.Nearest("a.yaml::2"); got == nil || got.Key != first.Key {
+		t.Fatalf("Nearest = %v, want %q", got, first.Inputs.Step)
+	}
+	if fi, err := os.Stat(ix.path(first.Key)); err != nil || ix.Nearest("a.yaml::2").LastUsed != fi.ModTime() {
+		t.Errorf("Nearest's LastUsed is not when its entry was last used (%v)", err)
+	}
+	// The step ID is not part of the key: the same inputs at another
+	// position of another recipe put the same key again.
+	again := first.Inputs
+	again.StepID = "b.yaml::7"
+	if err := ix.Put(context.Background(), &Entry{Key: first.Key, Inputs: again}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := ix.Nearest("a.yaml::2"); got != nil {
+		t.Errorf("Nearest of a.yaml's step = the entry b.yaml's step now holds (%q)", got.Inputs.StepID)
+	}
+	if _, err := os.Stat(filepath.Join(ix.stepDir("a.yaml::2"), keyHex(first.Key))); !os.IsNotExist(err) {
+		t.Errorf("the step file of an entry another step put again is still there (%v)", err)
+	}
+	if got := ix.Nearest("b.yaml::7"); got == nil || got.Key != first.Key {
+		t.Errorf("Nearest of b.yaml's step = %v, want the entry it put", got)
+	}
+}
+
+func TestEntriesWithoutStepFilesAreFound(t *testing.T) {
+	dir := t.TempDir()
+	ix, err := OpenLocal(dir, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	marked := putAged(t, ix, "a.yaml::1", "make a", 2*time.Hour)
+	ix.Nearest("a.yaml::1") // the index is complete
+	// An entry an older strata wrote into the index since: no step file.
+	unmarked := putAged(t, ix, "a.yaml::1", "make b", time.Hour)
+	if err := os.Remove(filepath.Join(ix.stepDir("a.yaml::1"), keyHex(unmarked.Key))); err != nil {
+		t.Fatal(err)
+	}
+	if got := ix.Nearest("a.yaml::1"); got == nil || got.Key != marked.Key {
+		t.Fatalf("Nearest = %v, want the entry with a step file (%q): the files are trusted for a day", got, marked.Inputs.Step)
+	}
+	// A hit gives its entry its step file.
+	if h, err := ix.Get(context.Background(), unmarked.Key); err != nil || h == nil {
+		t.Fatalf("Get = %v, %v", h, err)
+	}
+	if got := ix.Nearest("a.yaml::1"); got == nil || got.Key != unmarked.Key {
+		t.Errorf("Nearest after a hit on the entry without a step file = %v, want %q", got, unmarked.Inputs.Step)
+	}
+	// A day after the last complete marking, every entry is read again.
+	if err := os.Remove(filepath.Join(ix.stepDir("a.yaml::1"), keyHex(unmarked.Key))); err != nil {
+		t.Fatal(err)
+	}
+	done := filepath.Join(dir, stepsDir, completeFile)
+	old := time.Now().Add(-remarkAge - time.Hour)
+	if err := os.Chtimes(done, old, old); err != nil {
+		t.Fatal(err)
+	}
+	if got := ix.Nearest("a.yaml::1"); got == nil || got.Key != unmarked.Key {
+		t.Errorf("Nearest a day later = %v, want %q", got, unmarked.Inputs.Step)
+	}
+	if fi, err := os.Stat(done); err != nil || time.Since(fi.ModTime()) > time.Hour {
+		t.Errorf("%s not renewed by the marking (%v)", completeFile, err)
+	}
+	if _, err := os.Stat(filepath.Join(ix.stepDir("a.yaml::1"), keyHex(unmarked.Key))); err != nil {
+		t.Errorf("the marking gave the entry no step file: %v", err)
 	}
 }
 
