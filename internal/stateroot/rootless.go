@@ -65,10 +65,10 @@ func (r *Root) checkKind() error {
 	b, err := os.ReadFile(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		// A state directory older than the kind file was made as root.
-		if err := os.WriteFile(p, []byte(want+"\n"), 0o600); err != nil {
+		if err := r.writeKind(p, want); err != nil {
 			return fmt.Errorf("preparing state directory %s: %w", r.dir, err)
 		}
-		return nil
+		b, err = os.ReadFile(p) // this build's kind, or that of one started at once
 	}
 	if err != nil {
 		return fmt.Errorf("reading state directory %s: %w", r.dir, err)
@@ -78,6 +78,31 @@ func (r *Root) checkKind() error {
 			"(their overlay markers differ): give this build another --root", r.dir, got, want)
 	}
 	return nil
+}
+
+// writeKind makes the kind file p say kind, unless another build made it
+// first: written whole to a temp and linked into place, so that builds
+// starting at once on a new state directory never read it half-written,
+// and the first to link it decides.
+func (r *Root) writeKind(p, kind string) error {
+	tmp, err := os.CreateTemp(r.dir, ".kind-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.WriteString(kind + "\n")
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	switch err := os.Link(tmp.Name(), p); {
+	case err == nil, errors.Is(err, fs.ErrExist):
+		return nil
+	default: // a filesystem without hardlinks: the last to rename decides
+		return os.Rename(tmp.Name(), p)
+	}
 }
 
 // UseUserRuntimeDir points SecretDir, for a rootless build, at a

@@ -130,3 +130,20 @@ func TestPruneCacheMounts(t *testing.T) {
 		t.Errorf("--keep-bytes 1 removed %d, want the last one", removed)
 	}
 }
+
+// TestOpenNewRootAtOnce: builds started together on a new state dir all
+// open it (the kind file is never seen half-written).
+func TestOpenNewRootAtOnce(t *testing.T) {
+	for i := range 100 {
+		dir := filepath.Join(t.TempDir(), "root")
+		errs := make(chan error, 4)
+		for range 4 {
+			go func() { _, err := Open(dir); errs <- err }()
+		}
+		for range 4 {
+			if err := <-errs; err != nil {
+				t.Fatalf("round %d: %v", i, err)
+			}
+		}
+	}
+}
