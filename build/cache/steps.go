@@ -48,18 +48,21 @@ func (l *Local) stepDir(stepID string) string {
 	return filepath.Join(l.dir, stepsDir, hex.EncodeToString(sum[:16]))
 }
 
-// markStep records that e is an entry of its step (best effort).
-func (l *Local) markStep(e *Entry) {
+// markStep records that e is an entry of its step; callers that only
+// hint may ignore its error.
+func (l *Local) markStep(e *Entry) error {
 	if e.Inputs.StepID == "" {
-		return
+		return nil
 	}
 	dir := l.stepDir(e.Inputs.StepID)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return
+		return err
 	}
-	if f, err := os.OpenFile(filepath.Join(dir, keyHex(e.Key)), os.O_CREATE|os.O_WRONLY, 0o600); err == nil {
-		f.Close()
+	f, err := os.OpenFile(filepath.Join(dir, keyHex(e.Key)), os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
 	}
+	return f.Close()
 }
 
 // pruneSteps removes every step file but those of kept, each in its
@@ -101,7 +104,7 @@ func (l *Local) pruneSteps(kept []*Entry) {
 // (StepID), to explain a miss; nil if there is none.
 func (l *Local) Nearest(stepID string) *Entry {
 	done := filepath.Join(l.dir, stepsDir, completeFile)
-	if fi, err := os.Stat(done); err != nil || time.Since(fi.ModTime()) > remarkAge {
+	if fi, err := os.Stat(done); err != nil || stale(fi.ModTime()) {
 		return l.markAll(stepID, done)
 	}
 	dir := l.stepDir(stepID)
@@ -142,21 +145,33 @@ func (l *Local) Nearest(stepID string) *Entry {
 	return nil
 }
 
-// markAll reads every entry, gives each its step's file and records that
-// in done; it returns the entry Nearest(stepID) is, from what it read.
+// stale reports whether step files marked complete at t are due to be
+// checked again: a day later, or at once if t is ahead of the clock (set
+// back since), which would otherwise put the next check off for as long.
+func stale(t time.Time) bool {
+	age := time.Since(t)
+	return age > remarkAge || age < -time.Minute
+}
+
+// markAll reads every entry, gives each its step's file and, if every
+// entry got one, records that in done; it returns the entry
+// Nearest(stepID) is, from what it read.
 func (l *Local) markAll(stepID, done string) *Entry {
 	entries, err := l.Entries()
 	if err != nil {
 		return nil
 	}
 	var best *Entry
+	complete := true
 	for _, e := range entries {
-		l.markStep(e)
+		if l.markStep(e) != nil {
+			complete = false
+		}
 		if e.Inputs.StepID == stepID && (best == nil || e.LastUsed.After(best.LastUsed)) {
 			best = e
 		}
 	}
-	if os.MkdirAll(filepath.Dir(done), 0o700) == nil {
+	if complete && os.MkdirAll(filepath.Dir(done), 0o700) == nil {
 		_ = os.WriteFile(done, []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600)
 	}
 	return best

@@ -224,6 +224,45 @@ func TestEntriesWithoutStepFilesAreFound(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(ix.stepDir("a.yaml::1"), keyHex(unmarked.Key))); err != nil {
 		t.Errorf("the marking gave the entry no step file: %v", err)
 	}
+	// A .complete ahead of the clock (set back since) is no reason to
+	// wait: every entry is read again at once.
+	if err := os.Remove(filepath.Join(ix.stepDir("a.yaml::1"), keyHex(unmarked.Key))); err != nil {
+		t.Fatal(err)
+	}
+	ahead := time.Now().Add(365 * 24 * time.Hour)
+	if err := os.Chtimes(done, ahead, ahead); err != nil {
+		t.Fatal(err)
+	}
+	if got := ix.Nearest("a.yaml::1"); got == nil || got.Key != unmarked.Key {
+		t.Errorf("Nearest with %s a year ahead = %v, want %q", completeFile, got, unmarked.Inputs.Step)
+	}
+}
+
+func TestStepFilesCompleteOnlyWhenAllMade(t *testing.T) {
+	dir := t.TempDir()
+	ix, err := OpenLocal(dir, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := putAged(t, ix, "a.yaml::1", "make a", time.Hour)
+	putAged(t, ix, "b.yaml::1", "make b", time.Hour)
+	// An index without step files, where one step's file cannot be
+	// made (a file stands where its dir would go).
+	if err := os.RemoveAll(filepath.Join(dir, stepsDir)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, stepsDir), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(ix.stepDir("a.yaml::1"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := ix.Nearest("a.yaml::1"); got == nil || got.Key != e.Key {
+		t.Errorf("Nearest = %v, want %q, from reading every entry", got, e.Inputs.Step)
+	}
+	if _, err := os.Stat(filepath.Join(dir, stepsDir, completeFile)); !os.IsNotExist(err) {
+		t.Errorf("%s written though an entry got no step file (%v)", completeFile, err)
+	}
 }
 
 // BenchmarkNearest explains a miss in an index of n entries of 50 steps.
