@@ -1,6 +1,7 @@
 package stateroot
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -63,6 +64,17 @@ func (r *Root) checkKind() error {
 	}
 	p := filepath.Join(r.dir, kindFile)
 	b, err := os.ReadFile(p)
+	if err == nil && len(bytes.TrimSpace(b)) == 0 {
+		// Left empty by an older strata, which wrote it in place and
+		// was stopped before its write: made again.
+		if err = os.Remove(p); errors.Is(err, fs.ErrNotExist) {
+			err = nil
+		}
+		if err != nil {
+			return fmt.Errorf("preparing state directory %s: %w", r.dir, err)
+		}
+		err = fs.ErrNotExist
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		// A state directory older than the kind file was made as root.
 		if err := r.writeKind(p, want); err != nil {

@@ -147,3 +147,22 @@ func TestOpenNewRootAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenRootWithEmptyKind: a kind file an older strata left empty (it
+// wrote the file in place and was stopped) is made again, not refused.
+func TestOpenRootWithEmptyKind(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, kindFile), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(dir); err != nil {
+		t.Fatalf("Open of a state dir with an empty kind file: %v", err)
+	}
+	want := kindRootful
+	if Rootless() {
+		want = kindRootless
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, kindFile)); err != nil || string(b) != want+"\n" {
+		t.Errorf("kind file %q, %v; want %q", b, err, want+"\n")
+	}
+}
