@@ -24,14 +24,14 @@ import (
 // hits and misses never depend on these files, only the explanation of a
 // miss does. A file whose entry is gone, or now belongs to another step
 // (a key is the same whatever the step), is skipped and removed; Prune
-// removes those of the entries it removes, and any left by others.
+// keeps the files of the entries it keeps and no others.
 //
 // An entry can lack its file: the index was written before these files
 // existed, an older strata shares the root, or a crash lost the file.
-// Nearest gives every entry its file when .complete is missing or older
-// than remarkAge (reading every entry, once), and Get gives a hit's
-// entry its file; in between, a miss is explained against the last entry
-// that has one.
+// Nearest gives every entry its file when .complete is missing or stale
+// (older than remarkAge, or ahead of the clock), reading every entry
+// once, and Get gives a hit's entry its file; in between, a miss is
+// explained against the last entry that has one.
 const stepsDir = "steps"
 
 // completeFile marks when every entry of the index last got its step's
