@@ -41,7 +41,7 @@ func OpenLocal(dir, blobs string) (*Local, error) {
 func (l *Local) String() string { return "local" }
 
 func (l *Local) path(key string) string {
-	return filepath.Join(l.dir, strings.TrimPrefix(key, "sha256:")+".json")
+	return filepath.Join(l.dir, keyHex(key)+".json")
 }
 
 // Get returns the hit for key if its entry is readable and its blob is

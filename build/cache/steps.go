@@ -48,17 +48,22 @@ func (l *Local) stepDir(stepID string) string {
 	return filepath.Join(l.dir, stepsDir, hex.EncodeToString(sum[:16]))
 }
 
+// stepFile is the file recording that the entry of key is one of stepID.
+func (l *Local) stepFile(stepID, key string) string {
+	return filepath.Join(l.stepDir(stepID), keyHex(key))
+}
+
 // markStep records that e is an entry of its step; callers that only
 // hint may ignore its error.
 func (l *Local) markStep(e *Entry) error {
 	if e.Inputs.StepID == "" {
 		return nil
 	}
-	dir := l.stepDir(e.Inputs.StepID)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	p := l.stepFile(e.Inputs.StepID, e.Key)
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(filepath.Join(dir, keyHex(e.Key)), os.O_CREATE|os.O_WRONLY, 0o600)
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
@@ -71,7 +76,7 @@ func (l *Local) pruneSteps(kept []*Entry) {
 	want := map[string]bool{}
 	for _, e := range kept {
 		if e.Inputs.StepID != "" {
-			want[filepath.Join(l.stepDir(e.Inputs.StepID), keyHex(e.Key))] = true
+			want[l.stepFile(e.Inputs.StepID, e.Key)] = true
 		}
 	}
 	root := filepath.Join(l.dir, stepsDir)

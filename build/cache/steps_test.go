@@ -11,6 +11,17 @@ import (
 	"time"
 )
 
+// newIndex opens a new, empty index; dir is the index's dir.
+func newIndex(t *testing.T) (ix *Local, dir string) {
+	t.Helper()
+	dir = t.TempDir()
+	ix, err := OpenLocal(dir, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ix, dir
+}
+
 // putAged puts an entry of stepID whose step text is step, last used age
 // ago.
 func putAged(t *testing.T, ix *Local, stepID, step string, age time.Duration) *Entry {
@@ -44,10 +55,7 @@ func nearestWithin(t *testing.T, ix *Local, stepID string) *Entry {
 }
 
 func TestNearestReadsOnlyItsStep(t *testing.T) {
-	ix, err := OpenLocal(t.TempDir(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	ix, _ := newIndex(t)
 	putAged(t, ix, "a.yaml::1", "make a", 3*time.Hour)
 	want := putAged(t, ix, "a.yaml::1", "make b", time.Hour)
 	putAged(t, ix, "a.yaml::1", "make c", 2*time.Hour)
@@ -79,11 +87,7 @@ func TestNearestReadsOnlyItsStep(t *testing.T) {
 }
 
 func TestNearestOfAnIndexWithoutStepFiles(t *testing.T) {
-	dir := t.TempDir()
-	ix, err := OpenLocal(dir, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	ix, dir := newIndex(t)
 	oldest := putAged(t, ix, "a.yaml::1", "make a", 3*time.Hour)
 	newest := putAged(t, ix, "a.yaml::1", "make b", time.Hour)
 	putAged(t, ix, "b.yaml::1", "make c", 0)
@@ -98,7 +102,7 @@ func TestNearestOfAnIndexWithoutStepFiles(t *testing.T) {
 		t.Errorf("the index has no %s after its entries got their step files: %v", completeFile, err)
 	}
 	for _, e := range []*Entry{oldest, newest} {
-		if _, err := os.Stat(filepath.Join(ix.stepDir(e.Inputs.StepID), keyHex(e.Key))); err != nil {
+		if _, err := os.Stat(ix.stepFile(e.Inputs.StepID, e.Key)); err != nil {
 			t.Errorf("entry %q has no step file: %v", e.Inputs.Step, err)
 		}
 	}
@@ -111,16 +115,13 @@ func TestNearestOfAnIndexWithoutStepFiles(t *testing.T) {
 	if got := ix.Nearest("a.yaml::1"); got == nil || got.Key != oldest.Key {
 		t.Errorf("Nearest after the newest entry went = %v, want %q", got, oldest.Inputs.Step)
 	}
-	if _, err := os.Stat(filepath.Join(ix.stepDir("a.yaml::1"), keyHex(newest.Key))); !os.IsNotExist(err) {
+	if _, err := os.Stat(ix.stepFile("a.yaml::1", newest.Key)); !os.IsNotExist(err) {
 		t.Errorf("the step file of a removed entry is still there (%v)", err)
 	}
 }
 
 func TestPruneRemovesStepFiles(t *testing.T) {
-	ix, err := OpenLocal(t.TempDir(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	ix, _ := newIndex(t)
 	kept := putAged(t, ix, "a.yaml::1", "make a", 0)
 	gone := putAged(t, ix, "a.yaml::1", "make b", 10*time.Hour)
 	alone := putAged(t, ix, "b.yaml::1", "make c", 10*time.Hour)
@@ -141,7 +142,7 @@ func TestPruneRemovesStepFiles(t *testing.T) {
 		e    *Entry
 		want bool
 	}{{kept, true}, {gone, false}, {alone, false}} {
-		_, err := os.Stat(filepath.Join(ix.stepDir(c.e.Inputs.StepID), keyHex(c.e.Key)))
+		_, err := os.Stat(ix.stepFile(c.e.Inputs.StepID, c.e.Key))
 		if got := err == nil; got != c.want {
 			t.Errorf("step file of %q there = %v, want %v", c.e.Inputs.Step, got, c.want)
 		}
@@ -154,10 +155,7 @@ func TestPruneRemovesStepFiles(t *testing.T) {
 }
 
 func TestNearestOfAKeyPutAgainByAnotherStep(t *testing.T) {
-	ix, err := OpenLocal(t.TempDir(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	ix, _ := newIndex(t)
 	first := putAged(t, ix, "a.yaml::2", "make", time.Hour)
 	if got := ix.Nearest("a.yaml::2"); got == nil || got.Key != first.Key {
 		t.Fatalf("Nearest = %v, want %q", got, first.Inputs.Step)
@@ -175,7 +173,7 @@ func TestNearestOfAKeyPutAgainByAnotherStep(t *testing.T) {
 	if got := ix.Nearest("a.yaml::2"); got != nil {
 		t.Errorf("Nearest of a.yaml's step = the entry b.yaml's step now holds (%q)", got.Inputs.StepID)
 	}
-	if _, err := os.Stat(filepath.Join(ix.stepDir("a.yaml::2"), keyHex(first.Key))); !os.IsNotExist(err) {
+	if _, err := os.Stat(ix.stepFile("a.yaml::2", first.Key)); !os.IsNotExist(err) {
 		t.Errorf("the step file of an entry another step put again is still there (%v)", err)
 	}
 	if got := ix.Nearest("b.yaml::7"); got == nil || got.Key != first.Key {
@@ -184,16 +182,12 @@ func TestNearestOfAKeyPutAgainByAnotherStep(t *testing.T) {
 }
 
 func TestEntriesWithoutStepFilesAreFound(t *testing.T) {
-	dir := t.TempDir()
-	ix, err := OpenLocal(dir, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	ix, dir := newIndex(t)
 	marked := putAged(t, ix, "a.yaml::1", "make a", 2*time.Hour)
 	ix.Nearest("a.yaml::1") // the index is complete
 	// An entry an older strata wrote into the index since: no step file.
 	unmarked := putAged(t, ix, "a.yaml::1", "make b", time.Hour)
-	if err := os.Remove(filepath.Join(ix.stepDir("a.yaml::1"), keyHex(unmarked.Key))); err != nil {
+	if err := os.Remove(ix.stepFile("a.yaml::1", unmarked.Key)); err != nil {
 		t.Fatal(err)
 	}
 	if got := ix.Nearest("a.yaml::1"); got == nil || got.Key != marked.Key {
@@ -207,7 +201,7 @@ func TestEntriesWithoutStepFilesAreFound(t *testing.T) {
 		t.Errorf("Nearest after a hit on the entry without a step file = %v, want %q", got, unmarked.Inputs.Step)
 	}
 	// A day after the last complete marking, every entry is read again.
-	if err := os.Remove(filepath.Join(ix.stepDir("a.yaml::1"), keyHex(unmarked.Key))); err != nil {
+	if err := os.Remove(ix.stepFile("a.yaml::1", unmarked.Key)); err != nil {
 		t.Fatal(err)
 	}
 	done := filepath.Join(dir, stepsDir, completeFile)
@@ -221,12 +215,12 @@ func TestEntriesWithoutStepFilesAreFound(t *testing.T) {
 	if fi, err := os.Stat(done); err != nil || time.Since(fi.ModTime()) > time.Hour {
 		t.Errorf("%s not renewed by the marking (%v)", completeFile, err)
 	}
-	if _, err := os.Stat(filepath.Join(ix.stepDir("a.yaml::1"), keyHex(unmarked.Key))); err != nil {
+	if _, err := os.Stat(ix.stepFile("a.yaml::1", unmarked.Key)); err != nil {
 		t.Errorf("the marking gave the entry no step file: %v", err)
 	}
 	// A .complete ahead of the clock (set back since) is no reason to
 	// wait: every entry is read again at once.
-	if err := os.Remove(filepath.Join(ix.stepDir("a.yaml::1"), keyHex(unmarked.Key))); err != nil {
+	if err := os.Remove(ix.stepFile("a.yaml::1", unmarked.Key)); err != nil {
 		t.Fatal(err)
 	}
 	ahead := time.Now().Add(365 * 24 * time.Hour)
@@ -239,11 +233,7 @@ func TestEntriesWithoutStepFilesAreFound(t *testing.T) {
 }
 
 func TestStepFilesCompleteOnlyWhenAllMade(t *testing.T) {
-	dir := t.TempDir()
-	ix, err := OpenLocal(dir, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	ix, dir := newIndex(t)
 	e := putAged(t, ix, "a.yaml::1", "make a", time.Hour)
 	putAged(t, ix, "b.yaml::1", "make b", time.Hour)
 	// An index without step files, where one step's file cannot be
