@@ -67,10 +67,7 @@ func (r *Root) checkKind() error {
 	if err == nil && len(bytes.TrimSpace(b)) == 0 {
 		// Left empty by an older strata, which wrote it in place and
 		// was stopped before its write: made again.
-		if err = os.Remove(p); errors.Is(err, fs.ErrNotExist) {
-			err = nil
-		}
-		if err != nil {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("preparing state directory %s: %w", r.dir, err)
 		}
 		err = fs.ErrNotExist
