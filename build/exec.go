@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	"strings"
@@ -73,10 +74,11 @@ type session struct {
 	final map[*cache.Layer]compressed
 	// trimmed are the layers of Trim, their snapshots stored once the
 	// build's steps are done (publishReady, publish); stepsDone says
-	// they are. published guards the stores.
+	// they are. published guards the stores: a layer's Tar holds it
+	// shared, as it reads the dirs of the layers below.
 	trimmed   []trimmed
 	stepsDone atomic.Bool
-	published sync.Mutex
+	published sync.RWMutex
 }
 
 // trimmed is a layer of Trim and its compression.
@@ -248,7 +250,12 @@ func (e *executor) fsStep(ctx context.Context, sp *plan.Stage, res *stageResult,
 	}
 	rec := &cache.Layer{DiffID: m.DiffID, MediaType: string(mt), Added: m.Stats.Added, Modified: m.Stats.Modified, Deleted: m.Stats.Deleted}
 	record := e.recorder(entry, rec, s.Pos, ev.Stage, e.imageStages[e.plan.Fingerprint(sp)])
-	layer := e.compressor.Add(diffID, m.Tar, func(ctx context.Context, l *commit.Layer, took time.Duration) error {
+	tar := func(ctx context.Context, w io.Writer) error {
+		e.published.RLock()
+		defer e.published.RUnlock()
+		return m.Tar(ctx, w)
+	}
+	layer := e.compressor.Add(diffID, tar, func(ctx context.Context, l *commit.Layer, took time.Duration) error {
 		if err := key(ctx); err != nil {
 			return err
 		}
@@ -271,19 +278,22 @@ func (e *executor) fsStep(ctx context.Context, sp *plan.Stage, res *stageResult,
 
 // publishReady stores the snapshots of the trimmed layers compressed so
 // far (see chain.Made.Publish), once the build's steps are done: the
-// compressor's worker calls it when a layer (self, whose blob is blob)
-// is compressed, before it diffs the next one, so that no Tar reads a
-// dir as it moves. A duplicate of a snapshot the store has is then
-// removed while the later layers are compressed.
+// compressor calls it when a layer (self, whose blob is blob) is
+// compressed. It does nothing while a later layer's Tar runs, so that no
+// Tar reads a dir as it moves: a later call, or publish, stores them. A
+// duplicate of a snapshot the store has is then removed while the later
+// layers are compressed.
 func (s *session) publishReady(self *chain.Made, blob *commit.Layer) {
 	if !s.stepsDone.Load() {
 		return
 	}
+	if !s.published.TryLock() {
+		return
+	}
+	defer s.published.Unlock()
 	s.mu.Lock()
 	ts := slices.Clone(s.trimmed)
 	s.mu.Unlock()
-	s.published.Lock()
-	defer s.published.Unlock()
 	for _, t := range ts {
 		b := t.blob.Layer()
 		if t.made == self {

@@ -17,14 +17,14 @@ import (
 // cache key chains on) and Adds it with a way to write the same tar again
 // (a step's layer: its snapshot diffed again) — or, when nothing needs the
 // diffID before the blob, Adds it unread and learns the diffID from the
-// compression (see Add); the tar is compressed into
-// its blob in the background, one layer at a time in the order added
-// (each on every core, see Compression), its diffID checked, and the
-// job's then called (to record the layer in a cache: only once its blob
-// is whole). The blob is written as WriteLayer writes it — the same bytes
-// as compressing the tar straight away — to a temp renamed into place
-// once whole, so a build killed meanwhile leaves no blob named by a
-// digest half-written (only a temp, which CleanBlobTemps removes).
+// compression (see Add); the tar is compressed into its blob in the
+// background (each layer on every core, see Compression; layersAtOnce
+// layers at once), its diffID checked, and the job's then called, in the
+// order added (to record the layer in a cache: only once its blob is
+// whole). The blob is written as WriteLayer writes it — the same bytes as
+// compressing the tar straight away — to a temp renamed into place once
+// whole, so a build killed meanwhile leaves no blob named by a digest
+// half-written (only a temp, which CleanBlobTemps removes).
 type Compressor struct {
 	dir string
 	c   Compression
@@ -35,7 +35,7 @@ type Compressor struct {
 	cancel context.CancelFunc
 	jobs   chan job
 	worker sync.Once
-	wg     sync.WaitGroup // the worker
+	wg     sync.WaitGroup // the worker, the compressions and the thens
 	queued sync.WaitGroup // the jobs added and not done
 
 	mu  sync.Mutex
@@ -48,7 +48,17 @@ type job struct {
 	tar   func(ctx context.Context, w io.Writer) error
 	then  func(ctx context.Context, l *Layer, took time.Duration) error
 	after func(ctx context.Context) error
+	// compressed is closed once p's blob is written (or failed): its
+	// then may run, after those of the jobs added before it.
+	compressed chan struct{}
 }
+
+// layersAtOnce is how many layers are compressed at once. Each uses every
+// core already; a second one overlaps the first one's reading, writing and
+// syncing with its own compression (a step's incompressible data is mostly
+// written and synced, not compressed), and the build's wait for its last
+// layers is the longer one's, not their sum.
+const layersAtOnce = 2
 
 // NewCompressor returns a compressor writing blobs into dir with c. The
 // jobs stop when ctx ends or Close is called.
@@ -105,16 +115,42 @@ func (q *Compressor) Then(f func(ctx context.Context) error) {
 	q.jobs <- job{after: f}
 }
 
-// work compresses the queued layers in order until Close.
+// work starts compressing the queued layers in the order added, at most
+// layersAtOnce at once, until Close; thens calls their thens in that order.
 func (q *Compressor) work() {
 	defer q.wg.Done()
+	slots := make(chan struct{}, layersAtOnce)
+	ordered := make(chan job, cap(q.jobs))
+	q.wg.Add(1)
+	go q.thens(ordered)
+	defer close(ordered)
 	for j := range q.jobs {
+		if j.p != nil {
+			j.compressed = make(chan struct{})
+			slots <- struct{}{}
+			q.wg.Add(1)
+			go func() {
+				defer q.wg.Done()
+				j.p.compress(q.ctx, q.dir, j.tar)
+				<-slots
+				close(j.compressed)
+			}()
+		}
+		ordered <- j
+	}
+}
+
+// thens calls, in the order added, the thens of the layers once each is
+// compressed, and what Then queued once those before it are done.
+func (q *Compressor) thens(ordered <-chan job) {
+	defer q.wg.Done()
+	for j := range ordered {
 		if j.p == nil {
 			q.fail(j.after(q.ctx))
 			q.queued.Done()
 			continue
 		}
-		j.p.compress(q.ctx, q.dir, j.tar)
+		<-j.compressed
 		if j.p.err == nil && j.then != nil {
 			j.p.err = j.then(q.ctx, j.p.layer, j.p.took)
 		}

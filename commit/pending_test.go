@@ -157,3 +157,51 @@ func TestCompressorLearnsDiffID(t *testing.T) {
 		t.Errorf("DiffID of a failed layer = %v, want its error", err)
 	}
 }
+
+// TestCompressorOverlapsLayers: a layer is compressed while the one added
+// before it still is (its tar blocked here), yet thens run in the order
+// added, and a Then queued after both runs after both.
+func TestCompressorOverlapsLayers(t *testing.T) {
+	q := commit.NewCompressor(t.Context(), t.TempDir(), commit.Gzip)
+	defer q.Close()
+	var order []string
+	then := func(name string) func(context.Context, *commit.Layer, time.Duration) error {
+		return func(context.Context, *commit.Layer, time.Duration) error {
+			order = append(order, name)
+			return nil
+		}
+	}
+	first := testTar(t, map[string]string{"etc/first": strings.Repeat("first\n", 10000)})
+	second := testTar(t, map[string]string{"etc/second": "second"})
+	release, wrote := make(chan struct{}), make(chan struct{})
+	q.Add(sha256Of(first), func(ctx context.Context, w io.Writer) error {
+		<-release
+		return writeTar(first)(ctx, w)
+	}, then("first"))
+	p := q.Add(sha256Of(second), func(ctx context.Context, w io.Writer) error {
+		defer close(wrote)
+		return writeTar(second)(ctx, w)
+	}, then("second"))
+	q.Then(func(context.Context) error {
+		order = append(order, "then")
+		return nil
+	})
+	select {
+	case <-wrote:
+	case <-time.After(10 * time.Second):
+		close(release)
+		t.Fatal("the second layer's tar was not read while the first one's was blocked")
+	}
+	short, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := p.Wait(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("the second layer was done (%v) before the first", err)
+	}
+	close(release)
+	if err := q.Wait(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"first", "second", "then"}; !slices.Equal(order, want) {
+		t.Errorf("called in order %v, want %v", order, want)
+	}
+}
