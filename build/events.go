@@ -55,8 +55,10 @@ type Timings struct {
 	Commit time.Duration `json:"commit_ns,omitempty"`
 	// Compress is the layer's compression into its blob (its tar written
 	// again from the snapshot), in the background while the next steps
-	// run. Known once the build's layers are all compressed: it is in the
-	// build's result, not in the step's done event.
+	// run, and beside another layer's (two are compressed at once, so the
+	// layers' times can add up to more than the build's). Known once the
+	// build's layers are all compressed: it is in the build's result, not
+	// in the step's done event.
 	Compress time.Duration `json:"compress_ns,omitempty"`
 }
 

@@ -280,9 +280,9 @@ func (e *executor) fsStep(ctx context.Context, sp *plan.Stage, res *stageResult,
 // far (see chain.Made.Publish), once the build's steps are done: the
 // compressor calls it when a layer (self, whose blob is blob) is
 // compressed. It does nothing while a later layer's Tar runs, so that no
-// Tar reads a dir as it moves: a later call, or publish, stores them. A
-// duplicate of a snapshot the store has is then removed while the later
-// layers are compressed.
+// Tar reads a dir as it moves; a later call, or publish, stores them.
+// With two layers compressed at once, the next layer's Tar has mostly
+// started by then, and the last layer's call stores them.
 func (s *session) publishReady(self *chain.Made, blob *commit.Layer) {
 	if !s.stepsDone.Load() {
 		return

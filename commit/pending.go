@@ -267,8 +267,9 @@ func (p *Pending) Layer() *Layer {
 func (p *Pending) DiffID() (v1.Hash, error) { return p.WaitDiffID(context.Background()) }
 
 // WaitDiffID is DiffID, waiting no longer than ctx: a diffID learned from
-// the tar is known once the tar is compressed, before the blob is named
-// and then called; if the compression failed, the error is the layer's.
+// the tar is known once its blob is written, before then is called (and
+// before the thens of the layers added before it, which may still be
+// compressed); if the compression failed, the error is the layer's.
 func (p *Pending) WaitDiffID(ctx context.Context) (v1.Hash, error) {
 	select {
 	case <-p.known:

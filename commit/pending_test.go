@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -159,8 +161,9 @@ func TestCompressorLearnsDiffID(t *testing.T) {
 }
 
 // TestCompressorOverlapsLayers: a layer is compressed while the one added
-// before it still is (its tar blocked here), yet thens run in the order
-// added, and a Then queued after both runs after both.
+// before it still is (its tar blocked here) — its learned diffID is known
+// — yet it is not done, and thens run in the order added, and a Then
+// queued after both runs after both.
 func TestCompressorOverlapsLayers(t *testing.T) {
 	q := commit.NewCompressor(t.Context(), t.TempDir(), commit.Gzip)
 	defer q.Close()
@@ -178,7 +181,7 @@ func TestCompressorOverlapsLayers(t *testing.T) {
 		<-release
 		return writeTar(first)(ctx, w)
 	}, then("first"))
-	p := q.Add(sha256Of(second), func(ctx context.Context, w io.Writer) error {
+	p := q.Add(v1.Hash{}, func(ctx context.Context, w io.Writer) error {
 		defer close(wrote)
 		return writeTar(second)(ctx, w)
 	}, then("second"))
@@ -192,10 +195,11 @@ func TestCompressorOverlapsLayers(t *testing.T) {
 		close(release)
 		t.Fatal("the second layer's tar was not read while the first one's was blocked")
 	}
-	short, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
-	defer cancel()
-	if _, err := p.Wait(short); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("the second layer was done (%v) before the first", err)
+	if d, err := p.DiffID(); err != nil || d != sha256Of(second) {
+		t.Errorf("the second layer's DiffID = %s, %v; want %s", d, err, sha256Of(second))
+	}
+	if l := p.Layer(); l != nil {
+		t.Error("the second layer was done before the first")
 	}
 	close(release)
 	if err := q.Wait(t.Context()); err != nil {
@@ -203,5 +207,59 @@ func TestCompressorOverlapsLayers(t *testing.T) {
 	}
 	if want := []string{"first", "second", "then"}; !slices.Equal(order, want) {
 		t.Errorf("called in order %v, want %v", order, want)
+	}
+}
+
+// TestCompressorOrderAndLimit: layers with known and learned diffIDs,
+// their tars taking varied times, and Thens between them: every then and
+// Then runs in the order added, a Then after every layer before it is
+// done, and two tars are read at once, never more.
+func TestCompressorOrderAndLimit(t *testing.T) {
+	q := commit.NewCompressor(t.Context(), t.TempDir(), commit.Gzip)
+	defer q.Close()
+	var running, most atomic.Int32
+	var order, want []int // order is only appended to by the thens, in turn
+	var added []*commit.Pending
+	for i := range 40 {
+		want = append(want, i)
+		if i%5 == 4 {
+			before := slices.Clone(added)
+			q.Then(func(context.Context) error {
+				for _, p := range before {
+					if p.Layer() == nil {
+						return fmt.Errorf("Then %d ran before an earlier layer was done", i)
+					}
+				}
+				order = append(order, i)
+				return nil
+			})
+			continue
+		}
+		tar := testTar(t, map[string]string{fmt.Sprintf("f%d", i): strings.Repeat("x", 5000*i)})
+		diffID := sha256Of(tar)
+		if i%3 == 0 {
+			diffID = v1.Hash{}
+		}
+		p := q.Add(diffID, func(ctx context.Context, w io.Writer) error {
+			n := running.Add(1)
+			defer running.Add(-1)
+			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+			}
+			time.Sleep(time.Duration(i%4) * 5 * time.Millisecond)
+			return writeTar(tar)(ctx, w)
+		}, func(context.Context, *commit.Layer, time.Duration) error {
+			order = append(order, i)
+			return nil
+		})
+		added = append(added, p)
+	}
+	if err := q.Wait(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(order, want) {
+		t.Errorf("called in order %v, want %v", order, want)
+	}
+	if m := most.Load(); m != 2 {
+		t.Errorf("at most %d tars read at once, want 2", m)
 	}
 }
