@@ -172,12 +172,16 @@ func Build(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*Result, e
 	}
 	defer release()
 	s.learn = !o.DryRun && (o.NoCache || !s.cache.CanHit())
+	sums := cache.OpenSums(s.root.ContextSums(), r.Context)
 	po := plan.Options{Target: o.Target, Registry: o.Registry, Secrets: o.Secrets,
-		Epoch: o.Epoch, EpochFromFlag: o.EpochFromFlag, Now: o.Now}
+		Epoch: o.Epoch, EpochFromFlag: o.EpochFromFlag, Now: o.Now, Sums: sums}
 	start := time.Now()
 	plans, err := plan.MakeAll(ctx, po, targets)
 	if err != nil {
 		return nil, err
+	}
+	if err := sums.Save(); err != nil {
+		s.log.Warn("remembering the context's file digests", "err", err)
 	}
 	var phases Phases
 	phases.Resolve = time.Since(start)

@@ -78,7 +78,7 @@ func TestHashFiles(t *testing.T) {
 	paths := []string{"d", "d/a", "d/link", "d/x"}
 	hash := func() map[string]string {
 		t.Helper()
-		h, err := HashFiles(dir, paths)
+		h, err := HashFiles(dir, paths, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/stratabuild/strata/internal/rootfs"
 )
@@ -75,12 +76,13 @@ func (in *Inputs) Key() string {
 // slash-separated. A file's digest covers its type, whether any exec bit
 // is set, its content or symlink target, and for a directory the names of
 // its entries — never mtimes, other mode bits or owners, which differ
-// between checkouts of the same commit.
-func HashFiles(root string, paths []string) (map[string]string, error) {
+// between checkouts of the same commit. A file sums remembers (nil: none)
+// is not read again; the digests of those read are remembered.
+func HashFiles(root string, paths []string, sums *Sums) (map[string]string, error) {
 	// The files are hashed on every core (a context of a few hundred
 	// files is read before the first step), each worker with one read
 	// buffer for all its files.
-	sums := make([]string, len(paths))
+	digests := make([]string, len(paths))
 	errs := make([]error, len(paths))
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -92,7 +94,7 @@ func HashFiles(root string, paths []string) (map[string]string, error) {
 				if i >= len(paths) {
 					return
 				}
-				sums[i], errs[i] = hashFile(root, paths[i], buf)
+				digests[i], errs[i] = hashFile(root, paths[i], buf, sums)
 			}
 		})
 	}
@@ -102,18 +104,32 @@ func HashFiles(root string, paths []string) (map[string]string, error) {
 		if errs[i] != nil {
 			return nil, errs[i] // the first in path order, as one by one
 		}
-		out[p] = sums[i]
+		out[p] = digests[i]
 	}
 	return out, nil
 }
 
-// hashFile is HashFiles' digest of one path, read through buf.
-func hashFile(root, p string, buf []byte) (string, error) {
+// hashFile is HashFiles' digest of one path, read through buf, or the
+// one sums remembers.
+func hashFile(root, p string, buf []byte, sums *Sums) (string, error) {
 	full := filepath.Join(root, filepath.FromSlash(p))
+	statTime := time.Now()
 	fi, err := os.Lstat(full)
 	if err != nil {
 		return "", err
 	}
+	if d, ok := sums.lookup(p, fi); ok {
+		return d, nil
+	}
+	d, err := hashOf(full, p, fi, buf)
+	if err == nil {
+		sums.remember(p, fi, statTime, d)
+	}
+	return d, err
+}
+
+// hashOf hashes the file at full (p in the context), whose lstat is fi.
+func hashOf(full, p string, fi fs.FileInfo, buf []byte) (string, error) {
 	h := sha256.New()
 	switch m := fi.Mode(); {
 	case m.IsRegular():

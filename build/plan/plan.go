@@ -90,6 +90,9 @@ type Options struct {
 	Epoch         *time.Time
 	EpochFromFlag bool
 	Now           bool
+	// Sums are the digests of the context's files remembered from earlier
+	// builds; nil: every file a copy takes is read.
+	Sums *cache.Sums
 }
 
 // StageByIndex returns the planned stage of recipe stage index i.
@@ -351,7 +354,7 @@ func (pl *planner) copyStep(ctx context.Context, sp *Stage, s *Step, state State
 		if err != nil {
 			return at(s.Recipe.Pos.String(), err)
 		}
-		if s.Files, err = cache.HashFiles(pl.r.Context, paths); err != nil {
+		if s.Files, err = cache.HashFiles(pl.r.Context, paths, pl.o.Sums); err != nil {
 			return fmt.Errorf("%s: hashing copy inputs: %w", s.Pos, err)
 		}
 	case c.From.Kind == recipe.KindStage:

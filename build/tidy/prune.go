@@ -20,8 +20,10 @@ type PruneResult struct {
 }
 
 // Prune removes the cache entries opts does not keep under the state root,
-// then every layer blob and snapshot no kept entry uses, and the data of
-// cache mounts unused for opts.KeepDuration or past opts.KeepBytes. It
+// then every layer blob and snapshot no kept entry uses, the data of
+// cache mounts unused for opts.KeepDuration or past opts.KeepBytes, and
+// the remembered file digests of contexts not built for
+// opts.KeepDuration (see cache.Sums). It
 // waits for running builds to end and holds off new ones while it works.
 func Prune(ctx context.Context, dir string, opts cache.PruneOptions) (*PruneResult, error) {
 	root, err := stateroot.OpenExisting(dir)
@@ -52,5 +54,8 @@ func Prune(ctx context.Context, dir string, opts cache.PruneOptions) (*PruneResu
 		now = time.Now()
 	}
 	out.MountsRemoved, out.MountBytes, err = root.PruneCacheMounts(opts.KeepBytes, opts.KeepDuration, now)
-	return out, err
+	if err != nil {
+		return out, err
+	}
+	return out, cache.PruneSums(root.ContextSums(), opts.KeepDuration, now)
 }

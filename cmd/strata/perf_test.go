@@ -246,3 +246,57 @@ steps:
 		}
 	}
 }
+
+// TestCachedRebuildSeesContextChanges: once a copy's inputs have settled,
+// the next build remembers their digests by their lstat (a cached rebuild
+// then reads no file of the context: build/cache.Sums); a change that
+// keeps a file's size and puts its mtime back still makes the copy run
+// again, and the image holds the new content.
+func TestCachedRebuildSeesContextChanges(t *testing.T) {
+	requireBuildTools(t)
+	ctx := writeRecipe(t, `from: ${BASE}
+args: {BASE: scratch}
+steps:
+  - copy: app
+    to: /app
+`, map[string]string{"app/a.txt": "version 1\n", "app/b.txt": "unchanged\n"})
+	root, base := t.TempDir(), busyboxBase(t)
+	build := func() (cached bool, layout string) {
+		t.Helper()
+		layout, meta := filepath.Join(t.TempDir(), "out"), filepath.Join(t.TempDir(), "m.json")
+		mustBuild(t, nil, "--root", root, "--build-arg", base, "--metadata-file", meta, "-t", "c:1", "-o", "type=oci,dest="+layout, ctx)
+		m := readMetadata(t, meta)
+		return m.Steps[len(m.Steps)-1].Cached, layout
+	}
+	build()
+	time.Sleep(3500 * time.Millisecond) // longer than a file takes to settle
+	if cached, _ := build(); !cached {
+		t.Fatal("the rebuild ran the copy")
+	}
+	if sums, err := os.ReadDir(filepath.Join(root, "cache", "sums")); err != nil || len(sums) != 1 {
+		t.Fatalf("--root's cache/sums holds %v (%v), want one file: the context's", sums, err)
+	}
+	a := filepath.Join(ctx, "app", "a.txt")
+	fi, err := os.Stat(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(a, []byte("version 2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(a, fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	cached, out := build()
+	if cached {
+		t.Error("the copy was cached after its input changed")
+	}
+	bundle := filepath.Join(t.TempDir(), "bundle")
+	run(t, nil, "umoci", "unpack", "--image", out+":c:1", bundle)
+	if got, err := os.ReadFile(filepath.Join(bundle, "rootfs", "app", "a.txt")); err != nil || string(got) != "version 2\n" {
+		t.Errorf("/app/a.txt = %q, %v; want version 2", got, err)
+	}
+	if cached, _ := build(); !cached {
+		t.Error("the build after it ran the copy again")
+	}
+}

@@ -98,6 +98,10 @@ func (r *Root) CacheIndex() string { return filepath.Join(r.dir, "cache", "index
 // CacheMounts holds the data of the recipe's cache mounts.
 func (r *Root) CacheMounts() string { return filepath.Join(r.dir, "cache", "mounts") }
 
+// ContextSums is the dir of the build contexts' remembered file digests
+// (build/cache.Sums).
+func (r *Root) ContextSums() string { return filepath.Join(r.dir, "cache", "sums") }
+
 // CacheMount is the directory of the cache mount id: its data/ and lock.
 func (r *Root) CacheMount(id string) string {
 	return filepath.Join(r.CacheMounts(), hex.EncodeToString([]byte(id)))

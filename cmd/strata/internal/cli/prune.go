@@ -21,8 +21,9 @@ func newPrune() *cobra.Command {
 		Long: `Remove the build cache entries that --keep-bytes and --keep-duration do not
 keep (least recently used first), then every layer blob and snapshot that
 no kept entry uses, and the data of cache mounts (type: cache) unused for
---keep-duration or, least recently used first, past --keep-bytes. With
-neither flag, only what no entry uses goes. The state dir must exist.
+--keep-duration or, least recently used first, past --keep-bytes, and the
+file digests remembered of build contexts not built for --keep-duration.
+With neither flag, only what no entry uses goes. The state dir must exist.
 prune waits for running builds on the same --root to end and never removes
 what one of them holds.`,
 		Args: cobra.NoArgs,
