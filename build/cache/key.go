@@ -123,7 +123,7 @@ func hashFile(root, p string, buf []byte, sums *Sums) (string, error) {
 	}
 	d, err := hashOf(full, p, fi, buf)
 	if err == nil {
-		sums.remember(p, fi, statTime, d)
+		sums.remember(p, full, fi, statTime, d)
 	}
 	return d, err
 }

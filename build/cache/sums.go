@@ -19,18 +19,30 @@ import (
 // Sums remembers the digests HashFiles made of a build context's files,
 // by what lstat says of each: device, inode, size, mode, mtime and ctime.
 // A file whose lstat says the same is not read again, so a cached rebuild
-// of an unchanged context reads none of its files. Any write, chmod,
-// chown, rename or new inode moves the ctime, which no user can set back;
-// a file whose mtime or ctime is less than settleTime old when it is
-// hashed is not remembered (it could change again within the same clock
-// tick, its lstat the same). Entries are hints: an unreadable or corrupt
-// file of sums is read as empty and written again.
+// of an unchanged context reads none of its files. A write, chmod, chown,
+// rename or new inode moves the ctime, which no user can set back; a
+// file whose mtime or ctime is less than settleTime old when it is hashed
+// is not remembered (it could change again within the same clock tick,
+// its lstat the same). Only files on local filesystems that keep ctime
+// are remembered (see localFSTypes): a network filesystem's attributes
+// can be stale. Like git's index and BuildKit's context transfer, it cannot see
+// a write through a shared mapping that the kernel has not yet timed
+// (a page written again before it is written back): --no-cache reads every
+// file again. Entries are hints: an unreadable or corrupt file of sums is
+// read as empty and written again.
 type Sums struct {
 	file string
-	mu   sync.Mutex
-	old  map[string]sum // as read: by context-relative path
-	now  map[string]sum // looked up or made by this build
-	hits int            // lookups that read nothing
+	// reread: every file is read (--no-cache); what is read is remembered.
+	reread bool
+	mu     sync.Mutex
+	old    map[string]sum // as read: by context-relative path
+	now    map[string]sum // looked up or made by this build
+	hits   int            // lookups that read nothing
+	// changed says that the file of sums is to be written again.
+	changed bool
+	// local is whether each device seen is a local filesystem that
+	// keeps ctime (see localFSTypes).
+	local map[uint64]bool
 }
 
 // sum is what a file's lstat said when it was hashed, and its digest.
@@ -52,19 +64,26 @@ var settleTime = 3 * time.Second
 // sumsKeep is how long an entry no build used is kept.
 const sumsKeep = 7 * 24 * time.Hour
 
-// sumsMagic heads a file of sums: its format.
-const sumsMagic = "strata sums 1\n"
+// sumsRefresh is how stale an entry's Used may grow before a build that
+// only looked it up writes the file of sums again.
+const sumsRefresh = 24 * time.Hour
+
+// sumsMagic heads a file of sums: its format, and the digests' (see
+// hashOf; keyVersion changes with them).
+const sumsMagic = "strata sums 1 " + keyVersion + "\n"
 
 // OpenSums returns the sums remembered in dir for the build context
-// contextDir (one file per context, named by the sha256 of its absolute
-// path).
-func OpenSums(dir, contextDir string) *Sums {
+// contextDir (one file per context, named by the first half of the
+// sha256 of its absolute path). With reread, no file is taken from them:
+// every file is read, and remembered again.
+func OpenSums(dir, contextDir string, reread bool) *Sums {
 	abs, err := filepath.Abs(contextDir)
 	if err != nil {
 		abs = contextDir
 	}
 	name := sha256.Sum256([]byte(abs))
-	s := &Sums{file: filepath.Join(dir, hex.EncodeToString(name[:16])), now: map[string]sum{}}
+	s := &Sums{file: filepath.Join(dir, hex.EncodeToString(name[:16])), reread: reread,
+		now: map[string]sum{}, local: map[uint64]bool{}}
 	s.old = readSums(s.file)
 	return s
 }
@@ -94,6 +113,9 @@ func (s *Sums) lookup(path string, fi fs.FileInfo) (string, bool) {
 	if s == nil {
 		return "", false
 	}
+	if s.reread {
+		return "", false
+	}
 	k, ok := sumOf(fi)
 	if !ok {
 		return "", false
@@ -107,15 +129,18 @@ func (s *Sums) lookup(path string, fi fs.FileInfo) (string, bool) {
 	if !ok || !sameFile(old, k) {
 		return "", false
 	}
-	old.Used = time.Now().Unix()
+	if now := time.Now(); now.Sub(time.Unix(old.Used, 0)) > sumsRefresh {
+		old.Used, s.changed = now.Unix(), true
+	}
 	s.now[path] = old
 	s.hits++
 	return old.Digest, true
 }
 
-// remember records digest as path's when fi, its lstat taken at statTime
-// before it was read, is settled (see settleTime).
-func (s *Sums) remember(path string, fi fs.FileInfo, statTime time.Time, digest string) {
+// remember records digest as path's (full below the context) when fi,
+// its lstat taken at statTime before it was read, is settled (see
+// settleTime) on a local filesystem.
+func (s *Sums) remember(path, full string, fi fs.FileInfo, statTime time.Time, digest string) {
 	if s == nil {
 		return
 	}
@@ -126,13 +151,27 @@ func (s *Sums) remember(path string, fi fs.FileInfo, statTime time.Time, digest 
 	settled := statTime.Add(-settleTime).UnixNano()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if k.Mtime > settled || k.Ctime > settled {
+	local, known := s.local[k.Dev]
+	if !known {
+		dir := full // on the file's filesystem, even when a mount point
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			dir = filepath.Dir(full) // statfs would follow it
+		}
+		if local, known = localFS(dir); known {
+			s.local[k.Dev] = local
+		}
+	}
+	_, had := s.old[path]
+	if _, made := s.now[path]; had || made {
+		s.changed = true // replaced or forgotten
+	}
+	if !local || k.Mtime > settled || k.Ctime > settled {
 		delete(s.now, path) // nor keep what an older build remembered
 		delete(s.old, path)
 		return
 	}
 	k.Digest, k.Used = digest, statTime.Unix()
-	s.now[path] = k
+	s.now[path], s.changed = k, true
 }
 
 // sameFile reports whether a and b are the same lstat.
@@ -143,12 +182,17 @@ func sameFile(a, b sum) bool {
 
 // Save writes the sums this build used or made, and those an earlier
 // build used within sumsKeep, for the next build: to a temp renamed into
-// place (two builds of one context at once: the last one's stays).
+// place (two builds of one context at once: the last one's stays). It
+// writes nothing when no file was read and no entry's Used is stale.
 func (s *Sums) Save() error {
 	if s == nil {
 		return nil
 	}
 	s.mu.Lock()
+	if !s.changed {
+		s.mu.Unlock()
+		return nil
+	}
 	m := make(map[string]sum, len(s.now))
 	cutoff := time.Now().Add(-sumsKeep).Unix()
 	for p, e := range s.old {

@@ -22,7 +22,7 @@ func shortSettle(t *testing.T) func() {
 // again, and returns the digests and how many were remembered.
 func hashWith(t *testing.T, idx, dir string, paths []string) (map[string]string, int) {
 	t.Helper()
-	s := OpenSums(idx, dir)
+	s := OpenSums(idx, dir, false)
 	got, err := HashFiles(dir, paths, s)
 	if err != nil {
 		t.Fatal(err)
@@ -156,7 +156,7 @@ func TestSumsForgetUnsettled(t *testing.T) {
 	if _, hits := hashWith(t, idx, dir, paths); hits != len(paths)-1 {
 		t.Errorf("the next build: %d of %d remembered, want all but d/a", hits, len(paths))
 	}
-	if s := OpenSums(idx, dir); s.old["d/a"] != (sum{}) {
+	if s := OpenSums(idx, dir, false); s.old["d/a"] != (sum{}) {
 		t.Errorf("d/a is remembered as %+v", s.old["d/a"])
 	}
 }
@@ -169,7 +169,7 @@ func TestSumsFile(t *testing.T) {
 	paths := writeContext(t, dir)
 	settle()
 	hashWith(t, idx, dir, paths)
-	file := OpenSums(idx, dir).file
+	file := OpenSums(idx, dir, false).file
 	if err := os.WriteFile(file, []byte(sumsMagic+"not gob"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -180,17 +180,18 @@ func TestSumsFile(t *testing.T) {
 		t.Errorf("after a corrupt file: %d of %d remembered", hits, len(paths))
 	}
 
-	s := OpenSums(idx, dir)
+	s := OpenSums(idx, dir, false)
 	stale := s.old["d/a"]
 	stale.Used = time.Now().Add(-sumsKeep - time.Hour).Unix()
 	s.old["gone"] = stale
 	recent := stale
 	recent.Used = time.Now().Add(-sumsKeep + time.Hour).Unix()
 	s.old["kept"] = recent
+	s.changed = true
 	if err := s.Save(); err != nil {
 		t.Fatal(err)
 	}
-	got := OpenSums(idx, dir).old
+	got := OpenSums(idx, dir, false).old
 	if _, ok := got["gone"]; ok {
 		t.Error("an entry unused for longer than sumsKeep was kept")
 	}
@@ -242,5 +243,100 @@ func TestPruneSums(t *testing.T) {
 	}
 	if err := PruneSums(filepath.Join(dir, "missing"), time.Hour, now); err != nil {
 		t.Errorf("no sums dir: %v", err)
+	}
+}
+
+// TestSumsCtimeSettles: a file written just now with its mtime set an
+// hour back (as tar x, cp -p and rsync -a leave it) is not remembered:
+// its ctime is new.
+func TestSumsCtimeSettles(t *testing.T) {
+	settle := shortSettle(t)
+	dir, idx := t.TempDir(), t.TempDir()
+	paths := writeContext(t, dir)
+	settle()
+	hashWith(t, idx, dir, paths)
+	a := filepath.Join(dir, "d/a")
+	old := time.Now().Add(-time.Hour)
+	if err := os.WriteFile(a, []byte("CONTENT of d/a"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(a, old, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(filepath.Join(dir, "d"), old, old); err != nil {
+		t.Fatal(err)
+	}
+	hashWith(t, idx, dir, paths)
+	if _, ok := OpenSums(idx, dir, false).old["d/a"]; ok {
+		t.Error("d/a, its ctime new, is remembered")
+	}
+}
+
+// TestSumsReread: with reread (--no-cache) every file is read, and what
+// is read is remembered for the next build; a build that reads nothing
+// and refreshes no entry does not write the file of sums again.
+func TestSumsReread(t *testing.T) {
+	settle := shortSettle(t)
+	dir, idx := t.TempDir(), t.TempDir()
+	paths := writeContext(t, dir)
+	settle()
+	hashWith(t, idx, dir, paths)
+	s := OpenSums(idx, dir, true)
+	if _, err := HashFiles(dir, paths, s); err != nil {
+		t.Fatal(err)
+	}
+	if s.hits != 0 {
+		t.Errorf("reread: %d remembered, want 0", s.hits)
+	}
+	if err := s.Save(); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.Stat(s.file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, hits := hashWith(t, idx, dir, paths); hits != len(paths) {
+		t.Errorf("after a reread: %d of %d remembered", hits, len(paths))
+	}
+	after, err := os.Stat(s.file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !os.SameFile(before, after) {
+		t.Error("a build that read no file wrote the file of sums again")
+	}
+}
+
+// TestSumsOnlyLocalFilesystems: this machine's temp dir is on a
+// filesystem Sums trusts and /proc is not; a file on a filesystem it
+// does not trust is read at every build.
+func TestSumsOnlyLocalFilesystems(t *testing.T) {
+	if local, ok := localFS(t.TempDir()); !local || !ok {
+		t.Errorf("localFS(temp dir) = %t, %t; want a local filesystem", local, ok)
+	}
+	if local, ok := localFS("/proc"); local || !ok {
+		t.Errorf("localFS(/proc) = %t, %t; want not local", local, ok)
+	}
+	settle := shortSettle(t)
+	dir, idx := t.TempDir(), t.TempDir()
+	paths := writeContext(t, dir)
+	settle()
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, _ := sumOf(fi)
+	for range 2 {
+		s := OpenSums(idx, dir, false)
+		s.local[k.Dev] = false // as statfs says of NFS
+		if _, err := HashFiles(dir, paths, s); err != nil {
+			t.Fatal(err)
+		}
+		if s.hits != 0 {
+			t.Errorf("%d remembered on a filesystem not trusted", s.hits)
+		}
+		if err := s.Save(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
