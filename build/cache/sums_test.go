@@ -22,7 +22,14 @@ func shortSettle(t *testing.T) func() {
 // again, and returns the digests and how many were remembered.
 func hashWith(t *testing.T, idx, dir string, paths []string) (map[string]string, int) {
 	t.Helper()
-	s := OpenSums(idx, dir, false)
+	return hashIn(t, OpenSums(idx, dir, false), dir, paths)
+}
+
+// hashIn hashes paths below dir with s, checks the digests against a read
+// of every file, saves s, and returns the digests and how many s
+// remembered.
+func hashIn(t *testing.T, s *Sums, dir string, paths []string) (map[string]string, int) {
+	t.Helper()
 	got, err := HashFiles(dir, paths, s)
 	if err != nil {
 		t.Fatal(err)
@@ -282,14 +289,8 @@ func TestSumsReread(t *testing.T) {
 	settle()
 	hashWith(t, idx, dir, paths)
 	s := OpenSums(idx, dir, true)
-	if _, err := HashFiles(dir, paths, s); err != nil {
-		t.Fatal(err)
-	}
-	if s.hits != 0 {
-		t.Errorf("reread: %d remembered, want 0", s.hits)
-	}
-	if err := s.Save(); err != nil {
-		t.Fatal(err)
+	if _, hits := hashIn(t, s, dir, paths); hits != 0 {
+		t.Errorf("reread: %d remembered, want 0", hits)
 	}
 	before, err := os.Stat(s.file)
 	if err != nil {
@@ -329,14 +330,8 @@ func TestSumsOnlyLocalFilesystems(t *testing.T) {
 	for range 2 {
 		s := OpenSums(idx, dir, false)
 		s.local[k.Dev] = false // as statfs says of NFS
-		if _, err := HashFiles(dir, paths, s); err != nil {
-			t.Fatal(err)
-		}
-		if s.hits != 0 {
-			t.Errorf("%d remembered on a filesystem not trusted", s.hits)
-		}
-		if err := s.Save(); err != nil {
-			t.Fatal(err)
+		if _, hits := hashIn(t, s, dir, paths); hits != 0 {
+			t.Errorf("%d remembered on a filesystem not trusted", hits)
 		}
 	}
 }
