@@ -69,6 +69,18 @@ func TestSumsNotReadAgain(t *testing.T) {
 	}
 }
 
+// rememberedContext writes a context (see writeContext) whose files a
+// first build has remembered: the dir, the sums' dir and the paths.
+func rememberedContext(t *testing.T) (dir, idx string, paths []string) {
+	t.Helper()
+	settle := shortSettle(t)
+	dir, idx = t.TempDir(), t.TempDir()
+	paths = writeContext(t, dir)
+	settle()
+	hashWith(t, idx, dir, paths)
+	return dir, idx, paths
+}
+
 // writeContext writes a file, an executable, a symlink and a dir below
 // dir, and returns their paths.
 func writeContext(t *testing.T, dir string) []string {
@@ -145,11 +157,7 @@ func TestSumsSeeEveryChange(t *testing.T) {
 // TestSumsForgetUnsettled: a file changed less than settleTime before it
 // is hashed is read again by the next build, and its older sum forgotten.
 func TestSumsForgetUnsettled(t *testing.T) {
-	settle := shortSettle(t)
-	dir, idx := t.TempDir(), t.TempDir()
-	paths := writeContext(t, dir)
-	settle()
-	hashWith(t, idx, dir, paths)
+	dir, idx, paths := rememberedContext(t)
 	settleTime = time.Hour // every file changed within the hour: none settled
 	if _, hits := hashWith(t, idx, dir, paths); hits != len(paths) {
 		t.Fatalf("%d of %d remembered, want all: unchanged since", hits, len(paths))
@@ -171,11 +179,7 @@ func TestSumsForgetUnsettled(t *testing.T) {
 // TestSumsFile: a corrupt file of sums is read as empty and written
 // again; entries no build used for sumsKeep are dropped, others kept.
 func TestSumsFile(t *testing.T) {
-	settle := shortSettle(t)
-	dir, idx := t.TempDir(), t.TempDir()
-	paths := writeContext(t, dir)
-	settle()
-	hashWith(t, idx, dir, paths)
+	dir, idx, paths := rememberedContext(t)
 	file := OpenSums(idx, dir, false).file
 	if err := os.WriteFile(file, []byte(sumsMagic+"not gob"), 0o600); err != nil {
 		t.Fatal(err)
@@ -257,11 +261,7 @@ func TestPruneSums(t *testing.T) {
 // hour back (as tar x, cp -p and rsync -a leave it) is not remembered:
 // its ctime is new.
 func TestSumsCtimeSettles(t *testing.T) {
-	settle := shortSettle(t)
-	dir, idx := t.TempDir(), t.TempDir()
-	paths := writeContext(t, dir)
-	settle()
-	hashWith(t, idx, dir, paths)
+	dir, idx, paths := rememberedContext(t)
 	a := filepath.Join(dir, "d/a")
 	old := time.Now().Add(-time.Hour)
 	if err := os.WriteFile(a, []byte("CONTENT of d/a"), 0o644); err != nil {
@@ -283,11 +283,7 @@ func TestSumsCtimeSettles(t *testing.T) {
 // is read is remembered for the next build; a build that reads nothing
 // and refreshes no entry does not write the file of sums again.
 func TestSumsReread(t *testing.T) {
-	settle := shortSettle(t)
-	dir, idx := t.TempDir(), t.TempDir()
-	paths := writeContext(t, dir)
-	settle()
-	hashWith(t, idx, dir, paths)
+	dir, idx, paths := rememberedContext(t)
 	s := OpenSums(idx, dir, true)
 	if _, hits := hashIn(t, s, dir, paths); hits != 0 {
 		t.Errorf("reread: %d remembered, want 0", hits)
