@@ -182,8 +182,9 @@ func sameFile(a, b sum) bool {
 
 // Save writes the sums this build used or made, and those an earlier
 // build used within sumsKeep, for the next build: to a temp renamed into
-// place (two builds of one context at once: the last one's stays). It
-// writes nothing when no file was read and no entry's Used is stale.
+// place (two builds of one context at once: the last one's stays). When
+// no file was read and no entry's Used is stale, it only sets the file's
+// mtime, which says when the context was last built (see PruneSums).
 func (s *Sums) Save() error {
 	if s == nil {
 		return nil
@@ -191,6 +192,10 @@ func (s *Sums) Save() error {
 	s.mu.Lock()
 	if !s.changed {
 		s.mu.Unlock()
+		now := time.Now()
+		if err := os.Chtimes(s.file, now, now); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("writing the context's file sums: %w", err)
+		}
 		return nil
 	}
 	m := make(map[string]sum, len(s.now))
@@ -232,8 +237,9 @@ func (s *Sums) Save() error {
 	return nil
 }
 
-// PruneSums removes, from dir, the sums of contexts no build used for
-// keep (0: none go) and the temps of builds killed while saving them. The
+// PruneSums removes, from dir, the sums of contexts not built for keep
+// (their files' mtimes; 0: none go) and the temps of builds killed while
+// saving them. The
 // caller holds the state root's build lock exclusively.
 func PruneSums(dir string, keep time.Duration, now time.Time) error {
 	entries, err := os.ReadDir(dir)

@@ -262,8 +262,9 @@ func TestPruneSums(t *testing.T) {
 // its ctime is new.
 func TestSumsCtimeSettles(t *testing.T) {
 	dir, idx, paths := rememberedContext(t)
+	settleTime = time.Hour // the new ctime, not the timing of the test, decides
 	a := filepath.Join(dir, "d/a")
-	old := time.Now().Add(-time.Hour)
+	old := time.Now().Add(-2 * time.Hour)
 	if err := os.WriteFile(a, []byte("CONTENT of d/a"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -301,6 +302,48 @@ func TestSumsReread(t *testing.T) {
 	}
 	if !os.SameFile(before, after) {
 		t.Error("a build that read no file wrote the file of sums again")
+	}
+}
+
+// TestSumsPruneKeepsBuiltContexts: a build that reads no file still
+// says the context was built, so PruneSums keeps its sums.
+func TestSumsPruneKeepsBuiltContexts(t *testing.T) {
+	dir, idx, paths := rememberedContext(t)
+	file := OpenSums(idx, dir, false).file
+	long := time.Now().Add(-13 * time.Hour)
+	if err := os.Chtimes(file, long, long); err != nil {
+		t.Fatal(err)
+	}
+	if _, hits := hashWith(t, idx, dir, paths); hits != len(paths) {
+		t.Fatalf("%d of %d remembered", hits, len(paths))
+	}
+	if err := PruneSums(idx, 12*time.Hour, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(file); err != nil {
+		t.Errorf("the sums of a context just built: %v", err)
+	}
+}
+
+// TestSumsSymlinkToAnotherFilesystem: a symlink is trusted by the
+// filesystem it is on, not by its target's (/proc, not trusted), and its
+// device's answer holds for the files beside it.
+func TestSumsSymlinkToAnotherFilesystem(t *testing.T) {
+	settle := shortSettle(t)
+	dir, idx := t.TempDir(), t.TempDir()
+	if err := os.Symlink("/proc/self", filepath.Join(dir, "proc")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "file"), []byte("beside it"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	settle()
+	hashWith(t, idx, dir, []string{"proc"}) // the device's first file
+	if _, hits := hashWith(t, idx, dir, []string{"proc", "file"}); hits != 1 {
+		t.Errorf("%d remembered, want the symlink", hits)
+	}
+	if _, hits := hashWith(t, idx, dir, []string{"proc", "file"}); hits != 2 {
+		t.Errorf("%d remembered, want both", hits)
 	}
 }
 

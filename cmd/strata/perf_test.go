@@ -299,4 +299,28 @@ steps:
 	if cached, _ := build(); !cached {
 		t.Error("the build after it ran the copy again")
 	}
+
+	// --no-cache reads every file again, and writes what it read; a
+	// cached build, having read none, does not.
+	sumsFile := func() os.FileInfo {
+		t.Helper()
+		sums, err := os.ReadDir(filepath.Join(root, "cache", "sums"))
+		if err != nil || len(sums) != 1 {
+			t.Fatalf("--root's cache/sums holds %v (%v), want one file", sums, err)
+		}
+		fi, err := os.Stat(filepath.Join(root, "cache", "sums", sums[0].Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi
+	}
+	before := sumsFile()
+	build()
+	if !os.SameFile(before, sumsFile()) {
+		t.Error("a cached build wrote the context's sums again")
+	}
+	mustBuild(t, nil, "--root", root, "--build-arg", base, "--no-cache", "-o", "type=oci,dest="+filepath.Join(t.TempDir(), "out"), ctx)
+	if os.SameFile(before, sumsFile()) {
+		t.Error("a --no-cache build did not read the context's files again")
+	}
 }
