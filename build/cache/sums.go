@@ -110,10 +110,7 @@ func readSums(file string) map[string]sum {
 // lookup returns the digest remembered for path if fi is what its lstat
 // said then.
 func (s *Sums) lookup(path string, fi fs.FileInfo) (string, bool) {
-	if s == nil {
-		return "", false
-	}
-	if s.reread {
+	if s == nil || s.reread {
 		return "", false
 	}
 	k, ok := sumOf(fi)
@@ -239,8 +236,7 @@ func (s *Sums) Save() error {
 
 // PruneSums removes, from dir, the sums of contexts not built for keep
 // (their files' mtimes; 0: none go) and the temps of builds killed while
-// saving them. The
-// caller holds the state root's build lock exclusively.
+// saving them. The caller holds the state root's build lock exclusively.
 func PruneSums(dir string, keep time.Duration, now time.Time) error {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
