@@ -268,14 +268,25 @@ steps:
 		m := readMetadata(t, meta)
 		return m.Steps[len(m.Steps)-1].Cached, layout
 	}
+	// sumsFile is the file of the context's sums: the only one in --root.
+	sumsFile := func() os.FileInfo {
+		t.Helper()
+		sums, err := os.ReadDir(filepath.Join(root, "cache", "sums"))
+		if err != nil || len(sums) != 1 {
+			t.Fatalf("--root's cache/sums holds %v (%v), want one file: the context's", sums, err)
+		}
+		fi, err := os.Stat(filepath.Join(root, "cache", "sums", sums[0].Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi
+	}
 	build()
 	time.Sleep(3500 * time.Millisecond) // longer than a file takes to settle
 	if cached, _ := build(); !cached {
 		t.Fatal("the rebuild ran the copy")
 	}
-	if sums, err := os.ReadDir(filepath.Join(root, "cache", "sums")); err != nil || len(sums) != 1 {
-		t.Fatalf("--root's cache/sums holds %v (%v), want one file: the context's", sums, err)
-	}
+	sumsFile()
 	a := filepath.Join(ctx, "app", "a.txt")
 	fi, err := os.Stat(a)
 	if err != nil {
@@ -302,18 +313,6 @@ steps:
 
 	// --no-cache reads every file again, and writes what it read; a
 	// cached build, having read none, does not.
-	sumsFile := func() os.FileInfo {
-		t.Helper()
-		sums, err := os.ReadDir(filepath.Join(root, "cache", "sums"))
-		if err != nil || len(sums) != 1 {
-			t.Fatalf("--root's cache/sums holds %v (%v), want one file", sums, err)
-		}
-		fi, err := os.Stat(filepath.Join(root, "cache", "sums", sums[0].Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return fi
-	}
 	time.Sleep(3500 * time.Millisecond) // a.txt settles: the next build remembers it
 	build()
 	before := sumsFile()
