@@ -67,21 +67,7 @@ registry_pid="" dockerd_pid=""
 # shellcheck source=bench/lib.sh
 source "$here/lib.sh"
 
-cleanup() {
-	local rc=$?
-	set +e
-	stop_pid "$dockerd_pid"
-	stop_pid "$registry_pid"
-	varlib_down
-	unmount_under "$WORK"
-	if ((rc != 0)); then
-		mkdir -p "${OUT%.md}.logs" && cp -r "$LOGDIR/." "${OUT%.md}.logs/"
-		log "logs kept in ${OUT%.md}.logs"
-	fi
-	rm -rf "$WORK"
-	exit "$rc"
-}
-trap cleanup EXIT
+trap cleanup_and_keep_logs EXIT
 trap 'exit 130' INT TERM
 varlib_up # buildah and skopeo see a private /var/lib/containers (lib.sh)
 
@@ -161,15 +147,6 @@ mkdir -p "$DOCKER_CONFIG" && echo '{}' >"$DOCKER_CONFIG/config.json"
 
 docker_push_sizes() { # docker_push_sizes WORKLOAD
 	local wl=$1 ref=$REGISTRY/bench/docker-$1:1
-	if [[ -z $dockerd_pid ]]; then
-		mkdir -p "$WORK/docker/data" "$WORK/docker/exec"
-		echo '{"features": {"buildkit": true}}' >"$WORK/docker/daemon.json"
-		/usr/sbin/dockerd --config-file "$WORK/docker/daemon.json" --iptables=false --ip-masq=false --bridge=none \
-			--data-root "$WORK/docker/data" --exec-root "$WORK/docker/exec" --pidfile "$WORK/docker/pid" \
-			-H "$DOCKER_HOST" >>"$LOGDIR/dockerd.log" 2>&1 &
-		dockerd_pid=$!
-		for ((i = 0; i < 300; i++)); do "$DOCKER" version >/dev/null 2>&1 && break; sleep 0.1; done
-	fi
 	"$DOCKER" build --network "$(net_for "$wl")" -t "$ref" "$WORK/ctx/$wl" >>"$LOGDIR/docker-$wl.log" 2>&1 &&
 		"$DOCKER" push "$ref" >>"$LOGDIR/docker-$wl.log" 2>&1 ||
 		die "docker build/push of $wl failed; see $LOGDIR/docker-$wl.log"
@@ -191,6 +168,10 @@ buildah_push_sizes() { # buildah_push_sizes WORKLOAD
 make_busybox >>"$LOGDIR/base-images.log" 2>&1 || die "making the busybox base failed; see $LOGDIR/base-images.log"
 seed "$WORK/busybox-oci:latest" library/busybox:latest
 if [[ " $WORKLOADS " != " busybox " ]]; then make_debian; fi
+
+# Started here, not where docker_push_sizes runs: that is a command
+# substitution, whose dockerd_pid the cleanup would never see.
+if [[ " $PEERS " == *" docker "* ]]; then dockerd_up "$WORK/docker"; fi
 
 declare -A SIZE TIME TARBYTES PUSHED
 for wl in $WORKLOADS; do

@@ -53,21 +53,7 @@ registry_pid="" dockerd_pid=""
 # shellcheck source=bench/lib.sh
 source "$here/lib.sh"
 
-cleanup() {
-	local rc=$?
-	set +e
-	stop_pid "$dockerd_pid"
-	stop_pid "$registry_pid"
-	varlib_down
-	unmount_under "$WORK"
-	if ((rc != 0)); then
-		mkdir -p "${OUT%.md}.logs" && cp -r "$LOGDIR/." "${OUT%.md}.logs/"
-		log "logs kept in ${OUT%.md}.logs"
-	fi
-	rm -rf "$WORK"
-	exit "$rc"
-}
-trap cleanup EXIT
+trap cleanup_and_keep_logs EXIT
 trap 'exit 130' INT TERM
 
 # ------------------------------------------------------------- the context
@@ -166,24 +152,11 @@ if [[ -n $BASELINE ]]; then
 fi
 
 if [[ $PEERS == *docker* ]]; then
-	DOCKER_SOCK=unix://$WORK/d.sock
-	export DOCKER_HOST=$DOCKER_SOCK DOCKER_BUILDKIT=1 DOCKER_CONFIG=$WORK/docker-config
-	mkdir -p "$DOCKER_CONFIG" "$WORK/docker/exec"
-	echo '{}' >"$DOCKER_CONFIG/config.json"
+	export DOCKER_HOST=unix://$WORK/d.sock DOCKER_BUILDKIT=1 DOCKER_CONFIG=$WORK/docker-config
+	mkdir -p "$DOCKER_CONFIG" && echo '{}' >"$DOCKER_CONFIG/config.json"
 	registry_up
 	seed "$WORK/busybox-oci:latest" library/busybox:latest
-	cat >"$WORK/docker/daemon.json" <<-EOF
-		{"insecure-registries": ["$REGISTRY"], "features": {"buildkit": true}}
-	EOF
-	/usr/sbin/dockerd --config-file "$WORK/docker/daemon.json" --iptables=false --ip-masq=false --bridge=none \
-		--data-root "$WORK/docker-data" --exec-root "$WORK/docker/exec" --pidfile "$WORK/docker/dockerd.pid" \
-		-H "$DOCKER_SOCK" >>"$LOGDIR/dockerd.log" 2>&1 &
-	dockerd_pid=$!
-	for ((i = 0; i < 300; i++)); do
-		"$DOCKER" version >/dev/null 2>&1 && break
-		kill -0 "$dockerd_pid" 2>/dev/null || die "dockerd did not start; see $LOGDIR/dockerd.log"
-		sleep 0.1
-	done
+	dockerd_up "$WORK/docker"
 	"$DOCKER" pull "$REGISTRY/library/busybox:latest" >>"$LOGDIR/builds.log" 2>&1
 	docker_build() {
 		"$DOCKER" build --progress=plain --network none -t bench/context:1 "$CTX" 2>&1 | tee "$WORK/docker.out"

@@ -1,8 +1,10 @@
 # shellcheck shell=bash
 # lib.sh — what the scripts in bench/ share: stopping processes, unmounting,
-# buildah's and skopeo's private /var/lib/containers, the loopback registry
-# and the busybox base. Sourced by them once they have defined log and die,
-# WORK and LOGDIR; registry_up and seed use REGISTRY.
+# buildah's and skopeo's private /var/lib/containers, the loopback registry,
+# a dockerd of their own, the busybox base and the cleanup at exit. Sourced
+# by them once they have defined log and die, WORK and LOGDIR; registry_up,
+# seed and dockerd_up use REGISTRY, dockerd_up DOCKER and DOCKER_HOST, and
+# cleanup_and_keep_logs OUT.
 
 stop_pid() { # stop_pid PID: TERM, wait up to 30 s, then KILL
 	local pid=$1 i
@@ -72,6 +74,45 @@ registry_up() {
 		sleep 0.1
 	done
 	die "docker-registry did not start on $REGISTRY; see $LOGDIR/registry.log"
+}
+
+# dockerd_up DIR: a dockerd of its own (BuildKit, no networks of its own,
+# REGISTRY reachable without TLS) with its state in DIR, listening on
+# DOCKER_HOST; dockerd_pid is its pid.
+dockerd_up() {
+	local dir=$1 i
+	mkdir -p "$dir/data" "$dir/exec"
+	cat >"$dir/daemon.json" <<-EOF
+		{"insecure-registries": ["$REGISTRY"], "features": {"buildkit": true}}
+	EOF
+	/usr/sbin/dockerd --config-file "$dir/daemon.json" --iptables=false --ip-masq=false --bridge=none \
+		--data-root "$dir/data" --exec-root "$dir/exec" --pidfile "$dir/pid" \
+		-H "$DOCKER_HOST" >>"$LOGDIR/dockerd.log" 2>&1 &
+	dockerd_pid=$!
+	for ((i = 0; i < 300; i++)); do
+		"$DOCKER" version >/dev/null 2>&1 && return 0
+		kill -0 "$dockerd_pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	die "dockerd did not start; see $LOGDIR/dockerd.log"
+}
+
+# cleanup_and_keep_logs: the EXIT trap of a script whose servers are
+# dockerd_pid and registry_pid: they are stopped, everything under WORK
+# unmounted and removed; on failure the logs are kept beside OUT.
+cleanup_and_keep_logs() {
+	local rc=$?
+	set +e
+	stop_pid "$dockerd_pid"
+	stop_pid "$registry_pid"
+	varlib_down
+	unmount_under "$WORK"
+	if ((rc != 0)); then
+		mkdir -p "${OUT%.md}.logs" && cp -r "$LOGDIR/." "${OUT%.md}.logs/"
+		log "logs kept in ${OUT%.md}.logs"
+	fi
+	rm -rf "$WORK"
+	exit "$rc"
 }
 
 seed() { # seed OCI_DIR:TAG REPO:TAG: push an image of a layout to REGISTRY
