@@ -46,6 +46,9 @@ log() { printf '[context %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 [[ $(id -u) == 0 ]] || die "run as root (strata's run step and drop_caches need it)"
+if [[ $PEERS == *docker* ]] && (exec 3<>/dev/tcp/127.0.0.1/5000) 2>/dev/null; then
+	die "127.0.0.1:5000 is already in use (another registry?); stop it first"
+fi
 WORK=$(mktemp -d /tmp/cx.XXXXXX) # short: the dockerd socket path lives here
 LOGDIR=$WORK/logs
 mkdir -p "$LOGDIR" "$(dirname "$OUT")"
@@ -55,6 +58,7 @@ source "$here/lib.sh"
 
 trap cleanup_and_keep_logs EXIT
 trap 'exit 130' INT TERM
+varlib_up # skopeo, seeding the registry, sees a private /var/lib/containers (lib.sh)
 
 # ------------------------------------------------------------- the context
 
