@@ -50,7 +50,8 @@ type session struct {
 	shared *sharedStages // stages built once for every platform
 	// compressor compresses the layers steps made in the background,
 	// and records them in the cache once they are whole; uploader
-	// uploads them then to a push's repositories (nil: no push).
+	// uploads them to a push's repositories as they are compressed (nil:
+	// no push).
 	compressor *commit.Compressor
 	uploader   *commit.Uploader
 	// imageStages are the fingerprints of the stages whose layers a push
@@ -249,7 +250,7 @@ func (e *executor) fsStep(ctx context.Context, sp *plan.Stage, res *stageResult,
 		}
 	}
 	rec := &cache.Layer{DiffID: m.DiffID, MediaType: string(mt), Added: m.Stats.Added, Modified: m.Stats.Modified, Deleted: m.Stats.Deleted}
-	record := e.recorder(entry, rec, s.Pos, ev.Stage, e.imageStages[e.plan.Fingerprint(sp)])
+	record := e.recorder(entry, rec, s.Pos, ev.Stage)
 	tar := func(ctx context.Context, w io.Writer) error {
 		e.published.RLock()
 		defer e.published.RUnlock()
@@ -267,6 +268,9 @@ func (e *executor) fsStep(ctx context.Context, sp *plan.Stage, res *stageResult,
 		}
 		return nil
 	})
+	if e.imageStages[e.plan.Fingerprint(sp)] {
+		e.uploader.Add(layer) // as it is compressed
+	}
 	res.chain = append(res.chain, m.Layer(layer))
 	if m.Trimmed() {
 		e.mu.Lock()
@@ -337,9 +341,8 @@ func (s *session) publish() (wait func()) {
 // recorder returns what records a step in the cache once its layer's
 // blob is whole: rec is what the step reported (no digest or size yet);
 // the entry gets the layer's full record, and so will the step's result
-// (session.finish). With upload, the blob goes to the push's repositories
-// then.
-func (e *executor) recorder(entry *cache.Entry, rec *cache.Layer, pos, stage string, upload bool) func(context.Context, *commit.Layer, time.Duration) error {
+// (session.finish).
+func (e *executor) recorder(entry *cache.Entry, rec *cache.Layer, pos, stage string) func(context.Context, *commit.Layer, time.Duration) error {
 	return func(ctx context.Context, l *commit.Layer, took time.Duration) error {
 		final, err := cache.LayerOf(l, rec.Added, rec.Modified, rec.Deleted)
 		if err != nil {
@@ -348,9 +351,6 @@ func (e *executor) recorder(entry *cache.Entry, rec *cache.Layer, pos, stage str
 		entry.Layer = final
 		if err := e.cache.Record(ctx, entry, l); err != nil {
 			return fmt.Errorf("%s: recording the step in the cache: %w", pos, err)
-		}
-		if upload {
-			e.uploader.Add(l)
 		}
 		e.emit(Event{Kind: EventInfo, Time: time.Now(), Stage: stage, Text: fmt.Sprintf("layer of %s compressed: %s in %s",
 			pos, units.Bytes(final.Size), took.Round(time.Millisecond))})

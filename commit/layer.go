@@ -177,6 +177,12 @@ var _ v1.Layer = (*Layer)(nil)
 // of the tar) and the digest (sha256 of the blob) are computed in the same
 // pass. On error nothing is left in dir.
 func WriteLayer(ctx context.Context, tar io.Reader, dir string, c Compression) (*Layer, error) {
+	return writeLayer(ctx, tar, dir, c, nil)
+}
+
+// writeLayer is WriteLayer, telling g (if not nil) of the blob's file and
+// of every write to it (g's end is the caller's).
+func writeLayer(ctx context.Context, tar io.Reader, dir string, c Compression, g *growingBlob) (*Layer, error) {
 	mt, err := c.MediaType()
 	if err != nil {
 		return nil, err
@@ -185,7 +191,12 @@ func WriteLayer(ctx context.Context, tar io.Reader, dir string, c Compression) (
 	if err != nil {
 		return nil, fmt.Errorf("creating layer blob: %w", err)
 	}
-	l, err := writeBlob(ctx, tar, tmp, c)
+	var w io.Writer = tmp
+	if g != nil {
+		g.begin(tmp.Name())
+		w = &growingWriter{w: tmp, g: g}
+	}
+	l, err := writeBlob(ctx, tar, w, c)
 	if err == nil {
 		// Durable before it is named: a cache entry recorded after this
 		// never names a blob a crash emptied.
@@ -202,15 +213,31 @@ func WriteLayer(ctx context.Context, tar io.Reader, dir string, c Compression) (
 	}
 	l.mediaType, l.compression = mt, c.Normalized()
 	l.path = filepath.Join(dir, l.digest.Hex)
-	if err := os.Rename(tmp.Name(), l.path); err != nil {
+	rename := os.Rename
+	if g != nil {
+		rename = g.rename
+	}
+	if err := rename(tmp.Name(), l.path); err != nil {
 		os.Remove(tmp.Name())
 		return nil, fmt.Errorf("naming layer blob: %w", err)
 	}
 	return l, nil
 }
 
+// growingWriter writes to a growingBlob's file and tells it.
+type growingWriter struct {
+	w io.Writer
+	g *growingBlob
+}
+
+func (gw *growingWriter) Write(p []byte) (int, error) {
+	n, err := gw.w.Write(p)
+	gw.g.wrote(n)
+	return n, err
+}
+
 // writeBlob streams tar through the compressor into f, hashing both sides.
-func writeBlob(ctx context.Context, tar io.Reader, f *os.File, c Compression) (*Layer, error) {
+func writeBlob(ctx context.Context, tar io.Reader, f io.Writer, c Compression) (*Layer, error) {
 	blobHash := sha256.New()
 	blob := &countWriter{w: io.MultiWriter(f, blobHash)}
 	zw, err := c.encoder(blob)

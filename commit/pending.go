@@ -77,6 +77,7 @@ type Pending struct {
 	learn  bool
 	known  chan struct{}
 	c      Compression
+	blob   *growingBlob // followed by a streamed upload (Uploader.Stream)
 
 	done  chan struct{} // closed when layer or err is set
 	layer *Layer
@@ -94,7 +95,7 @@ var _ v1.Layer = (*Pending)(nil)
 // compressing it took (in the background, with the compressor's
 // context); its error is the layer's. Never call Add after Close.
 func (q *Compressor) Add(diffID v1.Hash, tar func(ctx context.Context, w io.Writer) error, then func(ctx context.Context, l *Layer, took time.Duration) error) *Pending {
-	p := &Pending{diffID: diffID, learn: diffID == v1.Hash{}, known: make(chan struct{}), c: q.c, done: make(chan struct{})}
+	p := &Pending{diffID: diffID, learn: diffID == v1.Hash{}, known: make(chan struct{}), c: q.c, blob: newGrowingBlob(), done: make(chan struct{})}
 	if !p.learn {
 		close(p.known)
 	}
@@ -196,12 +197,13 @@ func (p *Pending) compress(ctx context.Context, dir string, tar func(ctx context
 		defer close(written)
 		pw.CloseWithError(tar(ctx, pw))
 	}()
-	l, err := WriteLayer(ctx, pr, dir, p.c)
+	l, err := writeLayer(ctx, pr, dir, p.c, p.blob)
 	pr.CloseWithError(errReaderStopped) // stops tar if WriteLayer failed
 	<-written
 	if p.learn {
 		defer close(p.known)
 	}
+	defer func() { p.blob.end(p.layer, p.err) }()
 	switch {
 	case err != nil && p.learn:
 		p.err = fmt.Errorf("compressing a step's layer: %w", err)

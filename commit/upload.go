@@ -2,16 +2,19 @@ package commit
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/stream"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // Uploader uploads layers to the repositories an image is to be pushed to
-// while the build still runs, each as soon as its blob is whole, so that
+// while the build still runs, each as it is compressed (see Add), so that
 // the push at the end finds them there (Push asks before it uploads) and
 // only puts what is left: the config and the manifest. An upload that
 // fails is only logged: the push tries again and reports.
@@ -48,8 +51,12 @@ func NewUploader(ctx context.Context, tags []name.Tag, o RegistryOptions, log *s
 	return u
 }
 
-// Add starts uploading l, in the background, to every repository. A nil
-// Uploader, or one whose Wait has been called, does nothing.
+// Add starts uploading l, in the background, to every repository. A
+// *Pending is uploaded as it is compressed: from when its compression
+// starts, its blob read as it is written, and the registry told the
+// blob's digest once it is whole and checked; one that is not made is
+// never completed there. A nil Uploader, or one whose Wait has been
+// called, does nothing.
 func (u *Uploader) Add(l v1.Layer) {
 	if u == nil {
 		return
@@ -61,14 +68,24 @@ func (u *Uploader) Add(l v1.Layer) {
 	}
 	for _, repo := range u.repos {
 		u.wg.Go(func() {
+			up := l
+			if p, ok := l.(*Pending); ok {
+				// A layer waiting for the compressor holds no upload slot.
+				select {
+				case <-p.blob.begun:
+				case <-u.ctx.Done():
+					return
+				}
+				up = streamed{p}
+			}
 			select {
 			case u.slots <- struct{}{}:
 				defer func() { <-u.slots }()
 			case <-u.ctx.Done():
 				return
 			}
-			if err := remote.WriteLayer(repo, l, RemoteOptions(u.ctx, u.o)...); err != nil {
-				dg, _ := l.Digest()
+			if err := remote.WriteLayer(repo, up, RemoteOptions(u.ctx, u.o)...); err != nil {
+				dg, _ := up.Digest()
 				u.log.Debug("uploading a layer before the push", "repo", repo, "layer", dg, "err", err)
 			}
 		})
@@ -85,3 +102,44 @@ func (u *Uploader) Wait() {
 	u.mu.Unlock()
 	u.wg.Wait()
 }
+
+// streamed is a Pending as its upload reads it (see Add). Until the blob
+// is whole its digest and size are not known (stream.ErrNotComputed):
+// the registry client then uploads what it reads, and names the blob
+// after the last byte. Its content follows the blob as it is written.
+type streamed struct{ p *Pending }
+
+var _ v1.Layer = streamed{}
+
+// whole is the blob once it is whole, or why there is none yet or ever.
+func (s streamed) whole() (*Layer, error) {
+	_, ended, l, _, err := s.p.blob.state()
+	switch {
+	case !ended:
+		return nil, stream.ErrNotComputed
+	case err != nil:
+		return nil, err
+	}
+	return l, nil
+}
+
+func (s streamed) Digest() (v1.Hash, error) {
+	l, err := s.whole()
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	return l.Digest()
+}
+
+func (s streamed) Size() (int64, error) {
+	l, err := s.whole()
+	if err != nil {
+		return 0, err
+	}
+	return l.Size()
+}
+
+func (s streamed) Compressed() (io.ReadCloser, error)   { return s.p.blob.open() }
+func (s streamed) DiffID() (v1.Hash, error)             { return s.p.DiffID() }
+func (s streamed) Uncompressed() (io.ReadCloser, error) { return s.p.Uncompressed() }
+func (s streamed) MediaType() (types.MediaType, error)  { return s.p.MediaType() }

@@ -1,9 +1,22 @@
 package commit_test
 
 import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"io"
 	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/stratabuild/strata/commit"
@@ -75,4 +88,185 @@ func TestUploaderWithoutTags(t *testing.T) {
 	}
 	u.Add(nil)
 	u.Wait()
+}
+
+// sentBodies is a transport counting, per repository, the bytes of the
+// blob-upload PATCH bodies it has read (and so sent) so far.
+type sentBodies struct {
+	rt http.RoundTripper
+	mu sync.Mutex
+	n  map[string]*atomic.Int64 // by the request's path up to /blobs/
+}
+
+func (s *sentBodies) RoundTrip(req *http.Request) (*http.Response, error) {
+	repo, _, ok := strings.Cut(req.URL.Path, "/blobs/uploads/")
+	if req.Method == http.MethodPatch && ok && req.Body != nil {
+		req = req.Clone(req.Context())
+		req.Body = &countingBody{ReadCloser: req.Body, n: s.counter(repo)}
+	}
+	return s.rt.RoundTrip(req)
+}
+
+func (s *sentBodies) counter(repo string) *atomic.Int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.n[repo] == nil {
+		s.n[repo] = new(atomic.Int64)
+	}
+	return s.n[repo]
+}
+
+type countingBody struct {
+	io.ReadCloser
+	n *atomic.Int64
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	k, err := b.ReadCloser.Read(p)
+	b.n.Add(int64(k))
+	return k, err
+}
+
+// streamedLayer starts compressing a layer whose tar writes 8 MiB of
+// random bytes, then waits for release and ends with what last returns
+// (more bytes, or an error); it returns the layer and the bytes of a
+// whole tar (first, then more).
+func streamedLayer(t *testing.T, q *commit.Compressor, diffID v1.Hash, release <-chan struct{}, last func(w io.Writer) error) *commit.Pending {
+	t.Helper()
+	first := make([]byte, 8<<20)
+	rand.Read(first)
+	return q.Add(diffID, func(ctx context.Context, w io.Writer) error {
+		if _, err := w.Write(first); err != nil {
+			return err
+		}
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		return last(w)
+	}, nil)
+}
+
+// waitSent waits until at least n bytes of an upload's body went out to
+// each of repos.
+func waitSent(t *testing.T, s *sentBodies, n int64, repos ...string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for _, repo := range repos {
+		for s.counter("/v2/"+repo).Load() < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d bytes uploaded while the layer is compressed, want %d or more", repo, s.counter("/v2/"+repo).Load(), n)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
+// A layer still being compressed is uploaded as it is written, to every
+// repository: most of its bytes are at the registry before its tar ends,
+// the blob is named there only once whole, with its digest, and the push
+// then finds it (one upload per repository, none by the push).
+func TestUploaderStreamsWhileCompressing(t *testing.T) {
+	r := testutil.StartRegistry(t, testutil.RegistryOptions{})
+	sent := &sentBodies{rt: r.Transport(), n: map[string]*atomic.Int64{}}
+	opts := commit.RegistryOptions{Transport: sent}
+	tags := tagsOf(t, []string{r.Addr + "/strata/app:v1", r.Addr + "/strata/other:v1"})
+	q := commit.NewCompressor(t.Context(), t.TempDir(), commit.Gzip)
+	defer q.Close()
+	u := commit.NewUploader(t.Context(), tags, opts, slog.New(slog.DiscardHandler))
+
+	release := make(chan struct{})
+	more := []byte(strings.Repeat("the rest of the layer\n", 50000))
+	p := streamedLayer(t, q, v1.Hash{}, release, func(w io.Writer) error {
+		_, err := w.Write(more)
+		return err
+	})
+	u.Add(p)
+	waitSent(t, sent, 4<<20, "strata/app", "strata/other")
+	if got := r.Uploads(t); len(got) != 0 {
+		t.Errorf("blobs named in the registry before the layer is whole: %v", got)
+	}
+	close(release)
+	u.Wait()
+	l, err := p.Wait(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dg, _ := l.Digest()
+	size, _ := l.Size()
+	for _, repo := range []string{"strata/app", "strata/other"} {
+		if posts, _ := blobUploads(t, r, repo); posts != 1 {
+			t.Errorf("%s: %d uploads, want 1", repo, posts)
+		}
+		ref, err := name.NewDigest(r.Addr + "/" + repo + "@" + dg.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		rl, err := remote.Layer(ref, commit.RemoteOptions(t.Context(), opts)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, err := rl.Compressed()
+		if err != nil {
+			t.Fatalf("%s: the blob: %v", repo, err)
+		}
+		n, err := io.Copy(io.Discard, rc) // checked against the digest as read
+		rc.Close()
+		if err != nil || n != size {
+			t.Errorf("%s: read %d bytes of the blob (%v), want %d", repo, n, err, size)
+		}
+	}
+	if got := r.Uploads(t); len(got) != 2 {
+		t.Errorf("blobs named: %v, want the layer's in each repository", got)
+	}
+
+	img, err := mutate.AppendLayers(empty.Image, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := commit.Push(t.Context(), img, tags, opts); err != nil {
+		t.Fatalf("Push: %v", err)
+	}
+	if posts, _ := blobUploads(t, r, "strata/app"); posts != 2 {
+		t.Errorf("strata/app: %d uploads in all, want 2 (the push adds only the config)", posts)
+	}
+}
+
+// A layer whose blob is not made is never named in the registry, though
+// most of it was uploaded: not when its tar fails, nor when its content is
+// not the diffID it was added with.
+func TestUploaderStreamOfAFailedLayer(t *testing.T) {
+	r := testutil.StartRegistry(t, testutil.RegistryOptions{})
+	for _, tc := range []struct {
+		name   string
+		diffID v1.Hash
+		last   func(w io.Writer) error
+		want   string
+	}{
+		{"tar fails", v1.Hash{}, func(io.Writer) error { return errors.New("disk on fire") }, "disk on fire"},
+		{"content changed", sha256Of([]byte("another tar")), func(io.Writer) error { return nil }, "content changed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sent := &sentBodies{rt: r.Transport(), n: map[string]*atomic.Int64{}}
+			opts := commit.RegistryOptions{Transport: sent}
+			repo := "strata/" + strings.ReplaceAll(tc.name, " ", "-")
+			tags := tagsOf(t, []string{r.Addr + "/" + repo + ":v1"})
+			q := commit.NewCompressor(t.Context(), t.TempDir(), commit.Gzip)
+			defer q.Close()
+			u := commit.NewUploader(t.Context(), tags, opts, slog.New(slog.DiscardHandler))
+			release := make(chan struct{})
+			p := streamedLayer(t, q, tc.diffID, release, tc.last)
+			u.Add(p)
+			waitSent(t, sent, 4<<20, repo)
+			close(release)
+			u.Wait()
+			if _, err := p.Wait(t.Context()); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("the layer's error: %v, want %q", err, tc.want)
+			}
+			if got := r.Uploads(t); len(got) != 0 {
+				t.Errorf("blobs named in the registry: %v, want none", got)
+			}
+		})
+	}
 }
