@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -177,12 +178,17 @@ var _ v1.Layer = (*Layer)(nil)
 // of the tar) and the digest (sha256 of the blob) are computed in the same
 // pass. On error nothing is left in dir.
 func WriteLayer(ctx context.Context, tar io.Reader, dir string, c Compression) (*Layer, error) {
-	return writeLayer(ctx, tar, dir, c, nil)
+	return writeLayer(ctx, tar, dir, c, v1.Hash{}, nil)
 }
 
-// writeLayer is WriteLayer, telling g (if not nil) of the blob's file and
-// of every write to it (g's end is the caller's).
-func writeLayer(ctx context.Context, tar io.Reader, dir string, c Compression, g *growingBlob) (*Layer, error) {
+// errDiffID is writeLayer's error for a tar that is not the diffID asked.
+var errDiffID = errors.New("the tar is not the layer's")
+
+// writeLayer is WriteLayer, checking the tar is diffID (unless zero)
+// before the blob is named (a blob of other content of the same digest
+// may be there already), and telling g (if not nil) of the blob's file
+// and of every write to it (g's end is the caller's).
+func writeLayer(ctx context.Context, tar io.Reader, dir string, c Compression, diffID v1.Hash, g *growingBlob) (*Layer, error) {
 	mt, err := c.MediaType()
 	if err != nil {
 		return nil, err
@@ -197,6 +203,9 @@ func writeLayer(ctx context.Context, tar io.Reader, dir string, c Compression, g
 		w = &growingWriter{w: tmp, g: g}
 	}
 	l, err := writeBlob(ctx, tar, w, c)
+	if err == nil && diffID != (v1.Hash{}) && l.diffID != diffID {
+		err = fmt.Errorf("%w: its diffID is %s", errDiffID, l.diffID)
+	}
 	if err == nil {
 		// Durable before it is named: a cache entry recorded after this
 		// never names a blob a crash emptied.

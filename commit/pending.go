@@ -2,9 +2,9 @@ package commit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sync"
 	"time"
 
@@ -77,7 +77,7 @@ type Pending struct {
 	learn  bool
 	known  chan struct{}
 	c      Compression
-	blob   *growingBlob // followed by a streamed upload (Uploader.Stream)
+	blob   *growingBlob // followed by a streamed upload (Uploader.Add)
 
 	done  chan struct{} // closed when layer or err is set
 	layer *Layer
@@ -197,7 +197,11 @@ func (p *Pending) compress(ctx context.Context, dir string, tar func(ctx context
 		defer close(written)
 		pw.CloseWithError(tar(ctx, pw))
 	}()
-	l, err := writeLayer(ctx, pr, dir, p.c, p.blob)
+	var want v1.Hash // a learned diffID is any
+	if !p.learn {
+		want = p.diffID
+	}
+	l, err := writeLayer(ctx, pr, dir, p.c, want, p.blob)
 	pr.CloseWithError(errReaderStopped) // stops tar if WriteLayer failed
 	<-written
 	if p.learn {
@@ -207,15 +211,13 @@ func (p *Pending) compress(ctx context.Context, dir string, tar func(ctx context
 	switch {
 	case err != nil && p.learn:
 		p.err = fmt.Errorf("compressing a step's layer: %w", err)
+	case errors.Is(err, errDiffID):
+		// No blob was named by the digest, nor is the layer recorded.
+		p.err = fmt.Errorf("compressing layer %s: its content changed before it was compressed (%w)", p.diffID, err)
 	case err != nil:
 		p.err = fmt.Errorf("compressing layer %s: %w", p.diffID, err)
 	case p.learn:
 		p.diffID, p.layer, p.took = l.diffID, l, time.Since(start)
-	case l.diffID != p.diffID:
-		// Never name a blob by a digest, nor record it, when its content
-		// is not the layer's.
-		os.Remove(l.path)
-		p.err = fmt.Errorf("compressing layer %s: its content changed before it was compressed (now diffID %s)", p.diffID, l.diffID)
 	default:
 		p.layer, p.took = l, time.Since(start)
 	}

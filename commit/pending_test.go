@@ -1,6 +1,7 @@
 package commit_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -117,6 +118,25 @@ func TestCompressorRefusals(t *testing.T) {
 	}
 	if got := names(t, blobs); len(got) != 0 {
 		t.Errorf("blob dir holds %v, want nothing", got)
+	}
+}
+
+// A layer whose tar changed to another layer's content leaves that
+// layer's blob, of the same digest, where it is.
+func TestCompressorChangedTarKeepsTheBlobThere(t *testing.T) {
+	blobs := t.TempDir()
+	a, b := testTar(t, map[string]string{"etc/x": "x"}), testTar(t, map[string]string{"etc/x": "y"})
+	there, err := commit.WriteLayer(t.Context(), bytes.NewReader(b), blobs, commit.Gzip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := commit.NewCompressor(t.Context(), blobs, commit.Gzip)
+	defer q.Close()
+	if _, err := q.Add(sha256Of(a), writeTar(b), nil).Wait(t.Context()); err == nil || !strings.Contains(err.Error(), "changed") {
+		t.Errorf("Wait for a tar of another diffID = %v, want an error", err)
+	}
+	if _, err := os.Stat(there.Path()); err != nil {
+		t.Errorf("the blob of the same digest: %v", err)
 	}
 }
 
