@@ -9,12 +9,13 @@ import (
 )
 
 // growingBlob is a layer's blob as WriteLayer writes it, for readers that
-// follow it while it is written (a push's upload, see Uploader.Stream):
+// follow it while it is written (a push's upload, see Uploader.Add):
 // a reader gets what is written so far, waits for more, and reaches the
 // end only once the blob is whole and checked, or gets the error that
 // stopped it. So no reader ever takes a blob cut short for a whole one.
 type growingBlob struct {
 	begun chan struct{} // closed once the blob's file exists, or at end
+	done  chan struct{} // closed at end
 
 	mu    sync.Mutex
 	path  string        // the file: the temp, then the blob's name
@@ -26,7 +27,7 @@ type growingBlob struct {
 }
 
 func newGrowingBlob() *growingBlob {
-	return &growingBlob{begun: make(chan struct{}), wake: make(chan struct{})}
+	return &growingBlob{begun: make(chan struct{}), done: make(chan struct{}), wake: make(chan struct{})}
 }
 
 // begin is called once the blob's temp file at path is created.
@@ -66,8 +67,12 @@ func (g *growingBlob) end(l *Layer, err error) {
 	if g.path == "" {
 		close(g.begun)
 	}
+	if err == io.EOF { //nolint:errorlint // a reader's end: never a blob's error
+		err = io.ErrUnexpectedEOF
+	}
 	g.ended, g.layer, g.err = true, l, err
 	close(g.wake)
+	close(g.done)
 }
 
 // state is what a reader needs to know: the bytes written, whether the
@@ -94,14 +99,16 @@ func (g *growingBlob) open() (io.ReadCloser, error) {
 	if err != nil {
 		return nil, fmt.Errorf("following a layer blob: %w", err)
 	}
-	return &follower{g: g, f: f}, nil
+	return &follower{g: g, f: f, closed: make(chan struct{})}, nil
 }
 
 // follower reads a growingBlob from its start (see open).
 type follower struct {
-	g   *growingBlob
-	f   *os.File
-	off int64
+	g      *growingBlob
+	f      *os.File
+	off    int64
+	closed chan struct{} // closed by Close: a Read waiting returns
+	once   sync.Once
 }
 
 func (r *follower) Read(p []byte) (int, error) {
@@ -127,11 +134,19 @@ func (r *follower) Read(p []byte) (int, error) {
 		case ended:
 			return 0, io.EOF
 		}
-		<-wake
+		select {
+		case <-wake:
+		case <-r.closed:
+			return 0, os.ErrClosed
+		}
 	}
 }
 
-func (r *follower) Close() error { return r.f.Close() }
+// Close closes the file; a Read waiting for more returns.
+func (r *follower) Close() error {
+	r.once.Do(func() { close(r.closed) })
+	return r.f.Close()
+}
 
 // WriteTo writes the blob to w as it is written, each piece written since
 // the last in one Write: an upload's body copies it in fewer, bigger
@@ -148,7 +163,7 @@ func (r *follower) WriteTo(w io.Writer) (int64, error) {
 				return sum, werr
 			}
 		}
-		if errors.Is(err, io.EOF) {
+		if err == io.EOF { //nolint:errorlint // Read's own end, never a blob's error (see end)
 			return sum, nil
 		}
 		if err != nil {

@@ -5,11 +5,14 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/stream"
 )
 
 // A follower reads a blob as it is written, through its rename, in the
@@ -71,8 +74,8 @@ func TestFollowerEndsAsTheBlob(t *testing.T) {
 			case <-time.After(50 * time.Millisecond):
 			}
 			var endErr error
-			if !whole {
-				endErr = errors.New("disk on fire")
+			if !whole { // wrapping io.EOF, which is not an end
+				endErr = fmt.Errorf("disk on fire: %w", io.EOF)
 			}
 			g.end(&Layer{path: final}, endErr)
 			r := <-got
@@ -97,4 +100,66 @@ func TestFollowerOfABlobNeverBegun(t *testing.T) {
 	if _, err := g.open(); !errors.Is(err, context.Canceled) {
 		t.Errorf("open = %v, want %v", err, context.Canceled)
 	}
+}
+
+// A bare io.EOF a blob ended with is not taken for its end; a layer's
+// streamed view says the blob's error, not only "not computed".
+func TestFollowerBlobErrors(t *testing.T) {
+	g := newGrowingBlob()
+	tmp, err := os.Create(filepath.Join(t.TempDir(), "tmp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tmp.Close()
+	g.begin(tmp.Name())
+	s := streamed{p: &Pending{blob: g}}
+	if _, err := s.Digest(); !errors.Is(err, stream.ErrNotComputed) {
+		t.Errorf("Digest before the end = %v, want %v", err, stream.ErrNotComputed)
+	}
+	g.end(nil, io.EOF)
+	rc, err := g.open()
+	if err == nil {
+		_, err = io.ReadAll(rc)
+		rc.Close()
+	}
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("reading a blob that ended with io.EOF: %v, want %v", err, io.ErrUnexpectedEOF)
+	}
+	if _, err := s.Digest(); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("Digest after the end = %v, want the blob's error", err)
+	}
+	if _, err := s.Size(); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("Size after the end = %v, want the blob's error", err)
+	}
+}
+
+// Closing a follower wakes a Read waiting for more.
+func TestFollowerCloseWakesRead(t *testing.T) {
+	g := newGrowingBlob()
+	tmp, err := os.Create(filepath.Join(t.TempDir(), "tmp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tmp.Close()
+	g.begin(tmp.Name())
+	rc, err := g.open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := make(chan error)
+	go func() {
+		_, err := rc.Read(make([]byte, 10))
+		read <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	rc.Close()
+	select {
+	case err := <-read:
+		if !errors.Is(err, os.ErrClosed) {
+			t.Errorf("Read after Close = %v, want %v", err, os.ErrClosed)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Read still waits after Close")
+	}
+	g.end(nil, context.Canceled)
 }

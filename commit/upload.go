@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -52,11 +53,8 @@ func NewUploader(ctx context.Context, tags []name.Tag, o RegistryOptions, log *s
 }
 
 // Add starts uploading l, in the background, to every repository. A
-// *Pending is uploaded as it is compressed: from when its compression
-// starts, its blob read as it is written, and the registry told the
-// blob's digest once it is whole and checked; one that is not made is
-// never completed there. A nil Uploader, or one whose Wait has been
-// called, does nothing.
+// *Pending is uploaded as it is compressed (see stream). A nil Uploader,
+// or one whose Wait has been called, does nothing.
 func (u *Uploader) Add(l v1.Layer) {
 	if u == nil {
 		return
@@ -68,15 +66,14 @@ func (u *Uploader) Add(l v1.Layer) {
 	}
 	for _, repo := range u.repos {
 		u.wg.Go(func() {
-			up := l
-			if p, ok := l.(*Pending); ok {
+			p, pending := l.(*Pending)
+			if pending {
 				// A layer waiting for the compressor holds no upload slot.
 				select {
 				case <-p.blob.begun:
 				case <-u.ctx.Done():
 					return
 				}
-				up = streamed{p}
 			}
 			select {
 			case u.slots <- struct{}{}:
@@ -84,12 +81,60 @@ func (u *Uploader) Add(l v1.Layer) {
 			case <-u.ctx.Done():
 				return
 			}
-			if err := remote.WriteLayer(repo, up, RemoteOptions(u.ctx, u.o)...); err != nil {
+			up := l
+			err := func() error {
+				if pending {
+					up = streamed{p}
+					return u.stream(repo, p)
+				}
+				return remote.WriteLayer(repo, l, RemoteOptions(u.ctx, u.o)...)
+			}()
+			if err != nil {
 				dg, _ := up.Digest()
 				u.log.Debug("uploading a layer before the push", "repo", repo, "layer", dg, "err", err)
 			}
 		})
 	}
+}
+
+// stream uploads p to repo as it is compressed: from when its compression
+// starts, its blob read as it is written; the registry is told the blob's
+// digest once it is whole and checked, and a blob not made is never
+// completed there. Once the blob is whole, while its upload still runs,
+// the registry is asked whether it has the blob already (a layer built
+// again the same): then the upload stops there.
+func (u *Uploader) stream(repo name.Repository, p *Pending) error {
+	ctx, cancel := context.WithCancel(u.ctx)
+	defer cancel()
+	var had atomic.Bool
+	asked := make(chan struct{})
+	go func() {
+		defer close(asked)
+		select {
+		case <-p.blob.done:
+		case <-ctx.Done():
+			return
+		}
+		dg, err := streamed{p}.Digest()
+		if err != nil {
+			return
+		}
+		rl, err := remote.Layer(repo.Digest(dg.String()), RemoteOptions(ctx, u.o)...)
+		if err != nil {
+			return
+		}
+		if _, err := rl.Size(); err == nil { // a HEAD of the blob answered
+			had.Store(true)
+			cancel()
+		}
+	}()
+	err := remote.WriteLayer(repo, streamed{p}, RemoteOptions(ctx, u.o)...)
+	cancel()
+	<-asked
+	if had.Load() {
+		return nil
+	}
+	return err
 }
 
 // Wait waits for the uploads started; Add starts none after it.

@@ -127,6 +127,38 @@ func (b *countingBody) Read(p []byte) (int, error) {
 	return k, err
 }
 
+// WriteTo is the body's own, when it has one (net/http copies a body
+// through it), counted.
+func (b *countingBody) WriteTo(w io.Writer) (int64, error) {
+	if wt, ok := b.ReadCloser.(io.WriterTo); ok {
+		return wt.WriteTo(&countingWriter{w: w, n: b.n})
+	}
+	return io.Copy(w, struct{ io.Reader }{b})
+}
+
+type countingWriter struct {
+	w io.Writer
+	n *atomic.Int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	k, err := c.w.Write(p)
+	c.n.Add(int64(k))
+	return k, err
+}
+
+// waitUploads is u.Wait, failing the test after a minute.
+func waitUploads(t *testing.T, u *commit.Uploader) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { u.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("the uploads did not end within a minute")
+	}
+}
+
 // streamedLayer starts compressing a layer whose tar writes 8 MiB of
 // random bytes, then waits for release and ends with what last returns
 // (more bytes, or an error); it returns the layer and the bytes of a
@@ -188,7 +220,7 @@ func TestUploaderStreamsWhileCompressing(t *testing.T) {
 		t.Errorf("blobs named in the registry before the layer is whole: %v", got)
 	}
 	close(release)
-	u.Wait()
+	waitUploads(t, u)
 	l, err := p.Wait(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -260,7 +292,7 @@ func TestUploaderStreamOfAFailedLayer(t *testing.T) {
 			u.Add(p)
 			waitSent(t, sent, 4<<20, repo)
 			close(release)
-			u.Wait()
+			waitUploads(t, u)
 			if _, err := p.Wait(t.Context()); err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("the layer's error: %v, want %q", err, tc.want)
 			}
@@ -268,5 +300,48 @@ func TestUploaderStreamOfAFailedLayer(t *testing.T) {
 				t.Errorf("blobs named in the registry: %v, want none", got)
 			}
 		})
+	}
+}
+
+// A layer built again the same, whose blob the registry has already, is
+// not named there again: its upload stops once the blob is whole and the
+// registry says it has it.
+func TestUploaderStreamStopsForABlobThere(t *testing.T) {
+	r := testutil.StartRegistry(t, testutil.RegistryOptions{})
+	sent := &sentBodies{rt: r.Transport(), n: map[string]*atomic.Int64{}}
+	opts := commit.RegistryOptions{Transport: sent}
+	tags := tagsOf(t, []string{r.Addr + "/strata/again:v1"})
+	first := make([]byte, 8<<20)
+	rand.Read(first)
+	more := []byte(strings.Repeat("the rest of the layer\n", 50000))
+	var digests []v1.Hash
+	for range 2 {
+		q := commit.NewCompressor(t.Context(), t.TempDir(), commit.Gzip)
+		defer q.Close()
+		u := commit.NewUploader(t.Context(), tags, opts, slog.New(slog.DiscardHandler))
+		release := make(chan struct{})
+		p := q.Add(v1.Hash{}, func(ctx context.Context, w io.Writer) error {
+			if _, err := w.Write(first); err != nil {
+				return err
+			}
+			<-release
+			_, err := w.Write(more)
+			return err
+		}, nil)
+		u.Add(p)
+		waitSent(t, sent, sent.counter("/v2/strata/again").Load()+4<<20, "strata/again")
+		close(release)
+		waitUploads(t, u)
+		d, err := p.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		digests = append(digests, d)
+	}
+	if digests[0] != digests[1] {
+		t.Fatalf("the same tar made blobs %s and %s", digests[0], digests[1])
+	}
+	if got := r.Uploads(t); len(got) != 1 {
+		t.Errorf("blobs named in the registry: %v, want the first build's alone", got)
 	}
 }
