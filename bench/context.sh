@@ -93,9 +93,6 @@ EOF
 
 # ---------------------------------------------------------------- timing
 
-# now: seconds since the epoch, to the nanosecond
-now() { date +%s.%N; }
-
 # timed FILE CMD...: runs CMD, appends its wall seconds to FILE
 timed() {
 	local file=$1 start end
@@ -105,15 +102,6 @@ timed() {
 	end=$(now)
 	echo "$end - $start" | bc >>"$file"
 }
-
-# stats FILE: "median (min–max)" of the seconds in FILE
-stats() {
-	sort -n "$1" | awk '{ v[NR] = $1 } END {
-		m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-		printf "%.2f s (%.2f–%.2f)", m, v[1], v[NR] }'
-}
-
-drop_caches() { sync && echo 3 >/proc/sys/vm/drop_caches; }
 
 declare -A result
 

@@ -149,3 +149,70 @@ make_busybox() {
 	umoci config --image "$oci:latest" --config.env PATH=/usr/sbin:/usr/bin:/sbin:/bin --config.cmd sh
 	rm -rf "$bundle"
 }
+
+# debian_mirror: DEBIAN_MIRROR, or the bookworm mirror apt uses here.
+debian_mirror() {
+	if [[ -n ${DEBIAN_MIRROR:-} ]]; then
+		echo "$DEBIAN_MIRROR"
+		return
+	fi
+	local m
+	m=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
+		sed 's/\[[^]]*\]//' | awk '$1 == "deb" && $3 == "bookworm" { print $2; exit }')
+	if [[ -z $m ]]; then # deb822: a stanza whose Suites include bookworm
+		m=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '
+			/^[[:space:]]*$/ { if (suite && uri) { print uri; exit } suite = 0; uri = ""; next }
+			tolower($1) == "uris:" { uri = $2 }
+			tolower($1) == "suites:" { for (i = 2; i <= NF; i++) if ($i == "bookworm") suite = 1 }
+			END { if (suite && uri) print uri }' | head -n 1)
+	fi
+	echo "${m:-http://deb.debian.org/debian}"
+}
+
+# make_debian: $BENCH_CACHE/debian-bookworm-oci, an OCI layout whose tag
+# "bookworm" is debootstrap --variant=minbase, made once: the rootfs tarball
+# and the layout made from it are cached in BENCH_CACHE.
+make_debian() {
+	local tarball=$BENCH_CACHE/debian-bookworm-minbase.tar oci=$BENCH_CACHE/debian-bookworm-oci
+	mkdir -p "$BENCH_CACHE"
+	if [[ ! -s $tarball ]]; then
+		local mirror rootfs=$WORK/debootstrap
+		mirror=$(debian_mirror)
+		log "debootstrap --variant=minbase bookworm from $mirror (once; cached in $tarball)"
+		debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >>"$LOGDIR/debootstrap.log" 2>&1 ||
+			die "debootstrap failed; see $LOGDIR/debootstrap.log"
+		# what a container image should not carry: package lists and downloaded
+		# debs, device nodes, the host's resolver and name
+		find "$rootfs/var/lib/apt/lists" -maxdepth 1 -type f -delete
+		find "$rootfs/var/cache/apt" -name '*.deb' -delete
+		rm -f "$rootfs"/var/cache/apt/*.bin "$rootfs/etc/resolv.conf" "$rootfs/etc/hostname"
+		tar --numeric-owner --xattrs --exclude='./dev/*' --exclude='./proc/*' --exclude='./sys/*' \
+			-C "$rootfs" -cf "$tarball.tmp" .
+		mv "$tarball.tmp" "$tarball"
+		unmount_under "$rootfs"
+		rm -rf "$rootfs" "$oci"
+	fi
+	if [[ ! -f $oci/index.json || $tarball -nt $oci/index.json ]]; then
+		log "making the debian OCI layout from $tarball"
+		rm -rf "$oci" "$oci.tmp"
+		umoci init --layout "$oci.tmp"
+		umoci new --image "$oci.tmp:bookworm"
+		umoci raw add-layer --image "$oci.tmp:bookworm" \
+			--history.created_by "debootstrap --variant=minbase bookworm" "$tarball"
+		umoci config --image "$oci.tmp:bookworm" \
+			--config.env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --config.cmd bash
+		mv "$oci.tmp" "$oci"
+	fi
+}
+
+# now: seconds since the epoch, to the nanosecond
+now() { date +%s.%N; }
+
+# stats FILE: "median (min–max)" of the seconds in FILE
+stats() {
+	sort -n "$1" | awk '{ v[NR] = $1 } END {
+		m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+		printf "%.2f s (%.2f–%.2f)", m, v[1], v[NR] }'
+}
+
+drop_caches() { sync && echo 3 >/proc/sys/vm/drop_caches; }

@@ -149,60 +149,7 @@ registry_reset() {
 # ---------------------------------------------------------------- base images
 
 # 127.0.0.1:5000/library/busybox:latest: make_busybox (lib.sh), pushed for
-# every run.
-
-debian_mirror() {
-	if [[ -n ${DEBIAN_MIRROR:-} ]]; then
-		echo "$DEBIAN_MIRROR"
-		return
-	fi
-	local m
-	m=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
-		sed 's/\[[^]]*\]//' | awk '$1 == "deb" && $3 == "bookworm" { print $2; exit }')
-	if [[ -z $m ]]; then # deb822: a stanza whose Suites include bookworm
-		m=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '
-			/^[[:space:]]*$/ { if (suite && uri) { print uri; exit } suite = 0; uri = ""; next }
-			tolower($1) == "uris:" { uri = $2 }
-			tolower($1) == "suites:" { for (i = 2; i <= NF; i++) if ($i == "bookworm") suite = 1 }
-			END { if (suite && uri) print uri }' | head -n 1)
-	fi
-	echo "${m:-http://deb.debian.org/debian}"
-}
-
-# 127.0.0.1:5000/library/debian:bookworm: debootstrap --variant=minbase, once;
-# the rootfs tarball and the OCI layout made from it are cached in BENCH_CACHE.
-make_debian() {
-	local tarball=$BENCH_CACHE/debian-bookworm-minbase.tar oci=$BENCH_CACHE/debian-bookworm-oci
-	mkdir -p "$BENCH_CACHE"
-	if [[ ! -s $tarball ]]; then
-		local mirror rootfs=$WORK/debootstrap
-		mirror=$(debian_mirror)
-		log "debootstrap --variant=minbase bookworm from $mirror (once; cached in $tarball)"
-		debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >>"$LOGDIR/debootstrap.log" 2>&1 ||
-			die "debootstrap failed; see $LOGDIR/debootstrap.log"
-		# what a container image should not carry: package lists and downloaded
-		# debs, device nodes, the host's resolver and name
-		find "$rootfs/var/lib/apt/lists" -maxdepth 1 -type f -delete
-		find "$rootfs/var/cache/apt" -name '*.deb' -delete
-		rm -f "$rootfs"/var/cache/apt/*.bin "$rootfs/etc/resolv.conf" "$rootfs/etc/hostname"
-		tar --numeric-owner --xattrs --exclude='./dev/*' --exclude='./proc/*' --exclude='./sys/*' \
-			-C "$rootfs" -cf "$tarball.tmp" .
-		mv "$tarball.tmp" "$tarball"
-		unmount_under "$rootfs"
-		rm -rf "$rootfs" "$oci"
-	fi
-	if [[ ! -f $oci/index.json || $tarball -nt $oci/index.json ]]; then
-		log "making the debian OCI layout from $tarball"
-		rm -rf "$oci" "$oci.tmp"
-		umoci init --layout "$oci.tmp"
-		umoci new --image "$oci.tmp:bookworm"
-		umoci raw add-layer --image "$oci.tmp:bookworm" \
-			--history.created_by "debootstrap --variant=minbase bookworm" "$tarball"
-		umoci config --image "$oci.tmp:bookworm" \
-			--config.env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --config.cmd bash
-		mv "$oci.tmp" "$oci"
-	fi
-}
+# every run; 127.0.0.1:5000/library/debian:bookworm: make_debian (lib.sh).
 
 # ---------------------------------------------------------------- contexts
 
