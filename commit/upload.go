@@ -25,6 +25,9 @@ type Uploader struct {
 	o     RegistryOptions
 	log   *slog.Logger
 	slots chan struct{} // one per upload running at once
+	// puller asks whether a registry has a blob (see stream); nil if
+	// it could not be made.
+	puller *remote.Puller
 
 	mu      sync.Mutex // guards waiting, and wg's Go against its Wait
 	waiting bool
@@ -49,6 +52,7 @@ func NewUploader(ctx context.Context, tags []name.Tag, o RegistryOptions, log *s
 	if len(u.repos) == 0 {
 		return nil
 	}
+	u.puller, _ = remote.NewPuller(RemoteOptions(ctx, o)...)
 	return u
 }
 
@@ -90,8 +94,13 @@ func (u *Uploader) Add(l v1.Layer) {
 				return remote.WriteLayer(repo, l, RemoteOptions(u.ctx, u.o)...)
 			}()
 			if err != nil {
-				dg, _ := up.Digest()
-				u.log.Debug("uploading a layer before the push", "repo", repo, "layer", dg, "err", err)
+				layer := "a step's layer"
+				if dg, derr := up.Digest(); derr == nil {
+					layer = dg.String()
+				} else if pending && !p.learn {
+					layer = "diffID " + p.diffID.String()
+				}
+				u.log.Debug("uploading a layer before the push", "repo", repo, "layer", layer, "err", err)
 			}
 		})
 	}
@@ -104,6 +113,9 @@ func (u *Uploader) Add(l v1.Layer) {
 // the registry is asked whether it has the blob already (a layer built
 // again the same): then the upload stops there.
 func (u *Uploader) stream(repo name.Repository, p *Pending) error {
+	if _, ended, _, _, err := p.blob.state(); ended && err != nil {
+		return err // not made: nothing to upload
+	}
 	ctx, cancel := context.WithCancel(u.ctx)
 	defer cancel()
 	var had atomic.Bool
@@ -115,15 +127,7 @@ func (u *Uploader) stream(repo name.Repository, p *Pending) error {
 		case <-ctx.Done():
 			return
 		}
-		dg, err := streamed{p}.Digest()
-		if err != nil {
-			return
-		}
-		rl, err := remote.Layer(repo.Digest(dg.String()), RemoteOptions(ctx, u.o)...)
-		if err != nil {
-			return
-		}
-		if _, err := rl.Size(); err == nil { // a HEAD of the blob answered
+		if u.has(ctx, repo, streamed{p}) {
 			had.Store(true)
 			cancel()
 		}
@@ -135,6 +139,21 @@ func (u *Uploader) stream(repo name.Repository, p *Pending) error {
 		return nil
 	}
 	return err
+}
+
+// has says whether the registry answers a HEAD of l's blob in repo; not
+// when it cannot be asked (no pull access, an error).
+func (u *Uploader) has(ctx context.Context, repo name.Repository, l v1.Layer) bool {
+	dg, err := l.Digest()
+	if err != nil || u.puller == nil {
+		return false
+	}
+	rl, err := u.puller.Layer(ctx, repo.Digest(dg.String()))
+	if err != nil {
+		return false
+	}
+	_, err = rl.Size() // a HEAD of the blob
+	return err == nil
 }
 
 // Wait waits for the uploads started; Add starts none after it.

@@ -91,20 +91,64 @@ func TestUploaderWithoutTags(t *testing.T) {
 }
 
 // sentBodies is a transport counting, per repository, the bytes of the
-// blob-upload PATCH bodies it has read (and so sent) so far.
+// blob-upload PATCH bodies it has read (and so sent) so far. After
+// headFirst, it holds a PUT naming a blob until a HEAD of a blob in the
+// same repository has been answered (or 10 s): the order of an upload
+// slower than the registry's answer.
 type sentBodies struct {
-	rt http.RoundTripper
-	mu sync.Mutex
-	n  map[string]*atomic.Int64 // by the request's path up to /blobs/
+	rt     http.RoundTripper
+	mu     sync.Mutex
+	n      map[string]*atomic.Int64 // by the request's path up to /blobs/
+	headed map[string]chan struct{} // closed once a HEAD there is answered; nil: no holding
 }
 
 func (s *sentBodies) RoundTrip(req *http.Request) (*http.Response, error) {
-	repo, _, ok := strings.Cut(req.URL.Path, "/blobs/uploads/")
-	if req.Method == http.MethodPatch && ok && req.Body != nil {
+	repo, _, upload := strings.Cut(req.URL.Path, "/blobs/uploads/")
+	switch {
+	case req.Method == http.MethodPatch && upload && req.Body != nil:
 		req = req.Clone(req.Context())
 		req.Body = &countingBody{ReadCloser: req.Body, n: s.counter(repo)}
+	case req.Method == http.MethodPut && upload:
+		if headed := s.headedIn(repo); headed != nil {
+			select {
+			case <-headed:
+			case <-time.After(10 * time.Second):
+			}
+		}
+	case req.Method == http.MethodHead && strings.Contains(req.URL.Path, "/blobs/sha256:"):
+		resp, err := s.rt.RoundTrip(req)
+		repo, _, _ := strings.Cut(req.URL.Path, "/blobs/")
+		if headed := s.headedIn(repo); headed != nil {
+			s.mu.Lock()
+			select {
+			case <-headed:
+			default:
+				close(headed)
+			}
+			s.mu.Unlock()
+		}
+		return resp, err
 	}
 	return s.rt.RoundTrip(req)
+}
+
+// headFirst starts holding PUTs (see sentBodies).
+func (s *sentBodies) headFirst() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.headed = map[string]chan struct{}{}
+}
+
+func (s *sentBodies) headedIn(repo string) chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.headed == nil {
+		return nil
+	}
+	if s.headed[repo] == nil {
+		s.headed[repo] = make(chan struct{})
+	}
+	return s.headed[repo]
 }
 
 func (s *sentBodies) counter(repo string) *atomic.Int64 {
@@ -305,7 +349,8 @@ func TestUploaderStreamOfAFailedLayer(t *testing.T) {
 
 // A layer built again the same, whose blob the registry has already, is
 // not named there again: its upload stops once the blob is whole and the
-// registry says it has it.
+// registry says it has it (its PUT held until then, as a slow upload's
+// would come after).
 func TestUploaderStreamStopsForABlobThere(t *testing.T) {
 	r := testutil.StartRegistry(t, testutil.RegistryOptions{})
 	sent := &sentBodies{rt: r.Transport(), n: map[string]*atomic.Int64{}}
@@ -315,7 +360,10 @@ func TestUploaderStreamStopsForABlobThere(t *testing.T) {
 	rand.Read(first)
 	more := []byte(strings.Repeat("the rest of the layer\n", 50000))
 	var digests []v1.Hash
-	for range 2 {
+	for build := range 2 {
+		if build == 1 {
+			sent.headFirst()
+		}
 		q := commit.NewCompressor(t.Context(), t.TempDir(), commit.Gzip)
 		defer q.Close()
 		u := commit.NewUploader(t.Context(), tags, opts, slog.New(slog.DiscardHandler))
