@@ -102,16 +102,23 @@ func TestFollowerOfABlobNeverBegun(t *testing.T) {
 	}
 }
 
-// A bare io.EOF a blob ended with is not taken for its end; a layer's
-// streamed view says the blob's error, not only "not computed".
-func TestFollowerBlobErrors(t *testing.T) {
+// begunBlob is a growingBlob whose (empty) file exists.
+func begunBlob(t *testing.T) *growingBlob {
+	t.Helper()
 	g := newGrowingBlob()
 	tmp, err := os.Create(filepath.Join(t.TempDir(), "tmp"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tmp.Close()
+	t.Cleanup(func() { tmp.Close() })
 	g.begin(tmp.Name())
+	return g
+}
+
+// A bare io.EOF a blob ended with is not taken for its end; a layer's
+// streamed view says the blob's error, not only "not computed".
+func TestFollowerBlobErrors(t *testing.T) {
+	g := begunBlob(t)
 	s := streamed{p: &Pending{blob: g}}
 	if _, err := s.Digest(); !errors.Is(err, stream.ErrNotComputed) {
 		t.Errorf("Digest before the end = %v, want %v", err, stream.ErrNotComputed)
@@ -135,13 +142,7 @@ func TestFollowerBlobErrors(t *testing.T) {
 
 // Closing a follower wakes a Read waiting for more.
 func TestFollowerCloseWakesRead(t *testing.T) {
-	g := newGrowingBlob()
-	tmp, err := os.Create(filepath.Join(t.TempDir(), "tmp"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tmp.Close()
-	g.begin(tmp.Name())
+	g := begunBlob(t)
 	rc, err := g.open()
 	if err != nil {
 		t.Fatal(err)

@@ -107,7 +107,7 @@ func (s *sentBodies) RoundTrip(req *http.Request) (*http.Response, error) {
 	switch {
 	case req.Method == http.MethodPatch && upload && req.Body != nil:
 		req = req.Clone(req.Context())
-		req.Body = &countingBody{ReadCloser: req.Body, n: s.counter(repo)}
+		req.Body = &countingReader{ReadCloser: req.Body, n: s.counter(repo)}
 	case req.Method == http.MethodPut && upload:
 		if headed := s.headedIn(repo); headed != nil {
 			select {
@@ -160,24 +160,13 @@ func (s *sentBodies) counter(repo string) *atomic.Int64 {
 	return s.n[repo]
 }
 
-type countingBody struct {
-	io.ReadCloser
-	n *atomic.Int64
-}
-
-func (b *countingBody) Read(p []byte) (int, error) {
-	k, err := b.ReadCloser.Read(p)
-	b.n.Add(int64(k))
-	return k, err
-}
-
 // WriteTo is the body's own, when it has one (net/http copies a body
 // through it), counted.
-func (b *countingBody) WriteTo(w io.Writer) (int64, error) {
-	if wt, ok := b.ReadCloser.(io.WriterTo); ok {
-		return wt.WriteTo(&countingWriter{w: w, n: b.n})
+func (r *countingReader) WriteTo(w io.Writer) (int64, error) {
+	if wt, ok := r.ReadCloser.(io.WriterTo); ok {
+		return wt.WriteTo(&countingWriter{w: w, n: r.n})
 	}
-	return io.Copy(w, struct{ io.Reader }{b})
+	return io.Copy(w, struct{ io.Reader }{r})
 }
 
 type countingWriter struct {
