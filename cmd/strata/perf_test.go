@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/stratabuild/strata/internal/testutil"
 )
 
 // slowRecipe copies a file whose compression at zstd level 19 takes a
@@ -136,6 +138,56 @@ func TestKilledDuringCompression(t *testing.T) {
 	if temps := checkBlobs(t, root); len(temps) != 0 {
 		t.Errorf("temps left in the blob dir after the next build: %v", temps)
 	}
+	assertNoLeftovers(t, root)
+}
+
+// TestKilledDuringStreamedPush: a build killed while its first layer is
+// compressed and uploaded as it is written names no blob in the registry,
+// and the next build pushes the image an uninterrupted build makes, whole
+// (skopeo checks every blob's digest as it copies the image).
+func TestKilledDuringStreamedPush(t *testing.T) {
+	requireBuildTools(t)
+	testutil.Require(t, "skopeo", func() error { _, err := exec.LookPath("skopeo"); return err }, "apt-get install -y skopeo")
+	reg := testutil.StartRegistry(t, testutil.RegistryOptions{})
+	ctx := writeRecipe(t, slowRecipe, map[string]string{"text.txt": slowText(12 << 20)})
+	env := []string{"SOURCE_DATE_EPOCH=1700000000"}
+	args := func(root, nap, repo string) []string {
+		return []string{"build", "--root", root, "--compression", "zstd", "--compression-level", "19",
+			"--build-arg", busyboxBase(t), "--build-arg", "NAP=" + nap, "-t", reg.Addr + "/" + repo + ":1", "--push", ctx}
+	}
+	root := t.TempDir()
+	cmd := exec.Command(strataBin, args(root, "300", "strata/killed")...)
+	cmd.Env = append(os.Environ(), env...)
+	stderr, pr := startUntil(t, cmd, "next-step-running")
+	// The upload starts with the compression: once the registry has
+	// answered its POST, its PATCH is being sent.
+	for deadline := time.Now().Add(10 * time.Second); reg.Requests(t, "POST", "/v2/strata/killed/blobs/uploads/") == 0; {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("no upload started while the first layer is compressed; the test proves nothing\n%s", stderr.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	pr.Close()
+	if strings.Contains(stderr.String(), "compressed:") {
+		t.Fatalf("the first layer was compressed before the build was killed; the test proves nothing\n%s", stderr.String())
+	}
+	if got := reg.Uploads(t); len(got) != 0 {
+		t.Errorf("the killed build named blobs in the registry: %v", got)
+	}
+
+	next := mustBuild(t, env, args(root, "0", "strata/killed")[1:]...)
+	want := mustBuild(t, env, args(t.TempDir(), "0", "strata/whole")[1:]...)
+	if next != want {
+		t.Errorf("the build after the killed one pushed %s, an uninterrupted one %s", next, want)
+	}
+	run(t, nil, "skopeo", "copy", "-q", "--src-tls-verify=false", "docker://"+reg.Addr+"/strata/killed:1",
+		"oci:"+filepath.Join(t.TempDir(), "pulled")+":1")
 	assertNoLeftovers(t, root)
 }
 
