@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"slices"
@@ -244,7 +245,13 @@ func (w *Workspace) mounted(ctx context.Context, lowers []string, up *layers.Upp
 	if err != nil {
 		return err
 	}
-	defer os.Remove(target) // empty once unmounted; never RemoveAll a mount point
+	defer func() {
+		// Empty once unmounted; never RemoveAll a mount point. One left
+		// here is reaped only once this process is gone: say so.
+		if err := os.Remove(target); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			w.Log.Warn("removing a step's mount point", "target", target, "err", err)
+		}
+	}()
 	m, err := w.Mounter.Mount(ctx, layers.MountOptions{Lowers: lowers, Upper: up.Dir, Work: up.Work, Target: target})
 	if err != nil {
 		return fmt.Errorf("mounting the step's rootfs: %w", err)
