@@ -21,9 +21,8 @@ type growingBlob struct {
 	path  string        // the file: the temp, then the blob's name
 	n     int64         // bytes written so far
 	wake  chan struct{} // closed, and replaced, at each write and at end
-	ended bool
-	layer *Layer // the blob, once it ended whole
-	err   error  // why it ended without a blob
+	layer *Layer        // the blob, once it ended whole
+	err   error         // why it ended without a blob
 }
 
 func newGrowingBlob() *growingBlob {
@@ -70,7 +69,7 @@ func (g *growingBlob) end(l *Layer, err error) {
 	if err == io.EOF { //nolint:errorlint // a reader's end: never a blob's error
 		err = io.ErrUnexpectedEOF
 	}
-	g.ended, g.layer, g.err = true, l, err
+	g.layer, g.err = l, err
 	close(g.wake)
 	close(g.done)
 }
@@ -81,7 +80,12 @@ func (g *growingBlob) end(l *Layer, err error) {
 func (g *growingBlob) state() (n int64, ended bool, l *Layer, wake <-chan struct{}, err error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.n, g.ended, g.layer, g.wake, g.err
+	select {
+	case <-g.done: // closed under the lock, with layer and err set
+		ended = true
+	default:
+	}
+	return g.n, ended, g.layer, g.wake, g.err
 }
 
 // open returns a reader of the blob from its start, following it as it

@@ -85,25 +85,33 @@ func (u *Uploader) Add(l v1.Layer) {
 			case <-u.ctx.Done():
 				return
 			}
-			up := l
-			err := func() error {
-				if pending {
-					up = streamed{p}
-					return u.stream(repo, p)
-				}
-				return remote.WriteLayer(repo, l, RemoteOptions(u.ctx, u.o)...)
-			}()
+			var err error
+			if pending {
+				err = u.stream(repo, p)
+			} else {
+				err = remote.WriteLayer(repo, l, RemoteOptions(u.ctx, u.o)...)
+			}
 			if err != nil {
-				layer := "a step's layer"
-				if dg, derr := up.Digest(); derr == nil {
-					layer = dg.String()
-				} else if pending && !p.learn {
-					layer = "diffID " + p.diffID.String()
-				}
-				u.log.Debug("uploading a layer before the push", "repo", repo, "layer", layer, "err", err)
+				u.log.Debug("uploading a layer before the push", "repo", repo, "layer", layerName(l), "err", err)
 			}
 		})
 	}
+}
+
+// layerName names l in a log: its digest, or a pending layer's diffID
+// when it has no digest (yet, or ever).
+func layerName(l v1.Layer) string {
+	p, pending := l.(*Pending)
+	if pending {
+		l = streamed{p}
+	}
+	if dg, err := l.Digest(); err == nil {
+		return dg.String()
+	}
+	if pending && !p.learn {
+		return "diffID " + p.diffID.String()
+	}
+	return "a step's layer"
 }
 
 // stream uploads p to repo as it is compressed: from when its compression
