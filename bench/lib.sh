@@ -67,13 +67,20 @@ registry_up() {
 	EOF
 	/usr/bin/docker-registry serve "$WORK/registry.yml" >>"$LOGDIR/registry.log" 2>&1 &
 	registry_pid=$!
+	wait_http "http://$REGISTRY/v2/" "$registry_pid" ||
+		die "docker-registry did not start on $REGISTRY; see $LOGDIR/registry.log"
+}
+
+# wait_http URL PID: 0 once URL answers; 1 if the server PID has exited, or
+# after 10 s.
+wait_http() {
 	local i
 	for ((i = 0; i < 100; i++)); do
-		curl -fsS "http://$REGISTRY/v2/" >/dev/null 2>&1 && return 0
-		kill -0 "$registry_pid" 2>/dev/null || break
+		curl -fsS "$1" >/dev/null 2>&1 && return 0
+		kill -0 "$2" 2>/dev/null || return 1
 		sleep 0.1
 	done
-	die "docker-registry did not start on $REGISTRY; see $LOGDIR/registry.log"
+	return 1
 }
 
 # dockerd_up DIR: a dockerd of its own (BuildKit, no networks of its own,

@@ -91,11 +91,7 @@ log "building bench/slowlink"
 (cd "$here/.." && go build -o "$WORK/slowlink" ./bench/slowlink) || die "building bench/slowlink failed"
 "$WORK/slowlink" -listen "$UPLINK" -to "$REGISTRY" -rate "$RATE" >>"$LOGDIR/slowlink.log" 2>&1 &
 slowlink_pid=$!
-for ((i = 0; i < 100; i++)); do
-	curl -fsS "http://$UPLINK/v2/" >/dev/null 2>&1 && break
-	((i < 99)) || die "slowlink did not start; see $LOGDIR/slowlink.log"
-	sleep 0.1
-done
+wait_http "http://$UPLINK/v2/" "$slowlink_pid" || die "slowlink did not start; see $LOGDIR/slowlink.log"
 
 ctx=$here/workloads/$WORKLOAD
 # push BIN NAME ADDR RUN: one cold build + push; its wall seconds are appended
