@@ -12,7 +12,8 @@
 // a docker daemon (Load) or pushed to registries (Push).
 //
 // Base images are untrusted: VerifyImage checks that a base's config lists
-// one diff_id per layer, BaseLayers hands out its layers with the diffIDs
+// one diff_id per layer and that a blob listed twice is claimed the same
+// way both times, BaseLayers hands out its layers with the diffIDs
 // the config claims, and SaveBlob, which keeps a base layer's blob under
 // the state root, checks its content against that claim as it writes it
 // (StreamLayer does too, unpacking it in the same pass), and records what

@@ -19,9 +19,13 @@ import (
 
 // VerifyImage checks what can be checked of a base image without reading
 // its layers: its config lists one rootfs diff_id per layer of its
-// manifest. A config that lists one too few or too many would be copied
-// into every image built on the base, which runtimes then refuse. Each
-// layer's content is checked against its diff_id by SaveBlob.
+// manifest, and a blob its manifest lists more than once has one diff_id,
+// one media type and one size. A config that lists one too few or too
+// many would be copied into every image built on the base, which runtimes
+// then refuse; so would a second diff_id for one blob, which nothing else
+// checks: a layer is read once per digest, and go-containerregistry gives
+// every entry of a digest the first entry's claims. Each layer's content
+// is checked against its diff_id by SaveBlob.
 func VerifyImage(img v1.Image) error {
 	m, err := img.Manifest()
 	if err != nil {
@@ -33,6 +37,27 @@ func VerifyImage(img v1.Image) error {
 	}
 	if got, want := len(cf.RootFS.DiffIDs), len(m.Layers); got != want {
 		return fmt.Errorf("the base image's config lists %d diff_ids for the %d layers of its manifest (the image is corrupt or forged)", got, want)
+	}
+	first := make(map[v1.Hash]int, len(m.Layers))
+	for i, d := range m.Layers {
+		j, ok := first[d.Digest]
+		if !ok {
+			first[d.Digest] = i
+			continue
+		}
+		e := m.Layers[j]
+		var what string
+		switch {
+		case cf.RootFS.DiffIDs[i] != cf.RootFS.DiffIDs[j]:
+			what = fmt.Sprintf("diff_ids %s and %s", cf.RootFS.DiffIDs[j], cf.RootFS.DiffIDs[i])
+		case d.MediaType != e.MediaType:
+			what = fmt.Sprintf("media types %s and %s", e.MediaType, d.MediaType)
+		case d.Size != e.Size:
+			what = fmt.Sprintf("sizes %d and %d", e.Size, d.Size)
+		default:
+			continue
+		}
+		return fmt.Errorf("the base image lists layer %s twice (layers %d and %d) with %s (the image is corrupt or forged)", d.Digest, j+1, i+1, what)
 	}
 	return nil
 }

@@ -115,6 +115,98 @@ func TestBaseDiffIDCountMismatchRefused(t *testing.T) {
 	}
 }
 
+// TestBaseDuplicateLayerClaimsRefused: a base whose manifest lists one
+// blob twice, with two diff_ids or two media types, is refused by
+// VerifyImage, read from an OCI layout or from a real registry (where each
+// entry of a digest reports the first entry's claims, so no read of the
+// layer would see the second); the same blob twice with the same claims
+// passes.
+func TestBaseDuplicateLayerClaimsRefused(t *testing.T) {
+	a := newLayer(t, map[string]string{"a": "one"})
+	other, _ := newLayer(t, map[string]string{"b": "two"}).DiffID()
+	dg, _ := a.Digest()
+	r := testutil.StartRegistry(t, testutil.RegistryOptions{})
+	for _, tc := range []struct {
+		name   string
+		second types.MediaType // the second entry's, if not ""
+		edit   func(cf *v1.ConfigFile)
+		want   []string // what the error names; none: no error
+	}{
+		{"same claims", "", func(*v1.ConfigFile) {}, nil},
+		{"two diff_ids", "", func(cf *v1.ConfigFile) { cf.RootFS.DiffIDs[1] = other },
+			[]string{"lists layer " + dg.String() + " twice (layers 1 and 2)", other.String(), "corrupt or forged"}},
+		{"two media types", types.DockerLayer, func(*v1.ConfigFile) {},
+			[]string{"lists layer " + dg.String() + " twice", string(types.DockerLayer), string(types.OCILayer)}},
+	} {
+		img, err := mutate.Append(mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON),
+			mutate.Addendum{Layer: a}, mutate.Addendum{Layer: a, MediaType: tc.second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cf, err := img.ConfigFile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cf = cf.DeepCopy()
+		cf.OS, cf.Architecture = "linux", "amd64"
+		tc.edit(cf)
+		if img, err = mutate.ConfigFile(img, cf); err != nil {
+			t.Fatal(err)
+		}
+		sources := map[string]func(t *testing.T) v1.Image{
+			"oci-layout": func(t *testing.T) v1.Image {
+				dir := t.TempDir()
+				p, err := layout.Write(dir, empty.Index)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "base"})); err != nil {
+					t.Fatal(err)
+				}
+				base, err := pullRef(t, "oci-layout://"+dir+":base", commit.PullOptions{})
+				if err != nil {
+					t.Fatalf("Pull: %v", err)
+				}
+				return base
+			},
+			"registry": func(t *testing.T) v1.Image {
+				ref := fmt.Sprintf("%s/twice/%s:1", r.Addr, strings.ReplaceAll(tc.name, " ", "-"))
+				if _, err := commit.Push(t.Context(), img, tagsOf(t, []string{ref}), commit.RegistryOptions{}); err != nil {
+					t.Fatalf("Push: %v", err)
+				}
+				base, err := pullRef(t, ref, commit.PullOptions{})
+				if err != nil {
+					t.Fatalf("Pull: %v", err)
+				}
+				return base
+			},
+		}
+		for source, pull := range sources {
+			t.Run(source+"/"+tc.name, func(t *testing.T) {
+				base := pull(t)
+				err := commit.VerifyImage(base)
+				if _, berr := commit.BaseLayers(base); (berr == nil) != (err == nil) {
+					t.Errorf("BaseLayers = %v, want VerifyImage's %v", berr, err)
+				}
+				if len(tc.want) == 0 {
+					if err != nil {
+						t.Errorf("VerifyImage = %v, want nil", err)
+					}
+					return
+				}
+				if err == nil {
+					t.Fatal("VerifyImage of a base listing one blob twice with two claims succeeded")
+				}
+				for _, want := range tc.want {
+					if !strings.Contains(err.Error(), want) {
+						t.Errorf("VerifyImage error %q does not name %q", err, want)
+					}
+				}
+			})
+		}
+	}
+}
+
 // TestBaseDiffIDMismatchRefused: a base whose config claims a wrong
 // diff_id for a layer (gzip or zstd) is refused by SaveBlob, naming the
 // layer and both diffIDs, and nothing is left in the blob dir; the honest
