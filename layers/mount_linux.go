@@ -36,7 +36,12 @@ func (m *Mounted) Target() string { return m.target }
 // lower dir is passed on its own (fsconfig "lowerdir+"), so hundreds of
 // layers fit; mount(2), whose options must fit in one page, is used only
 // where the kernel lacks fsopen or "lowerdir+" (before Linux 6.8). With no
-// lowers (scratch) an empty dir stands in. The overlay is volatile where
+// lowers (scratch) an empty dir stands in. A dir listed twice (an image
+// may list one layer twice, and a layer has one snapshot) is passed once,
+// where it is topmost, since overlay refuses a lower dir it has already
+// (ELOOP): below its other place it shows nothing that place does not
+// cover, as every path it holds, whiteouts and opaque dirs included, is
+// in the same layer above. The overlay is volatile where
 // the kernel can (Linux 5.10 on): it never syncs the upper dir's
 // filesystem — not at unmount, where overlay otherwise syncs all of it,
 // and not for a step's own fsyncs — since nothing a step writes needs to
@@ -54,7 +59,7 @@ func Mount(ctx context.Context, o MountOptions) (*Mounted, error) {
 		return nil, fmt.Errorf("mounting overlay on %s: %w", o.Target, err)
 	}
 	m := &Mounted{target: o.Target, work: o.Work}
-	lowers := o.Lowers
+	lowers := topmost(o.Lowers)
 	if len(lowers) == 0 {
 		empty, err := os.MkdirTemp(filepath.Dir(o.Work), ".empty-lower-")
 		if err != nil {
@@ -74,6 +79,20 @@ func Mount(ctx context.Context, o MountOptions) (*Mounted, error) {
 		return nil, fmt.Errorf("mounting overlay on %s: %w", o.Target, err)
 	}
 	return m, nil
+}
+
+// topmost returns lowers (top first) with each dir at its first place
+// only.
+func topmost(lowers []string) []string {
+	seen := make(map[string]bool, len(lowers))
+	out := make([]string, 0, len(lowers))
+	for _, l := range lowers {
+		if !seen[l] {
+			seen[l] = true
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // errNoLowerdirAppend: the kernel has fsopen but overlay predates the

@@ -388,6 +388,34 @@ func TestMountManyLayers(t *testing.T) {
 	}
 }
 
+// TestMountOneLayerTwice: an image may list one layer twice, whose
+// snapshot is one dir; overlay refuses a lower dir twice (ELOOP). Mounted
+// with it at both places, the merged view is that of the dir at its top
+// place only: the layer between them deletes a file of it, makes a dir of
+// it opaque and adds files, and the layer's own whiteout hides one of
+// those.
+func TestMountOneLayerTwice(t *testing.T) {
+	requireOverlay(t)
+	base := t.TempDir()
+	a, b := base+"/a", base+"/b"
+	write(t, a+"/f", "a", 0o644)
+	write(t, a+"/d/x", "a", 0o644)
+	must(t, unix.Mknod(a+"/w", unix.S_IFCHR, 0)) // hides b's w
+	write(t, b+"/d/y", "b", 0o644)
+	must(t, unix.Mknod(b+"/f", unix.S_IFCHR, 0)) // deletes a's f
+	must(t, unix.Setxattr(b+"/d", "trusted.overlay.opaque", []byte("y"), 0))
+	write(t, b+"/g", "b", 0o644)
+	write(t, b+"/w", "b", 0o644)
+	_, want := overlayRun(t, []string{a, b}, func(string) {})
+	_, got := overlayRun(t, []string{a, b, a}, func(string) {})
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("merged view of a, b, a against a, b (-want +got):\n%s", diff)
+	}
+	if _, ok := got["f"]; !ok {
+		t.Error("the layer's file is not in the merged view; the test proves nothing")
+	}
+}
+
 // TestMountStaysUntilUnmount: cancelling the context does not unmount
 // behind the caller's back (a runtime still starting in the mount would
 // then write into the bare target dir); Unmount does, once.

@@ -7,6 +7,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/stratabuild/strata/internal/testutil"
 )
 
 // TestOutputIntoContextRefusedBeforeAnyStep: -o type=oci,dest=<the build
@@ -79,5 +87,82 @@ func TestFullDiskNamedAtCommit(t *testing.T) {
 	}
 	if strings.Contains(r.stderr, "closed pipe") {
 		t.Errorf("the error blames a pipe:\n%s", r.stderr)
+	}
+}
+
+// TestBaseListingOneLayerTwice: a base whose manifest lists one layer
+// twice (the classic docker builder made one empty layer blob for every
+// step that changed nothing) builds, from a registry: the layer's one
+// snapshot is mounted once, where it is topmost, and the image runs. The
+// same base with another diff_id for the second entry is refused before
+// any step.
+func TestBaseListingOneLayerTwice(t *testing.T) {
+	requireBuildTools(t)
+	reg := testutil.StartRegistry(t, testutil.RegistryOptions{})
+	p, err := layout.FromPath(testutil.BusyboxLayout(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := p.ImageIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	busybox, err := idx.Image(m.Manifests[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls, err := busybox.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	push := func(repo string, edit func(cf *v1.ConfigFile)) string {
+		img, err := mutate.AppendLayers(busybox, ls[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		cf, err := img.ConfigFile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cf = cf.DeepCopy()
+		edit(cf)
+		if img, err = mutate.ConfigFile(img, cf); err != nil {
+			t.Fatal(err)
+		}
+		ref := reg.Addr + "/" + repo + ":1"
+		tag, err := name.NewTag(ref, name.Insecure)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := remote.Write(tag, img); err != nil {
+			t.Fatal(err)
+		}
+		return ref
+	}
+	recipe := "args: {BASE: scratch}\nfrom: ${BASE}\nsteps:\n  - run: ls /bin | wc -l > /n\nimage:\n  cmd: [cat, /n]\n"
+	ctx := writeRecipe(t, recipe, map[string]string{})
+
+	root, out := t.TempDir(), filepath.Join(t.TempDir(), "out")
+	r := strata(t, nil, "build", "--root", root, "--build-arg", "BASE="+push("twice/honest", func(*v1.ConfigFile) {}),
+		"-t", "twice:1", "-o", "type=oci,dest="+out, ctx)
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	if got := strings.TrimSpace(runBundle(t, out, "twice:1")); got == "" || got == "0" {
+		t.Errorf("the image printed %q, want the number of files in /bin", got)
+	}
+	assertNoLeftovers(t, root)
+
+	other := v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("ab", 32)}
+	r = strata(t, nil, "build", "--root", t.TempDir(), "--build-arg", "BASE="+push("twice/lying", func(cf *v1.ConfigFile) { cf.RootFS.DiffIDs[1] = other }), ctx)
+	if r.code == 0 || !strings.Contains(r.stderr, "twice (layers 1 and 2) with diff_ids") || !strings.Contains(r.stderr, other.String()) {
+		t.Errorf("exit %d, want a failure naming the second diff_id:\n%s", r.code, r.stderr)
+	}
+	if strings.Contains(r.stderr, "ls /bin") {
+		t.Errorf("a step ran on a base whose claims disagree:\n%s", r.stderr)
 	}
 }
