@@ -31,9 +31,11 @@
 // none and host, capabilities, seccomp and masked paths are as rootful.
 //
 // With a StateDir the runtime bundle is StateDir/<id>.bundle, beside the
-// runtime's state: Reap, which the next build calls with a predicate naming
-// the ids of dead owners, removes both what a killed process left running
-// and its bundle.
+// runtime's state, and names the runtime process once it runs: Reap, which
+// the next build calls with a predicate naming the ids of dead owners,
+// stops that process and the container's (also one still being set up,
+// which the runtime has no state for yet), then removes the container's
+// state, cgroup and bundle.
 //
 // The runtime is any OCI runtime binary that accepts runc's command line
 // (runc, crun); only runc 1.1 (Debian 12) is tested. crun 1.8 rejects hybrid

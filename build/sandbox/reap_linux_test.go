@@ -4,12 +4,15 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -40,6 +43,23 @@ func TestMain(m *testing.M) {
 // cleans up. TMPDIR points at tmp for that process.
 func killDuringStep(t *testing.T, o Options, tmp string) {
 	t.Helper()
+	killOnceReady(t, o, tmp, func(out io.Reader) error {
+		line, err := bufio.NewReader(out).ReadString('\n')
+		switch {
+		case line == "started\n":
+			return nil
+		case err != nil:
+			return fmt.Errorf("the step did not start: %q: %w", line, err)
+		}
+		return fmt.Errorf("the step did not start: it printed %q", line)
+	})
+}
+
+// killOnceReady runs a container from another process, as killDuringStep
+// does, and SIGKILLs that process once ready, given its stdout, returns;
+// an error from ready fails the test.
+func killOnceReady(t *testing.T, o Options, tmp string, ready func(stdout io.Reader) error) {
+	t.Helper()
 	spec, err := json.Marshal(o)
 	if err != nil {
 		t.Fatal(err)
@@ -54,16 +74,93 @@ func killDuringStep(t *testing.T, o Options, tmp string) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if line != "started\n" {
+	if err := ready(out); err != nil {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
-		t.Fatalf("the step did not start: %q, %v", line, err)
+		t.Fatal(err)
 	}
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	_ = cmd.Wait()
+}
+
+// hookedRuntime writes a runtime for Options.Runtime: runc, with a
+// createRuntime hook added to each container's config that creates marker
+// and then sleeps for nap. The runtime (`runc run`) runs the hook while
+// the container's init waits in its cgroup, its rootfs mounted but not yet
+// its root: a build killed then leaves both working on.
+func hookedRuntime(t *testing.T, marker string, nap time.Duration) string {
+	t.Helper()
+	hook := fmt.Sprintf(`"hooks": {"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", "touch %s; sleep %g"], "env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"]}]},`, marker, nap.Seconds())
+	script := `#!/bin/sh
+prev=
+for a; do [ "$prev" = --bundle ] && sed -i '1a ` + hook + `' "$a/config.json"; prev=$a; done
+exec runc "$@"
+`
+	path := filepath.Join(t.TempDir(), "hooked-runc")
+	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestReapStopsARuntimeStillSettingUp: a build killed while its runtime
+// sets the container up (a createRuntime hook runs; the init waits in the
+// container's cgroup, no runtime state written yet) leaves `runc run` and
+// the init running. Reap stops both before it returns, so that neither
+// goes on to make, after the bundle and the rootfs's mount point are
+// removed, what no later build removes; and it removes the cgroup.
+func TestReapStopsARuntimeStillSettingUp(t *testing.T) {
+	requireRunc(t)
+	t.Parallel()
+	stateDir, tmp := t.TempDir(), t.TempDir()
+	marker := filepath.Join(t.TempDir(), "hook-ran")
+	const nap = 3 * time.Second
+	id := "strata-setup-test-" + newID()[:8]
+	o := Options{Rootfs: busybox(t), StateDir: stateDir, ID: id, Runtime: hookedRuntime(t, marker, nap), Args: []string{"echo", "started"}}
+	killOnceReady(t, o, tmp, func(io.Reader) error {
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			if _, err := os.Stat(marker); err == nil {
+				return nil
+			}
+		}
+		return errors.New("the runtime's hook did not run")
+	})
+	hooked := time.Now()
+
+	rec, err := os.ReadFile(filepath.Join(stateDir, id+bundleSuffix, runtimeRecord))
+	if err != nil {
+		t.Fatalf("the bundle names no runtime process: %v", err)
+	}
+	var pid int
+	if _, err := fmt.Sscan(string(rec), &pid); err != nil {
+		t.Fatal(err)
+	}
+	alive := func() bool { _, zombie, err := procStart(pid); return err == nil && !zombie }
+	var inits []string
+	for _, m := range cgroupMounts() {
+		b, _ := os.ReadFile(filepath.Join(m, cgroupParent, id, "cgroup.procs"))
+		inits = append(inits, strings.Fields(string(b))...)
+	}
+	if !alive() || len(inits) == 0 {
+		t.Fatalf("after SIGKILL the runtime (pid %d) runs: %v; the container's cgroups hold %v; want both: the test proves nothing", pid, alive(), inits)
+	}
+
+	reaped, err := Reap(t.Context(), o.Runtime, stateDir, func(s string) bool { return s == id })
+	if err != nil {
+		t.Fatalf("Reap: %v", err)
+	}
+	if diff := cmp.Diff([]string{id}, reaped); diff != "" {
+		t.Errorf("Reap ids (-want +got):\n%s", diff)
+	}
+	if alive() {
+		t.Errorf("the runtime (pid %d) still runs after Reap", pid)
+	}
+	assertNoTraces(t, id, stateDir)
+	// Past the hook's nap, a runtime left running would make its state again.
+	time.Sleep(time.Until(hooked.Add(nap + time.Second)))
+	assertNoTraces(t, id, stateDir)
 }
 
 // TestReapRemovesKilledRunsContainerAndBundle: after SIGKILL of the

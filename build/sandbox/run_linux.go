@@ -203,7 +203,18 @@ func runForeground(ctx context.Context, r *runc.Runc, o Options, bundle string) 
 			}
 		}
 	})
-	status, err := r.Run(rctx, o.ID, bundle, &runc.CreateOpts{IO: &stdio{o.Stdout, o.Stderr}})
+	// The bundle names the runtime process once it runs: a build killed
+	// from here on leaves it running, and the next one stops it (Reap).
+	started := make(chan int, 1)
+	wg.Go(func() {
+		if pid, ok := <-started; ok {
+			// A runtime already gone (and waited for) needs no record.
+			if err := recordRuntime(bundle, pid); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				o.Log.Warn("the container's runtime may outlive a killed build", "id", o.ID, "err", err)
+			}
+		}
+	})
+	status, err := r.Run(rctx, o.ID, bundle, &runc.CreateOpts{IO: &stdio{o.Stdout, o.Stderr}, Started: started})
 	close(done)
 	wg.Wait()
 	var exitErr *runc.ExitError
@@ -228,6 +239,9 @@ func remove(ctx context.Context, r *runc.Runc, id, stateDir string) error {
 	err := r.Delete(context.WithoutCancel(ctx), id, &runc.DeleteOpts{Force: true})
 	if gone() {
 		return nil
+	}
+	if err == nil {
+		err = errors.New("its state is still there after the runtime deleted it")
 	}
 	return fmt.Errorf("deleting container %s: %w", id, err)
 }
@@ -303,7 +317,9 @@ var _ runc.IO = (*stdio)(nil)
 // could clean up (SIGKILL, a crash). It also removes their bundles
 // (<id>.bundle, see Options.StateDir), and the bundles of stale ids that
 // have no container (killed before the runtime made it, or after it
-// deleted it). It returns the ids whose container or bundle it removed.
+// deleted it). First it stops what the runtime of each may still be doing
+// (stopStale): a container killed while it was set up has no state yet.
+// It returns the ids whose container or bundle it removed.
 func Reap(ctx context.Context, runtime, stateDir string, stale func(id string) bool) ([]string, error) {
 	entries, err := os.ReadDir(stateDir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -316,7 +332,7 @@ func Reap(ctx context.Context, runtime, stateDir string, stale func(id string) b
 		runtime = "runc"
 	}
 	r := &runc.Runc{Command: runtime, Root: stateDir}
-	var reaped, bundles []string
+	var reaped, bundles, containers []string
 	failed := map[string]bool{}
 	var errs []error
 	for _, e := range entries {
@@ -324,10 +340,18 @@ func Reap(ctx context.Context, runtime, stateDir string, stale func(id string) b
 			if e.IsDir() && stale(id) {
 				bundles = append(bundles, id)
 			}
-			continue
+		} else if e.IsDir() && stale(e.Name()) {
+			containers = append(containers, e.Name())
 		}
-		id := e.Name()
-		if !e.IsDir() || !stale(id) {
+	}
+	for _, id := range bundles {
+		if err := stopStale(stateDir, id); err != nil {
+			errs = append(errs, err)
+			failed[id] = true
+		}
+	}
+	for _, id := range containers {
+		if failed[id] {
 			continue
 		}
 		_ = r.Kill(ctx, id, int(unix.SIGKILL), &runc.KillOpts{All: true})
@@ -341,6 +365,9 @@ func Reap(ctx context.Context, runtime, stateDir string, stale func(id string) b
 	for _, id := range bundles {
 		if failed[id] {
 			continue // its container may still run: keep what it uses
+		}
+		if err := removeCgroups(id); err != nil {
+			errs = append(errs, err)
 		}
 		if err := removeDir("bundle of "+id, filepath.Join(stateDir, id+bundleSuffix)); err != nil {
 			errs = append(errs, err)

@@ -1,0 +1,166 @@
+package sandbox
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// runtimeRecord is the file, in a container's bundle, naming the runtime
+// process that runs it (`runc run`): its pid and its start time, by which a
+// later build tells it from a process that reused the pid.
+const runtimeRecord = "runtime.pid"
+
+// stopTimeout bounds how long stopStale waits for SIGKILLed processes to
+// be gone.
+const stopTimeout = 10 * time.Second
+
+// recordRuntime writes bundle's runtimeRecord for the runtime process pid.
+func recordRuntime(bundle string, pid int) error {
+	start, _, err := procStart(pid)
+	if err != nil {
+		return fmt.Errorf("recording the runtime's pid: %w", err)
+	}
+	rec := fmt.Appendf(nil, "%d %d\n", pid, start)
+	if err := os.WriteFile(filepath.Join(bundle, runtimeRecord), rec, 0o600); err != nil {
+		return fmt.Errorf("recording the runtime's pid: %w", err)
+	}
+	return nil
+}
+
+// stopStale stops what the runtime of a killed build may still be doing
+// for container id, before its bundle and its rootfs's mount point are
+// removed. The runtime is not killed with the build: a build killed while
+// its runtime sets a container up leaves `runc run` and the container's
+// init working on. Told nothing, the runtime would carry on after the
+// next build removed the bundle and the mount point, make the mount
+// point's dir again (its init creates /proc, /dev and /sys under the
+// rootfs by path) and leave it for good. So the runtime process the
+// bundle names is SIGKILLed, then every process in the container's cgroup
+// (the init joins it before it mounts anything), each until gone. A
+// rootless build's container has no cgroup: only its runtime process is
+// stopped.
+func stopStale(stateDir, id string) error {
+	err := stopRecorded(filepath.Join(stateDir, id+bundleSuffix))
+	for _, m := range cgroupMounts() {
+		err = errors.Join(err, emptyCgroup(filepath.Join(m, cgroupParent, id)))
+	}
+	return err
+}
+
+// removeCgroups removes container id's cgroups, emptied by stopStale,
+// that `runc delete` left: those of a container killed before the
+// runtime wrote its state.
+func removeCgroups(id string) error {
+	var errs []error
+	for _, m := range cgroupMounts() {
+		dir := filepath.Join(m, cgroupParent, id)
+		if err := unix.Rmdir(dir); err != nil && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, fmt.Errorf("removing cgroup %s: %w", dir, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// stopRecorded SIGKILLs the runtime process bundle's runtimeRecord names,
+// if it still runs, and waits until it is gone.
+func stopRecorded(bundle string) error {
+	b, err := os.ReadFile(filepath.Join(bundle, runtimeRecord))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // no runtime was started, or the bundle is gone
+	}
+	if err != nil {
+		return err
+	}
+	var pid int
+	var start uint64
+	if _, err := fmt.Sscanf(string(b), "%d %d", &pid, &start); err != nil || pid <= 0 {
+		return fmt.Errorf("%s: not a pid and start time: %q", filepath.Join(bundle, runtimeRecord), b)
+	}
+	same := func() bool {
+		s, zombie, err := procStart(pid)
+		return err == nil && s == start && !zombie
+	}
+	if !same() {
+		return nil
+	}
+	if err := unix.Kill(pid, unix.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("stopping the runtime of a killed build (pid %d): %w", pid, err)
+	}
+	return waitUntil(same, func() error {
+		return fmt.Errorf("the runtime of a killed build (pid %d) still runs %s after SIGKILL", pid, stopTimeout)
+	})
+}
+
+// emptyCgroup SIGKILLs every process in the cgroup dir until none is left
+// (a process may fork until it is killed). A dir that does not exist is
+// empty.
+func emptyCgroup(dir string) error {
+	procs := func() []int {
+		b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+		if err != nil {
+			return nil
+		}
+		var pids []int
+		for _, f := range strings.Fields(string(b)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				pids = append(pids, pid)
+			}
+		}
+		return pids
+	}
+	return waitUntil(func() bool {
+		pids := procs()
+		for _, pid := range pids {
+			_ = unix.Kill(pid, unix.SIGKILL)
+		}
+		return len(pids) > 0
+	}, func() error {
+		return fmt.Errorf("cgroup %s still holds processes %v %s after SIGKILL", dir, procs(), stopTimeout)
+	})
+}
+
+// waitUntil polls busy until it reports false, or returns timedOut's
+// error after stopTimeout.
+func waitUntil(busy func() bool, timedOut func() error) error {
+	deadline := time.Now().Add(stopTimeout)
+	for busy() {
+		if time.Now().After(deadline) {
+			return timedOut()
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return nil
+}
+
+// procStart returns pid's start time (clock ticks after boot, field 22 of
+// /proc/PID/stat) and whether it is a zombie: exited, not yet reaped.
+func procStart(pid int) (start uint64, zombie bool, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, false, err
+	}
+	// The command name, field 2, is in parentheses and may hold spaces
+	// and parentheses: the fields that follow start after the last ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, false, fmt.Errorf("/proc/%d/stat: no command name", pid)
+	}
+	f := strings.Fields(string(b[i+1:])) // f[0] is field 3, the state
+	if len(f) < 20 {
+		return 0, false, fmt.Errorf("/proc/%d/stat: %d fields after the name", pid, len(f))
+	}
+	start, err = strconv.ParseUint(f[19], 10, 64)
+	if err != nil {
+		return 0, false, fmt.Errorf("/proc/%d/stat: start time: %w", pid, err)
+	}
+	return start, f[0] == "Z" || f[0] == "X", nil
+}
