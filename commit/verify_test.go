@@ -23,13 +23,21 @@ import (
 // may rewrite (to lie about its diff_ids).
 func imageWithConfig(t testing.TB, layers []*commit.Layer, edit func(cf *v1.ConfigFile)) v1.Image {
 	t.Helper()
+	adds := make([]mutate.Addendum, len(layers))
+	for i, l := range layers {
+		adds[i] = mutate.Addendum{Layer: l}
+	}
+	return imageOf(t, adds, edit)
+}
+
+// imageOf is imageWithConfig of layers as manifest entries adds say.
+func imageOf(t testing.TB, adds []mutate.Addendum, edit func(cf *v1.ConfigFile)) v1.Image {
+	t.Helper()
 	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
 	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
-	for _, l := range layers {
-		var err error
-		if img, err = mutate.AppendLayers(img, l); err != nil {
-			t.Fatal(err)
-		}
+	img, err := mutate.Append(img, adds...)
+	if err != nil {
+		t.Fatal(err)
 	}
 	cf, err := img.ConfigFile()
 	if err != nil {
@@ -48,12 +56,17 @@ func imageWithConfig(t testing.TB, layers []*commit.Layer, edit func(cf *v1.Conf
 // as a base image, the way a build reads an oci-layout:// base.
 func baseWithConfig(t testing.TB, layers []*commit.Layer, edit func(cf *v1.ConfigFile)) v1.Image {
 	t.Helper()
+	return layoutBase(t, imageWithConfig(t, layers, edit))
+}
+
+// layoutBase writes img to an OCI layout and pulls it back as a base.
+func layoutBase(t testing.TB, img v1.Image) v1.Image {
+	t.Helper()
 	dir := t.TempDir()
 	p, err := layout.Write(dir, empty.Index)
 	if err != nil {
 		t.Fatal(err)
 	}
-	img := imageWithConfig(t, layers, edit)
 	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "base"})); err != nil {
 		t.Fatal(err)
 	}
@@ -138,37 +151,9 @@ func TestBaseDuplicateLayerClaimsRefused(t *testing.T) {
 		{"two media types", types.DockerLayer, func(*v1.ConfigFile) {},
 			[]string{"lists layer " + dg.String() + " twice", string(types.DockerLayer), string(types.OCILayer)}},
 	} {
-		img, err := mutate.Append(mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON),
-			mutate.Addendum{Layer: a}, mutate.Addendum{Layer: a, MediaType: tc.second})
-		if err != nil {
-			t.Fatal(err)
-		}
-		cf, err := img.ConfigFile()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cf = cf.DeepCopy()
-		cf.OS, cf.Architecture = "linux", "amd64"
-		tc.edit(cf)
-		if img, err = mutate.ConfigFile(img, cf); err != nil {
-			t.Fatal(err)
-		}
+		img := imageOf(t, []mutate.Addendum{{Layer: a}, {Layer: a, MediaType: tc.second}}, tc.edit)
 		sources := map[string]func(t *testing.T) v1.Image{
-			"oci-layout": func(t *testing.T) v1.Image {
-				dir := t.TempDir()
-				p, err := layout.Write(dir, empty.Index)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "base"})); err != nil {
-					t.Fatal(err)
-				}
-				base, err := pullRef(t, "oci-layout://"+dir+":base", commit.PullOptions{})
-				if err != nil {
-					t.Fatalf("Pull: %v", err)
-				}
-				return base
-			},
+			"oci-layout": func(t *testing.T) v1.Image { return layoutBase(t, img) },
 			"registry": func(t *testing.T) v1.Image {
 				ref := fmt.Sprintf("%s/twice/%s:1", r.Addr, strings.ReplaceAll(tc.name, " ", "-"))
 				if _, err := commit.Push(t.Context(), img, tagsOf(t, []string{ref}), commit.RegistryOptions{}); err != nil {
