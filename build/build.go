@@ -201,9 +201,18 @@ func Build(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*Result, e
 		s.imageStages = imageStages(plans)
 	}
 	// On every return: what still runs stops, the compressor before the
-	// uploads it starts; the trimmed layers' snapshots are stored.
+	// uploads it starts; the trimmed layers' snapshots are stored; the
+	// base layers' blobs, named in the background, are named.
 	published := func() {}
-	defer func() { cancel(nil); s.compressor.Close(); s.uploader.Wait(); published() }()
+	defer func() {
+		cancel(nil)
+		s.compressor.Close()
+		s.uploader.Wait()
+		published()
+		if err := commit.WaitNamed(); err != nil {
+			s.log.Warn("keeping base layers' blobs under the state root", "err", err)
+		}
+	}()
 	start = time.Now()
 	execs, results, err := s.run(ctx, plans)
 	published = s.publish()

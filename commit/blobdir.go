@@ -1,6 +1,7 @@
 package commit
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -74,6 +75,66 @@ func recordedDiffID(path string) (v1.Hash, bool) {
 	}
 	d, err := v1.NewHash(strings.TrimSpace(string(data)))
 	return d, err == nil
+}
+
+// naming holds, by path, the blobs this process is syncing and naming in
+// the background (see StreamLayer): whoever opens a blob by its path
+// (OpenLayer, a Layer's readers) first waits until its naming ends.
+var naming sync.Map // path → *pendingName
+
+// named is every background naming this process started, for
+// WaitNamed.
+var named struct {
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	errs []error
+}
+
+type pendingName struct {
+	done chan struct{}
+	err  error
+}
+
+// nameInBackground runs name, which syncs the blob at path's temp and
+// renames it to path, in its own goroutine.
+func nameInBackground(path string, name func() error) {
+	p := &pendingName{done: make(chan struct{})}
+	naming.Store(path, p)
+	named.wg.Go(func() {
+		p.err = name()
+		if p.err != nil {
+			named.mu.Lock()
+			named.errs = append(named.errs, p.err)
+			named.mu.Unlock()
+		}
+		naming.Delete(path)
+		close(p.done)
+	})
+}
+
+// awaitNaming waits until the blob at path, if this process is naming it
+// in the background, is named or has failed to be (then there is no blob
+// at path, and its error is returned).
+func awaitNaming(path string) error {
+	if v, ok := naming.Load(path); ok {
+		p := v.(*pendingName)
+		<-p.done
+		return p.err
+	}
+	return nil
+}
+
+// WaitNamed waits until the blobs this process is naming in the
+// background are named, and returns the errors of those that could not
+// be since the last call: such a blob is not in its dir, and whoever
+// needs it fetches it again. A build calls it before it exits.
+func WaitNamed() error {
+	named.wg.Wait()
+	named.mu.Lock()
+	defer named.mu.Unlock()
+	err := errors.Join(named.errs...)
+	named.errs = nil
+	return err
 }
 
 // blobTempPattern is the os.CreateTemp pattern of a temp in a blob dir:

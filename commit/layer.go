@@ -274,6 +274,7 @@ func writeBlob(ctx context.Context, tar io.Reader, f io.Writer, c Compression) (
 // OpenLayer re-opens a blob committed earlier (by WriteLayer) from what was
 // recorded about it, for caches. Only the size is checked against the file.
 func OpenLayer(path string, diffID, digest v1.Hash, size int64, mt types.MediaType) (*Layer, error) {
+	_ = awaitNaming(path) // a blob that failed to be named is not there
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("opening layer blob: %w", err)
@@ -303,14 +304,18 @@ func (l *Layer) MediaType() (types.MediaType, error) { return l.mediaType, nil }
 // Compression for a layer opened with OpenLayer, whose level is not known.
 func (l *Layer) Compression() Compression { return l.compression }
 
-// Compressed opens the blob.
+// Compressed opens the blob (once named, if StreamLayer names it in the
+// background).
 func (l *Layer) Compressed() (io.ReadCloser, error) {
+	if err := awaitNaming(l.path); err != nil {
+		return nil, err
+	}
 	return os.Open(l.path)
 }
 
 // Uncompressed opens the blob and decompresses it.
 func (l *Layer) Uncompressed() (io.ReadCloser, error) {
-	f, err := os.Open(l.path)
+	f, err := l.Compressed()
 	if err != nil {
 		return nil, err
 	}

@@ -57,6 +57,11 @@ func StreamLayer(ctx context.Context, l v1.Layer, dir string, use func(tar io.Re
 	if err := fetchBlob(ctx, l, dir, want, mt, use); err != nil {
 		return nil, err
 	}
+	if use != nil {
+		// Its blob is being synced and named: its readers, and
+		// OpenLayer of its path, wait for that.
+		return &Layer{path: path, diffID: want.diffID, digest: want.digest, size: want.size, mediaType: mt}, nil
+	}
 	return OpenLayer(path, want.diffID, want.digest, want.size, mt)
 }
 
@@ -96,7 +101,11 @@ func useLocal(l *Layer, use func(io.Reader) error) error {
 
 // fetchBlob writes l's compressed blob to dir/<digest hex> if its size,
 // digest and diffID are those of want; else it leaves nothing in dir. use,
-// if not nil, gets the content as it is fetched.
+// if not nil, gets the content as it is fetched; then fetchBlob returns
+// once the content is checked and use is done, and the blob is synced and
+// named in the background (nameInBackground): use, unpacking a base
+// layer, is what a build waits for, and nothing needs the blob before an
+// output, which opens it by its path and so waits for it.
 func fetchBlob(ctx context.Context, l v1.Layer, dir string, want blobSums, mt types.MediaType, use func(io.Reader) error) error {
 	rc, err := l.Compressed()
 	if err != nil {
@@ -107,18 +116,41 @@ func fetchBlob(ctx context.Context, l v1.Layer, dir string, want blobSums, mt ty
 	if err != nil {
 		return fmt.Errorf("fetching layer %s: %w", want.digest, err)
 	}
-	defer os.Remove(tmp.Name())
-	got, err := readBlob(ctx, rc, tmp, mt, use) // synced: durable before it is named by its digest
-	if cerr := tmp.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("writing blob: %w", cerr)
+	var w io.Writer = tmp // synced by readBlob: durable before it is named by its digest
+	if use != nil {
+		w = struct{ io.Writer }{tmp} // synced by name, below
 	}
+	got, err := readBlob(ctx, rc, w, mt, use)
 	if err := checkSums(want, got, err); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
 		return err
 	}
-	if err := os.Rename(tmp.Name(), filepath.Join(dir, want.digest.Hex)); err != nil {
-		return fmt.Errorf("fetching layer %s: %w", want.digest, err)
+	path := filepath.Join(dir, want.digest.Hex)
+	name := func() error {
+		var err error
+		if use != nil {
+			if err = tmp.Sync(); err != nil {
+				err = fmt.Errorf("syncing blob: %w", err)
+			}
+		}
+		if cerr := tmp.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("writing blob: %w", cerr)
+		}
+		if err == nil {
+			err = os.Rename(tmp.Name(), path)
+		}
+		if err != nil {
+			os.Remove(tmp.Name())
+			return fmt.Errorf("saving layer %s: %w", want.digest, err)
+		}
+		recordDiffID(path, got.diffID)
+		return nil
 	}
-	recordDiffID(filepath.Join(dir, want.digest.Hex), got.diffID)
+	if use == nil {
+		return name()
+	}
+	nameInBackground(path, name)
 	return nil
 }
 

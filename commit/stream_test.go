@@ -67,7 +67,9 @@ func names(t *testing.T, dir string) []string {
 // TestStreamLayerOnePass: a base layer is fetched once, its blob saved
 // and checked and its content given to use in that one read, never
 // decompressed a second time; the diffID found is recorded beside the
-// blob.
+// blob. The blob is named in the background: SaveBlob of the layer right
+// after finds it there (it waits for the naming), without a second
+// fetch.
 func TestStreamLayerOnePass(t *testing.T) {
 	content := testTar(t, map[string]string{"etc/motd": strings.Repeat("one pass\n", 5000)})
 	base := baseLayers(t, baseWithConfig(t, []*commit.Layer{layerOf(t, content, commit.Gzip)}, func(*v1.ConfigFile) {}))[0]
@@ -93,6 +95,13 @@ func TestStreamLayerOnePass(t *testing.T) {
 	if want := digest.FromBytes(content); sum != want {
 		t.Errorf("the content's TarDigest once read = %q, want %s", sum, want)
 	}
+	saved, err := commit.SaveBlob(t.Context(), c, blobs)
+	if err != nil {
+		t.Fatalf("SaveBlob right after: %v", err)
+	}
+	if err := commit.WaitNamed(); err != nil {
+		t.Errorf("WaitNamed: %v", err)
+	}
 	size, _ := base.Size()
 	if c.opens.Load() != 1 || c.read.Load() != size || c.uncompressed.Load() != 0 {
 		t.Errorf("the layer was opened %d times, %d of its %d bytes read, decompressed by others %d times; want 1, all, 0",
@@ -106,8 +115,8 @@ func TestStreamLayerOnePass(t *testing.T) {
 	if want := sha256Of(content).String() + "\n"; err != nil || string(record) != want {
 		t.Errorf("diffID record = %q, %v; want %q", record, err, want)
 	}
-	if l.Path() != filepath.Join(blobs, dg.Hex) {
-		t.Errorf("layer at %s", l.Path())
+	if l.Path() != filepath.Join(blobs, dg.Hex) || saved.Path() != l.Path() {
+		t.Errorf("layer at %s, saved at %s", l.Path(), saved.Path())
 	}
 }
 
