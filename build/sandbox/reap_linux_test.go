@@ -202,7 +202,8 @@ func TestReapRemovesKilledRunsContainerAndBundle(t *testing.T) {
 
 // TestReapRemovesStaleBundleWithoutContainer: a bundle whose container was
 // never made (killed before the runtime started it) or already deleted is
-// removed when its id is stale, and kept when not.
+// removed when its id is stale, and kept when not; a runtime record left
+// empty (a build killed as it wrote it) names no process.
 func TestReapRemovesStaleBundleWithoutContainer(t *testing.T) {
 	requireRunc(t)
 	t.Parallel()
@@ -212,6 +213,9 @@ func TestReapRemovesStaleBundleWithoutContainer(t *testing.T) {
 			t.Fatal(err)
 		}
 		if err := os.WriteFile(filepath.Join(stateDir, name, "config.json"), []byte("{}"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(stateDir, name, runtimeRecord), nil, 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -239,4 +243,70 @@ func names(t *testing.T, dir string) []string {
 		out = append(out, e.Name())
 	}
 	return out
+}
+
+// TestStopStaleThawsAFrozenCgroup: a killed build's container whose cgroup
+// was left frozen (its runtime freezes it to signal it) is emptied, not
+// waited on: a frozen process takes no SIGKILL until thawed.
+func TestStopStaleThawsAFrozenCgroup(t *testing.T) {
+	requireRunc(t)
+	t.Parallel()
+	id := "strata-frozen-test-" + newID()[:8]
+	var freeze func(dir string) error
+	var dir string
+	for _, m := range cgroupMounts() {
+		switch {
+		case exists(filepath.Join(m, cgroupParent, "freezer.state")): // cgroup v1's freezer
+			freeze = func(d string) error { return os.WriteFile(filepath.Join(d, "freezer.state"), []byte("FROZEN"), 0) }
+		case exists(filepath.Join(m, cgroupParent, "cgroup.freeze")): // v2
+			freeze = func(d string) error { return os.WriteFile(filepath.Join(d, "cgroup.freeze"), []byte("1"), 0) }
+		default:
+			continue
+		}
+		dir = filepath.Join(m, cgroupParent, id)
+		break
+	}
+	if freeze == nil {
+		t.Fatal("no freezer: neither a cgroup v1 freezer hierarchy with strata's cgroup nor cgroup v2")
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = removeCgroups(id) })
+	cmd := exec.Command("sleep", "600")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(fmt.Sprint(cmd.Process.Pid)), 0); err != nil {
+		cmd.Process.Kill()
+		t.Fatal(err)
+	}
+	if err := freeze(dir); err != nil {
+		cmd.Process.Kill()
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := stopStale(t.TempDir(), id); err != nil {
+		t.Errorf("stopStale: %v", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("stopStale took %s", took)
+	}
+	select {
+	case <-waited:
+	case <-time.After(5 * time.Second):
+		t.Error("the frozen process still runs after stopStale")
+		_ = os.WriteFile(filepath.Join(dir, "freezer.state"), []byte("THAWED"), 0)
+		cmd.Process.Kill()
+	}
+	if err := removeCgroups(id); err != nil {
+		t.Errorf("removeCgroups: %v", err)
+	}
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }

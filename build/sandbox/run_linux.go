@@ -351,9 +351,6 @@ func Reap(ctx context.Context, runtime, stateDir string, stale func(id string) b
 		}
 	}
 	for _, id := range containers {
-		if failed[id] {
-			continue
-		}
 		_ = r.Kill(ctx, id, int(unix.SIGKILL), &runc.KillOpts{All: true})
 		if err := remove(ctx, r, id, stateDir); err != nil {
 			errs = append(errs, err)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -23,14 +22,26 @@ const runtimeRecord = "runtime.pid"
 // be gone.
 const stopTimeout = 10 * time.Second
 
-// recordRuntime writes bundle's runtimeRecord for the runtime process pid.
+// recordRuntime writes bundle's runtimeRecord for the runtime process pid,
+// whole or not at all (a temp renamed into place).
 func recordRuntime(bundle string, pid int) error {
 	start, _, err := procStart(pid)
 	if err != nil {
 		return fmt.Errorf("recording the runtime's pid: %w", err)
 	}
-	rec := fmt.Appendf(nil, "%d %d\n", pid, start)
-	if err := os.WriteFile(filepath.Join(bundle, runtimeRecord), rec, 0o600); err != nil {
+	tmp, err := os.CreateTemp(bundle, runtimeRecord+".*")
+	if err != nil {
+		return fmt.Errorf("recording the runtime's pid: %w", err)
+	}
+	_, err = fmt.Fprintf(tmp, "%d %d\n", pid, start)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), filepath.Join(bundle, runtimeRecord))
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
 		return fmt.Errorf("recording the runtime's pid: %w", err)
 	}
 	return nil
@@ -50,10 +61,20 @@ func recordRuntime(bundle string, pid int) error {
 // stopped.
 func stopStale(stateDir, id string) error {
 	err := stopRecorded(filepath.Join(stateDir, id+bundleSuffix))
+	return errors.Join(err, emptyCgroups(containerCgroups(id)))
+}
+
+// containerCgroups lists the cgroup dirs of container id that exist, one
+// per hierarchy.
+func containerCgroups(id string) []string {
+	var dirs []string
 	for _, m := range cgroupMounts() {
-		err = errors.Join(err, emptyCgroup(filepath.Join(m, cgroupParent, id)))
+		dir := filepath.Join(m, cgroupParent, id)
+		if _, err := os.Lstat(dir); err == nil {
+			dirs = append(dirs, dir)
+		}
 	}
-	return err
+	return dirs
 }
 
 // removeCgroups removes container id's cgroups, emptied by stopStale,
@@ -61,8 +82,7 @@ func stopStale(stateDir, id string) error {
 // runtime wrote its state.
 func removeCgroups(id string) error {
 	var errs []error
-	for _, m := range cgroupMounts() {
-		dir := filepath.Join(m, cgroupParent, id)
+	for _, dir := range containerCgroups(id) {
 		if err := unix.Rmdir(dir); err != nil && !errors.Is(err, unix.ENOENT) {
 			errs = append(errs, fmt.Errorf("removing cgroup %s: %w", dir, err))
 		}
@@ -71,19 +91,17 @@ func removeCgroups(id string) error {
 }
 
 // stopRecorded SIGKILLs the runtime process bundle's runtimeRecord names,
-// if it still runs, and waits until it is gone.
+// if it still runs, and waits until it is gone. A record that is missing
+// or does not parse names none.
 func stopRecorded(bundle string) error {
 	b, err := os.ReadFile(filepath.Join(bundle, runtimeRecord))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil // no runtime was started, or the bundle is gone
-	}
 	if err != nil {
-		return err
+		return nil // no runtime was started, or the bundle is gone
 	}
 	var pid int
 	var start uint64
 	if _, err := fmt.Sscanf(string(b), "%d %d", &pid, &start); err != nil || pid <= 0 {
-		return fmt.Errorf("%s: not a pid and start time: %q", filepath.Join(bundle, runtimeRecord), b)
+		return nil
 	}
 	same := func() bool {
 		s, zombie, err := procStart(pid)
@@ -100,31 +118,42 @@ func stopRecorded(bundle string) error {
 	})
 }
 
-// emptyCgroup SIGKILLs every process in the cgroup dir until none is left
-// (a process may fork until it is killed). A dir that does not exist is
-// empty.
-func emptyCgroup(dir string) error {
+// emptyCgroups SIGKILLs every process in the cgroup dirs until none is
+// left (a process may fork until it is killed), thawing them first: a
+// frozen process takes no signal (a build killed while its runtime froze
+// the cgroup to signal it leaves it frozen). On cgroup v2 the kernel
+// kills the whole cgroup at once (cgroup.kill, Linux 5.14 on).
+func emptyCgroups(dirs []string) error {
+	for _, dir := range dirs {
+		_ = os.WriteFile(filepath.Join(dir, "freezer.state"), []byte("THAWED"), 0) // cgroup v1
+		_ = os.WriteFile(filepath.Join(dir, "cgroup.freeze"), []byte("0"), 0)      // v2
+	}
 	procs := func() []int {
-		b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
-		if err != nil {
-			return nil
-		}
 		var pids []int
-		for _, f := range strings.Fields(string(b)) {
-			if pid, err := strconv.Atoi(f); err == nil {
-				pids = append(pids, pid)
+		for _, dir := range dirs {
+			b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+			if err != nil {
+				continue
+			}
+			for _, f := range strings.Fields(string(b)) {
+				if pid, err := strconv.Atoi(f); err == nil {
+					pids = append(pids, pid)
+				}
 			}
 		}
 		return pids
 	}
 	return waitUntil(func() bool {
+		for _, dir := range dirs {
+			_ = os.WriteFile(filepath.Join(dir, "cgroup.kill"), []byte("1"), 0)
+		}
 		pids := procs()
 		for _, pid := range pids {
 			_ = unix.Kill(pid, unix.SIGKILL)
 		}
 		return len(pids) > 0
 	}, func() error {
-		return fmt.Errorf("cgroup %s still holds processes %v %s after SIGKILL", dir, procs(), stopTimeout)
+		return fmt.Errorf("cgroups %v still hold processes %v %s after SIGKILL", dirs, procs(), stopTimeout)
 	})
 }
 
