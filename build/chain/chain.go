@@ -107,7 +107,16 @@ func (w *Workspace) Lowers(ctx context.Context, c []*Layer) (dirs []string, made
 	// at a time (each is CPU-bound decompressing and IO-bound writing).
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(2, runtime.NumCPU()))
+	// An image may list one layer twice: it is unpacked (and fetched)
+	// once, and its dir stands at both places.
+	first := map[string]int{}
+	same := map[int]int{}
 	for i, l := range c {
+		if j, ok := first[l.DiffID]; ok && l.DiffID != "" {
+			same[i] = j
+			continue
+		}
+		first[l.DiffID] = i
 		g.Go(func() error {
 			dir, fresh, err := w.snapshot(gctx, l)
 			if fresh {
@@ -119,6 +128,13 @@ func (w *Workspace) Lowers(ctx context.Context, c []*Layer) (dirs []string, made
 	}
 	if err := g.Wait(); err != nil {
 		return nil, 0, 0, err
+	}
+	for i, j := range same {
+		dir := dirs[len(c)-1-j]
+		c[i].mu.Lock()
+		c[i].dir = dir // what a layer's diff reads for the lowers below it
+		c[i].mu.Unlock()
+		dirs[len(c)-1-i] = dir
 	}
 	if n.Load() == 0 {
 		return dirs, 0, 0, nil
