@@ -116,7 +116,28 @@ func TestHashFiles(t *testing.T) {
 	os.Remove(filepath.Join(dir, "d/link"))
 	os.Symlink("a", filepath.Join(dir, "d/link"))
 	write("d/new", "n", 0o644)
-	differs("a new file in a dir", "d")
+	same("a new file in a dir (an input of its own, unless ignored)")
+	os.Chmod(filepath.Join(dir, "d/a"), 0o655)
+	same("exec bits for others than the owner (a copy makes it 0644)")
+	os.Chmod(filepath.Join(dir, "d/a"), 0o754)
+	differs("the owner's exec bit (a copy makes it 0755)", "d/a")
+	os.Chmod(filepath.Join(dir, "d/a"), 0o644)
+
+	// A copy keeps hardlinks between its inputs: d/b, the same bytes as
+	// d/a, becomes a second name of it.
+	write("d/b", "alpha", 0o644)
+	paths = []string{"d", "d/a", "d/b", "d/link", "d/x"}
+	orig = hash()
+	if err := os.Remove(filepath.Join(dir, "d/b")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(filepath.Join(dir, "d/a"), filepath.Join(dir, "d/b")); err != nil {
+		t.Fatal(err)
+	}
+	differs("a hardlink in place of a copy", "d/b")
+	if got := hash(); got["d/a"] != orig["d/a"] {
+		t.Error("the first name of a hardlinked file changed its hash")
+	}
 }
 
 func TestIndexRoundTripAndConcurrency(t *testing.T) {

@@ -44,8 +44,9 @@ type Inputs struct {
 }
 
 // keyVersion changes whenever the key's encoding or meaning changes, so
-// that old entries simply miss.
-const keyVersion = "strata-cache-v1"
+// that old entries simply miss. v2: a file's exec bit is its owner's, as
+// a copy writes it; a dir's digest lists no entries; hardlinks count.
+const keyVersion = "strata-cache-v2"
 
 // Key is the step's cache key, "sha256:<hex>".
 func (in *Inputs) Key() string {
@@ -73,11 +74,15 @@ func (in *Inputs) Key() string {
 }
 
 // HashFiles hashes copy inputs below root, paths being relative and
-// slash-separated. A file's digest covers its type, whether any exec bit
-// is set, its content or symlink target, and for a directory the names of
-// its entries — never mtimes, other mode bits or owners, which differ
-// between checkouts of the same commit. A file sums remembers (nil: none)
-// is not read again; the digests of those read are remembered.
+// slash-separated: what a copy of them writes, no more. A file's digest
+// covers its type, whether its owner may execute it (a copy makes it 0755,
+// else 0644), its content or symlink target, and which earlier input
+// it is a hardlink of, if any (a copy keeps hardlinks between its
+// sources) — never mtimes, other mode bits or owners, which differ
+// between checkouts of the same commit. A directory's is only that: its
+// entries are inputs of their own, unless the ignore file leaves them
+// out. A file sums remembers (nil: none) is not read again; the digests
+// of those read are remembered.
 func HashFiles(root string, paths []string, sums *Sums) (map[string]string, error) {
 	// The files are hashed on every core (a context of a few hundred
 	// files is read before the first step), each worker with one read
@@ -106,7 +111,30 @@ func HashFiles(root string, paths []string, sums *Sums) (map[string]string, erro
 		}
 		out[p] = digests[i]
 	}
+	linked(root, paths, out)
 	return out, nil
+}
+
+// linked adds to the digest of each non-dir input that is a hardlink of
+// an earlier one (in paths' order) the path of the first: a copy of them
+// writes one file with several names.
+func linked(root string, paths []string, digests map[string]string) {
+	first := map[[2]uint64]string{}
+	for _, p := range paths {
+		fi, err := os.Lstat(filepath.Join(root, filepath.FromSlash(p)))
+		if err != nil || fi.IsDir() {
+			continue
+		}
+		id, n, ok := inode(fi)
+		if !ok || n < 2 {
+			continue
+		}
+		if f, ok := first[id]; ok {
+			digests[p] += " hardlink of " + f
+			continue
+		}
+		first[id] = p
+	}
 }
 
 // hashFile is HashFiles' digest of one path, read through buf, or the
@@ -133,7 +161,7 @@ func hashOf(full, p string, fi fs.FileInfo, buf []byte) (string, error) {
 	h := sha256.New()
 	switch m := fi.Mode(); {
 	case m.IsRegular():
-		fmt.Fprintf(h, "file exec=%t\n", m.Perm()&0o111 != 0)
+		fmt.Fprintf(h, "file exec=%t\n", m.Perm()&0o100 != 0)
 		f, err := rootfs.OpenFile(full, os.O_RDONLY, 0)
 		if err != nil {
 			return "", err
@@ -150,14 +178,7 @@ func hashOf(full, p string, fi fs.FileInfo, buf []byte) (string, error) {
 		}
 		fmt.Fprintf(h, "symlink\n%s", target)
 	case m.IsDir():
-		entries, err := os.ReadDir(full)
-		if err != nil {
-			return "", err
-		}
 		fmt.Fprintf(h, "dir\n")
-		for _, e := range entries {
-			fmt.Fprintf(h, "%s\n", e.Name())
-		}
 	default:
 		fmt.Fprintf(h, "special %v\n", m.Type())
 	}

@@ -18,6 +18,15 @@ func sumOf(fi fs.FileInfo) (sum, bool) {
 	}, true
 }
 
+// inode is the file fi describes, as (device, inode), and its link count.
+func inode(fi fs.FileInfo) (id [2]uint64, nlink uint64, ok bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return id, 0, false
+	}
+	return [2]uint64{uint64(st.Dev), st.Ino}, uint64(st.Nlink), true
+}
+
 // localFSTypes are the filesystems (statfs f_type) whose lstat Sums
 // trusts: local, and keeping ctime as the kernel changes a file. Not NFS,
 // SMB, 9p or FUSE (attributes cached or made up by a server), nor FAT

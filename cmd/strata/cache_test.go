@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -123,4 +124,55 @@ func TestConcurrentBuildsOneRoot(t *testing.T) {
 		t.Errorf("concurrent builds gave %s and %s", a.stdout, b.stdout)
 	}
 	assertNoLeftovers(t, root)
+}
+
+// TestContextChangesMissTheCache: a change to the context that changes
+// what a copy writes misses the cache: the rebuild on the same root makes
+// the image a build from nothing makes. The changes: the file a symlink
+// source leads to, the owner's exec bit (a copy writes 0755 or 0644 by
+// it), and a hardlink between two sources of one copy.
+func TestContextChangesMissTheCache(t *testing.T) {
+	requireBuildTools(t)
+	ctx := writeRecipe(t, `args: {BASE: scratch}
+from: ${BASE}
+steps:
+  - copy: link.txt
+    to: /l.txt
+  - copy: x.sh
+    to: /x.sh
+  - copy: d
+    to: /d/
+`, map[string]string{"real.txt": "v1\n", "x.sh": "echo x\n", "d/a": "same\n", "d/b": "same\n"})
+	if err := os.Symlink("real.txt", filepath.Join(ctx, "link.txt")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(ctx, "x.sh"), 0o654); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"SOURCE_DATE_EPOCH=1700000000"}
+	root := t.TempDir()
+	mustBuild(t, env, "--root", root, ctx)
+	for _, change := range []struct {
+		what string
+		do   func() error
+	}{
+		{"the file a symlink source leads to", func() error {
+			return os.WriteFile(filepath.Join(ctx, "real.txt"), []byte("v2\n"), 0o644)
+		}},
+		{"the owner's exec bit", func() error { return os.Chmod(filepath.Join(ctx, "x.sh"), 0o754) }},
+		{"a hardlink between two sources", func() error {
+			if err := os.Remove(filepath.Join(ctx, "d/b")); err != nil {
+				return err
+			}
+			return os.Link(filepath.Join(ctx, "d/a"), filepath.Join(ctx, "d/b"))
+		}},
+	} {
+		if err := change.do(); err != nil {
+			t.Fatal(err)
+		}
+		got := mustBuild(t, env, "--root", root, ctx)
+		if want := mustBuild(t, env, "--root", t.TempDir(), ctx); got != want {
+			t.Errorf("after a change of %s the build made %s, a build from nothing %s: a wrong cache hit", change.what, got, want)
+		}
+	}
 }

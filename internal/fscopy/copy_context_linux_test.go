@@ -226,6 +226,19 @@ func TestContextInputs(t *testing.T) {
 	if _, err := ContextInputs(ctx, ignore, []string{"../x"}); err == nil {
 		t.Error("a source outside the context was accepted")
 	}
+
+	// A symlink named as a source is copied as what it leads to: that is
+	// read too.
+	if err := os.Symlink("conf/c.ini", filepath.Join(ctx, "link.ini")); err != nil {
+		t.Fatal(err)
+	}
+	got, err = ContextInputs(ctx, ignore, []string{"link.ini", "*.ini"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff([]string{"conf/c.ini", "link.ini"}, got); d != "" {
+		t.Errorf("inputs of a symlink source (-want +got):\n%s", d)
+	}
 }
 
 // TestDestinationDirectoryRefused: a file copied, or written by a file

@@ -153,7 +153,9 @@ func ContextInputs(contextDir string, ignore *Ignore, sources []string) ([]strin
 
 // walkContext calls visit with the context-relative path of m and, if m
 // is a dir, of every entry below it that the ignore file keeps. m is
-// resolved inside the context (a symlink leaving it is an error).
+// resolved inside the context (a symlink leaving it is an error); where
+// that leads elsewhere (m is a symlink, or under one), what it leads to
+// is visited too: a copy copies that, not the link.
 func walkContext(contextDir, m string, o Options, visit func(rel string)) error {
 	host, err := rootfs.Resolve(contextDir, m, rootfs.Confine)
 	if err != nil {
@@ -167,6 +169,9 @@ func walkContext(contextDir, m string, o Options, visit func(rel string)) error 
 		return err
 	}
 	visit(m)
+	if to := clean(filepath.ToSlash(base)); to != m && !o.Ignore.Match(to) {
+		visit(to)
+	}
 	return filepath.WalkDir(host, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || p == host {
 			return err
