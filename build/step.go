@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -139,6 +140,12 @@ func (e *executor) copy(ctx context.Context, s *plan.Step, rootfs string) error 
 		if _, err := fscopy.Copy(ctx, e.context, c.Sources, rootfs, s.Dest, o); err != nil {
 			return fmt.Errorf("%s: %w", s.Pos, err)
 		}
+		// The step's key was made of the files as they were hashed,
+		// before the build ran: a layer of other files must not be
+		// recorded under it.
+		if err := contextUnchanged(e.context, e.plan.Ignore, s); err != nil {
+			return fmt.Errorf("%s: the build context changed while the build ran (%w); build again", s.Pos, err)
+		}
 		return nil
 	}
 	src, err := e.sourceChain(ctx, s.From)
@@ -158,6 +165,29 @@ func (e *executor) copy(ctx context.Context, s *plan.Step, rootfs string) error 
 		}
 		return nil
 	})
+}
+
+// contextUnchanged checks that a context copy's inputs are the ones s's
+// key was made of, as they were then: the same paths, each with the lstat
+// it had before it was hashed.
+func contextUnchanged(context string, ignore *fscopy.Ignore, s *plan.Step) error {
+	now, err := fscopy.ContextInputs(context, ignore, s.Recipe.Copy.Sources)
+	if err != nil {
+		return err
+	}
+	for _, p := range now {
+		if _, ok := s.Files[p]; !ok {
+			return fmt.Errorf("%s appeared", p)
+		}
+	}
+	if len(now) != len(s.Files) {
+		for p := range s.Files {
+			if !slices.Contains(now, p) {
+				return fmt.Errorf("%s is gone", p)
+			}
+		}
+	}
+	return s.Seen.Unchanged(context)
 }
 
 // file writes a file step's content.

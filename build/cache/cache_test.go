@@ -314,3 +314,44 @@ func TestPruneKeepsByDurationAndBytes(t *testing.T) {
 		t.Errorf("--keep-bytes 150 kept %d entries of 100 bytes and removed %d blobs, want 1 and 1", res.EntriesKept, res.BlobsRemoved)
 	}
 }
+
+// TestSeenUnchanged: what HashSeen saw of the inputs tells a write to one
+// (even one that puts back its size and mtime) and a file gone; a dir only
+// has to be one still, whatever comes and goes in it.
+func TestSeenUnchanged(t *testing.T) {
+	dir := t.TempDir()
+	for name, content := range map[string]string{"d/a": "alpha", "b": "beta"} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, seen, err := HashSeen(dir, []string{"b", "d", "d/a"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := seen.Unchanged(dir); err != nil {
+		t.Fatalf("Unchanged of an unchanged context: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "d/ignored.tmp"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := seen.Unchanged(dir); err != nil {
+		t.Errorf("Unchanged after a file came into a dir: %v", err)
+	}
+	fi, _ := os.Stat(filepath.Join(dir, "d/a"))
+	if err := os.WriteFile(filepath.Join(dir, "d/a"), []byte("ALPHA"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chtimes(filepath.Join(dir, "d/a"), fi.ModTime(), fi.ModTime())
+	if err := seen.Unchanged(dir); err == nil || !strings.Contains(err.Error(), "d/a changed") {
+		t.Errorf("Unchanged after d/a was written = %v, want it named", err)
+	}
+	_, seen, _ = HashSeen(dir, []string{"b", "d", "d/a"}, nil)
+	os.Remove(filepath.Join(dir, "b"))
+	if err := seen.Unchanged(dir); err == nil || !strings.Contains(err.Error(), "b") {
+		t.Errorf("Unchanged after b was removed = %v, want it named", err)
+	}
+}

@@ -84,10 +84,19 @@ func (in *Inputs) Key() string {
 // out. A file sums remembers (nil: none) is not read again; the digests
 // of those read are remembered.
 func HashFiles(root string, paths []string, sums *Sums) (map[string]string, error) {
+	digests, _, err := HashSeen(root, paths, sums)
+	return digests, err
+}
+
+// HashSeen is HashFiles, which also returns what it saw of each input
+// before it hashed it: a copy checks with it that the files it copied
+// were the ones hashed (Seen.Unchanged).
+func HashSeen(root string, paths []string, sums *Sums) (map[string]string, Seen, error) {
 	// The files are hashed on every core (a context of a few hundred
 	// files is read before the first step), each worker with one read
 	// buffer for all its files.
 	digests := make([]string, len(paths))
+	stats := make([]sum, len(paths))
 	errs := make([]error, len(paths))
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -99,20 +108,54 @@ func HashFiles(root string, paths []string, sums *Sums) (map[string]string, erro
 				if i >= len(paths) {
 					return
 				}
-				digests[i], errs[i] = hashFile(root, paths[i], buf, sums)
+				digests[i], stats[i], errs[i] = hashFile(root, paths[i], buf, sums)
 			}
 		})
 	}
 	wg.Wait()
 	out := make(map[string]string, len(paths))
+	seen := make(Seen, len(paths))
 	for i, p := range paths {
 		if errs[i] != nil {
-			return nil, errs[i] // the first in path order, as one by one
+			return nil, nil, errs[i] // the first in path order, as one by one
 		}
-		out[p] = digests[i]
+		out[p], seen[p] = digests[i], stats[i]
 	}
 	linked(root, paths, out)
-	return out, nil
+	return out, seen, nil
+}
+
+// Seen is what HashSeen saw of each input (its lstat) before hashing it.
+type Seen map[string]sum
+
+// Unchanged returns an error naming the first input below root whose lstat
+// is no longer the one seen before it was hashed, or that is gone: a
+// write, a chmod, a rename over it or a new file all change its ctime,
+// which no user can set back. A dir only has to be one still: files come
+// and go in it that the ignore file leaves out (which inputs there are is
+// the caller's to check). (Off Linux nothing is seen, and nothing
+// checked.)
+func (s Seen) Unchanged(root string) error {
+	paths := make([]string, 0, len(s))
+	for p := range s {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		was := s[p]
+		fi, err := os.Lstat(filepath.Join(root, filepath.FromSlash(p)))
+		if err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		const typeBits, dirType = 0o170000, 0o040000
+		if was.Mode&typeBits == dirType && fi.IsDir() {
+			continue
+		}
+		if now, ok := sumOf(fi); ok && !sameFile(now, was) {
+			return fmt.Errorf("%s changed", p)
+		}
+	}
+	return nil
 }
 
 // linked adds to the digest of each non-dir input that is a hardlink of
@@ -138,22 +181,23 @@ func linked(root string, paths []string, digests map[string]string) {
 }
 
 // hashFile is HashFiles' digest of one path, read through buf, or the
-// one sums remembers.
-func hashFile(root, p string, buf []byte, sums *Sums) (string, error) {
+// one sums remembers, and its lstat before it was read.
+func hashFile(root, p string, buf []byte, sums *Sums) (string, sum, error) {
 	full := filepath.Join(root, filepath.FromSlash(p))
 	statTime := time.Now()
 	fi, err := os.Lstat(full)
 	if err != nil {
-		return "", err
+		return "", sum{}, err
 	}
+	seen, _ := sumOf(fi)
 	if d, ok := sums.lookup(p, fi); ok {
-		return d, nil
+		return d, seen, nil
 	}
 	d, err := hashOf(full, p, fi, buf)
 	if err == nil {
 		sums.remember(p, full, fi, statTime, d)
 	}
-	return d, err
+	return d, seen, err
 }
 
 // hashOf hashes the file at full (p in the context), whose lstat is fi.

@@ -67,6 +67,7 @@ type Step struct {
 	From  *CopySource
 	Def   cache.Def         // the step's part of its cache key
 	Files map[string]string // a context copy's inputs and their digests
+	Seen  cache.Seen        // and their lstat before they were hashed
 }
 
 // CopySource is where a copy step reads: a stage, or an image.
@@ -354,7 +355,7 @@ func (pl *planner) copyStep(ctx context.Context, sp *Stage, s *Step, state State
 		if err != nil {
 			return at(s.Recipe.Pos.String(), err)
 		}
-		if s.Files, err = cache.HashFiles(pl.r.Context, paths, pl.o.Sums); err != nil {
+		if s.Files, s.Seen, err = cache.HashSeen(pl.r.Context, paths, pl.o.Sums); err != nil {
 			return fmt.Errorf("%s: hashing copy inputs: %w", s.Pos, err)
 		}
 	case c.From.Kind == recipe.KindStage:

@@ -2,7 +2,9 @@ package main_test
 
 import (
 	"encoding/json"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -174,5 +176,43 @@ steps:
 		if want := mustBuild(t, env, "--root", t.TempDir(), ctx); got != want {
 			t.Errorf("after a change of %s the build made %s, a build from nothing %s: a wrong cache hit", change.what, got, want)
 		}
+	}
+}
+
+// TestContextEditedDuringTheBuild: a context file edited after the build
+// hashed it, before its copy step ran, fails that step ("build again"),
+// and records nothing under the key of the old content: put back, the
+// file builds the image a build from nothing makes.
+func TestContextEditedDuringTheBuild(t *testing.T) {
+	requireBuildTools(t)
+	ctx := writeRecipe(t, `from: ${BASE}
+args: {BASE: scratch}
+steps:
+  - run: echo waiting; sleep 2
+  - copy: f
+    to: /f
+`, map[string]string{"f": "v1\n"})
+	env := []string{"SOURCE_DATE_EPOCH=1700000000"}
+	root := t.TempDir()
+	cmd := exec.Command(strataBin, "build", "--root", root, "--build-arg", busyboxBase(t), ctx)
+	cmd.Env = append(os.Environ(), env...)
+	stderr, pr := startUntil(t, cmd, "sleep 2")
+	if err := os.WriteFile(filepath.Join(ctx, "f"), []byte("v2-EDITED\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	copied := make(chan struct{})
+	go func() { io.Copy(stderr, pr); close(copied) }()
+	err := cmd.Wait()
+	<-copied // the rest of its output, to its end
+	pr.Close()
+	if err == nil || !strings.Contains(stderr.String(), "the build context changed while the build ran (f changed); build again") {
+		t.Errorf("the build with f edited before its copy: %v, want a failure saying so\n%s", err, stderr.String())
+	}
+	if err := os.WriteFile(filepath.Join(ctx, "f"), []byte("v1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got := mustBuild(t, env, "--root", root, "--build-arg", busyboxBase(t), ctx)
+	if want := mustBuild(t, env, "--root", t.TempDir(), "--build-arg", busyboxBase(t), ctx); got != want {
+		t.Errorf("f put back built %s, a build from nothing %s: the edit was recorded under the old content's key", got, want)
 	}
 }
