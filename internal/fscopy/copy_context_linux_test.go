@@ -267,3 +267,44 @@ func TestDestinationDirectoryRefused(t *testing.T) {
 		t.Errorf("the directory is gone: %v", err)
 	}
 }
+
+// TestCopyIntoAnExistingDirKeepsIt: a directory copied into a directory
+// that is there already leaves that one's mode and owner as they were (as
+// docker's COPY does: /tmp stays 1777, a user's home theirs);
+// a directory below it, there already too, takes its source's; a
+// destination the copy makes takes its source's.
+func TestCopyIntoAnExistingDirKeepsIt(t *testing.T) {
+	testutil.RequireRoot(t) // owners
+	ctx, root := t.TempDir(), t.TempDir()
+	writeTree(t, ctx, map[string]string{"src/a": "a", "src/sub/b": "b"})
+	for dir, mode := range map[string]os.FileMode{"tmp": os.ModeSticky | 0o777, "tmp/sub": 0o700, "home/u": 0o700} {
+		if err := os.MkdirAll(filepath.Join(root, dir), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(filepath.Join(root, dir), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(filepath.Join(root, dir), 1000, 1000); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, dest := range []string{"/tmp/", "/home/u", "/new/"} {
+		if _, err := Copy(context.Background(), ctx, []string{"src/"}, root, dest, Options{Policy: FromContext}); err != nil {
+			t.Fatalf("Copy to %s: %v", dest, err)
+		}
+	}
+	got := map[string]string{}
+	for _, l := range listTree(t, root) {
+		if f := strings.Fields(l); len(f) >= 3 && !strings.Contains(f[0], "/a") && !strings.HasSuffix(f[0], "/b") {
+			got[f[0]] = f[1] + " " + f[2]
+		}
+	}
+	want := map[string]string{
+		"tmp": "dtrwxrwxrwx 1000:1000", "tmp/sub": "drwxr-xr-x 0:0",
+		"home": "drwxr-xr-x 0:0", "home/u": "drwx------ 1000:1000", "home/u/sub": "drwxr-xr-x 0:0",
+		"new": "drwxr-xr-x 0:0", "new/sub": "drwxr-xr-x 0:0",
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("dirs after the copies (-want +got):\n%s", d)
+	}
+}

@@ -194,8 +194,13 @@ func (c *copier) parent(rel string) (string, error) {
 }
 
 // tree copies the host path src (not followed if a symlink) to the
-// destination rel; a directory's contents go into rel.
+// destination rel; a directory's contents go into rel. A directory rel
+// that is there already keeps its own owner and mode, as with docker (a
+// copy into /tmp/ leaves it 1777); the directories below it take their
+// sources'.
 func (c *copier) tree(src, rel string) error {
+	_, missing, err := rootfs.Missing(c.dstRoot, rel, rootfs.Clamp)
+	existed := err == nil && len(missing) == 0
 	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -208,6 +213,10 @@ func (c *copier) tree(src, rel string) error {
 				return fs.SkipDir
 			}
 			return nil
+		}
+		if p == src && d.IsDir() && existed {
+			_, err := c.parent(rel) // a directory still, or an error
+			return err
 		}
 		sub, _ := filepath.Rel(src, p)
 		fi, err := d.Info()
