@@ -422,8 +422,10 @@ func (d *decoder) copyTo(tn *yaml.Node, items []*yaml.Node, st *state, where str
 		return ""
 	}
 	to, _ := st.resolve(v)
-	if !strings.HasSuffix(to, "/") && (len(items) > 1 || len(items) == 1 && hasGlob(items[0].Value)) {
-		d.errorf(tn, where, "to: with several sources (or a glob) the destination is a directory: end it with / (%s/)", v)
+	// A glob may match one file, which then becomes to: (docker's COPY
+	// target/*.jar app.jar); one matching several is refused once matched.
+	if !strings.HasSuffix(to, "/") && len(items) > 1 {
+		d.errorf(tn, where, "to: with several sources the destination is a directory: end it with / (%s/)", v)
 	}
 	return to
 }

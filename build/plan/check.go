@@ -45,7 +45,11 @@ func CheckContext(r *recipe.Recipe) error {
 			if len(sources) == 0 {
 				continue
 			}
-			if _, err := fscopy.ContextInputs(r.Context, ignore, sources); err != nil {
+			_, err := fscopy.ContextInputs(r.Context, ignore, sources)
+			if err == nil && len(sources) == len(c.Sources) {
+				err = fscopy.CheckContextDest(r.Context, ignore, sources, c.To)
+			}
+			if err != nil {
 				errs = append(errs, at(step.Pos.String(), err))
 			}
 		}

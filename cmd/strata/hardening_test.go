@@ -166,3 +166,31 @@ func TestBaseListingOneLayerTwice(t *testing.T) {
 		t.Errorf("a step ran on a base whose claims disagree:\n%s", r.stderr)
 	}
 }
+
+// TestGlobToAFileName: a glob source copied to a file name (docker's
+// COPY target/*.jar app.jar) copies the one file it matches there; once
+// it matches two, the build is refused before anything runs, as is
+// strata validate.
+func TestGlobToAFileName(t *testing.T) {
+	requireBuildTools(t)
+	ctx := writeRecipe(t, "args: {BASE: scratch}\nfrom: ${BASE}\nsteps:\n  - copy: build/libs/*.jar\n    to: /app.jar\n",
+		map[string]string{"build/libs/app-1.0.jar": "jar one\n"})
+	out := filepath.Join(t.TempDir(), "out")
+	mustBuild(t, nil, "--root", t.TempDir(), "-t", "app:1", "-o", "type=oci,dest="+out, ctx)
+	bundle := filepath.Join(t.TempDir(), "bundle")
+	run(t, nil, "umoci", "unpack", "--image", out+":app:1", bundle)
+	if b, err := os.ReadFile(filepath.Join(bundle, "rootfs", "app.jar")); err != nil || string(b) != "jar one\n" {
+		t.Errorf("/app.jar = %q, %v; want the one jar", b, err)
+	}
+
+	if err := os.WriteFile(filepath.Join(ctx, "build/libs/app-2.0.jar"), []byte("jar two\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := `copy source "build/libs/*.jar" matches 2 files: a copy of several needs a destination dir ending in /, not "/app.jar"`
+	for _, args := range [][]string{{"build", "--root", t.TempDir(), ctx}, {"validate", ctx}} {
+		r := strata(t, nil, args...)
+		if r.code == 0 || !strings.Contains(r.stderr, want) {
+			t.Errorf("strata %s with two jars: exit %d, want a failure saying\n%s\ngot:\n%s", args[0], r.code, want, r.stderr)
+		}
+	}
+}

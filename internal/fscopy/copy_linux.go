@@ -31,8 +31,8 @@ func Copy(ctx context.Context, srcRoot string, sources []string, dstRoot, dest s
 		return c.stats, err
 	}
 	into := strings.HasSuffix(dest, "/")
-	if (len(sources) > 1 || len(matches) > 1) && !into {
-		return c.stats, fmt.Errorf("copying several sources needs a destination dir ending in /, not %q", dest)
+	if err := checkDest(sources, matches, dest); err != nil {
+		return c.stats, err
 	}
 	destRel := clean(dest)
 	for _, m := range matches {

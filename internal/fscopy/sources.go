@@ -118,6 +118,29 @@ func sourceErr(src string, o Options, err error) error {
 	return fmt.Errorf("copy source %q: %w", src, err)
 }
 
+// checkDest refuses a copy of several sources, or of a glob matching
+// several, to a dest not ending in "/" (a glob matching one file may copy
+// it to a file name, as docker's COPY target/*.jar app.jar).
+func checkDest(sources, matches []string, dest string) error {
+	if strings.HasSuffix(dest, "/") || len(sources) <= 1 && len(matches) <= 1 {
+		return nil
+	}
+	if len(sources) == 1 {
+		return fmt.Errorf("copy source %q matches %d files: a copy of several needs a destination dir ending in /, not %q", sources[0], len(matches), dest)
+	}
+	return fmt.Errorf("copying several sources needs a destination dir ending in /, not %q", dest)
+}
+
+// CheckContextDest is Copy's check of dest for a FromContext copy of
+// sources, made before anything runs.
+func CheckContextDest(contextDir string, ignore *Ignore, sources []string, dest string) error {
+	matches, err := match(contextDir, sources, Options{Policy: FromContext, Ignore: ignore})
+	if err != nil {
+		return err
+	}
+	return checkDest(sources, matches, dest)
+}
+
 // ContextInputs lists what a FromContext copy of sources reads: every
 // matched path and, under a matched dir, every entry not excluded by the
 // ignore file; context-relative, slash-separated, sorted. The cache hashes
