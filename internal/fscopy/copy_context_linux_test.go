@@ -308,3 +308,49 @@ func TestCopyIntoAnExistingDirKeepsIt(t *testing.T) {
 		t.Errorf("dirs after the copies (-want +got):\n%s", d)
 	}
 }
+
+// TestIgnoreExceptionUnderAnIgnoredDir: "build" then "!build/keep.txt"
+// in the ignore file keeps build/keep.txt, however the source is
+// written, as docker's context transfer does: the copy copies it, and
+// the cache hashes it, and nothing else of build/.
+func TestIgnoreExceptionUnderAnIgnoredDir(t *testing.T) {
+	testutil.RequireRoot(t) // owners 0:0
+	ctx := t.TempDir()
+	writeTree(t, ctx, map[string]string{
+		".dockerignore":  "build\n!build/keep.txt\n",
+		"build/keep.txt": "keep",
+		"build/drop.txt": "drop",
+		"build/sub/x":    "drop",
+		"other.txt":      "other",
+	})
+	ignore, err := LoadIgnore(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, source := range []string{".", "build/*"} {
+		root := t.TempDir()
+		if _, err := Copy(context.Background(), ctx, []string{source}, root, "/ctx/", Options{Policy: FromContext, Ignore: ignore}); err != nil {
+			t.Fatalf("Copy %s: %v", source, err)
+		}
+		var kept []string
+		for _, l := range listTree(t, root) {
+			if f := strings.Fields(l); strings.Contains(f[0], "build") || strings.Contains(f[0], "keep") {
+				kept = append(kept, f[0])
+			}
+		}
+		want := []string{"ctx/build", "ctx/build/keep.txt"}
+		if source != "." {
+			want = []string{"ctx/keep.txt"}
+		}
+		if d := cmp.Diff(want, kept); d != "" {
+			t.Errorf("copy of %s (-want +got):\n%s", source, d)
+		}
+	}
+	got, err := ContextInputs(ctx, ignore, []string{"."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff([]string{"", ".dockerignore", "build/keep.txt", "other.txt"}, got); d != "" {
+		t.Errorf("inputs (-want +got):\n%s", d)
+	}
+}

@@ -209,7 +209,7 @@ func (c *copier) tree(src, rel string) error {
 			return err
 		}
 		if c.ignored(p) {
-			if d.IsDir() {
+			if d.IsDir() && c.skips(p) {
 				return fs.SkipDir
 			}
 			return nil
@@ -225,6 +225,13 @@ func (c *copier) tree(src, rel string) error {
 		}
 		return c.entry(p, fi, path.Join(rel, filepath.ToSlash(sub)))
 	})
+}
+
+// skips reports whether the ignored directory p of the build context can
+// be left out whole (see Ignore.Skips).
+func (c *copier) skips(p string) bool {
+	rel, err := filepath.Rel(c.srcRoot, p)
+	return err != nil || c.o.Ignore.Skips(filepath.ToSlash(rel))
 }
 
 // ignored reports whether the ignore file excludes the host path p of the

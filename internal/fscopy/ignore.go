@@ -90,3 +90,21 @@ func (ig *Ignore) Match(rel string) bool {
 	ok, err := ig.pm.MatchesOrParentMatches(strings.TrimPrefix(rel, "/"))
 	return err == nil && ok
 }
+
+// Skips reports whether a directory rel that Match excludes can be left
+// out whole: no exception ("!" pattern) names a path below it. One that
+// does keeps the directory walked, its entries matched one by one (as
+// docker's context transfer does: "build" then "!build/keep.txt" keeps
+// build/keep.txt).
+func (ig *Ignore) Skips(rel string) bool {
+	if ig == nil || !ig.pm.Exclusions() {
+		return true
+	}
+	prefix := strings.TrimPrefix(rel, "/") + "/"
+	for _, p := range ig.pm.Patterns() {
+		if p.Exclusion() && strings.HasPrefix(p.String()+"/", prefix) {
+			return false
+		}
+	}
+	return true
+}

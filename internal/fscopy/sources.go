@@ -202,7 +202,7 @@ func walkContext(contextDir, m string, o Options, visit func(rel string)) error 
 		sub, _ := filepath.Rel(host, p)
 		rel := filepath.ToSlash(filepath.Join(base, sub))
 		if o.Ignore.Match(rel) {
-			if d.IsDir() {
+			if d.IsDir() && o.Ignore.Skips(rel) {
 				return fs.SkipDir
 			}
 			return nil
