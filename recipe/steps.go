@@ -430,8 +430,6 @@ func (d *decoder) copyTo(tn *yaml.Node, items []*yaml.Node, st *state, where str
 	return to
 }
 
-func hasGlob(s string) bool { return strings.ContainsAny(s, "*?[") }
-
 // cleanSource cleans a copy source. From the build context it must be a
 // relative path that stays inside; from a stage or image it is made
 // absolute. A trailing slash is kept.
