@@ -88,7 +88,35 @@ func (r *Registry) Get(ctx context.Context, key string) (*Hit, error) {
 	if (e.Layer == nil) != (h.Layer == nil) {
 		return nil, fmt.Errorf("%s holds a malformed cache entry", ref)
 	}
+	if e.Layer != nil {
+		// The next step's key chains on the diffID the entry claims, and
+		// the image gets this layer: they must be one (a fully cached
+		// build never reads the layer to see).
+		if err := sameLayer(e.Layer, h.Layer, cf); err != nil {
+			return nil, fmt.Errorf("%s holds a cache entry that does not describe its layer: %w", ref, err)
+		}
+	}
 	return h, nil
+}
+
+// sameLayer checks that the layer l of a cache image, whose config is cf,
+// is the one the entry's record claims.
+func sameLayer(claim *Layer, l v1.Layer, cf *v1.ConfigFile) error {
+	dg, err := l.Digest()
+	if err != nil {
+		return err
+	}
+	size, err := l.Size()
+	if err != nil {
+		return err
+	}
+	switch {
+	case dg.String() != claim.Digest || size != claim.Size:
+		return fmt.Errorf("its layer is %s, %d bytes; the entry claims %s, %d bytes", dg, size, claim.Digest, claim.Size)
+	case len(cf.RootFS.DiffIDs) != 1 || cf.RootFS.DiffIDs[0].String() != claim.DiffID:
+		return fmt.Errorf("its config lists diff_ids %v; the entry claims %s", cf.RootFS.DiffIDs, claim.DiffID)
+	}
+	return nil
 }
 
 func hasCode(e *transport.Error, codes ...transport.ErrorCode) bool {
