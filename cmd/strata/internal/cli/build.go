@@ -118,7 +118,7 @@ Exit codes: 0 built; 1 the build failed; 2 bad usage or an invalid recipe.`,
 	fl.StringArrayVarP(&f.outputs, "output", "o", nil, "write the image to `SPEC`: type=oci,dest=DIR | type=docker,dest=FILE | type=registry (repeatable)")
 	fl.BoolVar(&f.load, "load", false, "load the image into the local docker daemon")
 	fl.StringArrayVar(&f.buildArgs, "build-arg", nil, "set the recipe's arg NAME: `NAME=VALUE` (repeatable)")
-	fl.StringArrayVar(&f.secrets, "secret", nil, "a secret mount's content: `SECRET`, id=ID,src=FILE or id=ID,env=VAR (repeatable)")
+	fl.StringArrayVar(&f.secrets, "secret", nil, "a secret mount's content: `SECRET`, id=ID,src=FILE, id=ID,env=VAR or id=ID (the variable ID if set, else the file) (repeatable)")
 	fl.StringVar(&f.target, "target", "", "build the stage named `STAGE` (default: the last)")
 	fl.StringVar(&f.platform, "platform", "", "target `PLATFORMS`, OS/ARCH[/VARIANT] comma-separated: several give an image index (default: the recipe's platforms:, else the host's)")
 	fl.BoolVar(&f.noCache, "no-cache", false, "run every step")

@@ -84,14 +84,20 @@ type secret struct {
 // parseSecret parses a --secret value: "id=ID,src=FILE" or "id=ID,env=VAR"
 // (source= is accepted for src=, as docker does).
 func parseSecret(spec string) (secret, error) {
-	const want = "want id=ID,src=FILE | id=ID,env=VAR"
+	const want = "want id=ID,src=FILE | id=ID,env=VAR | id=ID"
 	kv, err := splitSpec(spec, "secret")
 	if err != nil {
 		return secret{}, fmt.Errorf("%w (%s)", err, want)
 	}
 	var s secret
+	var typ string
 	for k, v := range kv {
 		switch k {
+		case "type":
+			if v != "file" && v != "env" {
+				return secret{}, fmt.Errorf("bad secret %q: type=%s: want type=file or type=env", spec, v)
+			}
+			typ = v
 		case "id":
 			s.ID = v
 		case "src", "source":
@@ -105,13 +111,22 @@ func parseSecret(spec string) (secret, error) {
 			return secret{}, fmt.Errorf("bad secret %q: unknown key %q (%s)", spec, k, want)
 		}
 	}
+	if typ == "env" && s.Env == "" {
+		s.Env, s.Src = s.Src, "" // type=env,src=VAR, as buildx
+	}
 	switch {
 	case s.ID == "":
 		return secret{}, fmt.Errorf("bad secret %q: missing id= (%s)", spec, want)
-	case s.Src == "" && s.Env == "":
-		return secret{}, fmt.Errorf("bad secret %q: missing src= or env= (%s)", spec, want)
 	case s.Src != "" && s.Env != "":
 		return secret{}, fmt.Errorf("bad secret %q: give src= or env=, not both", spec)
+	case s.Src == "" && s.Env == "":
+		// As buildx (BuildKit's secrets provider): the environment
+		// variable named as the id if it is set, else the file.
+		if _, ok := os.LookupEnv(s.ID); ok && typ != "file" {
+			s.Env = s.ID
+		} else {
+			s.Src = s.ID
+		}
 	}
 	return s, nil
 }

@@ -48,6 +48,7 @@ func TestParseOutput(t *testing.T) {
 }
 
 func TestParseSecret(t *testing.T) {
+	t.Setenv("STRATA_TEST_TOKEN", "t0k")
 	tests := []struct {
 		spec    string
 		want    secret
@@ -57,7 +58,13 @@ func TestParseSecret(t *testing.T) {
 		{spec: "id=tok,source=tok.txt", want: secret{ID: "tok", Src: "tok.txt"}},
 		{spec: "id=tok,env=GITHUB_TOKEN", want: secret{ID: "tok", Env: "GITHUB_TOKEN"}},
 		{spec: "src=x", wantErr: "missing id="},
-		{spec: "id=x", wantErr: "missing src= or env="},
+		// As buildx: the id alone names the environment variable if it
+		// is set, else the file; type=env takes src= as the variable.
+		{spec: "id=STRATA_TEST_TOKEN", want: secret{ID: "STRATA_TEST_TOKEN", Env: "STRATA_TEST_TOKEN"}},
+		{spec: "id=STRATA_TEST_UNSET", want: secret{ID: "STRATA_TEST_UNSET", Src: "STRATA_TEST_UNSET"}},
+		{spec: "id=STRATA_TEST_TOKEN,type=file", want: secret{ID: "STRATA_TEST_TOKEN", Src: "STRATA_TEST_TOKEN"}},
+		{spec: "id=tok,type=env,src=GITHUB_TOKEN", want: secret{ID: "tok", Env: "GITHUB_TOKEN"}},
+		{spec: "id=tok,type=ssh", wantErr: "want type=file or type=env"},
 		{spec: "id=x,src=a,env=B", wantErr: "not both"},
 		{spec: "id=x,src=a,mode=0400", wantErr: `unknown key "mode"`},
 		{spec: "id", wantErr: "is not KEY=VALUE"},
