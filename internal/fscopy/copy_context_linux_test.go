@@ -197,6 +197,41 @@ func TestCopyFromContextKeepsHardlinks(t *testing.T) {
 	}
 }
 
+// TestCopyHardlinkWrittenOver: a hardlinked source's first copy written
+// over by another source is no longer what the link's later names link
+// to, and one inode copied twice to one path is copied, not linked to
+// itself: a/x and c/y are one file, b/x another; [a/, b/, c/] into /d/
+// gives x from b and y from a (as docker's COPY), and [f, sub/f] into /d/
+// gives d/f.
+func TestCopyHardlinkWrittenOver(t *testing.T) {
+	contextDir := t.TempDir()
+	writeTree(t, contextDir, map[string]string{"a/x": "AAAA", "b/x": "BBBB", "c/.keep": "", "f": "F"})
+	for _, l := range [][2]string{{"a/x", "c/y"}, {"f", "sub/f"}} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(contextDir, l[1])), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Link(filepath.Join(contextDir, l[0]), filepath.Join(contextDir, l[1])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	o := Options{Policy: FromContext, UID: os.Getuid(), GID: os.Getgid()}
+	dst := t.TempDir()
+	if _, err := Copy(context.Background(), contextDir, []string{"a/", "b/", "c/"}, dst, "/d/", o); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"d/x": "BBBB", "d/y": "AAAA"} {
+		if b, err := os.ReadFile(filepath.Join(dst, name)); err != nil || string(b) != want {
+			t.Errorf("%s = %q, %v; want %q", name, b, err, want)
+		}
+	}
+	if _, err := Copy(context.Background(), contextDir, []string{"f", "sub/f"}, dst, "/e/", o); err != nil {
+		t.Fatalf("copy of one inode twice to one path: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dst, "e/f")); err != nil || string(b) != "F" {
+		t.Errorf("e/f = %q, %v; want F", b, err)
+	}
+}
+
 func ptr[T any](v T) *T { return &v }
 
 func TestContextInputs(t *testing.T) {
@@ -238,6 +273,20 @@ func TestContextInputs(t *testing.T) {
 	}
 	if d := cmp.Diff([]string{"conf/c.ini", "link.ini"}, got); d != "" {
 		t.Errorf("inputs of a symlink source (-want +got):\n%s", d)
+	}
+
+	// One that leads to what the ignore file leaves out copies nothing:
+	// refused (docker's COPY fails on the dangling link), when planned
+	// and when copied.
+	if err := os.Symlink("src/debug.log", filepath.Join(ctx, "log")); err != nil {
+		t.Fatal(err)
+	}
+	refused := `copy source "log": it leads to src/debug.log, which .strataignore leaves out`
+	if _, err := ContextInputs(ctx, ignore, []string{"log"}); err == nil || err.Error() != refused {
+		t.Errorf("ContextInputs of a link to an ignored file: %v, want %q", err, refused)
+	}
+	if _, err := Copy(context.Background(), ctx, []string{"log"}, t.TempDir(), "/out/", Options{Policy: FromContext, Ignore: ignore}); err == nil || err.Error() != refused {
+		t.Errorf("Copy of a link to an ignored file: %v, want %q", err, refused)
 	}
 }
 

@@ -25,7 +25,7 @@ import (
 // dest ending in "/" lands inside it, else becomes dest; several sources or
 // a glob copy into dest, and several sources need a dest ending in "/".
 func Copy(ctx context.Context, srcRoot string, sources []string, dstRoot, dest string, o Options) (Stats, error) {
-	c := &copier{ctx: ctx, o: o, srcRoot: srcRoot, dstRoot: dstRoot, links: map[fileID]string{}, dirs: map[string]string{}}
+	c := &copier{ctx: ctx, o: o, srcRoot: srcRoot, dstRoot: dstRoot, links: map[fileID]string{}, firstOf: map[string]fileID{}, dirs: map[string]string{}}
 	matches, err := match(srcRoot, sources, o)
 	if err != nil {
 		return c.stats, err
@@ -43,6 +43,11 @@ func Copy(ctx context.Context, srcRoot string, sources []string, dstRoot, dest s
 		fi, err := os.Lstat(src)
 		if err != nil {
 			return c.stats, sourceErr(m, o, err)
+		}
+		if c.ignored(src) && (!fi.IsDir() || c.skips(src)) {
+			// m was not left out, what it leads to is (see walkContext).
+			to, _ := filepath.Rel(srcRoot, src)
+			return c.stats, sourceErr(m, o, leadsToIgnored(filepath.ToSlash(to), o.Ignore))
 		}
 		target := destRel
 		if !fi.IsDir() && (into || c.isDir(destRel)) {
@@ -98,6 +103,7 @@ type copier struct {
 	srcRoot, dstRoot string
 	stats            Stats
 	links            map[fileID]string // source inode → first destination path
+	firstOf          map[string]fileID // its inverse: a path written over is no link's first
 	dirs             map[string]string // resolved destination dirs: rel → host path
 	pending          []pendingDir      // dirs whose metadata is set after their contents
 }
@@ -263,6 +269,12 @@ func (c *copier) entry(src string, fi os.FileInfo, rel string) error {
 	if err != nil {
 		return err
 	}
+	if id, ok := c.firstOf[host]; ok {
+		// What was written here, and linked to, is gone: a later name of
+		// its source is a file of its own again (as with docker).
+		delete(c.links, id)
+		delete(c.firstOf, host)
+	}
 	st := fi.Sys().(*syscall.Stat_t)
 	if st.Nlink > 1 {
 		id := fileID{uint64(st.Dev), st.Ino}
@@ -270,7 +282,7 @@ func (c *copier) entry(src string, fi os.FileInfo, rel string) error {
 			c.stats.Links++
 			return os.Link(first, host)
 		}
-		c.links[id] = host
+		c.links[id], c.firstOf[host] = host, id
 	}
 	switch m := fi.Mode(); {
 	case m.IsRegular():

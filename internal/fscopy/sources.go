@@ -107,6 +107,13 @@ func glob(root, pattern string, m rootfs.Mode) ([]string, error) {
 	return out, nil
 }
 
+// leadsToIgnored is the error of a source (a symlink) that leads to what
+// the ignore file leaves out: nothing would be copied (docker's context
+// transfer leaves the link dangling, and its COPY fails).
+func leadsToIgnored(to string, ignore *Ignore) error {
+	return fmt.Errorf("it leads to %s, which %s leaves out", to, ignore.File)
+}
+
 // sourceErr names the usual causes of a source that cannot be read.
 func sourceErr(src string, o Options, err error) error {
 	switch {
@@ -192,7 +199,10 @@ func walkContext(contextDir, m string, o Options, visit func(rel string)) error 
 		return err
 	}
 	visit(m)
-	if to := clean(filepath.ToSlash(base)); to != m && !o.Ignore.Match(to) {
+	if to := clean(filepath.ToSlash(base)); to != m {
+		if o.Ignore.Match(to) && o.Ignore.Skips(to) {
+			return leadsToIgnored(to, o.Ignore)
+		}
 		visit(to)
 	}
 	return filepath.WalkDir(host, func(p string, d fs.DirEntry, err error) error {
