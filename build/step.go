@@ -187,7 +187,7 @@ func contextUnchanged(context string, ignore *fscopy.Ignore, s *plan.Step) error
 			}
 		}
 	}
-	return s.Seen.Unchanged(context)
+	return s.Seen.Unchanged(context, s.Files)
 }
 
 // file writes a file step's content.

@@ -316,11 +316,12 @@ func TestPruneKeepsByDurationAndBytes(t *testing.T) {
 }
 
 // TestSeenUnchanged: what HashSeen saw of the inputs tells a write to one
-// (even one that puts back its size and mtime) and a file gone; a dir only
-// has to be one still, whatever comes and goes in it.
+// (even one that puts back its size and mtime), a file gone and a new
+// hardlink between two inputs; not what leaves the content as it was (a
+// chmod g+w, a hardlink made elsewhere), nor a file come into a dir.
 func TestSeenUnchanged(t *testing.T) {
 	dir := t.TempDir()
-	for name, content := range map[string]string{"d/a": "alpha", "b": "beta"} {
+	for name, content := range map[string]string{"d/a": "alpha", "b": "beta", "c": "alpha"} {
 		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -328,30 +329,45 @@ func TestSeenUnchanged(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	_, seen, err := HashSeen(dir, []string{"b", "d", "d/a"}, nil)
+	paths := []string{"b", "c", "d", "d/a"}
+	files, seen, err := HashSeen(dir, paths, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := seen.Unchanged(dir); err != nil {
-		t.Fatalf("Unchanged of an unchanged context: %v", err)
+	unchanged := func(what string) {
+		t.Helper()
+		if err := seen.Unchanged(dir, files); err != nil {
+			t.Errorf("Unchanged after %s: %v", what, err)
+		}
 	}
-	if err := os.WriteFile(filepath.Join(dir, "d/ignored.tmp"), nil, 0o644); err != nil {
-		t.Fatal(err)
+	changed := func(what, want string) {
+		t.Helper()
+		if err := seen.Unchanged(dir, files); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Unchanged after %s = %v, want an error naming %q", what, err, want)
+		}
+		files, seen, _ = HashSeen(dir, paths, nil)
 	}
-	if err := seen.Unchanged(dir); err != nil {
-		t.Errorf("Unchanged after a file came into a dir: %v", err)
-	}
+	unchanged("nothing")
+	os.WriteFile(filepath.Join(dir, "d/ignored.tmp"), nil, 0o644)
+	unchanged("a file came into a dir")
+	os.Chmod(filepath.Join(dir, "b"), 0o664)
+	unchanged("a chmod g+w")
+	os.Link(filepath.Join(dir, "b"), filepath.Join(t.TempDir(), "elsewhere"))
+	unchanged("a hardlink made outside the inputs")
+
 	fi, _ := os.Stat(filepath.Join(dir, "d/a"))
-	if err := os.WriteFile(filepath.Join(dir, "d/a"), []byte("ALPHA"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	os.WriteFile(filepath.Join(dir, "d/a"), []byte("ALPHA"), 0o644)
 	os.Chtimes(filepath.Join(dir, "d/a"), fi.ModTime(), fi.ModTime())
-	if err := seen.Unchanged(dir); err == nil || !strings.Contains(err.Error(), "d/a changed") {
-		t.Errorf("Unchanged after d/a was written = %v, want it named", err)
-	}
-	_, seen, _ = HashSeen(dir, []string{"b", "d", "d/a"}, nil)
+	changed("d/a was written", "d/a changed")
+	os.Chmod(filepath.Join(dir, "b"), 0o764)
+	changed("b's owner exec bit", "b changed")
+	os.Remove(filepath.Join(dir, "c"))
+	os.Link(filepath.Join(dir, "d/a"), filepath.Join(dir, "c"))
+	os.WriteFile(filepath.Join(dir, "d/a"), []byte("alpha"), 0o644) // c's content again, now one file with d/a
+	files, seen, _ = HashSeen(dir, paths, nil)
+	os.Remove(filepath.Join(dir, "c"))
+	os.WriteFile(filepath.Join(dir, "c"), []byte("alpha"), 0o644)
+	changed("c, a hardlink of d/a, made a file of its own", "changed")
 	os.Remove(filepath.Join(dir, "b"))
-	if err := seen.Unchanged(dir); err == nil || !strings.Contains(err.Error(), "b") {
-		t.Errorf("Unchanged after b was removed = %v, want it named", err)
-	}
+	changed("b was removed", "b")
 }

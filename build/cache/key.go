@@ -125,39 +125,6 @@ func HashSeen(root string, paths []string, sums *Sums) (map[string]string, Seen,
 	return out, seen, nil
 }
 
-// Seen is what HashSeen saw of each input (its lstat) before hashing it.
-type Seen map[string]sum
-
-// Unchanged returns an error naming the first input below root whose lstat
-// is no longer the one seen before it was hashed, or that is gone: a
-// write, a chmod, a rename over it or a new file all change its ctime,
-// which no user can set back. A dir only has to be one still: files come
-// and go in it that the ignore file leaves out (which inputs there are is
-// the caller's to check). (Off Linux nothing is seen, and nothing
-// checked.)
-func (s Seen) Unchanged(root string) error {
-	paths := make([]string, 0, len(s))
-	for p := range s {
-		paths = append(paths, p)
-	}
-	sort.Strings(paths)
-	for _, p := range paths {
-		was := s[p]
-		fi, err := os.Lstat(filepath.Join(root, filepath.FromSlash(p)))
-		if err != nil {
-			return fmt.Errorf("%s: %w", p, err)
-		}
-		const typeBits, dirType = 0o170000, 0o040000
-		if was.Mode&typeBits == dirType && fi.IsDir() {
-			continue
-		}
-		if now, ok := sumOf(fi); ok && !sameFile(now, was) {
-			return fmt.Errorf("%s changed", p)
-		}
-	}
-	return nil
-}
-
 // linked adds to the digest of each non-dir input that is a hardlink of
 // an earlier one (in paths' order) the path of the first: a copy of them
 // writes one file with several names.
@@ -180,6 +147,65 @@ func linked(root string, paths []string, digests map[string]string) {
 	}
 }
 
+// Seen is what HashSeen saw of each input (its lstat) before hashing it,
+// and the digest of its content it found.
+type Seen map[string]sum
+
+// Unchanged returns an error naming the first input below root that is no
+// longer what it was when it was hashed, or that is gone; files are its
+// digests from HashSeen. A file whose lstat is the one seen is (a write, a
+// chmod, a rename over it all change its ctime, which no user can set
+// back); one whose lstat moved is read again, and passes if its content
+// and exec bit are the same (a chmod g+w, a touch, a hardlink made
+// elsewhere); then the hardlinks between the inputs must be as they were.
+// A dir only has to be one still: files come and go in it that the
+// ignore file leaves out (which inputs there are is the caller's to
+// check).
+func (s Seen) Unchanged(root string, files map[string]string) error {
+	paths := make([]string, 0, len(s))
+	for p := range s {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	now := make(map[string]string, len(paths))
+	var buf []byte
+	for _, p := range paths {
+		was := s[p]
+		full := filepath.Join(root, filepath.FromSlash(p))
+		fi, err := os.Lstat(full)
+		if err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		const typeBits, dirType = 0o170000, 0o040000
+		if was.Mode&typeBits == dirType && fi.IsDir() {
+			now[p] = was.Digest
+			continue
+		}
+		if st, ok := sumOf(fi); ok && sameFile(st, was) {
+			now[p] = was.Digest
+			continue
+		}
+		if buf == nil {
+			buf = make([]byte, 64<<10)
+		}
+		d, err := hashOf(full, p, fi, buf)
+		if err != nil {
+			return err
+		}
+		if d != was.Digest {
+			return fmt.Errorf("%s changed", p)
+		}
+		now[p] = d
+	}
+	linked(root, paths, now)
+	for _, p := range paths {
+		if now[p] != files[p] {
+			return fmt.Errorf("%s changed: its hardlinks", p)
+		}
+	}
+	return nil
+}
+
 // hashFile is HashFiles' digest of one path, read through buf, or the
 // one sums remembers, and its lstat before it was read.
 func hashFile(root, p string, buf []byte, sums *Sums) (string, sum, error) {
@@ -191,12 +217,14 @@ func hashFile(root, p string, buf []byte, sums *Sums) (string, sum, error) {
 	}
 	seen, _ := sumOf(fi)
 	if d, ok := sums.lookup(p, fi); ok {
+		seen.Digest = d
 		return d, seen, nil
 	}
 	d, err := hashOf(full, p, fi, buf)
 	if err == nil {
 		sums.remember(p, full, fi, statTime, d)
 	}
+	seen.Digest = d
 	return d, seen, err
 }
 
