@@ -82,10 +82,9 @@ func recordedDiffID(path string) (v1.Hash, bool) {
 // (OpenLayer, a Layer's readers) first waits until its naming ends.
 var naming sync.Map // path → *pendingName
 
-// named is every background naming this process started, for
-// WaitNamed.
-var named struct {
-	wg   sync.WaitGroup
+// namingErrs are the errors of background namings since WaitNamed last
+// returned them.
+var namingErrs struct {
 	mu   sync.Mutex
 	errs []error
 }
@@ -100,16 +99,16 @@ type pendingName struct {
 func nameInBackground(path string, name func() error) {
 	p := &pendingName{done: make(chan struct{})}
 	naming.Store(path, p)
-	named.wg.Go(func() {
+	go func() {
 		p.err = name()
 		if p.err != nil {
-			named.mu.Lock()
-			named.errs = append(named.errs, p.err)
-			named.mu.Unlock()
+			namingErrs.mu.Lock()
+			namingErrs.errs = append(namingErrs.errs, p.err)
+			namingErrs.mu.Unlock()
 		}
-		naming.Delete(path)
+		naming.CompareAndDelete(path, p) // not a later naming of the same path
 		close(p.done)
-	})
+	}()
 }
 
 // awaitNaming waits until the blob at path, if this process is naming it
@@ -129,11 +128,14 @@ func awaitNaming(path string) error {
 // be since the last call: such a blob is not in its dir, and whoever
 // needs it fetches it again. A build calls it before it exits.
 func WaitNamed() error {
-	named.wg.Wait()
-	named.mu.Lock()
-	defer named.mu.Unlock()
-	err := errors.Join(named.errs...)
-	named.errs = nil
+	naming.Range(func(_, v any) bool {
+		<-v.(*pendingName).done
+		return true
+	})
+	namingErrs.mu.Lock()
+	defer namingErrs.mu.Unlock()
+	err := errors.Join(namingErrs.errs...)
+	namingErrs.errs = nil
 	return err
 }
 
