@@ -370,4 +370,25 @@ func TestSeenUnchanged(t *testing.T) {
 	changed("c, a hardlink of d/a, made a file of its own", "changed")
 	os.Remove(filepath.Join(dir, "b"))
 	changed("b was removed", "b")
+	os.WriteFile(filepath.Join(dir, "b"), []byte("beta"), 0o644)
+
+	// Where the lstat does not show a write — a second one within a
+	// timestamp tick of a change just before the hashing, or a
+	// filesystem whose attributes are cached (NFS, FUSE) — the file is
+	// read again. The lstat is made to look unchanged here.
+	rewrite := func(what string, edit func(*sum)) {
+		t.Helper()
+		files, seen, _ = HashSeen(dir, paths, nil)
+		os.WriteFile(filepath.Join(dir, "b"), []byte("BETA"), 0o644)
+		fi, _ := os.Lstat(filepath.Join(dir, "b"))
+		now, _ := sumOf(fi)
+		was := seen["b"]
+		now.Digest, now.statNs, now.untrusted = was.Digest, now.Ctime+1, was.untrusted
+		edit(&now)
+		seen["b"] = now
+		changed(what, "b changed")
+		os.WriteFile(filepath.Join(dir, "b"), []byte("beta"), 0o644)
+	}
+	rewrite("a same-size write within a tick of a change before the hashing", func(*sum) {})
+	rewrite("a write its filesystem's lstat does not show", func(s *sum) { s.statNs = s.Ctime + 2*settleTime.Nanoseconds(); s.untrusted = true })
 }

@@ -98,6 +98,7 @@ func HashSeen(root string, paths []string, sums *Sums) (map[string]string, Seen,
 	digests := make([]string, len(paths))
 	stats := make([]sum, len(paths))
 	errs := make([]error, len(paths))
+	fsOf := &localFSes{}
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range max(1, min(runtime.GOMAXPROCS(0), len(paths), 8)) {
@@ -109,6 +110,7 @@ func HashSeen(root string, paths []string, sums *Sums) (map[string]string, Seen,
 					return
 				}
 				digests[i], stats[i], errs[i] = hashFile(root, paths[i], buf, sums)
+				stats[i].untrusted = !fsOf.local(filepath.Join(root, filepath.FromSlash(paths[i])), stats[i])
 			}
 		})
 	}
@@ -151,13 +153,37 @@ func linked(root string, paths []string, digests map[string]string) {
 // and the digest of its content it found.
 type Seen map[string]sum
 
+// localFSes remembers, by device, whether a filesystem is one whose lstat
+// changes with its files (localFS).
+type localFSes struct{ m sync.Map }
+
+func (l *localFSes) local(full string, st sum) bool {
+	if v, ok := l.m.Load(st.Dev); ok {
+		return v.(bool)
+	}
+	dir := full
+	const typeBits, linkType = 0o170000, 0o120000
+	if st.Mode&typeBits == linkType {
+		dir = filepath.Dir(full) // statfs would follow it
+	}
+	local, ok := localFS(dir)
+	if ok {
+		l.m.Store(st.Dev, local)
+	}
+	return local
+}
+
 // Unchanged returns an error naming the first input below root that is no
 // longer what it was when it was hashed, or that is gone; files are its
 // digests from HashSeen. A file whose lstat is the one seen is (a write, a
 // chmod, a rename over it all change its ctime, which no user can set
-// back); one whose lstat moved is read again, and passes if its content
-// and exec bit are the same (a chmod g+w, a touch, a hardlink made
-// elsewhere); then the hardlinks between the inputs must be as they were.
+// back) — unless its filesystem's lstat is not to be trusted (NFS, FUSE;
+// see localFS), or it had changed less than settleTime before it was
+// hashed (a second write within one timestamp tick would not show);
+// those, and one whose lstat moved, are read again, and pass if their
+// content and exec bit are the same (a chmod g+w, a touch, a hardlink
+// made elsewhere); then the hardlinks between the inputs must be as they
+// were.
 // A dir only has to be one still: files come and go in it that the
 // ignore file leaves out (which inputs there are is the caller's to
 // check).
@@ -181,7 +207,8 @@ func (s Seen) Unchanged(root string, files map[string]string) error {
 			now[p] = was.Digest
 			continue
 		}
-		if st, ok := sumOf(fi); ok && sameFile(st, was) {
+		settled := was.Ctime <= was.statNs-settleTime.Nanoseconds()
+		if st, ok := sumOf(fi); ok && settled && !was.untrusted && sameFile(st, was) {
 			now[p] = was.Digest
 			continue
 		}
@@ -216,6 +243,7 @@ func hashFile(root, p string, buf []byte, sums *Sums) (string, sum, error) {
 		return "", sum{}, err
 	}
 	seen, _ := sumOf(fi)
+	seen.statNs = statTime.UnixNano()
 	if d, ok := sums.lookup(p, fi); ok {
 		seen.Digest = d
 		return d, seen, nil

@@ -55,6 +55,12 @@ type sum struct {
 	// Used is when a build last looked it up or made it (unix seconds):
 	// an entry no build used for sumsKeep is dropped.
 	Used int64
+
+	// Seen only (HashSeen), never saved: when the lstat was taken
+	// (nanoseconds since the epoch), and whether its filesystem's lstat
+	// cannot be trusted to change with the file (see localFS).
+	statNs    int64
+	untrusted bool
 }
 
 // settleTime is how old a file's mtime and ctime must be for its digest
