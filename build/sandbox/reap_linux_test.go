@@ -310,3 +310,56 @@ func exists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
 }
+
+// TestReapStopsOnlyTheRecordedRuntime: a bundle's runtime record names a
+// process by pid, start time and boot; Reap kills it only if all three are
+// this process's: a record of another boot (the state root outlives a
+// reboot) names nothing that runs now.
+func TestReapStopsOnlyTheRecordedRuntime(t *testing.T) {
+	requireRunc(t)
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		boot   string
+		killed bool
+	}{
+		{"another boot", "00000000-0000-0000-0000-000000000000", false},
+		{"this boot", bootID(), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command("sleep", "60")
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			waited := make(chan struct{})
+			go func() { cmd.Wait(); close(waited) }()
+			t.Cleanup(func() { cmd.Process.Kill(); <-waited })
+			start, _, err := procStart(cmd.Process.Pid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stateDir := t.TempDir()
+			id := "strata-1-record"
+			if err := os.Mkdir(filepath.Join(stateDir, id+bundleSuffix), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			rec := fmt.Sprintf("%d %d %s\n", cmd.Process.Pid, start, tc.boot)
+			if err := os.WriteFile(filepath.Join(stateDir, id+bundleSuffix, runtimeRecord), []byte(rec), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := Reap(t.Context(), "", stateDir, func(string) bool { return true }); err != nil {
+				t.Fatalf("Reap: %v", err)
+			}
+			select {
+			case <-waited:
+				if !tc.killed {
+					t.Error("Reap killed the process a record of another boot names")
+				}
+			case <-time.After(500 * time.Millisecond):
+				if tc.killed {
+					t.Error("Reap left the recorded runtime running")
+				}
+			}
+		})
+	}
+}

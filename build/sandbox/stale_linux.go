@@ -14,8 +14,9 @@ import (
 )
 
 // runtimeRecord is the file, in a container's bundle, naming the runtime
-// process that runs it (`runc run`): its pid and its start time, by which a
-// later build tells it from a process that reused the pid.
+// process that runs it (`runc run`): its pid, its start time and the boot,
+// by which a later build tells it from a process that reused the pid
+// (the bundle is under --root, which outlives a reboot).
 const runtimeRecord = "runtime.pid"
 
 // stopTimeout bounds how long stopStale waits for SIGKILLed processes to
@@ -33,7 +34,7 @@ func recordRuntime(bundle string, pid int) error {
 	if err != nil {
 		return fmt.Errorf("recording the runtime's pid: %w", err)
 	}
-	_, err = fmt.Fprintf(tmp, "%d %d\n", pid, start)
+	_, err = fmt.Fprintf(tmp, "%d %d %s\n", pid, start, bootID())
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
@@ -100,8 +101,9 @@ func stopRecorded(bundle string) error {
 	}
 	var pid int
 	var start uint64
-	if _, err := fmt.Sscanf(string(b), "%d %d", &pid, &start); err != nil || pid <= 0 {
-		return nil
+	var boot string
+	if n, _ := fmt.Sscanf(string(b), "%d %d %s", &pid, &start, &boot); n < 3 || pid <= 0 || boot != bootID() {
+		return nil // none, or of another boot: its runtime is gone
 	}
 	same := func() bool {
 		s, zombie, err := procStart(pid)
@@ -168,6 +170,15 @@ func waitUntil(busy func() bool, timedOut func() error) error {
 		time.Sleep(5 * time.Millisecond)
 	}
 	return nil
+}
+
+// bootID names this boot of the machine ("-" if the kernel does not say).
+func bootID() string {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil || len(bytes.TrimSpace(b)) == 0 {
+		return "-"
+	}
+	return string(bytes.TrimSpace(b))
 }
 
 // procStart returns pid's start time (clock ticks after boot, field 22 of
