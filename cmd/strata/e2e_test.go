@@ -548,3 +548,33 @@ steps:
 		}
 	}
 }
+
+// TestFailedBuildLeavesNoStaleIIDFile: a build that fails leaves no
+// --iidfile or --metadata-file of the build before it, whose digest a
+// script would take for this one's (buildx removes its iidfile first).
+func TestFailedBuildLeavesNoStaleIIDFile(t *testing.T) {
+	requireBuildTools(t)
+	ctx := writeRecipe(t, "from: ${BASE}\nargs: {BASE: scratch, CODE: \"0\"}\nsteps:\n  - run: exit ${CODE}\n", map[string]string{})
+	dir := t.TempDir()
+	iid, meta := filepath.Join(dir, "iid"), filepath.Join(dir, "meta.json")
+	args := func(code string) []string {
+		return []string{"build", "--root", t.TempDir(), "--build-arg", busyboxBase(t), "--build-arg", "CODE=" + code,
+			"--iidfile", iid, "--metadata-file", meta, ctx}
+	}
+	if r := strata(t, nil, args("0")...); r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	for _, f := range []string{iid, meta} {
+		if _, err := os.Stat(f); err != nil {
+			t.Fatalf("the good build wrote no %s: %v", f, err)
+		}
+	}
+	if r := strata(t, nil, args("3")...); r.code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", r.code, r.stderr)
+	}
+	for _, f := range []string{iid, meta} {
+		if b, err := os.ReadFile(f); err == nil {
+			t.Errorf("the failed build left %s of the build before it: %s", f, b)
+		}
+	}
+}

@@ -101,7 +101,7 @@ Exit codes: 0 built; 1 the build failed; 2 bad usage or an invalid recipe.`,
 				return &exitError{code: ExitUsage, err: err}
 			}
 			if err != nil && cmd.Context().Err() != nil {
-				return &exitError{code: ExitBuildFailed, err: errors.New("interrupted: the build stopped before it finished; nothing was written, and no mount, container or temp file is left")}
+				return &exitError{code: ExitBuildFailed, err: errors.New("interrupted: the build stopped before it finished; no output was left half-written, and no mount, container or temp file is left")}
 			}
 			if err != nil {
 				return &exitError{code: ExitBuildFailed, err: err}

@@ -3,8 +3,10 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -32,6 +34,17 @@ func BuildImage(ctx context.Context, req Request, r *recipe.Recipe, stderr io.Wr
 		progress(build.Event{Kind: build.EventInfo, Time: time.Now(), Text: w + " (warning)"})
 	}
 	log := slog.New(slog.NewTextHandler(lineEvents(progress), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	// An older build's files must not outlive a failure of this one (a
+	// script would deploy the digest they name), as buildx removes its
+	// iidfile first.
+	for _, f := range []string{req.MetadataFile, req.IIDFile} {
+		if f == "" || req.Build.DryRun {
+			continue
+		}
+		if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return "", fmt.Errorf("removing the last build's %s: %w", f, err)
+		}
+	}
 	res, err := build.Build(ctx, req.Build, r, build.Deps{Progress: progress, Log: log})
 	if err != nil {
 		return "", err
