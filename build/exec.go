@@ -67,9 +67,12 @@ type session struct {
 	// made then, in the background.
 	learn bool
 
-	mu    sync.Mutex // guards steps, dry, final and trimmed
+	mu    sync.Mutex // guards steps, dry, final, reencoded and trimmed
 	steps []StepResult
 	dry   []PlanStep
+	// reencoded are the records of the layers re-encoded for the
+	// outputs, by the digest the steps' records give (see encode).
+	reencoded map[string]*cache.Layer
 	// final are the records of the layers compressed, by the record the
 	// step reported when it finished (no digest or size yet).
 	final map[*cache.Layer]compressed

@@ -72,9 +72,9 @@ func merged(base, over map[string]string) map[string]string {
 // level not recorded) is re-encoded — decompressed and compressed again,
 // its diffID unchanged — once: the blob is kept under the state root and
 // found again by later builds, and by the other platforms of this one
-// (cache.Local.Encoded). The cache entry, and the step's record in the
-// result, keep the layer as first committed. Base image layers are kept
-// as they are.
+// (cache.Local.Encoded). The cache entry keeps the layer as first
+// committed; the step's record in the result (--metadata-file) becomes
+// the layer the image holds. Base image layers are kept as they are.
 func (e *executor) encode(ctx context.Context, history []commit.Step) ([]commit.Step, error) {
 	want := e.o.Compression.Normalized()
 	out := slices.Clone(history)
@@ -97,9 +97,44 @@ func (e *executor) encode(ctx context.Context, history []commit.Step) ([]commit.
 		if made {
 			e.emit(Event{Kind: EventInfo, Time: time.Now(), Text: fmt.Sprintf("re-encoded the layer of %s as %s in %s", pos, want, time.Since(start).Round(time.Millisecond))})
 		}
+		if err := e.noteReencoded(rec, layer); err != nil {
+			return nil, fmt.Errorf("%s: %w", pos, err)
+		}
 		out[i].Layer = layer
 	}
 	return out, nil
+}
+
+// noteReencoded notes that the layer of rec is held by the image as layer,
+// its re-encoding; the steps' records say so once every platform's image
+// is assembled (recordReencoded).
+func (e *executor) noteReencoded(rec *cache.Layer, layer v1.Layer) error {
+	now, err := cache.LayerOf(layer, rec.Added, rec.Modified, rec.Deleted)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.reencoded == nil {
+		e.reencoded = map[string]*cache.Layer{}
+	}
+	e.reencoded[rec.Digest] = now
+	return nil
+}
+
+// recordReencoded makes the records of the steps whose layers were
+// re-encoded describe the layers the images hold.
+func (s *session) recordReencoded() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, st := range s.steps {
+		if st.Layer == nil {
+			continue
+		}
+		if now, ok := s.reencoded[st.Layer.Digest]; ok {
+			s.steps[i].Layer = now
+		}
+	}
 }
 
 // stepLayer returns the cache record of the step whose layer is l, and the

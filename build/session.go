@@ -111,6 +111,7 @@ func (s *session) output(ctx context.Context, execs []*executor, results []*stag
 	if err != nil {
 		return nil, err
 	}
+	s.recordReencoded()
 	s.uploader.Wait()
 	wo := commit.WriteOptions{Tags: s.o.Tags, Registry: s.o.Registry, Blobs: s.root.Blobs(),
 		Done: func(out commit.Output, took time.Duration) {
