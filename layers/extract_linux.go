@@ -101,6 +101,12 @@ func (e *extractor) apply(ctx context.Context, r io.Reader) error {
 		// in a namespace mapping every id (no device node can be made
 		// there either).
 		if (hdr.Typeflag == tar.TypeBlock || hdr.Typeflag == tar.TypeChar) && mobyuserns.RunningInUserNS() {
+			// Under /dev a step sees the runtime's own; elsewhere a step
+			// that copies the dir up would commit it without the node,
+			// other bytes than a build as root makes.
+			if rel := strings.TrimPrefix(strings.TrimPrefix(hdr.Name, "./"), "/"); rel != "dev" && !strings.HasPrefix(rel, "dev/") {
+				return fmt.Errorf("entry %q: a device node, which a user namespace cannot make, outside /dev (build this image as root)", hdr.Name)
+			}
 			e.log.Warn("device node left out: a user namespace cannot make one", "entry", hdr.Name)
 			continue
 		}
