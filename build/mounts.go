@@ -1,7 +1,9 @@
 package build
 
 import (
+	"context"
 	"fmt"
+	"slices"
 
 	"github.com/stratabuild/strata/build/plan"
 	"github.com/stratabuild/strata/build/sandbox"
@@ -12,7 +14,7 @@ import (
 // mounts turns a run step's cache, secret and tmpfs mounts into sandbox
 // mounts. The returned cleanup unlocks the caches and removes the
 // secrets' files; it must run when the step ends, on every path.
-func (e *executor) mounts(s *plan.Step) (ms []sandbox.Mount, cleanup func(), err error) {
+func (e *executor) mounts(ctx context.Context, s *plan.Step) (ms []sandbox.Mount, cleanup func(), err error) {
 	var undo []func()
 	cleanup = func() {
 		for i := len(undo) - 1; i >= 0; i-- {
@@ -24,17 +26,30 @@ func (e *executor) mounts(s *plan.Step) (ms []sandbox.Mount, cleanup func(), err
 			cleanup()
 		}
 	}()
+	// Each cache once (one id at two targets is one dir at both), all in
+	// one order, so that no two steps wait on each other.
+	var ids []string
+	for _, m := range s.Mounts {
+		if m.Type == recipe.MountCache && !slices.Contains(ids, m.ID) {
+			ids = append(ids, m.ID)
+		}
+	}
+	slices.Sort(ids)
+	caches := map[string]string{}
+	for _, id := range ids {
+		data, unlock, err := e.root.LockCacheMount(ctx, id)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: cache mount %s: %w", s.Pos, id, err)
+		}
+		undo = append(undo, unlock)
+		caches[id] = data
+	}
 	for _, m := range s.Mounts {
 		switch m.Type {
 		case recipe.MountTmpfs:
 			ms = append(ms, sandbox.Mount{Type: "tmpfs", Target: m.Target})
 		case recipe.MountCache:
-			data, unlock, err := e.root.LockCacheMount(m.ID)
-			if err != nil {
-				return nil, nil, fmt.Errorf("%s: cache mount %s: %w", s.Pos, m.ID, err)
-			}
-			undo = append(undo, unlock)
-			ms = append(ms, sandbox.Mount{Type: "bind", Source: data, Target: m.Target})
+			ms = append(ms, sandbox.Mount{Type: "bind", Source: caches[m.ID], Target: m.Target})
 		case recipe.MountSecret:
 			file, remove, err := stateroot.WriteSecret(e.o.Secrets[m.ID])
 			if err != nil {

@@ -96,7 +96,7 @@ func (e *executor) run(ctx context.Context, s *plan.Step, rootfs string, ev Even
 		ev.Text = line
 		e.event(ev, EventOutput)
 	})
-	mounts, cleanup, err := e.mounts(s)
+	mounts, cleanup, err := e.mounts(ctx, s)
 	if err != nil {
 		return err
 	}

@@ -578,3 +578,31 @@ func TestFailedBuildLeavesNoStaleIIDFile(t *testing.T) {
 		}
 	}
 }
+
+// TestOneCacheAtTwoTargets: a step that mounts one cache id at two
+// targets sees one dir at both, and finishes (it waited for itself on the
+// cache's lock, for good, and ^C did not stop it).
+func TestOneCacheAtTwoTargets(t *testing.T) {
+	requireBuildTools(t)
+	ctx := writeRecipe(t, `from: ${BASE}
+args: {BASE: scratch}
+steps:
+  - run: echo shared > /a/f && cat /b/f > /seen
+    mounts:
+      - {type: cache, id: shared, target: /a}
+      - {type: cache, id: shared, target: /b}
+`, map[string]string{})
+	cmd := exec.Command(strataBin, "build", "--root", t.TempDir(), "--build-arg", busyboxBase(t), "-o", "type=oci,dest="+filepath.Join(t.TempDir(), "out"), ctx)
+	done := make(chan result, 1)
+	go func() { done <- runAsync(cmd) }()
+	select {
+	case r := <-done:
+		if r.code != 0 {
+			t.Fatalf("exit %d\n%s", r.code, r.stderr)
+		}
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatal("the build still ran after 60 s: the step waits on its own cache")
+	}
+}

@@ -222,9 +222,11 @@ func StaleSecretDirs() []string {
 }
 
 // LockCacheMount makes the data dir of cache mount id and takes its lock,
-// waiting while another step (of any build) uses the same cache. unlock
-// must be called when the step ends.
-func (r *Root) LockCacheMount(id string) (data string, unlock func(), err error) {
+// waiting while another step (of any build) uses the same cache, until
+// ctx is done. unlock must be called when the step ends. A step takes
+// each id once (the lock is the open file's: a second one would wait on
+// the first), and several in one order (see build's mounts).
+func (r *Root) LockCacheMount(ctx context.Context, id string) (data string, unlock func(), err error) {
 	dir := r.CacheMount(id)
 	data = filepath.Join(dir, "data")
 	if err := os.MkdirAll(data, 0o755); err != nil {
@@ -234,9 +236,21 @@ func (r *Root) LockCacheMount(id string) (data string, unlock func(), err error)
 	if err != nil {
 		return "", nil, err
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return "", nil, fmt.Errorf("locking cache mount %s: %w", id, err)
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return "", nil, fmt.Errorf("locking cache mount %s: %w", id, err)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return "", nil, fmt.Errorf("waiting for cache mount %s, used by another step: %w", id, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 	now := time.Now()
 	_ = os.Chtimes(f.Name(), now, now) // its last use, for PruneCacheMounts

@@ -99,7 +99,7 @@ func TestPruneCacheMounts(t *testing.T) {
 	}
 	now := time.Now()
 	for i, id := range []string{"/var/cache/apt", "/root/.npm", "/go/pkg"} {
-		data, unlock, err := r.LockCacheMount(id)
+		data, unlock, err := r.LockCacheMount(t.Context(), id)
 		if err != nil {
 			t.Fatal(err)
 		}
