@@ -4,11 +4,12 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/stratabuild/strata/internal/owner"
 )
 
 // A blob dir (the state root's, see SaveBlob and WriteLayer) holds:
@@ -17,7 +18,8 @@ import (
 //	                            renamed into place whole and checked
 //	<hex>.diffid                the diffID its content was found to have
 //	                            when it was checked
-//	.KIND.tmp-PID-RANDOM        a blob being written by process PID
+//	.KIND.tmp-OWNER-RANDOM      a blob being written by process OWNER
+//	                            (owner.ID: its pid, and pid namespace)
 //
 // The .diffid record spares every later process decompressing a base
 // layer's blob again to check the diffID an image claims for it.
@@ -140,9 +142,9 @@ func WaitNamed() error {
 }
 
 // blobTempPattern is the os.CreateTemp pattern of a temp in a blob dir:
-// .KIND.tmp-PID-RANDOM, which CleanBlobTemps can tell.
+// .KIND.tmp-OWNER-RANDOM, which CleanBlobTemps can tell.
 func blobTempPattern(kind string) string {
-	return "." + kind + ".tmp-" + strconv.Itoa(os.Getpid()) + "-*"
+	return "." + kind + ".tmp-" + owner.ID() + "-*"
 }
 
 // CleanBlobTemps removes the temps in the blob dir dir that processes no

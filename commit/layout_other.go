@@ -8,9 +8,6 @@ import (
 	"fmt"
 )
 
-// pidAlive: no way to tell here, so every temp is taken as live.
-func pidAlive(int) bool { return true }
-
 // lockDir is unsupported outside unix.
 func lockDir(context.Context, string) (func(), error) {
 	return nil, fmt.Errorf("locking an OCI layout: %w", errors.ErrUnsupported)

@@ -21,6 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
 	"github.com/stratabuild/strata/commit"
+	"github.com/stratabuild/strata/internal/owner"
 	"github.com/stratabuild/strata/internal/testutil"
 )
 
@@ -319,10 +320,12 @@ func deadPid(t *testing.T) int {
 
 // TestStaleTempsCleaned: temps a killed writer left (a dead pid) beside a
 // docker archive or a layout, and inside the layout, are removed by the
-// next write there; those of a live pid are kept.
+// next write there; those of a live pid, or of another pid namespace,
+// are kept.
 func TestStaleTempsCleaned(t *testing.T) {
 	img := motdImage(t, "hello\n")
 	dead, live := strconv.Itoa(deadPid(t)), strconv.Itoa(os.Getpid())
+	_, ns, _ := strings.Cut(owner.ID(), ".")
 	parent := t.TempDir()
 	archive := filepath.Join(parent, "out.tar")
 	layoutDir := filepath.Join(parent, "outdir")
@@ -335,8 +338,10 @@ func TestStaleTempsCleaned(t *testing.T) {
 		filepath.Join(parent, ".outdir.tmp-"+dead+"-42/"),
 		filepath.Join(layoutDir, ".index.json.tmp-"+dead+"-7"),
 		filepath.Join(blobs, ".0123abcd.tmp-"+dead+"-8"),
+		filepath.Join(parent, ".out.tar.tmp-"+dead+"."+ns+"-654321"), // its pid namespace named
 	}
 	kept := []string{
+		filepath.Join(parent, ".out.tar.tmp-"+dead+".1-654321"), // another pid namespace's
 		filepath.Join(parent, ".out.tar.tmp-"+live+"-123456"),
 		filepath.Join(parent, ".outdir.tmp-"+live+"-42/"),
 		filepath.Join(blobs, ".0123abcd.tmp-"+live+"-8"),
@@ -470,7 +475,7 @@ func TestKilledWriterTempsCleaned(t *testing.T) {
 	pid := strconv.Itoa(cmd.Process.Pid)
 	var temps []string
 	for range 200 {
-		temps, _ = filepath.Glob(filepath.Join(dest, ".out*.tmp-"+pid+"-*"))
+		temps, _ = filepath.Glob(filepath.Join(dest, ".out*.tmp-"+pid+".*"))
 		if len(temps) == 2 {
 			break
 		}

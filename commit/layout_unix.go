@@ -11,13 +11,6 @@ import (
 	"time"
 )
 
-// pidAlive reports whether a process pid exists (kill(pid, 0) does not
-// fail with ESRCH). Another user's process counts as alive.
-func pidAlive(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return !errors.Is(err, syscall.ESRCH)
-}
-
 // lockDir takes an exclusive flock on dir itself, waiting until ctx is
 // done, and returns its release. The lock is on the directory's inode,
 // not on a file in it: it adds nothing to a user's layout and goes away

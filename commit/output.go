@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math"
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"syscall"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -17,6 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/stratabuild/strata/internal/inputfile"
+	"github.com/stratabuild/strata/internal/owner"
 )
 
 // WriteDockerArchive writes img as a `docker save` tarball named by tags
@@ -205,14 +204,15 @@ func creatable(dir string) error {
 	}
 }
 
-// Temp files and dirs beside a destination are named .NAME.tmp-PID-RANDOM:
-// the pid lets CleanStaleTemps tell a temp a killed writer left from one
-// a live writer is still writing.
-var tempRe = regexp.MustCompile(`^\.(.+)\.tmp-([0-9]{1,10})-[0-9]+$`)
+// Temp files and dirs beside a destination are named .NAME.tmp-OWNER-RANDOM,
+// OWNER the writer's owner.ID (its pid, and pid namespace): it lets
+// CleanStaleTemps tell a temp a killed writer left from one a live writer
+// is still writing.
+var tempRe = regexp.MustCompile(`^\.(.+)\.tmp-([0-9]{1,10}(?:\.[0-9]+)?)-[0-9]+$`)
 
 // tempPattern is the os.CreateTemp pattern of a temp for dest.
 func tempPattern(dest string) string {
-	return "." + filepath.Base(dest) + ".tmp-" + strconv.Itoa(os.Getpid()) + "-*"
+	return "." + filepath.Base(dest) + ".tmp-" + owner.ID() + "-*"
 }
 
 // createTemp creates a temp file beside dest.
@@ -221,11 +221,11 @@ func createTemp(dest string) (*os.File, error) {
 }
 
 // CleanStaleTemps removes what writers killed while writing dest left:
-// the temp files and dirs named .NAME.tmp-PID-RANDOM beside dest, NAME
+// the temp files and dirs named .NAME.tmp-OWNER-RANDOM beside dest, NAME
 // being dest's base name, and, if dest is an OCI layout, the temps inside
-// it and in its blobs/sha256, whose PID is no longer a live process. A
-// temp whose PID is alive — being written, or its PID reused — is left
-// alone. Every writer of this package calls it first; `strata prune` may
+// it and in its blobs/sha256, whose owner is gone (owner.Gone). A temp
+// whose owner is alive — being written, or its pid reused — or of another
+// pid namespace is left alone. Every writer of this package calls it first; `strata prune` may
 // call it for a destination too. It tries every temp and returns the
 // errors met.
 func CleanStaleTemps(dest string) error {
@@ -253,8 +253,7 @@ func cleanTemps(dir, name string) error {
 		if m == nil || name != "" && m[1] != name {
 			continue
 		}
-		pid, err := strconv.Atoi(m[2])
-		if err != nil || pid <= 0 || pid > math.MaxInt32 || pidAlive(pid) {
+		if !owner.Gone(m[2]) {
 			continue
 		}
 		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {

@@ -22,10 +22,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/stratabuild/strata/internal/owner"
 )
 
 // Root is an opened state directory.
@@ -156,43 +157,27 @@ func (r *Root) lock(how int) (func(), error) {
 }
 
 // OwnedName is a name for a temp dir or container that Stale can judge:
-// KIND-PID-RANDOM, PID being this process's. KIND holds no "-".
+// KIND-OWNER-RANDOM, OWNER being this process's owner.ID (its pid and pid
+// namespace). KIND holds no "-".
 func OwnedName(kind string) string {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	return fmt.Sprintf("%s-%d-%s", kind, os.Getpid(), hex.EncodeToString(b[:]))
+	return fmt.Sprintf("%s-%s-%s", kind, owner.ID(), hex.EncodeToString(b[:]))
 }
 
 // MkdirOwned makes a new directory in parent named like OwnedName.
 func MkdirOwned(parent, kind string) (string, error) {
-	return os.MkdirTemp(parent, fmt.Sprintf("%s-%d-", kind, os.Getpid()))
+	return os.MkdirTemp(parent, kind+"-"+owner.ID()+"-")
 }
 
 // Stale reports whether name, made by OwnedName (with any KIND), belongs to
-// a process that is gone. Names of this process, of live processes and
-// names not made by OwnedName are not stale. (A pid reused before the next
-// build keeps its leftovers until that process ends.)
+// a process that is gone (owner.Gone). Names of this process, of live
+// processes, of another pid namespace's, and names not made by OwnedName
+// are not stale. (A pid reused before the next build keeps its leftovers
+// until that process ends.)
 func Stale(name string) bool {
-	pid := ownerPID(name)
-	return pid > 0 && pid != os.Getpid() && !alive(pid)
-}
-
-// ownerPID is the pid in a name "KIND-PID-…", or 0.
-func ownerPID(name string) int {
 	parts := strings.SplitN(name, "-", 3)
-	if len(parts) < 3 {
-		return 0
-	}
-	pid, err := strconv.Atoi(parts[1])
-	if err != nil {
-		return 0
-	}
-	return pid
-}
-
-func alive(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
+	return len(parts) == 3 && owner.Gone(parts[1])
 }
 
 // StaleEntries lists the entries of dir whose names are Stale, as full paths.

@@ -60,9 +60,16 @@ func TestStale(t *testing.T) {
 	if err := cmd.Run(); err != nil {
 		t.Fatal(err)
 	}
-	dead := strings.Replace(mine, "-"+strconv.Itoa(os.Getpid())+"-", "-"+strconv.Itoa(cmd.Process.Pid)+"-", 1)
-	if !Stale(dead) {
+	dead := strings.Replace(mine, "-"+strconv.Itoa(os.Getpid())+".", "-"+strconv.Itoa(cmd.Process.Pid)+".", 1)
+	if dead == mine || !Stale(dead) {
 		t.Errorf("Stale(%q) = false for an exited process's name", dead)
+	}
+	// Another pid namespace's process (another container on this state
+	// dir) is not judged from here, whatever pid it had.
+	_, rest, _ := strings.Cut(dead, ".")
+	other := strings.Replace(dead, "."+rest, ".1-"+strings.SplitN(rest, "-", 2)[1], 1)
+	if other == dead || Stale(other) {
+		t.Errorf("Stale(%q) = true for another pid namespace's name", other)
 	}
 	for _, name := range []string{"layers", "step", "x-y", "strata-notapid-abc"} {
 		if Stale(name) {
