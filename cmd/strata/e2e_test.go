@@ -421,7 +421,7 @@ steps:
 	}
 	assertNoLeftovers(t, root)
 	// The step's cgroup is /strata/strata-PID-…, PID being strata's.
-	if cg, _ := filepath.Glob(fmt.Sprintf("/sys/fs/cgroup/*/strata/strata-%d-*", cmd.Process.Pid)); len(cg) > 0 {
+	if cg, _ := filepath.Glob(fmt.Sprintf("/sys/fs/cgroup/*/strata/strata-%d.*", cmd.Process.Pid)); len(cg) > 0 {
 		t.Errorf("cgroups left behind: %v", cg)
 	}
 }
@@ -523,7 +523,7 @@ steps:
 	if entries, _ := os.ReadDir(filepath.Join(root, "runc")); len(entries) == 0 {
 		t.Fatal("the killed build left no container; the test proves nothing")
 	}
-	secrets, _ := filepath.Glob(fmt.Sprintf("/dev/shm/strata_secret-%d-*", cmd.Process.Pid))
+	secrets, _ := filepath.Glob(fmt.Sprintf("/dev/shm/strata_secret-%d.*", cmd.Process.Pid))
 	if len(secrets) == 0 {
 		t.Fatal("the killed build left no secret dir; the test proves nothing")
 	}

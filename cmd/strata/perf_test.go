@@ -113,7 +113,7 @@ func TestKilledDuringCompression(t *testing.T) {
 	var compressing []string
 	for deadline := time.Now().Add(10 * time.Second); len(compressing) == 0 && time.Now().Before(deadline); {
 		time.Sleep(5 * time.Millisecond)
-		compressing, _ = filepath.Glob(filepath.Join(root, "blobs", fmt.Sprintf(".*.tmp-%d-*", cmd.Process.Pid)))
+		compressing, _ = filepath.Glob(filepath.Join(root, "blobs", fmt.Sprintf(".*.tmp-%d.*", cmd.Process.Pid)))
 	}
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)

@@ -586,7 +586,8 @@ func TestRootlessKilledBuildIsCleanedUp(t *testing.T) {
 	}
 	// The build in the namespace dies of its parent's death a moment
 	// later: the next build would take it for a live one until then.
-	if pid, _ := strconv.Atoi(strings.Split(entries[0].Name(), "-")[1]); pid > 0 {
+	owner := strings.Split(entries[0].Name(), "-")[1] // PID.NS
+	if pid, _ := strconv.Atoi(strings.Split(owner, ".")[0]); pid > 0 {
 		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 			if syscall.Kill(pid, 0) != nil {
 				break
