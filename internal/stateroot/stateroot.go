@@ -5,9 +5,10 @@
 // the root.
 //
 // It also names what a build leaves under the root (or in /dev/shm) while it
-// runs — mount points, containers, secret dirs — as KIND-PID-RANDOM, so that
-// the next build can tell the leftovers of a build killed with SIGKILL
-// (Stale) from those of a build still running.
+// runs — mount points, containers, secret dirs — as KIND-PID.NS-RANDOM
+// (internal/owner: its pid and pid namespace), so that the next build can
+// tell the leftovers of a build killed with SIGKILL (Stale) from those of a
+// build still running, or of another pid namespace's.
 //
 // Input: a directory. Output: paths, locks and names.
 package stateroot
