@@ -320,7 +320,7 @@ func deadPid(t *testing.T) int {
 
 // TestStaleTempsCleaned: temps a killed writer left (a dead pid) beside a
 // docker archive or a layout, and inside the layout, are removed by the
-// next write there; those of a live pid, or of another pid namespace,
+// next write there; those of a live pid, or of a living pid namespace,
 // are kept.
 func TestStaleTempsCleaned(t *testing.T) {
 	img := motdImage(t, "hello\n")
@@ -341,7 +341,7 @@ func TestStaleTempsCleaned(t *testing.T) {
 		filepath.Join(parent, ".out.tar.tmp-"+dead+"."+ns+"-654321"), // its pid namespace named
 	}
 	kept := []string{
-		filepath.Join(parent, ".out.tar.tmp-"+dead+".1-654321"), // another pid namespace's
+		filepath.Join(parent, ".out.tar.tmp-"+dead+"."+testutil.ForeignPIDNS(t)+"-654321"), // a living pid namespace's
 		filepath.Join(parent, ".out.tar.tmp-"+live+"-123456"),
 		filepath.Join(parent, ".outdir.tmp-"+live+"-42/"),
 		filepath.Join(blobs, ".0123abcd.tmp-"+live+"-8"),

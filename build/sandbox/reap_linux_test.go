@@ -325,6 +325,7 @@ func TestReapStopsOnlyTheRecordedRuntime(t *testing.T) {
 	}{
 		{"another boot", "00000000-0000-0000-0000-000000000000", false},
 		{"this boot", bootID(), true},
+		{"no boot (an older strata's record)", "", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cmd := exec.Command("sleep", "60")

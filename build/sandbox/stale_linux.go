@@ -102,8 +102,9 @@ func stopRecorded(bundle string) error {
 	var pid int
 	var start uint64
 	var boot string
-	if n, _ := fmt.Sscanf(string(b), "%d %d %s", &pid, &start, &boot); n < 3 || pid <= 0 || boot != bootID() {
-		return nil // none, or of another boot: its runtime is gone
+	n, _ := fmt.Sscanf(string(b), "%d %d %s", &pid, &start, &boot)
+	if n < 2 || pid <= 0 || n == 3 && boot != bootID() {
+		return nil // none, or of another boot: its runtime is gone (one without a boot is older: taken as this boot's)
 	}
 	same := func() bool {
 		s, zombie, err := procStart(pid)

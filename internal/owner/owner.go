@@ -22,17 +22,46 @@ func ID() string {
 	return id
 }
 
+// initialNS is the inode of the initial pid namespace (the kernel's
+// PROC_PID_INIT_INO): from there every process is in /proc.
+const initialNS = "4026531836"
+
 // Gone reports whether the process an owner id names has ended: a pid of
 // this pid namespace (or of an id naming none, as strata made before it
-// named them) that no process has, and not this process's own. An id that
-// is not one, or is another namespace's, is not gone.
+// named them) that no process has, and not this process's own; or, seen
+// from the initial pid namespace, a pid of a namespace no process is in
+// any more (a container that ended: every process in it ended with it).
+// An id that is not one is not gone, nor is another namespace's where
+// this process cannot see whether it lives.
 func Gone(id string) bool {
 	p, ns, hasNS := strings.Cut(id, ".")
 	pid, err := strconv.Atoi(p)
-	if err != nil || pid <= 0 || pid == os.Getpid() || hasNS && ns != pidNS() {
+	if err != nil || pid <= 0 {
 		return false
 	}
-	return !alive(pid)
+	if hasNS && ns != pidNS() {
+		return pidNS() == initialNS && !nsLives(ns)
+	}
+	return pid != os.Getpid() && !alive(pid)
+}
+
+// nsLives reports whether some process is in the pid namespace ns (or
+// whether /proc cannot tell: then it is taken as living).
+func nsLives(ns string) bool {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return true
+	}
+	want := "pid:[" + ns + "]"
+	for _, e := range ents {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+			continue
+		}
+		if l, err := os.Readlink("/proc/" + e.Name() + "/ns/pid"); err == nil && l == want {
+			return true
+		}
+	}
+	return false
 }
 
 var nsOnce = sync.OnceValue(func() string {

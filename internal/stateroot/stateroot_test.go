@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stratabuild/strata/internal/testutil"
 )
 
 func TestLockExclusiveWaitsForBuilds(t *testing.T) {
@@ -64,12 +66,12 @@ func TestStale(t *testing.T) {
 	if dead == mine || !Stale(dead) {
 		t.Errorf("Stale(%q) = false for an exited process's name", dead)
 	}
-	// Another pid namespace's process (another container on this state
-	// dir) is not judged from here, whatever pid it had.
+	// A living pid namespace's (another container on this state dir) is
+	// not judged from here, whatever pid it names.
 	_, rest, _ := strings.Cut(dead, ".")
-	other := strings.Replace(dead, "."+rest, ".1-"+strings.SplitN(rest, "-", 2)[1], 1)
+	other := strings.Replace(dead, "."+rest, "."+testutil.ForeignPIDNS(t)+"-"+strings.SplitN(rest, "-", 2)[1], 1)
 	if other == dead || Stale(other) {
-		t.Errorf("Stale(%q) = true for another pid namespace's name", other)
+		t.Errorf("Stale(%q) = true for a living pid namespace's name", other)
 	}
 	for _, name := range []string{"layers", "step", "x-y", "strata-notapid-abc"} {
 		if Stale(name) {

@@ -41,6 +41,10 @@ func BuildImage(ctx context.Context, req Request, r *recipe.Recipe, stderr io.Wr
 		if f == "" || req.Build.DryRun {
 			continue
 		}
+		// Only a regular file: not /dev/stdout, a FIFO or a link to one.
+		if fi, err := os.Lstat(f); err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
 		if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return "", fmt.Errorf("removing the last build's %s: %w", f, err)
 		}
