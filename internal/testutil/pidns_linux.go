@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -28,6 +29,10 @@ func ForeignPIDNS(t testing.TB) string {
 		for _, k := range strings.Fields(string(kids)) {
 			l, err := os.Readlink("/proc/" + k + "/ns/pid")
 			if err == nil && l != own {
+				// The namespace's init outlives unshare: kill it too.
+				if pid, err := strconv.Atoi(k); err == nil {
+					t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+				}
 				return strings.TrimSuffix(strings.TrimPrefix(l, "pid:["), "]")
 			}
 		}
