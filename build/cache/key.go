@@ -123,24 +123,22 @@ func HashSeen(root string, paths []string, sums *Sums) (map[string]string, Seen,
 		}
 		out[p], seen[p] = digests[i], stats[i]
 	}
-	linked(root, paths, out)
+	linked(paths, stats, out)
 	return out, seen, nil
 }
 
 // linked adds to the digest of each non-dir input that is a hardlink of
 // an earlier one (in paths' order) the path of the first: a copy of them
-// writes one file with several names.
-func linked(root string, paths []string, digests map[string]string) {
+// writes one file with several names. stats are the inputs' lstats, in
+// paths' order.
+func linked(paths []string, stats []sum, digests map[string]string) {
 	first := map[[2]uint64]string{}
-	for _, p := range paths {
-		fi, err := os.Lstat(filepath.Join(root, filepath.FromSlash(p)))
-		if err != nil || fi.IsDir() {
+	for i, p := range paths {
+		st := stats[i]
+		if st.Mode&modeType == modeDir || st.nlink < 2 {
 			continue
 		}
-		id, n, ok := inode(fi)
-		if !ok || n < 2 {
-			continue
-		}
+		id := [2]uint64{st.Dev, st.Ino}
 		if f, ok := first[id]; ok {
 			digests[p] += " hardlink of " + f
 			continue
@@ -162,8 +160,7 @@ func (l *localFSes) local(full string, st sum) bool {
 		return v.(bool)
 	}
 	dir := full
-	const typeBits, linkType = 0o170000, 0o120000
-	if st.Mode&typeBits == linkType {
+	if st.Mode&modeType == modeLink {
 		dir = filepath.Dir(full) // statfs would follow it
 	}
 	local, ok := localFS(dir)
@@ -194,21 +191,23 @@ func (s Seen) Unchanged(root string, files map[string]string) error {
 	}
 	sort.Strings(paths)
 	now := make(map[string]string, len(paths))
+	stats := make([]sum, len(paths))
 	var buf []byte
-	for _, p := range paths {
+	for i, p := range paths {
 		was := s[p]
 		full := filepath.Join(root, filepath.FromSlash(p))
 		fi, err := os.Lstat(full)
 		if err != nil {
 			return fmt.Errorf("%s: %w", p, err)
 		}
-		const typeBits, dirType = 0o170000, 0o040000
-		if was.Mode&typeBits == dirType && fi.IsDir() {
+		st, ok := sumOf(fi)
+		stats[i] = st
+		if was.Mode&modeType == modeDir && fi.IsDir() {
 			now[p] = was.Digest
 			continue
 		}
 		settled := was.Ctime <= was.statNs-settleTime.Nanoseconds()
-		if st, ok := sumOf(fi); ok && settled && !was.untrusted && sameFile(st, was) {
+		if ok && settled && !was.untrusted && sameFile(st, was) {
 			now[p] = was.Digest
 			continue
 		}
@@ -224,7 +223,7 @@ func (s Seen) Unchanged(root string, files map[string]string) error {
 		}
 		now[p] = d
 	}
-	linked(root, paths, now)
+	linked(paths, stats, now)
 	for _, p := range paths {
 		if now[p] != files[p] {
 			return fmt.Errorf("%s changed: its hardlinks", p)

@@ -56,12 +56,21 @@ type sum struct {
 	// an entry no build used for sumsKeep is dropped.
 	Used int64
 
-	// Seen only (HashSeen), never saved: when the lstat was taken
-	// (nanoseconds since the epoch), and whether its filesystem's lstat
-	// cannot be trusted to change with the file (see localFS).
+	// Never saved: the link count, for the hardlinks between a copy's
+	// inputs (linked); and, seen only (HashSeen), when the lstat was
+	// taken (nanoseconds since the epoch), and whether its filesystem's
+	// lstat cannot be trusted to change with the file (see localFS).
+	nlink     uint64
 	statNs    int64
 	untrusted bool
 }
+
+// The file type bits of sum.Mode (st_mode), as the kernel has them.
+const (
+	modeType = 0o170000
+	modeDir  = 0o040000
+	modeLink = 0o120000
+)
 
 // settleTime is how old a file's mtime and ctime must be for its digest
 // to be remembered: longer than any filesystem's timestamp granularity.

@@ -14,17 +14,8 @@ func sumOf(fi fs.FileInfo) (sum, bool) {
 	}
 	return sum{
 		Dev: uint64(st.Dev), Ino: uint64(st.Ino), Size: st.Size, Mode: st.Mode,
-		Mtime: st.Mtim.Nano(), Ctime: st.Ctim.Nano(),
+		Mtime: st.Mtim.Nano(), Ctime: st.Ctim.Nano(), nlink: uint64(st.Nlink),
 	}, true
-}
-
-// inode is the file fi describes, as (device, inode), and its link count.
-func inode(fi fs.FileInfo) (id [2]uint64, nlink uint64, ok bool) {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return id, 0, false
-	}
-	return [2]uint64{uint64(st.Dev), st.Ino}, uint64(st.Nlink), true
 }
 
 // localFSTypes are the filesystems (statfs f_type) whose lstat Sums
