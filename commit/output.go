@@ -224,10 +224,10 @@ func createTemp(dest string) (*os.File, error) {
 // the temp files and dirs named .NAME.tmp-OWNER-RANDOM beside dest, NAME
 // being dest's base name, and, if dest is an OCI layout, the temps inside
 // it and in its blobs/sha256, whose owner is gone (owner.Gone). A temp
-// whose owner is alive — being written, or its pid reused — or of another
-// pid namespace is left alone. Every writer of this package calls it first; `strata prune` may
-// call it for a destination too. It tries every temp and returns the
-// errors met.
+// whose owner is alive — being written, or its pid reused — or of a
+// living pid namespace is left alone. Every writer of this package calls
+// it first; `strata prune` may call it for a destination too. It tries
+// every temp and returns the errors met.
 func CleanStaleTemps(dest string) error {
 	dest = filepath.Clean(dest)
 	errs := []error{cleanTemps(filepath.Dir(dest), filepath.Base(dest))}

@@ -2,7 +2,8 @@
 // container, so that a later build can tell whether it is gone: its pid,
 // and its pid namespace. A build in another pid namespace (another
 // container sharing the state dir) sees other processes under those pids:
-// what it owns is never judged gone from here.
+// what it owns is judged gone from here only once its namespace has ended,
+// and only from the initial namespace, which sees every process (Gone).
 package owner
 
 import (
