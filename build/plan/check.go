@@ -45,11 +45,11 @@ func CheckContext(r *recipe.Recipe) error {
 			if len(sources) == 0 {
 				continue
 			}
-			_, err := fscopy.ContextInputs(r.Context, ignore, sources)
-			if err == nil && len(sources) == len(c.Sources) {
-				err = fscopy.CheckContextDest(r.Context, ignore, sources, c.To)
+			dest := c.To // not checked when some sources are not known yet
+			if len(sources) != len(c.Sources) {
+				dest = ""
 			}
-			if err != nil {
+			if _, err := fscopy.ContextInputs(r.Context, ignore, sources, dest); err != nil {
 				errs = append(errs, at(step.Pos.String(), err))
 			}
 		}

@@ -351,10 +351,7 @@ func (pl *planner) copyStep(ctx context.Context, sp *Stage, s *Step, state State
 	}
 	switch {
 	case c.From == nil:
-		paths, err := fscopy.ContextInputs(pl.r.Context, pl.ignore, c.Sources)
-		if err == nil {
-			err = fscopy.CheckContextDest(pl.r.Context, pl.ignore, c.Sources, c.To)
-		}
+		paths, err := fscopy.ContextInputs(pl.r.Context, pl.ignore, c.Sources, c.To)
 		if err != nil {
 			return at(s.Recipe.Pos.String(), err)
 		}

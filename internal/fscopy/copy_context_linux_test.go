@@ -250,7 +250,7 @@ func TestContextInputs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := ContextInputs(ctx, ignore, []string{"src", "conf/*.toml"})
+	got, err := ContextInputs(ctx, ignore, []string{"src", "conf/*.toml"}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +258,7 @@ func TestContextInputs(t *testing.T) {
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("inputs (-want +got):\n%s", d)
 	}
-	if _, err := ContextInputs(ctx, ignore, []string{"../x"}); err == nil {
+	if _, err := ContextInputs(ctx, ignore, []string{"../x"}, ""); err == nil {
 		t.Error("a source outside the context was accepted")
 	}
 
@@ -267,7 +267,7 @@ func TestContextInputs(t *testing.T) {
 	if err := os.Symlink("conf/c.ini", filepath.Join(ctx, "link.ini")); err != nil {
 		t.Fatal(err)
 	}
-	got, err = ContextInputs(ctx, ignore, []string{"link.ini", "*.ini"})
+	got, err = ContextInputs(ctx, ignore, []string{"link.ini", "*.ini"}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,7 +282,7 @@ func TestContextInputs(t *testing.T) {
 		t.Fatal(err)
 	}
 	refused := `copy source "log": it leads to src/debug.log, which .strataignore leaves out`
-	if _, err := ContextInputs(ctx, ignore, []string{"log"}); err == nil || err.Error() != refused {
+	if _, err := ContextInputs(ctx, ignore, []string{"log"}, ""); err == nil || err.Error() != refused {
 		t.Errorf("ContextInputs of a link to an ignored file: %v, want %q", err, refused)
 	}
 	if _, err := Copy(context.Background(), ctx, []string{"log"}, t.TempDir(), "/out/", Options{Policy: FromContext, Ignore: ignore}); err == nil || err.Error() != refused {
@@ -395,7 +395,7 @@ func TestIgnoreExceptionUnderAnIgnoredDir(t *testing.T) {
 			t.Errorf("copy of %s (-want +got):\n%s", source, d)
 		}
 	}
-	got, err := ContextInputs(ctx, ignore, []string{"."})
+	got, err := ContextInputs(ctx, ignore, []string{"."}, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -138,24 +138,16 @@ func checkDest(sources, matches []string, dest string) error {
 	return fmt.Errorf("copying several sources needs a destination dir ending in /, not %q", dest)
 }
 
-// CheckContextDest is Copy's check of dest for a FromContext copy of
-// sources, made before anything runs.
-func CheckContextDest(contextDir string, ignore *Ignore, sources []string, dest string) error {
-	matches, err := match(contextDir, sources, Options{Policy: FromContext, Ignore: ignore})
-	if err != nil {
-		return err
-	}
-	return checkDest(sources, matches, dest)
-}
-
 // ContextInputs lists what a FromContext copy of sources reads: every
 // matched path and, under a matched dir, every entry not excluded by the
 // ignore file; context-relative, slash-separated, sorted. The cache hashes
-// these. Every source problem is reported, not only the first.
-func ContextInputs(contextDir string, ignore *Ignore, sources []string) ([]string, error) {
+// these. Every source problem is reported, not only the first. A dest
+// that is not "" is checked as Copy checks it (several sources, or a glob
+// matching several, need one ending in "/"), before anything runs.
+func ContextInputs(contextDir string, ignore *Ignore, sources []string, dest string) ([]string, error) {
 	o := Options{Policy: FromContext, Ignore: ignore}
 	seen := map[string]bool{}
-	var out []string
+	var out, all []string
 	var errs []error
 	for _, s := range sources {
 		matches, err := match(contextDir, []string{s}, o)
@@ -163,6 +155,7 @@ func ContextInputs(contextDir string, ignore *Ignore, sources []string) ([]strin
 			errs = append(errs, err)
 			continue
 		}
+		all = append(all, matches...)
 		for _, m := range matches {
 			if err := walkContext(contextDir, m, o, func(rel string) {
 				if !seen[rel] {
@@ -176,6 +169,11 @@ func ContextInputs(contextDir string, ignore *Ignore, sources []string) ([]strin
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
+	}
+	if dest != "" {
+		if err := checkDest(sources, all, dest); err != nil {
+			return nil, err
+		}
 	}
 	sort.Strings(out)
 	return out, nil
