@@ -129,18 +129,35 @@ func (r *Root) LockBuild() (release func(), err error) {
 // LockExclusive takes the build lock exclusively, waiting for running
 // builds to end (polling, so that ctx can stop the wait).
 func (r *Root) LockExclusive(ctx context.Context) (release func(), err error) {
+	f, err := lockWaiting(ctx, r.lockFile(), 100*time.Millisecond, "waiting for running builds to end")
+	if err != nil {
+		return nil, err
+	}
+	return func() { f.Close() }, nil
+}
+
+// lockWaiting opens the lock file path and takes an exclusive flock on
+// it, trying every interval until ctx is done (a blocking flock cannot be
+// stopped); the error of a wait ctx ended says waiting.
+func lockWaiting(ctx context.Context, path string, interval time.Duration, waiting string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
 	for {
-		release, err := r.lock(syscall.LOCK_EX | syscall.LOCK_NB)
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
 		if err == nil {
-			return release, nil
+			return f, nil
 		}
 		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, err
+			f.Close()
+			return nil, fmt.Errorf("locking %s: %w", path, err)
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("waiting for running builds to end: %w", ctx.Err())
-		case <-time.After(100 * time.Millisecond):
+			f.Close()
+			return nil, fmt.Errorf("%s: %w", waiting, ctx.Err())
+		case <-time.After(interval):
 		}
 	}
 }
@@ -218,25 +235,9 @@ func (r *Root) LockCacheMount(ctx context.Context, id string) (data string, unlo
 	if err := os.MkdirAll(data, 0o755); err != nil {
 		return "", nil, err
 	}
-	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	f, err := lockWaiting(ctx, filepath.Join(dir, "lock"), 50*time.Millisecond, "waiting for cache mount "+id+", used by another step")
 	if err != nil {
 		return "", nil, err
-	}
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
-			return "", nil, fmt.Errorf("locking cache mount %s: %w", id, err)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return "", nil, fmt.Errorf("waiting for cache mount %s, used by another step: %w", id, ctx.Err())
-		case <-time.After(50 * time.Millisecond):
-		}
 	}
 	now := time.Now()
 	_ = os.Chtimes(f.Name(), now, now) // its last use, for PruneCacheMounts
