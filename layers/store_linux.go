@@ -16,6 +16,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
 
+	"github.com/stratabuild/strata/internal/owner"
 	"github.com/stratabuild/strata/internal/rootfs"
 )
 
@@ -55,7 +56,7 @@ func OpenStore(root string, log *slog.Logger) (*Store, error) {
 			return nil, fmt.Errorf("opening layer store: %w", err)
 		}
 	}
-	boot, err := bootID()
+	boot, err := owner.BootID()
 	if err != nil {
 		return nil, fmt.Errorf("opening layer store: %w", err)
 	}

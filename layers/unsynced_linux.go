@@ -1,13 +1,11 @@
 package layers
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 
@@ -51,21 +49,6 @@ const unsyncedDir = "unsynced"
 // so a sync started later covers it): old enough that the kernel has
 // written the data back on its own.
 const settleAge = time.Minute
-
-var bootIDRe = regexp.MustCompile(`^[0-9a-f-]{8,64}$`)
-
-// bootID names the current boot of the machine.
-func bootID() (string, error) {
-	data, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
-	if err != nil {
-		return "", fmt.Errorf("reading the boot id: %w", err)
-	}
-	id := string(bytes.TrimSpace(data))
-	if !bootIDRe.MatchString(id) {
-		return "", fmt.Errorf("reading the boot id: unexpected %q", id)
-	}
-	return id, nil
-}
 
 func markerName(d digest.Digest) string { return string(d.Algorithm()) + "-" + d.Encoded() }
 

@@ -9,6 +9,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/opencontainers/go-digest"
+
+	"github.com/stratabuild/strata/internal/owner"
 )
 
 // markers lists the unsynced markers of a store root, as BOOT/NAME.
@@ -48,7 +50,7 @@ func TestPublishMarksUnsynced(t *testing.T) {
 	requireOverlay(t)
 	s := openStore(t)
 	d, dir := unpack(t, s, tarOf(t, tarEntry{Name: "a", Type: tar.TypeReg, Mode: 0o644, Content: "x"}))
-	boot, err := bootID()
+	boot, err := owner.BootID()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/stratabuild/strata/internal/owner"
 )
 
 // runtimeRecord is the file, in a container's bundle, naming the runtime
@@ -175,11 +177,11 @@ func waitUntil(busy func() bool, timedOut func() error) error {
 
 // bootID names this boot of the machine ("-" if the kernel does not say).
 func bootID() string {
-	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
-	if err != nil || len(bytes.TrimSpace(b)) == 0 {
+	id, err := owner.BootID()
+	if err != nil {
 		return "-"
 	}
-	return string(bytes.TrimSpace(b))
+	return id
 }
 
 // procStart returns pid's start time (clock ticks after boot, field 22 of

@@ -7,7 +7,10 @@
 package owner
 
 import (
+	"bytes"
+	"fmt"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -82,3 +85,19 @@ var nsOnce = sync.OnceValue(func() string {
 })
 
 func pidNS() string { return nsOnce() }
+
+var bootIDRe = regexp.MustCompile(`^[0-9a-f-]{8,64}$`)
+
+// BootID names the current boot of the machine: what is in a state dir
+// outlives a reboot, what a process left there does not.
+func BootID() (string, error) {
+	data, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return "", fmt.Errorf("reading the boot id: %w", err)
+	}
+	id := string(bytes.TrimSpace(data))
+	if !bootIDRe.MatchString(id) {
+		return "", fmt.Errorf("reading the boot id: unexpected %q", id)
+	}
+	return id, nil
+}
