@@ -455,7 +455,12 @@ func (d *differ) dir(rel string, up, low *entry, lowDirs []string) error {
 		return err
 	}
 	if n := len(d.pending); n > 0 && d.pending[n-1] == hdr {
+		// Unchanged but for its mtime (a file made and removed in it):
+		// no entry in the layer, and the lower's mtime in the snapshot,
+		// which a step on the layer pulled from a cache sees too.
 		d.pending = d.pending[:n-1]
+		delete(d.absOf, hdr)
+		d.times = append(d.times, mtimeEdit{abs: up.abs, mtime: time.Unix(low.st.Mtim.Unix())})
 	}
 	return nil
 }

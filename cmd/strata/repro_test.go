@@ -11,7 +11,8 @@ import (
 
 // reproRecipe has run steps that create, modify and delete files, a copy
 // from the context, a metadata step and a copy from another stage; the
-// last step writes down the mtimes it sees of files earlier steps made.
+// last step writes down the mtimes it sees of files earlier steps made,
+// and of a dir one of them only touched (a file made and removed in it).
 const reproRecipe = `args: {BASE: scratch}
 stages:
   - name: tools
@@ -23,13 +24,13 @@ stages:
     steps:
       - copy: [src/, app.conf]
         to: /opt/app/
-      - run: echo created > /opt/app/new.txt && echo more >> /etc/passwd && rm -f /bin/vi
+      - run: echo created > /opt/app/new.txt && echo more >> /etc/passwd && rm -f /bin/vi && touch /opt/app/lib/scratch && rm /opt/app/lib/scratch
       - env: {MODE: prod}
       - workdir: /opt/app
       - copy: /out/tool
         from: tools
         to: bin/
-      - run: touch -d @1 ancient.txt && mkdir -p logs && stat -c '%Y %n' new.txt bin/tool > logs/seen
+      - run: touch -d @1 ancient.txt && mkdir -p logs && stat -c '%Y %n' new.txt bin/tool lib > logs/seen
 image:
   cmd: [cat, /opt/app/new.txt]
 `
