@@ -16,7 +16,8 @@ import (
 )
 
 // Index makes an OCI image index of images, one per platform, each listed
-// with the platform its config names, in the order given.
+// with the platform its config names, in the order given. Two images of
+// one platform are refused: a consumer could only ever pull the first.
 func Index(images []v1.Image) (v1.ImageIndex, error) {
 	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
 	adds := make([]mutate.IndexAddendum, 0, len(images))
@@ -30,6 +31,11 @@ func Index(images []v1.Image) (v1.ImageIndex, error) {
 			return nil, err
 		}
 		desc.Platform = cf.Platform()
+		for _, a := range adds {
+			if desc.Platform != nil && a.Descriptor.Platform != nil && a.Descriptor.Platform.Equals(*desc.Platform) {
+				return nil, fmt.Errorf("making the index: two images for %s", desc.Platform)
+			}
+		}
 		adds = append(adds, mutate.IndexAddendum{Add: img, Descriptor: desc})
 	}
 	return mutate.AppendManifests(idx, adds...), nil

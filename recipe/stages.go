@@ -190,7 +190,7 @@ func (d *decoder) checkCycles(stages []*Stage) {
 				seen[key] = true
 				var names []string
 				for _, c := range append(cycle, cycle[0]) {
-					names = append(names, stages[c].label())
+					names = append(names, stages[c].Label())
 				}
 				first, next := stages[cycle[0]], cycle[(1)%len(cycle)]
 				d.errorAt(first.refPos(next), first.where(), "stages form a cycle: %s", strings.Join(names, " -> "))
@@ -206,8 +206,8 @@ func (d *decoder) checkCycles(stages []*Stage) {
 	}
 }
 
-// label names a stage in messages.
-func (s *Stage) label() string {
+// Label names a stage in messages: its name, else "stage N".
+func (s *Stage) Label() string {
 	if s.Name != "" {
 		return s.Name
 	}
@@ -282,14 +282,14 @@ func (r *Recipe) Needed(target string) ([]*Stage, error) {
 	visit = func(s *Stage) error {
 		switch state[s.Index] {
 		case 1:
-			return fmt.Errorf("stages form a cycle through %s", s.label())
+			return fmt.Errorf("stages form a cycle through %s", s.Label())
 		case 2:
 			return nil
 		}
 		state[s.Index] = 1
 		for _, j := range s.DependsOn {
 			if j < 0 || j >= len(r.Stages) {
-				return fmt.Errorf("stage %s depends on stage index %d, out of range", s.label(), j)
+				return fmt.Errorf("stage %s depends on stage index %d, out of range", s.Label(), j)
 			}
 			if err := visit(r.Stages[j]); err != nil {
 				return err

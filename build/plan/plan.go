@@ -178,7 +178,51 @@ func MakeAll(ctx context.Context, o Options, targets []Target) ([]*Plan, error) 
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	for i, p := range plans {
+		if err := p.checkTarget(targets[i]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
 	return plans, checkEmulation(plans)
+}
+
+// checkTarget refuses a plan whose image would be labelled t's platform
+// but built for another: its stage pins one (platform:, or a stage it
+// continues does) that is not t's.
+func (p *Plan) checkTarget(t Target) error {
+	if t.Platform == nil {
+		return nil
+	}
+	final := p.Stages[len(p.Stages)-1]
+	if samePlatform(final.Platform, *t.Platform) {
+		return nil
+	}
+	return fmt.Errorf("%s: the image's stage is built for %s (its platform: or that of the stage it continues), but this build is for %s: drop the pin, or build for %s only",
+		final.Recipe.Pos, final.Platform.String(), t.Platform.String(), final.Platform.String())
+}
+
+// continuePlatform sets the platform of sp, which continues the stage
+// prev: prev's, unless sp's is chosen (by the recipe or the options) and
+// is another, which is refused: prev's files are prev's platform's.
+func (sp *Stage) continuePlatform(prev *Stage, st *recipe.Stage) error {
+	if samePlatform(sp.Platform, prev.Platform) {
+		return nil
+	}
+	if !sp.PlatformSet {
+		sp.Platform, sp.PlatformSet = prev.Platform, prev.PlatformSet
+		return nil
+	}
+	return fmt.Errorf("%s: %s continues %s, which is built for %s, not %s: a stage built for another platform cannot be continued; copy from it instead",
+		st.From.Pos, st.Label(), prev.Recipe.Label(), prev.Platform.String(), sp.Platform.String())
+}
+
+// samePlatform reports whether a and b are one platform; a variant only
+// one of them names does not tell them apart.
+func samePlatform(a, b v1.Platform) bool {
+	return a.OS == b.OS && a.Architecture == b.Architecture && (a.Variant == "" || b.Variant == "" || a.Variant == b.Variant)
 }
 
 // plan resolves the stages into a plan.
@@ -215,6 +259,9 @@ func (pl *planner) stage(ctx context.Context, st *recipe.Stage, p *Plan) (*Stage
 			return nil, nil // that stage's own problems are reported
 		}
 		sp.BaseStage, sp.BaseDigest, state = st.From.Stage, prev.BaseDigest, prev.Final
+		if err := sp.continuePlatform(prev, st); err != nil {
+			return nil, err
+		}
 	} else {
 		img, err := pl.image(ctx, st.From, sp.Platform, "the base")
 		if err != nil {

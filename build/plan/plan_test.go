@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/stratabuild/strata/commit"
 	"github.com/stratabuild/strata/recipe"
@@ -151,5 +152,73 @@ func TestCheckContextLeavesBaseEnvNamesToThePlan(t *testing.T) {
 	}
 	if err != nil && strings.Contains(err.Error(), "SRCDIR") {
 		t.Errorf("CheckContext refused a source the base's env may define: %v", err)
+	}
+}
+
+// TestPlatformPinsMustFitTheTarget: a stage continuing one built for
+// another platform, and an image stage pinned to another platform than
+// the build's, are refused before anything runs (each would be labelled
+// one platform and hold another's files); an unpinned stage continuing a
+// pinned one takes its platform.
+func TestPlatformPinsMustFitTheTarget(t *testing.T) {
+	amd, arm := v1.Platform{OS: "linux", Architecture: "amd64"}, v1.Platform{OS: "linux", Architecture: "arm64"}
+	for _, c := range []struct {
+		name, yaml string
+		targets    []v1.Platform
+		want       string // "" : no error
+	}{
+		{"continued stage of another platform", `stages:
+  - name: b
+    from: scratch
+    platform: linux/amd64
+    steps: [{file: /b, content: x}]
+  - name: final
+    from: b
+`, []v1.Platform{amd, arm}, `strata.yaml:7:11: final continues b, which is built for linux/amd64, not linux/arm64`},
+		{"pinned image stage, another target", "from: scratch\nplatform: linux/arm64\nsteps: [{file: /b, content: x}]\n",
+			[]v1.Platform{amd}, "the image's stage is built for linux/arm64 (its platform: or that of the stage it continues), but this build is for linux/amd64"},
+		{"pinned image stage, its own target", "from: scratch\nplatform: linux/arm64\nsteps: [{file: /b, content: x}]\n",
+			[]v1.Platform{arm}, ""},
+		{"pinned, continued, no target", `stages:
+  - name: b
+    from: scratch
+    platform: linux/arm64
+  - name: final
+    from: b
+`, nil, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "strata.yaml"), []byte(c.yaml), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			r, err := recipe.Load(filepath.Join(dir, "strata.yaml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			targets := []Target{{Recipe: r}}
+			if c.targets != nil {
+				targets = nil
+				for _, p := range c.targets {
+					rp, err := r.ForPlatform(recipe.Platform{OS: p.OS, Arch: p.Architecture})
+					if err != nil {
+						t.Fatal(err)
+					}
+					targets = append(targets, Target{Recipe: rp, Platform: &p})
+				}
+			}
+			plans, err := MakeAll(t.Context(), Options{}, targets)
+			switch {
+			case c.want == "" && err != nil:
+				t.Fatal(err)
+			case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+				t.Fatalf("error %v, want one saying %q", err, c.want)
+			case c.want == "" && c.targets == nil:
+				final := plans[0].Stages[len(plans[0].Stages)-1]
+				if final.Platform.Architecture != "arm64" {
+					t.Errorf("the stage continuing an arm64 stage is built for %s", final.Platform)
+				}
+			}
+		})
 	}
 }
