@@ -81,7 +81,7 @@ func trailingSlash(p string) string {
 // cleanKeepSlash cleans p, keeping one trailing slash if it had one.
 func cleanKeepSlash(p string) string {
 	c := path.Clean(p)
-	if strings.HasSuffix(p, "/") && !strings.HasSuffix(c, "/") && c != "." {
+	if strings.HasSuffix(p, "/") && !strings.HasSuffix(c, "/") {
 		c += "/"
 	}
 	return c

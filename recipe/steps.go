@@ -421,6 +421,9 @@ func (d *decoder) copyTo(tn *yaml.Node, items []*yaml.Node, st *state, where str
 		d.errorf(tn, where, "to: empty path")
 		return ""
 	}
+	if path.Clean(v) == "." {
+		v = "./" // the working dir, a directory (docker's COPY a.txt .)
+	}
 	to, _ := st.resolve(v)
 	// A glob may match one file, which then becomes to: (docker's COPY
 	// target/*.jar app.jar); one matching several is refused once matched.

@@ -222,3 +222,32 @@ func TestPlatformPinsMustFitTheTarget(t *testing.T) {
 		})
 	}
 }
+
+// TestCopyToDotIsTheWorkdir: to: . and to: ./ name the working dir, a
+// directory (docker's COPY a.txt . and COPY a b ./), also where it is a
+// stage's parent's and not known when the recipe is read.
+func TestCopyToDotIsTheWorkdir(t *testing.T) {
+	p := plan(t, `stages:
+  - name: base
+    from: scratch
+    workdir: /app
+  - from: base
+    steps:
+      - copy: x
+        to: .
+      - copy: x
+        to: ./
+      - copy: [x, strata.yaml]
+        to: ./
+      - workdir: ./sub/
+`, nil)
+	st := p.Stages[len(p.Stages)-1]
+	for i, s := range st.Steps[:3] {
+		if s.Dest != "/app/" {
+			t.Errorf("step %d: dest %q, want /app/", i+1, s.Dest)
+		}
+	}
+	if st.Final.Workdir != "/app/sub" {
+		t.Errorf("workdir ./sub/: %q, want /app/sub", st.Final.Workdir)
+	}
+}

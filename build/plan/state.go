@@ -30,7 +30,7 @@ func stateOf(c v1.Config) State {
 func (s State) withStage(st *recipe.Stage) State {
 	s.Env = recipe.MergeEnv(s.Env, st.Env)
 	if st.Workdir != "" {
-		s.Workdir = s.Abs(st.Workdir)
+		s.Workdir = path.Clean(s.Abs(st.Workdir))
 	}
 	if st.User != "" {
 		s.User = st.User
@@ -45,7 +45,7 @@ func (s State) apply(step *recipe.Step) State {
 	case recipe.EnvStep:
 		s.Env = recipe.MergeEnv(s.Env, step.Env)
 	case recipe.WorkdirStep:
-		s.Workdir = s.Abs(step.Workdir)
+		s.Workdir = path.Clean(s.Abs(step.Workdir))
 	case recipe.UserStep:
 		s.User = step.User
 	}
