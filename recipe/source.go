@@ -21,7 +21,14 @@ type stageSource struct {
 	names  map[string]int
 	from   Base
 	fromOK bool
+	// shell is the shell of the stage it continues (from: a stage),
+	// set once that stage is decoded; nil otherwise.
+	shell []string
 }
+
+// continues reports whether the stage is built on another stage, whose
+// final state (env, working dir, user, shell) it starts from.
+func (src *stageSource) continues() bool { return src.fromOK && src.from.Kind == KindStage }
 
 func (src *stageSource) where() string {
 	switch {
@@ -35,10 +42,15 @@ func (src *stageSource) where() string {
 
 // inherited returns the stage's own value of key, else the top-level one
 // (multi-stage form), with the prefix of its messages: a top-level value
-// is reported once, not once per stage.
+// is reported once, not once per stage. A stage continuing another takes
+// no top-level env, workdir, user or shell: it starts from that stage's,
+// which has them, as docker's FROM stage starts from the stage's config.
 func (src *stageSource) inherited(key string) (*yaml.Node, string) {
 	if n := src.m.get(key); n != nil || src.single {
 		return n, src.where()
+	}
+	if src.continues() && key != "platform" {
+		return nil, ""
 	}
 	return src.top.m.get(key), ""
 }
@@ -91,6 +103,9 @@ func cleanKeepSlash(p string) string {
 // base image's env. It returns the stage and the scope its steps end with.
 func (d *decoder) decodeStage(src *stageSource, base *scope) (*Stage, *scope) {
 	s := &Stage{Name: src.name, Index: src.index, Pos: d.pos(src.m.node), src: src, Shell: []string{"/bin/sh", "-c"}}
+	if src.shell != nil {
+		s.Shell = src.shell
+	}
 	where := src.where()
 	if src.fromOK {
 		s.From = src.from
@@ -113,7 +128,7 @@ func (d *decoder) decodeStage(src *stageSource, base *scope) (*Stage, *scope) {
 	}
 	sc.unsetArgs = src.top.argScope.unsetArgs
 	envNodes, envWhere := []*yaml.Node{src.m.get("env")}, []string{where}
-	if !src.single {
+	if !src.single && !src.continues() {
 		envNodes, envWhere = []*yaml.Node{src.top.m.get("env"), src.m.get("env")}, []string{"", where}
 	}
 	for i, n := range envNodes {

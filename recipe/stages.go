@@ -57,6 +57,9 @@ func (d *decoder) stages(r *Recipe, top *topLevel, context string) {
 			if finals[p] != nil {
 				base = finals[p]
 			}
+			if r.Stages[p] != nil {
+				src.shell = r.Stages[p].Shell
+			}
 		}
 		d.unresolved = nil
 		r.Stages[i], finals[i] = d.decodeStage(src, base)

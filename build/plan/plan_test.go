@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -249,5 +250,41 @@ func TestCopyToDotIsTheWorkdir(t *testing.T) {
 	}
 	if st.Final.Workdir != "/app/sub" {
 		t.Errorf("workdir ./sub/: %q, want /app/sub", st.Final.Workdir)
+	}
+}
+
+// TestStageContinuesItsParentsState: a stage built on another starts from
+// that stage's final env, working dir, user and shell, as docker's FROM
+// stage does; the top-level values are not applied over them again.
+func TestStageContinuesItsParentsState(t *testing.T) {
+	p := plan(t, `env: {MODE: default}
+workdir: /top
+user: "1000"
+stages:
+  - name: a
+    from: scratch
+    workdir: /srv
+    shell: [/bin/sh, -ec]
+    steps:
+      - env: {MODE: release}
+      - user: root
+  - name: b
+    from: a
+    steps:
+      - run: echo "$MODE"
+`, nil)
+	b := p.Stages[len(p.Stages)-1]
+	run := b.Steps[0]
+	if got := run.State.Environ(); !slices.Contains(got, "MODE=release") {
+		t.Errorf("env %q, want MODE=release", got)
+	}
+	if run.State.Cwd() != "/srv" || run.State.User != "root" {
+		t.Errorf("cwd %q user %q, want /srv and root", run.State.Cwd(), run.State.User)
+	}
+	if got := run.Recipe.Run.Shell; !slices.Equal(got, []string{"/bin/sh", "-ec"}) {
+		t.Errorf("shell %q, want a's [/bin/sh -ec]", got)
+	}
+	if b.Final.Workdir != "/srv" || b.Final.User != "root" {
+		t.Errorf("the image's workdir %q user %q", b.Final.Workdir, b.Final.User)
 	}
 }
