@@ -51,6 +51,8 @@ type Stage struct {
 	BaseDigest string // of the image the stage (or the one it continues) starts from; "" for scratch
 	Steps      []*Step
 	Final      State // after the last step: the image config's
+	// fingerprint is Fingerprint's, made once.
+	fingerprint string
 }
 
 // Step is a planned step.
@@ -244,6 +246,9 @@ func (pl *planner) plan(ctx context.Context, stages []*recipe.Stage) (*Plan, err
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
+	}
+	for _, sp := range p.Stages { // in dependency order: each made once
+		p.Fingerprint(sp)
 	}
 	return p, nil
 }

@@ -2,11 +2,13 @@ package plan
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -286,5 +288,63 @@ stages:
 	}
 	if b.Final.Workdir != "/srv" || b.Final.User != "root" {
 		t.Errorf("the image's workdir %q user %q", b.Final.Workdir, b.Final.User)
+	}
+}
+
+// TestFingerprintsMadeOnce: a stage's fingerprint takes those of the
+// stages it depends on, each made once: 40 stages, each copying from the
+// two before it, plan at once (made again at each use, they took
+// exponential time: a minute at 32 stages).
+func TestFingerprintsMadeOnce(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("stages:\n")
+	for i := range 40 {
+		fmt.Fprintf(&b, "  - name: s%d\n    from: scratch\n    steps:\n      - file: /x\n        content: x\n", i)
+		for _, j := range []int{i - 1, i - 2} {
+			if j >= 0 {
+				fmt.Fprintf(&b, "      - copy: /x\n        from: s%d\n        to: /from%d\n", j, j)
+			}
+		}
+	}
+	done := make(chan *Plan, 1)
+	go func() {
+		p := plan(t, b.String(), nil)
+		for _, sp := range p.Stages {
+			p.Fingerprint(sp) // as the build asks, stage by stage
+		}
+		done <- p
+	}()
+	select {
+	case p := <-done:
+		if len(p.Stages) != 40 {
+			t.Errorf("%d stages planned", len(p.Stages))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("planning 40 stages took over 10 s")
+	}
+}
+
+// TestFingerprintNamesTheStage: two stages that build the same files
+// under other step names are two stages (the history names each one's
+// steps), not one shared.
+func TestFingerprintNamesTheStage(t *testing.T) {
+	p := plan(t, `stages:
+  - name: x
+    from: scratch
+    steps: [{file: /hi, content: hi, name: step of x}]
+  - name: y
+    from: scratch
+    steps: [{file: /hi, content: hi, name: step of y}]
+  - name: z
+    from: y
+    steps:
+      - copy: /hi
+        from: x
+        to: /hi-x
+`, nil)
+	x, _ := p.StageByIndex(0)
+	y, _ := p.StageByIndex(1)
+	if p.Fingerprint(x) == p.Fingerprint(y) {
+		t.Error("stages x and y have one fingerprint: one would be built for both, with its history")
 	}
 }

@@ -15,12 +15,21 @@ import (
 	"github.com/stratabuild/strata/recipe"
 )
 
-// Fingerprint identifies what a stage builds: its platform, its base, and
-// every step as the cache sees it. Two platforms' plans of a stage that
-// does not depend on the target platform have the same one.
+// Fingerprint identifies what a stage builds: the recipe's stage, its
+// platform, its base, and every step as the cache sees it and as the
+// history names it. Two platforms' plans of a stage that does not depend
+// on the target platform have the same one. It is made once per stage,
+// when the plan is made: a stage's is made of those it depends on.
 func (p *Plan) Fingerprint(sp *Stage) string {
+	if sp.fingerprint == "" {
+		sp.fingerprint = p.fingerprint(sp)
+	}
+	return sp.fingerprint
+}
+
+func (p *Plan) fingerprint(sp *Stage) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%s\x00", sp.Platform.String(), sp.BaseDigest)
+	fmt.Fprintf(h, "%d\x00%s\x00%s\x00", sp.Recipe.Index, sp.Platform.String(), sp.BaseDigest)
 	if sp.BaseStage >= 0 {
 		if base, ok := p.StageByIndex(sp.BaseStage); ok {
 			fmt.Fprintf(h, "stage %s\x00", p.Fingerprint(base))
@@ -28,10 +37,11 @@ func (p *Plan) Fingerprint(sp *Stage) string {
 	}
 	for _, s := range sp.Steps {
 		data, _ := json.Marshal(struct {
-			Def   any
-			State State
-			Files map[string]string
-		}{s.Def, s.State, s.Files})
+			Def       any
+			State     State
+			Files     map[string]string
+			Pos, Name string
+		}{s.Def, s.State, s.Files, s.Pos, s.Recipe.Name})
 		h.Write(data)
 		if s.From != nil && s.From.Stage >= 0 {
 			if src, ok := p.StageByIndex(s.From.Stage); ok {
