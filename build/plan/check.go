@@ -20,19 +20,20 @@ type PullError struct {
 func (e *PullError) Error() string { return e.Err.Error() }
 func (e *PullError) Unwrap() error { return e.Err }
 
-// CheckContext reports every copy from the build context whose sources
-// are missing, excluded, or leave the context, and a bad ignore file,
-// each at its step's position. It reads the context only: validate calls
-// it, and a build before anything else. A source that names what only
-// the base image's env defines (still "${NAME}" before the base is
-// pulled) is left to the plan, which checks it once expanded.
-func CheckContext(r *recipe.Recipe) error {
+// CheckContext reports every copy of stages from the build context whose
+// sources are missing, excluded, or leave the context, and a bad ignore
+// file, each at its step's position. It reads the context only: validate
+// calls it for every stage, and a build, before anything else, for the
+// stages its target needs. A source that names what only the base
+// image's env defines (still "${NAME}" before the base is pulled) is left
+// to the plan, which checks it once expanded.
+func CheckContext(r *recipe.Recipe, stages []*recipe.Stage) error {
 	ignore, err := fscopy.LoadIgnore(r.Context)
 	if err != nil {
 		return err
 	}
 	var errs []error
-	for _, st := range r.Stages {
+	for _, st := range stages {
 		for _, step := range st.Steps {
 			c := step.Copy
 			if c == nil || c.From != nil {

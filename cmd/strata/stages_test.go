@@ -363,3 +363,32 @@ func builtNames(t *testing.T, dir, ref string) []string {
 	}
 	return names
 }
+
+// TestUnneededStageNotChecked: a missing context file in a stage the
+// target does not need fails neither the build nor --target (buildx skips
+// such stages); validate, which checks the whole recipe, reports it.
+func TestUnneededStageNotChecked(t *testing.T) {
+	requireBuildTools(t)
+	ctx := writeRecipe(t, `stages:
+  - name: unused
+    from: scratch
+    steps:
+      - copy: missing.txt
+        to: /m
+  - name: final
+    from: scratch
+    steps:
+      - file: /f
+        content: f
+`, map[string]string{})
+	for _, args := range [][]string{{}, {"--target", "final"}} {
+		args = append([]string{"build", "--root", t.TempDir()}, append(args, ctx)...)
+		if r := strata(t, nil, args...); r.code != 0 {
+			t.Errorf("%q: exit %d\n%s", args, r.code, r.stderr)
+		}
+	}
+	r := strata(t, nil, "validate", ctx)
+	if r.code == 0 || !strings.Contains(r.stderr+r.stdout, `copy source "missing.txt" does not exist`) {
+		t.Errorf("validate: exit %d, want it to report missing.txt:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}

@@ -78,10 +78,12 @@ Exit codes: 0 built; 1 the build failed; 2 bad usage or an invalid recipe.`,
 			if err != nil {
 				return err
 			}
-			if req.Build.Target != "" {
-				if _, err := r.Needed(req.Build.Target); err != nil {
-					return usageErr("--target: %v", err)
-				}
+			needed, err := r.Needed(req.Build.Target)
+			switch {
+			case err != nil && req.Build.Target != "":
+				return usageErr("--target: %v", err)
+			case err != nil:
+				return usageErr("%v", err)
 			}
 			if len(req.Build.Platforms) == 0 && len(r.Platforms) > 1 {
 				// --platform was checked with the flags; the recipe's
@@ -90,7 +92,7 @@ Exit codes: 0 built; 1 the build failed; 2 bad usage or an invalid recipe.`,
 					return usageErr("%v", err)
 				}
 			}
-			if err := plan.CheckContext(r); err != nil {
+			if err := plan.CheckContext(r, needed); err != nil {
 				p := &printer{w: cmd.ErrOrStderr(), seen: map[string]bool{}}
 				p.print(err)
 				return &exitError{code: ExitUsage, err: err, printed: true}
