@@ -46,16 +46,17 @@ type Request struct {
 
 // buildFlags holds the raw values of strata build's flags.
 type buildFlags struct {
-	file, target, platform, compression, progress string
-	metadataFile, root, runtime                   string
-	memory, maxLayerBytes, timestamp              string
-	pidsLimit, maxLayerEntries                    int64
-	compressionLevel                              int
-	iidFile                                       string
-	tags, outputs, buildArgs, secrets             []string
-	cacheFrom, cacheTo, insecure                  []string
-	labels, annotations                           []string
-	push, load, noCache, dryRun, quiet            bool
+	file, target, compression, progress string
+	platforms                           []string // each --platform, comma-separated lists
+	metadataFile, root, runtime         string
+	memory, maxLayerBytes, timestamp    string
+	pidsLimit, maxLayerEntries          int64
+	compressionLevel                    int
+	iidFile                             string
+	tags, outputs, buildArgs, secrets   []string
+	cacheFrom, cacheTo, insecure        []string
+	labels, annotations                 []string
+	push, load, noCache, dryRun, quiet  bool
 }
 
 func newBuild(b Builder) *cobra.Command {
@@ -122,7 +123,7 @@ Exit codes: 0 built; 1 the build failed; 2 bad usage or an invalid recipe.`,
 	fl.StringArrayVar(&f.buildArgs, "build-arg", nil, "set the recipe's arg NAME: `NAME=VALUE` (repeatable)")
 	fl.StringArrayVar(&f.secrets, "secret", nil, "a secret mount's content: `SECRET`, id=ID,src=FILE, id=ID,env=VAR or id=ID (the variable ID if set, else the file) (repeatable)")
 	fl.StringVar(&f.target, "target", "", "build the stage named `STAGE` (default: the last)")
-	fl.StringVar(&f.platform, "platform", "", "target `PLATFORMS`, OS/ARCH[/VARIANT] comma-separated: several give an image index (default: the recipe's platforms:, else the host's)")
+	fl.StringArrayVar(&f.platforms, "platform", nil, "target `PLATFORMS`, OS/ARCH[/VARIANT] comma-separated or the flag repeated: several give an image index (default: the recipe's platforms:, else the host's)")
 	fl.BoolVar(&f.noCache, "no-cache", false, "run every step")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "resolve everything and ask the caches; print which steps would hit or run, run nothing")
 	fl.StringArrayVar(&f.cacheFrom, "cache-from", nil, "read the layer cache from `SPEC`: registry repository REF | type=registry,ref=REF | type=local,src=DIR (repeatable)")
@@ -220,7 +221,7 @@ func (f *buildFlags) request(args []string) (Request, error) {
 			bad.add("%s: %v", d.flag, err)
 		}
 	}
-	for _, spec := range strings.Split(f.platform, ",") {
+	for _, spec := range strings.Split(strings.Join(f.platforms, ","), ",") {
 		if spec = strings.TrimSpace(spec); spec == "" {
 			continue
 		}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -268,5 +269,23 @@ func TestSeveralPlatformsNeedAnIndexOutput(t *testing.T) {
 	code, _, stderr := run(t, f.build, "build", "--load", dir)
 	if code != ExitUsage || f.calls != 0 || !strings.Contains(stderr, "holds one image only") {
 		t.Errorf("platforms: with --load: exit %d, built %v:\n%s", code, f.calls > 0, stderr)
+	}
+}
+
+// TestPlatformFlagRepeated: --platform given several times adds up, as
+// buildx's does, with comma-separated lists mixed in.
+func TestPlatformFlagRepeated(t *testing.T) {
+	dir := newContext(t)
+	f := &fakeBuilder{}
+	code, _, stderr := run(t, f.build, "build", "--platform", "linux/amd64", "--platform", "linux/arm64,linux/arm/v7", "-o", "type=oci,dest="+filepath.Join(t.TempDir(), "o"), dir)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	var got []string
+	for _, p := range f.req.Build.Platforms {
+		got = append(got, p.String())
+	}
+	if want := []string{"linux/amd64", "linux/arm64", "linux/arm/v7"}; !slices.Equal(got, want) {
+		t.Errorf("platforms %q, want %q", got, want)
 	}
 }
