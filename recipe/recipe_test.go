@@ -267,7 +267,7 @@ func TestValues(t *testing.T) {
 			t.Errorf("ParseSignal(%q) = %q, want an error", in, got)
 		}
 	}
-	platforms := map[string]string{"linux/amd64": "linux/amd64", "linux/x86_64": "linux/amd64", "linux/aarch64": "linux/arm64", "linux/arm64/v8": "linux/arm64", "linux/arm/7": "linux/arm/v7", "linux/armhf": "linux/arm/v7"}
+	platforms := map[string]string{"linux/amd64": "linux/amd64", "linux/x86_64": "linux/amd64", "linux/aarch64": "linux/arm64", "linux/arm64/v8": "linux/arm64", "linux/arm/7": "linux/arm/v7", "linux/armhf": "linux/arm/v7", "linux/arm": "linux/arm/v7", "linux/arm/v6": "linux/arm/v6"}
 	for in, want := range platforms {
 		if got, err := ParsePlatform(in); err != nil || got.String() != want {
 			t.Errorf("ParsePlatform(%q) = %q, %v; want %q", in, got, err, want)

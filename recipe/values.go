@@ -192,9 +192,11 @@ func ParsePlatform(s string) (Platform, error) {
 	if !contains(variants, p.Variant) {
 		return Platform{}, fmt.Errorf("bad platform %q: unknown variant %q of %s", s, p.Variant, p.Arch)
 	}
-	switch {
+	switch { // the default variants, as containerd normalises them
 	case p.Arch == "amd64" && p.Variant == "v1", p.Arch == "arm64" && p.Variant == "v8":
-		p.Variant = "" // the default variant, as containerd normalises it
+		p.Variant = ""
+	case p.Arch == "arm" && p.Variant == "":
+		p.Variant = "v7"
 	}
 	return p, nil
 }
