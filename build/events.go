@@ -15,7 +15,10 @@ const (
 	EventOutput EventKind = "output" // one line of a run step's output
 	EventDone   EventKind = "done"   // a step finished (Cached says whether it ran)
 	EventFailed EventKind = "failed" // a step failed; Error says why
-	EventInfo   EventKind = "info"   // anything else worth a line: pulls, pushes, outputs
+	// EventCanceled: a step stopped because the build was (another step
+	// failed, or it was interrupted), not of its own doing.
+	EventCanceled EventKind = "canceled"
+	EventInfo     EventKind = "info" // anything else worth a line: pulls, pushes, outputs
 )
 
 // Event is one progress report. The build emits events; the CLI renders

@@ -139,7 +139,11 @@ func (e *executor) step(ctx context.Context, sp *plan.Stage, res *stageResult, s
 		timings = &Timings{}
 		if layer, rec, cached, err = e.fsStep(ctx, sp, res, s, ev, timings); err != nil {
 			ev.Duration, ev.Error = time.Since(start), err.Error()
-			e.event(ev, EventFailed)
+			kind := EventFailed
+			if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+				kind = EventCanceled
+			}
+			e.event(ev, kind)
 			return err
 		}
 	}

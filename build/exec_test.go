@@ -327,3 +327,22 @@ func TestDryRunPerPlatform(t *testing.T) {
 		t.Errorf("planned stages: %+v", res.Stages)
 	}
 }
+
+// TestFailedPlatformNamed: when one platform's step fails, the error
+// names that platform, and the other platform's step, stopped by it, is
+// reported canceled, not failed.
+func TestFailedPlatformNamed(t *testing.T) {
+	_, _, _, events, err := buildFake(t, "platforms: [linux/amd64, linux/386]\nfrom: scratch\nsteps:\n  - run: fail-on 386 ${TARGETARCH}\n")
+	if err == nil || !strings.HasPrefix(err.Error(), "linux/386: ") {
+		t.Fatalf("error %v, want one starting with linux/386", err)
+	}
+	kinds := map[string]EventKind{}
+	for _, e := range events {
+		if e.Kind == EventFailed || e.Kind == EventCanceled {
+			kinds[e.Stage] = e.Kind
+		}
+	}
+	if kinds["linux/386"] != EventFailed || kinds["linux/amd64"] != EventCanceled {
+		t.Errorf("step ends %v, want linux/386 failed and linux/amd64 canceled", kinds)
+	}
+}

@@ -163,6 +163,12 @@ func (f *fakeRunner) do(ctx context.Context, o sandbox.Options) error {
 	case "block":
 		<-ctx.Done()
 		return ctx.Err()
+	case "fail-on": // fail-on ARCH ${TARGETARCH}: fail there, block elsewhere
+		if a, b, _ := strings.Cut(fields[1]+" "+fields[2], " "); a == b {
+			return &sandbox.ExitError{Status: 3}
+		}
+		<-ctx.Done()
+		return ctx.Err()
 	}
 	return errors.New("fake runner: unknown command " + cmd)
 }

@@ -66,7 +66,12 @@ func (s *session) run(ctx context.Context, plans []*plan.Plan) ([]*executor, []*
 	errs := make([]error, len(execs))
 	var wg sync.WaitGroup
 	for i, e := range execs {
-		wg.Go(func() { results[i], errs[i] = e.stages(ctx) })
+		wg.Go(func() {
+			results[i], errs[i] = e.stages(ctx)
+			if errs[i] != nil && e.label != "" { // which platform's build failed
+				errs[i] = fmt.Errorf("%s: %w", e.label, errs[i])
+			}
+		})
 	}
 	wg.Wait()
 	if err := firstCause(errs); err != nil {

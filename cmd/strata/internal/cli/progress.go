@@ -77,6 +77,8 @@ func plainLine(e build.Event) string {
 			size, e.Layer.Added, e.Layer.Modified, e.Layer.Deleted)
 	case build.EventFailed:
 		return fmt.Sprintf("%s%s %s: failed after %s", prefix, e.Pos, e.Action, e.Duration.Round(time.Millisecond))
+	case build.EventCanceled:
+		return fmt.Sprintf("%s%s %s: canceled after %s", prefix, e.Pos, e.Action, e.Duration.Round(time.Millisecond))
 	default:
 		return prefix + e.Text
 	}

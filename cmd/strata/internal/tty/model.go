@@ -109,6 +109,8 @@ func (m *model) add(e build.Event) {
 		}
 	case e.Kind == build.EventFailed:
 		s.state, s.dur = failed, e.Duration
+	case e.Kind == build.EventCanceled:
+		s.state, s.dur = canceled, e.Duration
 	}
 }
 
