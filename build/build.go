@@ -136,6 +136,9 @@ type PlanStep struct {
 	Will string `json:"will"`
 	// Why explains a run.
 	Why string `json:"why,omitempty"`
+	// order sorts a dry run's rows: by platform (as given), by the
+	// recipe's stage, by step; the stages run at once.
+	order [3]int
 }
 
 // StepResult reports one step of a build.
@@ -230,6 +233,7 @@ func Build(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*Result, e
 		for _, p := range plans {
 			stages = append(stages, summary(p)...)
 		}
+		slices.SortStableFunc(s.dry, func(a, b PlanStep) int { return slices.Compare(a.order[:], b.order[:]) })
 		return &Result{Plan: s.dry, Stages: stages}, nil
 	}
 	start = time.Now()

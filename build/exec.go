@@ -47,7 +47,8 @@ type session struct {
 	history string                  // the recipe's name in history: relative to the context
 	cancel  context.CancelCauseFunc // stops the whole build
 
-	shared *sharedStages // stages built once for every platform
+	shared    *sharedStages // stages built once for every platform
+	platforms []v1.Platform // of the targets, in the order given
 	// compressor compresses the layers steps made in the background,
 	// and records them in the cache once they are whole; uploader
 	// uploads them to a push's repositories as they are compressed (nil:
@@ -175,7 +176,8 @@ func (e *executor) event(ev Event, kind EventKind) {
 // whether it came from the cache. In a dry run a miss is only reported,
 // and what the stage holds after it is unknown.
 func (e *executor) fsStep(ctx context.Context, sp *plan.Stage, res *stageResult, s *plan.Step, ev Event, t *Timings) (v1.Layer, *cache.Layer, bool, error) {
-	row := PlanStep{Stage: e.stageLabel(sp), Pos: s.Pos, Action: ev.Action, Text: s.Text, Will: "run"}
+	row := PlanStep{Stage: e.stageLabel(sp), Pos: s.Pos, Action: ev.Action, Text: s.Text, Will: "run",
+		order: [3]int{slices.IndexFunc(e.platforms, sp.Platform.Equals), sp.Recipe.Index, s.Recipe.Index}}
 	parent := slices.Clip(res.chain) // the layers below the step
 	var in *cache.Inputs
 	why := "--no-cache"

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -308,23 +307,26 @@ stages:
 }
 
 // TestDryRunPerPlatform: a dry run plans each platform, its rows named
-// after it.
+// after it, in the order of the platforms given, then of the steps,
+// however the platforms' stages ran at once.
 func TestDryRunPerPlatform(t *testing.T) {
-	res, runner, _, _, err := buildFake(t, "platforms: [linux/amd64, linux/arm64]\nfrom: scratch\nsteps:\n  - file: /target\n    owner: OWNER\n    content: ${TARGETARCH}\n",
-		func(o *Options) { o.DryRun = true })
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stages []string
-	for _, p := range res.Plan {
-		stages = append(stages, p.Stage+" "+p.Will)
-	}
-	slices.Sort(stages)
-	if d := cmp.Diff([]string{"linux/amd64 run", "linux/arm64 run"}, stages); d != "" || len(runner.runs) != 0 {
-		t.Errorf("dry-run rows (-want +got):\n%s", d)
-	}
-	if len(res.Stages) != 2 || res.Stages[1].Platform != "linux/arm64" {
-		t.Errorf("planned stages: %+v", res.Stages)
+	for range 5 {
+		res, runner, _, _, err := buildFake(t, "platforms: [linux/arm64, linux/amd64]\nfrom: scratch\nsteps:\n  - file: /target\n    owner: OWNER\n    content: ${TARGETARCH}\n  - file: /second\n    content: x\n",
+			func(o *Options) { o.DryRun = true })
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rows []string
+		for _, p := range res.Plan {
+			rows = append(rows, p.Stage+" "+p.Pos[strings.LastIndexByte(p.Pos, ':'):]+" "+p.Will)
+		}
+		want := []string{"linux/arm64 :4 run", "linux/arm64 :7 run", "linux/amd64 :4 run", "linux/amd64 :7 run"}
+		if d := cmp.Diff(want, rows); d != "" || len(runner.runs) != 0 {
+			t.Fatalf("dry-run rows (-want +got):\n%s", d)
+		}
+		if len(res.Stages) != 2 || res.Stages[0].Platform != "linux/arm64" {
+			t.Errorf("planned stages: %+v", res.Stages)
+		}
 	}
 }
 

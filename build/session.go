@@ -56,6 +56,9 @@ func (s *session) finish(ctx context.Context) error {
 // stage results (none in a dry run).
 func (s *session) run(ctx context.Context, plans []*plan.Plan) ([]*executor, []*stageResult, error) {
 	execs := make([]*executor, len(plans))
+	for _, p := range plans {
+		s.platforms = append(s.platforms, p.Stages[len(p.Stages)-1].Platform)
+	}
 	for i, p := range plans {
 		execs[i] = &executor{session: s, plan: p}
 		if len(plans) > 1 {
