@@ -86,7 +86,7 @@ image:
 				Env: []EnvVar{{"X", "C.UTF-8"}},
 				Mounts: []Mount{
 					{Type: MountCache, Target: "/var/cache/apt", ID: "apt", Pos: Pos{"strata.yaml", 15, 9}},
-					{Type: MountCache, Target: "/srv/cache", ID: "/srv/cache", Pos: Pos{"strata.yaml", 16, 9}},
+					{Type: MountCache, Target: "/srv/cache", ID: "/srv/cache", DefaultID: true, Pos: Pos{"strata.yaml", 16, 9}},
 					{Type: MountSecret, Target: "/root/.npmrc", ID: "npmrc", Pos: Pos{"strata.yaml", 17, 9}},
 					{Type: MountTmpfs, Target: "/tmp", Pos: Pos{"strata.yaml", 18, 9}},
 				}}},

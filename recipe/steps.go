@@ -291,7 +291,7 @@ func (d *decoder) mounts(n *yaml.Node, sc *scope, st *state, where string) []Mou
 		} else if typeOK && mt.Type == MountSecret {
 			d.errorf(m.node, where, "%s: a secret mount needs an id (the ID of --secret id=ID,...)", what)
 		} else if mt.Type == MountCache && targetOK {
-			mt.ID = mt.Target
+			mt.ID, mt.DefaultID = mt.Target, true
 		}
 		out = append(out, mt)
 	}

@@ -292,8 +292,11 @@ type Mount struct {
 	// the recipe sets a workdir (the build resolves it against the base's).
 	Target string
 	// ID names a cache (default: Target) or a secret (required); "" for tmpfs.
-	ID  string
-	Pos Pos
+	ID string
+	// DefaultID says a cache's ID is its Target's by default: the build
+	// makes it the absolute target, once the working dir is known.
+	DefaultID bool
+	Pos       Pos
 }
 
 // Copy is a copy step.

@@ -372,6 +372,9 @@ func (pl *planner) step(ctx context.Context, sp *Stage, step *recipe.Step, state
 		}
 		for _, m := range r.Mounts {
 			m.Target = strings.TrimSuffix(state.Abs(m.Target), "/")
+			if m.DefaultID { // the cache at /src/.cache is one, however its target is written
+				m.ID = m.Target
+			}
 			s.Mounts = append(s.Mounts, m)
 			s.Def.Mounts = append(s.Def.Mounts, fmt.Sprintf("%s:%s:%s", m.Type, m.Target, m.ID))
 		}

@@ -348,3 +348,34 @@ func TestFingerprintNamesTheStage(t *testing.T) {
 		t.Error("stages x and y have one fingerprint: one would be built for both, with its history")
 	}
 }
+
+// TestCacheIDIsTheAbsoluteTarget: a cache mount with no id is the cache
+// of its absolute target, however the target is written: two stages
+// mounting .cache in /src share one, whether the recipe or the stage
+// they continue set the working dir.
+func TestCacheIDIsTheAbsoluteTarget(t *testing.T) {
+	p := plan(t, `stages:
+  - name: deps
+    from: scratch
+    steps:
+      - workdir: /src
+      - run: fetch
+        mounts: [{type: cache, target: .cache}]
+  - name: build
+    from: deps
+    steps:
+      - run: compile
+        mounts: [{type: cache, target: .cache}, {type: cache, target: /x, id: mine}]
+`, nil)
+	var ids []string
+	for _, sp := range p.Stages {
+		for _, s := range sp.Steps {
+			for _, m := range s.Mounts {
+				ids = append(ids, m.ID)
+			}
+		}
+	}
+	if want := []string{"/src/.cache", "/src/.cache", "mine"}; !slices.Equal(ids, want) {
+		t.Errorf("cache ids %q, want %q", ids, want)
+	}
+}
