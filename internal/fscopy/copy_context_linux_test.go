@@ -403,3 +403,43 @@ func TestIgnoreExceptionUnderAnIgnoredDir(t *testing.T) {
 		t.Errorf("inputs (-want +got):\n%s", d)
 	}
 }
+
+// TestIgnoreWildcardException: "*" then "!**/*.go" keeps every .go file,
+// also in dirs "*" excludes, as docker's context transfer does; in the
+// copy and in the inputs the cache hashes alike.
+func TestIgnoreWildcardException(t *testing.T) {
+	testutil.RequireRoot(t) // owners 0:0
+	ctx := t.TempDir()
+	writeTree(t, ctx, map[string]string{
+		".dockerignore": "*\n!**/*.go\n",
+		"main.go":       "m",
+		"src/a.go":      "a",
+		"src/sub/b.go":  "b",
+		"src/sub/c.txt": "drop",
+		"docs/x.md":     "drop",
+	})
+	ignore, err := LoadIgnore(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ContextInputs(ctx, ignore, []string{"."}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff([]string{"", "main.go", "src/a.go", "src/sub/b.go"}, got); d != "" {
+		t.Errorf("inputs (-want +got):\n%s", d)
+	}
+	root := t.TempDir()
+	if _, err := Copy(context.Background(), ctx, []string{"."}, root, "/ctx/", Options{Policy: FromContext, Ignore: ignore}); err != nil {
+		t.Fatal(err)
+	}
+	var files []string
+	for _, l := range listTree(t, root) {
+		if f := strings.Fields(l); strings.HasSuffix(f[0], ".go") {
+			files = append(files, f[0])
+		}
+	}
+	if d := cmp.Diff([]string{"ctx/main.go", "ctx/src/a.go", "ctx/src/sub/b.go"}, files); d != "" {
+		t.Errorf("copied (-want +got):\n%s", d)
+	}
+}

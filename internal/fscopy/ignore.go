@@ -92,17 +92,25 @@ func (ig *Ignore) Match(rel string) bool {
 }
 
 // Skips reports whether a directory rel that Match excludes can be left
-// out whole: no exception ("!" pattern) names a path below it. One that
-// does keeps the directory walked, its entries matched one by one (as
-// docker's context transfer does: "build" then "!build/keep.txt" keeps
-// build/keep.txt).
+// out whole: no exception ("!" pattern) may name a path below it. One
+// that may keeps the directory walked, its entries matched one by one, as
+// docker's context transfer (fsutil) does: "build" then "!build/keep.txt"
+// keeps build/keep.txt, and an exception with a wildcard before its last
+// element ("*" then "!**/*.go") keeps every directory walked.
 func (ig *Ignore) Skips(rel string) bool {
 	if ig == nil || !ig.pm.Exclusions() {
 		return true
 	}
 	prefix := strings.TrimPrefix(rel, "/") + "/"
 	for _, p := range ig.pm.Patterns() {
-		if p.Exclusion() && strings.HasPrefix(p.String()+"/", prefix) {
+		if !p.Exclusion() {
+			continue
+		}
+		s := p.String()
+		if strings.ContainsAny(strings.TrimSuffix(strings.TrimSuffix(s, "/**"), "/*"), `*?[]^\`) {
+			return false
+		}
+		if strings.HasPrefix(s+"/", prefix) {
 			return false
 		}
 	}
