@@ -177,7 +177,7 @@ func Build(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*Result, e
 	s.learn = !o.DryRun && (o.NoCache || !s.cache.CanHit())
 	sums := cache.OpenSums(s.root.ContextSums(), r.Context, o.NoCache)
 	po := plan.Options{Target: o.Target, Registry: o.Registry, Secrets: o.Secrets,
-		Epoch: o.Epoch, EpochFromFlag: o.EpochFromFlag, Now: o.Now, Sums: sums}
+		Epoch: o.Epoch, EpochFromFlag: o.EpochFromFlag, Now: o.Now, Sums: sums, StateRoot: o.Root}
 	start := time.Now()
 	plans, err := plan.MakeAll(ctx, po, targets)
 	if err != nil {

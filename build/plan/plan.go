@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -96,6 +97,31 @@ type Options struct {
 	// Sums are the digests of the context's files remembered from earlier
 	// builds; nil: every file a copy takes is read.
 	Sums *cache.Sums
+	// StateRoot is the build's state dir: inside the build context, it
+	// is left out of the context's copies and their keys.
+	StateRoot string
+}
+
+// below returns dir's path relative to context if dir is context or
+// below it (both resolved: links, relative paths).
+func below(context, dir string) (string, bool) {
+	if dir == "" {
+		return "", false
+	}
+	resolve := func(p string) string {
+		if a, err := filepath.Abs(p); err == nil {
+			p = a
+		}
+		if r, err := filepath.EvalSymlinks(p); err == nil {
+			p = r
+		}
+		return p
+	}
+	rel, err := filepath.Rel(resolve(context), resolve(dir))
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return "", false
+	}
+	return filepath.ToSlash(rel), true
 }
 
 // StageByIndex returns the planned stage of recipe stage index i.
@@ -145,6 +171,9 @@ func MakeAll(ctx context.Context, o Options, targets []Target) ([]*Plan, error) 
 	ignore, err := fscopy.LoadIgnore(targets[0].Recipe.Context)
 	if err != nil {
 		return nil, err
+	}
+	if rel, ok := below(targets[0].Recipe.Context, o.StateRoot); ok {
+		ignore = ignore.Without(rel)
 	}
 	pls := make([]*planner, len(targets))
 	stages := make([][]*recipe.Stage, len(targets))

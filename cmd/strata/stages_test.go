@@ -392,3 +392,38 @@ func TestUnneededStageNotChecked(t *testing.T) {
 		t.Errorf("validate: exit %d, want it to report missing.txt:\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestStateRootInsideTheContext: --root inside the build context (a CI
+// cache must live in the project dir) is left out of copies of the
+// context and of their keys: copy . neither copies the build's own state
+// into itself nor misses the cache because the state changed.
+func TestStateRootInsideTheContext(t *testing.T) {
+	requireBuildTools(t)
+	ctx := writeRecipe(t, "from: scratch\nsteps:\n  - copy: .\n    to: /src/\n", map[string]string{"f.txt": "f"})
+	root, out := filepath.Join(ctx, ".cache", "strata"), filepath.Join(t.TempDir(), "o")
+	mustBuild(t, nil, "--root", root, "-t", "x:1", "-o", "type=oci,dest="+out, ctx)
+	ls, err := layoutImage(t, out, "x:1").Layers()
+	if err != nil || len(ls) != 1 {
+		t.Fatalf("%d layers, %v", len(ls), err)
+	}
+	rc, err := ls[0].Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	var names []string
+	for tr := tar.NewReader(rc); ; {
+		h, err := tr.Next()
+		if err != nil {
+			break
+		}
+		names = append(names, strings.TrimSuffix(h.Name, "/"))
+	}
+	// .cache stays, empty, as with .cache/strata in the ignore file.
+	if want := []string{"src", "src/.cache", "src/f.txt", "src/strata.yaml"}; !cmp.Equal(want, names) {
+		t.Errorf("layer has %q, want %q", names, want)
+	}
+	if r := strata(t, nil, "build", "--root", root, ctx); r.code != 0 || !strings.Contains(r.stderr, "copy: cached") {
+		t.Errorf("second build: exit %d, want the copy cached:\n%s", r.code, r.stderr)
+	}
+}

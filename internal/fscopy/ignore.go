@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/moby/patternmatcher"
@@ -31,7 +32,43 @@ const maxIgnore = 1 << 20
 type Ignore struct {
 	// File is the ignore file's name, for messages.
 	File string
-	pm   *patternmatcher.PatternMatcher
+	pm   *patternmatcher.PatternMatcher // nil: no ignore file
+	// out are context-relative dirs left out whatever the file says (a
+	// state root inside the context); see Without.
+	out []string
+}
+
+// Without returns ig that also leaves out the context-relative dir rel
+// and everything below it: a build's state dir inside its context, which
+// the build writes as it copies (a copy of the context would copy the
+// step's own upper dir into itself).
+func (ig *Ignore) Without(rel string) *Ignore {
+	c := &Ignore{}
+	if ig != nil {
+		*c = *ig
+	}
+	c.out = append(slices.Clip(c.out), strings.Trim(rel, "/"))
+	return c
+}
+
+// left reports whether rel is one of the dirs Without left out, or below.
+func (ig *Ignore) left(rel string) bool {
+	rel = strings.Trim(rel, "/")
+	for _, o := range ig.out {
+		if rel == o || strings.HasPrefix(rel, o+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// By names what leaves rel out, for messages: the ignore file, or the
+// state dir.
+func (ig *Ignore) By(rel string) string {
+	if ig.left(rel) {
+		return "the build's state dir (--root)"
+	}
+	return ig.File
 }
 
 // LoadIgnore reads CONTEXT/.strataignore, else CONTEXT/.dockerignore; a
@@ -87,6 +124,12 @@ func (ig *Ignore) Match(rel string) bool {
 	if ig == nil || rel == "." || rel == "" {
 		return false
 	}
+	if ig.left(rel) {
+		return true
+	}
+	if ig.pm == nil {
+		return false
+	}
 	ok, err := ig.pm.MatchesOrParentMatches(strings.TrimPrefix(rel, "/"))
 	return err == nil && ok
 }
@@ -98,7 +141,7 @@ func (ig *Ignore) Match(rel string) bool {
 // keeps build/keep.txt, and an exception with a wildcard before its last
 // element ("*" then "!**/*.go") keeps every directory walked.
 func (ig *Ignore) Skips(rel string) bool {
-	if ig == nil || !ig.pm.Exclusions() {
+	if ig == nil || ig.left(rel) || ig.pm == nil || !ig.pm.Exclusions() {
 		return true
 	}
 	prefix := strings.TrimPrefix(rel, "/") + "/"

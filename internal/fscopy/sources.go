@@ -34,7 +34,7 @@ func match(srcRoot string, sources []string, o Options) (matches []string, err e
 		rel := clean(s)
 		if !isGlob(rel) {
 			if o.Policy == FromContext && o.Ignore.Match(rel) {
-				return nil, fmt.Errorf("copy source %q is excluded by %s", s, o.Ignore.File)
+				return nil, fmt.Errorf("copy source %q is excluded by %s", s, o.Ignore.By(rel))
 			}
 			matches = append(matches, rel)
 			continue
@@ -111,7 +111,7 @@ func glob(root, pattern string, m rootfs.Mode) ([]string, error) {
 // the ignore file leaves out: nothing would be copied (docker's context
 // transfer leaves the link dangling, and its COPY fails).
 func leadsToIgnored(to string, ignore *Ignore) error {
-	return fmt.Errorf("it leads to %s, which %s leaves out", to, ignore.File)
+	return fmt.Errorf("it leads to %s, which %s leaves out", to, ignore.By(to))
 }
 
 // sourceErr names the usual causes of a source that cannot be read.
