@@ -224,10 +224,14 @@ func (d *decoder) parse(data []byte, o options) *Recipe {
 	top := &topLevel{m: m}
 	r.Args, top.argScope = d.args(m.get("args"), o.buildArgs, &r.Warnings)
 	for k, v := range platformArgs(o.target) {
-		if _, given := o.buildArgs[k]; !given {
-			top.argScope.vars[k] = value{s: v, known: true}
-			delete(top.argScope.unsetArgs, k)
+		if bv, given := o.buildArgs[k]; given {
+			if containsArg(r.Args, k) {
+				continue // declared: args applied the build arg
+			}
+			v = bv // a predefined arg given: it wins, as in buildx
 		}
+		top.argScope.vars[k] = value{s: v, known: true}
+		delete(top.argScope.unsetArgs, k)
 	}
 	r.Platforms = d.platforms(m.get("platforms"), top.argScope)
 	d.stages(r, top, o.context)
@@ -271,8 +275,9 @@ func (d *decoder) args(n *yaml.Node, buildArgs map[string]string, warnings *[]Wa
 		}
 	}
 	var unused []string
+	predefined := platformArgs(Platform{})
 	for k := range buildArgs {
-		if !containsArg(args, k) {
+		if _, ok := predefined[k]; !ok && !containsArg(args, k) {
 			unused = append(unused, k)
 		}
 	}

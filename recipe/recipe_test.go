@@ -290,3 +290,15 @@ func TestValues(t *testing.T) {
 		}
 	}
 }
+
+// TestBuildArgOverridesPredefined: --build-arg TARGETARCH=arm64 sets the
+// predefined arg, undeclared, with no warning, as buildx lets it.
+func TestBuildArgOverridesPredefined(t *testing.T) {
+	r := mustParse(t, "from: scratch\nsteps:\n  - file: /arch\n    content: ${TARGETARCH}\n", WithBuildArgs(map[string]string{"TARGETARCH": "arm64"}))
+	if len(r.Warnings) != 0 {
+		t.Errorf("warnings %v", r.Warnings)
+	}
+	if got := r.Stages[0].Steps[0].File.Content; got != "arm64" {
+		t.Errorf("content %q, want arm64", got)
+	}
+}
