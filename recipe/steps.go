@@ -203,6 +203,8 @@ func (d *decoder) run(m *mapping, s *Stage, st *state, where string) *Run {
 		r.Args = d.strs(items, sc, where, "run")
 		if len(n.Content) == 0 {
 			d.errorf(n, where, "run: empty command")
+		} else if len(r.Args) > 0 && r.Args[0] == "" && !strings.Contains(n.Content[0].Value, "${") {
+			d.errorf(n.Content[0], where, "run: empty program name: the exec form's first item is the program to run")
 		}
 	default:
 		if v, ok := d.scalar(n, where, "run"); ok {

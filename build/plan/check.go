@@ -11,10 +11,12 @@ import (
 )
 
 // PullError is a base or copy source that could not be resolved: the
-// registry or the file is the problem, not the recipe.
+// registry or the file is the problem, not the recipe. Local says it is
+// a file (a layout or an archive): one a build would not find either.
 type PullError struct {
-	Ref string
-	Err error
+	Ref   string
+	Local bool
+	Err   error
 }
 
 func (e *PullError) Error() string { return e.Err.Error() }

@@ -367,7 +367,7 @@ func (pl *planner) image(ctx context.Context, b recipe.Base, p v1.Platform, what
 	pull.once.Do(func() {
 		pull.img, pull.err = commit.Pull(ctx, src, commit.PullOptions{RegistryOptions: pl.o.Registry, Platform: &p})
 		if pull.err != nil {
-			pull.err = &PullError{Ref: b.Ref, Err: fmt.Errorf("%s: pulling %s: %w", b.Pos, what, pull.err)}
+			pull.err = &PullError{Ref: b.Ref, Local: b.Kind != recipe.KindRegistry, Err: fmt.Errorf("%s: pulling %s: %w", b.Pos, what, pull.err)}
 		} else if err := commit.VerifyImage(pull.img); err != nil {
 			pull.err = fmt.Errorf("%s: %s %s: %w", b.Pos, what, b.Ref, err)
 		}

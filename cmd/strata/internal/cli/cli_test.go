@@ -289,3 +289,24 @@ func TestPlatformFlagRepeated(t *testing.T) {
 		t.Errorf("platforms %q, want %q", got, want)
 	}
 }
+
+// TestValidateRefusesWhatTheBuildWould: validate reports a local base
+// that is not there and a run with an empty program as errors (exit 2),
+// not as warnings: the build would fail on both.
+func TestValidateRefusesWhatTheBuildWould(t *testing.T) {
+	for name, yaml := range map[string]string{
+		"missing layout": "from: oci-layout:///nonexistent/layout:latest\nsteps: []\n",
+		"empty program":  "from: scratch\nsteps:\n  - run: [\"\"]\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "strata.yaml"), []byte(yaml), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			code, _, stderr := run(t, nil, "validate", dir)
+			if code != ExitUsage || strings.Contains(stderr, "warning") {
+				t.Errorf("exit %d, want %d with an error:\n%s", code, ExitUsage, stderr)
+			}
+		})
+	}
+}

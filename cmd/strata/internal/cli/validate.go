@@ -21,7 +21,7 @@ func newValidate() *cobra.Command {
 		Long: `Check a recipe as a build would before running anything: the recipe
 itself, every copy source in the build context, and — unless --offline —
 the ${NAME}s that only a base image's env can define, by resolving the
-bases' configs (a base that cannot be resolved is a warning). Every
+bases' configs (a registry base that cannot be resolved is a warning). Every
 problem is printed as FILE:LINE:COL: message; the exit code is 2 if any.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -61,7 +61,7 @@ problem is printed as FILE:LINE:COL: message; the exit code is 2 if any.`,
 }
 
 // printer prints each error joined in an error once, on its own line; a
-// base that could not be pulled is a warning. bad says whether any was an
+// base that could not be pulled from a registry is a warning. bad says whether any was an
 // error.
 type printer struct {
 	w    io.Writer
@@ -77,7 +77,7 @@ func (p *printer) print(err error) {
 		}
 		p.seen[msg] = true
 		var pe *plan.PullError
-		if errors.As(e, &pe) {
+		if errors.As(e, &pe) && !pe.Local { // a registry out of reach; a missing file is an error
 			fmt.Fprintf(p.w, "%s (warning: names only its env defines were not checked)\n", msg)
 			continue
 		}
