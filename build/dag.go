@@ -8,8 +8,10 @@ import (
 	"github.com/stratabuild/strata/build/plan"
 )
 
-// stages builds the stages in dependency order, each as soon as the stages
-// it needs are built, so that independent stages run concurrently. A stage
+// stages builds the stages at once: a stage starts as soon as the stage it
+// continues is built (if any), and a step copying from a stage waits for
+// that stage where it needs it, so that the steps before it run meanwhile
+// (a final stage's apt-get install while the build stage compiles). A stage
 // another platform's executor builds too (the same fingerprint: a stage on
 // ${BUILDPLATFORM} that does not depend on the target) is built once, by
 // whichever claims it first. The first failure cancels everything. It
@@ -29,11 +31,6 @@ func (e *executor) stages(ctx context.Context) (*stageResult, error) {
 	errs := make([]error, len(owned))
 	for i, st := range owned {
 		wg.Go(func() {
-			for _, dep := range st.Recipe.DependsOn {
-				if _, err := e.waitStage(ctx, dep); err != nil {
-					return // the failing stage reports
-				}
-			}
 			res, err := e.runStage(ctx, st)
 			if err != nil {
 				errs[i] = err
@@ -53,6 +50,8 @@ func (e *executor) stages(ctx context.Context) (*stageResult, error) {
 }
 
 // waitStage waits for stage index to be built and returns its result.
+// If the build stops first, the error is context.Canceled: what stopped
+// it (the stage's own failure, or ^C) is reported where it happened.
 func (e *executor) waitStage(ctx context.Context, index int) (*stageResult, error) {
 	d, ok := e.done[index]
 	if !ok {
@@ -62,7 +61,7 @@ func (e *executor) waitStage(ctx context.Context, index int) (*stageResult, erro
 	case <-d.ready:
 		return d.res, nil
 	case <-ctx.Done():
-		return nil, context.Cause(ctx)
+		return nil, fmt.Errorf("waiting for stage %d: %w", index+1, context.Canceled)
 	}
 }
 

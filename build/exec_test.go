@@ -348,3 +348,65 @@ func TestFailedPlatformNamed(t *testing.T) {
 		t.Errorf("step ends %v, want linux/386 failed and linux/amd64 canceled", kinds)
 	}
 }
+
+// TestStageRunsBeforeItsCopySourceIsBuilt: a stage's steps before a copy
+// from another stage run while that stage is built; only the copy waits.
+func TestStageRunsBeforeItsCopySourceIsBuilt(t *testing.T) {
+	_, runner, _, _, err := buildFake(t, `stages:
+  - name: build
+    from: scratch
+    steps:
+      - run: sleep 300
+      - run: write /out/app built
+  - name: app
+    from: scratch
+    steps:
+      - run: sleep 301
+      - copy: /out/app
+        from: build
+        to: /app
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var build, app span
+	for _, s := range runner.spans {
+		switch s.cmd {
+		case "sleep 300":
+			build = s
+		case "sleep 301":
+			app = s
+		}
+	}
+	if !app.start.Before(build.end) {
+		t.Errorf("app's first step started at %v, after build's step ended at %v: it waited for the stage it copies from", app.start, build.end)
+	}
+}
+
+// TestCopySourceFailing: a stage waiting to copy from a stage that fails
+// stops, canceled; the build's error is the failing stage's own.
+func TestCopySourceFailing(t *testing.T) {
+	_, _, _, events, err := buildFake(t, `stages:
+  - name: build
+    from: scratch
+    steps:
+      - run: sleep 100
+      - run: fail 4 boom
+  - name: app
+    from: scratch
+    steps:
+      - run: noop
+      - copy: /out/app
+        from: build
+        to: /app
+`)
+	var se *StepError
+	if !errors.As(err, &se) || se.Status != 4 || strings.Contains(err.Error(), "copy from") {
+		t.Fatalf("error %v, want build's step failing with status 4", err)
+	}
+	for _, e := range events {
+		if e.Stage == "app" && e.Kind == EventFailed {
+			t.Errorf("app's step %d reported failed: %s", e.Step, e.Error)
+		}
+	}
+}
