@@ -47,7 +47,12 @@ type session struct {
 	history string                  // the recipe's name in history: relative to the context
 	cancel  context.CancelCauseFunc // stops the whole build
 
-	shared    *sharedStages // stages built once for every platform
+	shared *sharedStages // stages built once for every platform
+	// images are the layer chains of the images stages start from or
+	// copy from, one per image: two stages on one base share its
+	// layers, so each blob is fetched and unpacked once.
+	imagesMu  sync.Mutex
+	images    map[string][]*chain.Layer
 	platforms []v1.Platform // of the targets, in the order given
 	// compressor compresses the layers steps made in the background,
 	// and records them in the cache once they are whole; uploader
@@ -100,6 +105,28 @@ type stageResult struct {
 	history []commit.Step
 }
 
+// chainOf is the layer chain of img, the same layers for every stage that
+// asks (origin names the image for the first one's messages).
+func (s *session) chainOf(img v1.Image, origin string) ([]*chain.Layer, error) {
+	d, err := img.Digest()
+	if err != nil {
+		return nil, err
+	}
+	s.imagesMu.Lock()
+	defer s.imagesMu.Unlock()
+	c, ok := s.images[d.String()]
+	if !ok {
+		if c, err = chain.Of(img, origin); err != nil {
+			return nil, err
+		}
+		if s.images == nil {
+			s.images = map[string][]*chain.Layer{}
+		}
+		s.images[d.String()] = c
+	}
+	return slices.Clone(c), nil
+}
+
 // runStage builds one stage on its base (an image, or a built stage).
 func (e *executor) runStage(ctx context.Context, sp *plan.Stage) (*stageResult, error) {
 	res := &stageResult{base: sp.Base}
@@ -112,7 +139,7 @@ func (e *executor) runStage(ctx context.Context, sp *plan.Stage) (*stageResult, 
 		res.chain = append(res.chain, prev.chain...)
 		res.history = append(res.history, prev.history...)
 	} else {
-		c, err := chain.Of(sp.Base, "base "+sp.Recipe.From.Ref)
+		c, err := e.chainOf(sp.Base, "base "+sp.Recipe.From.Ref)
 		if err != nil {
 			return nil, fmt.Errorf("%s: base %s: %w", sp.Recipe.From.Pos, sp.Recipe.From.Ref, err)
 		}

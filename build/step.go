@@ -221,7 +221,7 @@ func owner(o *fscopy.Options, rootfs string, own *recipe.Owner) error {
 // sourceChain is the layer chain of a copy's source stage or image.
 func (e *executor) sourceChain(ctx context.Context, from *plan.CopySource) ([]*chain.Layer, error) {
 	if from.Stage < 0 {
-		return chain.Of(from.Image, "image "+from.Ref)
+		return e.chainOf(from.Image, "image "+from.Ref)
 	}
 	src, err := e.waitStage(ctx, from.Stage)
 	if err != nil {

@@ -427,3 +427,44 @@ func TestStateRootInsideTheContext(t *testing.T) {
 		t.Errorf("second build: exit %d, want the copy cached:\n%s", r.code, r.stderr)
 	}
 }
+
+// TestStagesShareTheirBase: two stages on one registry base fetch each of
+// its layer blobs once.
+func TestStagesShareTheirBase(t *testing.T) {
+	requireBuildTools(t)
+	reg := testutil.StartRegistry(t, testutil.RegistryOptions{})
+	base := reg.Addr + "/shared/base:1"
+	run(t, nil, "skopeo", "copy", "--dest-tls-verify=false", "oci:"+testutil.BusyboxLayout(t)+":"+testutil.BusyboxTag, "docker://"+base)
+	ctx := writeRecipe(t, `stages:
+  - name: a
+    from: `+base+`
+    steps: [{file: /a, content: a}]
+  - name: b
+    from: `+base+`
+    steps:
+      - file: /b
+        content: b
+      - copy: /a
+        from: a
+        to: /a
+`, map[string]string{})
+	mustBuild(t, nil, "--root", t.TempDir(), ctx)
+	log, err := os.ReadFile(reg.LogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gets := map[string]int{}
+	for _, line := range strings.Split(string(log), "\n") {
+		if i := strings.Index(line, "GET /v2/shared/base/blobs/sha256:"); i >= 0 && !strings.Contains(line, "HEAD") {
+			gets[strings.Fields(line[i:])[1]]++
+		}
+	}
+	if len(gets) == 0 {
+		t.Fatalf("no blob fetched, per the registry's log:\n%s", log)
+	}
+	for blob, n := range gets {
+		if n > 1 {
+			t.Errorf("%s fetched %d times", blob, n)
+		}
+	}
+}
