@@ -188,7 +188,7 @@ func Build(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*Result, e
 	}
 	var phases Phases
 	phases.Resolve = time.Since(start)
-	s.announce(plans[0])
+	s.announce(plans)
 	// Layers are compressed in the background until a digest is needed:
 	// a stage's failure does not stop that (the steps before it are
 	// recorded in the cache), an interruption does.

@@ -28,7 +28,8 @@ import (
 type executor struct {
 	*session
 	plan  *plan.Plan
-	label string // the platform, in a multi-platform build
+	label string     // the platform, in a multi-platform build
+	epoch *time.Time // the plan's; nil for wall-clock times
 	done  map[int]*stageDone
 }
 
@@ -43,7 +44,6 @@ type session struct {
 	emit    func(Event)
 	log     *slog.Logger
 	args    map[string]string       // the recipe's args, to explain misses
-	epoch   *time.Time              // the plan's; nil for wall-clock times
 	history string                  // the recipe's name in history: relative to the context
 	cancel  context.CancelCauseFunc // stops the whole build
 

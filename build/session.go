@@ -60,7 +60,7 @@ func (s *session) run(ctx context.Context, plans []*plan.Plan) ([]*executor, []*
 		s.platforms = append(s.platforms, p.Stages[len(p.Stages)-1].Platform)
 	}
 	for i, p := range plans {
-		execs[i] = &executor{session: s, plan: p}
+		execs[i] = &executor{session: s, plan: p, epoch: p.Epoch}
 		if len(plans) > 1 {
 			execs[i].label = p.Stages[len(p.Stages)-1].Platform.String()
 		}
@@ -137,13 +137,20 @@ func (s *session) output(ctx context.Context, execs []*executor, results []*stag
 	return res, nil
 }
 
-// announce says what the build decided before it runs anything.
-func (s *session) announce(p *plan.Plan) {
-	s.epoch = p.Epoch
-	if s.epoch != nil {
-		s.emit(Event{Kind: EventInfo, Time: time.Now(), Text: "build epoch " + s.epoch.Format(time.RFC3339) + " (" + p.EpochFrom + ")"})
+// announce says what the build decided before it runs anything: each
+// platform's epoch (once if they agree), and the ignore file.
+func (s *session) announce(plans []*plan.Plan) {
+	for i, p := range plans {
+		if p.Epoch == nil || i > 0 && plans[0].Epoch != nil && p.Epoch.Equal(*plans[0].Epoch) {
+			continue
+		}
+		stage := ""
+		if len(plans) > 1 && !allEpochsEqual(plans) {
+			stage = p.Stages[len(p.Stages)-1].Platform.String()
+		}
+		s.emit(Event{Kind: EventInfo, Time: time.Now(), Stage: stage, Text: "build epoch " + p.Epoch.Format(time.RFC3339) + " (" + p.EpochFrom + ")"})
 	}
-	if ig := p.Ignore; ig != nil && ig.File != fscopy.IgnoreFile {
+	if ig := plans[0].Ignore; ig != nil && ig.File != "" && ig.File != fscopy.IgnoreFile {
 		s.emit(Event{Kind: EventInfo, Time: time.Now(), Text: "excluding what " + ig.File + " lists from copies (there is no " + fscopy.IgnoreFile + ")"})
 	}
 }
@@ -199,4 +206,14 @@ func newSession(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*sess
 	}
 	e.cache = &cache.Cache{Local: local, From: o.CacheFrom, To: o.CacheTo, Log: e.log}
 	return e, func() { store.Close(); release() }, nil
+}
+
+// allEpochsEqual reports whether every plan has the first one's epoch.
+func allEpochsEqual(plans []*plan.Plan) bool {
+	for _, p := range plans[1:] {
+		if (p.Epoch == nil) != (plans[0].Epoch == nil) || p.Epoch != nil && !p.Epoch.Equal(*plans[0].Epoch) {
+			return false
+		}
+	}
+	return true
 }

@@ -163,9 +163,10 @@ type Target struct {
 	Platform *v1.Platform
 }
 
-// MakeAll plans a build for every target. The plans share one epoch — the
-// newest any of them derives, unless the options give one — and every
-// image each pulls.
+// MakeAll plans a build for every target. Each plan has its own epoch,
+// from the bases of the stages its target needs (unless the options give
+// one), so that a platform's image is the same whichever other platforms
+// are built with it; the plans share every image each pulls.
 func MakeAll(ctx context.Context, o Options, targets []Target) ([]*Plan, error) {
 	shared := &pulls{imgs: map[string]*pulled{}}
 	ignore, err := fscopy.LoadIgnore(targets[0].Recipe.Context)
@@ -177,8 +178,8 @@ func MakeAll(ctx context.Context, o Options, targets []Target) ([]*Plan, error) 
 	}
 	pls := make([]*planner, len(targets))
 	stages := make([][]*recipe.Stage, len(targets))
-	var epoch *time.Time
-	var from string
+	epochs := make([]*time.Time, len(targets))
+	froms := make([]string, len(targets))
 	for i, t := range targets {
 		po := o
 		po.Platform = t.Platform
@@ -186,24 +187,20 @@ func MakeAll(ctx context.Context, o Options, targets []Target) ([]*Plan, error) 
 		if stages[i], err = t.Recipe.Needed(o.Target); err != nil {
 			return nil, err
 		}
-		e, f, err := pls[i].epoch(ctx, stages[i])
-		if err != nil {
+		if epochs[i], froms[i], err = pls[i].epoch(ctx, stages[i]); err != nil {
 			return nil, err
-		}
-		if epoch == nil || e != nil && e.After(*epoch) {
-			epoch, from = e, f
 		}
 	}
 	plans := make([]*Plan, len(targets))
 	var errs []error
 	for i, pl := range pls {
-		pl.o.Epoch = epoch
+		pl.o.Epoch = epochs[i]
 		p, err := pl.plan(ctx, stages[i])
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		p.Epoch, p.EpochFrom = epoch, from
+		p.Epoch, p.EpochFrom = epochs[i], froms[i]
 		plans[i] = p
 	}
 	if err := errors.Join(errs...); err != nil {
