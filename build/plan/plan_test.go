@@ -134,6 +134,13 @@ func TestLayoutRefWithColonTag(t *testing.T) {
 	if err != nil || src.Path != d || src.Tag != "m:1" {
 		t.Errorf("Source(%+v) = %+v, %v; want %s and tag m:1", b, src, err, d)
 	}
+	b, err = recipe.ParseBase("oci-layout://"+d+":example.com/org/app:1", "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if src, err := Source(b, commit.RegistryOptions{}); err != nil || src.Path != d || src.Tag != "example.com/org/app:1" {
+		t.Errorf("Source(%+v) = %+v, %v; want %s and tag example.com/org/app:1", b, src, err, d)
+	}
 	b, _ = recipe.ParseBase("oci-layout://"+d+":latest", "/")
 	if src, _ := Source(b, commit.RegistryOptions{}); src.Path != d || src.Tag != "latest" {
 		t.Errorf("a plain tag: %+v", src)

@@ -32,15 +32,17 @@ func Source(b recipe.Base, o commit.RegistryOptions) (commit.Source, error) {
 
 // layoutDir splits DIR:NAME:TAG the way the files say: oci-layout://D:m:1
 // is the image named "m:1" in the layout D (strata names layout images by
-// their full --tag) when D:m is no layout and D is. The grammar alone
-// splits at the last ":".
+// their full --tag, and so does skopeo: D:example.com/org/app:1) when
+// D:m is no layout and D is. The grammar alone splits at the last ":";
+// the last ":" before which there is a layout wins.
 func layoutDir(dir, tag string) (string, string) {
-	for tag != "" && !isLayout(dir) {
-		i := strings.LastIndexByte(dir, ':')
-		if i < 0 || strings.Contains(dir[i:], "/") {
-			break
+	if tag == "" || isLayout(dir) {
+		return dir, tag
+	}
+	for i := strings.LastIndexByte(dir, ':'); i > 0; i = strings.LastIndexByte(dir[:i], ':') {
+		if isLayout(dir[:i]) {
+			return dir[:i], dir[i+1:] + ":" + tag
 		}
-		dir, tag = dir[:i], dir[i+1:]+":"+tag
 	}
 	return dir, tag
 }
