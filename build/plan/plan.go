@@ -201,6 +201,10 @@ func MakeAll(ctx context.Context, o Options, targets []Target) ([]*Plan, error) 
 			continue
 		}
 		p.Epoch, p.EpochFrom = epochs[i], froms[i]
+		if p, err = pl.adopted(ctx, p, targets[i]); err != nil {
+			errs = append(errs, err)
+			continue
+		}
 		plans[i] = p
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -216,6 +220,35 @@ func MakeAll(ctx context.Context, o Options, targets []Target) ([]*Plan, error) 
 	}
 	return plans, checkEmulation(plans)
 }
+
+// adopted plans again a target no platform was asked for (the host's)
+// whose image's stage took its base's other platform (an arm64-only base
+// on an amd64 host): with the TARGET* args of the platform it builds for,
+// so that ${TARGETARCH} names the image's architecture.
+func (pl *planner) adopted(ctx context.Context, p *Plan, t Target) (*Plan, error) {
+	final := p.Stages[len(p.Stages)-1]
+	if t.Platform != nil || final.PlatformSet || samePlatform(final.Platform, hostPlatform()) {
+		return p, nil
+	}
+	r, err := t.Recipe.ForPlatform(recipe.Platform{OS: final.Platform.OS, Arch: final.Platform.Architecture, Variant: final.Platform.Variant})
+	if err != nil {
+		return nil, err
+	}
+	stages, err := r.Needed(pl.o.Target)
+	if err != nil {
+		return nil, err
+	}
+	again := *pl
+	again.r = r
+	q, err := again.plan(ctx, stages)
+	if err != nil {
+		return nil, err
+	}
+	q.Epoch, q.EpochFrom = p.Epoch, p.EpochFrom
+	return q, nil
+}
+
+func hostPlatform() v1.Platform { return v1.Platform{OS: "linux", Architecture: runtime.GOARCH} }
 
 // checkTarget refuses a plan whose image would be labelled t's platform
 // but built for another: its stage pins one (platform:, or a stage it
@@ -343,7 +376,7 @@ func (pl *planner) platform(st *recipe.Stage) (p v1.Platform, set bool) {
 	case pl.o.Platform != nil:
 		return *pl.o.Platform, true
 	}
-	return v1.Platform{OS: "linux", Architecture: runtime.GOARCH}, false
+	return hostPlatform(), false
 }
 
 // image pulls a base or copy source once per build and platform.

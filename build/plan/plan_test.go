@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -439,5 +440,33 @@ func TestEpochPerPlatform(t *testing.T) {
 		if got := plans[i].Epoch; got == nil || !got.Equal(created[arch]) {
 			t.Errorf("%s epoch %v, want its base's %v", arch, got, created[arch])
 		}
+	}
+}
+
+// TestTargetArgsOfAnAdoptedPlatform: with no platform asked for, a base
+// of another platform than the host's is built for (as buildx runs it
+// under emulation), and ${TARGETARCH} names that platform, the image's.
+func TestTargetArgsOfAnAdoptedPlatform(t *testing.T) {
+	other := "arm64"
+	if runtime.GOARCH == "arm64" {
+		other = "amd64"
+	}
+	img, err := mutate.ConfigFile(mutate.MediaType(empty.Image, types.OCIManifestSchema1), &v1.ConfigFile{
+		OS: "linux", Architecture: other, RootFS: v1.RootFS{Type: "layers"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	lp, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lp.AppendImage(mutate.ConfigMediaType(img, types.OCIConfigJSON), layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "latest"})); err != nil {
+		t.Fatal(err)
+	}
+	p := plan(t, "from: oci-layout://"+dir+":latest\nsteps:\n  - file: /arch\n    content: ${TARGETARCH}\n", nil)
+	st := p.Stages[0]
+	if st.Platform.Architecture != other || st.Steps[0].Recipe.File.Content != other {
+		t.Errorf("built for %s with TARGETARCH %q, want both %s", st.Platform.Architecture, st.Steps[0].Recipe.File.Content, other)
 	}
 }
