@@ -84,8 +84,12 @@ func describe(n *yaml.Node) string {
 			return "a boolean (" + n.Value + ")"
 		case "!!int", "!!float":
 			return "a number (" + n.Value + ")"
+		case "!!timestamp":
+			return "a date (" + n.Value + ")"
+		case "!!str":
+			return "a string"
 		}
-		return "a string"
+		return "a " + strings.TrimPrefix(n.ShortTag(), "!!") + " (" + n.Value + ")"
 	}
 	return "an unknown node"
 }

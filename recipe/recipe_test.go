@@ -302,3 +302,12 @@ func TestBuildArgOverridesPredefined(t *testing.T) {
 		t.Errorf("content %q, want arm64", got)
 	}
 }
+
+// TestDateIsNotAString: an unquoted date where a string belongs is
+// reported as a date, not as "expected a string, got a string".
+func TestDateIsNotAString(t *testing.T) {
+	got := parseErrs(t, "from: scratch\nsteps:\n  - file: /d\n    content: 2024-01-01\n")
+	if len(got) != 1 || !strings.Contains(got[0], "expected a string, got a date (2024-01-01)") {
+		t.Errorf("errors %q", got)
+	}
+}
