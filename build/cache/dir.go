@@ -187,31 +187,37 @@ func (d *Dir) check(write bool) error {
 	if d.ready {
 		return nil
 	}
-	data, err := os.ReadFile(filepath.Join(d.Path, dirMarker))
-	switch {
-	case err == nil:
-		var m dirMeta
-		if json.Unmarshal(data, &m) != nil || m.Layout != dirLayout {
-			return fmt.Errorf("%s: %s is not strata's", d, dirMarker)
-		}
-		if m.Version != 1 {
-			return fmt.Errorf("%s has layout version %d; this strata reads version 1 (use another directory)", d, m.Version)
-		}
-	case !errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("reading %s: %w", d, err)
-	default:
-		if empty, err := d.empty(); err != nil || !empty {
-			if err != nil {
-				return fmt.Errorf("reading %s: %w", d, err)
-			}
-			return fmt.Errorf("%s is not a strata cache directory (it has no %s, and other files): name a new or empty directory", d, dirMarker)
-		}
-		if !write {
+	marker := filepath.Join(d.Path, dirMarker)
+	data, err := os.ReadFile(marker)
+	if errors.Is(err, fs.ErrNotExist) {
+		empty, eerr := d.empty()
+		switch {
+		case eerr != nil:
+			return fmt.Errorf("reading %s: %w", d, eerr)
+		case empty && !write:
 			return nil // no cache yet: every Get misses
+		case empty:
+			if err := d.mark(); err != nil {
+				return fmt.Errorf("creating %s: %w", d, err)
+			}
+			data, err = os.ReadFile(marker)
+		default:
+			// Another build may have made it since the first read: the
+			// marker is the first thing a build writes there.
+			if data, err = os.ReadFile(marker); errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("%s is not a strata cache directory (it has no %s, and other files): name a new or empty directory", d, dirMarker)
+			}
 		}
-		if err := d.mark(); err != nil {
-			return fmt.Errorf("creating %s: %w", d, err)
-		}
+	}
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", d, err)
+	}
+	var m dirMeta
+	if json.Unmarshal(data, &m) != nil || m.Layout != dirLayout {
+		return fmt.Errorf("%s: %s is not strata's", d, dirMarker)
+	}
+	if m.Version != 1 {
+		return fmt.Errorf("%s has layout version %d; this strata reads version 1 (use another directory)", d, m.Version)
 	}
 	if write {
 		for _, sub := range []string{"entries", filepath.Join("blobs", "sha256")} {
