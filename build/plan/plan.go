@@ -266,13 +266,16 @@ func (p *Plan) checkTarget(t Target) error {
 }
 
 // continuePlatform sets the platform of sp, which continues the stage
-// prev: prev's, unless sp's is chosen (by the recipe or the options) and
-// is another, which is refused: prev's files are prev's platform's.
+// prev: prev's, as docker's FROM stage takes the stage's (a stage on
+// ${BUILDPLATFORM} continued to cross-compile for the target), unless the
+// recipe pins sp to another, which is refused: prev's files are prev's
+// platform's. (An image's stage that so takes another platform than the
+// target's is refused by checkTarget.)
 func (sp *Stage) continuePlatform(prev *Stage, st *recipe.Stage) error {
 	if samePlatform(sp.Platform, prev.Platform) {
 		return nil
 	}
-	if !sp.PlatformSet {
+	if st.Platform.IsZero() {
 		sp.Platform, sp.PlatformSet = prev.Platform, prev.PlatformSet
 		return nil
 	}

@@ -189,7 +189,29 @@ func TestPlatformPinsMustFitTheTarget(t *testing.T) {
     steps: [{file: /b, content: x}]
   - name: final
     from: b
-`, []v1.Platform{amd, arm}, `strata.yaml:7:11: final continues b, which is built for linux/amd64, not linux/arm64`},
+`, []v1.Platform{amd, arm}, `strata.yaml:6:5: the image's stage is built for linux/amd64 (its platform: or that of the stage it continues), but this build is for linux/arm64`},
+		{"continued stage pinned to another platform", `stages:
+  - name: b
+    from: scratch
+    platform: linux/amd64
+  - name: final
+    from: b
+    platform: linux/arm64
+`, nil, `strata.yaml:6:11: final continues b, which is built for linux/amd64, not linux/arm64`},
+		{"cross-compiling stage continues a build-platform stage", `stages:
+  - name: toolchain
+    from: scratch
+    platform: linux/amd64
+  - name: build
+    from: toolchain
+    steps: [{file: /out, content: "${TARGETARCH}"}]
+  - name: app
+    from: scratch
+    steps:
+      - copy: /out
+        from: build
+        to: /out
+`, []v1.Platform{amd, arm}, ""},
 		{"pinned image stage, another target", "from: scratch\nplatform: linux/arm64\nsteps: [{file: /b, content: x}]\n",
 			[]v1.Platform{amd}, "the image's stage is built for linux/arm64 (its platform: or that of the stage it continues), but this build is for linux/amd64"},
 		{"pinned image stage, its own target", "from: scratch\nplatform: linux/arm64\nsteps: [{file: /b, content: x}]\n",
