@@ -32,7 +32,7 @@ func Index(images []v1.Image) (v1.ImageIndex, error) {
 		}
 		desc.Platform = cf.Platform()
 		for _, a := range adds {
-			if desc.Platform != nil && a.Descriptor.Platform != nil && a.Descriptor.Platform.Equals(*desc.Platform) {
+			if desc.Platform != nil && a.Platform != nil && a.Platform.Equals(*desc.Platform) {
 				return nil, fmt.Errorf("making the index: two images for %s", desc.Platform)
 			}
 		}
