@@ -2,6 +2,8 @@ package cache
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -43,14 +45,32 @@ func (r *Registry) String() string {
 	return r.Repo.String()
 }
 
+// maxTag is the longest tag distribution accepts ([\w][\w.-]{0,127}).
+const maxTag = 128
+
 // tag is where the entry of key lives: the key with "-" for ":" (tags
-// cannot hold ":"), prefixed by Prefix.
+// cannot hold ":"), prefixed by tagPrefix(Prefix, …) and "-".
 func (r *Registry) tag(key string) name.Tag {
 	t := strings.Replace(key, ":", "-", 1)
 	if r.Prefix != "" {
-		t = r.Prefix + "-" + t
+		t = tagPrefix(r.Prefix, maxTag-len(t)-1) + "-" + t
 	}
 	return r.Repo.Tag(t)
+}
+
+// tagPrefix is prefix if it has at most n characters. A longer one
+// (any valid tag can be given as a prefix, and a key's part is 71
+// characters, "sha256-" and 64 hex digits, so more than 56 would make
+// tags over distribution's limit) is cut to its first n-13 characters,
+// "-" and the first 12 hex digits of the sha256 of the whole prefix:
+// every runner given the same prefix makes the same tags, and two long
+// prefixes that share their beginning still make different ones.
+func tagPrefix(prefix string, n int) string {
+	if len(prefix) <= n {
+		return prefix
+	}
+	sum := sha256.Sum256([]byte(prefix))
+	return prefix[:n-13] + "-" + hex.EncodeToString(sum[:])[:12]
 }
 
 // Get reads the entry of key: its manifest and small config only; the

@@ -62,3 +62,40 @@ func TestRegistryEntryMustDescribeItsLayer(t *testing.T) {
 		})
 	}
 }
+
+// TestRegistryLongPrefix: any valid tag can prefix a registry cache's
+// entries; one too long to fit beside a key is shortened the same way on
+// every runner, and two that share their beginning stay apart.
+func TestRegistryLongPrefix(t *testing.T) {
+	reg := testutil.StartRegistry(t, testutil.RegistryOptions{})
+	repo, err := name.NewRepository(reg.Addr+"/cache", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("p", 127)
+	in := baseInputs()
+	e := &Entry{Key: in.Key(), Inputs: in}
+	seen := map[string]string{}
+	for _, prefix := range []string{"short", strings.Repeat("p", 56), strings.Repeat("p", 57), long + "a", long + "b"} {
+		w := &Registry{Repo: repo, Prefix: prefix}
+		tag := w.tag(e.Key).TagStr()
+		if len(tag) > maxTag {
+			t.Errorf("prefix of %d characters: tag %q has %d characters, over %d", len(prefix), tag, len(tag), maxTag)
+		}
+		if _, err := name.NewTag(repo.Name()+":"+tag, name.StrictValidation); err != nil {
+			t.Errorf("prefix of %d characters: tag %q: %v", len(prefix), tag, err)
+		}
+		if p, ok := seen[tag]; ok {
+			t.Errorf("prefixes %q and %q give one tag %q", p, prefix, tag)
+		}
+		seen[tag] = prefix
+		if err := w.Put(t.Context(), e, nil); err != nil {
+			t.Fatalf("prefix of %d characters: Put: %v", len(prefix), err)
+		}
+		// Another runner, given the same prefix, finds it.
+		r := &Registry{Repo: repo, Prefix: prefix}
+		if h, err := r.Get(t.Context(), e.Key); err != nil || h == nil {
+			t.Errorf("prefix of %d characters: Get = %v, %v; want a hit", len(prefix), h, err)
+		}
+	}
+}
