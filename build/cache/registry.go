@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -154,7 +155,9 @@ func hasCode(e *transport.Error, codes ...transport.ErrorCode) bool {
 // uploaded again; a layer read from another repository of the same
 // registry is mounted.
 func (r *Registry) Put(ctx context.Context, e *Entry, layer v1.Layer) error {
-	data, err := json.Marshal(e)
+	shared := *e
+	shared.Inputs.StepID = sharedStepID(e.Inputs.StepID)
+	data, err := json.Marshal(&shared)
 	if err != nil {
 		return err
 	}
@@ -180,4 +183,28 @@ func (r *Registry) Put(ctx context.Context, e *Entry, layer v1.Layer) error {
 		return fmt.Errorf("writing the cache: %w", commit.RegistryError(ref.String(), err))
 	}
 	return nil
+}
+
+// sharedStepID is stepID (FILE:STAGE:INDEX, FILE the recipe's absolute
+// path on the runner) as a registry entry holds it: FILE is only its base
+// name, so that the runner's directories stay on the runner. The key
+// does not depend on the step ID, and nothing reads it from a registry
+// but a person explaining an entry.
+func sharedStepID(stepID string) string {
+	rest, index, ok := cutLast(stepID, ":")
+	if !ok {
+		return ""
+	}
+	file, stage, ok := cutLast(rest, ":")
+	if !ok {
+		return ""
+	}
+	return filepath.Base(file) + ":" + stage + ":" + index
+}
+
+func cutLast(s, sep string) (before, after string, found bool) {
+	if i := strings.LastIndex(s, sep); i >= 0 {
+		return s[:i], s[i+len(sep):], true
+	}
+	return s, "", false
 }

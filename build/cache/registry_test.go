@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/stratabuild/strata/commit"
 	"github.com/stratabuild/strata/internal/testutil"
@@ -97,5 +98,47 @@ func TestRegistryLongPrefix(t *testing.T) {
 		if h, err := r.Get(t.Context(), e.Key); err != nil || h == nil {
 			t.Errorf("prefix of %d characters: Get = %v, %v; want a hit", len(prefix), h, err)
 		}
+	}
+}
+
+// TestRegistryEntryLeavesRunnerPathsOut: the step ID of an entry names the
+// recipe by its absolute path on the runner; what goes to a registry names
+// it by its base name only, under the same key.
+func TestRegistryEntryLeavesRunnerPathsOut(t *testing.T) {
+	reg := testutil.StartRegistry(t, testutil.RegistryOptions{})
+	repo, err := name.NewRepository(reg.Addr+"/cache", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Registry{Repo: repo}
+	in := baseInputs()
+	in.StepID = "/home/runner/work/secret-project/strata.yaml:build:3"
+	e := &Entry{Key: in.Key(), Inputs: in}
+	if err := r.Put(t.Context(), e, nil); err != nil {
+		t.Fatal(err)
+	}
+	if e.Inputs.StepID != in.StepID {
+		t.Errorf("Put changed the caller's entry: step ID %q", e.Inputs.StepID)
+	}
+	img, err := remote.Image(r.tag(e.Key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if label := cf.Config.Labels[EntryLabel]; strings.Contains(label, "/home/runner") {
+		t.Errorf("the registry's entry holds the runner's path: %s", label)
+	}
+	h, err := r.Get(t.Context(), e.Key)
+	if err != nil || h == nil {
+		t.Fatalf("Get = %v, %v; want a hit", h, err)
+	}
+	if got, want := h.Entry.Inputs.StepID, "strata.yaml:build:3"; got != want {
+		t.Errorf("step ID in the registry = %q, want %q", got, want)
+	}
+	if got := h.Entry.Inputs.Key(); got != e.Key {
+		t.Errorf("the registry's entry's inputs have key %s, want %s", got, e.Key)
 	}
 }
