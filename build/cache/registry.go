@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -109,15 +111,93 @@ func (r *Registry) Get(ctx context.Context, key string) (*Hit, error) {
 	if (e.Layer == nil) != (h.Layer == nil) {
 		return nil, fmt.Errorf("%s holds a malformed cache entry", ref)
 	}
-	if e.Layer != nil {
-		// The next step's key chains on the diffID the entry claims, and
-		// the image gets this layer: they must be one (a fully cached
-		// build never reads the layer to see).
-		if err := sameLayer(e.Layer, h.Layer, cf); err != nil {
-			return nil, fmt.Errorf("%s holds a cache entry that does not describe its layer: %w", ref, err)
-		}
+	if e.Layer == nil {
+		return h, nil
 	}
+	// The next step's key chains on the diffID the entry claims, and
+	// the image gets this layer: they must be one (a fully cached build
+	// never reads the layer to see).
+	if err := sameLayer(e.Layer, h.Layer, cf); err != nil {
+		return nil, fmt.Errorf("%s holds a cache entry that does not describe its layer: %w", ref, err)
+	}
+	// A registry may have lost the blob (garbage-collected, deleted)
+	// while the manifest stays: that entry cannot be used, and a build
+	// that took it would fail reading the layer, later.
+	ok, err = partial.Exists(h.Layer)
+	if err != nil {
+		return nil, fmt.Errorf("checking the layer of %s: %w", ref, commit.RegistryError(ref.String(), err))
+	}
+	if !ok {
+		return nil, &LayerGoneError{Entry: ref.String(), Layer: e.Layer.Digest}
+	}
+	h.Layer = namedLayer(h.Layer, r.String())
 	return h, nil
+}
+
+// A LayerGoneError is the error of a Get that found the entry of the key
+// in a registry, but not its layer's blob: a miss, which Cache.Explain
+// reports.
+type LayerGoneError struct {
+	Entry string // the entry's reference
+	Layer string // the missing blob's digest
+}
+
+func (e *LayerGoneError) Error() string {
+	return fmt.Sprintf("%s has the entry, but the registry no longer has its layer blob %s", e.Entry, e.Layer)
+}
+
+// namedLayer is l, a layer of a registry cache, whose read errors name
+// the cache: a step that took it can fail only later, when another
+// step or an output reads it. It stays mountable.
+func namedLayer(l v1.Layer, cache string) v1.Layer {
+	nl := &cacheLayer{Layer: l, cache: cache}
+	if ml, ok := l.(*remote.MountableLayer); ok {
+		nl.Layer = ml.Layer
+		return &remote.MountableLayer{Layer: nl, Reference: ml.Reference}
+	}
+	return nl
+}
+
+type cacheLayer struct {
+	v1.Layer
+	cache string
+}
+
+func (l *cacheLayer) wrap(err error) error {
+	return fmt.Errorf("reading a layer of the cache %s: %w", l.cache, err)
+}
+
+func (l *cacheLayer) Compressed() (io.ReadCloser, error) {
+	rc, err := l.Layer.Compressed()
+	if err != nil {
+		return nil, l.wrap(err)
+	}
+	return &cacheReader{ReadCloser: rc, l: l}, nil
+}
+
+func (l *cacheLayer) Uncompressed() (io.ReadCloser, error) {
+	rc, err := l.Layer.Uncompressed()
+	if err != nil {
+		return nil, l.wrap(err)
+	}
+	return &cacheReader{ReadCloser: rc, l: l}, nil
+}
+
+// Descriptor and Exists are those of the layer: ggcr's pushes use them.
+func (l *cacheLayer) Descriptor() (*v1.Descriptor, error) { return partial.Descriptor(l.Layer) }
+func (l *cacheLayer) Exists() (bool, error)               { return partial.Exists(l.Layer) }
+
+type cacheReader struct {
+	io.ReadCloser
+	l *cacheLayer
+}
+
+func (r *cacheReader) Read(p []byte) (int, error) {
+	n, err := r.ReadCloser.Read(p)
+	if err != nil && err != io.EOF { //nolint:errorlint // io.EOF is returned unwrapped, by contract
+		err = r.l.wrap(err)
+	}
+	return n, err
 }
 
 // sameLayer checks that the layer l of a cache image, whose config is cf,

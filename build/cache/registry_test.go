@@ -2,6 +2,9 @@ package cache
 
 import (
 	"bytes"
+	"errors"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -140,5 +143,76 @@ func TestRegistryEntryLeavesRunnerPathsOut(t *testing.T) {
 	}
 	if got := h.Entry.Inputs.Key(); got != e.Key {
 		t.Errorf("the registry's entry's inputs have key %s, want %s", got, e.Key)
+	}
+}
+
+// TestRegistryEntryWithoutItsBlob: a registry that lost an entry's layer
+// blob (garbage-collected, deleted) but kept its manifest has no hit for
+// the key: the step runs, and the miss says why. A hit taken before the
+// blob went fails, when read, naming the cache.
+func TestRegistryEntryWithoutItsBlob(t *testing.T) {
+	reg := testutil.StartRegistry(t, testutil.RegistryOptions{})
+	repo, err := name.NewRepository(reg.Addr+"/cache", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Registry{Repo: repo}
+	l, err := commit.WriteLayer(t.Context(), bytes.NewReader(layerTar(t, "gone")), t.TempDir(), commit.Gzip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := LayerOf(l, 1, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := baseInputs()
+	e := &Entry{Key: in.Key(), Inputs: in, Layer: rec}
+	if err := r.Put(t.Context(), e, l); err != nil {
+		t.Fatal(err)
+	}
+	early, err := r.Get(t.Context(), e.Key)
+	if err != nil || early == nil {
+		t.Fatalf("Get = %v, %v; want a hit", early, err)
+	}
+
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodDelete, "http://"+reg.Addr+"/v2/cache/blobs/"+rec.Digest, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("deleting the blob: %s", resp.Status)
+	}
+
+	var gone *LayerGoneError
+	if h, err := r.Get(t.Context(), e.Key); !errors.As(err, &gone) {
+		t.Errorf("Get = %v, %v; want a LayerGoneError", h, err)
+	}
+	local, err := OpenLocal(t.TempDir(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Cache{Local: local, From: []Store{r}}
+	if h, err := c.Lookup(t.Context(), e.Key); h != nil || err != nil {
+		t.Errorf("Lookup = %v, %v; want a miss", h, err)
+	}
+	if why, want := c.Explain(&in), "no longer has its layer blob "+rec.Digest; !strings.Contains(why, want) {
+		t.Errorf("Explain = %q, want it to say %q", why, want)
+	}
+
+	rc, err := early.Layer.Compressed()
+	if err == nil {
+		_, err = io.Copy(io.Discard, rc)
+		rc.Close()
+	}
+	if want := "cache " + r.String(); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("reading the layer of a hit whose blob is gone: %v; want an error naming %q", err, want)
+	}
+	if _, ok := early.Layer.(*remote.MountableLayer); !ok {
+		t.Errorf("the layer of a hit is a %T, not mountable", early.Layer)
 	}
 }
