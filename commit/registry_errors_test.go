@@ -325,3 +325,32 @@ func TestRegistryErrorForbidden(t *testing.T) {
 	err = commit.RegistryError("registry.example/team/app:1", fmt.Errorf("pulling: %w", denied))
 	golden(t, "forbidden", err.Error(), home, "$HOME")
 }
+
+// TestDockerAuthConfigWithoutFile: DOCKER_AUTH_CONFIG counts without any
+// credentials file, as in docker-cli; what it lacks is reported as such.
+func TestDockerAuthConfigWithoutFile(t *testing.T) {
+	r := testutil.StartRegistry(t, testutil.RegistryOptions{TLS: true, Auth: true})
+	dockerDir, _ := withCertDirs(t)
+	r.WriteCertsD(t, dockerDir)
+	good, wrong := basicAuth(r.User, r.Password), basicAuth(r.User, "wrong")
+	ref := r.Addr + "/strata/app:v1"
+	if _, err := commit.Push(t.Context(), motdImage(t, "env\n"), tagsOf(t, []string{ref}), commit.RegistryOptions{Keychain: staticKeychain(good)}); err != nil {
+		t.Fatal(err)
+	}
+	isolateCredentials(t, "")
+
+	t.Setenv("DOCKER_AUTH_CONFIG", `{"auths": {"`+r.Addr+`": {"auth": "`+good+`"}}}`)
+	if _, err := pullRef(t, ref, commit.PullOptions{}); err != nil {
+		t.Errorf("Pull with DOCKER_AUTH_CONFIG and no config file: %v", commit.RegistryError(ref, err))
+	}
+
+	t.Setenv("DOCKER_AUTH_CONFIG", `{"auths": {"`+r.Addr+`": {"auth": "`+wrong+`"}}}`)
+	if err := pullErr(t, ref); !strings.Contains(err.Error(), "in DOCKER_AUTH_CONFIG were refused") {
+		t.Errorf("Pull with wrong credentials in DOCKER_AUTH_CONFIG: %v; want it to say where they came from", err)
+	}
+
+	t.Setenv("DOCKER_AUTH_CONFIG", `{"auths": {"other.example": {"auth": "`+good+`"}}}`)
+	if err := pullErr(t, ref); !strings.Contains(err.Error(), "no credentials for "+r.Addr+" in DOCKER_AUTH_CONFIG") {
+		t.Errorf("Pull with DOCKER_AUTH_CONFIG for another registry: %v; want it to say DOCKER_AUTH_CONFIG has none", err)
+	}
+}
