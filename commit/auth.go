@@ -106,6 +106,11 @@ func lookupAuth(target authn.Resource) (types.AuthConfig, authReport) {
 			key = authn.DefaultAuthKey
 		}
 		rep.helper, rep.by = credentialHelper(cf, key)
+		if key == target.String() && rep.by == "credsStore" && hasHelper(cf, target.RegistryStr()) {
+			// docker asks only the registry's credHelpers entry; a
+			// credsStore, maybe not even installed, has no say.
+			continue
+		}
 		cfg, err := cf.GetAuthConfig(key)
 		if err != nil {
 			rep.err = fmt.Errorf("asking credential helper docker-credential-%s (%s in %s) for %s: %w", rep.helper, rep.by, rep.file, key, err)
@@ -174,6 +179,14 @@ func credentialHelper(cf *configfile.ConfigFile, key string) (helper, by string)
 		return cf.CredentialsStore, "credsStore"
 	}
 	return "", ""
+}
+
+// hasHelper reports whether cf's credHelpers names a helper for registry.
+func hasHelper(cf *configfile.ConfigFile, registry string) bool {
+	if registry == name.DefaultRegistry {
+		registry = authn.DefaultAuthKey
+	}
+	return cf.CredentialHelpers[registry] != ""
 }
 
 // authEntry is the auths key docker-cli's file store matches for key:

@@ -354,3 +354,21 @@ func TestDockerAuthConfigWithoutFile(t *testing.T) {
 		t.Errorf("Pull with DOCKER_AUTH_CONFIG for another registry: %v; want it to say DOCKER_AUTH_CONFIG has none", err)
 	}
 }
+
+// TestCredHelperBeforeCredsStore: with a credHelpers entry for the
+// registry, its helper alone is asked, as docker does: the repository
+// is not first looked up in credsStore (here not even installed).
+func TestCredHelperBeforeCredsStore(t *testing.T) {
+	r := testutil.StartRegistry(t, testutil.RegistryOptions{TLS: true, Auth: true})
+	dockerDir, _ := withCertDirs(t)
+	r.WriteCertsD(t, dockerDir)
+	ref := r.Addr + "/strata/app:v1"
+	if _, err := commit.Push(t.Context(), motdImage(t, "helper\n"), tagsOf(t, []string{ref}), commit.RegistryOptions{Keychain: staticKeychain(basicAuth(r.User, r.Password))}); err != nil {
+		t.Fatal(err)
+	}
+	isolateCredentials(t, `{"credsStore": "strata-absent", "credHelpers": {"`+r.Addr+`": "stratatest"}}`)
+	credentialHelper(t, "stratatest", r.User, r.Password)
+	if _, err := pullRef(t, ref, commit.PullOptions{}); err != nil {
+		t.Errorf("Pull: %v", commit.RegistryError(ref, err))
+	}
+}
