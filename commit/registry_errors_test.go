@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -370,5 +371,43 @@ func TestCredHelperBeforeCredsStore(t *testing.T) {
 	credentialHelper(t, "stratatest", r.User, r.Password)
 	if _, err := pullRef(t, ref, commit.PullOptions{}); err != nil {
 		t.Errorf("Pull: %v", commit.RegistryError(ref, err))
+	}
+}
+
+// TestRegistryErrorOtherStatus: an answer RegistryError has no words of
+// its own for still names the reference and says the HTTP status.
+func TestRegistryErrorOtherStatus(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		method string
+		status int
+		body   string
+		want   string
+	}{
+		{"500", http.MethodGet, http.StatusInternalServerError, "oops", "500 Internal Server Error"},
+		{"denied put", http.MethodPut, http.StatusMethodNotAllowed,
+			`{"errors":[{"code":"DENIED","message":"tag is immutable"}]}`, "405 Method Not Allowed: PUT "},
+		{"toomanyrequests", http.MethodHead, http.StatusTooManyRequests, "", "429 Too Many Requests"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := http.NewRequestWithContext(t.Context(), tc.method, "https://registry.example/v2/team/app/manifests/1", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp := &http.Response{StatusCode: tc.status, Request: req, Body: io.NopCloser(strings.NewReader(tc.body))}
+			cause := transport.CheckError(resp, http.StatusOK)
+			if cause == nil {
+				t.Fatal("CheckError = nil")
+			}
+			ref := "registry.example/team/app:1"
+			err = commit.RegistryError(ref, fmt.Errorf("pushing: %w", cause))
+			msg := err.Error()
+			if !strings.HasPrefix(msg, ref+": ") || !strings.Contains(msg, tc.want) {
+				t.Errorf("RegistryError = %q, want it to start with %q and say %q", msg, ref+": ", tc.want)
+			}
+			if !errors.Is(err, cause) {
+				t.Errorf("errors.Is(%v, the registry's answer) = false", err)
+			}
+		})
 	}
 }

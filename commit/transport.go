@@ -124,11 +124,13 @@ func isLoopback(host string) bool {
 //     versus credentials the registry refused;
 //   - an unknown tag, repository or manifest;
 //   - a registry that cannot be reached (connection refused, no such host,
-//     timeout).
+//     timeout);
+//   - any other answer of the registry (a 500, DENIED on a PUT): its
+//     message, with the HTTP status.
 //
 // The message starts with ref; callers add what they were doing, not ref
 // again. The result wraps err, so errors.Is and errors.As see the cause.
-// Other errors are returned unchanged, nil as nil.
+// Other errors (not from a registry) are returned unchanged, nil as nil.
 func RegistryError(ref string, err error) error {
 	if err == nil {
 		return nil
@@ -174,7 +176,21 @@ func describeRegistryError(ref string, err error) string {
 	if strings.Contains(err.Error(), "server gave HTTP response to HTTPS client") {
 		return fmt.Sprintf("registry %s speaks plain HTTP, not HTTPS; if that is intended, use --insecure-registry %s", host, host)
 	}
+	if errors.As(err, &te) {
+		return statusMessage(host, te)
+	}
 	return ""
+}
+
+// statusMessage is the message of any other answer te of host: te's own
+// (the request and what the registry said), with the HTTP status if it
+// does not say it.
+func statusMessage(host string, te *transport.Error) string {
+	status := fmt.Sprintf("%d %s", te.StatusCode, http.StatusText(te.StatusCode))
+	if msg := te.Error(); strings.Contains(msg, status) {
+		return fmt.Sprintf("registry %s answered: %s", host, msg)
+	}
+	return fmt.Sprintf("registry %s answered %s: %s", host, status, te)
 }
 
 // refHost is the registry host of ref, or of the failed request when ref
