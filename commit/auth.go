@@ -53,6 +53,7 @@ type authReport struct {
 	host   string
 	file   string   // the config file read ("" if none was found)
 	absent bool     // file does not exist (DOCKER_CONFIG names a dir without one)
+	env    bool     // DOCKER_AUTH_CONFIG is set
 	looked []string // the files looked for, when none was found
 	entry  string   // the key of the file's auths entry that matched
 	helper string   // the credential helper asked (its suffix: "pass" for docker-credential-pass)
@@ -66,16 +67,27 @@ type authReport struct {
 // ~/.docker/config.json), else podman's auth.json ($REGISTRY_AUTH_FILE,
 // $XDG_RUNTIME_DIR/containers/auth.json, ~/.config/containers/auth.json);
 // in it the entry for the repository, else for the registry, through the
-// credential helper configured for the registry if there is one.
+// credential helper configured for the registry if there is one; the
+// entries of DOCKER_AUTH_CONFIG come before those of any file, and count
+// without one.
 func lookupAuth(target authn.Resource) (types.AuthConfig, authReport) {
-	rep := authReport{host: target.RegistryStr()}
+	rep := authReport{host: target.RegistryStr(), env: os.Getenv(configfile.DockerEnvConfigKey) != ""}
 	rep.file, rep.looked = authFile()
-	if rep.file == "" {
+	if rep.file == "" && !rep.env {
 		return types.AuthConfig{}, rep
 	}
+	// docker-cli's lookups consult DOCKER_AUTH_CONFIG first, with or
+	// without a config file: without one, through an empty config.
 	cf := configfile.New(rep.file)
-	f, err := os.Open(rep.file)
+	var (
+		f   *os.File
+		err error
+	)
+	if rep.file != "" {
+		f, err = os.Open(rep.file)
+	}
 	switch {
+	case rep.file == "":
 	case errors.Is(err, fs.ErrNotExist):
 		rep.absent = true
 	case err != nil:
@@ -94,6 +106,11 @@ func lookupAuth(target authn.Resource) (types.AuthConfig, authReport) {
 			key = authn.DefaultAuthKey
 		}
 		rep.helper, rep.by = credentialHelper(cf, key)
+		if key == target.String() && rep.by == "credsStore" && hasHelper(cf, target.RegistryStr()) {
+			// docker asks only the registry's credHelpers entry; a
+			// credsStore, maybe not even installed, has no say.
+			continue
+		}
 		cfg, err := cf.GetAuthConfig(key)
 		if err != nil {
 			rep.err = fmt.Errorf("asking credential helper docker-credential-%s (%s in %s) for %s: %w", rep.helper, rep.by, rep.file, key, err)
@@ -164,6 +181,14 @@ func credentialHelper(cf *configfile.ConfigFile, key string) (helper, by string)
 	return "", ""
 }
 
+// hasHelper reports whether cf's credHelpers names a helper for registry.
+func hasHelper(cf *configfile.ConfigFile, registry string) bool {
+	if registry == name.DefaultRegistry {
+		registry = authn.DefaultAuthKey
+	}
+	return cf.CredentialHelpers[registry] != ""
+}
+
 // authEntry is the auths key docker-cli's file store matches for key:
 // key itself, or one that names the same host with a scheme or path
 // ("https://HOST/v1/").
@@ -199,6 +224,8 @@ func (r authReport) source() string {
 		return fmt.Sprintf("from credential helper docker-credential-%s (%s in %s)", r.helper, r.by, r.file)
 	case r.entry != "":
 		return fmt.Sprintf("in %s (auths entry %q)", r.file, r.entry)
+	case r.file == "":
+		return "in DOCKER_AUTH_CONFIG"
 	}
 	return "in " + r.file + " or DOCKER_AUTH_CONFIG"
 }
@@ -206,6 +233,8 @@ func (r authReport) source() string {
 // missing says where credentials were looked for and not found.
 func (r authReport) missing() string {
 	switch {
+	case r.file == "" && r.env:
+		return fmt.Sprintf("no credentials for %s in DOCKER_AUTH_CONFIG, and there is no docker config file (looked for %s)", r.host, strings.Join(r.looked, ", "))
 	case r.file == "":
 		return fmt.Sprintf("no credentials for %s: there is no docker config file (looked for %s)", r.host, strings.Join(r.looked, ", "))
 	case r.absent:

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
@@ -74,10 +75,7 @@ func loadHostCerts(dirs []string, host string) *hostCerts {
 		hc.err = fmt.Errorf("reading the certificates for %s: %w", host, errors.Join(errs...))
 		return hc
 	}
-	base, ok := remote.DefaultTransport.(*http.Transport)
-	if !ok {
-		base = http.DefaultTransport.(*http.Transport)
-	}
+	base := registryTransport()
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: certs}
 	if len(cas) > 0 {
 		pool, err := x509.SystemCertPool()
@@ -97,6 +95,29 @@ func loadHostCerts(dirs []string, host string) *hostCerts {
 	insecure.InsecureSkipVerify = true //nolint:gosec // only for hosts the user named insecure
 	hc.insecure = withTLS(base, insecure)
 	return hc
+}
+
+// responseHeaderTimeout is how long a registry may take to start
+// answering a request once it has been sent whole. Without one, a
+// registry that accepts the connection and never answers hangs the build
+// forever. It is generous: a registry answers the PUT that closes an
+// upload only once it has checked (and, on cloud storage, moved) the
+// whole blob, and a busy one queues requests; a minute is far beyond
+// either, and a build whose base is on a registry that never answers
+// fails after that minute. A slow transfer is never cut by it: see
+// bodyIdleTimeout.
+var responseHeaderTimeout = 60 * time.Second
+
+// registryTransport is ggcr's default transport with
+// responseHeaderTimeout.
+func registryTransport() *http.Transport {
+	base, ok := remote.DefaultTransport.(*http.Transport)
+	if !ok {
+		base = http.DefaultTransport.(*http.Transport)
+	}
+	t := base.Clone()
+	t.ResponseHeaderTimeout = responseHeaderTimeout
+	return t
 }
 
 func withTLS(t *http.Transport, cfg *tls.Config) *http.Transport {

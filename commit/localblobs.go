@@ -107,10 +107,13 @@ func useLocal(l *Layer, use func(io.Reader) error) error {
 // layer, is what a build waits for, and nothing needs the blob before an
 // output, which opens it by its path and so waits for it.
 func fetchBlob(ctx context.Context, l v1.Layer, dir string, want blobSums, mt types.MediaType, use func(io.Reader) error) error {
-	rc, err := l.Compressed()
+	first, err := l.Compressed()
 	if err != nil {
 		return fmt.Errorf("fetching layer %s: %w", want.digest, err)
 	}
+	// A connection lost in the middle is fetched again: the temp file
+	// and use get one whole stream, or the fetch fails.
+	var rc io.ReadCloser = newResumingReader(ctx, first, want.size, l.Compressed)
 	defer rc.Close()
 	tmp, err := os.CreateTemp(dir, blobTempPattern("fetch"))
 	if err != nil {

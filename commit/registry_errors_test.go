@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -324,4 +325,89 @@ func TestRegistryErrorForbidden(t *testing.T) {
 		Errors: []transport.Diagnostic{{Code: transport.DeniedErrorCode, Message: "requested access to the resource is denied"}}}
 	err = commit.RegistryError("registry.example/team/app:1", fmt.Errorf("pulling: %w", denied))
 	golden(t, "forbidden", err.Error(), home, "$HOME")
+}
+
+// TestDockerAuthConfigWithoutFile: DOCKER_AUTH_CONFIG counts without any
+// credentials file, as in docker-cli; what it lacks is reported as such.
+func TestDockerAuthConfigWithoutFile(t *testing.T) {
+	r := testutil.StartRegistry(t, testutil.RegistryOptions{TLS: true, Auth: true})
+	dockerDir, _ := withCertDirs(t)
+	r.WriteCertsD(t, dockerDir)
+	good, wrong := basicAuth(r.User, r.Password), basicAuth(r.User, "wrong")
+	ref := r.Addr + "/strata/app:v1"
+	if _, err := commit.Push(t.Context(), motdImage(t, "env\n"), tagsOf(t, []string{ref}), commit.RegistryOptions{Keychain: staticKeychain(good)}); err != nil {
+		t.Fatal(err)
+	}
+	isolateCredentials(t, "")
+
+	t.Setenv("DOCKER_AUTH_CONFIG", `{"auths": {"`+r.Addr+`": {"auth": "`+good+`"}}}`)
+	if _, err := pullRef(t, ref, commit.PullOptions{}); err != nil {
+		t.Errorf("Pull with DOCKER_AUTH_CONFIG and no config file: %v", commit.RegistryError(ref, err))
+	}
+
+	t.Setenv("DOCKER_AUTH_CONFIG", `{"auths": {"`+r.Addr+`": {"auth": "`+wrong+`"}}}`)
+	if err := pullErr(t, ref); !strings.Contains(err.Error(), "in DOCKER_AUTH_CONFIG were refused") {
+		t.Errorf("Pull with wrong credentials in DOCKER_AUTH_CONFIG: %v; want it to say where they came from", err)
+	}
+
+	t.Setenv("DOCKER_AUTH_CONFIG", `{"auths": {"other.example": {"auth": "`+good+`"}}}`)
+	if err := pullErr(t, ref); !strings.Contains(err.Error(), "no credentials for "+r.Addr+" in DOCKER_AUTH_CONFIG") {
+		t.Errorf("Pull with DOCKER_AUTH_CONFIG for another registry: %v; want it to say DOCKER_AUTH_CONFIG has none", err)
+	}
+}
+
+// TestCredHelperBeforeCredsStore: with a credHelpers entry for the
+// registry, its helper alone is asked, as docker does: the repository
+// is not first looked up in credsStore (here not even installed).
+func TestCredHelperBeforeCredsStore(t *testing.T) {
+	r := testutil.StartRegistry(t, testutil.RegistryOptions{TLS: true, Auth: true})
+	dockerDir, _ := withCertDirs(t)
+	r.WriteCertsD(t, dockerDir)
+	ref := r.Addr + "/strata/app:v1"
+	if _, err := commit.Push(t.Context(), motdImage(t, "helper\n"), tagsOf(t, []string{ref}), commit.RegistryOptions{Keychain: staticKeychain(basicAuth(r.User, r.Password))}); err != nil {
+		t.Fatal(err)
+	}
+	isolateCredentials(t, `{"credsStore": "strata-absent", "credHelpers": {"`+r.Addr+`": "stratatest"}}`)
+	credentialHelper(t, "stratatest", r.User, r.Password)
+	if _, err := pullRef(t, ref, commit.PullOptions{}); err != nil {
+		t.Errorf("Pull: %v", commit.RegistryError(ref, err))
+	}
+}
+
+// TestRegistryErrorOtherStatus: an answer RegistryError has no words of
+// its own for still names the reference and says the HTTP status.
+func TestRegistryErrorOtherStatus(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		method string
+		status int
+		body   string
+		want   string
+	}{
+		{"500", http.MethodGet, http.StatusInternalServerError, "oops", "500 Internal Server Error"},
+		{"denied put", http.MethodPut, http.StatusMethodNotAllowed,
+			`{"errors":[{"code":"DENIED","message":"tag is immutable"}]}`, "405 Method Not Allowed: PUT "},
+		{"toomanyrequests", http.MethodHead, http.StatusTooManyRequests, "", "429 Too Many Requests"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := http.NewRequestWithContext(t.Context(), tc.method, "https://registry.example/v2/team/app/manifests/1", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp := &http.Response{StatusCode: tc.status, Request: req, Body: io.NopCloser(strings.NewReader(tc.body))}
+			cause := transport.CheckError(resp, http.StatusOK)
+			if cause == nil {
+				t.Fatal("CheckError = nil")
+			}
+			ref := "registry.example/team/app:1"
+			err = commit.RegistryError(ref, fmt.Errorf("pushing: %w", cause))
+			msg := err.Error()
+			if !strings.HasPrefix(msg, ref+": ") || !strings.Contains(msg, tc.want) {
+				t.Errorf("RegistryError = %q, want it to start with %q and say %q", msg, ref+": ", tc.want)
+			}
+			if !errors.Is(err, cause) {
+				t.Errorf("errors.Is(%v, the registry's answer) = false", err)
+			}
+		})
+	}
 }

@@ -5,11 +5,14 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -78,12 +81,82 @@ func (g *guardTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	resp, err := rt.RoundTrip(req)
-	if err != nil && req.URL.Scheme == "https" && isCertProblem(err) {
-		return nil, &certError{host: host, certDir: g.certDirs, consulted: consulted, err: err}
+	ctx, cancel := context.WithCancel(req.Context())
+	resp, err := rt.RoundTrip(req.WithContext(ctx))
+	if err != nil {
+		cancel()
+		if req.URL.Scheme == "https" && isCertProblem(err) {
+			return nil, &certError{host: host, certDir: g.certDirs, consulted: consulted, err: err}
+		}
+		return nil, err
 	}
-	return resp, err
+	resp.Body = newIdleBody(resp.Body, host, cancel)
+	return resp, nil
 }
+
+// bodyIdleTimeout is how long one read of a response body may wait for
+// data before the connection is taken as stalled and closed. Only time
+// spent waiting on the registry counts: a slow but progressing download
+// is never cut, nor one whose reader is busy between reads.
+var bodyIdleTimeout = 60 * time.Second
+
+// idleBody is a response body whose reads fail with a *StalledError once
+// one waits bodyIdleTimeout for data; cancel cancels the request.
+type idleBody struct {
+	io.ReadCloser
+	host    string
+	idle    time.Duration
+	cancel  context.CancelFunc
+	timer   *time.Timer
+	stalled atomic.Bool
+}
+
+func newIdleBody(body io.ReadCloser, host string, cancel context.CancelFunc) *idleBody {
+	b := &idleBody{ReadCloser: body, host: host, idle: bodyIdleTimeout, cancel: cancel}
+	b.timer = time.AfterFunc(b.idle, func() {
+		b.stalled.Store(true)
+		cancel()
+	})
+	b.timer.Stop()
+	return b
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	if b.stalled.Load() {
+		return 0, &StalledError{Host: b.host, Idle: b.idle}
+	}
+	b.timer.Reset(b.idle)
+	n, err := b.ReadCloser.Read(p)
+	b.timer.Stop()
+	if err != nil && b.stalled.Load() {
+		err = &StalledError{Host: b.host, Idle: b.idle}
+	}
+	return n, err
+}
+
+func (b *idleBody) Close() error {
+	b.timer.Stop()
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
+}
+
+// A StalledError is a read of a registry's answer that waited too long
+// for data: the connection was closed.
+type StalledError struct {
+	Host string
+	Idle time.Duration
+}
+
+func (e *StalledError) Error() string {
+	return fmt.Sprintf("registry %s sent no data for %s: connection closed as stalled", e.Host, e.Idle)
+}
+
+// Timeout reports that the error is a timeout (net.Error).
+func (e *StalledError) Timeout() bool { return true }
+
+// Temporary reports that a retry may succeed.
+func (e *StalledError) Temporary() bool { return true }
 
 // transportFor picks the transport for host and says where its trust
 // comes from.
@@ -124,11 +197,13 @@ func isLoopback(host string) bool {
 //     versus credentials the registry refused;
 //   - an unknown tag, repository or manifest;
 //   - a registry that cannot be reached (connection refused, no such host,
-//     timeout).
+//     timeout);
+//   - any other answer of the registry (a 500, DENIED on a PUT): its
+//     message, with the HTTP status.
 //
 // The message starts with ref; callers add what they were doing, not ref
 // again. The result wraps err, so errors.Is and errors.As see the cause.
-// Other errors are returned unchanged, nil as nil.
+// Other errors (not from a registry) are returned unchanged, nil as nil.
 func RegistryError(ref string, err error) error {
 	if err == nil {
 		return nil
@@ -174,7 +249,21 @@ func describeRegistryError(ref string, err error) string {
 	if strings.Contains(err.Error(), "server gave HTTP response to HTTPS client") {
 		return fmt.Sprintf("registry %s speaks plain HTTP, not HTTPS; if that is intended, use --insecure-registry %s", host, host)
 	}
+	if errors.As(err, &te) {
+		return statusMessage(host, te)
+	}
 	return ""
+}
+
+// statusMessage is the message of any other answer te of host: te's own
+// (the request and what the registry said), with the HTTP status if it
+// does not say it.
+func statusMessage(host string, te *transport.Error) string {
+	status := fmt.Sprintf("%d %s", te.StatusCode, http.StatusText(te.StatusCode))
+	if msg := te.Error(); strings.Contains(msg, status) {
+		return fmt.Sprintf("registry %s answered: %s", host, msg)
+	}
+	return fmt.Sprintf("registry %s answered %s: %s", host, status, te)
 }
 
 // refHost is the registry host of ref, or of the failed request when ref
@@ -235,8 +324,9 @@ func notFoundMessage(host string, r name.Reference, te *transport.Error) string 
 // if err is not a connection failure.
 func unreachableMessage(err error) string {
 	var (
-		dns *net.DNSError
-		op  *net.OpError
+		dns     *net.DNSError
+		op      *net.OpError
+		stalled *StalledError
 	)
 	switch {
 	case errors.As(err, &dns) && dns.IsNotFound:
@@ -249,6 +339,10 @@ func unreachableMessage(err error) string {
 		return "the connection was reset — is it a registry, and is this the right port?"
 	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
 		return "no route to the host — check the network"
+	case strings.Contains(err.Error(), "timeout awaiting response headers"): // net/http's, unexported
+		return fmt.Sprintf("it accepted the connection but sent no answer within %s — is it overloaded, or not a registry?", responseHeaderTimeout)
+	case errors.As(err, &stalled):
+		return fmt.Sprintf("it sent no data for %s in the middle of an answer — is it overloaded?", stalled.Idle)
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &op) && op.Timeout():
 		return "timed out — is the address right, and is a proxy or firewall in the way?"
 	}

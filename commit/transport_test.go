@@ -1,9 +1,15 @@
 package commit
 
 import (
+	"context"
+	"errors"
+	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 // recordTransport records the hosts it was asked to reach.
@@ -51,5 +57,110 @@ func TestGuardTransport(t *testing.T) {
 				t.Errorf("transport reached %q, want a request only when allowed", rec.hosts)
 			}
 		})
+	}
+}
+
+// setTimeouts makes the registry timeouts short for the test.
+func setTimeouts(t *testing.T, header, idle time.Duration) {
+	t.Helper()
+	savedHeader, savedIdle := responseHeaderTimeout, bodyIdleTimeout
+	responseHeaderTimeout, bodyIdleTimeout = header, idle
+	t.Cleanup(func() { responseHeaderTimeout, bodyIdleTimeout = savedHeader, savedIdle })
+}
+
+// A registry that accepts the connection and never answers fails the
+// request, saying so, instead of hanging it.
+func TestResponseHeaderTimeout(t *testing.T) {
+	setTimeouts(t, 300*time.Millisecond, time.Minute)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+l.Addr().String()+"/v2/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := RegistryOptions{}.guard().RoundTrip(req)
+	if err == nil {
+		resp.Body.Close()
+		t.Fatal("RoundTrip to a registry that never answers succeeded")
+	}
+	ref := l.Addr().String() + "/app:1"
+	if msg := RegistryError(ref, err).Error(); !strings.Contains(msg, "sent no answer within 300ms") {
+		t.Errorf("RegistryError = %q, want it to say the registry sent no answer", msg)
+	}
+}
+
+// A body read that waits bodyIdleTimeout for data fails; a slow body that
+// keeps coming, or a reader slow between reads, does not.
+func TestBodyIdleTimeout(t *testing.T) {
+	const idle = 300 * time.Millisecond
+	setTimeouts(t, time.Minute, idle)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f := w.(http.Flusher)
+		switch r.URL.Path {
+		case "/stalls":
+			w.Write([]byte("start"))
+			f.Flush()
+			<-r.Context().Done()
+		case "/trickles":
+			for range 8 {
+				w.Write([]byte("x"))
+				f.Flush()
+				time.Sleep(idle / 2)
+			}
+		case "/whole":
+			w.Write([]byte("all at once"))
+		}
+	}))
+	defer srv.Close()
+	get := func(path string, pause time.Duration) (string, error) {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := RegistryOptions{}.guard().RoundTrip(req)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		var got []byte
+		buf := make([]byte, 1)
+		for {
+			n, err := resp.Body.Read(buf)
+			got = append(got, buf[:n]...)
+			if errors.Is(err, io.EOF) {
+				return string(got), nil
+			}
+			if err != nil {
+				return string(got), err
+			}
+			time.Sleep(pause) // once, after the first byte
+			pause = 0
+		}
+	}
+	var stalled *StalledError
+	if got, err := get("/stalls", 0); !errors.As(err, &stalled) {
+		t.Errorf("a stalled body: read %q, %v; want a StalledError", got, err)
+	}
+	if got, err := get("/trickles", 0); err != nil || got != "xxxxxxxx" {
+		t.Errorf("a slow body: read %q, %v; want it whole", got, err)
+	}
+	if got, err := get("/whole", 2*idle); err != nil || got != "all at once" {
+		t.Errorf("a slow reader: read %q, %v; want it whole", got, err)
 	}
 }

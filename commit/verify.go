@@ -233,13 +233,17 @@ var errReaderStopped = errors.New("the layer's reader stopped")
 func sumBlob(ctx context.Context, r io.Reader, w io.Writer, mt types.MediaType, content io.Writer) (blobSums, error) {
 	blobHash := sha256.New()
 	cw := &countWriter{w: io.MultiWriter(w, blobHash)}
-	tee := io.TeeReader(ctxReader{ctx, r}, cw)
+	src := &errReader{r: ctxReader{ctx, r}}
+	tee := io.TeeReader(src, cw)
 	// Large reads: the blob file gets few big writes, and the
 	// decompressor, given an io.ByteReader, adds no buffer of its own.
 	zr, err := decompress(io.NopCloser(bufio.NewReaderSize(tee, 256<<10)), mt)
 	if err != nil {
-		if cw.err != nil {
+		switch {
+		case cw.err != nil:
 			err = cw.err
+		case src.err != nil:
+			return blobSums{}, src.err
 		}
 		return blobSums{}, fmt.Errorf("decompressing: %w", err)
 	}
@@ -258,10 +262,29 @@ func sumBlob(ctx context.Context, r io.Reader, w io.Writer, mt types.MediaType, 
 	if errors.Is(err, errReaderStopped) {
 		return blobSums{}, err
 	}
+	if src.err != nil {
+		// The blob could not be read (a connection lost): the
+		// decompressor's error, an early end of its stream, says less.
+		return blobSums{}, src.err
+	}
 	if err != nil {
 		return blobSums{}, fmt.Errorf("decompressing: %w", err)
 	}
 	return blobSums{size: cw.n, digest: sha256Hash(blobHash), diffID: sha256Hash(tarHash)}, nil
+}
+
+// errReader remembers the first error of r other than io.EOF.
+type errReader struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) && e.err == nil {
+		e.err = err
+	}
+	return n, err
 }
 
 // diffIDError reports a layer whose content does not hash to the diffID

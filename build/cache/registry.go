@@ -2,16 +2,21 @@ package cache
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -43,14 +48,32 @@ func (r *Registry) String() string {
 	return r.Repo.String()
 }
 
+// maxTag is the longest tag distribution accepts ([\w][\w.-]{0,127}).
+const maxTag = 128
+
 // tag is where the entry of key lives: the key with "-" for ":" (tags
-// cannot hold ":"), prefixed by Prefix.
+// cannot hold ":"), prefixed by tagPrefix(Prefix, …) and "-".
 func (r *Registry) tag(key string) name.Tag {
 	t := strings.Replace(key, ":", "-", 1)
 	if r.Prefix != "" {
-		t = r.Prefix + "-" + t
+		t = tagPrefix(r.Prefix, maxTag-len(t)-1) + "-" + t
 	}
 	return r.Repo.Tag(t)
+}
+
+// tagPrefix is prefix if it has at most n characters. A longer one
+// (any valid tag can be given as a prefix, and a key's part is 71
+// characters, "sha256-" and 64 hex digits, so more than 56 would make
+// tags over distribution's limit) is cut to its first n-13 characters,
+// "-" and the first 12 hex digits of the sha256 of the whole prefix:
+// every runner given the same prefix makes the same tags, and two long
+// prefixes that share their beginning still make different ones.
+func tagPrefix(prefix string, n int) string {
+	if len(prefix) <= n {
+		return prefix
+	}
+	sum := sha256.Sum256([]byte(prefix))
+	return prefix[:n-13] + "-" + hex.EncodeToString(sum[:])[:12]
 }
 
 // Get reads the entry of key: its manifest and small config only; the
@@ -88,15 +111,93 @@ func (r *Registry) Get(ctx context.Context, key string) (*Hit, error) {
 	if (e.Layer == nil) != (h.Layer == nil) {
 		return nil, fmt.Errorf("%s holds a malformed cache entry", ref)
 	}
-	if e.Layer != nil {
-		// The next step's key chains on the diffID the entry claims, and
-		// the image gets this layer: they must be one (a fully cached
-		// build never reads the layer to see).
-		if err := sameLayer(e.Layer, h.Layer, cf); err != nil {
-			return nil, fmt.Errorf("%s holds a cache entry that does not describe its layer: %w", ref, err)
-		}
+	if e.Layer == nil {
+		return h, nil
 	}
+	// The next step's key chains on the diffID the entry claims, and
+	// the image gets this layer: they must be one (a fully cached build
+	// never reads the layer to see).
+	if err := sameLayer(e.Layer, h.Layer, cf); err != nil {
+		return nil, fmt.Errorf("%s holds a cache entry that does not describe its layer: %w", ref, err)
+	}
+	// A registry may have lost the blob (garbage-collected, deleted)
+	// while the manifest stays: that entry cannot be used, and a build
+	// that took it would fail reading the layer, later.
+	ok, err = partial.Exists(h.Layer)
+	if err != nil {
+		return nil, fmt.Errorf("checking the layer of %s: %w", ref, commit.RegistryError(ref.String(), err))
+	}
+	if !ok {
+		return nil, &LayerGoneError{Entry: ref.String(), Layer: e.Layer.Digest}
+	}
+	h.Layer = namedLayer(h.Layer, r.String())
 	return h, nil
+}
+
+// A LayerGoneError is the error of a Get that found the entry of the key
+// in a registry, but not its layer's blob: a miss, which Cache.Explain
+// reports.
+type LayerGoneError struct {
+	Entry string // the entry's reference
+	Layer string // the missing blob's digest
+}
+
+func (e *LayerGoneError) Error() string {
+	return fmt.Sprintf("%s has the entry, but the registry no longer has its layer blob %s", e.Entry, e.Layer)
+}
+
+// namedLayer is l, a layer of a registry cache, whose read errors name
+// the cache: a step that took it can fail only later, when another
+// step or an output reads it. It stays mountable.
+func namedLayer(l v1.Layer, cache string) v1.Layer {
+	nl := &cacheLayer{Layer: l, cache: cache}
+	if ml, ok := l.(*remote.MountableLayer); ok {
+		nl.Layer = ml.Layer
+		return &remote.MountableLayer{Layer: nl, Reference: ml.Reference}
+	}
+	return nl
+}
+
+type cacheLayer struct {
+	v1.Layer
+	cache string
+}
+
+func (l *cacheLayer) wrap(err error) error {
+	return fmt.Errorf("reading a layer of the cache %s: %w", l.cache, err)
+}
+
+func (l *cacheLayer) Compressed() (io.ReadCloser, error) {
+	rc, err := l.Layer.Compressed()
+	if err != nil {
+		return nil, l.wrap(err)
+	}
+	return &cacheReader{ReadCloser: rc, l: l}, nil
+}
+
+func (l *cacheLayer) Uncompressed() (io.ReadCloser, error) {
+	rc, err := l.Layer.Uncompressed()
+	if err != nil {
+		return nil, l.wrap(err)
+	}
+	return &cacheReader{ReadCloser: rc, l: l}, nil
+}
+
+// Descriptor and Exists are those of the layer: ggcr's pushes use them.
+func (l *cacheLayer) Descriptor() (*v1.Descriptor, error) { return partial.Descriptor(l.Layer) }
+func (l *cacheLayer) Exists() (bool, error)               { return partial.Exists(l.Layer) }
+
+type cacheReader struct {
+	io.ReadCloser
+	l *cacheLayer
+}
+
+func (r *cacheReader) Read(p []byte) (int, error) {
+	n, err := r.ReadCloser.Read(p)
+	if err != nil && err != io.EOF { //nolint:errorlint // io.EOF is returned unwrapped, by contract
+		err = r.l.wrap(err)
+	}
+	return n, err
 }
 
 // sameLayer checks that the layer l of a cache image, whose config is cf,
@@ -134,7 +235,9 @@ func hasCode(e *transport.Error, codes ...transport.ErrorCode) bool {
 // uploaded again; a layer read from another repository of the same
 // registry is mounted.
 func (r *Registry) Put(ctx context.Context, e *Entry, layer v1.Layer) error {
-	data, err := json.Marshal(e)
+	shared := *e
+	shared.Inputs.StepID = sharedStepID(e.Inputs.StepID)
+	data, err := json.Marshal(&shared)
 	if err != nil {
 		return err
 	}
@@ -160,4 +263,28 @@ func (r *Registry) Put(ctx context.Context, e *Entry, layer v1.Layer) error {
 		return fmt.Errorf("writing the cache: %w", commit.RegistryError(ref.String(), err))
 	}
 	return nil
+}
+
+// sharedStepID is stepID (FILE:STAGE:INDEX, FILE the recipe's absolute
+// path on the runner) as a registry entry holds it: FILE is only its base
+// name, so that the runner's directories stay on the runner. The key
+// does not depend on the step ID, and nothing reads it from a registry
+// but a person explaining an entry.
+func sharedStepID(stepID string) string {
+	rest, index, ok := cutLast(stepID, ":")
+	if !ok {
+		return ""
+	}
+	file, stage, ok := cutLast(rest, ":")
+	if !ok {
+		return ""
+	}
+	return filepath.Base(file) + ":" + stage + ":" + index
+}
+
+func cutLast(s, sep string) (before, after string, found bool) {
+	if i := strings.LastIndex(s, sep); i >= 0 {
+		return s[:i], s[i+len(sep):], true
+	}
+	return s, "", false
 }

@@ -2,10 +2,14 @@ package cache
 
 import (
 	"bytes"
+	"errors"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/stratabuild/strata/commit"
 	"github.com/stratabuild/strata/internal/testutil"
@@ -60,5 +64,155 @@ func TestRegistryEntryMustDescribeItsLayer(t *testing.T) {
 				t.Errorf("Get = %v, %v; want an error saying %q", h, err, tc.want)
 			}
 		})
+	}
+}
+
+// TestRegistryLongPrefix: any valid tag can prefix a registry cache's
+// entries; one too long to fit beside a key is shortened the same way on
+// every runner, and two that share their beginning stay apart.
+func TestRegistryLongPrefix(t *testing.T) {
+	reg := testutil.StartRegistry(t, testutil.RegistryOptions{})
+	repo, err := name.NewRepository(reg.Addr+"/cache", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("p", 127)
+	in := baseInputs()
+	e := &Entry{Key: in.Key(), Inputs: in}
+	seen := map[string]string{}
+	for _, prefix := range []string{"short", strings.Repeat("p", 56), strings.Repeat("p", 57), long + "a", long + "b"} {
+		w := &Registry{Repo: repo, Prefix: prefix}
+		tag := w.tag(e.Key).TagStr()
+		if len(tag) > maxTag {
+			t.Errorf("prefix of %d characters: tag %q has %d characters, over %d", len(prefix), tag, len(tag), maxTag)
+		}
+		if _, err := name.NewTag(repo.Name()+":"+tag, name.StrictValidation); err != nil {
+			t.Errorf("prefix of %d characters: tag %q: %v", len(prefix), tag, err)
+		}
+		if p, ok := seen[tag]; ok {
+			t.Errorf("prefixes %q and %q give one tag %q", p, prefix, tag)
+		}
+		seen[tag] = prefix
+		if err := w.Put(t.Context(), e, nil); err != nil {
+			t.Fatalf("prefix of %d characters: Put: %v", len(prefix), err)
+		}
+		// Another runner, given the same prefix, finds it.
+		r := &Registry{Repo: repo, Prefix: prefix}
+		if h, err := r.Get(t.Context(), e.Key); err != nil || h == nil {
+			t.Errorf("prefix of %d characters: Get = %v, %v; want a hit", len(prefix), h, err)
+		}
+	}
+}
+
+// TestRegistryEntryLeavesRunnerPathsOut: the step ID of an entry names the
+// recipe by its absolute path on the runner; what goes to a registry names
+// it by its base name only, under the same key.
+func TestRegistryEntryLeavesRunnerPathsOut(t *testing.T) {
+	reg := testutil.StartRegistry(t, testutil.RegistryOptions{})
+	repo, err := name.NewRepository(reg.Addr+"/cache", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Registry{Repo: repo}
+	in := baseInputs()
+	in.StepID = "/home/runner/work/secret-project/strata.yaml:build:3"
+	e := &Entry{Key: in.Key(), Inputs: in}
+	if err := r.Put(t.Context(), e, nil); err != nil {
+		t.Fatal(err)
+	}
+	if e.Inputs.StepID != in.StepID {
+		t.Errorf("Put changed the caller's entry: step ID %q", e.Inputs.StepID)
+	}
+	img, err := remote.Image(r.tag(e.Key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if label := cf.Config.Labels[EntryLabel]; strings.Contains(label, "/home/runner") {
+		t.Errorf("the registry's entry holds the runner's path: %s", label)
+	}
+	h, err := r.Get(t.Context(), e.Key)
+	if err != nil || h == nil {
+		t.Fatalf("Get = %v, %v; want a hit", h, err)
+	}
+	if got, want := h.Entry.Inputs.StepID, "strata.yaml:build:3"; got != want {
+		t.Errorf("step ID in the registry = %q, want %q", got, want)
+	}
+	if got := h.Entry.Inputs.Key(); got != e.Key {
+		t.Errorf("the registry's entry's inputs have key %s, want %s", got, e.Key)
+	}
+}
+
+// TestRegistryEntryWithoutItsBlob: a registry that lost an entry's layer
+// blob (garbage-collected, deleted) but kept its manifest has no hit for
+// the key: the step runs, and the miss says why. A hit taken before the
+// blob went fails, when read, naming the cache.
+func TestRegistryEntryWithoutItsBlob(t *testing.T) {
+	reg := testutil.StartRegistry(t, testutil.RegistryOptions{})
+	repo, err := name.NewRepository(reg.Addr+"/cache", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Registry{Repo: repo}
+	l, err := commit.WriteLayer(t.Context(), bytes.NewReader(layerTar(t, "gone")), t.TempDir(), commit.Gzip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := LayerOf(l, 1, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := baseInputs()
+	e := &Entry{Key: in.Key(), Inputs: in, Layer: rec}
+	if err := r.Put(t.Context(), e, l); err != nil {
+		t.Fatal(err)
+	}
+	early, err := r.Get(t.Context(), e.Key)
+	if err != nil || early == nil {
+		t.Fatalf("Get = %v, %v; want a hit", early, err)
+	}
+
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodDelete, "http://"+reg.Addr+"/v2/cache/blobs/"+rec.Digest, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("deleting the blob: %s", resp.Status)
+	}
+
+	var gone *LayerGoneError
+	if h, err := r.Get(t.Context(), e.Key); !errors.As(err, &gone) {
+		t.Errorf("Get = %v, %v; want a LayerGoneError", h, err)
+	}
+	local, err := OpenLocal(t.TempDir(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Cache{Local: local, From: []Store{r}}
+	if h, err := c.Lookup(t.Context(), e.Key); h != nil || err != nil {
+		t.Errorf("Lookup = %v, %v; want a miss", h, err)
+	}
+	if why, want := c.Explain(&in), "no longer has its layer blob "+rec.Digest; !strings.Contains(why, want) {
+		t.Errorf("Explain = %q, want it to say %q", why, want)
+	}
+
+	rc, err := early.Layer.Compressed()
+	if err == nil {
+		_, err = io.Copy(io.Discard, rc)
+		rc.Close()
+	}
+	if want := "cache " + r.String(); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("reading the layer of a hit whose blob is gone: %v; want an error naming %q", err, want)
+	}
+	if _, ok := early.Layer.(*remote.MountableLayer); !ok {
+		t.Errorf("the layer of a hit is a %T, not mountable", early.Layer)
 	}
 }

@@ -2,7 +2,10 @@ package cache
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"strings"
+	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -37,6 +40,9 @@ type Cache struct {
 	// To receive every step's result, run or hit (--cache-to).
 	To  []Store
 	Log *slog.Logger
+
+	mu     sync.Mutex
+	misses map[string][]string // key → why a From store's entry was no hit
 }
 
 // Lookup finds key in the local store, then in each From store. A store
@@ -48,6 +54,11 @@ func (c *Cache) Lookup(ctx context.Context, key string) (*Hit, error) {
 	}
 	for _, s := range c.From {
 		h, err := s.Get(ctx, key)
+		var gone *LayerGoneError
+		if errors.As(err, &gone) {
+			c.noteMiss(key, gone.Error())
+			continue
+		}
 		if err != nil {
 			c.log().Warn("reading the cache", "from", s.String(), "err", err)
 			continue
@@ -85,9 +96,27 @@ func (c *Cache) Export(ctx context.Context, h *Hit) error {
 }
 
 // Explain says why in missed, from the local store's nearest entry for
-// the same step.
+// the same step, after what made a --cache-from entry for its key
+// unusable (see LayerGoneError).
 func (c *Cache) Explain(in *Inputs) string {
-	return Explain(in, c.Local.Nearest(in.StepID))
+	why := Explain(in, c.Local.Nearest(in.StepID))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if m := c.misses[in.Key()]; len(m) > 0 {
+		why = strings.Join(m, "; ") + "; " + why
+	}
+	return why
+}
+
+// noteMiss records why a --cache-from store that has key's entry could
+// not give it, for Explain.
+func (c *Cache) noteMiss(key, why string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.misses == nil {
+		c.misses = map[string][]string{}
+	}
+	c.misses[key] = append(c.misses[key], why)
 }
 
 func (c *Cache) log() *slog.Logger {
