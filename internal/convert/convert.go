@@ -149,7 +149,6 @@ func (c *converter) convert(stages []instructions.Stage, metaArgs []instructions
 		for _, cmd := range stages[i].Commands {
 			c.command(s, cmd)
 		}
-		c.flush(s)
 	}
 }
 

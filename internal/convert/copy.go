@@ -106,7 +106,6 @@ func (c *converter) copyOrFiles(s *stageOut, cmd instructions.Command, sd instru
 		}
 		put(step, "to", str(dest))
 		putOwnerMode(step, owner, mode)
-		s.wrote()
 		s.add(step, comments)
 		comments = nil
 	}
@@ -127,7 +126,6 @@ func (c *converter) fileSteps(s *stageOut, ln int, v vars, files []instructions.
 		}
 		step := mapping("file", str(p), "content", str(content))
 		putOwnerMode(step, owner, mode)
-		s.wrote()
 		s.add(step, comments)
 		comments = nil
 	}

@@ -65,7 +65,6 @@ func (c *converter) run(s *stageOut, cmd *instructions.RunCommand) {
 	if len(mounts) > 0 {
 		put(step, "mounts", &yaml.Node{Kind: yaml.SequenceNode, Content: mounts})
 	}
-	s.wrote()
 	s.comment(pre...)
 	s.add(step, cmd.Comments())
 }

@@ -39,8 +39,9 @@ type stageOut struct {
 	shellOK bool     // shell decided: the first string-form RUN has been seen
 	open    bool     // the base chain ends in an image, not scratch
 	cfg     imageConfig
-	// workdirs are WORKDIR lines not yet followed by a step that writes.
-	workdirs []int
+	// user is the USER in effect as strata writes it; "" while the
+	// Dockerfile sets none (the base image's user).
+	user string
 }
 
 // stageNames gives every stage its strata name: the docker name, made
@@ -125,7 +126,7 @@ func (c *converter) newStage(st *instructions.Stage, index int, names []string) 
 		for k, v := range parent.env {
 			s.env[k] = v
 		}
-		s.cur, s.open, s.cfg = parent.cur, parent.open, parent.cfg.clone()
+		s.cur, s.open, s.cfg, s.user = parent.cur, parent.open, parent.cfg.clone(), parent.user
 	} else {
 		s.from = imageRef(c.word(s.line, st.BaseName, fromVars))
 		s.open = s.from != "scratch"
@@ -247,14 +248,6 @@ func (s *stageOut) add(step *yaml.Node, dockerComments []string) {
 // comment leaves a line for the next step.
 func (s *stageOut) comment(lines ...string) { s.pending = append(s.pending, lines...) }
 
-// flush ends the stage: a WORKDIR no step writes in after it is reported.
-func (c *converter) flush(s *stageOut) {
-	for _, ln := range s.workdirs {
-		c.warnf(ln, "docker's WORKDIR creates the directory; strata's workdir step does not, and no step after this one runs or copies in this stage")
-	}
-	s.workdirs = nil
-}
-
 // command translates one instruction of stage s.
 func (c *converter) command(s *stageOut, cmd instructions.Command) {
 	ln := line(cmd)
@@ -272,7 +265,8 @@ func (c *converter) command(s *stageOut, cmd instructions.Command) {
 	case *instructions.WorkdirCommand:
 		c.workdir(s, cmd)
 	case *instructions.UserCommand:
-		s.add(mapping("user", str(c.word(ln, cmd.User, c.vars(s)))), cmd.Comments())
+		s.user = c.word(ln, cmd.User, c.vars(s))
+		s.add(mapping("user", str(s.user)), cmd.Comments())
 	case *instructions.ShellCommand:
 		c.shell(s, cmd)
 	case *instructions.LabelCommand:
@@ -340,18 +334,6 @@ func (c *converter) stageArg(s *stageOut, cmd *instructions.ArgCommand) {
 	}
 	s.comment(cmd.Comments()...)
 }
-
-// workdir translates WORKDIR.
-func (c *converter) workdir(s *stageOut, cmd *instructions.WorkdirCommand) {
-	ln := line(cmd)
-	v := c.vars(s)
-	p := c.word(ln, cmd.Path, v)
-	s.workdirs = append(s.workdirs, ln)
-	s.add(mapping("workdir", str(p)), cmd.Comments())
-}
-
-// wrote notes a step that writes files (in the working directory).
-func (s *stageOut) wrote() { s.workdirs = nil }
 
 // shell translates SHELL: it applies to the run steps after it, and to
 // the string forms of CMD and ENTRYPOINT.
