@@ -77,6 +77,8 @@ func Convert(name string, src []byte) (*Result, error) {
 		lex:      shell.NewLex(res.EscapeToken),
 		argIndex: map[string]*argOut{},
 		meta:     map[string]string{},
+		metaSet:  map[string]bool{},
+		stageDef: map[string]bool{},
 	}
 	c.convert(stages, metaArgs)
 	out, err := c.emit()
@@ -113,8 +115,14 @@ type converter struct {
 	args     []*argOut
 	argIndex map[string]*argOut
 	// meta are the global ARGs (before the first FROM) and their values.
-	meta   map[string]string
-	stages []*stageOut
+	meta map[string]string
+	// metaSet are the global ARGs declared with a default.
+	metaSet map[string]bool
+	// stageDef are the ARGs some stage declares with a non-empty
+	// default: the recipe's arg gets it, but docker gives it to no
+	// other stage.
+	stageDef map[string]bool
+	stages   []*stageOut
 	// dockerNames are the stages' names in the Dockerfile, so far.
 	dockerNames []string
 }
@@ -142,6 +150,17 @@ func (c *converter) convert(stages []instructions.Stage, metaArgs []instructions
 	for i := range metaArgs {
 		c.globalArg(&metaArgs[i])
 	}
+	for _, st := range stages {
+		for _, cmd := range st.Commands {
+			if a, ok := cmd.(*instructions.ArgCommand); ok {
+				for _, kv := range a.Args {
+					if kv.Value != nil && *kv.Value != "" {
+						c.stageDef[kv.Key] = true
+					}
+				}
+			}
+		}
+	}
 	names := c.stageNames(stages)
 	for i := range stages {
 		s := c.newStage(&stages[i], i, names)
@@ -166,6 +185,7 @@ func (c *converter) globalArg(a *instructions.ArgCommand) {
 		}
 		val := c.argDefault(ln, kv.Key, *kv.Value, v)
 		c.meta[kv.Key] = c.staticValue(*kv.Value, v)
+		c.metaSet[kv.Key] = true
 		c.declareArg(kv.Key, &val, ln)
 	}
 }

@@ -340,3 +340,56 @@ func TestParseErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestArgScope checks docker's per-stage ARGs against strata's one set of
+// args: a stage built on another has its ARGs, and a default one stage
+// gives is not another stage's, where docker gives "" to an ARG declared
+// without one.
+func TestArgScope(t *testing.T) {
+	for _, tc := range []struct {
+		name, df string
+		// env and copy are the last stage's first run env and copy to.
+		env      []recipe.EnvVar
+		copyTo   string
+		warnings []string
+	}{
+		{"inherited by FROM stage", "FROM busybox AS a\nARG V=1\nFROM a\nRUN echo $V\nCOPY x /${V}/\n",
+			[]recipe.EnvVar{{Name: "V", Value: "1"}}, "/1/", nil},
+		{"redeclared in the child keeps the parent's", "FROM busybox AS a\nARG V=1\nFROM a\nARG V\nRUN echo $V\nCOPY x /${V}/\n",
+			[]recipe.EnvVar{{Name: "V", Value: "1"}}, "/1/", nil},
+		{"no leak to a later stage", "FROM busybox AS a\nARG V=1\nRUN true\nFROM busybox\nARG V\nRUN echo $V\nCOPY x /d${V}/\n",
+			[]recipe.EnvVar{{Name: "V", Value: ""}}, "/d/",
+			[]string{`Dockerfile:5: ARG V has no default in this stage: docker gives it "" here unless a --build-arg sets it, but strata's args are one per recipe and another stage gives V a default; written as "" in this stage (a --build-arg V does not reach it)`}},
+		{"global default applies", "ARG V=g\nFROM busybox AS a\nARG V\nFROM busybox\nARG V\nRUN echo $V\nCOPY x /${V}/\n",
+			[]recipe.EnvVar{{Name: "V", Value: "g"}}, "/g/", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, text, ws := conv(t, tc.df)
+			s := lastStage(r)
+			var env []recipe.EnvVar
+			to := ""
+			for _, st := range s.Steps {
+				if st.Run != nil && env == nil {
+					env = st.Run.Env
+				}
+				if st.Copy != nil {
+					to = st.Copy.To
+				}
+			}
+			if !cmp.Equal(env, tc.env) || to != tc.copyTo {
+				t.Errorf("run env %v, copy to %q; want %v, %q\n%s", env, to, tc.env, tc.copyTo, text)
+			}
+			if diff := cmp.Diff(tc.warnings, ws); diff != "" {
+				t.Errorf("warnings (-want +got):\n%s", diff)
+			}
+		})
+	}
+	// A stage before the one giving the default does not get it either.
+	r, text, _ := conv(t, "FROM busybox AS a\nARG V\nRUN echo $V\nFROM busybox\nARG V=1\nRUN echo $V\n")
+	if got := r.Stages[0].Steps[0].Run.Env; !cmp.Equal(got, []recipe.EnvVar{{Name: "V", Value: ""}}) {
+		t.Errorf("first stage's run env = %v, want V empty\n%s", got, text)
+	}
+	if got := r.Stages[1].Steps[0].Run.Env; !cmp.Equal(got, []recipe.EnvVar{{Name: "V", Value: "1"}}) {
+		t.Errorf("second stage's run env = %v, want V=1\n%s", got, text)
+	}
+}

@@ -144,6 +144,10 @@ func (c *converter) runEnv(s *stageOut) *yaml.Node {
 	}
 	var pairs []string
 	for _, a := range s.args {
+		if _, env := s.env[a]; s.unset[a] && !env {
+			pairs = append(pairs, a, "")
+			continue
+		}
 		pairs = append(pairs, a, "${"+a+"}")
 	}
 	return strMap(pairs...)

@@ -34,7 +34,12 @@ type stageOut struct {
 	env map[string]string
 	// args are the ARGs declared in this stage, in order: docker gives
 	// them to RUN as environment variables.
-	args    []string
+	args []string
+	// unset are the args of args declared without a default while
+	// another stage gives them one: docker gives them "" here (unless a
+	// --build-arg sets them), strata the recipe's default, so they are
+	// written as "".
+	unset   map[string]bool
 	cur     []string // the shell in effect (SHELL)
 	shellOK bool     // shell decided: the first string-form RUN has been seen
 	open    bool     // the base chain ends in an image, not scratch
@@ -117,7 +122,7 @@ func (c *converter) stageIndex(ref string, before int) int {
 
 // newStage starts a stage from its FROM line.
 func (c *converter) newStage(st *instructions.Stage, index int, names []string) *stageOut {
-	s := &stageOut{name: names[index], line: lineOf(st.Location), env: map[string]string{}, comments: st.Comments}
+	s := &stageOut{name: names[index], line: lineOf(st.Location), env: map[string]string{}, unset: map[string]bool{}, comments: st.Comments}
 	c.dockerNames = append(c.dockerNames, st.Name)
 	fromVars := c.fromVars()
 	if p := c.stageIndex(st.BaseName, index); p >= 0 {
@@ -127,6 +132,11 @@ func (c *converter) newStage(st *instructions.Stage, index int, names []string) 
 			s.env[k] = v
 		}
 		s.cur, s.open, s.cfg, s.user = parent.cur, parent.open, parent.cfg.clone(), parent.user
+		// docker's stage starts with the ARGs of the stage it is built on.
+		s.args = append([]string(nil), parent.args...)
+		for k := range parent.unset {
+			s.unset[k] = true
+		}
 	} else {
 		s.from = imageRef(c.word(s.line, st.BaseName, fromVars))
 		s.open = s.from != "scratch"
@@ -202,16 +212,20 @@ func imageRef(ref string) string {
 
 // vars is the scope of a word in the stage: its ENVs and ARGs.
 func (c *converter) vars(s *stageOut) vars {
-	v := vars{known: map[string]string{}, open: s.open, elsewhere: map[string]bool{}, env: map[string]bool{}}
+	v := vars{known: map[string]string{}, open: s.open, elsewhere: map[string]bool{}, env: map[string]bool{}, literal: map[string]bool{}}
 	for _, a := range c.args {
 		v.elsewhere[a.name] = true
 	}
 	for _, a := range s.args {
 		delete(v.elsewhere, a)
 		v.known[a] = c.argValue(a)
+		if s.unset[a] {
+			v.known[a], v.literal[a] = "", true
+		}
 	}
 	for k, val := range s.env {
 		delete(v.elsewhere, k)
+		delete(v.literal, k)
 		v.known[k] = val
 		v.env[k] = true
 	}
@@ -318,10 +332,19 @@ func (c *converter) stageArg(s *stageOut, cmd *instructions.ArgCommand) {
 	ln := line(cmd)
 	for _, kv := range cmd.Args {
 		if kv.Value == nil {
-			if _, global := c.meta[kv.Key]; !global && !isPredefined(kv.Key) {
+			_, global := c.meta[kv.Key]
+			switch {
+			case contains(s.args, kv.Key) || isPredefined(kv.Key) || c.metaSet[kv.Key]:
+				// In scope already, or docker gives it the value strata does.
+			case c.stageDef[kv.Key]:
+				s.unset[kv.Key] = true
+				c.declareArg(kv.Key, nil, ln)
+				c.warnf(ln, "ARG %s has no default in this stage: docker gives it \"\" here unless a --build-arg sets it, but strata's args are one per recipe and another stage gives %s a default; written as \"\" in this stage (a --build-arg %s does not reach it)", kv.Key, kv.Key, kv.Key)
+			case !global:
 				c.declareArg(kv.Key, nil, ln)
 			}
 		} else {
+			delete(s.unset, kv.Key)
 			val := c.argDefault(ln, kv.Key, *kv.Value, c.vars(s))
 			if _, global := c.meta[kv.Key]; global {
 				c.warnf(ln, "ARG %s gives a default of its own in this stage; strata's args are one per recipe: the global default applies", kv.Key)

@@ -34,6 +34,9 @@ type vars struct {
 	// image: the word goes to strata's image: section, which sees the
 	// args but not the steps' env: ENV names are written as their values.
 	image bool
+	// literal are the names of known written as their values wherever
+	// they are used (an ARG strata cannot give docker's value).
+	literal map[string]bool
 }
 
 // getter is the lexer's view of vars. In static mode it gives values,
@@ -48,7 +51,7 @@ type getter struct {
 
 func (g *getter) Get(name string) (string, bool) {
 	if val, ok := g.v.known[name]; ok {
-		if g.static {
+		if g.static || g.v.literal[name] {
 			return val, true
 		}
 		if g.v.image && g.v.env[name] {
