@@ -393,3 +393,25 @@ func TestArgScope(t *testing.T) {
 		t.Errorf("second stage's run env = %v, want V=1\n%s", got, text)
 	}
 }
+
+// TestFromArgNamesStage checks a FROM whose ARG's default names a stage:
+// docker builds on the stage, not on an image of that name; a
+// --build-arg still chooses another base.
+func TestFromArgNamesStage(t *testing.T) {
+	df := "ARG BASE=builder\nFROM busybox AS builder\nRUN touch /x\nFROM ${BASE}\nRUN test -f /x\n"
+	r, text, ws := conv(t, df)
+	if got := lastStage(r).From; got.Kind != recipe.KindStage || got.Ref != "builder" {
+		t.Errorf("from = %+v, want the stage builder\n%s", got, text)
+	}
+	if len(ws) != 0 {
+		t.Errorf("warnings: %q", ws)
+	}
+	r, _, _ = conv(t, df, recipe.WithBuildArgs(map[string]string{"BASE": "alpine:3"}))
+	if got := lastStage(r).From; got.Kind == recipe.KindStage || got.Ref != "alpine:3" {
+		t.Errorf("with --build-arg BASE=alpine:3, from = %+v, want the image", got)
+	}
+	r, text, _ = conv(t, "ARG V=1\nFROM busybox AS b1\nFROM b${V}\n")
+	if got := lastStage(r).From; got.Kind != recipe.KindStage || got.Ref != "b1" {
+		t.Errorf("FROM b${V} = %+v, want the stage b1\n%s", got, text)
+	}
+}

@@ -125,9 +125,13 @@ func (c *converter) newStage(st *instructions.Stage, index int, names []string) 
 	s := &stageOut{name: names[index], line: lineOf(st.Location), env: map[string]string{}, unset: map[string]bool{}, comments: st.Comments}
 	c.dockerNames = append(c.dockerNames, st.Name)
 	fromVars := c.fromVars()
-	if p := c.stageIndex(st.BaseName, index); p >= 0 {
+	if p, viaArg := c.baseStage(st.BaseName, index, fromVars); p >= 0 {
 		parent := c.stages[p]
 		s.from = parent.name
+		if viaArg {
+			s.from = c.stageFromArg(st.BaseName, parent.name)
+			c.markFromArgs(st.BaseName)
+		}
 		for k, v := range parent.env {
 			s.env[k] = v
 		}
@@ -151,6 +155,35 @@ func (c *converter) newStage(st *instructions.Stage, index int, names []string) 
 		c.markFromArgs(st.Platform)
 	}
 	return s
+}
+
+// baseStage resolves a FROM's base to an earlier stage, as docker does: by
+// its name as written, else as expanded with the global ARGs' defaults
+// (FROM ${BASE} with ARG BASE=builder is the stage builder). viaArg says
+// it took the expansion.
+func (c *converter) baseStage(base string, before int, v vars) (i int, viaArg bool) {
+	if i := c.stageIndex(base, before); i >= 0 || !strings.Contains(base, "$") {
+		return i, false
+	}
+	i = c.stageIndex(c.staticValue(base, v), before)
+	if i < 0 || c.stages[i].name == "" {
+		return -1, false
+	}
+	return i, true
+}
+
+// stageFromArg is the from: of a FROM whose variables name the stage name
+// (strata's name for it) with their defaults: FROM ${BASE} stays
+// ${BASE}, its arg's default made the stage's strata name, so that a
+// --build-arg still chooses the base; any other form is the stage's name.
+func (c *converter) stageFromArg(base, name string) string {
+	if m := wholeVarRe.FindStringSubmatch(base); m != nil {
+		if a, ok := c.argIndex[m[1]]; ok && a.def != nil {
+			a.def = &name
+			return "${" + m[1] + "}"
+		}
+	}
+	return name
 }
 
 // fromVars is the scope of FROM lines: the global ARGs and the
