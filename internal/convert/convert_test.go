@@ -415,3 +415,28 @@ func TestFromArgNamesStage(t *testing.T) {
 		t.Errorf("FROM b${V} = %+v, want the stage b1\n%s", got, text)
 	}
 }
+
+// TestKeys checks ENV and LABEL names: docker expands their variables,
+// strata does not, so convert does; a literal ${ stays as it is (strata
+// does not unescape names either).
+func TestKeys(t *testing.T) {
+	r, text, ws := conv(t, "FROM busybox\nARG N=MYVAR PREFIX=org.acme\nENV ${N}=1 \\${y}=2\nLABEL ${PREFIX}.version=1 \\${x}.v=2\n")
+	s := lastStage(r)
+	var env []recipe.EnvVar
+	for _, st := range s.Steps {
+		env = append(env, st.Env...)
+	}
+	if want := []recipe.EnvVar{{Name: "MYVAR", Value: "1"}, {Name: "${y}", Value: "2"}}; !cmp.Equal(env, want) {
+		t.Errorf("env = %q, want %q\n%s", env, want, text)
+	}
+	if want := map[string]string{"org.acme.version": "1", "${x}.v": "2"}; !cmp.Equal(r.Image.Labels, want) {
+		t.Errorf("labels = %q, want %q\n%s", r.Image.Labels, want, text)
+	}
+	want := []string{
+		`Dockerfile:3: the ENV name ${N} has variables, which strata does not expand in names; written as its value with the Dockerfile's defaults, "MYVAR" (a --build-arg does not change it)`,
+		`Dockerfile:4: the LABEL name ${PREFIX}.version has variables, which strata does not expand in names; written as its value with the Dockerfile's defaults, "org.acme.version" (a --build-arg does not change it)`,
+	}
+	if diff := cmp.Diff(want, ws); diff != "" {
+		t.Errorf("warnings (-want +got):\n%s", diff)
+	}
+}

@@ -319,7 +319,9 @@ func (c *converter) command(s *stageOut, cmd instructions.Command) {
 	case *instructions.LabelCommand:
 		v := c.imageVars(s)
 		for _, kv := range cmd.Labels {
-			s.cfg.setLabel(c.word(ln, kv.Key, v), c.word(ln, kv.Value, v))
+			if k, ok := c.key(ln, "LABEL", kv.Key, v); ok {
+				s.cfg.setLabel(k, c.word(ln, kv.Value, v))
+			}
 		}
 		s.comment(cmd.Comments()...)
 	case *instructions.MaintainerCommand:
@@ -349,12 +351,22 @@ func cmdText(cmd instructions.Command) string {
 func (c *converter) env(s *stageOut, cmd *instructions.EnvCommand) {
 	ln := line(cmd)
 	v := c.vars(s)
-	var pairs []string
+	var pairs, keys, values []string
 	for _, kv := range cmd.Env {
-		pairs = append(pairs, kv.Key, c.word(ln, kv.Value, v))
+		k, ok := c.key(ln, "ENV", kv.Key, v)
+		if !ok {
+			continue
+		}
+		pairs = append(pairs, k, c.word(ln, kv.Value, v))
+		keys, values = append(keys, k), append(values, c.staticValue(kv.Value, v))
 	}
-	for _, kv := range cmd.Env {
-		s.env[kv.Key] = c.staticValue(kv.Value, v)
+	if len(pairs) == 0 {
+		s.comment(cmd.Comments()...)
+		return
+	}
+	// The values of one ENV see the variables as they were before it.
+	for i, k := range keys {
+		s.env[k] = values[i]
 	}
 	s.add(mapping("env", strMap(pairs...)), cmd.Comments())
 }

@@ -102,6 +102,29 @@ func (c *converter) word(line int, w string, v vars) string {
 	return fromMarks(escapeDollar(out))
 }
 
+// key translates an ENV or LABEL key (what): docker expands its
+// variables, strata never expands keys, so they are evaluated now, with
+// the values the Dockerfile gives them, and the key is written as is (a
+// literal "${" is not escaped). ok is false for a key that expands to
+// nothing, which is left out.
+func (c *converter) key(line int, what, w string, v vars) (k string, ok bool) {
+	g := &getter{v: v, static: true, missing: map[string]bool{}}
+	res, err := c.lex.ProcessWordWithMatches(w, g)
+	shown := strings.Trim(w, `"'`)
+	if err != nil {
+		c.warnf(line, "cannot expand the %s name %s as docker does (%v); kept as written", what, shown, err)
+		return w, true
+	}
+	if len(res.Matched) > 0 || len(res.Unmatched) > 0 {
+		c.warnf(line, "the %s name %s has variables, which strata does not expand in names; written as its value with the Dockerfile's defaults, %q (a --build-arg does not change it)", what, shown, res.Result)
+	}
+	if res.Result == "" {
+		c.warnf(line, "the %s name %s is empty in docker; left out", what, shown)
+		return "", false
+	}
+	return res.Result, true
+}
+
 // fromMarks turns the marks around names into ${NAME}.
 func fromMarks(s string) string {
 	if !strings.Contains(s, markOpen) {
