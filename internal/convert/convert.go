@@ -191,13 +191,21 @@ func (c *converter) globalArg(a *instructions.ArgCommand) {
 }
 
 // argDefault translates an ARG's default. strata does not expand args'
-// defaults, so one that refers to other variables is evaluated now.
+// defaults, so one that refers to other variables is evaluated now, and
+// the value is written as it is: a literal "${" in it is not escaped, as
+// strata would not unescape it either.
 func (c *converter) argDefault(ln int, name, raw string, v vars) string {
 	val := c.staticValue(raw, v)
-	if strings.Contains(raw, "$") && val != raw {
+	if strings.Contains(raw, "$") && val != raw && c.hasVars(raw) {
 		c.warnf(ln, "ARG %s's default %q refers to other variables; written as its value %q (strata does not expand args' defaults)", name, raw, val)
 	}
-	return escapeDollar(val)
+	return val
+}
+
+// hasVars says whether docker's expansion of w uses variables.
+func (c *converter) hasVars(w string) bool {
+	res, err := c.lex.ProcessWordWithMatches(w, &getter{v: vars{}, static: true, missing: map[string]bool{}})
+	return err != nil || len(res.Matched)+len(res.Unmatched) > 0
 }
 
 // declareArg adds an arg to the recipe, or checks it against the one

@@ -440,3 +440,24 @@ func TestKeys(t *testing.T) {
 		t.Errorf("warnings (-want +got):\n%s", diff)
 	}
 }
+
+// TestArgLiteralDollar checks an ARG default with a literal ${: docker's
+// value keeps it, and strata, which does not expand args' defaults, must
+// be given it unescaped.
+func TestArgLiteralDollar(t *testing.T) {
+	r, text, ws := conv(t, "FROM busybox\nARG TPL='${name}-x'\nENV T=$TPL\nRUN true\n")
+	want := "${name}-x"
+	if len(r.Args) != 1 || r.Args[0].Value != want {
+		t.Errorf("args = %+v, want TPL=%q\n%s", r.Args, want, text)
+	}
+	s := lastStage(r)
+	if got := s.Steps[0].Env; !cmp.Equal(got, []recipe.EnvVar{{Name: "T", Value: want}}) {
+		t.Errorf("env = %q, want T=%q\n%s", got, want, text)
+	}
+	if got := s.Steps[1].Run.Env; !cmp.Equal(got, []recipe.EnvVar{{Name: "TPL", Value: want}}) {
+		t.Errorf("run env = %q, want TPL=%q", got, want)
+	}
+	if len(ws) != 0 {
+		t.Errorf("warnings: %q", ws)
+	}
+}

@@ -275,7 +275,7 @@ func (c *converter) imageVars(s *stageOut) vars {
 // argValue is an arg's default value as docker uses it.
 func (c *converter) argValue(name string) string {
 	if a, ok := c.argIndex[name]; ok && a.def != nil {
-		return strings.ReplaceAll(*a.def, "$${", "${")
+		return *a.def
 	}
 	return ""
 }
