@@ -73,12 +73,13 @@ func Convert(name string, src []byte) (*Result, error) {
 		return nil, &ParseError{File: name, Err: errors.New("no FROM instruction: a Dockerfile needs at least one stage")}
 	}
 	c := &converter{
-		file:     name,
-		lex:      shell.NewLex(res.EscapeToken),
-		argIndex: map[string]*argOut{},
-		meta:     map[string]string{},
-		metaSet:  map[string]bool{},
-		stageDef: map[string]bool{},
+		file:      name,
+		lex:       shell.NewLex(res.EscapeToken),
+		argIndex:  map[string]*argOut{},
+		meta:      map[string]string{},
+		metaSet:   map[string]bool{},
+		stageDef:  map[string]bool{},
+		lastStage: map[string]int{},
 	}
 	c.convert(stages, metaArgs)
 	out, err := c.emit()
@@ -125,6 +126,11 @@ type converter struct {
 	stages   []*stageOut
 	// dockerNames are the stages' names in the Dockerfile, so far.
 	dockerNames []string
+	// lastStage is the index of the last stage of each name: docker's
+	// COPY --from takes it.
+	lastStage map[string]int
+	// stageLines are the FROM lines of all the stages.
+	stageLines []int
 }
 
 // argOut is one entry of the recipe's args.

@@ -461,3 +461,67 @@ func TestArgLiteralDollar(t *testing.T) {
 		t.Errorf("warnings: %q", ws)
 	}
 }
+
+// TestRefusedByStrata checks what strata would refuse at build though
+// docker takes it: written as docker means it, or reported at its line.
+func TestRefusedByStrata(t *testing.T) {
+	t.Run("undefined variable", func(t *testing.T) {
+		r, text, ws := conv(t, "FROM busybox\nENV A=$UNDEF/x B=$PATH\nRUN true\n")
+		if got := lastStage(r).Steps[0].Env[0].Value; got != "${UNDEF}/x" {
+			t.Errorf("A = %q, want ${UNDEF}/x\n%s", got, text)
+		}
+		want := []string{`Dockerfile:2: $UNDEF is not set in the Dockerfile: strata takes it from the base image's env and stops the build if the base image does not set it, where docker gives "" (declare it with ARG UNDEF= if the base image may not set it)`}
+		if diff := cmp.Diff(want, ws); diff != "" {
+			t.Errorf("warnings (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("user without group", func(t *testing.T) {
+		r, text, ws := conv(t, "FROM busybox\nUSER 1000:\nCOPY --chown=1000: a /a\n")
+		s := lastStage(r)
+		if got := s.Steps[0].User; got != "1000" {
+			t.Errorf("USER 1000: = %q, want 1000 (docker's group default)\n%s", got, text)
+		}
+		if got := s.Steps[1].Copy.Owner; got == nil || got.String() != "1000" {
+			t.Errorf("COPY --chown=1000: = %v, want 1000\n%s", got, text)
+		}
+		if len(ws) != 0 {
+			t.Errorf("warnings: %q", ws)
+		}
+	})
+	t.Run("relative volume", func(t *testing.T) {
+		r, _, ws := conv(t, "FROM busybox\nVOLUME data /abs\n")
+		if !cmp.Equal(r.Image.Volumes, []string{"/abs"}) {
+			t.Errorf("volumes = %q, want /abs alone", r.Image.Volumes)
+		}
+		want := []string{`Dockerfile:2: VOLUME data is not an absolute path, which strata's volumes refuse (docker writes it as it is into the image config); left out`}
+		if diff := cmp.Diff(want, ws); diff != "" {
+			t.Errorf("warnings (-want +got):\n%s", diff)
+		}
+	})
+	// A stage name used twice: docker's FROM takes the latest so far,
+	// COPY --from and --target the last.
+	t.Run("stage name used twice", func(t *testing.T) {
+		r, text, ws := conv(t, "FROM busybox AS a\nRUN echo 1\nFROM a AS b\nFROM busybox AS a\nRUN echo 2\nFROM a\nCOPY --from=a /x /x\n")
+		var names, froms []string
+		for _, st := range r.Stages {
+			names, froms = append(names, st.Name), append(froms, st.From.Ref)
+		}
+		if want := []string{"a-1", "b", "a", ""}; !cmp.Equal(names, want) {
+			t.Errorf("stage names = %q, want %q\n%s", names, want, text)
+		}
+		if want := []string{"busybox:latest", "a-1", "busybox:latest", "a"}; !cmp.Equal(froms, want) {
+			t.Errorf("froms = %q, want %q\n%s", froms, want, text)
+		}
+		if got := lastStage(r).Steps[0].Copy.From.Ref; got != "a" {
+			t.Errorf("COPY --from=a copies from %q, want a (the last)", got)
+		}
+		want := []string{`Dockerfile:1: stage name "a" is also the stage's of line 4, which docker's COPY --from and --target take; strata's stage names are unique: this one is named "a-1" (a FROM a before line 4 builds on it, as in docker)`}
+		if diff := cmp.Diff(want, ws); diff != "" {
+			t.Errorf("warnings (-want +got):\n%s", diff)
+		}
+		_, _, ws = conv(t, "FROM busybox AS a\nFROM busybox\nCOPY --from=a /x /x\nFROM busybox AS a\n")
+		if len(ws) != 2 || !strings.HasPrefix(ws[1], "Dockerfile:3: docker refuses COPY --from=a here: it takes the last stage of that name, at line 4") {
+			t.Errorf("warnings = %q, want the rename and docker's refusal of the COPY", ws)
+		}
+	})
+}

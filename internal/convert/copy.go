@@ -26,6 +26,9 @@ func (c *converter) copyCmd(s *stageOut, cmd *instructions.CopyCommand) {
 	if cmd.From != "" {
 		if i := c.stageIndex(cmd.From, len(c.stages)-1); i >= 0 {
 			from = c.stages[i].name
+			if j := c.lastStage[strings.ToLower(cmd.From)]; j > i {
+				c.warnf(ln, "docker refuses COPY --from=%s here: it takes the last stage of that name, at line %d, which is not built before this one; copied from the stage %s", cmd.From, c.stageLines[j], from)
+			}
 		} else {
 			from = imageRef(c.word(ln, cmd.From, c.vars(s)))
 		}
@@ -78,7 +81,7 @@ func (c *converter) copyOrFiles(s *stageOut, cmd instructions.Command, sd instru
 	}
 	var owner, mode string
 	if chown != "" {
-		owner = c.word(ln, chown, v)
+		owner = ownerSpec(c.word(ln, chown, v))
 	}
 	if chmod != "" {
 		mode = c.word(ln, chmod, v)

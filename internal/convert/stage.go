@@ -51,10 +51,19 @@ type stageOut struct {
 
 // stageNames gives every stage its strata name: the docker name, made
 // valid for strata if need be, or stage-N for an unnamed stage another
-// refers to by index.
+// refers to by index. A name docker gives several stages is the last
+// one's (COPY --from and --target take it); the others are renamed.
 func (c *converter) stageNames(stages []instructions.Stage) []string {
 	names := make([]string, len(stages))
 	used := map[string]bool{}
+	last := c.lastStage
+	for i, s := range stages {
+		c.stageLines = append(c.stageLines, lineOf(s.Location))
+		if s.Name != "" {
+			last[s.Name] = i
+			used[validStageName(s.Name)] = true
+		}
+	}
 	for i, s := range stages {
 		if s.Name == "" {
 			continue
@@ -62,6 +71,13 @@ func (c *converter) stageNames(stages []instructions.Stage) []string {
 		n := validStageName(s.Name)
 		if n != s.Name {
 			c.warnf(lineOf(s.Location), "stage name %q is not a strata stage name (letters, digits, _ and -); named %q", s.Name, n)
+		}
+		if j := last[s.Name]; j != i {
+			base := n
+			for k := 1; used[n]; k++ {
+				n = base + "-" + strconv.Itoa(k)
+			}
+			c.warnf(lineOf(s.Location), "stage name %q is also the stage's of line %d, which docker's COPY --from and --target take; strata's stage names are unique: this one is named %q (a FROM %s before line %d builds on it, as in docker)", s.Name, lineOf(stages[j].Location), n, s.Name, lineOf(stages[j].Location))
 		}
 		names[i] = n
 		used[n] = true
@@ -107,9 +123,10 @@ func lineOf(loc []parser.Range) int {
 }
 
 // stageIndex resolves a FROM or COPY --from value to an earlier stage, as
-// docker does: by name (case-insensitive) or by index.
+// docker does: by name (case-insensitive; the latest of a name used twice)
+// or by index.
 func (c *converter) stageIndex(ref string, before int) int {
-	for i := 0; i < before; i++ {
+	for i := before - 1; i >= 0; i-- {
 		if c.dockerNames[i] != "" && strings.EqualFold(c.dockerNames[i], ref) {
 			return i
 		}
@@ -312,7 +329,7 @@ func (c *converter) command(s *stageOut, cmd instructions.Command) {
 	case *instructions.WorkdirCommand:
 		c.workdir(s, cmd)
 	case *instructions.UserCommand:
-		s.user = c.word(ln, cmd.User, c.vars(s))
+		s.user = ownerSpec(c.word(ln, cmd.User, c.vars(s)))
 		s.add(mapping("user", str(s.user)), cmd.Comments())
 	case *instructions.ShellCommand:
 		c.shell(s, cmd)
@@ -409,6 +426,16 @@ func (c *converter) shell(s *stageOut, cmd *instructions.ShellCommand) {
 	s.cur = append([]string(nil), cmd.Shell...)
 	s.cfg.shell, s.cfg.shellLine = s.cur, line(cmd)
 	s.comment(cmd.Comments()...)
+}
+
+// ownerSpec is a USER or --chown value as strata takes it: docker gives
+// "user:" (no group after the colon) the group "user" alone has, strata
+// refuses it.
+func ownerSpec(u string) string {
+	if strings.Count(u, ":") == 1 && strings.HasSuffix(u, ":") {
+		return strings.TrimSuffix(u, ":")
+	}
+	return u
 }
 
 func contains(list []string, s string) bool {

@@ -47,6 +47,9 @@ type getter struct {
 	missing map[string]bool
 	// inlined are the ENV names written as their values (image mode).
 	inlined map[string]bool
+	// fromBase are the names the Dockerfile does not set, left to the
+	// base image's env.
+	fromBase map[string]bool
 }
 
 func (g *getter) Get(name string) (string, bool) {
@@ -61,6 +64,7 @@ func (g *getter) Get(name string) (string, bool) {
 		return markOpen + name + markClose, true
 	}
 	if g.v.open && !g.v.elsewhere[name] && !g.static && !g.v.image {
+		g.fromBase[name] = true
 		return markOpen + name + markClose, true
 	}
 	g.missing[name] = true
@@ -78,7 +82,7 @@ func (g *getter) Keys() []string { return sortedKeys(g.v.known) }
 // gives, and a warning says so.
 func (c *converter) word(line int, w string, v vars) string {
 	static := modifierRe.MatchString(w)
-	g := &getter{v: v, static: static, missing: map[string]bool{}, inlined: map[string]bool{}}
+	g := &getter{v: v, static: static, missing: map[string]bool{}, inlined: map[string]bool{}, fromBase: map[string]bool{}}
 	out, _, err := c.lex.ProcessWord(w, g)
 	shown := strings.Trim(w, `"'`)
 	if err != nil {
@@ -90,6 +94,12 @@ func (c *converter) word(line int, w string, v vars) string {
 	}
 	for _, name := range sortedKeys(g.inlined) {
 		c.warnf(line, "$%s is an ENV, which strata's image: section does not see; written as its value, %q", name, v.known[name])
+	}
+	for _, name := range sortedKeys(g.fromBase) {
+		// Nearly every base image sets PATH: not worth a warning.
+		if name != "PATH" {
+			c.warnf(line, "$%s is not set in the Dockerfile: strata takes it from the base image's env and stops the build if the base image does not set it, where docker gives \"\" (declare it with ARG %s= if the base image may not set it)", name, name)
+		}
 	}
 	for _, name := range sortedKeys(g.missing) {
 		switch {
