@@ -312,6 +312,7 @@ func TestUnsupported(t *testing.T) {
 	wantW := []string{
 		"Dockerfile:3: HEALTHCHECK has no strata equivalent; left as a comment",
 		"Dockerfile:4: ADD of a local archive (docker unpacks it) has no strata equivalent (copy it and unpack it in a run step); left as a comment",
+		"Dockerfile:5: ADD b.txt: docker unpacks a local file that is a tar archive (plain or compressed) whatever its name, which the conversion cannot see; copied as it is (write COPY in the Dockerfile if it is not an archive, or unpack it in a run step)",
 		"Dockerfile:6: ONBUILD has no strata equivalent; left as a comment",
 	}
 	if diff := cmp.Diff(wantW, ws); diff != "" {
@@ -524,4 +525,18 @@ func TestRefusedByStrata(t *testing.T) {
 			t.Errorf("warnings = %q, want the rename and docker's refusal of the COPY", ws)
 		}
 	})
+}
+
+// TestAddMayUnpack checks that an ADD of local files that may be
+// archives, which docker tells by their content, says they are copied,
+// not unpacked; a directory, --unpack=false or a heredoc is not one.
+func TestAddMayUnpack(t *testing.T) {
+	r, text, ws := conv(t, "FROM busybox\nADD a.txt b/ /x/\nADD --unpack=false c.bin /y\nADD src/ . /z/\nADD <<EOF /h\nhi\nEOF\n")
+	want := []string{"Dockerfile:2: ADD a.txt: docker unpacks a local file that is a tar archive (plain or compressed) whatever its name, which the conversion cannot see; copied as it is (write COPY in the Dockerfile if it is not an archive, or unpack it in a run step)"}
+	if diff := cmp.Diff(want, ws); diff != "" {
+		t.Errorf("warnings (-want +got):\n%s", diff)
+	}
+	if got := len(lastStage(r).Steps); got != 4 {
+		t.Errorf("%d steps, want 4 copies and files\n%s", got, text)
+	}
 }

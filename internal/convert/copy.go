@@ -53,7 +53,27 @@ func (c *converter) add(s *stageOut, cmd *instructions.AddCommand) {
 		c.unsupported(s, cmd, "ADD --exclude has no strata equivalent")
 		return
 	}
+	if cmd.Unpack == nil || *cmd.Unpack {
+		if files := mayBeArchives(cmd.SourcePaths); len(files) > 0 {
+			c.warnf(line(cmd), "ADD %s: docker unpacks a local file that is a tar archive (plain or compressed) whatever its name, which the conversion cannot see; copied as it is (write COPY in the Dockerfile if it is not an archive, or unpack it in a run step)", strings.Join(files, " "))
+		}
+	}
 	c.copyOrFiles(s, cmd, cmd.SourcesAndDest, "", cmd.Chown, cmd.Chmod)
+}
+
+// mayBeArchives are the sources of an ADD that may be files docker
+// unpacks: buildkit tells an archive by its content, not its name, so
+// only a directory (written with a trailing / or as the context, .) is
+// known not to be one.
+func mayBeArchives(sources []string) []string {
+	var out []string
+	for _, src := range sources {
+		if strings.HasSuffix(src, "/") || path.Clean(src) == "." || path.Clean(src) == "/" {
+			continue
+		}
+		out = append(out, src)
+	}
+	return out
 }
 
 var (
