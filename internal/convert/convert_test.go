@@ -540,3 +540,15 @@ func TestAddMayUnpack(t *testing.T) {
 		t.Errorf("%d steps, want 4 copies and files\n%s", got, text)
 	}
 }
+
+// TestStageDefaultOverGlobalArg: a global ARG without a default leaves a
+// stage's default to apply, in docker as in the recipe; nothing is lost.
+func TestStageDefaultOverGlobalArg(t *testing.T) {
+	r, text, ws := conv(t, "ARG V\nFROM busybox\nARG V=1\nRUN echo $V\n")
+	if got := lastStage(r).Steps[0].Run.Env; !cmp.Equal(got, []recipe.EnvVar{{Name: "V", Value: "1"}}) {
+		t.Errorf("run env = %v, want V=1\n%s", got, text)
+	}
+	if len(ws) != 0 {
+		t.Errorf("warnings: %q", ws)
+	}
+}

@@ -408,7 +408,7 @@ func (c *converter) stageArg(s *stageOut, cmd *instructions.ArgCommand) {
 		} else {
 			delete(s.unset, kv.Key)
 			val := c.argDefault(ln, kv.Key, *kv.Value, c.vars(s))
-			if _, global := c.meta[kv.Key]; global {
+			if c.metaSet[kv.Key] {
 				c.warnf(ln, "ARG %s gives a default of its own in this stage; strata's args are one per recipe: the global default applies", kv.Key)
 			}
 			c.declareArg(kv.Key, &val, ln)
