@@ -73,10 +73,13 @@ func Convert(name string, src []byte) (*Result, error) {
 		return nil, &ParseError{File: name, Err: errors.New("no FROM instruction: a Dockerfile needs at least one stage")}
 	}
 	c := &converter{
-		file:     name,
-		lex:      shell.NewLex(res.EscapeToken),
-		argIndex: map[string]*argOut{},
-		meta:     map[string]string{},
+		file:      name,
+		lex:       shell.NewLex(res.EscapeToken),
+		argIndex:  map[string]*argOut{},
+		meta:      map[string]string{},
+		metaSet:   map[string]bool{},
+		stageDef:  map[string]bool{},
+		lastStage: map[string]int{},
 	}
 	c.convert(stages, metaArgs)
 	out, err := c.emit()
@@ -113,10 +116,21 @@ type converter struct {
 	args     []*argOut
 	argIndex map[string]*argOut
 	// meta are the global ARGs (before the first FROM) and their values.
-	meta   map[string]string
-	stages []*stageOut
+	meta map[string]string
+	// metaSet are the global ARGs declared with a default.
+	metaSet map[string]bool
+	// stageDef are the ARGs some stage declares with a non-empty
+	// default: the recipe's arg gets it, but docker gives it to no
+	// other stage.
+	stageDef map[string]bool
+	stages   []*stageOut
 	// dockerNames are the stages' names in the Dockerfile, so far.
 	dockerNames []string
+	// lastStage is the index of the last stage of each name: docker's
+	// COPY --from takes it.
+	lastStage map[string]int
+	// stageLines are the FROM lines of all the stages.
+	stageLines []int
 }
 
 // argOut is one entry of the recipe's args.
@@ -142,6 +156,17 @@ func (c *converter) convert(stages []instructions.Stage, metaArgs []instructions
 	for i := range metaArgs {
 		c.globalArg(&metaArgs[i])
 	}
+	for _, st := range stages {
+		for _, cmd := range st.Commands {
+			if a, ok := cmd.(*instructions.ArgCommand); ok {
+				for _, kv := range a.Args {
+					if kv.Value != nil && *kv.Value != "" {
+						c.stageDef[kv.Key] = true
+					}
+				}
+			}
+		}
+	}
 	names := c.stageNames(stages)
 	for i := range stages {
 		s := c.newStage(&stages[i], i, names)
@@ -149,7 +174,6 @@ func (c *converter) convert(stages []instructions.Stage, metaArgs []instructions
 		for _, cmd := range stages[i].Commands {
 			c.command(s, cmd)
 		}
-		c.flush(s)
 	}
 }
 
@@ -167,18 +191,27 @@ func (c *converter) globalArg(a *instructions.ArgCommand) {
 		}
 		val := c.argDefault(ln, kv.Key, *kv.Value, v)
 		c.meta[kv.Key] = c.staticValue(*kv.Value, v)
+		c.metaSet[kv.Key] = true
 		c.declareArg(kv.Key, &val, ln)
 	}
 }
 
 // argDefault translates an ARG's default. strata does not expand args'
-// defaults, so one that refers to other variables is evaluated now.
+// defaults, so one that refers to other variables is evaluated now, and
+// the value is written as it is: a literal "${" in it is not escaped, as
+// strata would not unescape it either.
 func (c *converter) argDefault(ln int, name, raw string, v vars) string {
 	val := c.staticValue(raw, v)
-	if strings.Contains(raw, "$") && val != raw {
+	if strings.Contains(raw, "$") && val != raw && c.hasVars(raw) {
 		c.warnf(ln, "ARG %s's default %q refers to other variables; written as its value %q (strata does not expand args' defaults)", name, raw, val)
 	}
-	return escapeDollar(val)
+	return val
+}
+
+// hasVars says whether docker's expansion of w uses variables.
+func (c *converter) hasVars(w string) bool {
+	res, err := c.lex.ProcessWordWithMatches(w, &getter{v: vars{}, static: true, missing: map[string]bool{}})
+	return err != nil || len(res.Matched)+len(res.Unmatched) > 0
 }
 
 // declareArg adds an arg to the recipe, or checks it against the one

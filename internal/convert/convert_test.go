@@ -312,18 +312,16 @@ func TestUnsupported(t *testing.T) {
 	wantW := []string{
 		"Dockerfile:3: HEALTHCHECK has no strata equivalent; left as a comment",
 		"Dockerfile:4: ADD of a local archive (docker unpacks it) has no strata equivalent (copy it and unpack it in a run step); left as a comment",
+		"Dockerfile:5: ADD b.txt: docker unpacks a local file that is a tar archive (plain or compressed) whatever its name, which the conversion cannot see; copied as it is (write COPY in the Dockerfile if it is not an archive, or unpack it in a run step)",
 		"Dockerfile:6: ONBUILD has no strata equivalent; left as a comment",
 	}
 	if diff := cmp.Diff(wantW, ws); diff != "" {
 		t.Errorf("warnings (-want +got):\n%s", diff)
 	}
-	c := lastStage(r).Steps[1].Copy
+	steps := lastStage(r).Steps
+	c := steps[len(steps)-1].Copy
 	if c.To != "/app/" || c.Owner == nil || c.Owner.String() != "1:1" {
 		t.Errorf("ADD b.txt . = %+v, want a copy to /app/ owned 1:1", c)
-	}
-	_, _, ws = conv(t, "FROM busybox\nWORKDIR /data\n")
-	if len(ws) != 1 || !strings.Contains(ws[0], "Dockerfile:2: docker's WORKDIR creates the directory") {
-		t.Errorf("warnings = %q, want the uncreated WORKDIR", ws)
 	}
 }
 
@@ -341,5 +339,216 @@ func TestParseErrors(t *testing.T) {
 		if !errors.As(err, &pe) || pe.Line != tc.line {
 			t.Errorf("Convert(%q) = %v, want a ParseError at line %d", tc.df, err, tc.line)
 		}
+	}
+}
+
+// TestArgScope checks docker's per-stage ARGs against strata's one set of
+// args: a stage built on another has its ARGs, and a default one stage
+// gives is not another stage's, where docker gives "" to an ARG declared
+// without one.
+func TestArgScope(t *testing.T) {
+	for _, tc := range []struct {
+		name, df string
+		// env and copy are the last stage's first run env and copy to.
+		env      []recipe.EnvVar
+		copyTo   string
+		warnings []string
+	}{
+		{"inherited by FROM stage", "FROM busybox AS a\nARG V=1\nFROM a\nRUN echo $V\nCOPY x /${V}/\n",
+			[]recipe.EnvVar{{Name: "V", Value: "1"}}, "/1/", nil},
+		{"redeclared in the child keeps the parent's", "FROM busybox AS a\nARG V=1\nFROM a\nARG V\nRUN echo $V\nCOPY x /${V}/\n",
+			[]recipe.EnvVar{{Name: "V", Value: "1"}}, "/1/", nil},
+		{"no leak to a later stage", "FROM busybox AS a\nARG V=1\nRUN true\nFROM busybox\nARG V\nRUN echo $V\nCOPY x /d${V}/\n",
+			[]recipe.EnvVar{{Name: "V", Value: ""}}, "/d/",
+			[]string{`Dockerfile:5: ARG V has no default in this stage: docker gives it "" here unless a --build-arg sets it, but strata's args are one per recipe and another stage gives V a default; written as "" in this stage (a --build-arg V does not reach it)`}},
+		{"global default applies", "ARG V=g\nFROM busybox AS a\nARG V\nFROM busybox\nARG V\nRUN echo $V\nCOPY x /${V}/\n",
+			[]recipe.EnvVar{{Name: "V", Value: "g"}}, "/g/", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, text, ws := conv(t, tc.df)
+			s := lastStage(r)
+			var env []recipe.EnvVar
+			to := ""
+			for _, st := range s.Steps {
+				if st.Run != nil && env == nil {
+					env = st.Run.Env
+				}
+				if st.Copy != nil {
+					to = st.Copy.To
+				}
+			}
+			if !cmp.Equal(env, tc.env) || to != tc.copyTo {
+				t.Errorf("run env %v, copy to %q; want %v, %q\n%s", env, to, tc.env, tc.copyTo, text)
+			}
+			if diff := cmp.Diff(tc.warnings, ws); diff != "" {
+				t.Errorf("warnings (-want +got):\n%s", diff)
+			}
+		})
+	}
+	// A stage before the one giving the default does not get it either.
+	r, text, _ := conv(t, "FROM busybox AS a\nARG V\nRUN echo $V\nFROM busybox\nARG V=1\nRUN echo $V\n")
+	if got := r.Stages[0].Steps[0].Run.Env; !cmp.Equal(got, []recipe.EnvVar{{Name: "V", Value: ""}}) {
+		t.Errorf("first stage's run env = %v, want V empty\n%s", got, text)
+	}
+	if got := r.Stages[1].Steps[0].Run.Env; !cmp.Equal(got, []recipe.EnvVar{{Name: "V", Value: "1"}}) {
+		t.Errorf("second stage's run env = %v, want V=1\n%s", got, text)
+	}
+}
+
+// TestFromArgNamesStage checks a FROM whose ARG's default names a stage:
+// docker builds on the stage, not on an image of that name; a
+// --build-arg still chooses another base.
+func TestFromArgNamesStage(t *testing.T) {
+	df := "ARG BASE=builder\nFROM busybox AS builder\nRUN touch /x\nFROM ${BASE}\nRUN test -f /x\n"
+	r, text, ws := conv(t, df)
+	if got := lastStage(r).From; got.Kind != recipe.KindStage || got.Ref != "builder" {
+		t.Errorf("from = %+v, want the stage builder\n%s", got, text)
+	}
+	if len(ws) != 0 {
+		t.Errorf("warnings: %q", ws)
+	}
+	r, _, _ = conv(t, df, recipe.WithBuildArgs(map[string]string{"BASE": "alpine:3"}))
+	if got := lastStage(r).From; got.Kind == recipe.KindStage || got.Ref != "alpine:3" {
+		t.Errorf("with --build-arg BASE=alpine:3, from = %+v, want the image", got)
+	}
+	r, text, _ = conv(t, "ARG V=1\nFROM busybox AS b1\nFROM b${V}\n")
+	if got := lastStage(r).From; got.Kind != recipe.KindStage || got.Ref != "b1" {
+		t.Errorf("FROM b${V} = %+v, want the stage b1\n%s", got, text)
+	}
+}
+
+// TestKeys checks ENV and LABEL names: docker expands their variables,
+// strata does not, so convert does; a literal ${ stays as it is (strata
+// does not unescape names either).
+func TestKeys(t *testing.T) {
+	r, text, ws := conv(t, "FROM busybox\nARG N=MYVAR PREFIX=org.acme\nENV ${N}=1 \\${y}=2\nLABEL ${PREFIX}.version=1 \\${x}.v=2\n")
+	s := lastStage(r)
+	var env []recipe.EnvVar
+	for _, st := range s.Steps {
+		env = append(env, st.Env...)
+	}
+	if want := []recipe.EnvVar{{Name: "MYVAR", Value: "1"}, {Name: "${y}", Value: "2"}}; !cmp.Equal(env, want) {
+		t.Errorf("env = %q, want %q\n%s", env, want, text)
+	}
+	if want := map[string]string{"org.acme.version": "1", "${x}.v": "2"}; !cmp.Equal(r.Image.Labels, want) {
+		t.Errorf("labels = %q, want %q\n%s", r.Image.Labels, want, text)
+	}
+	want := []string{
+		`Dockerfile:3: the ENV name ${N} has variables, which strata does not expand in names; written as its value with the Dockerfile's defaults, "MYVAR" (a --build-arg does not change it)`,
+		`Dockerfile:4: the LABEL name ${PREFIX}.version has variables, which strata does not expand in names; written as its value with the Dockerfile's defaults, "org.acme.version" (a --build-arg does not change it)`,
+	}
+	if diff := cmp.Diff(want, ws); diff != "" {
+		t.Errorf("warnings (-want +got):\n%s", diff)
+	}
+}
+
+// TestArgLiteralDollar checks an ARG default with a literal ${: docker's
+// value keeps it, and strata, which does not expand args' defaults, must
+// be given it unescaped.
+func TestArgLiteralDollar(t *testing.T) {
+	r, text, ws := conv(t, "FROM busybox\nARG TPL='${name}-x'\nENV T=$TPL\nRUN true\n")
+	want := "${name}-x"
+	if len(r.Args) != 1 || r.Args[0].Value != want {
+		t.Errorf("args = %+v, want TPL=%q\n%s", r.Args, want, text)
+	}
+	s := lastStage(r)
+	if got := s.Steps[0].Env; !cmp.Equal(got, []recipe.EnvVar{{Name: "T", Value: want}}) {
+		t.Errorf("env = %q, want T=%q\n%s", got, want, text)
+	}
+	if got := s.Steps[1].Run.Env; !cmp.Equal(got, []recipe.EnvVar{{Name: "TPL", Value: want}}) {
+		t.Errorf("run env = %q, want TPL=%q", got, want)
+	}
+	if len(ws) != 0 {
+		t.Errorf("warnings: %q", ws)
+	}
+}
+
+// TestRefusedByStrata checks what strata would refuse at build though
+// docker takes it: written as docker means it, or reported at its line.
+func TestRefusedByStrata(t *testing.T) {
+	t.Run("undefined variable", func(t *testing.T) {
+		r, text, ws := conv(t, "FROM busybox\nENV A=$UNDEF/x B=$PATH\nRUN true\n")
+		if got := lastStage(r).Steps[0].Env[0].Value; got != "${UNDEF}/x" {
+			t.Errorf("A = %q, want ${UNDEF}/x\n%s", got, text)
+		}
+		want := []string{`Dockerfile:2: $UNDEF is not set in the Dockerfile: strata takes it from the base image's env and stops the build if the base image does not set it, where docker gives "" (declare it with ARG UNDEF= if the base image may not set it)`}
+		if diff := cmp.Diff(want, ws); diff != "" {
+			t.Errorf("warnings (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("user without group", func(t *testing.T) {
+		r, text, ws := conv(t, "FROM busybox\nUSER 1000:\nCOPY --chown=1000: a /a\n")
+		s := lastStage(r)
+		if got := s.Steps[0].User; got != "1000" {
+			t.Errorf("USER 1000: = %q, want 1000 (docker's group default)\n%s", got, text)
+		}
+		if got := s.Steps[1].Copy.Owner; got == nil || got.String() != "1000" {
+			t.Errorf("COPY --chown=1000: = %v, want 1000\n%s", got, text)
+		}
+		if len(ws) != 0 {
+			t.Errorf("warnings: %q", ws)
+		}
+	})
+	t.Run("relative volume", func(t *testing.T) {
+		r, _, ws := conv(t, "FROM busybox\nVOLUME data /abs\n")
+		if !cmp.Equal(r.Image.Volumes, []string{"/abs"}) {
+			t.Errorf("volumes = %q, want /abs alone", r.Image.Volumes)
+		}
+		want := []string{`Dockerfile:2: VOLUME data is not an absolute path, which strata's volumes refuse (docker writes it as it is into the image config); left out`}
+		if diff := cmp.Diff(want, ws); diff != "" {
+			t.Errorf("warnings (-want +got):\n%s", diff)
+		}
+	})
+	// A stage name used twice: docker's FROM takes the latest so far,
+	// COPY --from and --target the last.
+	t.Run("stage name used twice", func(t *testing.T) {
+		r, text, ws := conv(t, "FROM busybox AS a\nRUN echo 1\nFROM a AS b\nFROM busybox AS a\nRUN echo 2\nFROM a\nCOPY --from=a /x /x\n")
+		var names, froms []string
+		for _, st := range r.Stages {
+			names, froms = append(names, st.Name), append(froms, st.From.Ref)
+		}
+		if want := []string{"a-1", "b", "a", ""}; !cmp.Equal(names, want) {
+			t.Errorf("stage names = %q, want %q\n%s", names, want, text)
+		}
+		if want := []string{"busybox:latest", "a-1", "busybox:latest", "a"}; !cmp.Equal(froms, want) {
+			t.Errorf("froms = %q, want %q\n%s", froms, want, text)
+		}
+		if got := lastStage(r).Steps[0].Copy.From.Ref; got != "a" {
+			t.Errorf("COPY --from=a copies from %q, want a (the last)", got)
+		}
+		want := []string{`Dockerfile:1: stage name "a" is also the stage's of line 4, which docker's COPY --from and --target take; strata's stage names are unique: this one is named "a-1" (a FROM a before line 4 builds on it, as in docker)`}
+		if diff := cmp.Diff(want, ws); diff != "" {
+			t.Errorf("warnings (-want +got):\n%s", diff)
+		}
+		_, _, ws = conv(t, "FROM busybox AS a\nFROM busybox\nCOPY --from=a /x /x\nFROM busybox AS a\n")
+		if len(ws) != 2 || !strings.HasPrefix(ws[1], "Dockerfile:3: docker refuses COPY --from=a here: it takes the last stage of that name, at line 4") {
+			t.Errorf("warnings = %q, want the rename and docker's refusal of the COPY", ws)
+		}
+	})
+}
+
+// TestAddMayUnpack checks that an ADD of local files that may be
+// archives, which docker tells by their content, says they are copied,
+// not unpacked; a directory, --unpack=false or a heredoc is not one.
+func TestAddMayUnpack(t *testing.T) {
+	r, text, ws := conv(t, "FROM busybox\nADD a.txt b/ /x/\nADD --unpack=false c.bin /y\nADD src/ . /z/\nADD <<EOF /h\nhi\nEOF\n")
+	want := []string{"Dockerfile:2: ADD a.txt: docker unpacks a local file that is a tar archive (plain or compressed) whatever its name, which the conversion cannot see; copied as it is (write COPY in the Dockerfile if it is not an archive, or unpack it in a run step)"}
+	if diff := cmp.Diff(want, ws); diff != "" {
+		t.Errorf("warnings (-want +got):\n%s", diff)
+	}
+	if got := len(lastStage(r).Steps); got != 4 {
+		t.Errorf("%d steps, want 4 copies and files\n%s", got, text)
+	}
+}
+
+// TestStageDefaultOverGlobalArg: a global ARG without a default leaves a
+// stage's default to apply, in docker as in the recipe; nothing is lost.
+func TestStageDefaultOverGlobalArg(t *testing.T) {
+	r, text, ws := conv(t, "ARG V\nFROM busybox\nARG V=1\nRUN echo $V\n")
+	if got := lastStage(r).Steps[0].Run.Env; !cmp.Equal(got, []recipe.EnvVar{{Name: "V", Value: "1"}}) {
+		t.Errorf("run env = %v, want V=1\n%s", got, text)
+	}
+	if len(ws) != 0 {
+		t.Errorf("warnings: %q", ws)
 	}
 }

@@ -26,6 +26,9 @@ func (c *converter) copyCmd(s *stageOut, cmd *instructions.CopyCommand) {
 	if cmd.From != "" {
 		if i := c.stageIndex(cmd.From, len(c.stages)-1); i >= 0 {
 			from = c.stages[i].name
+			if j := c.lastStage[strings.ToLower(cmd.From)]; j > i {
+				c.warnf(ln, "docker refuses COPY --from=%s here: it takes the last stage of that name, at line %d, which is not built before this one; copied from the stage %s", cmd.From, c.stageLines[j], from)
+			}
 		} else {
 			from = imageRef(c.word(ln, cmd.From, c.vars(s)))
 		}
@@ -50,7 +53,27 @@ func (c *converter) add(s *stageOut, cmd *instructions.AddCommand) {
 		c.unsupported(s, cmd, "ADD --exclude has no strata equivalent")
 		return
 	}
+	if cmd.Unpack == nil || *cmd.Unpack {
+		if files := mayBeArchives(cmd.SourcePaths); len(files) > 0 {
+			c.warnf(line(cmd), "ADD %s: docker unpacks a local file that is a tar archive (plain or compressed) whatever its name, which the conversion cannot see; copied as it is (write COPY in the Dockerfile if it is not an archive, or unpack it in a run step)", strings.Join(files, " "))
+		}
+	}
 	c.copyOrFiles(s, cmd, cmd.SourcesAndDest, "", cmd.Chown, cmd.Chmod)
+}
+
+// mayBeArchives are the sources of an ADD that may be files docker
+// unpacks: buildkit tells an archive by its content, not its name, so
+// only a directory (written with a trailing / or as the context, .) is
+// known not to be one.
+func mayBeArchives(sources []string) []string {
+	var out []string
+	for _, src := range sources {
+		if strings.HasSuffix(src, "/") || path.Clean(src) == "." || path.Clean(src) == "/" {
+			continue
+		}
+		out = append(out, src)
+	}
+	return out
 }
 
 var (
@@ -78,7 +101,7 @@ func (c *converter) copyOrFiles(s *stageOut, cmd instructions.Command, sd instru
 	}
 	var owner, mode string
 	if chown != "" {
-		owner = c.word(ln, chown, v)
+		owner = ownerSpec(c.word(ln, chown, v))
 	}
 	if chmod != "" {
 		mode = c.word(ln, chmod, v)
@@ -106,7 +129,6 @@ func (c *converter) copyOrFiles(s *stageOut, cmd instructions.Command, sd instru
 		}
 		put(step, "to", str(dest))
 		putOwnerMode(step, owner, mode)
-		s.wrote()
 		s.add(step, comments)
 		comments = nil
 	}
@@ -127,7 +149,6 @@ func (c *converter) fileSteps(s *stageOut, ln int, v vars, files []instructions.
 		}
 		step := mapping("file", str(p), "content", str(content))
 		putOwnerMode(step, owner, mode)
-		s.wrote()
 		s.add(step, comments)
 		comments = nil
 	}

@@ -17,5 +17,7 @@
 // ENTRYPOINT are left to the shell (a literal ${ is escaped as $${).
 // docker gives RUN network access and the stage's ARGs as environment
 // variables, so each run step gets network: host (unless --network=none)
-// and an env of the stage's args.
+// and an env of the stage's args. docker's WORKDIR makes its directory,
+// owned by the USER; strata's workdir step does not, so a run step of the
+// image's mkdir before it does (a scratch stage has none: a warning).
 package convert

@@ -103,7 +103,13 @@ func (c *converter) imageCommand(s *stageOut, cmd instructions.Command) {
 		}
 		s.comment(cmd.Comments()...)
 	case *instructions.VolumeCommand:
-		s.cfg.volumes = addUnique(s.cfg.volumes, c.words(ln, cmd.Volumes, c.imageVars(s))...)
+		for _, vol := range c.words(ln, cmd.Volumes, c.imageVars(s)) {
+			if !strings.HasPrefix(vol, "/") && !strings.HasPrefix(vol, "${") {
+				c.warnf(ln, "VOLUME %s is not an absolute path, which strata's volumes refuse (docker writes it as it is into the image config); left out", vol)
+				continue
+			}
+			s.cfg.volumes = addUnique(s.cfg.volumes, vol)
+		}
 		s.comment(cmd.Comments()...)
 	case *instructions.StopSignalCommand:
 		s.cfg.stopSignal = c.word(ln, cmd.Signal, c.imageVars(s))

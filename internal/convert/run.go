@@ -65,7 +65,6 @@ func (c *converter) run(s *stageOut, cmd *instructions.RunCommand) {
 	if len(mounts) > 0 {
 		put(step, "mounts", &yaml.Node{Kind: yaml.SequenceNode, Content: mounts})
 	}
-	s.wrote()
 	s.comment(pre...)
 	s.add(step, cmd.Comments())
 }
@@ -145,6 +144,10 @@ func (c *converter) runEnv(s *stageOut) *yaml.Node {
 	}
 	var pairs []string
 	for _, a := range s.args {
+		if _, env := s.env[a]; s.unset[a] && !env {
+			pairs = append(pairs, a, "")
+			continue
+		}
 		pairs = append(pairs, a, "${"+a+"}")
 	}
 	return strMap(pairs...)

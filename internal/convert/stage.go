@@ -34,21 +34,36 @@ type stageOut struct {
 	env map[string]string
 	// args are the ARGs declared in this stage, in order: docker gives
 	// them to RUN as environment variables.
-	args    []string
+	args []string
+	// unset are the args of args declared without a default while
+	// another stage gives them one: docker gives them "" here (unless a
+	// --build-arg sets them), strata the recipe's default, so they are
+	// written as "".
+	unset   map[string]bool
 	cur     []string // the shell in effect (SHELL)
 	shellOK bool     // shell decided: the first string-form RUN has been seen
 	open    bool     // the base chain ends in an image, not scratch
 	cfg     imageConfig
-	// workdirs are WORKDIR lines not yet followed by a step that writes.
-	workdirs []int
+	// user is the USER in effect as strata writes it; "" while the
+	// Dockerfile sets none (the base image's user).
+	user string
 }
 
 // stageNames gives every stage its strata name: the docker name, made
 // valid for strata if need be, or stage-N for an unnamed stage another
-// refers to by index.
+// refers to by index. A name docker gives several stages is the last
+// one's (COPY --from and --target take it); the others are renamed.
 func (c *converter) stageNames(stages []instructions.Stage) []string {
 	names := make([]string, len(stages))
 	used := map[string]bool{}
+	last := c.lastStage
+	for i, s := range stages {
+		c.stageLines = append(c.stageLines, lineOf(s.Location))
+		if s.Name != "" {
+			last[s.Name] = i
+			used[validStageName(s.Name)] = true
+		}
+	}
 	for i, s := range stages {
 		if s.Name == "" {
 			continue
@@ -56,6 +71,13 @@ func (c *converter) stageNames(stages []instructions.Stage) []string {
 		n := validStageName(s.Name)
 		if n != s.Name {
 			c.warnf(lineOf(s.Location), "stage name %q is not a strata stage name (letters, digits, _ and -); named %q", s.Name, n)
+		}
+		if j := last[s.Name]; j != i {
+			base := n
+			for k := 1; used[n]; k++ {
+				n = base + "-" + strconv.Itoa(k)
+			}
+			c.warnf(lineOf(s.Location), "stage name %q is also the stage's of line %d, which docker's COPY --from and --target take; strata's stage names are unique: this one is named %q (a FROM %s before line %d builds on it, as in docker)", s.Name, lineOf(stages[j].Location), n, s.Name, lineOf(stages[j].Location))
 		}
 		names[i] = n
 		used[n] = true
@@ -101,9 +123,10 @@ func lineOf(loc []parser.Range) int {
 }
 
 // stageIndex resolves a FROM or COPY --from value to an earlier stage, as
-// docker does: by name (case-insensitive) or by index.
+// docker does: by name (case-insensitive; the latest of a name used twice)
+// or by index.
 func (c *converter) stageIndex(ref string, before int) int {
-	for i := 0; i < before; i++ {
+	for i := before - 1; i >= 0; i-- {
 		if c.dockerNames[i] != "" && strings.EqualFold(c.dockerNames[i], ref) {
 			return i
 		}
@@ -116,16 +139,25 @@ func (c *converter) stageIndex(ref string, before int) int {
 
 // newStage starts a stage from its FROM line.
 func (c *converter) newStage(st *instructions.Stage, index int, names []string) *stageOut {
-	s := &stageOut{name: names[index], line: lineOf(st.Location), env: map[string]string{}, comments: st.Comments}
+	s := &stageOut{name: names[index], line: lineOf(st.Location), env: map[string]string{}, unset: map[string]bool{}, comments: st.Comments}
 	c.dockerNames = append(c.dockerNames, st.Name)
 	fromVars := c.fromVars()
-	if p := c.stageIndex(st.BaseName, index); p >= 0 {
+	if p, viaArg := c.baseStage(st.BaseName, index, fromVars); p >= 0 {
 		parent := c.stages[p]
 		s.from = parent.name
+		if viaArg {
+			s.from = c.stageFromArg(st.BaseName, parent.name)
+			c.markFromArgs(st.BaseName)
+		}
 		for k, v := range parent.env {
 			s.env[k] = v
 		}
-		s.cur, s.open, s.cfg = parent.cur, parent.open, parent.cfg.clone()
+		s.cur, s.open, s.cfg, s.user = parent.cur, parent.open, parent.cfg.clone(), parent.user
+		// docker's stage starts with the ARGs of the stage it is built on.
+		s.args = append([]string(nil), parent.args...)
+		for k := range parent.unset {
+			s.unset[k] = true
+		}
 	} else {
 		s.from = imageRef(c.word(s.line, st.BaseName, fromVars))
 		s.open = s.from != "scratch"
@@ -140,6 +172,35 @@ func (c *converter) newStage(st *instructions.Stage, index int, names []string) 
 		c.markFromArgs(st.Platform)
 	}
 	return s
+}
+
+// baseStage resolves a FROM's base to an earlier stage, as docker does: by
+// its name as written, else as expanded with the global ARGs' defaults
+// (FROM ${BASE} with ARG BASE=builder is the stage builder). viaArg says
+// it took the expansion.
+func (c *converter) baseStage(base string, before int, v vars) (i int, viaArg bool) {
+	if i := c.stageIndex(base, before); i >= 0 || !strings.Contains(base, "$") {
+		return i, false
+	}
+	i = c.stageIndex(c.staticValue(base, v), before)
+	if i < 0 || c.stages[i].name == "" {
+		return -1, false
+	}
+	return i, true
+}
+
+// stageFromArg is the from: of a FROM whose variables name the stage name
+// (strata's name for it) with their defaults: FROM ${BASE} stays
+// ${BASE}, its arg's default made the stage's strata name, so that a
+// --build-arg still chooses the base; any other form is the stage's name.
+func (c *converter) stageFromArg(base, name string) string {
+	if m := wholeVarRe.FindStringSubmatch(base); m != nil {
+		if a, ok := c.argIndex[m[1]]; ok && a.def != nil {
+			a.def = &name
+			return "${" + m[1] + "}"
+		}
+	}
+	return name
 }
 
 // fromVars is the scope of FROM lines: the global ARGs and the
@@ -201,16 +262,20 @@ func imageRef(ref string) string {
 
 // vars is the scope of a word in the stage: its ENVs and ARGs.
 func (c *converter) vars(s *stageOut) vars {
-	v := vars{known: map[string]string{}, open: s.open, elsewhere: map[string]bool{}, env: map[string]bool{}}
+	v := vars{known: map[string]string{}, open: s.open, elsewhere: map[string]bool{}, env: map[string]bool{}, literal: map[string]bool{}}
 	for _, a := range c.args {
 		v.elsewhere[a.name] = true
 	}
 	for _, a := range s.args {
 		delete(v.elsewhere, a)
 		v.known[a] = c.argValue(a)
+		if s.unset[a] {
+			v.known[a], v.literal[a] = "", true
+		}
 	}
 	for k, val := range s.env {
 		delete(v.elsewhere, k)
+		delete(v.literal, k)
 		v.known[k] = val
 		v.env[k] = true
 	}
@@ -227,7 +292,7 @@ func (c *converter) imageVars(s *stageOut) vars {
 // argValue is an arg's default value as docker uses it.
 func (c *converter) argValue(name string) string {
 	if a, ok := c.argIndex[name]; ok && a.def != nil {
-		return strings.ReplaceAll(*a.def, "$${", "${")
+		return *a.def
 	}
 	return ""
 }
@@ -247,14 +312,6 @@ func (s *stageOut) add(step *yaml.Node, dockerComments []string) {
 // comment leaves a line for the next step.
 func (s *stageOut) comment(lines ...string) { s.pending = append(s.pending, lines...) }
 
-// flush ends the stage: a WORKDIR no step writes in after it is reported.
-func (c *converter) flush(s *stageOut) {
-	for _, ln := range s.workdirs {
-		c.warnf(ln, "docker's WORKDIR creates the directory; strata's workdir step does not, and no step after this one runs or copies in this stage")
-	}
-	s.workdirs = nil
-}
-
 // command translates one instruction of stage s.
 func (c *converter) command(s *stageOut, cmd instructions.Command) {
 	ln := line(cmd)
@@ -272,13 +329,16 @@ func (c *converter) command(s *stageOut, cmd instructions.Command) {
 	case *instructions.WorkdirCommand:
 		c.workdir(s, cmd)
 	case *instructions.UserCommand:
-		s.add(mapping("user", str(c.word(ln, cmd.User, c.vars(s)))), cmd.Comments())
+		s.user = ownerSpec(c.word(ln, cmd.User, c.vars(s)))
+		s.add(mapping("user", str(s.user)), cmd.Comments())
 	case *instructions.ShellCommand:
 		c.shell(s, cmd)
 	case *instructions.LabelCommand:
 		v := c.imageVars(s)
 		for _, kv := range cmd.Labels {
-			s.cfg.setLabel(c.word(ln, kv.Key, v), c.word(ln, kv.Value, v))
+			if k, ok := c.key(ln, "LABEL", kv.Key, v); ok {
+				s.cfg.setLabel(k, c.word(ln, kv.Value, v))
+			}
 		}
 		s.comment(cmd.Comments()...)
 	case *instructions.MaintainerCommand:
@@ -308,12 +368,22 @@ func cmdText(cmd instructions.Command) string {
 func (c *converter) env(s *stageOut, cmd *instructions.EnvCommand) {
 	ln := line(cmd)
 	v := c.vars(s)
-	var pairs []string
+	var pairs, keys, values []string
 	for _, kv := range cmd.Env {
-		pairs = append(pairs, kv.Key, c.word(ln, kv.Value, v))
+		k, ok := c.key(ln, "ENV", kv.Key, v)
+		if !ok {
+			continue
+		}
+		pairs = append(pairs, k, c.word(ln, kv.Value, v))
+		keys, values = append(keys, k), append(values, c.staticValue(kv.Value, v))
 	}
-	for _, kv := range cmd.Env {
-		s.env[kv.Key] = c.staticValue(kv.Value, v)
+	if len(pairs) == 0 {
+		s.comment(cmd.Comments()...)
+		return
+	}
+	// The values of one ENV see the variables as they were before it.
+	for i, k := range keys {
+		s.env[k] = values[i]
 	}
 	s.add(mapping("env", strMap(pairs...)), cmd.Comments())
 }
@@ -324,12 +394,21 @@ func (c *converter) stageArg(s *stageOut, cmd *instructions.ArgCommand) {
 	ln := line(cmd)
 	for _, kv := range cmd.Args {
 		if kv.Value == nil {
-			if _, global := c.meta[kv.Key]; !global && !isPredefined(kv.Key) {
+			_, global := c.meta[kv.Key]
+			switch {
+			case contains(s.args, kv.Key) || isPredefined(kv.Key) || c.metaSet[kv.Key]:
+				// In scope already, or docker gives it the value strata does.
+			case c.stageDef[kv.Key]:
+				s.unset[kv.Key] = true
+				c.declareArg(kv.Key, nil, ln)
+				c.warnf(ln, "ARG %s has no default in this stage: docker gives it \"\" here unless a --build-arg sets it, but strata's args are one per recipe and another stage gives %s a default; written as \"\" in this stage (a --build-arg %s does not reach it)", kv.Key, kv.Key, kv.Key)
+			case !global:
 				c.declareArg(kv.Key, nil, ln)
 			}
 		} else {
+			delete(s.unset, kv.Key)
 			val := c.argDefault(ln, kv.Key, *kv.Value, c.vars(s))
-			if _, global := c.meta[kv.Key]; global {
+			if c.metaSet[kv.Key] {
 				c.warnf(ln, "ARG %s gives a default of its own in this stage; strata's args are one per recipe: the global default applies", kv.Key)
 			}
 			c.declareArg(kv.Key, &val, ln)
@@ -341,24 +420,22 @@ func (c *converter) stageArg(s *stageOut, cmd *instructions.ArgCommand) {
 	s.comment(cmd.Comments()...)
 }
 
-// workdir translates WORKDIR.
-func (c *converter) workdir(s *stageOut, cmd *instructions.WorkdirCommand) {
-	ln := line(cmd)
-	v := c.vars(s)
-	p := c.word(ln, cmd.Path, v)
-	s.workdirs = append(s.workdirs, ln)
-	s.add(mapping("workdir", str(p)), cmd.Comments())
-}
-
-// wrote notes a step that writes files (in the working directory).
-func (s *stageOut) wrote() { s.workdirs = nil }
-
 // shell translates SHELL: it applies to the run steps after it, and to
 // the string forms of CMD and ENTRYPOINT.
 func (c *converter) shell(s *stageOut, cmd *instructions.ShellCommand) {
 	s.cur = append([]string(nil), cmd.Shell...)
 	s.cfg.shell, s.cfg.shellLine = s.cur, line(cmd)
 	s.comment(cmd.Comments()...)
+}
+
+// ownerSpec is a USER or --chown value as strata takes it: docker gives
+// "user:" (no group after the colon) the group "user" alone has, strata
+// refuses it.
+func ownerSpec(u string) string {
+	if strings.Count(u, ":") == 1 && strings.HasSuffix(u, ":") {
+		return strings.TrimSuffix(u, ":")
+	}
+	return u
 }
 
 func contains(list []string, s string) bool {

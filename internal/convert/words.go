@@ -34,6 +34,9 @@ type vars struct {
 	// image: the word goes to strata's image: section, which sees the
 	// args but not the steps' env: ENV names are written as their values.
 	image bool
+	// literal are the names of known written as their values wherever
+	// they are used (an ARG strata cannot give docker's value).
+	literal map[string]bool
 }
 
 // getter is the lexer's view of vars. In static mode it gives values,
@@ -44,11 +47,14 @@ type getter struct {
 	missing map[string]bool
 	// inlined are the ENV names written as their values (image mode).
 	inlined map[string]bool
+	// fromBase are the names the Dockerfile does not set, left to the
+	// base image's env.
+	fromBase map[string]bool
 }
 
 func (g *getter) Get(name string) (string, bool) {
 	if val, ok := g.v.known[name]; ok {
-		if g.static {
+		if g.static || g.v.literal[name] {
 			return val, true
 		}
 		if g.v.image && g.v.env[name] {
@@ -58,6 +64,7 @@ func (g *getter) Get(name string) (string, bool) {
 		return markOpen + name + markClose, true
 	}
 	if g.v.open && !g.v.elsewhere[name] && !g.static && !g.v.image {
+		g.fromBase[name] = true
 		return markOpen + name + markClose, true
 	}
 	g.missing[name] = true
@@ -75,7 +82,7 @@ func (g *getter) Keys() []string { return sortedKeys(g.v.known) }
 // gives, and a warning says so.
 func (c *converter) word(line int, w string, v vars) string {
 	static := modifierRe.MatchString(w)
-	g := &getter{v: v, static: static, missing: map[string]bool{}, inlined: map[string]bool{}}
+	g := &getter{v: v, static: static, missing: map[string]bool{}, inlined: map[string]bool{}, fromBase: map[string]bool{}}
 	out, _, err := c.lex.ProcessWord(w, g)
 	shown := strings.Trim(w, `"'`)
 	if err != nil {
@@ -88,6 +95,12 @@ func (c *converter) word(line int, w string, v vars) string {
 	for _, name := range sortedKeys(g.inlined) {
 		c.warnf(line, "$%s is an ENV, which strata's image: section does not see; written as its value, %q", name, v.known[name])
 	}
+	for _, name := range sortedKeys(g.fromBase) {
+		// Nearly every base image sets PATH: not worth a warning.
+		if name != "PATH" {
+			c.warnf(line, "$%s is not set in the Dockerfile: strata takes it from the base image's env and stops the build if the base image does not set it, where docker gives \"\" (declare it with ARG %s= if the base image may not set it)", name, name)
+		}
+	}
 	for _, name := range sortedKeys(g.missing) {
 		switch {
 		case v.elsewhere[name]:
@@ -97,6 +110,29 @@ func (c *converter) word(line int, w string, v vars) string {
 		}
 	}
 	return fromMarks(escapeDollar(out))
+}
+
+// key translates an ENV or LABEL key (what): docker expands its
+// variables, strata never expands keys, so they are evaluated now, with
+// the values the Dockerfile gives them, and the key is written as is (a
+// literal "${" is not escaped). ok is false for a key that expands to
+// nothing, which is left out.
+func (c *converter) key(line int, what, w string, v vars) (k string, ok bool) {
+	g := &getter{v: v, static: true, missing: map[string]bool{}}
+	res, err := c.lex.ProcessWordWithMatches(w, g)
+	shown := strings.Trim(w, `"'`)
+	if err != nil {
+		c.warnf(line, "cannot expand the %s name %s as docker does (%v); kept as written", what, shown, err)
+		return w, true
+	}
+	if len(res.Matched) > 0 || len(res.Unmatched) > 0 {
+		c.warnf(line, "the %s name %s has variables, which strata does not expand in names; written as its value with the Dockerfile's defaults, %q (a --build-arg does not change it)", what, shown, res.Result)
+	}
+	if res.Result == "" {
+		c.warnf(line, "the %s name %s is empty in docker; left out", what, shown)
+		return "", false
+	}
+	return res.Result, true
 }
 
 // fromMarks turns the marks around names into ${NAME}.
