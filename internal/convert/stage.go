@@ -39,11 +39,14 @@ type stageOut struct {
 	// another stage gives them one: docker gives them "" here (unless a
 	// --build-arg sets them), strata the recipe's default, so they are
 	// written as "".
-	unset   map[string]bool
-	cur     []string // the shell in effect (SHELL)
-	shellOK bool     // shell decided: the first string-form RUN has been seen
-	open    bool     // the base chain ends in an image, not scratch
-	cfg     imageConfig
+	unset map[string]bool
+	// workdirs are the absolute WORKDIRs set so far: docker made each a
+	// directory, which a COPY to its path copies into.
+	workdirs map[string]bool
+	cur      []string // the shell in effect (SHELL)
+	shellOK  bool     // shell decided: the first string-form RUN has been seen
+	open     bool     // the base chain ends in an image, not scratch
+	cfg      imageConfig
 	// user is the USER in effect as strata writes it; "" while the
 	// Dockerfile sets none (the base image's user).
 	user string

@@ -25,9 +25,15 @@ done
 
 // workdir translates WORKDIR. docker's WORKDIR also makes the directory
 // (mkdir -p, 0755, the missing directories owned by the USER in effect);
-// strata's workdir step does not, so a run step before it does, with the
-// image's own mkdir: neither a copy nor a file step can make an empty
-// directory. It runs where the workdir before it is, so that a relative
+// strata's workdir step does not. As root that changes nothing a later
+// step sees: a run step's working dir, and a copy's destination, are made
+// as root 0755 as they are needed (a COPY to the dir's own path is made a
+// copy into it), so no step is added, and no image lacking mkdir
+// (distroless) fails; only an empty WORKDIR no step writes into is not in
+// the image. Under another USER, ownership matters: a run step before it
+// makes the missing directories owned by the USER, with the image's sh,
+// mkdir and chown (neither a copy nor a file step can make an empty
+// directory). It runs where the workdir before it is, so that a relative
 // WORKDIR resolves as docker resolves it.
 func (c *converter) workdir(s *stageOut, cmd *instructions.WorkdirCommand) {
 	ln := line(cmd)
@@ -38,13 +44,9 @@ func (c *converter) workdir(s *stageOut, cmd *instructions.WorkdirCommand) {
 		dir = path.Clean(dir)
 	}
 	switch {
-	case dir == "/":
+	case dir == "/", isRootUser(s.user):
 	case !s.open:
 		c.warnf(ln, "docker's WORKDIR creates %s; strata's workdir step does not, and this stage's base is scratch, without a mkdir to run: a copy into it creates it, owned by the copy's owner", p)
-	case isRootUser(s.user):
-		s.comment(comments...)
-		s.add(mapping("run", strList("/bin/mkdir", "-p", dir)), []string{"strata convert: docker's WORKDIR creates the directory (with the image's /bin/mkdir)"})
-		comments = nil
 	default:
 		// Only root may make a directory anywhere: the user in effect
 		// comes back after.
@@ -55,6 +57,12 @@ func (c *converter) workdir(s *stageOut, cmd *instructions.WorkdirCommand) {
 		comments = nil
 	}
 	s.add(mapping("workdir", str(p)), comments)
+	if path.IsAbs(dir) {
+		if s.workdirs == nil {
+			s.workdirs = map[string]bool{}
+		}
+		s.workdirs[dir] = true
+	}
 }
 
 // isRootUser says whether the USER u (a strata value; "" when the
