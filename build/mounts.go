@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/stratabuild/strata/build/plan"
 	"github.com/stratabuild/strata/build/sandbox"
@@ -37,7 +38,9 @@ func (e *executor) mounts(ctx context.Context, s *plan.Step) (ms []sandbox.Mount
 	slices.Sort(ids)
 	caches := map[string]string{}
 	for _, id := range ids {
-		data, unlock, err := e.root.LockCacheMount(ctx, id)
+		data, unlock, err := e.root.LockCacheMount(ctx, id, func() {
+			e.emit(Event{Kind: EventInfo, Time: time.Now(), Pos: s.Pos, Text: s.Pos + ": waiting for cache mount " + id + ", used by another step"})
+		})
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: cache mount %s: %w", s.Pos, id, err)
 		}

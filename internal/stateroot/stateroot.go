@@ -129,7 +129,7 @@ func (r *Root) LockBuild() (release func(), err error) {
 // LockExclusive takes the build lock exclusively, waiting for running
 // builds to end (polling, so that ctx can stop the wait).
 func (r *Root) LockExclusive(ctx context.Context) (release func(), err error) {
-	f, err := lockWaiting(ctx, r.lockFile(), 100*time.Millisecond, "waiting for running builds to end")
+	f, err := lockWaiting(ctx, r.lockFile(), 100*time.Millisecond, "waiting for running builds to end", nil)
 	if err != nil {
 		return nil, err
 	}
@@ -139,12 +139,12 @@ func (r *Root) LockExclusive(ctx context.Context) (release func(), err error) {
 // lockWaiting opens the lock file path and takes an exclusive flock on
 // it, trying every interval until ctx is done (a blocking flock cannot be
 // stopped); the error of a wait ctx ended says waiting.
-func lockWaiting(ctx context.Context, path string, interval time.Duration, waiting string) (*os.File, error) {
+func lockWaiting(ctx context.Context, path string, interval time.Duration, waiting string, onWait func()) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	for {
+	for first := true; ; first = false {
 		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
 		if err == nil {
 			return f, nil
@@ -152,6 +152,9 @@ func lockWaiting(ctx context.Context, path string, interval time.Duration, waiti
 		if !errors.Is(err, syscall.EWOULDBLOCK) {
 			f.Close()
 			return nil, fmt.Errorf("locking %s: %w", path, err)
+		}
+		if first && onWait != nil {
+			onWait()
 		}
 		select {
 		case <-ctx.Done():
@@ -228,14 +231,15 @@ func StaleSecretDirs() []string {
 // waiting while another step (of any build) uses the same cache, until
 // ctx is done. unlock must be called when the step ends. A step takes
 // each id once (the lock is the open file's: a second one would wait on
-// the first), and several in one order (see build's mounts).
-func (r *Root) LockCacheMount(ctx context.Context, id string) (data string, unlock func(), err error) {
+// the first), and several in one order (see build's mounts). onWait (if
+// set) is called once if the lock is taken: the step waits.
+func (r *Root) LockCacheMount(ctx context.Context, id string, onWait func()) (data string, unlock func(), err error) {
 	dir := r.CacheMount(id)
 	data = filepath.Join(dir, "data")
 	if err := os.MkdirAll(data, 0o755); err != nil {
 		return "", nil, err
 	}
-	f, err := lockWaiting(ctx, filepath.Join(dir, "lock"), 50*time.Millisecond, "waiting for cache mount "+id+", used by another step")
+	f, err := lockWaiting(ctx, filepath.Join(dir, "lock"), 50*time.Millisecond, "waiting for cache mount "+id+", used by another step", onWait)
 	if err != nil {
 		return "", nil, err
 	}

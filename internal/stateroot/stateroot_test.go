@@ -108,7 +108,7 @@ func TestPruneCacheMounts(t *testing.T) {
 	}
 	now := time.Now()
 	for i, id := range []string{"/var/cache/apt", "/root/.npm", "/go/pkg"} {
-		data, unlock, err := r.LockCacheMount(t.Context(), id)
+		data, unlock, err := r.LockCacheMount(t.Context(), id, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -174,4 +174,32 @@ func TestOpenRootWithEmptyKind(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(dir, kindFile)); err != nil || string(b) != want+"\n" {
 		t.Errorf("kind file %q, %v; want %q", b, err, want+"\n")
 	}
+}
+
+// TestCacheMountWaitSaid: a step waiting for a cache mount another step
+// uses is told once, and gets it when the other lets it go.
+func TestCacheMountWaitSaid(t *testing.T) {
+	r, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, unlock, err := r.LockCacheMount(t.Context(), "gocache", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waits := 0
+	go func() { time.Sleep(200 * time.Millisecond); unlock() }()
+	_, unlock2, err := r.LockCacheMount(t.Context(), "gocache", func() { waits++ })
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock2()
+	if waits != 1 {
+		t.Errorf("told %d times of the wait, want once", waits)
+	}
+	_, unlock3, err := r.LockCacheMount(t.Context(), "gocache", func() { t.Error("told of a wait for a free cache mount") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock3()
 }
