@@ -403,11 +403,18 @@ func startUntil(t *testing.T, cmd *exec.Cmd, marker string) (*bytes.Buffer, *os.
 	return &stderr, pr
 }
 
-// TestInterruptedBuildLeavesNothing stops a build with SIGINT while a step
-// runs: strata exits non-zero, writes no output and leaves no mount, no
-// container state and no upper dir.
+// TestInterruptedBuildLeavesNothing stops a build with SIGINT, SIGTERM or
+// SIGHUP (a closed terminal) while a step runs: strata exits non-zero,
+// writes no output and leaves no mount, no container state and no upper
+// dir.
 func TestInterruptedBuildLeavesNothing(t *testing.T) {
 	requireBuildTools(t)
+	for _, sig := range []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP} {
+		t.Run(sig.String(), func(t *testing.T) { testSignalledBuild(t, sig) })
+	}
+}
+
+func testSignalledBuild(t *testing.T, sig os.Signal) {
 	ctx := writeRecipe(t, `from: ${BASE}
 args: {BASE: scratch}
 steps:
@@ -415,7 +422,7 @@ steps:
 `, map[string]string{})
 	root, out := t.TempDir(), filepath.Join(t.TempDir(), "img.oci")
 	cmd := exec.Command(strataBin, "build", "--root", root, "--build-arg", busyboxBase(t), "-t", "i:1", "-o", "type=oci,dest="+out, ctx)
-	stderr := interruptBuild(t, cmd, "step-2-running", out)
+	stderr := signalBuild(t, cmd, sig, "step-2-running", out)
 	if msg := stderr; !strings.Contains(msg, "strata: interrupted: the build stopped before it finished") || strings.Contains(msg, "context canceled") {
 		t.Errorf("the message of an interrupted build:\n%s", msg)
 	}
@@ -426,14 +433,14 @@ steps:
 	}
 }
 
-// interruptBuild starts the build cmd, interrupts it (SIGINT) once it has
-// printed marker, and checks that it failed within 10 s and wrote no
-// output out. It returns what strata printed on stderr.
-func interruptBuild(t *testing.T, cmd *exec.Cmd, marker, out string) string {
+// signalBuild starts the build cmd, sends it sig once it has printed
+// marker, and checks that it failed within 10 s and wrote no output out.
+// It returns what strata printed on stderr.
+func signalBuild(t *testing.T, cmd *exec.Cmd, sig os.Signal, marker, out string) string {
 	t.Helper()
 	stderr, pr := startUntil(t, cmd, marker)
 	start := time.Now()
-	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+	if err := cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
 	io.Copy(stderr, pr)
@@ -441,7 +448,7 @@ func interruptBuild(t *testing.T, cmd *exec.Cmd, marker, out string) string {
 		t.Fatalf("interrupted build succeeded\n%s", stderr.String())
 	}
 	if d := time.Since(start); d > 10*time.Second {
-		t.Errorf("strata took %s to stop after SIGINT", d)
+		t.Errorf("strata took %s to stop after %v", d, sig)
 	}
 	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("an output was written: %v", err)
