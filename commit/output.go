@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"syscall"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -21,10 +22,9 @@ import (
 // WriteDockerArchive writes img as a `docker save` tarball named by tags
 // (none: an untagged image). It checks file as CheckDockerDest does,
 // removes the temp files that killed writers left beside it
-// (CleanStaleTemps) and creates its missing parent directories. The
-// tarball is written to a temp file beside file, named with this
-// process's pid, and renamed, so a failure leaves an existing file as it
-// was. A symbolic link at file is followed: its target is replaced.
+// (CleanStaleTemps) and creates its missing parent directories. It is
+// written as WriteFile writes: a failure leaves an existing file as it
+// was, a symbolic link is followed, a device or FIFO is written in place.
 func WriteDockerArchive(ctx context.Context, file string, img v1.Image, tags []string) error {
 	if err := writeDockerArchive(ctx, file, img, tags); err != nil {
 		return fmt.Errorf("writing docker archive %s: %w", file, err)
@@ -40,14 +40,7 @@ func writeDockerArchive(ctx context.Context, file string, img v1.Image, tags []s
 	if err := CheckDockerDest(file); err != nil {
 		return err
 	}
-	if real, err := filepath.EvalSymlinks(file); err == nil {
-		file = real
-	}
-	_ = CleanStaleTemps(file) // best effort: a temp left is no reason to fail
-	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
-		return err
-	}
-	return replaceFile(file, func(f *os.File) error {
+	return writeOutput(file, func(f *os.File) error {
 		return tarball.MultiRefWrite(refs, f)
 	})
 }
@@ -59,27 +52,221 @@ func CheckDockerDest(file string) error {
 	return CheckFileDest(file, "the archive's file name", "image.tar")
 }
 
-// CheckFileDest returns an error if a file cannot be written at file:
-// file is a directory or anything but a regular file (a device, a FIFO, a
-// dangling link), or its parent neither exists nor can be created. The
-// error asks for what (such as "the archive's file name"), suggesting
-// example inside a directory given. It writes nothing.
+// CheckFileDest returns an error if WriteFile cannot write file: file
+// is a directory, a block device or a socket, or its parent neither
+// exists nor can be created. A character
+// device (/dev/stdout on a terminal, /dev/null) or a FIFO is fine: it is
+// written in place; so is a symbolic link, whose target is written, even
+// one to a file not there yet. The error asks for what (such as "the
+// archive's file name"), suggesting example inside a directory given. It
+// writes nothing.
 func CheckFileDest(file, what, example string) error {
+	if file == "" {
+		return fmt.Errorf("no file name; give %s", what)
+	}
 	fi, err := os.Stat(file)
 	switch {
 	case err == nil && fi.IsDir():
 		return fmt.Errorf("%s is a directory; give %s, such as %s", file, what, filepath.Join(file, example))
+	case err == nil && inPlaceKind(fi.Mode()):
+		return nil
 	case err == nil && !fi.Mode().IsRegular():
-		return fmt.Errorf("%s is %s, not a regular file; give %s", file, inputfile.Kind(fi.Mode()), what)
-	case err == nil:
-		return writableDir(filepath.Dir(file))
-	case !absent(err):
+		return fmt.Errorf("%s is %s, not a regular file, a character device or a FIFO; give %s", file, inputfile.Kind(fi.Mode()), what)
+	case err != nil && !absent(err):
 		return err
 	}
-	if _, lerr := os.Lstat(file); lerr == nil {
-		return fmt.Errorf("%s is a symbolic link to a missing file; remove it or give another file name", file)
+	d, err := resolveDest(file)
+	switch {
+	case err != nil:
+		return err
+	case d.inPlace:
+		return nil
+	case d.fi != nil:
+		return writableDir(filepath.Dir(d.path))
 	}
-	return creatable(filepath.Dir(file))
+	return creatable(filepath.Dir(d.path))
+}
+
+// inPlaceKind reports whether a file of mode m is written in place, not
+// replaced: a character device or a FIFO.
+func inPlaceKind(m fs.FileMode) bool {
+	return m&fs.ModeNamedPipe != 0 || m&fs.ModeCharDevice != 0
+}
+
+// fileDest is where a write to a file name goes.
+type fileDest struct {
+	// path is the name with its symbolic links resolved: the file
+	// replaced.
+	path string
+	// inPlace says the file is written through the name as given,
+	// appended to: a character device, a FIFO, or a file reached
+	// through a process's file descriptor (/dev/stdout, /proc/self/fd/1),
+	// which a rename would not reach.
+	inPlace bool
+	// fi describes what is at path; nil if nothing is.
+	fi fs.FileInfo
+}
+
+// maxLinks bounds the symbolic links followed to resolve a name, as the
+// system's ELOOP does.
+const maxLinks = 40
+
+// resolveDest resolves file's symbolic links, the last of which may name
+// a file that does not exist yet; the parent of that file must exist.
+func resolveDest(file string) (fileDest, error) {
+	path := file
+	var d fileDest
+	for range maxLinks {
+		dir, base := splitPath(path)
+		if base == "." || base == ".." {
+			return fileDest{}, fmt.Errorf("%s names a directory", file)
+		}
+		real, err := filepath.EvalSymlinks(dir)
+		if absent(err) {
+			// Missing parents are made: nothing below them is a link.
+			return fileDest{path: path}, nil
+		}
+		if err != nil {
+			return fileDest{}, err
+		}
+		if procFD(real) {
+			d.inPlace = true
+		}
+		path = filepath.Join(real, base)
+		fi, err := os.Lstat(path)
+		if absent(err) {
+			d.path = path
+			return d, nil
+		}
+		if err != nil {
+			return fileDest{}, err
+		}
+		if fi.Mode()&fs.ModeSymlink == 0 {
+			d.path, d.fi = path, fi
+			d.inPlace = d.inPlace || inPlaceKind(fi.Mode())
+			return d, nil
+		}
+		target, err := os.Readlink(path)
+		if err != nil {
+			return fileDest{}, err
+		}
+		if !filepath.IsAbs(target) {
+			target = real + "/" + target // unclean: a ".." is resolved after what precedes it
+		}
+		path = target
+	}
+	return fileDest{}, fmt.Errorf("%s: %w", file, syscall.ELOOP)
+}
+
+// splitPath splits a path at its last "/", keeping the directory as
+// written (filepath.Dir would clean it).
+func splitPath(path string) (dir, base string) {
+	i := strings.LastIndexByte(path, '/')
+	switch {
+	case i < 0:
+		return ".", path
+	case i == 0:
+		return "/", path[1:]
+	}
+	return path[:i], path[i+1:]
+}
+
+// procFD reports whether dir holds the file descriptors of a process:
+// a link there is a process's open file, which may be a pipe or a file
+// with no name left, not a name to rename over.
+func procFD(dir string) bool {
+	if dir == "/dev/fd" {
+		return true
+	}
+	rest, ok := strings.CutPrefix(dir, "/proc/")
+	if !ok {
+		return false
+	}
+	parts := strings.Split(rest, "/")
+	return len(parts) >= 2 && parts[len(parts)-1] == "fd"
+}
+
+// WriteFile writes data to file the way outputs are written (a digest
+// file, a metadata file): its missing parents made, a symbolic link
+// followed. A regular file is replaced atomically, through a temp beside
+// it that CleanStaleTemps knows, synced, mode 0644: a reader sees the old
+// file or the whole new one. A character device, a FIFO or a process's
+// file descriptor (/dev/stdout) is written in place.
+func WriteFile(file string, data []byte) error {
+	if err := CheckFileDest(file, "a file name", "file"); err != nil {
+		return err
+	}
+	return writeOutput(file, func(f *os.File) error {
+		_, err := f.Write(data)
+		return err
+	})
+}
+
+// RemoveStale removes the regular file that file names, following its
+// links (which stay), so that a build that fails leaves no earlier
+// build's output to be taken for its own: as buildx removes its iidfile
+// first. A device, a FIFO or a process's file descriptor is left alone,
+// and so is a file name that names nothing.
+func RemoveStale(file string) error {
+	d, err := resolveDest(file)
+	if err != nil {
+		// A name that cannot be resolved leads to no earlier output.
+		return nil
+	}
+	if d.inPlace || d.fi == nil || !d.fi.Mode().IsRegular() {
+		return nil
+	}
+	if err := os.Remove(d.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// writeOutput writes file through write: in place if it is a device, a
+// FIFO or a process's descriptor, else by replaceFile on the file its
+// links lead to.
+func writeOutput(file string, write func(*os.File) error) error {
+	d, err := resolveDest(file)
+	if err != nil {
+		return err
+	}
+	if d.inPlace {
+		return writeInPlace(file, write)
+	}
+	_ = CleanStaleTemps(d.path) // best effort: a temp left is no reason to fail
+	if d.fi == nil {
+		if err := os.MkdirAll(filepath.Dir(d.path), 0o755); err != nil {
+			return err
+		}
+		// The parents made may have been links' targets.
+		if d, err = resolveDest(file); err != nil {
+			return err
+		}
+	}
+	if err := replaceAs(d.path, d.fi, write); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(d.path))
+}
+
+// writeInPlace writes through the name as given (the system follows its
+// links), appending: a device, a FIFO, /dev/stdout.
+func writeInPlace(file string, write func(*os.File) error) error {
+	f, err := os.OpenFile(file, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return err
+	}
+	if err := write(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// replaceAs is renameSynced for an output file. old, the file it
+// replaces, is not used yet.
+func replaceAs(file string, _ fs.FileInfo, write func(*os.File) error) error {
+	return renameSynced(file, write)
 }
 
 // archiveRefs maps every tag to img. Without tags img is keyed by a digest

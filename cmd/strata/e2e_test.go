@@ -613,3 +613,67 @@ steps:
 		t.Fatal("the build still ran after 60 s: the step waits on its own cache")
 	}
 }
+
+// TestOutputFilesThroughLinks: --iidfile and --metadata-file given as
+// symbolic links are written through them, as buildx does: the file a
+// link leads to gets the new digest and the link stays; a link to a
+// process's stdout (as /dev/stdout is) gets the digest in place. A failed
+// build removes the link's target, not the link.
+func TestOutputFilesThroughLinks(t *testing.T) {
+	requireBuildTools(t)
+	ctx := writeRecipe(t, "from: ${BASE}\nargs: {BASE: scratch, CODE: \"0\"}\nsteps:\n  - run: exit ${CODE}\n", map[string]string{})
+	dir := t.TempDir()
+	iid, meta := filepath.Join(dir, "iid"), filepath.Join(dir, "meta.json")
+	for _, f := range []string{iid, meta} {
+		if err := os.WriteFile(f+".real", []byte("sha256:old"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(filepath.Base(f)+".real", f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stdout := filepath.Join(dir, "stdout")
+	if err := os.Symlink("/proc/self/fd/1", stdout); err != nil {
+		t.Fatal(err)
+	}
+	args := func(code, iid string) []string {
+		return []string{"build", "--root", t.TempDir(), "--build-arg", busyboxBase(t), "--build-arg", "CODE=" + code,
+			"--iidfile", iid, "--metadata-file", meta, ctx}
+	}
+	r := strata(t, nil, args("0", iid)...)
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	digest := strings.TrimSpace(r.stdout)
+	for _, f := range []string{iid, meta} {
+		if fi, err := os.Lstat(f); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			t.Errorf("%s is no longer a link: %v %v", f, fi, err)
+		}
+		if b, err := os.ReadFile(f + ".real"); err != nil || !strings.Contains(string(b), digest) {
+			t.Errorf("%s.real holds %q (%v), want the digest %s", f, b, err, digest)
+		}
+	}
+
+	r = strata(t, nil, args("0", stdout)...)
+	if r.code != 0 {
+		t.Fatalf("--iidfile to stdout: exit %d\n%s", r.code, r.stderr)
+	}
+	if want := digest + digest + "\n"; r.stdout != want {
+		t.Errorf("--iidfile to stdout: stdout %q, want %q", r.stdout, want)
+	}
+	if fi, err := os.Lstat(stdout); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("%s is no longer a link: %v %v", stdout, fi, err)
+	}
+
+	if r := strata(t, nil, args("3", iid)...); r.code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", r.code, r.stderr)
+	}
+	for _, f := range []string{iid, meta} {
+		if b, err := os.ReadFile(f + ".real"); err == nil {
+			t.Errorf("the failed build left %s.real of the build before it: %s", f, b)
+		}
+		if _, err := os.Lstat(f); err != nil {
+			t.Errorf("the failed build removed the link %s: %v", f, err)
+		}
+	}
+}

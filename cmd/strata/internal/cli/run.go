@@ -3,13 +3,10 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -41,11 +38,9 @@ func BuildImage(ctx context.Context, req Request, r *recipe.Recipe, stderr io.Wr
 		if f == "" || req.Build.DryRun {
 			continue
 		}
-		// Only a regular file: not /dev/stdout, a FIFO or a link to one.
-		if fi, err := os.Lstat(f); err != nil || !fi.Mode().IsRegular() {
-			continue
-		}
-		if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		// The regular file a link leads to, not the link; not /dev/stdout
+		// or a FIFO.
+		if err := commit.RemoveStale(f); err != nil {
 			return "", fmt.Errorf("removing the last build's %s: %w", f, err)
 		}
 	}
@@ -119,13 +114,11 @@ func writeMetadata(path string, res *build.Result) error {
 	return nil
 }
 
-// writeFileAtomic writes data to path, its parents made, as commit
-// writes outputs: a reader sees the old file or the whole new one.
+// writeFileAtomic writes data to path as commit writes outputs (see
+// commit.WriteFile): its parents made, through its links; a regular file
+// replaced atomically, /dev/stdout or a FIFO written in place.
 func writeFileAtomic(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	return commit.ReplaceFile(path, data)
+	return commit.WriteFile(path, data)
 }
 
 // planText renders a dry run's plan: a line per run or copy step, then
