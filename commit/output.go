@@ -53,8 +53,9 @@ func CheckDockerDest(file string) error {
 }
 
 // CheckFileDest returns an error if WriteFile cannot write file: file
-// is a directory, a block device or a socket, or its parent neither
-// exists nor can be created. A character
+// ends in "/", is a directory, a block device or a socket, or its parent
+// neither exists nor can be created (a ".." after a directory that does
+// not exist counts: the system resolves it before the ".."). A character
 // device (/dev/stdout on a terminal, /dev/null) or a FIFO is fine: it is
 // written in place; so is a symbolic link, whose target is written, even
 // one to a file not there yet. The error asks for what (such as "the
@@ -63,6 +64,12 @@ func CheckDockerDest(file string) error {
 func CheckFileDest(file, what, example string) error {
 	if file == "" {
 		return fmt.Errorf("no file name; give %s", what)
+	}
+	if strings.HasSuffix(file, "/") {
+		return fmt.Errorf("%s ends in /, so names a directory; give %s, such as %s", file, what, filepath.Join(file, example))
+	}
+	if err := checkDotDots(file); err != nil {
+		return err
 	}
 	fi, err := os.Stat(file)
 	switch {
@@ -85,6 +92,23 @@ func CheckFileDest(file, what, example string) error {
 		return writableDir(filepath.Dir(d.path))
 	}
 	return creatable(filepath.Dir(d.path))
+}
+
+// checkDotDots returns an error if a ".." of file follows a directory
+// that does not exist: the system resolves the path step by step, so
+// a/x/../f needs a/x, which filepath.Clean would drop.
+func checkDotDots(file string) error {
+	parts := strings.Split(file, "/")
+	for i := 1; i < len(parts); i++ {
+		prefix := strings.Join(parts[:i], "/")
+		if parts[i] != ".." || prefix == "" {
+			continue
+		}
+		if fi, err := os.Stat(prefix); err != nil || !fi.IsDir() {
+			return fmt.Errorf("%s goes through %s, which is not a directory", file, prefix)
+		}
+	}
+	return nil
 }
 
 // inPlaceKind reports whether a file of mode m is written in place, not

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -128,6 +131,47 @@ func CheckOutputs(outs []Output) error {
 		if err != nil {
 			errs = append(errs, fmt.Errorf("-o %s: %w", out, err))
 		}
+	}
+	return errors.Join(errs...)
+}
+
+// NamedFile is a file or directory that an output or a flag writes.
+type NamedFile struct {
+	// What names it for an error: "--iidfile", "-o type=docker,dest=x".
+	What string
+	Path string
+}
+
+// CheckDistinctFiles returns an error for every two of files that are
+// one: the same path once made absolute, cleaned and its links resolved,
+// or one file by two names (a hard link). The second written would
+// silently replace the first. Devices, FIFOs and /dev/stdout, written in
+// place, may be named twice.
+func CheckDistinctFiles(files []NamedFile) error {
+	type seen struct {
+		NamedFile
+		key string
+		fi  fs.FileInfo
+	}
+	var prev []seen
+	var errs []error
+	for _, f := range files {
+		d, err := resolveDest(f.Path)
+		if err != nil || d.inPlace {
+			continue // CheckFileDest reports what cannot be resolved
+		}
+		key, err := filepath.Abs(d.path)
+		if err != nil {
+			continue
+		}
+		s := seen{NamedFile: f, key: filepath.Clean(key), fi: d.fi}
+		for _, p := range prev {
+			if p.key == s.key || p.fi != nil && s.fi != nil && os.SameFile(p.fi, s.fi) {
+				errs = append(errs, fmt.Errorf("%s and %s name the same file %s: give each its own", p.What, s.What, f.Path))
+				break
+			}
+		}
+		prev = append(prev, s)
 	}
 	return errors.Join(errs...)
 }

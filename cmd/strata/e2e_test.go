@@ -677,3 +677,44 @@ func TestOutputFilesThroughLinks(t *testing.T) {
 		}
 	}
 }
+
+// TestFileDestsRefusedBeforeTheBuild: file destinations that pass a
+// glance but cannot be written, or would overwrite one another, fail
+// before any step runs: a name ending in "/", a ".." after a directory
+// that does not exist, and the iid file naming the docker archive.
+func TestFileDestsRefusedBeforeTheBuild(t *testing.T) {
+	requireBuildTools(t)
+	ctx := writeRecipe(t, "from: ${BASE}\nargs: {BASE: scratch}\nsteps:\n  - run: echo step-ran\n", map[string]string{})
+	dir := t.TempDir()
+	archive := filepath.Join(dir, "img.tar")
+	if err := os.WriteFile(archive, []byte("an archive"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"archive ends in /", []string{"-o", "type=docker,dest=" + dir + "/slash.tar/"}, "slash.tar/ ends in /"},
+		{"iidfile ends in /", []string{"--iidfile", dir + "/slash.iid/"}, "slash.iid/ ends in /"},
+		{"missing dir before ..", []string{"-o", "type=docker,dest=" + dir + "/x/../same2.tar"}, "goes through " + dir + "/x, which is not a directory"},
+		{"iidfile is the archive", []string{"-o", "type=docker,dest=" + archive, "--iidfile", archive},
+			"--iidfile and -o type=docker,dest=" + archive + " name the same file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"build", "--root", t.TempDir(), "--build-arg", busyboxBase(t), "--progress", "plain"}, tc.args...)
+			r := strata(t, nil, append(args, ctx)...)
+			if r.code == 0 || !strings.Contains(r.stderr, tc.want) || strings.Contains(r.stderr, "step-ran") {
+				t.Errorf("exit %d, want a failure before the build saying %q:\n%s", r.code, tc.want, r.stderr)
+			}
+		})
+	}
+	if b, _ := os.ReadFile(archive); string(b) != "an archive" {
+		t.Errorf("the archive was replaced: %q", b)
+	}
+	for _, p := range []string{"slash.tar", "slash.iid", "same2.tar", "x"} {
+		if _, err := os.Lstat(filepath.Join(dir, p)); err == nil {
+			t.Errorf("%s was written", p)
+		}
+	}
+}

@@ -31,6 +31,9 @@ func BuildImage(ctx context.Context, req Request, r *recipe.Recipe, stderr io.Wr
 		progress(build.Event{Kind: build.EventInfo, Time: time.Now(), Text: w + " (warning)"})
 	}
 	log := slog.New(slog.NewTextHandler(lineEvents(progress), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if err := checkDests(req); err != nil {
+		return "", err
+	}
 	// An older build's files must not outlive a failure of this one (a
 	// script would deploy the digest they name), as buildx removes its
 	// iidfile first.
@@ -64,6 +67,25 @@ func BuildImage(ctx context.Context, req Request, r *recipe.Recipe, stderr io.Wr
 	}
 	progress(resultEvent(req, res.Digest))
 	return res.Digest, nil
+}
+
+// checkDests returns an error if two of the files a build writes — the
+// iid file, the metadata file, the outputs' dests — are one file, which
+// the last written would silently replace (an iid file over the docker
+// archive).
+func checkDests(req Request) error {
+	var files []commit.NamedFile
+	for _, f := range []commit.NamedFile{{What: "--iidfile", Path: req.IIDFile}, {What: "--metadata-file", Path: req.MetadataFile}} {
+		if f.Path != "" {
+			files = append(files, f)
+		}
+	}
+	for _, out := range req.Build.Outputs {
+		if out.Dest != "" {
+			files = append(files, commit.NamedFile{What: "-o " + out.String(), Path: out.Dest})
+		}
+	}
+	return commit.CheckDistinctFiles(files)
 }
 
 // renderer picks how progress is shown; done ends a live view (its
