@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -213,9 +215,11 @@ func procFD(dir string) bool {
 // WriteFile writes data to file the way outputs are written (a digest
 // file, a metadata file): its missing parents made, a symbolic link
 // followed. A regular file is replaced atomically, through a temp beside
-// it that CleanStaleTemps knows, synced, mode 0644: a reader sees the old
-// file or the whole new one. A character device, a FIFO or a process's
-// file descriptor (/dev/stdout) is written in place.
+// it that CleanStaleTemps knows, synced: a reader sees the old file or the
+// whole new one. It keeps the mode of the file it replaces (and its owner
+// when run as root); a new one is 0666 less the umask. A character
+// device, a FIFO or a process's file descriptor (/dev/stdout) is written
+// in place.
 func WriteFile(file string, data []byte) error {
 	if err := CheckFileDest(file, "a file name", "file"); err != nil {
 		return err
@@ -248,7 +252,7 @@ func RemoveStale(file string) error {
 
 // writeOutput writes file through write: in place if it is a device, a
 // FIFO or a process's descriptor, else by replaceFile on the file its
-// links lead to.
+// links lead to, keeping the mode and owner of the file replaced.
 func writeOutput(file string, write func(*os.File) error) error {
 	d, err := resolveDest(file)
 	if err != nil {
@@ -287,10 +291,47 @@ func writeInPlace(file string, write func(*os.File) error) error {
 	return f.Close()
 }
 
-// replaceAs is renameSynced for an output file. old, the file it
-// replaces, is not used yet.
-func replaceAs(file string, _ fs.FileInfo, write func(*os.File) error) error {
-	return renameSynced(file, write)
+// replaceAs is renameSynced for an output file: the temp is created 0666
+// less the umask, or gets the mode (and, as root, the owner) of old, the
+// file it replaces.
+func replaceAs(file string, old fs.FileInfo, write func(*os.File) error) (err error) {
+	f, err := createTempMode(file, 0o666)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if err := write(f); err != nil {
+		return err
+	}
+	if old != nil && old.Mode().IsRegular() {
+		if err := keepOwner(f, old); err != nil {
+			return err
+		}
+		if err := f.Chmod(old.Mode().Perm()); err != nil {
+			return err
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), file)
+}
+
+// keepOwner gives f the owner of old when this process may (as root).
+func keepOwner(f *os.File, old fs.FileInfo) error {
+	st, ok := old.Sys().(*syscall.Stat_t)
+	if !ok || os.Geteuid() != 0 {
+		return nil
+	}
+	return f.Chown(int(st.Uid), int(st.Gid))
 }
 
 // archiveRefs maps every tag to img. Without tags img is keyed by a digest
@@ -426,9 +467,22 @@ func tempPattern(dest string) string {
 	return "." + filepath.Base(dest) + ".tmp-" + owner.ID() + "-*"
 }
 
-// createTemp creates a temp file beside dest.
+// createTemp creates a temp file beside dest, mode 0600.
 func createTemp(dest string) (*os.File, error) {
 	return os.CreateTemp(filepath.Dir(dest), tempPattern(dest))
+}
+
+// createTempMode creates a temp file beside dest as createTemp does, but
+// with perm less the umask, as a file the user creates.
+func createTempMode(dest string, perm fs.FileMode) (*os.File, error) {
+	prefix := filepath.Join(filepath.Dir(dest), strings.TrimSuffix(tempPattern(dest), "*"))
+	for range 100 {
+		f, err := os.OpenFile(prefix+strconv.FormatUint(uint64(rand.Uint32()), 10), os.O_RDWR|os.O_CREATE|os.O_EXCL, perm)
+		if !errors.Is(err, fs.ErrExist) {
+			return f, err
+		}
+	}
+	return nil, fmt.Errorf("creating a temp file beside %s: too many tries", dest)
 }
 
 // CleanStaleTemps removes what writers killed while writing dest left:

@@ -429,3 +429,51 @@ func TestRemoveStale(t *testing.T) {
 		t.Fatalf("/dev/null is no longer a device: %v %v", fi, err)
 	}
 }
+
+// TestWriteFileMode: an output file gets 0666 less the umask, as buildx's
+// do; one it replaces keeps its mode, and its owner when run as root.
+func TestWriteFileMode(t *testing.T) {
+	old := syscall.Umask(0o027)
+	defer syscall.Umask(old)
+	dir := t.TempDir()
+	mode := func(p string) (os.FileMode, int, int) {
+		t.Helper()
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		return fi.Mode().Perm(), int(st.Uid), int(st.Gid)
+	}
+	fresh := filepath.Join(dir, "new.iid")
+	if err := commit.WriteFile(fresh, []byte("sha256:new")); err != nil {
+		t.Fatal(err)
+	}
+	if m, _, _ := mode(fresh); m != 0o640 {
+		t.Errorf("a new file's mode is %v, want 0640 (0666 less the umask 027)", m)
+	}
+
+	kept := filepath.Join(dir, "kept.iid")
+	if err := os.WriteFile(kept, []byte("sha256:old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(kept, 0o604); err != nil {
+		t.Fatal(err)
+	}
+	uid, gid := os.Getuid(), os.Getgid()
+	if uid == 0 {
+		uid, gid = 1234, 5678
+		if err := os.Chown(kept, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := commit.WriteFile(kept, []byte("sha256:new")); err != nil {
+		t.Fatal(err)
+	}
+	if m, u, g := mode(kept); m != 0o604 || u != uid || g != gid {
+		t.Errorf("the replaced file is %v %d:%d, want 0604 %d:%d as it was", m, u, g, uid, gid)
+	}
+	if b, _ := os.ReadFile(kept); string(b) != "sha256:new" {
+		t.Errorf("the replaced file holds %q", b)
+	}
+}
