@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -173,4 +174,63 @@ func Redactions(secrets [][]byte) []string {
 		}
 	}
 	return out
+}
+
+// PlainText makes s, a line of output, one line of printable text: after
+// the last carriage return (a progress bar's last state), without escape
+// sequences (colours, cursor moves) or other control characters (C0, DEL,
+// C1), tabs and newlines as spaces, invalid UTF-8 as U+FFFD. Output is
+// shown through it, in progress and in a failed step's error, so that
+// what a step prints cannot move a terminal's cursor or rewrite what is
+// on it.
+func PlainText(s string) string {
+	if i := strings.LastIndexByte(strings.TrimRight(s, "\r"), '\r'); i >= 0 {
+		s = s[i+1:]
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == 0x1b:
+			size = escapeLen(s[i:])
+		case r == '\t' || r == '\n':
+			b.WriteByte(' ')
+		case r == utf8.RuneError && size == 1:
+			b.WriteRune(utf8.RuneError)
+		case unicode.IsControl(r):
+		default:
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
+}
+
+// escapeLen is the length of the escape sequence s starts with (s[0] is
+// ESC): CSI "ESC [ params final", OSC "ESC ] … BEL|ESC \", or ESC and one
+// more byte.
+func escapeLen(s string) int {
+	if len(s) < 2 {
+		return len(s)
+	}
+	switch s[1] {
+	case '[':
+		for j := 2; j < len(s); j++ {
+			if s[j] >= 0x40 && s[j] <= 0x7e {
+				return j + 1
+			}
+		}
+		return len(s)
+	case ']':
+		for j := 2; j < len(s); j++ {
+			if s[j] == 0x07 {
+				return j + 1
+			}
+			if s[j] == 0x1b && j+1 < len(s) && s[j+1] == '\\' {
+				return j + 2
+			}
+		}
+		return len(s)
+	}
+	return 2
 }
