@@ -122,10 +122,15 @@ func CheckOutputs(outs []Output) error {
 	var errs []error
 	for _, out := range outs {
 		var err error
-		switch out.Type {
-		case OutputOCI:
+		switch {
+		case out.Dest == "-" && out.Type == OutputOCI:
+			// buildx's "-" is stdout, for its tar outputs.
+			err = errors.New("an OCI layout is a directory, which cannot go to stdout (dest=-): give a directory, or a docker archive with type=docker,dest=FILE")
+		case out.Dest == "-" && out.Type == OutputDocker:
+			err = errors.New("strata's stdout carries the image digest, so the archive cannot go there (dest=-): give a file, or dest=/dev/stdout to write it before the digest")
+		case out.Type == OutputOCI:
 			err = CheckOCIDest(out.Dest)
-		case OutputDocker:
+		case out.Type == OutputDocker:
 			err = CheckDockerDest(out.Dest)
 		}
 		if err != nil {

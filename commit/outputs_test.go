@@ -1,6 +1,7 @@
 package commit_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -53,5 +54,27 @@ func TestCheckDistinctFiles(t *testing.T) {
 				t.Errorf("CheckDistinctFiles(%v) = nil, want %q", tc.files, tc.want)
 			}
 		})
+	}
+}
+
+// TestCheckOutputsStdout: dest=-, buildx's stdout, is refused with the
+// reason, not taken for a file or a directory named "-".
+func TestCheckOutputsStdout(t *testing.T) {
+	t.Chdir(t.TempDir())
+	for _, tc := range []struct {
+		out  commit.Output
+		want string
+	}{
+		{commit.Output{Type: commit.OutputOCI, Dest: "-"}, "-o type=oci,dest=-: an OCI layout is a directory, which cannot go to stdout (dest=-): give a directory, or a docker archive with type=docker,dest=FILE"},
+		{commit.Output{Type: commit.OutputDocker, Dest: "-"}, "-o type=docker,dest=-: strata's stdout carries the image digest, so the archive cannot go there (dest=-): give a file, or dest=/dev/stdout to write it before the digest"},
+		{commit.Output{Type: commit.OutputOCI, Dest: "./-"}, ""},
+	} {
+		err := commit.CheckOutputs([]commit.Output{tc.out})
+		if got := fmt.Sprint(err); tc.want == "" && err != nil || tc.want != "" && got != tc.want {
+			t.Errorf("CheckOutputs(%s) = %v, want %q", tc.out, err, tc.want)
+		}
+	}
+	if _, err := os.Lstat("-"); err == nil {
+		t.Error("a file named - was made")
 	}
 }

@@ -289,3 +289,18 @@ func TestPlatformFlagRepeated(t *testing.T) {
 		t.Errorf("platforms %q, want %q", got, want)
 	}
 }
+
+// TestOutputToStdoutRefused: -o type=oci,dest=- is a usage error saying
+// why, and makes no directory named "-".
+func TestOutputToStdoutRefused(t *testing.T) {
+	dir := newContext(t)
+	t.Chdir(t.TempDir())
+	f := &fakeBuilder{}
+	code, _, stderr := run(t, f.build, "build", "-o", "type=oci,dest=-", dir)
+	if code != ExitUsage || f.calls != 0 || !strings.Contains(stderr, "cannot go to stdout (dest=-)") {
+		t.Errorf("exit %d, built %v:\n%s", code, f.calls > 0, stderr)
+	}
+	if _, err := os.Lstat("-"); err == nil {
+		t.Error("a directory named - was made")
+	}
+}
