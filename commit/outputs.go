@@ -117,7 +117,8 @@ func saveBlobs(ctx context.Context, img v1.Image, dir string) error {
 
 // CheckOutputs reports every output that cannot be written, writing
 // nothing: call it before a build, so that a bad destination is found
-// before any step runs.
+// before any step runs. For --load it pings the docker daemon
+// (CheckDaemon).
 func CheckOutputs(outs []Output) error {
 	var errs []error
 	for _, out := range outs {
@@ -132,6 +133,11 @@ func CheckOutputs(outs []Output) error {
 			err = CheckOCIDest(out.Dest)
 		case out.Type == OutputDocker:
 			err = CheckDockerDest(out.Dest)
+		case out.Type == OutputDaemon:
+			if err := CheckDaemon(); err != nil {
+				errs = append(errs, fmt.Errorf("--load: %w", err))
+			}
+			continue
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("-o %s: %w", out, err))
