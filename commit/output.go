@@ -124,11 +124,16 @@ type fileDest struct {
 	// path is the name with its symbolic links resolved: the file
 	// replaced.
 	path string
-	// inPlace says the file is written through the name as given,
-	// appended to: a character device, a FIFO, or a file reached
-	// through a process's file descriptor (/dev/stdout, /proc/self/fd/1),
-	// which a rename would not reach.
+	// inPlace says the file is written where it is, not replaced: a
+	// character device, a FIFO, or a file reached through a process's
+	// file descriptor (/dev/stdout, /proc/self/fd/1), which a rename
+	// would not reach. It is written through fd, else opened through
+	// the name as given and appended to.
 	inPlace bool
+	// fd is this process's descriptor the name leads to (/dev/stdout:
+	// 1), -1 for none: written through a copy of it, which shares its
+	// offset, so that what the process then writes to it follows.
+	fd int
 	// fi describes what is at path; nil if nothing is.
 	fi fs.FileInfo
 }
@@ -141,7 +146,7 @@ const maxLinks = 40
 // a file that does not exist yet; the parent of that file must exist.
 func resolveDest(file string) (fileDest, error) {
 	path := file
-	var d fileDest
+	d := fileDest{fd: -1}
 	for range maxLinks {
 		dir, base := splitPath(path)
 		if base == "." || base == ".." {
@@ -150,13 +155,16 @@ func resolveDest(file string) (fileDest, error) {
 		real, err := filepath.EvalSymlinks(dir)
 		if absent(err) {
 			// Missing parents are made: nothing below them is a link.
-			return fileDest{path: path}, nil
+			return fileDest{path: path, fd: -1}, nil
 		}
 		if err != nil {
 			return fileDest{}, err
 		}
 		if procFD(real) {
 			d.inPlace = true
+			if n, err := strconv.Atoi(base); err == nil && d.fd < 0 && real == fmt.Sprintf("/proc/%d/fd", os.Getpid()) {
+				d.fd = n
+			}
 		}
 		path = filepath.Join(real, base)
 		fi, err := os.Lstat(path)
@@ -259,7 +267,7 @@ func writeOutput(file string, write func(*os.File) error) error {
 		return err
 	}
 	if d.inPlace {
-		return writeInPlace(file, write)
+		return writeInPlace(file, d.fd, write)
 	}
 	_ = CleanStaleTemps(d.path) // best effort: a temp left is no reason to fail
 	if d.fi == nil {
@@ -278,11 +286,21 @@ func writeOutput(file string, write func(*os.File) error) error {
 }
 
 // writeInPlace writes through the name as given (the system follows its
-// links), appending: a device, a FIFO, /dev/stdout.
-func writeInPlace(file string, write func(*os.File) error) error {
-	f, err := os.OpenFile(file, os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
-		return err
+// links), appending: a device, a FIFO, /dev/stdout; or through a copy of
+// this process's descriptor fd (>= 0) the name leads to, at its offset.
+func writeInPlace(file string, fd int, write func(*os.File) error) error {
+	var f *os.File
+	if fd >= 0 {
+		dup, err := syscall.Dup(fd)
+		if err != nil {
+			return fmt.Errorf("%s: %w", file, err)
+		}
+		f = os.NewFile(uintptr(dup), file)
+	} else {
+		var err error
+		if f, err = os.OpenFile(file, os.O_WRONLY|os.O_APPEND, 0); err != nil {
+			return err
+		}
 	}
 	if err := write(f); err != nil {
 		f.Close()

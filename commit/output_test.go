@@ -370,9 +370,10 @@ func TestWriteFileThroughLinks(t *testing.T) {
 	})
 	t.Run("process fd", func(t *testing.T) {
 		// As /dev/stdout -> /proc/self/fd/1 with stdout redirected to
-		// a file: the open file is appended to, not renamed over.
+		// a file: the open file is written at its offset, not renamed
+		// over, so that what the process writes next follows it.
 		out := filepath.Join(dir, "stdout.txt")
-		f, err := os.OpenFile(out, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o644)
+		f, err := os.OpenFile(out, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -385,13 +386,16 @@ func TestWriteFileThroughLinks(t *testing.T) {
 		if err := commit.WriteFile(l, []byte("sha256:new")); err != nil {
 			t.Fatal(err)
 		}
+		if _, err := f.WriteString("\nafter\n"); err != nil {
+			t.Fatal(err)
+		}
 		isLink(l)
 		after, err := os.Stat(out)
 		if err != nil || !os.SameFile(before, after) {
 			t.Errorf("%s was replaced", out)
 		}
-		if got, _ := os.ReadFile(out); string(got) != "before\nsha256:new" {
-			t.Errorf("%s holds %q, want the digest appended", out, got)
+		if got, _ := os.ReadFile(out); string(got) != "before\nsha256:new\nafter\n" {
+			t.Errorf("%s holds %q, want the digest between what the process wrote", out, got)
 		}
 	})
 }
