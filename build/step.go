@@ -69,7 +69,7 @@ type StepError struct {
 	Name    string
 	Command string
 	Status  int
-	Tail    []string
+	Tail    []string // as printed, shown through sandbox.PlainText
 }
 
 func (e *StepError) Error() string {
@@ -82,7 +82,9 @@ func (e *StepError) Error() string {
 	if len(e.Tail) > 0 {
 		b.WriteString("\n  last lines of output:")
 		for _, l := range e.Tail {
-			b.WriteString("\n    " + l)
+			// As progress shows them: no escape sequence or carriage
+			// return of the step reaches the terminal.
+			b.WriteString("\n    " + sandbox.PlainText(l))
 		}
 	}
 	return b.String()

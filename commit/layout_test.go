@@ -396,20 +396,32 @@ func TestCheckDockerDest(t *testing.T) {
 		{file, ""},
 		{filepath.Join(dir, "new", "sub", "out.tar"), ""},
 		{dir, dir + " is a directory; give the archive's file name, such as " + filepath.Join(dir, "image.tar")},
-		{"/dev/null", "/dev/null is a character device, not a regular file; give the archive's file name"},
-		{fifo, fifo + " is a named pipe (FIFO), not a regular file; give the archive's file name"},
-		{dangling, dangling + " is a symbolic link to a missing file; remove it or give another file name"},
+		// Written in place, as buildx writes through them.
+		{"/dev/null", ""},
+		{fifo, ""},
+		// Its target is created.
+		{dangling, ""},
 		{filepath.Join(file, "out.tar"), "cannot create " + file + ": " + file + " is a regular file, not a directory"},
+		{filepath.Join(dir, "slash.tar") + "/", filepath.Join(dir, "slash.tar") + "/ ends in /, so names a directory; give the archive's file name, such as " + filepath.Join(dir, "slash.tar", "image.tar")},
+		// The system needs x to resolve x/.., which Clean would drop.
+		{dir + "/x/../same2.tar", dir + "/x/../same2.tar goes through " + dir + "/x, which is not a directory"},
+		{dir + "/file/../same2.tar", dir + "/file/../same2.tar goes through " + dir + "/file, which is not a directory"},
+		{dir + "/x/./../same2.tar", dir + "/x/./../same2.tar goes through " + dir + "/x/., which is not a directory"},
+		{dir + "/../" + filepath.Base(dir) + "/ok.tar", ""},
 	} {
 		err := commit.CheckDockerDest(tc.dest)
 		if got := fmt.Sprint(err); tc.want == "" && err != nil || tc.want != "" && got != tc.want {
 			t.Errorf("CheckDockerDest(%s) = %v, want %q", tc.dest, err, tc.want)
 		}
 	}
-	// The writer refuses the same, and makes missing parents.
+	// The writer writes a device in place, refuses what the check
+	// refuses, and makes missing parents.
 	img := motdImage(t, "hello\n")
-	if err := commit.WriteDockerArchive(t.Context(), "/dev/null", img, nil); err == nil {
-		t.Error("WriteDockerArchive(/dev/null) succeeded")
+	if err := commit.WriteDockerArchive(t.Context(), "/dev/null", img, nil); err != nil {
+		t.Errorf("WriteDockerArchive(/dev/null) = %v", err)
+	}
+	if err := commit.WriteDockerArchive(t.Context(), dir+"/x/../same2.tar", img, nil); err == nil {
+		t.Error("WriteDockerArchive(x/../same2.tar) succeeded with no x")
 	}
 	if fi, err := os.Stat("/dev/null"); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
 		t.Fatalf("/dev/null is no longer a device: %v %v", fi, err)

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -21,10 +24,9 @@ import (
 // WriteDockerArchive writes img as a `docker save` tarball named by tags
 // (none: an untagged image). It checks file as CheckDockerDest does,
 // removes the temp files that killed writers left beside it
-// (CleanStaleTemps) and creates its missing parent directories. The
-// tarball is written to a temp file beside file, named with this
-// process's pid, and renamed, so a failure leaves an existing file as it
-// was. A symbolic link at file is followed: its target is replaced.
+// (CleanStaleTemps) and creates its missing parent directories. It is
+// written as WriteFile writes: a failure leaves an existing file as it
+// was, a symbolic link is followed, a device or FIFO is written in place.
 func WriteDockerArchive(ctx context.Context, file string, img v1.Image, tags []string) error {
 	if err := writeDockerArchive(ctx, file, img, tags); err != nil {
 		return fmt.Errorf("writing docker archive %s: %w", file, err)
@@ -40,14 +42,7 @@ func writeDockerArchive(ctx context.Context, file string, img v1.Image, tags []s
 	if err := CheckDockerDest(file); err != nil {
 		return err
 	}
-	if real, err := filepath.EvalSymlinks(file); err == nil {
-		file = real
-	}
-	_ = CleanStaleTemps(file) // best effort: a temp left is no reason to fail
-	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
-		return err
-	}
-	return replaceFile(file, func(f *os.File) error {
+	return writeOutput(file, func(f *os.File) error {
 		return tarball.MultiRefWrite(refs, f)
 	})
 }
@@ -59,27 +54,302 @@ func CheckDockerDest(file string) error {
 	return CheckFileDest(file, "the archive's file name", "image.tar")
 }
 
-// CheckFileDest returns an error if a file cannot be written at file:
-// file is a directory or anything but a regular file (a device, a FIFO, a
-// dangling link), or its parent neither exists nor can be created. The
-// error asks for what (such as "the archive's file name"), suggesting
-// example inside a directory given. It writes nothing.
+// CheckFileDest returns an error if WriteFile cannot write file: file
+// ends in "/", is a directory, a block device or a socket, or its parent
+// neither exists nor can be created (a ".." after a directory that does
+// not exist counts: the system resolves it before the ".."). A character
+// device (/dev/stdout on a terminal, /dev/null) or a FIFO is fine: it is
+// written in place; so is a symbolic link, whose target is written, even
+// one to a file not there yet. The error asks for what (such as "the
+// archive's file name"), suggesting example inside a directory given. It
+// writes nothing.
 func CheckFileDest(file, what, example string) error {
+	if file == "" {
+		return fmt.Errorf("no file name; give %s", what)
+	}
+	if strings.HasSuffix(file, "/") {
+		return fmt.Errorf("%s ends in /, so names a directory; give %s, such as %s", file, what, filepath.Join(file, example))
+	}
+	if err := checkDotDots(file); err != nil {
+		return err
+	}
 	fi, err := os.Stat(file)
 	switch {
 	case err == nil && fi.IsDir():
 		return fmt.Errorf("%s is a directory; give %s, such as %s", file, what, filepath.Join(file, example))
+	case err == nil && inPlaceKind(fi.Mode()):
+		return nil
 	case err == nil && !fi.Mode().IsRegular():
-		return fmt.Errorf("%s is %s, not a regular file; give %s", file, inputfile.Kind(fi.Mode()), what)
-	case err == nil:
-		return writableDir(filepath.Dir(file))
-	case !absent(err):
+		return fmt.Errorf("%s is %s, not a regular file, a character device or a FIFO; give %s", file, inputfile.Kind(fi.Mode()), what)
+	case err != nil && !absent(err):
 		return err
 	}
-	if _, lerr := os.Lstat(file); lerr == nil {
-		return fmt.Errorf("%s is a symbolic link to a missing file; remove it or give another file name", file)
+	d, err := resolveDest(file)
+	switch {
+	case err != nil:
+		return err
+	case d.inPlace:
+		return nil
+	case d.fi != nil:
+		return writableDir(filepath.Dir(d.path))
 	}
-	return creatable(filepath.Dir(file))
+	return creatable(filepath.Dir(d.path))
+}
+
+// checkDotDots returns an error if a ".." of file follows a directory
+// that does not exist: the system resolves the path step by step, so
+// a/x/../f needs a/x, which filepath.Clean would drop.
+func checkDotDots(file string) error {
+	parts := strings.Split(file, "/")
+	for i := 1; i < len(parts); i++ {
+		prefix := strings.Join(parts[:i], "/")
+		if parts[i] != ".." || prefix == "" {
+			continue
+		}
+		if fi, err := os.Stat(prefix); err != nil || !fi.IsDir() {
+			return fmt.Errorf("%s goes through %s, which is not a directory", file, prefix)
+		}
+	}
+	return nil
+}
+
+// inPlaceKind reports whether a file of mode m is written in place, not
+// replaced: a character device or a FIFO.
+func inPlaceKind(m fs.FileMode) bool {
+	return m&fs.ModeNamedPipe != 0 || m&fs.ModeCharDevice != 0
+}
+
+// fileDest is where a write to a file name goes.
+type fileDest struct {
+	// path is the name with its symbolic links resolved: the file
+	// replaced.
+	path string
+	// inPlace says the file is written where it is, not replaced: a
+	// character device, a FIFO, or a file reached through a process's
+	// file descriptor (/dev/stdout, /proc/self/fd/1), which a rename
+	// would not reach. It is written through fd, else opened through
+	// the name as given and appended to.
+	inPlace bool
+	// fd is this process's descriptor the name leads to (/dev/stdout:
+	// 1), -1 for none: written through a copy of it, which shares its
+	// offset, so that what the process then writes to it follows.
+	fd int
+	// fi describes what is at path; nil if nothing is.
+	fi fs.FileInfo
+}
+
+// maxLinks bounds the symbolic links followed to resolve a name, as the
+// system's ELOOP does.
+const maxLinks = 40
+
+// resolveDest resolves file's symbolic links, the last of which may name
+// a file that does not exist yet; the parent of that file must exist.
+func resolveDest(file string) (fileDest, error) {
+	path := file
+	d := fileDest{fd: -1}
+	for range maxLinks {
+		dir, base := splitPath(path)
+		if base == "." || base == ".." {
+			return fileDest{}, fmt.Errorf("%s names a directory", file)
+		}
+		real, err := filepath.EvalSymlinks(dir)
+		if absent(err) {
+			// Missing parents are made: nothing below them is a link.
+			return fileDest{path: path, fd: -1}, nil
+		}
+		if err != nil {
+			return fileDest{}, err
+		}
+		if procFD(real) {
+			d.inPlace = true
+			if n, err := strconv.Atoi(base); err == nil && d.fd < 0 && real == fmt.Sprintf("/proc/%d/fd", os.Getpid()) {
+				d.fd = n
+			}
+		}
+		path = filepath.Join(real, base)
+		fi, err := os.Lstat(path)
+		if absent(err) {
+			d.path = path
+			return d, nil
+		}
+		if err != nil {
+			return fileDest{}, err
+		}
+		if fi.Mode()&fs.ModeSymlink == 0 {
+			d.path, d.fi = path, fi
+			d.inPlace = d.inPlace || inPlaceKind(fi.Mode())
+			return d, nil
+		}
+		target, err := os.Readlink(path)
+		if err != nil {
+			return fileDest{}, err
+		}
+		if !filepath.IsAbs(target) {
+			target = real + "/" + target // unclean: a ".." is resolved after what precedes it
+		}
+		path = target
+	}
+	return fileDest{}, fmt.Errorf("%s: %w", file, syscall.ELOOP)
+}
+
+// splitPath splits a path at its last "/", keeping the directory as
+// written (filepath.Dir would clean it).
+func splitPath(path string) (dir, base string) {
+	i := strings.LastIndexByte(path, '/')
+	switch {
+	case i < 0:
+		return ".", path
+	case i == 0:
+		return "/", path[1:]
+	}
+	return path[:i], path[i+1:]
+}
+
+// procFD reports whether dir holds the file descriptors of a process:
+// a link there is a process's open file, which may be a pipe or a file
+// with no name left, not a name to rename over.
+func procFD(dir string) bool {
+	if dir == "/dev/fd" {
+		return true
+	}
+	rest, ok := strings.CutPrefix(dir, "/proc/")
+	if !ok {
+		return false
+	}
+	parts := strings.Split(rest, "/")
+	return len(parts) >= 2 && parts[len(parts)-1] == "fd"
+}
+
+// WriteFile writes data to file the way outputs are written (a digest
+// file, a metadata file): its missing parents made, a symbolic link
+// followed. A regular file is replaced atomically, through a temp beside
+// it that CleanStaleTemps knows, synced: a reader sees the old file or the
+// whole new one. It keeps the mode of the file it replaces (and its owner
+// when run as root); a new one is 0666 less the umask. A character
+// device, a FIFO or a process's file descriptor (/dev/stdout) is written
+// in place.
+func WriteFile(file string, data []byte) error {
+	if err := CheckFileDest(file, "a file name", "file"); err != nil {
+		return err
+	}
+	return writeOutput(file, func(f *os.File) error {
+		_, err := f.Write(data)
+		return err
+	})
+}
+
+// RemoveStale removes the regular file that file names, following its
+// links (which stay), so that a build that fails leaves no earlier
+// build's output to be taken for its own: as buildx removes its iidfile
+// first. A device, a FIFO or a process's file descriptor is left alone,
+// and so is a file name that names nothing.
+func RemoveStale(file string) error {
+	d, err := resolveDest(file)
+	if err != nil {
+		// A name that cannot be resolved leads to no earlier output.
+		return nil
+	}
+	if d.inPlace || d.fi == nil || !d.fi.Mode().IsRegular() {
+		return nil
+	}
+	if err := os.Remove(d.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// writeOutput writes file through write: in place if it is a device, a
+// FIFO or a process's descriptor, else by replaceFile on the file its
+// links lead to, keeping the mode and owner of the file replaced.
+func writeOutput(file string, write func(*os.File) error) error {
+	d, err := resolveDest(file)
+	if err != nil {
+		return err
+	}
+	if d.inPlace {
+		return writeInPlace(file, d.fd, write)
+	}
+	_ = CleanStaleTemps(d.path) // best effort: a temp left is no reason to fail
+	if d.fi == nil {
+		if err := os.MkdirAll(filepath.Dir(d.path), 0o755); err != nil {
+			return err
+		}
+		// The parents made may have been links' targets.
+		if d, err = resolveDest(file); err != nil {
+			return err
+		}
+	}
+	if err := replaceAs(d.path, d.fi, write); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(d.path))
+}
+
+// writeInPlace writes through the name as given (the system follows its
+// links), appending: a device, a FIFO, /dev/stdout; or through a copy of
+// this process's descriptor fd (>= 0) the name leads to, at its offset.
+func writeInPlace(file string, fd int, write func(*os.File) error) error {
+	var f *os.File
+	if fd >= 0 {
+		dup, err := syscall.Dup(fd)
+		if err != nil {
+			return fmt.Errorf("%s: %w", file, err)
+		}
+		f = os.NewFile(uintptr(dup), file)
+	} else {
+		var err error
+		if f, err = os.OpenFile(file, os.O_WRONLY|os.O_APPEND, 0); err != nil {
+			return err
+		}
+	}
+	if err := write(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// replaceAs is renameSynced for an output file: the temp is created 0666
+// less the umask, or gets the mode (and, as root, the owner) of old, the
+// file it replaces.
+func replaceAs(file string, old fs.FileInfo, write func(*os.File) error) (err error) {
+	f, err := createTempMode(file, 0o666)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if err := write(f); err != nil {
+		return err
+	}
+	if old != nil && old.Mode().IsRegular() {
+		if err := keepOwner(f, old); err != nil {
+			return err
+		}
+		if err := f.Chmod(old.Mode().Perm()); err != nil {
+			return err
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), file)
+}
+
+// keepOwner gives f the owner of old when this process may (as root).
+func keepOwner(f *os.File, old fs.FileInfo) error {
+	st, ok := old.Sys().(*syscall.Stat_t)
+	if !ok || os.Geteuid() != 0 {
+		return nil
+	}
+	return f.Chown(int(st.Uid), int(st.Gid))
 }
 
 // archiveRefs maps every tag to img. Without tags img is keyed by a digest
@@ -215,9 +485,22 @@ func tempPattern(dest string) string {
 	return "." + filepath.Base(dest) + ".tmp-" + owner.ID() + "-*"
 }
 
-// createTemp creates a temp file beside dest.
+// createTemp creates a temp file beside dest, mode 0600.
 func createTemp(dest string) (*os.File, error) {
 	return os.CreateTemp(filepath.Dir(dest), tempPattern(dest))
+}
+
+// createTempMode creates a temp file beside dest as createTemp does, but
+// with perm less the umask, as a file the user creates.
+func createTempMode(dest string, perm fs.FileMode) (*os.File, error) {
+	prefix := filepath.Join(filepath.Dir(dest), strings.TrimSuffix(tempPattern(dest), "*"))
+	for range 100 {
+		f, err := os.OpenFile(prefix+strconv.FormatUint(uint64(rand.Uint32()), 10), os.O_RDWR|os.O_CREATE|os.O_EXCL, perm)
+		if !errors.Is(err, fs.ErrExist) {
+			return f, err
+		}
+	}
+	return nil, fmt.Errorf("creating a temp file beside %s: too many tries", dest)
 }
 
 // CleanStaleTemps removes what writers killed while writing dest left:

@@ -3,10 +3,12 @@ package commit_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -285,5 +287,197 @@ func TestWriteDockerArchiveFailure(t *testing.T) {
 	wantCfg, _ := good.ConfigName()
 	if gotCfg != wantCfg {
 		t.Errorf("Pull(docker-archive://) config digest = %v, want %v", gotCfg, wantCfg)
+	}
+}
+
+// TestWriteFileThroughLinks: an output file named by a symbolic link is
+// written through it, as buildx writes: a regular file it leads to is
+// replaced (the link stays a link), a device, a FIFO or a process's file
+// descriptor is written in place, never replaced by a regular file.
+func TestWriteFileThroughLinks(t *testing.T) {
+	dir := t.TempDir()
+	link := func(name, target string) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.Symlink(target, p); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	isLink := func(p string) {
+		t.Helper()
+		if fi, err := os.Lstat(p); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			t.Errorf("%s is no longer a symbolic link: %v %v", p, fi, err)
+		}
+	}
+
+	t.Run("regular", func(t *testing.T) {
+		target := filepath.Join(dir, "real.iid")
+		if err := os.WriteFile(target, []byte("sha256:old"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		l := link("to-real", "real.iid")
+		chain := link("to-link", l)
+		if err := commit.WriteFile(chain, []byte("sha256:new")); err != nil {
+			t.Fatal(err)
+		}
+		isLink(l)
+		isLink(chain)
+		if got, err := os.ReadFile(target); err != nil || string(got) != "sha256:new" {
+			t.Errorf("the link's target holds %q (%v), want sha256:new", got, err)
+		}
+	})
+	t.Run("dangling", func(t *testing.T) {
+		l := link("to-missing", filepath.Join(dir, "sub", "missing.iid"))
+		if err := commit.WriteFile(l, []byte("sha256:new")); err != nil {
+			t.Fatal(err)
+		}
+		isLink(l)
+		if got, err := os.ReadFile(filepath.Join(dir, "sub", "missing.iid")); err != nil || string(got) != "sha256:new" {
+			t.Errorf("the link's target holds %q (%v), want sha256:new", got, err)
+		}
+	})
+	t.Run("device", func(t *testing.T) {
+		l := link("to-null", "/dev/null")
+		if err := commit.WriteFile(l, []byte("sha256:new")); err != nil {
+			t.Fatal(err)
+		}
+		isLink(l)
+		if fi, err := os.Stat("/dev/null"); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+			t.Fatalf("/dev/null is no longer a device: %v %v", fi, err)
+		}
+	})
+	t.Run("fifo", func(t *testing.T) {
+		fifo := filepath.Join(dir, "fifo")
+		if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		l := link("to-fifo", fifo)
+		got := make(chan string, 1)
+		go func() {
+			b, _ := os.ReadFile(fifo)
+			got <- string(b)
+		}()
+		if err := commit.WriteFile(l, []byte("sha256:new")); err != nil {
+			t.Fatal(err)
+		}
+		if s := <-got; s != "sha256:new" {
+			t.Errorf("read %q from the FIFO, want sha256:new", s)
+		}
+		if fi, err := os.Lstat(fifo); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+			t.Errorf("the FIFO was replaced: %v %v", fi, err)
+		}
+	})
+	t.Run("process fd", func(t *testing.T) {
+		// As /dev/stdout -> /proc/self/fd/1 with stdout redirected to
+		// a file: the open file is written at its offset, not renamed
+		// over, so that what the process writes next follows it.
+		out := filepath.Join(dir, "stdout.txt")
+		f, err := os.OpenFile(out, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := f.WriteString("before\n"); err != nil {
+			t.Fatal(err)
+		}
+		before, _ := os.Stat(out)
+		l := link("to-fd", fmt.Sprintf("/proc/self/fd/%d", f.Fd()))
+		if err := commit.WriteFile(l, []byte("sha256:new")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteString("\nafter\n"); err != nil {
+			t.Fatal(err)
+		}
+		isLink(l)
+		after, err := os.Stat(out)
+		if err != nil || !os.SameFile(before, after) {
+			t.Errorf("%s was replaced", out)
+		}
+		if got, _ := os.ReadFile(out); string(got) != "before\nsha256:new\nafter\n" {
+			t.Errorf("%s holds %q, want the digest between what the process wrote", out, got)
+		}
+	})
+}
+
+// TestRemoveStale: the stale output a link leads to is removed, not the
+// link; a device is left alone.
+func TestRemoveStale(t *testing.T) {
+	dir := t.TempDir()
+	target, l := filepath.Join(dir, "real.iid"), filepath.Join(dir, "link.iid")
+	if err := os.WriteFile(target, []byte("sha256:old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, l); err != nil {
+		t.Fatal(err)
+	}
+	if err := commit.RemoveStale(l); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(target); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the link's target is still there: %v", err)
+	}
+	if _, err := os.Lstat(l); err != nil {
+		t.Errorf("the link was removed: %v", err)
+	}
+	null := filepath.Join(dir, "null")
+	if err := os.Symlink("/dev/null", null); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{null, "/dev/null", filepath.Join(dir, "missing")} {
+		if err := commit.RemoveStale(f); err != nil {
+			t.Errorf("RemoveStale(%s) = %v", f, err)
+		}
+	}
+	if fi, err := os.Stat("/dev/null"); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		t.Fatalf("/dev/null is no longer a device: %v %v", fi, err)
+	}
+}
+
+// TestWriteFileMode: an output file gets 0666 less the umask, as buildx's
+// do; one it replaces keeps its mode, and its owner when run as root.
+func TestWriteFileMode(t *testing.T) {
+	old := syscall.Umask(0o027)
+	defer syscall.Umask(old)
+	dir := t.TempDir()
+	mode := func(p string) (os.FileMode, int, int) {
+		t.Helper()
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		return fi.Mode().Perm(), int(st.Uid), int(st.Gid)
+	}
+	fresh := filepath.Join(dir, "new.iid")
+	if err := commit.WriteFile(fresh, []byte("sha256:new")); err != nil {
+		t.Fatal(err)
+	}
+	if m, _, _ := mode(fresh); m != 0o640 {
+		t.Errorf("a new file's mode is %v, want 0640 (0666 less the umask 027)", m)
+	}
+
+	kept := filepath.Join(dir, "kept.iid")
+	if err := os.WriteFile(kept, []byte("sha256:old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(kept, 0o604); err != nil {
+		t.Fatal(err)
+	}
+	uid, gid := os.Getuid(), os.Getgid()
+	if uid == 0 {
+		uid, gid = 1234, 5678
+		if err := os.Chown(kept, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := commit.WriteFile(kept, []byte("sha256:new")); err != nil {
+		t.Fatal(err)
+	}
+	if m, u, g := mode(kept); m != 0o604 || u != uid || g != gid {
+		t.Errorf("the replaced file is %v %d:%d, want 0604 %d:%d as it was", m, u, g, uid, gid)
+	}
+	if b, _ := os.ReadFile(kept); string(b) != "sha256:new" {
+		t.Errorf("the replaced file holds %q", b)
 	}
 }

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -114,20 +117,72 @@ func saveBlobs(ctx context.Context, img v1.Image, dir string) error {
 
 // CheckOutputs reports every output that cannot be written, writing
 // nothing: call it before a build, so that a bad destination is found
-// before any step runs.
+// before any step runs. For --load it pings the docker daemon
+// (CheckDaemon).
 func CheckOutputs(outs []Output) error {
 	var errs []error
 	for _, out := range outs {
 		var err error
-		switch out.Type {
-		case OutputOCI:
+		switch {
+		case out.Dest == "-" && out.Type == OutputOCI:
+			// buildx's "-" is stdout, for its tar outputs.
+			err = errors.New("an OCI layout is a directory, which cannot go to stdout (dest=-): give a directory, or a docker archive with type=docker,dest=FILE")
+		case out.Dest == "-" && out.Type == OutputDocker:
+			err = errors.New("strata's stdout carries the image digest, so the archive cannot go there (dest=-): give a file, or dest=/dev/stdout to write it before the digest")
+		case out.Type == OutputOCI:
 			err = CheckOCIDest(out.Dest)
-		case OutputDocker:
+		case out.Type == OutputDocker:
 			err = CheckDockerDest(out.Dest)
+		case out.Type == OutputDaemon:
+			if err := CheckDaemon(); err != nil {
+				errs = append(errs, fmt.Errorf("--load: %w", err))
+			}
+			continue
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("-o %s: %w", out, err))
 		}
+	}
+	return errors.Join(errs...)
+}
+
+// NamedFile is a file or directory that an output or a flag writes.
+type NamedFile struct {
+	// What names it for an error: "--iidfile", "-o type=docker,dest=x".
+	What string
+	Path string
+}
+
+// CheckDistinctFiles returns an error for every two of files that are
+// one: the same path once made absolute, cleaned and its links resolved,
+// or one file by two names (a hard link). The second written would
+// silently replace the first. Devices, FIFOs and /dev/stdout, written in
+// place, may be named twice.
+func CheckDistinctFiles(files []NamedFile) error {
+	type seen struct {
+		NamedFile
+		key string
+		fi  fs.FileInfo
+	}
+	var prev []seen
+	var errs []error
+	for _, f := range files {
+		d, err := resolveDest(f.Path)
+		if err != nil || d.inPlace {
+			continue // CheckFileDest reports what cannot be resolved
+		}
+		key, err := filepath.Abs(d.path)
+		if err != nil {
+			continue
+		}
+		s := seen{NamedFile: f, key: filepath.Clean(key), fi: d.fi}
+		for _, p := range prev {
+			if p.key == s.key || p.fi != nil && s.fi != nil && os.SameFile(p.fi, s.fi) {
+				errs = append(errs, fmt.Errorf("%s and %s name the same file %s: give each its own", p.What, s.What, f.Path))
+				break
+			}
+		}
+		prev = append(prev, s)
 	}
 	return errors.Join(errs...)
 }

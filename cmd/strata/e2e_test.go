@@ -403,11 +403,18 @@ func startUntil(t *testing.T, cmd *exec.Cmd, marker string) (*bytes.Buffer, *os.
 	return &stderr, pr
 }
 
-// TestInterruptedBuildLeavesNothing stops a build with SIGINT while a step
-// runs: strata exits non-zero, writes no output and leaves no mount, no
-// container state and no upper dir.
+// TestInterruptedBuildLeavesNothing stops a build with SIGINT, SIGTERM or
+// SIGHUP (a closed terminal) while a step runs: strata exits non-zero,
+// writes no output and leaves no mount, no container state and no upper
+// dir.
 func TestInterruptedBuildLeavesNothing(t *testing.T) {
 	requireBuildTools(t)
+	for _, sig := range []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP} {
+		t.Run(sig.String(), func(t *testing.T) { testSignalledBuild(t, sig) })
+	}
+}
+
+func testSignalledBuild(t *testing.T, sig os.Signal) {
 	ctx := writeRecipe(t, `from: ${BASE}
 args: {BASE: scratch}
 steps:
@@ -415,7 +422,7 @@ steps:
 `, map[string]string{})
 	root, out := t.TempDir(), filepath.Join(t.TempDir(), "img.oci")
 	cmd := exec.Command(strataBin, "build", "--root", root, "--build-arg", busyboxBase(t), "-t", "i:1", "-o", "type=oci,dest="+out, ctx)
-	stderr := interruptBuild(t, cmd, "step-2-running", out)
+	stderr := signalBuild(t, cmd, sig, "step-2-running", out)
 	if msg := stderr; !strings.Contains(msg, "strata: interrupted: the build stopped before it finished") || strings.Contains(msg, "context canceled") {
 		t.Errorf("the message of an interrupted build:\n%s", msg)
 	}
@@ -426,14 +433,14 @@ steps:
 	}
 }
 
-// interruptBuild starts the build cmd, interrupts it (SIGINT) once it has
-// printed marker, and checks that it failed within 10 s and wrote no
-// output out. It returns what strata printed on stderr.
-func interruptBuild(t *testing.T, cmd *exec.Cmd, marker, out string) string {
+// signalBuild starts the build cmd, sends it sig once it has printed
+// marker, and checks that it failed within 10 s and wrote no output out.
+// It returns what strata printed on stderr.
+func signalBuild(t *testing.T, cmd *exec.Cmd, sig os.Signal, marker, out string) string {
 	t.Helper()
 	stderr, pr := startUntil(t, cmd, marker)
 	start := time.Now()
-	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+	if err := cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
 	io.Copy(stderr, pr)
@@ -441,7 +448,7 @@ func interruptBuild(t *testing.T, cmd *exec.Cmd, marker, out string) string {
 		t.Fatalf("interrupted build succeeded\n%s", stderr.String())
 	}
 	if d := time.Since(start); d > 10*time.Second {
-		t.Errorf("strata took %s to stop after SIGINT", d)
+		t.Errorf("strata took %s to stop after %v", d, sig)
 	}
 	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("an output was written: %v", err)
@@ -604,5 +611,110 @@ steps:
 		cmd.Process.Kill()
 		<-done
 		t.Fatal("the build still ran after 60 s: the step waits on its own cache")
+	}
+}
+
+// TestOutputFilesThroughLinks: --iidfile and --metadata-file given as
+// symbolic links are written through them, as buildx does: the file a
+// link leads to gets the new digest and the link stays; a link to a
+// process's stdout (as /dev/stdout is) gets the digest in place. A failed
+// build removes the link's target, not the link.
+func TestOutputFilesThroughLinks(t *testing.T) {
+	requireBuildTools(t)
+	ctx := writeRecipe(t, "from: ${BASE}\nargs: {BASE: scratch, CODE: \"0\"}\nsteps:\n  - run: exit ${CODE}\n", map[string]string{})
+	dir := t.TempDir()
+	iid, meta := filepath.Join(dir, "iid"), filepath.Join(dir, "meta.json")
+	for _, f := range []string{iid, meta} {
+		if err := os.WriteFile(f+".real", []byte("sha256:old"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(filepath.Base(f)+".real", f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stdout := filepath.Join(dir, "stdout")
+	if err := os.Symlink("/proc/self/fd/1", stdout); err != nil {
+		t.Fatal(err)
+	}
+	args := func(code, iid string) []string {
+		return []string{"build", "--root", t.TempDir(), "--build-arg", busyboxBase(t), "--build-arg", "CODE=" + code,
+			"--iidfile", iid, "--metadata-file", meta, ctx}
+	}
+	r := strata(t, nil, args("0", iid)...)
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	digest := strings.TrimSpace(r.stdout)
+	for _, f := range []string{iid, meta} {
+		if fi, err := os.Lstat(f); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			t.Errorf("%s is no longer a link: %v %v", f, fi, err)
+		}
+		if b, err := os.ReadFile(f + ".real"); err != nil || !strings.Contains(string(b), digest) {
+			t.Errorf("%s.real holds %q (%v), want the digest %s", f, b, err, digest)
+		}
+	}
+
+	r = strata(t, nil, args("0", stdout)...)
+	if r.code != 0 {
+		t.Fatalf("--iidfile to stdout: exit %d\n%s", r.code, r.stderr)
+	}
+	if want := digest + digest + "\n"; r.stdout != want {
+		t.Errorf("--iidfile to stdout: stdout %q, want %q", r.stdout, want)
+	}
+	if fi, err := os.Lstat(stdout); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("%s is no longer a link: %v %v", stdout, fi, err)
+	}
+
+	if r := strata(t, nil, args("3", iid)...); r.code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", r.code, r.stderr)
+	}
+	for _, f := range []string{iid, meta} {
+		if b, err := os.ReadFile(f + ".real"); err == nil {
+			t.Errorf("the failed build left %s.real of the build before it: %s", f, b)
+		}
+		if _, err := os.Lstat(f); err != nil {
+			t.Errorf("the failed build removed the link %s: %v", f, err)
+		}
+	}
+}
+
+// TestFileDestsRefusedBeforeTheBuild: file destinations that pass a
+// glance but cannot be written, or would overwrite one another, fail
+// before any step runs: a name ending in "/", a ".." after a directory
+// that does not exist, and the iid file naming the docker archive.
+func TestFileDestsRefusedBeforeTheBuild(t *testing.T) {
+	requireBuildTools(t)
+	ctx := writeRecipe(t, "from: ${BASE}\nargs: {BASE: scratch}\nsteps:\n  - run: echo step-ran\n", map[string]string{})
+	dir := t.TempDir()
+	archive := filepath.Join(dir, "img.tar")
+	if err := os.WriteFile(archive, []byte("an archive"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"archive ends in /", []string{"-o", "type=docker,dest=" + dir + "/slash.tar/"}, "slash.tar/ ends in /"},
+		{"iidfile ends in /", []string{"--iidfile", dir + "/slash.iid/"}, "slash.iid/ ends in /"},
+		{"missing dir before ..", []string{"-o", "type=docker,dest=" + dir + "/x/../same2.tar"}, "goes through " + dir + "/x, which is not a directory"},
+		{"iidfile is the archive", []string{"-o", "type=docker,dest=" + archive, "--iidfile", archive},
+			"--iidfile and -o type=docker,dest=" + archive + " name the same file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"build", "--root", t.TempDir(), "--build-arg", busyboxBase(t), "--progress", "plain"}, tc.args...)
+			r := strata(t, nil, append(args, ctx)...)
+			if r.code == 0 || !strings.Contains(r.stderr, tc.want) || strings.Contains(r.stderr, "step-ran") {
+				t.Errorf("exit %d, want a failure before the build saying %q:\n%s", r.code, tc.want, r.stderr)
+			}
+		})
+	}
+	if b, _ := os.ReadFile(archive); string(b) != "an archive" {
+		t.Errorf("the archive was replaced: %q", b)
+	}
+	for _, p := range []string{"slash.tar", "slash.iid", "same2.tar", "x"} {
+		if _, err := os.Lstat(filepath.Join(dir, p)); err == nil {
+			t.Errorf("%s was written", p)
+		}
 	}
 }

@@ -542,17 +542,24 @@ func TestRootlessMissingPrerequisites(t *testing.T) {
 }
 
 // TestRootlessInterruptedBuildLeavesNothing stops a rootless build with
-// SIGINT, sent to the process the user started, while a step runs: strata
-// exits non-zero within seconds, writes no output, and leaves no container,
+// SIGINT or SIGHUP, sent to the process the user started (which passes it
+// on to its copy in the user namespace), while a step runs: strata exits
+// non-zero within seconds, writes no output, and leaves no container,
 // mount point or step process.
 func TestRootlessInterruptedBuildLeavesNothing(t *testing.T) {
 	u := requireRootless(t)
+	for _, sig := range []os.Signal{os.Interrupt, syscall.SIGHUP} {
+		t.Run(sig.String(), func(t *testing.T) { testRootlessSignalledBuild(t, u, sig) })
+	}
+}
+
+func testRootlessSignalledBuild(t *testing.T, u testutil.User, sig os.Signal) {
 	bb := shared(t, testutil.BusyboxLayout(t))
 	ctx := sharedRecipe(t, "from: oci-layout://"+bb+":latest\nsteps:\n  - run: echo step-$((1+1))-running; sleep 300\n", map[string]string{})
 	dir := testutil.SharedDir(t)
 	root, out := filepath.Join(dir, "root"), filepath.Join(dir, "img.oci")
 	cmd := u.Command(nil, userBin(t), "build", "--root", root, "--progress", "plain", "-o", "type=oci,dest="+out, ctx)
-	stderr := interruptBuild(t, cmd, "step-2-running", out)
+	stderr := signalBuild(t, cmd, sig, "step-2-running", out)
 	t.Logf("strata's stderr:\n%s", stderr)
 	assertNoLeftovers(t, root)
 	cmdlines, _ := filepath.Glob("/proc/[0-9]*/cmdline")

@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // WriteText writes r for a person: one line per field that differs
@@ -80,6 +82,7 @@ func writeChange(w io.Writer, c PathChange) {
 // for an opaque marker, "/x/" for a directory; with links, also the
 // target of a link ("/x -> y", "/x => /y" for a hardlink).
 func entryText(c PathChange, links bool) string {
+	c.Path, c.Link = pathText(c.Path), pathText(c.Link)
 	switch c.Type {
 	case TypeWhiteout:
 		return "deleted " + c.Path
@@ -105,6 +108,17 @@ func entryText(c PathChange, links bool) string {
 		}
 	}
 	return c.Path
+}
+
+// pathText shows a path as it is, or Go-quoted when it would not read
+// back from the line: it holds a control character (a newline, an
+// escape sequence) or invalid UTF-8, or ends in a space.
+func pathText(p string) string {
+	if !utf8.ValidString(p) || strings.IndexFunc(p, unicode.IsControl) >= 0 ||
+		strings.TrimRightFunc(p, unicode.IsSpace) != p {
+		return strconv.Quote(p)
+	}
+	return p
 }
 
 // longValue is the length past which an xattr or PAX value is not shown.

@@ -113,3 +113,28 @@ func TestDiffWriteJSON(t *testing.T) {
 		t.Errorf("JSON escapes HTML characters:\n%s", buf.String())
 	}
 }
+
+// TestDiffTextQuotesPaths: a path that would not read back from its line
+// (a control character, invalid UTF-8, a trailing space) is Go-quoted;
+// others are shown as they are.
+func TestDiffTextQuotesPaths(t *testing.T) {
+	for _, tc := range []struct {
+		c    PathChange
+		want string
+	}{
+		{PathChange{Path: "/etc/app.conf", Kind: Added, Type: TypeFile}, "  + /etc/app.conf\n"},
+		{PathChange{Path: "/a b/c", Kind: Added, Type: TypeFile}, "  + /a b/c\n"},
+		{PathChange{Path: "/x\n+ /etc/passwd", Kind: Added, Type: TypeFile}, `  + "/x\n+ /etc/passwd"` + "\n"},
+		{PathChange{Path: "/esc\x1b[2Jx", Kind: Removed, Type: TypeFile}, `  - "/esc\x1b[2Jx"` + "\n"},
+		{PathChange{Path: "/trailing ", Kind: Removed, Type: TypeFile}, `  - "/trailing "` + "\n"},
+		{PathChange{Path: "/bad\xff", Kind: Added, Type: TypeFile}, `  + "/bad\xff"` + "\n"},
+		{PathChange{Path: "/l", Kind: Added, Type: TypeSymlink, Link: "t\r"}, `  + /l -> "t\r"` + "\n"},
+		{PathChange{Path: "/d\t", Kind: Added, Type: TypeWhiteout}, `  + deleted "/d\t"` + "\n"},
+	} {
+		var buf bytes.Buffer
+		writeChange(&buf, tc.c)
+		if got := buf.String(); got != tc.want {
+			t.Errorf("writeChange(%q) = %q, want %q", tc.c.Path, got, tc.want)
+		}
+	}
+}

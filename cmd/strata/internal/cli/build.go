@@ -208,9 +208,6 @@ func (f *buildFlags) request(args []string) (Request, error) {
 	if o.Annotations, err = parseAnnotations(f.annotations); err != nil {
 		bad.add("%v", err)
 	}
-	if f.iidFile != "" && f.iidFile == f.metadataFile {
-		bad.add("--iidfile and --metadata-file name the same file %s", f.iidFile)
-	}
 	for _, d := range []struct{ flag, file, example string }{
 		{"--iidfile", f.iidFile, "iid.txt"}, {"--metadata-file", f.metadataFile, "metadata.json"},
 	} {
@@ -220,6 +217,9 @@ func (f *buildFlags) request(args []string) (Request, error) {
 		if err := commit.CheckFileDest(d.file, "a file name", d.example); err != nil { // a file that can be written, its parents made
 			bad.add("%s: %v", d.flag, err)
 		}
+	}
+	if err := checkDests(req); err != nil { // no two of them one file
+		bad.add("%v", err)
 	}
 	for _, spec := range strings.Split(strings.Join(f.platforms, ","), ",") {
 		if spec = strings.TrimSpace(spec); spec == "" {

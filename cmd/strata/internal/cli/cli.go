@@ -61,9 +61,11 @@ func New(b Builder) *cobra.Command {
 }
 
 // Main runs strata with args (without the program name) and returns the
-// exit code. It stops the build on SIGINT and SIGTERM.
+// exit code. It stops the build, cleaning up, on SIGINT, SIGTERM and
+// SIGHUP (the terminal closed, an SSH session dropped), which would
+// otherwise kill it and leave a running step behind.
 func Main(args []string, stdout, stderr io.Writer, b Builder) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	return Run(ctx, args, stdout, stderr, b)
 }

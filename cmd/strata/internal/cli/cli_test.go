@@ -3,8 +3,12 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -65,6 +69,7 @@ func newContext(t *testing.T) string {
 func TestBuildOptions(t *testing.T) {
 	t.Setenv("SOURCE_DATE_EPOCH", "1700000000")
 	t.Setenv("STRATA_RUNTIME", "crun")
+	t.Setenv("DOCKER_HOST", fakeDockerd(t)) // --load pings it
 	dir := newContext(t)
 	root := t.TempDir()
 	f := &fakeBuilder{}
@@ -252,6 +257,7 @@ func TestValidateReportsContextProblems(t *testing.T) {
 // TestSeveralPlatformsNeedAnIndexOutput: a docker archive or --load hold
 // one image: with two platforms they are refused before the build.
 func TestSeveralPlatformsNeedAnIndexOutput(t *testing.T) {
+	t.Setenv("DOCKER_HOST", fakeDockerd(t)) // --load pings it
 	dir := newContext(t)
 	for _, out := range [][]string{{"-o", "type=docker,dest=" + filepath.Join(t.TempDir(), "x.tar")}, {"--load"}} {
 		f := &fakeBuilder{}
@@ -308,5 +314,73 @@ func TestValidateRefusesWhatTheBuildWould(t *testing.T) {
 				t.Errorf("exit %d, want %d with an error:\n%s", code, ExitUsage, stderr)
 			}
 		})
+	}
+}
+
+// TestOutputToStdoutRefused: -o type=oci,dest=- is a usage error saying
+// why, and makes no directory named "-".
+func TestOutputToStdoutRefused(t *testing.T) {
+	dir := newContext(t)
+	t.Chdir(t.TempDir())
+	f := &fakeBuilder{}
+	code, _, stderr := run(t, f.build, "build", "-o", "type=oci,dest=-", dir)
+	if code != ExitUsage || f.calls != 0 || !strings.Contains(stderr, "cannot go to stdout (dest=-)") {
+		t.Errorf("exit %d, built %v:\n%s", code, f.calls > 0, stderr)
+	}
+	if _, err := os.Lstat("-"); err == nil {
+		t.Error("a directory named - was made")
+	}
+}
+
+// fakeDockerd answers the docker API's /_ping on a unix socket; it
+// returns its DOCKER_HOST.
+func fakeDockerd(t *testing.T) string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "docker.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/_ping" {
+			http.NotFound(w, r)
+			return
+		}
+		io.WriteString(w, "OK")
+	})}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return "unix://" + sock
+}
+
+// TestLoadWithoutDaemon: --load with no docker daemon answering is a
+// usage error before the build, not a failure after it; the docker
+// context names the daemon when DOCKER_HOST does not.
+func TestLoadWithoutDaemon(t *testing.T) {
+	dir := newContext(t)
+	dead := "unix://" + filepath.Join(t.TempDir(), "docker.sock")
+	t.Setenv("DOCKER_HOST", dead)
+	f := &fakeBuilder{}
+	code, _, stderr := run(t, f.build, "build", "--load", dir)
+	if code != ExitUsage || f.calls != 0 || !strings.Contains(stderr, "--load: no docker daemon answers at "+dead+" (DOCKER_HOST)") {
+		t.Errorf("exit %d, built %v:\n%s", code, f.calls > 0, stderr)
+	}
+
+	config := t.TempDir()
+	meta := filepath.Join(config, "contexts", "meta", fmt.Sprintf("%x", sha256.Sum256([]byte("fake"))), "meta.json")
+	if err := os.MkdirAll(filepath.Dir(meta), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(meta, []byte(`{"Name":"fake","Endpoints":{"docker":{"Host":"`+fakeDockerd(t)+`"}}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(config, "config.json"), []byte(`{"currentContext":"fake"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("DOCKER_HOST", "")
+	t.Setenv("DOCKER_CONFIG", config)
+	f = &fakeBuilder{}
+	if code, _, stderr := run(t, f.build, "build", "--load", dir); code != 0 || f.calls != 1 {
+		t.Errorf("--load with the current context's daemon answering: exit %d\n%s", code, stderr)
 	}
 }

@@ -3,6 +3,8 @@ package cli
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
@@ -33,6 +35,11 @@ A and B are any image reference strata accepts as a base: a registry reference
 (docker.io/library assumed), oci-layout://DIR[:TAG|@sha256:…] or
 docker-archive://FILE.
 
+When A or B is a multi-platform image (an index) and no --platform is given,
+the platforms each has are compared, then each platform's images; a single
+image stands for the platform its config names. --platform compares only the
+images for that platform, with a warning when a single image is for another.
+
 Exit codes, as diff(1): 0 the images are the same; 1 they differ; 2 bad usage or
 an image that cannot be read.`,
 		Args: func(cmd *cobra.Command, args []string) error {
@@ -48,7 +55,7 @@ an image that cannot be read.`,
 	fl := cmd.Flags()
 	fl.SortFlags = false
 	fl.StringVar(&f.format, "format", "text", "output `FORMAT`: text or json")
-	fl.StringVar(&f.platform, "platform", "", "pick `OS/ARCH` from a multi-platform image (default: the host's)")
+	fl.StringVar(&f.platform, "platform", "", "compare only the images for `OS/ARCH` (default: every platform of a multi-platform image)")
 	fl.StringArrayVar(&f.insecure, "insecure-registry", nil, "reach registry `HOST` over plain HTTP (repeatable)")
 	return cmd
 }
@@ -66,6 +73,15 @@ func runDiff(cmd *cobra.Command, f diffFlags, refA, refB string) error {
 		o.Platform = &v1.Platform{OS: p.OS, Architecture: p.Arch, Variant: p.Variant}
 	}
 	ctx := cmd.Context()
+	if o.Platform == nil {
+		r, err := diffIndexes(ctx, refA, refB, o)
+		if err != nil {
+			return &exitError{code: ExitUsage, err: err}
+		}
+		if r != nil {
+			return writeDiff(cmd, f.format, r, r.Identical)
+		}
+	}
 	a, err := resolveImage(ctx, refA, o)
 	if err != nil {
 		return &exitError{code: ExitUsage, err: err}
@@ -74,11 +90,29 @@ func runDiff(cmd *cobra.Command, f diffFlags, refA, refB string) error {
 	if err != nil {
 		return &exitError{code: ExitUsage, err: err}
 	}
+	if o.Platform != nil {
+		for _, side := range []imagediff.Image{a, b} {
+			warnPlatform(cmd, side, *o.Platform)
+		}
+	}
 	r, err := imagediff.Compare(ctx, a, b)
 	if err != nil {
 		return &exitError{code: ExitUsage, err: err}
 	}
-	if f.format == "json" {
+	return writeDiff(cmd, f.format, r, r.Identical)
+}
+
+// diffResult is a comparison's result: an imagediff.Result or
+// IndexResult.
+type diffResult interface {
+	WriteJSON(io.Writer) error
+	WriteText(io.Writer) error
+}
+
+// writeDiff prints r in format; an error exiting 1 unless identical.
+func writeDiff(cmd *cobra.Command, format string, r diffResult, identical bool) error {
+	var err error
+	if format == "json" {
 		err = r.WriteJSON(cmd.OutOrStdout())
 	} else {
 		err = r.WriteText(cmd.OutOrStdout())
@@ -86,10 +120,52 @@ func runDiff(cmd *cobra.Command, f diffFlags, refA, refB string) error {
 	if err != nil {
 		return &exitError{code: ExitUsage, err: err}
 	}
-	if !r.Identical {
+	if !identical {
 		return &exitError{code: ExitBuildFailed, err: errDiffer, printed: true}
 	}
 	return nil
+}
+
+// diffIndexes compares A and B as indexes when either is one: their
+// platforms, then each platform's images; a single image stands for the
+// platform its config names. It returns nil when neither is an index.
+func diffIndexes(ctx context.Context, refA, refB string, o commit.PullOptions) (*imagediff.IndexResult, error) {
+	ia, err := openIndex(ctx, refA, o)
+	if err != nil {
+		return nil, err
+	}
+	ib, err := openIndex(ctx, refB, o)
+	if err != nil || ia == nil && ib == nil {
+		return nil, err
+	}
+	sides := []*imagediff.Index{ia, ib}
+	for i, ref := range []string{refA, refB} {
+		if sides[i] != nil {
+			continue
+		}
+		img, err := resolveImage(ctx, ref, o)
+		if err != nil {
+			return nil, err
+		}
+		if sides[i], err = singleIndex(img); err != nil {
+			return nil, err
+		}
+	}
+	return imagediff.CompareIndexes(ctx, *sides[0], *sides[1])
+}
+
+// warnPlatform says when the image picked for --platform p is for
+// another platform: a single image is compared whatever its platform.
+func warnPlatform(cmd *cobra.Command, img imagediff.Image, p v1.Platform) {
+	have, err := imagePlatform(img.Image)
+	if err != nil || platformKey(have) == platformKey(p) {
+		return
+	}
+	if have.OS == "" {
+		fmt.Fprintf(cmd.ErrOrStderr(), "%s names no platform, and has no image for --platform %s: compared as it is (warning)\n", img.Ref, platformKey(p))
+		return
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "%s is for %s, and has no image for --platform %s: compared as it is (warning)\n", img.Ref, platformKey(have), platformKey(p))
 }
 
 // errDiffer is the "error" of images that differ: exit 1, nothing more

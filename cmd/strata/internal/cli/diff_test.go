@@ -121,3 +121,79 @@ func TestDiffPlatform(t *testing.T) {
 		t.Errorf("diff --platform linux/amd64: exit %d, want 1 naming the architecture\n%s%s", code, stdout, stderr)
 	}
 }
+
+// writeIndexes writes multi-platform indexes into a new OCI layout,
+// tagged by their keys; each maps platforms to images.
+func writeIndexes(t *testing.T, indexes map[string]map[string]v1.Image) string {
+	t.Helper()
+	dir := t.TempDir()
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for tag, images := range indexes {
+		var adds []mutate.IndexAddendum
+		for _, plat := range []string{"linux/amd64", "linux/arm64", "linux/s390x"} {
+			if img, ok := images[plat]; ok {
+				os, arch, _ := strings.Cut(plat, "/")
+				adds = append(adds, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: os, Architecture: arch}}})
+			}
+		}
+		if err := p.AppendIndex(mutate.AppendManifests(empty.Index, adds...), layout.WithAnnotations(map[string]string{ocispec.AnnotationRefName: tag})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// TestDiffIndexes: without --platform, two multi-platform images are
+// compared whole — their platforms, then each platform's images — not
+// just the host's image; any difference exits 1.
+func TestDiffIndexes(t *testing.T) {
+	amd, arm, arm2, s390 := randomImage(t, "linux/amd64"), randomImage(t, "linux/arm64"), randomImage(t, "linux/arm64"), randomImage(t, "linux/s390x")
+	dir := writeIndexes(t, map[string]map[string]v1.Image{
+		"base":        {"linux/amd64": amd, "linux/arm64": arm},
+		"arm-differs": {"linux/amd64": amd, "linux/arm64": arm2},
+		"more":        {"linux/amd64": amd, "linux/arm64": arm, "linux/s390x": s390},
+	})
+	single := writeLayout(t, map[string]v1.Image{"amd": amd})
+	ref := func(tag string) string { return "oci-layout://" + dir + ":" + tag }
+
+	code, stdout, stderr := run(t, nil, "diff", ref("base"), ref("base"))
+	if code != 0 || !strings.HasPrefix(stdout, "identical: sha256:") {
+		t.Errorf("an index with itself: exit %d\n%s%s", code, stdout, stderr)
+	}
+	code, stdout, stderr = run(t, nil, "diff", ref("base"), ref("arm-differs"))
+	if code != 1 || !strings.Contains(stdout, "platform linux/amd64: identical: sha256:") ||
+		!strings.Contains(stdout, "platform linux/arm64:\n  layer 0 (sha256:") {
+		t.Errorf("indexes whose arm64 images differ: exit %d, want 1 naming linux/arm64\n%s%s", code, stdout, stderr)
+	}
+	code, stdout, stderr = run(t, nil, "diff", ref("base"), ref("more"))
+	if code != 1 || !strings.Contains(stdout, "platforms only in B: linux/s390x\n") {
+		t.Errorf("indexes with other platforms: exit %d, want 1 naming linux/s390x\n%s%s", code, stdout, stderr)
+	}
+	code, stdout, stderr = run(t, nil, "diff", ref("base"), "oci-layout://"+single+":amd")
+	if code != 1 || !strings.Contains(stdout, "platforms only in A: linux/arm64\n") || !strings.Contains(stdout, "platform linux/amd64: identical") {
+		t.Errorf("an index and a single image: exit %d, want 1 naming linux/arm64\n%s%s", code, stdout, stderr)
+	}
+	code, stdout, _ = run(t, nil, "diff", "--format", "json", ref("base"), ref("more"))
+	var r imagediff.IndexResult
+	if err := json.Unmarshal([]byte(stdout), &r); err != nil || code != 1 || r.Identical ||
+		strings.Join(r.OnlyInB, ",") != "linux/s390x" || len(r.Platforms) != 2 || !r.Platforms[1].Result.Identical {
+		t.Errorf("diff --format json of indexes: exit %d, %v, result %+v", code, err, r)
+	}
+}
+
+// TestDiffPlatformWarns: --platform naming a platform a single image is
+// not for compares it all the same, and says so.
+func TestDiffPlatformWarns(t *testing.T) {
+	dir := writeLayout(t, map[string]v1.Image{"one": randomImage(t, "linux/amd64")})
+	ref := "oci-layout://" + dir + ":one"
+	code, stdout, stderr := run(t, nil, "diff", "--platform", "linux/arm64", ref, ref)
+	if code != 0 || !strings.Contains(stderr, ref+" is for linux/amd64, and has no image for --platform linux/arm64: compared as it is (warning)") {
+		t.Errorf("exit %d, want 0 and a warning\n%s%s", code, stdout, stderr)
+	}
+	if code, _, stderr := run(t, nil, "diff", "--platform", "linux/amd64", ref, ref); code != 0 || stderr != "" {
+		t.Errorf("the image's own platform: exit %d, stderr %q", code, stderr)
+	}
+}

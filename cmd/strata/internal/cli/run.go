@@ -3,13 +3,10 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -34,6 +31,9 @@ func BuildImage(ctx context.Context, req Request, r *recipe.Recipe, stderr io.Wr
 		progress(build.Event{Kind: build.EventInfo, Time: time.Now(), Text: w + " (warning)"})
 	}
 	log := slog.New(slog.NewTextHandler(lineEvents(progress), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if err := checkDests(req); err != nil {
+		return "", err
+	}
 	// An older build's files must not outlive a failure of this one (a
 	// script would deploy the digest they name), as buildx removes its
 	// iidfile first.
@@ -41,11 +41,9 @@ func BuildImage(ctx context.Context, req Request, r *recipe.Recipe, stderr io.Wr
 		if f == "" || req.Build.DryRun {
 			continue
 		}
-		// Only a regular file: not /dev/stdout, a FIFO or a link to one.
-		if fi, err := os.Lstat(f); err != nil || !fi.Mode().IsRegular() {
-			continue
-		}
-		if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		// The regular file a link leads to, not the link; not /dev/stdout
+		// or a FIFO.
+		if err := commit.RemoveStale(f); err != nil {
 			return "", fmt.Errorf("removing the last build's %s: %w", f, err)
 		}
 	}
@@ -69,6 +67,25 @@ func BuildImage(ctx context.Context, req Request, r *recipe.Recipe, stderr io.Wr
 	}
 	progress(resultEvent(req, res.Digest))
 	return res.Digest, nil
+}
+
+// checkDests returns an error if two of the files a build writes — the
+// iid file, the metadata file, the outputs' dests — are one file, which
+// the last written would silently replace (an iid file over the docker
+// archive).
+func checkDests(req Request) error {
+	var files []commit.NamedFile
+	for _, f := range []commit.NamedFile{{What: "--iidfile", Path: req.IIDFile}, {What: "--metadata-file", Path: req.MetadataFile}} {
+		if f.Path != "" {
+			files = append(files, f)
+		}
+	}
+	for _, out := range req.Build.Outputs {
+		if out.Dest != "" {
+			files = append(files, commit.NamedFile{What: "-o " + out.String(), Path: out.Dest})
+		}
+	}
+	return commit.CheckDistinctFiles(files)
 }
 
 // renderer picks how progress is shown; done ends a live view (its
@@ -119,13 +136,11 @@ func writeMetadata(path string, res *build.Result) error {
 	return nil
 }
 
-// writeFileAtomic writes data to path, its parents made, as commit
-// writes outputs: a reader sees the old file or the whole new one.
+// writeFileAtomic writes data to path as commit writes outputs (see
+// commit.WriteFile): its parents made, through its links; a regular file
+// replaced atomically, /dev/stdout or a FIFO written in place.
 func writeFileAtomic(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	return commit.ReplaceFile(path, data)
+	return commit.WriteFile(path, data)
 }
 
 // planText renders a dry run's plan: a line per run or copy step, then

@@ -1,0 +1,158 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/stratabuild/strata/build/plan"
+	"github.com/stratabuild/strata/commit"
+	"github.com/stratabuild/strata/internal/imagediff"
+	"github.com/stratabuild/strata/recipe"
+)
+
+// openIndex returns the images, by platform, of the multi-platform image
+// ref names, or nil when ref names a single image — or names nothing
+// that can be read, which resolveImage then reports.
+func openIndex(ctx context.Context, ref string, o commit.PullOptions) (*imagediff.Index, error) {
+	b, err := recipe.ParseBase(ref, ".")
+	if err != nil {
+		return nil, nil // resolveImage reports it
+	}
+	src, err := plan.Source(b, o.RegistryOptions)
+	if err != nil {
+		return nil, nil // resolveImage reports it
+	}
+	var idx v1.ImageIndex
+	switch src.Kind {
+	case commit.SourceRegistry:
+		desc, err := remote.Get(src.Ref, commit.RemoteOptions(ctx, o.RegistryOptions)...)
+		if err != nil || !desc.MediaType.IsIndex() {
+			return nil, nil // resolveImage reports it
+		}
+		if idx, err = desc.ImageIndex(); err != nil {
+			return nil, fmt.Errorf("%s: %w", ref, err)
+		}
+	case commit.SourceLayout:
+		if idx = layoutIndex(src); idx == nil {
+			return nil, nil
+		}
+	default:
+		return nil, nil
+	}
+	return indexImages(ref, idx)
+}
+
+// layoutIndex returns the index a layout's tag or digest names (or its
+// only entry names), if that is an index; nil otherwise.
+func layoutIndex(src commit.Source) v1.ImageIndex {
+	root, err := layout.ImageIndexFromPath(src.Path)
+	if err != nil {
+		return nil
+	}
+	im, err := root.IndexManifest()
+	if err != nil {
+		return nil
+	}
+	var found []v1.Descriptor
+	for _, d := range im.Manifests {
+		name := d.Annotations[ocispec.AnnotationRefName]
+		switch {
+		case src.Digest != "":
+			if d.Digest.String() == src.Digest {
+				found = append(found, d)
+			}
+		case src.Tag != "":
+			// strata writes the full --tag as the ref name, buildx
+			// only the tag: as commit.Pull, either names it.
+			if name == src.Tag || refTag(name) == src.Tag {
+				found = append(found, d)
+			}
+		default:
+			found = append(found, d)
+		}
+	}
+	if len(found) != 1 || !found[0].MediaType.IsIndex() {
+		return nil
+	}
+	idx, err := root.ImageIndex(found[0].Digest)
+	if err != nil {
+		return nil
+	}
+	return idx
+}
+
+// refTag is the tag of a ref name such as "reg:5000/app:1.0" ("1.0").
+func refTag(name string) string {
+	for i := len(name) - 1; i >= 0 && name[i] != '/'; i-- {
+		if name[i] == ':' {
+			return name[i+1:]
+		}
+	}
+	return ""
+}
+
+// indexImages lists idx's images by platform. Entries naming no
+// platform, or "unknown/unknown" (buildx's attestations), are left out.
+func indexImages(ref string, idx v1.ImageIndex) (*imagediff.Index, error) {
+	digest, err := idx.Digest()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", ref, err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", ref, err)
+	}
+	out := &imagediff.Index{Ref: ref, Digest: digest.String(), Images: map[string]imagediff.Image{}}
+	for _, d := range im.Manifests {
+		if d.Platform == nil || d.Platform.OS == "unknown" || !d.MediaType.IsImage() {
+			continue
+		}
+		p := platformKey(*d.Platform)
+		if _, dup := out.Images[p]; dup {
+			continue
+		}
+		img, err := idx.Image(d.Digest)
+		if err != nil {
+			return nil, fmt.Errorf("%s: platform %s: %w", ref, p, err)
+		}
+		out.Images[p] = imagediff.Image{Ref: ref + " (" + p + ")", Image: img}
+	}
+	return out, nil
+}
+
+// singleIndex makes a single image the side of an index comparison: the
+// index of the one platform its config names.
+func singleIndex(img imagediff.Image) (*imagediff.Index, error) {
+	p, err := imagePlatform(img.Image)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", img.Ref, err)
+	}
+	return &imagediff.Index{Ref: img.Ref, Images: map[string]imagediff.Image{platformKey(p): img}}, nil
+}
+
+// imagePlatform is the platform an image's config names.
+func imagePlatform(img v1.Image) (v1.Platform, error) {
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		return v1.Platform{}, fmt.Errorf("reading the config: %w", err)
+	}
+	if p := cfg.Platform(); p != nil {
+		return *p, nil
+	}
+	return v1.Platform{}, nil
+}
+
+// platformKey names a platform as the comparison does: OS/ARCH[/VARIANT],
+// arm64's default variant v8 left out, so that an index's entry and an
+// image's config name it alike.
+func platformKey(p v1.Platform) string {
+	if p.Architecture == "arm64" && p.Variant == "v8" {
+		p.Variant = ""
+	}
+	return v1.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant}.String()
+}
