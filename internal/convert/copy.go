@@ -99,15 +99,11 @@ func (c *converter) copyOrFiles(s *stageOut, cmd instructions.Command, sd instru
 			dest = "./"
 		}
 	}
-	// So is one a WORKDIR made a directory (COPY a.txt /app after WORKDIR
-	// /app): strata's copy to a path without / writes a file there.
-	if !strings.HasSuffix(dest, "/") && s.workdirs[path.Clean(dest)] {
-		dest += "/"
-	}
 	var owner, mode string
 	if chown != "" {
 		owner = ownerSpec(c.word(ln, chown, v))
 	}
+	dest = c.copyDest(s, dest, owner)
 	if chmod != "" {
 		mode = c.word(ln, chmod, v)
 		if !octalRe.MatchString(mode) && !strings.Contains(mode, "${") {

@@ -26,6 +26,7 @@ func (c *converter) run(s *stageOut, cmd *instructions.RunCommand) {
 		c.unsupported(s, cmd, fmt.Sprintf("RUN flags that do not parse (%v)", err))
 		return
 	}
+	s.ran()
 	var pre []string
 	step := &yaml.Node{Kind: yaml.MappingNode}
 	argv, exec, mounts := c.runCommand(s, cmd)

@@ -2,6 +2,7 @@ package convert
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
 	"strconv"
 	"strings"
@@ -40,8 +41,13 @@ type stageOut struct {
 	// --build-arg sets them), strata the recipe's default, so they are
 	// written as "".
 	unset map[string]bool
-	// workdirs are the absolute WORKDIRs set so far: docker made each a
-	// directory, which a COPY to its path copies into.
+	// wd is the absolute WORKDIR in effect; "" while the base image's is.
+	wd string
+	// workdirs are the absolute WORKDIRs set so far (here or in the
+	// stage this one is built on): docker made each a directory, owned
+	// by root as root, which a COPY to its path copies into. A value is
+	// true once a step of the recipe made it (a run step's working dir,
+	// the mkdir of a WORKDIR under a USER).
 	workdirs map[string]bool
 	cur      []string // the shell in effect (SHELL)
 	shellOK  bool     // shell decided: the first string-form RUN has been seen
@@ -156,6 +162,7 @@ func (c *converter) newStage(st *instructions.Stage, index int, names []string) 
 			s.env[k] = v
 		}
 		s.cur, s.open, s.cfg, s.user = parent.cur, parent.open, parent.cfg.clone(), parent.user
+		s.wd, s.workdirs = parent.wd, maps.Clone(parent.workdirs)
 		// docker's stage starts with the ARGs of the stage it is built on.
 		s.args = append([]string(nil), parent.args...)
 		for k := range parent.unset {

@@ -1,7 +1,9 @@
 package convert
 
 import (
+	"maps"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
@@ -43,6 +45,16 @@ func (c *converter) workdir(s *stageOut, cmd *instructions.WorkdirCommand) {
 	if !strings.Contains(dir, "$") {
 		dir = path.Clean(dir)
 	}
+	abs := dir
+	switch {
+	case strings.Contains(dir, "$"):
+		abs = ""
+	case !path.IsAbs(dir) && s.wd != "":
+		abs = path.Join(s.wd, dir)
+	case !path.IsAbs(dir):
+		abs = "" // relative to the base image's, unknown here
+	}
+	made := false
 	switch {
 	case dir == "/", isRootUser(s.user):
 	case !s.open:
@@ -55,13 +67,72 @@ func (c *converter) workdir(s *stageOut, cmd *instructions.WorkdirCommand) {
 		s.add(mapping("run", strList("/bin/sh", "-c", mkdirScript, "sh", dir, s.user)), nil)
 		s.add(mapping("user", str(s.user)), nil)
 		comments = nil
+		made = true
 	}
 	s.add(mapping("workdir", str(p)), comments)
-	if path.IsAbs(dir) {
+	s.wd = abs
+	if abs != "" && abs != "/" {
 		if s.workdirs == nil {
 			s.workdirs = map[string]bool{}
 		}
-		s.workdirs[dir] = true
+		s.workdirs[abs] = s.workdirs[abs] || made
+	}
+}
+
+// copyDest is what a COPY to dest (with --chown owner, or "") needs in a
+// strata recipe to do what docker's does after the WORKDIRs before it:
+// a dest that is a WORKDIR's path is a copy into it (dest gets a "/");
+// and a copy with an owner into a WORKDIR no step has made yet would make
+// that dir owned by the owner (docker's WORKDIR made it root's): a run
+// step making it, as root, comes first.
+func (c *converter) copyDest(s *stageOut, dest, owner string) string {
+	abs := dest
+	if !path.IsAbs(abs) {
+		if s.wd == "" || strings.Contains(abs, "$") {
+			return dest
+		}
+		abs = path.Join(s.wd, abs) + trailing(abs)
+	}
+	if _, ok := s.workdirs[path.Clean(abs)]; ok && !strings.HasSuffix(dest, "/") {
+		dest, abs = dest+"/", abs+"/"
+	}
+	if owner == "" || !s.open {
+		return dest
+	}
+	dir := path.Clean(abs)
+	if !strings.HasSuffix(abs, "/") {
+		dir = path.Dir(dir)
+	}
+	for _, w := range slices.Sorted(maps.Keys(s.workdirs)) {
+		if s.workdirs[w] || (dir != w && !strings.HasPrefix(dir, w+"/")) {
+			continue
+		}
+		user := s.user
+		if !isRootUser(user) {
+			s.add(mapping("user", str("0")), nil)
+		}
+		s.add(mapping("run", strList("/bin/mkdir", "-p", w)), []string{"strata convert: docker's WORKDIR made " + w + ", owned by root; a copy with an owner would make it the owner's (with the image's /bin/mkdir)"})
+		if !isRootUser(user) {
+			s.add(mapping("user", str(user)), nil)
+		}
+		s.workdirs[w] = true
+	}
+	return dest
+}
+
+// trailing is "/" if p ends with one.
+func trailing(p string) string {
+	if strings.HasSuffix(p, "/") {
+		return "/"
+	}
+	return ""
+}
+
+// ran notes that a run step ran in the working dir: it made it, as
+// root's, if it was not there.
+func (s *stageOut) ran() {
+	if _, ok := s.workdirs[s.wd]; ok {
+		s.workdirs[s.wd] = true
 	}
 }
 
