@@ -52,6 +52,10 @@ func Pull(ctx context.Context, src Source, o PullOptions) (v1.Image, error) {
 			// ggcr's message names neither what was asked nor what there is.
 			if idx, ierr := remote.Index(src.Ref, opts...); ierr == nil {
 				if im, ierr := idx.IndexManifest(); ierr == nil {
+					if d, ok := defaultedVariant(im.Manifests, p); ok {
+						img, err = remote.Image(src.Ref.Context().Digest(d.Digest.String()), opts...)
+						break
+					}
 					return nil, fmt.Errorf("%s: %w", src, noPlatform(p, im.Manifests))
 				}
 			}
@@ -164,7 +168,25 @@ func imageFor(idx v1.ImageIndex, d v1.Descriptor, p v1.Platform) (v1.Image, erro
 			return imageFor(child, m, p)
 		}
 	}
+	if m, ok := defaultedVariant(cm.Manifests, p); ok {
+		return imageFor(child, m, p)
+	}
 	return nil, fmt.Errorf("index %s: %w", d.Digest, noPlatform(p, cm.Manifests))
+}
+
+// defaultedVariant finds, for p an arm/v7 platform, an entry of ms for
+// arm naming no variant: containerd takes it for v7, as strata takes
+// linux/arm for linux/arm/v7.
+func defaultedVariant(ms []v1.Descriptor, p v1.Platform) (v1.Descriptor, bool) {
+	if p.Architecture != "arm" || p.Variant != "v7" {
+		return v1.Descriptor{}, false
+	}
+	for _, m := range ms {
+		if m.Platform != nil && m.Platform.OS == p.OS && m.Platform.Architecture == "arm" && m.Platform.Variant == "" {
+			return m, true
+		}
+	}
+	return v1.Descriptor{}, false
 }
 
 // noPlatform says that an index has no image for p, and which platforms
