@@ -26,13 +26,17 @@ func (e *PullError) Unwrap() error { return e.Err }
 // sources are missing, excluded, or leave the context, and a bad ignore
 // file, each at its step's position. It reads the context only: validate
 // calls it for every stage, and a build, before anything else, for the
-// stages its target needs. A source that names what only the base
-// image's env defines (still "${NAME}" before the base is pulled) is left
-// to the plan, which checks it once expanded.
-func CheckContext(r *recipe.Recipe, stages []*recipe.Stage) error {
+// stages its target needs, leaving its state dir (stateRoot) out as the
+// plan does. A source that names what only the base image's env defines
+// (still "${NAME}" before the base is pulled) is left to the plan, which
+// checks it once expanded.
+func CheckContext(r *recipe.Recipe, stages []*recipe.Stage, stateRoot string) error {
 	ignore, err := fscopy.LoadIgnore(r.Context)
 	if err != nil {
 		return err
+	}
+	if rel, ok := below(r.Context, stateRoot); ok { // as the plan leaves it out
+		ignore = ignore.Without(rel)
 	}
 	var errs []error
 	for _, st := range stages {

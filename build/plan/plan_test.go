@@ -161,7 +161,7 @@ func TestCheckContextLeavesBaseEnvNamesToThePlan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = CheckContext(r, r.Stages)
+	err = CheckContext(r, r.Stages, "")
 	if err == nil || !strings.Contains(err.Error(), `copy source "missing.txt" does not exist`) {
 		t.Errorf("CheckContext = %v, want the missing plain source reported", err)
 	}

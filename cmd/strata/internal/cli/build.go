@@ -93,7 +93,7 @@ Exit codes: 0 built; 1 the build failed; 2 bad usage or an invalid recipe.`,
 					return usageErr("%v", err)
 				}
 			}
-			if err := plan.CheckContext(r, needed); err != nil {
+			if err := plan.CheckContext(r, needed, req.Build.Root); err != nil {
 				p := &printer{w: cmd.ErrOrStderr(), seen: map[string]bool{}}
 				p.print(err)
 				return &exitError{code: ExitUsage, err: err, printed: true}

@@ -35,7 +35,7 @@ problem is printed as FILE:LINE:COL: message; the exit code is 2 if any.`,
 				return err
 			}
 			p := &printer{w: cmd.ErrOrStderr(), seen: map[string]bool{}}
-			p.print(plan.CheckContext(r, r.Stages))
+			p.print(plan.CheckContext(r, r.Stages, ""))
 			if !offline {
 				_, err := plan.Make(cmd.Context(), plan.Options{NoSecrets: true, Registry: commit.RegistryOptions{Insecure: insecure}}, r)
 				p.print(err)
