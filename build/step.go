@@ -40,9 +40,9 @@ func (e *executor) make(ctx context.Context, sp *plan.Stage, res *stageResult, s
 	t.Process = ran.Process
 	var m *chain.Made
 	if e.learn {
-		m, err = e.ws.Trim(ctx, ran, e.epoch, res.chain)
+		m, err = e.ws.Trim(ctx, ran, s.Epoch, res.chain)
 	} else {
-		m, err = e.ws.Commit(ctx, ran, e.epoch)
+		m, err = e.ws.Commit(ctx, ran, s.Epoch)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", s.Pos, err)
@@ -132,7 +132,7 @@ func (e *executor) copy(ctx context.Context, s *plan.Step, rootfs string) error 
 	// stage or image keep theirs, clamped to the epoch when committed.
 	o := fscopy.Options{Mode: c.Mode}
 	if s.From == nil {
-		o.ModTime = e.epoch
+		o.ModTime = s.Epoch
 	}
 	if err := owner(&o, rootfs, c.Owner); err != nil {
 		return fmt.Errorf("%s: copy %w", s.Pos, err)
@@ -196,7 +196,7 @@ func contextUnchanged(context string, ignore *fscopy.Ignore, s *plan.Step) error
 func (e *executor) file(ctx context.Context, s *plan.Step, rootfs string) error {
 	f := s.Recipe.File
 	mode := f.Perm()
-	o := fscopy.Options{Mode: &mode, ModTime: e.epoch}
+	o := fscopy.Options{Mode: &mode, ModTime: s.Epoch}
 	if err := owner(&o, rootfs, f.Owner); err != nil {
 		return fmt.Errorf("%s: file %w", s.Pos, err)
 	}

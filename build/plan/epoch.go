@@ -3,6 +3,7 @@ package plan
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -78,4 +79,43 @@ func (pl *planner) epoch(ctx context.Context, stages []*recipe.Stage) (*time.Tim
 	}
 	t := newest.UTC().Truncate(time.Second)
 	return &t, EpochBases, nil
+}
+
+// epochOf is the epoch a stage's layers are made with: the options' (or
+// none, with --timestamp now), else the newest created time of what it
+// is built from — its base image, or the stage it continues, and the
+// stages it copies from — as the plan's epoch is of every base its
+// image needs. A stage on ${BUILDPLATFORM} so has one epoch in every
+// target, and is built once for all; its layers never change with the
+// other platforms' bases.
+func (pl *planner) epochOf(sp *Stage, st *recipe.Stage, p *Plan) (*time.Time, error) {
+	if pl.fixed {
+		return pl.o.Epoch, nil
+	}
+	newest := time.Unix(0, 0).UTC()
+	later := func(t *time.Time) {
+		if t != nil && t.After(newest) {
+			newest = t.UTC().Truncate(time.Second)
+		}
+	}
+	switch {
+	case st.From.Kind == recipe.KindStage:
+		if prev, ok := p.byIdx[st.From.Stage]; ok {
+			later(prev.Epoch)
+		}
+	case sp.Base != nil && st.From.Kind != recipe.KindScratch:
+		cf, err := sp.Base.ConfigFile()
+		if err != nil {
+			return nil, fmt.Errorf("%s: reading the config of the base: %w", st.From.Pos, err)
+		}
+		later(&cf.Created.Time)
+	}
+	for _, step := range st.Steps {
+		if c := step.Copy; c != nil && c.From != nil && c.From.Kind == recipe.KindStage {
+			if src, ok := p.byIdx[c.From.Stage]; ok {
+				later(src.Epoch)
+			}
+		}
+	}
+	return &newest, nil
 }

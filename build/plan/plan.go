@@ -50,8 +50,11 @@ type Stage struct {
 	Base       v1.Image
 	BaseStage  int
 	BaseDigest string // of the image the stage (or the one it continues) starts from; "" for scratch
-	Steps      []*Step
-	Final      State // after the last step: the image config's
+	// Epoch is what the stage's layers are made with (see epochOf):
+	// nil with --timestamp now.
+	Epoch *time.Time
+	Steps []*Step
+	Final State // after the last step: the image config's
 	// fingerprint is Fingerprint's, made once.
 	fingerprint string
 }
@@ -68,6 +71,7 @@ type Step struct {
 	Mounts []recipe.Mount
 	// From is a copy's source stage or image; nil for the build context.
 	From  *CopySource
+	Epoch *time.Time        // its stage's
 	Def   cache.Def         // the step's part of its cache key
 	Files map[string]string // a context copy's inputs and their digests
 	Seen  cache.Seen        // and their lstat before they were hashed
@@ -136,6 +140,9 @@ type planner struct {
 	r      *recipe.Recipe
 	pulls  *pulls
 	ignore *fscopy.Ignore
+	// fixed says the options give the epoch (or --timestamp now): every
+	// stage has it.
+	fixed bool
 }
 
 // pulls are the images a build has pulled, by source and platform; the
@@ -183,7 +190,7 @@ func MakeAll(ctx context.Context, o Options, targets []Target) ([]*Plan, error) 
 	for i, t := range targets {
 		po := o
 		po.Platform = t.Platform
-		pls[i] = &planner{o: po, r: t.Recipe, pulls: shared, ignore: ignore}
+		pls[i] = &planner{o: po, r: t.Recipe, pulls: shared, ignore: ignore, fixed: o.Epoch != nil || o.Now}
 		if stages[i], err = t.Recipe.Needed(o.Target); err != nil {
 			return nil, err
 		}
@@ -351,7 +358,12 @@ func (pl *planner) stage(ctx context.Context, st *recipe.Stage, p *Plan) (*Stage
 			sp.BaseDigest = d.String()
 		}
 	}
-	st, err := st.Expand(state.Environ())
+	epoch, err := pl.epochOf(sp, st, p)
+	if err != nil {
+		return nil, err
+	}
+	sp.Epoch = epoch
+	st, err = st.Expand(state.Environ())
 	if err != nil {
 		return nil, err
 	}
@@ -422,8 +434,8 @@ func (pl *planner) step(ctx context.Context, sp *Stage, step *recipe.Step, state
 		s.Text = step.Name + ": " + s.Text
 	}
 	s.Def = cache.Def{Text: step.Summary(), Kind: step.Kind.String(), Platform: sp.Platform.String()}
-	if pl.o.Epoch != nil {
-		s.Def.Epoch = pl.o.Epoch.UTC().Format(time.RFC3339)
+	if s.Epoch = sp.Epoch; s.Epoch != nil {
+		s.Def.Epoch = s.Epoch.UTC().Format(time.RFC3339)
 	}
 	switch step.Kind {
 	case recipe.RunStep:

@@ -414,6 +414,92 @@ func TestCacheIDIsTheAbsoluteTarget(t *testing.T) {
 	}
 }
 
+// mixedLayout is a layout whose "latest" is an index of an amd64 and an
+// arm64 image created at the times given.
+func mixedLayout(t *testing.T, created map[string]time.Time) string {
+	t.Helper()
+	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
+	for _, arch := range []string{"amd64", "arm64"} {
+		img, err := mutate.ConfigFile(mutate.MediaType(empty.Image, types.OCIManifestSchema1), &v1.ConfigFile{
+			OS: "linux", Architecture: arch, Created: v1.Time{Time: created[arch]}, RootFS: v1.RootFS{Type: "layers"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
+		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}})
+	}
+	dir := t.TempDir()
+	lp, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lp.AppendIndex(idx, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "latest"})); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// planTargets plans yaml for linux/amd64 and linux/arm64.
+func planTargets(t *testing.T, yaml string) []*Plan {
+	t.Helper()
+	ctx := t.TempDir()
+	if err := os.WriteFile(filepath.Join(ctx, "strata.yaml"), []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := recipe.Load(filepath.Join(ctx, "strata.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var targets []Target
+	for _, arch := range []string{"amd64", "arm64"} {
+		p := v1.Platform{OS: "linux", Architecture: arch}
+		rp, err := r.ForPlatform(recipe.Platform{OS: "linux", Arch: arch})
+		if err != nil {
+			t.Fatal(err)
+		}
+		targets = append(targets, Target{Recipe: rp, Platform: &p})
+	}
+	plans, err := MakeAll(t.Context(), Options{}, targets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return plans
+}
+
+// TestBuildPlatformStageSharedAcrossEpochs: a ${BUILDPLATFORM} stage's
+// layers are made with the epoch of its own base, the same in every
+// target, so it is one stage for all (built once), however the targets'
+// bases differ in age; each target's image keeps its own epoch.
+func TestBuildPlatformStageSharedAcrossEpochs(t *testing.T) {
+	created := map[string]time.Time{"amd64": time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), "arm64": time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC)}
+	dir := mixedLayout(t, created)
+	plans := planTargets(t, `stages:
+  - name: tool
+    from: oci-layout://`+dir+`:latest
+    platform: linux/amd64
+    steps: [{run: make-tool}]
+  - name: app
+    from: oci-layout://`+dir+`:latest
+    steps:
+      - copy: /tool
+        from: tool
+        to: /tool
+`)
+	tool0, _ := plans[0].StageByIndex(0)
+	tool1, _ := plans[1].StageByIndex(0)
+	if plans[0].Fingerprint(tool0) != plans[1].Fingerprint(tool1) {
+		t.Errorf("the tool stage differs between the targets: epochs %v and %v", tool0.Epoch, tool1.Epoch)
+	}
+	if !tool0.Epoch.Equal(created["amd64"]) {
+		t.Errorf("the tool stage's epoch %v, want its base's %v", tool0.Epoch, created["amd64"])
+	}
+	for i, arch := range []string{"amd64", "arm64"} {
+		if got := plans[i].Epoch; !got.Equal(created[arch]) {
+			t.Errorf("%s image's epoch %v, want %v", arch, got, created[arch])
+		}
+	}
+}
+
 // TestEpochPerPlatform: each platform's epoch comes from its own base, so
 // a platform's image is the same whichever platforms are built with it.
 func TestEpochPerPlatform(t *testing.T) {
