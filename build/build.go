@@ -137,8 +137,10 @@ type PlanStep struct {
 	// Why explains a run.
 	Why string `json:"why,omitempty"`
 	// order sorts a dry run's rows: by platform (as given), by the
-	// recipe's stage, by step; the stages run at once.
-	order [3]int
+	// recipe's stage, by step, then by the target they were made for (a
+	// stage continuing a ${BUILDPLATFORM} stage is built for it in
+	// every target); the stages run at once.
+	order [4]int
 }
 
 // StepResult reports one step of a build.

@@ -29,6 +29,7 @@ type executor struct {
 	*session
 	plan  *plan.Plan
 	label string     // the platform, in a multi-platform build
+	index int        // of the platform, in the order given
 	epoch *time.Time // the plan's; nil for wall-clock times
 	done  map[int]*stageDone
 }
@@ -204,7 +205,7 @@ func (e *executor) event(ev Event, kind EventKind) {
 // and what the stage holds after it is unknown.
 func (e *executor) fsStep(ctx context.Context, sp *plan.Stage, res *stageResult, s *plan.Step, ev Event, t *Timings) (v1.Layer, *cache.Layer, bool, error) {
 	row := PlanStep{Stage: e.stageLabel(sp), Pos: s.Pos, Action: ev.Action, Text: s.Text, Will: "run",
-		order: [3]int{slices.IndexFunc(e.platforms, sp.Platform.Equals), sp.Recipe.Index, s.Recipe.Index}}
+		order: [4]int{slices.IndexFunc(e.platforms, sp.Platform.Equals), sp.Recipe.Index, s.Recipe.Index, e.index}}
 	parent := slices.Clip(res.chain) // the layers below the step
 	var in *cache.Inputs
 	why := "--no-cache"

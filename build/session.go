@@ -60,7 +60,7 @@ func (s *session) run(ctx context.Context, plans []*plan.Plan) ([]*executor, []*
 		s.platforms = append(s.platforms, p.Stages[len(p.Stages)-1].Platform)
 	}
 	for i, p := range plans {
-		execs[i] = &executor{session: s, plan: p, epoch: p.Epoch}
+		execs[i] = &executor{session: s, plan: p, epoch: p.Epoch, index: i}
 		if len(plans) > 1 {
 			execs[i].label = p.Stages[len(p.Stages)-1].Platform.String()
 		}
