@@ -65,6 +65,21 @@ func (e *executor) waitStage(ctx context.Context, index int) (*stageResult, erro
 	}
 }
 
+// awaitStage waits for stage index to be built, saying so on ev's step
+// if it is not (name: the stage as the recipe names it).
+func (e *executor) awaitStage(ctx context.Context, index int, ev Event, name string) error {
+	if d, ok := e.done[index]; ok {
+		select {
+		case <-d.ready:
+			return nil
+		default:
+			e.info(ev, "waiting for stage "+name)
+		}
+	}
+	_, err := e.waitStage(ctx, index)
+	return err
+}
+
 // stageDone is a stage being built: ready is closed when res is set.
 type stageDone struct {
 	ready chan struct{}

@@ -410,3 +410,36 @@ func TestCopySourceFailing(t *testing.T) {
 		}
 	}
 }
+
+// TestCopyWaitSaidNotRun: a copy from a stage still being built says it
+// waits, and its run time leaves the wait out.
+func TestCopyWaitSaidNotRun(t *testing.T) {
+	_, _, _, events, err := buildFake(t, `stages:
+  - name: build
+    from: scratch
+    steps:
+      - run: sleep 400
+      - run: write /out/app built
+  - name: app
+    from: scratch
+    steps:
+      - copy: /out/app
+        from: build
+        to: /app
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	said := false
+	for _, e := range events {
+		if e.Stage == "app" && e.Kind == EventInfo && e.Text == "waiting for stage build" {
+			said = true
+		}
+		if e.Stage == "app" && e.Kind == EventDone && e.Timings != nil && e.Timings.Process > 200*time.Millisecond {
+			t.Errorf("the copy's run time %v holds the wait for its source", e.Timings.Process)
+		}
+	}
+	if !said {
+		t.Error("the copy did not say it waits for stage build")
+	}
+}

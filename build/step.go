@@ -20,6 +20,13 @@ import (
 // commits what it changed (see chain.Workspace). It returns a Made without
 // a DiffID when the step changed no file.
 func (e *executor) make(ctx context.Context, sp *plan.Stage, res *stageResult, s *plan.Step, ev Event, t *Timings) (*chain.Made, error) {
+	if s.From != nil && s.From.Stage >= 0 {
+		// A copy from a stage still being built waits for it here, said
+		// so, not in its run time.
+		if err := e.awaitStage(ctx, s.From.Stage, ev, s.Recipe.Copy.From.Ref); err != nil {
+			return nil, err
+		}
+	}
 	lowers, unpack, err := e.lowers(ctx, sp.Recipe.Name, res.chain)
 	t.Unpack += unpack
 	if err != nil {
