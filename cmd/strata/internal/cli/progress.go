@@ -55,6 +55,8 @@ func plainLine(e build.Event) string {
 			stage = e.Stage + " "
 		}
 		prefix = fmt.Sprintf("[%s%d/%d] ", stage, e.Step, e.Steps)
+	} else if e.Stage != "" { // about a stage or a platform (its epoch)
+		prefix = "[" + e.Stage + "] "
 	}
 	switch e.Kind {
 	case build.EventStart:
