@@ -718,3 +718,24 @@ func TestFileDestsRefusedBeforeTheBuild(t *testing.T) {
 		}
 	}
 }
+
+// TestNohupBuildIgnoresHangup: a build started under nohup (SIGHUP
+// ignored) goes on when its terminal closes, as it did before strata
+// stopped builds on SIGHUP.
+func TestNohupBuildIgnoresHangup(t *testing.T) {
+	requireBuildTools(t)
+	ctx := writeRecipe(t, "from: ${BASE}\nargs: {BASE: scratch}\nsteps:\n  - run: echo step-$((1+1))-running; sleep 1\n", map[string]string{})
+	root, out := t.TempDir(), filepath.Join(t.TempDir(), "img.oci")
+	cmd := exec.Command("nohup", strataBin, "build", "--root", root, "--build-arg", busyboxBase(t), "-t", "i:1", "-o", "type=oci,dest="+out, ctx)
+	stderr, pr := startUntil(t, cmd, "step-2-running")
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(stderr, pr)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("the nohup'd build stopped on SIGHUP: %v\n%s", err, stderr)
+	}
+	if _, err := os.Stat(out); err != nil {
+		t.Errorf("no output: %v", err)
+	}
+}

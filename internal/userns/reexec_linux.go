@@ -70,7 +70,11 @@ func Run(ctx context.Context, p *Plan, o Options) (int, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, forwarded...)
+	for _, sig := range forwarded {
+		if !signal.Ignored(sig) { // nohup's SIGHUP stays ignored, here and in the copy
+			signal.Notify(sigs, sig)
+		}
+	}
 	defer signal.Stop(sigs)
 
 	err = cmd.Start()

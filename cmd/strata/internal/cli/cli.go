@@ -63,10 +63,21 @@ func New(b Builder) *cobra.Command {
 // Main runs strata with args (without the program name) and returns the
 // exit code. It stops the build, cleaning up, on SIGINT, SIGTERM and
 // SIGHUP (the terminal closed, an SSH session dropped), which would
-// otherwise kill it and leave a running step behind.
+// otherwise kill it and leave a running step behind — SIGHUP unless it
+// started ignored (nohup). Once stopping, the signals take their default
+// action again: a second ^C ends a build stuck where it cannot be stopped
+// (writing to a FIFO no one reads).
 func Main(args []string, stdout, stderr io.Writer, b Builder) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	sigs := []os.Signal{os.Interrupt, syscall.SIGTERM}
+	if !signal.Ignored(syscall.SIGHUP) {
+		sigs = append(sigs, syscall.SIGHUP)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), sigs...)
 	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	return Run(ctx, args, stdout, stderr, b)
 }
 
