@@ -229,10 +229,17 @@ func procFD(dir string) bool {
 // device, a FIFO or a process's file descriptor (/dev/stdout) is written
 // in place.
 func WriteFile(file string, data []byte) error {
+	return WriteFileLike(file, data, nil)
+}
+
+// WriteFileLike is WriteFile, but a file it creates anew gets the mode
+// (and, as root, the owner) of was, the file RemoveStale removed there
+// before the build (nil: none).
+func WriteFileLike(file string, data []byte, was fs.FileInfo) error {
 	if err := CheckFileDest(file, "a file name", "file"); err != nil {
 		return err
 	}
-	return writeOutput(file, func(f *os.File) error {
+	return writeOutputLike(file, was, func(f *os.File) error {
 		_, err := f.Write(data)
 		return err
 	})
@@ -242,26 +249,33 @@ func WriteFile(file string, data []byte) error {
 // links (which stay), so that a build that fails leaves no earlier
 // build's output to be taken for its own: as buildx removes its iidfile
 // first. A device, a FIFO or a process's file descriptor is left alone,
-// and so is a file name that names nothing.
-func RemoveStale(file string) error {
+// and so is a file name that names nothing. It returns what it removed
+// (nil: nothing), for WriteFileLike to give the new file its mode.
+func RemoveStale(file string) (fs.FileInfo, error) {
 	d, err := resolveDest(file)
 	if err != nil {
 		// A name that cannot be resolved leads to no earlier output.
-		return nil
+		return nil, nil
 	}
 	if d.inPlace || d.fi == nil || !d.fi.Mode().IsRegular() {
-		return nil
+		return nil, nil
 	}
 	if err := os.Remove(d.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
+		return nil, err
 	}
-	return nil
+	return d.fi, nil
 }
 
 // writeOutput writes file through write: in place if it is a device, a
 // FIFO or a process's descriptor, else by replaceFile on the file its
 // links lead to, keeping the mode and owner of the file replaced.
 func writeOutput(file string, write func(*os.File) error) error {
+	return writeOutputLike(file, nil, write)
+}
+
+// writeOutputLike is writeOutput; a file made anew takes was's mode and
+// owner (see WriteFileLike).
+func writeOutputLike(file string, was fs.FileInfo, write func(*os.File) error) error {
 	d, err := resolveDest(file)
 	if err != nil {
 		return err
@@ -279,7 +293,11 @@ func writeOutput(file string, write func(*os.File) error) error {
 			return err
 		}
 	}
-	if err := replaceAs(d.path, d.fi, write); err != nil {
+	old := d.fi
+	if old == nil {
+		old = was
+	}
+	if err := replaceAs(d.path, old, write); err != nil {
 		return err
 	}
 	return syncDir(filepath.Dir(d.path))

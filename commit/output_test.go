@@ -411,7 +411,7 @@ func TestRemoveStale(t *testing.T) {
 	if err := os.Symlink(target, l); err != nil {
 		t.Fatal(err)
 	}
-	if err := commit.RemoveStale(l); err != nil {
+	if _, err := commit.RemoveStale(l); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(target); !errors.Is(err, os.ErrNotExist) {
@@ -425,7 +425,7 @@ func TestRemoveStale(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, f := range []string{null, "/dev/null", filepath.Join(dir, "missing")} {
-		if err := commit.RemoveStale(f); err != nil {
+		if _, err := commit.RemoveStale(f); err != nil {
 			t.Errorf("RemoveStale(%s) = %v", f, err)
 		}
 	}

@@ -739,3 +739,35 @@ func TestNohupBuildIgnoresHangup(t *testing.T) {
 		t.Errorf("no output: %v", err)
 	}
 }
+
+// TestOutputFilesKeepTheirMode: --iidfile and --metadata-file, removed
+// before the build (a failure must not leave them), come back with the
+// mode and owner the files had, as the archive's dest does.
+func TestOutputFilesKeepTheirMode(t *testing.T) {
+	requireBuildTools(t)
+	ctx := writeRecipe(t, "from: scratch\nsteps:\n  - file: /f\n    content: f\n", map[string]string{})
+	dir := t.TempDir()
+	iid, meta := filepath.Join(dir, "iid"), filepath.Join(dir, "meta.json")
+	for f, mode := range map[string]os.FileMode{iid: 0o600, meta: 0o640} {
+		if err := os.WriteFile(f, []byte("old"), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(f, mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(f, 1000, 1000); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustBuild(t, nil, "--root", t.TempDir(), "--iidfile", iid, "--metadata-file", meta, ctx)
+	for f, mode := range map[string]os.FileMode{iid: 0o600, meta: 0o640} {
+		fi, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		if fi.Mode().Perm() != mode || st.Uid != 1000 || st.Gid != 1000 {
+			t.Errorf("%s: mode %v owner %d:%d, want %v 1000:1000", filepath.Base(f), fi.Mode().Perm(), st.Uid, st.Gid, mode)
+		}
+	}
+}

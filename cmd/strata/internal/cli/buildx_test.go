@@ -149,7 +149,7 @@ func TestBuildxFlagErrors(t *testing.T) {
 func TestMetadataKeys(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "meta.json")
 	res := &build.Result{Digest: digest, ConfigDigest: "sha256:c0f1", Steps: []build.StepResult{{Pos: "strata.yaml:3", Action: "run"}}}
-	if err := writeMetadata(path, res); err != nil {
+	if err := writeMetadata(path, res, nil); err != nil {
 		t.Fatal(err)
 	}
 	data, err := os.ReadFile(path)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"strings"
@@ -37,15 +38,18 @@ func BuildImage(ctx context.Context, req Request, r *recipe.Recipe, stderr io.Wr
 	// An older build's files must not outlive a failure of this one (a
 	// script would deploy the digest they name), as buildx removes its
 	// iidfile first.
+	was := map[string]fs.FileInfo{} // what was removed: the new file gets its mode
 	for _, f := range []string{req.MetadataFile, req.IIDFile} {
 		if f == "" || req.Build.DryRun {
 			continue
 		}
 		// The regular file a link leads to, not the link; not /dev/stdout
 		// or a FIFO.
-		if err := commit.RemoveStale(f); err != nil {
+		fi, err := commit.RemoveStale(f)
+		if err != nil {
 			return "", fmt.Errorf("removing the last build's %s: %w", f, err)
 		}
+		was[f] = fi
 	}
 	res, err := build.Build(ctx, req.Build, r, build.Deps{Progress: progress, Log: log})
 	if err != nil {
@@ -55,13 +59,13 @@ func BuildImage(ctx context.Context, req Request, r *recipe.Recipe, stderr io.Wr
 		return planText(res, req.Build), nil
 	}
 	if req.MetadataFile != "" {
-		if err := writeMetadata(req.MetadataFile, res); err != nil {
+		if err := writeMetadata(req.MetadataFile, res, was[req.MetadataFile]); err != nil {
 			return "", err
 		}
 	}
 	if req.IIDFile != "" {
 		// As buildx writes it: the digest alone, no newline.
-		if err := writeFileAtomic(req.IIDFile, []byte(res.Digest)); err != nil {
+		if err := commit.WriteFileLike(req.IIDFile, []byte(res.Digest), was[req.IIDFile]); err != nil {
 			return "", fmt.Errorf("writing the iid file: %w", err)
 		}
 	}
@@ -124,23 +128,18 @@ type metadata struct {
 }
 
 // writeMetadata writes the build's metadata as JSON.
-func writeMetadata(path string, res *build.Result) error {
+func writeMetadata(path string, res *build.Result, was fs.FileInfo) error {
 	data, err := json.MarshalIndent(metadata{ImageDigest: res.Digest, ContainerImageDigest: res.Digest,
 		ConfigDigest: res.ConfigDigest, Phases: res.Phases, Steps: res.Steps}, "", "  ")
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(path, append(data, '\n')); err != nil {
+	// As commit writes outputs: its parents made, through its links; a
+	// regular file replaced atomically, /dev/stdout or a FIFO in place.
+	if err := commit.WriteFileLike(path, append(data, '\n'), was); err != nil {
 		return fmt.Errorf("writing metadata file: %w", err)
 	}
 	return nil
-}
-
-// writeFileAtomic writes data to path as commit writes outputs (see
-// commit.WriteFile): its parents made, through its links; a regular file
-// replaced atomically, /dev/stdout or a FIFO written in place.
-func writeFileAtomic(path string, data []byte) error {
-	return commit.WriteFile(path, data)
 }
 
 // planText renders a dry run's plan: a line per run or copy step, then
