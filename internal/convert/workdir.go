@@ -96,15 +96,19 @@ func (c *converter) copyDest(s *stageOut, dest, owner string) string {
 	if _, ok := s.workdirs[path.Clean(abs)]; ok && !strings.HasSuffix(dest, "/") {
 		dest, abs = dest+"/", abs+"/"
 	}
-	if owner == "" || !s.open {
-		return dest
-	}
 	dir := path.Clean(abs)
 	if !strings.HasSuffix(abs, "/") {
 		dir = path.Dir(dir)
 	}
 	for _, w := range slices.Sorted(maps.Keys(s.workdirs)) {
 		if s.workdirs[w] || (dir != w && !strings.HasPrefix(dir, w+"/")) {
+			continue
+		}
+		if owner == "" { // a copy as root makes it as docker's WORKDIR did
+			s.workdirs[w] = true
+			continue
+		}
+		if !s.open {
 			continue
 		}
 		user := s.user

@@ -59,6 +59,8 @@ func TestWorkdirCreates(t *testing.T) {
 			[]string{"copy a.txt /app/", "workdir /opt", "workdir /opt/sub", "copy a.txt /opt/sub/", "workdir /w/data", "run /bin/mkdir -p /w/data", "copy a.txt /w/data/"}, nil},
 		{"a run made it", "FROM busybox\nWORKDIR /w\nRUN true\nCOPY --chown=1000 a.txt ./\n",
 			[]string{"workdir /w", "run true", "copy a.txt /w/"}, nil},
+		{"a copy as root made it", "FROM busybox\nWORKDIR /w\nCOPY a.txt /w/\nCOPY --chown=5 b.txt /w/\n",
+			[]string{"workdir /w", "copy a.txt /w/", "copy b.txt /w/"}, nil},
 		{"scratch, root", "FROM scratch\nWORKDIR /app\nCOPY a /app/\n",
 			[]string{"workdir /app", "copy a /app/"}, nil},
 		{"scratch, a user", "FROM scratch\nUSER 1000\nWORKDIR /app\n",
