@@ -197,3 +197,22 @@ func TestDiffPlatformWarns(t *testing.T) {
 		t.Errorf("the image's own platform: exit %d, stderr %q", code, stderr)
 	}
 }
+
+// TestPlatformKeyNormalises: an index entry for arm naming no variant is
+// linux/arm/v7's, as pulling takes it, and arm64/v8 is arm64's: diff
+// does not report the same image under two platforms.
+func TestPlatformKeyNormalises(t *testing.T) {
+	for _, c := range []struct {
+		p    v1.Platform
+		want string
+	}{
+		{v1.Platform{OS: "linux", Architecture: "arm"}, "linux/arm/v7"},
+		{v1.Platform{OS: "linux", Architecture: "arm", Variant: "v7"}, "linux/arm/v7"},
+		{v1.Platform{OS: "linux", Architecture: "arm", Variant: "v6"}, "linux/arm/v6"},
+		{v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"}, "linux/arm64"},
+	} {
+		if got := platformKey(c.p); got != c.want {
+			t.Errorf("platformKey(%v) = %s, want %s", c.p, got, c.want)
+		}
+	}
+}

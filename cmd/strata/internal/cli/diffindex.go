@@ -151,8 +151,11 @@ func imagePlatform(img v1.Image) (v1.Platform, error) {
 // arm64's default variant v8 left out, so that an index's entry and an
 // image's config name it alike.
 func platformKey(p v1.Platform) string {
-	if p.Architecture == "arm64" && p.Variant == "v8" {
+	switch { // as strata and containerd normalise them
+	case p.Architecture == "arm64" && p.Variant == "v8":
 		p.Variant = ""
+	case p.Architecture == "arm" && p.Variant == "":
+		p.Variant = "v7"
 	}
 	return v1.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant}.String()
 }
