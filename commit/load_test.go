@@ -105,7 +105,7 @@ func TestCheckDaemon(t *testing.T) {
 	}
 	t.Run("CheckOutputs", func(t *testing.T) {
 		t.Setenv("DOCKER_HOST", dead)
-		err := commit.CheckOutputs([]commit.Output{{Type: commit.OutputDaemon}})
+		err := commit.CheckOutputs([]commit.Output{{Type: commit.OutputDaemon}}, true)
 		if err == nil || !strings.HasPrefix(err.Error(), "--load: no docker daemon answers at "+dead) {
 			t.Errorf("CheckOutputs(--load) = %v, want the daemon's absence", err)
 		}

@@ -117,9 +117,9 @@ func saveBlobs(ctx context.Context, img v1.Image, dir string) error {
 
 // CheckOutputs reports every output that cannot be written, writing
 // nothing: call it before a build, so that a bad destination is found
-// before any step runs. For --load it pings the docker daemon
-// (CheckDaemon).
-func CheckOutputs(outs []Output) error {
+// before any step runs. For --load, with ping, it asks the docker daemon
+// (CheckDaemon): not for a dry run, which writes nothing.
+func CheckOutputs(outs []Output, ping bool) error {
 	var errs []error
 	for _, out := range outs {
 		var err error
@@ -134,6 +134,9 @@ func CheckOutputs(outs []Output) error {
 		case out.Type == OutputDocker:
 			err = CheckDockerDest(out.Dest)
 		case out.Type == OutputDaemon:
+			if !ping {
+				continue
+			}
 			if err := CheckDaemon(); err != nil {
 				errs = append(errs, fmt.Errorf("--load: %w", err))
 			}

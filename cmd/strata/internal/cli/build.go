@@ -193,7 +193,7 @@ func (f *buildFlags) request(args []string) (Request, error) {
 		o.Tags = append(o.Tags, tag)
 	}
 	f.outputsOf(o, &bad)
-	if err := commit.CheckOutputs(o.Outputs); err != nil {
+	if err := commit.CheckOutputs(o.Outputs, !o.DryRun); err != nil {
 		bad.add("%v", err)
 	}
 	req.Warnings = append(req.Warnings, f.cachesOf(o, &bad)...)

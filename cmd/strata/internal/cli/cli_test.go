@@ -384,3 +384,18 @@ func TestLoadWithoutDaemon(t *testing.T) {
 		t.Errorf("--load with the current context's daemon answering: exit %d\n%s", code, stderr)
 	}
 }
+
+// TestDryRunLoadNeedsNoDaemon: --dry-run --load writes nothing, so it
+// does not ask for a daemon; a build with --load does.
+func TestDryRunLoadNeedsNoDaemon(t *testing.T) {
+	dir := newContext(t)
+	t.Setenv("DOCKER_HOST", "unix://"+filepath.Join(t.TempDir(), "no.sock"))
+	t.Setenv("DOCKER_CONTEXT", "")
+	f := &fakeBuilder{}
+	if code, _, stderr := run(t, f.build, "build", "--dry-run", "--load", dir); code != 0 || f.calls != 1 {
+		t.Errorf("--dry-run --load with no daemon: exit %d, %d builds\n%s", code, f.calls, stderr)
+	}
+	if code, _, _ := run(t, f.build, "build", "--load", dir); code != ExitUsage {
+		t.Errorf("--load with no daemon: exit %d, want %d", code, ExitUsage)
+	}
+}
