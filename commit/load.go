@@ -241,21 +241,35 @@ func dockerClient(ep endpoint) (*http.Client, string, error) {
 		}}
 		return &http.Client{Transport: t}, "http://docker", nil
 	case "tcp":
-		if ep.TLSDir == "" && os.Getenv("DOCKER_TLS_VERIFY") == "" {
-			return &http.Client{}, "http://" + u.Host, nil
+		// As the docker CLI: TLS with a context's TLS data or its skip of
+		// the check, or DOCKER_TLS_VERIFY; a host without a port is on
+		// 2376 with TLS, 2375 without.
+		useTLS := ep.TLSDir != "" || ep.SkipTLSVerify || os.Getenv("DOCKER_TLS_VERIFY") != ""
+		hostPort := u.Host
+		if u.Port() == "" {
+			port := "2375"
+			if useTLS {
+				port = "2376"
+			}
+			hostPort = net.JoinHostPort(u.Hostname(), port)
+		}
+		if !useTLS {
+			return &http.Client{}, "http://" + hostPort, nil
 		}
 		cfg, err := dockerTLS(ep.TLSDir)
 		if err != nil {
 			return nil, "", err
 		}
 		cfg.InsecureSkipVerify = ep.SkipTLSVerify // as the context asks
-		return &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}, "https://" + u.Host, nil
+		return &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}, "https://" + hostPort, nil
 	}
 	return nil, "", fmt.Errorf("%s %q: only unix:// and tcp:// are supported", ep.From, host)
 }
 
 // dockerTLS reads ca.pem, cert.pem and key.pem from dir, a context's TLS
-// dir, else DOCKER_CERT_PATH (default ~/.docker), as the docker CLI does.
+// dir, else DOCKER_CERT_PATH (default ~/.docker), as the docker CLI does:
+// each only if it is there (a CA alone is common; none with a context
+// that skips the check).
 func dockerTLS(dir string) (*tls.Config, error) {
 	if dir == "" {
 		dir = os.Getenv("DOCKER_CERT_PATH")
@@ -267,17 +281,24 @@ func dockerTLS(dir string) (*tls.Config, error) {
 		}
 		dir = filepath.Join(home, ".docker")
 	}
-	ca, err := os.ReadFile(filepath.Join(dir, "ca.pem"))
-	if err != nil {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	switch ca, err := os.ReadFile(filepath.Join(dir, "ca.pem")); {
+	case err == nil:
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(ca) {
+			return nil, fmt.Errorf("no certificate in %s", filepath.Join(dir, "ca.pem"))
+		}
+		cfg.RootCAs = pool
+	case !errors.Is(err, fs.ErrNotExist):
 		return nil, err
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(ca) {
-		return nil, fmt.Errorf("no certificate in %s", filepath.Join(dir, "ca.pem"))
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if _, err := os.Stat(certFile); err == nil {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Certificates = []tls.Certificate{cert}
 	}
-	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"))
-	if err != nil {
-		return nil, err
-	}
-	return &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+	return cfg, nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -110,4 +111,37 @@ func TestCheckDaemon(t *testing.T) {
 			t.Errorf("CheckOutputs(--load) = %v, want the daemon's absence", err)
 		}
 	})
+}
+
+// TestDaemonTCPAsTheDockerCLI: a tcp:// host without a port is on 2375
+// (2376 with TLS); a context that skips the certificate check speaks TLS
+// with no TLS files, as the docker CLI does.
+func TestDaemonTCPAsTheDockerCLI(t *testing.T) {
+	t.Setenv("DOCKER_CONTEXT", "")
+	t.Setenv("DOCKER_TLS_VERIFY", "")
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	t.Setenv("DOCKER_HOST", "tcp://127.0.0.1")
+	if err := commit.CheckDaemon(); err == nil || !strings.Contains(err.Error(), "127.0.0.1:2375") {
+		t.Errorf("tcp://127.0.0.1 with nothing there: %v, want it to try port 2375", err)
+	}
+
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "OK") }))
+	defer srv.Close()
+	dir := t.TempDir()
+	name := "skip"
+	meta := filepath.Join(dir, "contexts", "meta", fmt.Sprintf("%x", sha256.Sum256([]byte(name))), "meta.json")
+	if err := os.MkdirAll(filepath.Dir(meta), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	host := "tcp://" + strings.TrimPrefix(srv.URL, "https://")
+	data := fmt.Sprintf(`{"Name":%q,"Metadata":{},"Endpoints":{"docker":{"Host":%q,"SkipTLSVerify":true}}}`, name, host)
+	if err := os.WriteFile(meta, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("DOCKER_HOST", "")
+	t.Setenv("DOCKER_CONFIG", dir)
+	t.Setenv("DOCKER_CONTEXT", name)
+	if err := commit.CheckDaemon(); err != nil {
+		t.Errorf("a context skipping the check, on a TLS daemon: %v", err)
+	}
 }
