@@ -504,46 +504,7 @@ func TestBuildPlatformStageSharedAcrossEpochs(t *testing.T) {
 // a platform's image is the same whichever platforms are built with it.
 func TestEpochPerPlatform(t *testing.T) {
 	created := map[string]time.Time{"amd64": time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), "arm64": time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC)}
-	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
-	for _, arch := range []string{"amd64", "arm64"} {
-		img, err := mutate.ConfigFile(mutate.MediaType(empty.Image, types.OCIManifestSchema1), &v1.ConfigFile{
-			OS: "linux", Architecture: arch, Created: v1.Time{Time: created[arch]}, RootFS: v1.RootFS{Type: "layers"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
-		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}})
-	}
-	dir := t.TempDir()
-	lp, err := layout.Write(dir, empty.Index)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := lp.AppendIndex(idx, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "latest"})); err != nil {
-		t.Fatal(err)
-	}
-	yaml := "from: oci-layout://" + dir + ":latest\nsteps: []\n"
-	ctx := t.TempDir()
-	if err := os.WriteFile(filepath.Join(ctx, "strata.yaml"), []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	r, err := recipe.Load(filepath.Join(ctx, "strata.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var targets []Target
-	for _, arch := range []string{"amd64", "arm64"} {
-		p := v1.Platform{OS: "linux", Architecture: arch}
-		rp, err := r.ForPlatform(recipe.Platform{OS: "linux", Arch: arch})
-		if err != nil {
-			t.Fatal(err)
-		}
-		targets = append(targets, Target{Recipe: rp, Platform: &p})
-	}
-	plans, err := MakeAll(t.Context(), Options{}, targets)
-	if err != nil {
-		t.Fatal(err)
-	}
+	plans := planTargets(t, "from: oci-layout://"+mixedLayout(t, created)+":latest\nsteps: []\n")
 	for i, arch := range []string{"amd64", "arm64"} {
 		if got := plans[i].Epoch; got == nil || !got.Equal(created[arch]) {
 			t.Errorf("%s epoch %v, want its base's %v", arch, got, created[arch])
