@@ -546,20 +546,41 @@ func TestRootlessMissingPrerequisites(t *testing.T) {
 // on to its copy in the user namespace), while a step runs: strata exits
 // non-zero within seconds, writes no output, and leaves no container,
 // mount point or step process.
+// With group, the signal goes to the build's whole process group, as a
+// terminal sends ^C: the copy gets it twice, from the terminal and from
+// its parent, at once.
 func TestRootlessInterruptedBuildLeavesNothing(t *testing.T) {
 	u := requireRootless(t)
 	for _, sig := range []os.Signal{os.Interrupt, syscall.SIGHUP} {
-		t.Run(sig.String(), func(t *testing.T) { testRootlessSignalledBuild(t, u, sig) })
+		t.Run(sig.String(), func(t *testing.T) { testRootlessSignalledBuild(t, u, sig, false) })
 	}
+	t.Run("interrupt to the group", func(t *testing.T) { testRootlessSignalledBuild(t, u, os.Interrupt, true) })
 }
 
-func testRootlessSignalledBuild(t *testing.T, u testutil.User, sig os.Signal) {
+func testRootlessSignalledBuild(t *testing.T, u testutil.User, sig os.Signal, group bool) {
 	bb := shared(t, testutil.BusyboxLayout(t))
 	ctx := sharedRecipe(t, "from: oci-layout://"+bb+":latest\nsteps:\n  - run: echo step-$((1+1))-running; sleep 300\n", map[string]string{})
 	dir := testutil.SharedDir(t)
 	root, out := filepath.Join(dir, "root"), filepath.Join(dir, "img.oci")
 	cmd := u.Command(nil, userBin(t), "build", "--root", root, "--progress", "plain", "-o", "type=oci,dest="+out, ctx)
-	stderr := signalBuild(t, cmd, sig, "step-2-running", out)
+	var stderr string
+	if group {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		buf, pr := startUntil(t, cmd, "step-2-running")
+		if err := syscall.Kill(-cmd.Process.Pid, sig.(syscall.Signal)); err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(buf, pr)
+		if err := cmd.Wait(); err == nil {
+			t.Fatalf("interrupted build succeeded\n%s", buf)
+		}
+		stderr = buf.String()
+		if !strings.Contains(stderr, "strata: interrupted:") {
+			t.Errorf("the build did not stop cleanly (killed by the signal's second copy?):\n%s", stderr)
+		}
+	} else {
+		stderr = signalBuild(t, cmd, sig, "step-2-running", out)
+	}
 	t.Logf("strata's stderr:\n%s", stderr)
 	assertNoLeftovers(t, root)
 	cmdlines, _ := filepath.Glob("/proc/[0-9]*/cmdline")

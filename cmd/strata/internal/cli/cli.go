@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -64,9 +65,11 @@ func New(b Builder) *cobra.Command {
 // exit code. It stops the build, cleaning up, on SIGINT, SIGTERM and
 // SIGHUP (the terminal closed, an SSH session dropped), which would
 // otherwise kill it and leave a running step behind — SIGHUP unless it
-// started ignored (nohup). Once stopping, the signals take their default
-// action again: a second ^C ends a build stuck where it cannot be stopped
-// (writing to a FIFO no one reads).
+// started ignored (nohup). Once stopping, and a grace period later, the
+// signals take their default action again: a second ^C then ends a build
+// stuck where it cannot be stopped (writing to a FIFO no one reads),
+// while the same signal arriving twice at once (a rootless build's copy
+// gets the terminal's and its parent's) does not cut its clean-up short.
 func Main(args []string, stdout, stderr io.Writer, b Builder) int {
 	sigs := []os.Signal{os.Interrupt, syscall.SIGTERM}
 	if !signal.Ignored(syscall.SIGHUP) {
@@ -76,10 +79,16 @@ func Main(args []string, stdout, stderr io.Writer, b Builder) int {
 	defer stop()
 	go func() {
 		<-ctx.Done()
+		time.Sleep(signalGrace)
 		stop()
 	}()
 	return Run(ctx, args, stdout, stderr, b)
 }
+
+// signalGrace is how long after the first stop signal the next ones are
+// still taken as the same: long past a signal's copies, short for a user
+// pressing ^C again.
+const signalGrace = 2 * time.Second
 
 // Run is Main with a context.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer, b Builder) int {
