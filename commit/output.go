@@ -19,6 +19,7 @@ import (
 
 	"github.com/stratabuild/strata/internal/inputfile"
 	"github.com/stratabuild/strata/internal/owner"
+	"github.com/stratabuild/strata/internal/userns"
 )
 
 // WriteDockerArchive writes img as a `docker save` tarball named by tags
@@ -361,10 +362,13 @@ func replaceAs(file string, old fs.FileInfo, write func(*os.File) error) (err er
 	return os.Rename(f.Name(), file)
 }
 
-// keepOwner gives f the owner of old when this process may (as root).
+// keepOwner gives f the owner of old when this process may (as root). Not
+// in a user namespace (a rootless build): there ids outside its map read
+// as the overflow id, and a chown to that gives the user's file to a
+// subordinate id they cannot read as.
 func keepOwner(f *os.File, old fs.FileInfo) error {
 	st, ok := old.Sys().(*syscall.Stat_t)
-	if !ok || os.Geteuid() != 0 {
+	if !ok || os.Geteuid() != 0 || userns.Inside() {
 		return nil
 	}
 	return f.Chown(int(st.Uid), int(st.Gid))
