@@ -331,35 +331,17 @@ func writeInPlace(file string, fd int, write func(*os.File) error) error {
 // replaceAs is renameSynced for an output file: the temp is created 0666
 // less the umask, or gets the mode (and, as root, the owner) of old, the
 // file it replaces.
-func replaceAs(file string, old fs.FileInfo, write func(*os.File) error) (err error) {
-	f, err := createTempMode(file, 0o666)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
+func replaceAs(file string, old fs.FileInfo, write func(*os.File) error) error {
+	create := func(file string) (*os.File, error) { return createTempMode(file, 0o666) }
+	return renameTemp(file, create, write, func(f *os.File) error {
+		if old == nil || !old.Mode().IsRegular() {
+			return nil
 		}
-	}()
-	if err := write(f); err != nil {
-		return err
-	}
-	if old != nil && old.Mode().IsRegular() {
 		if err := keepOwner(f, old); err != nil {
 			return err
 		}
-		if err := f.Chmod(old.Mode().Perm()); err != nil {
-			return err
-		}
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), file)
+		return f.Chmod(old.Mode().Perm())
+	})
 }
 
 // keepOwner gives f the owner of old when this process may (as root). Not
@@ -422,8 +404,15 @@ func replaceFile(file string, write func(*os.File) error) error {
 // renameSynced is replaceFile but for the sync of the directory, left to
 // the caller: one syncDir after writing several files into a directory
 // makes all their renames durable (each sync is a journal commit).
-func renameSynced(file string, write func(*os.File) error) (err error) {
-	f, err := createTemp(file)
+func renameSynced(file string, write func(*os.File) error) error {
+	return renameTemp(file, createTemp, write, func(f *os.File) error { return f.Chmod(0o644) })
+}
+
+// renameTemp writes file through write on a temp beside it that create
+// makes, gives it its mode with setMode, syncs it and renames it over
+// file; on failure the temp is removed.
+func renameTemp(file string, create func(string) (*os.File, error), write, setMode func(*os.File) error) (err error) {
+	f, err := create(file)
 	if err != nil {
 		return err
 	}
@@ -436,7 +425,7 @@ func renameSynced(file string, write func(*os.File) error) (err error) {
 	if err := write(f); err != nil {
 		return err
 	}
-	if err := f.Chmod(0o644); err != nil {
+	if err := setMode(f); err != nil {
 		return err
 	}
 	if err := f.Sync(); err != nil {
