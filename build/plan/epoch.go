@@ -89,8 +89,12 @@ func (pl *planner) epoch(ctx context.Context, stages []*recipe.Stage) (*time.Tim
 // target, and is built once for all; its layers never change with the
 // other platforms' bases.
 func (pl *planner) epochOf(sp *Stage, st *recipe.Stage, p *Plan) (*time.Time, error) {
-	if pl.fixed {
-		return pl.o.Epoch, nil
+	switch {
+	case pl.o.Now:
+		return nil, nil
+	case pl.o.Epoch != nil: // the user's
+		t := pl.o.Epoch.UTC()
+		return &t, nil
 	}
 	newest := time.Unix(0, 0).UTC()
 	later := func(t *time.Time) {

@@ -140,9 +140,6 @@ type planner struct {
 	r      *recipe.Recipe
 	pulls  *pulls
 	ignore *fscopy.Ignore
-	// fixed says the options give the epoch (or --timestamp now): every
-	// stage has it.
-	fixed bool
 }
 
 // pulls are the images a build has pulled, by source and platform; the
@@ -190,7 +187,7 @@ func MakeAll(ctx context.Context, o Options, targets []Target) ([]*Plan, error) 
 	for i, t := range targets {
 		po := o
 		po.Platform = t.Platform
-		pls[i] = &planner{o: po, r: t.Recipe, pulls: shared, ignore: ignore, fixed: o.Epoch != nil || o.Now}
+		pls[i] = &planner{o: po, r: t.Recipe, pulls: shared, ignore: ignore}
 		if stages[i], err = t.Recipe.Needed(o.Target); err != nil {
 			return nil, err
 		}
@@ -201,7 +198,6 @@ func MakeAll(ctx context.Context, o Options, targets []Target) ([]*Plan, error) 
 	plans := make([]*Plan, len(targets))
 	var errs []error
 	for i, pl := range pls {
-		pl.o.Epoch = epochs[i]
 		p, err := pl.plan(ctx, stages[i])
 		if err != nil {
 			errs = append(errs, err)
