@@ -92,16 +92,41 @@ func scratch(p v1.Platform) (v1.Image, error) {
 // pullLayout opens the image of the layout dir that tag or digest names
 // (or its only image).
 func pullLayout(dir, tag, digest string, p v1.Platform) (v1.Image, error) {
-	if _, err := os.Stat(filepath.Join(dir, "index.json")); err != nil {
-		return nil, fmt.Errorf("no OCI image layout there (%s has no index.json)", dir)
-	}
-	idx, err := layout.ImageIndexFromPath(dir)
+	idx, d, listed, err := findLayoutEntry(dir, tag, digest)
 	if err != nil {
 		return nil, err
+	}
+	if !listed {
+		// The digest may name an image the index does not list (for
+		// example one of a nested index's manifests).
+		return idx.Image(d.Digest)
+	}
+	return imageFor(idx, d, p)
+}
+
+// LayoutEntry returns the root index of the layout dir and its entry that
+// tag or digest names (or its only entry), as Pull finds it: an image or
+// an index.
+func LayoutEntry(dir, tag, digest string) (v1.ImageIndex, v1.Descriptor, error) {
+	idx, d, listed, err := findLayoutEntry(dir, tag, digest)
+	if err == nil && !listed {
+		err = fmt.Errorf("%s lists no entry %s", dir, digest)
+	}
+	return idx, d, err
+}
+
+// findLayoutEntry is LayoutEntry; a digest the layout's index does not list
+// is returned as a descriptor of that digest, listed false.
+func findLayoutEntry(dir, tag, digest string) (idx v1.ImageIndex, d v1.Descriptor, listed bool, err error) {
+	if _, err := os.Stat(filepath.Join(dir, "index.json")); err != nil {
+		return nil, d, false, fmt.Errorf("no OCI image layout there (%s has no index.json)", dir)
+	}
+	if idx, err = layout.ImageIndexFromPath(dir); err != nil {
+		return nil, d, false, err
 	}
 	im, err := idx.IndexManifest()
 	if err != nil {
-		return nil, err
+		return nil, d, false, err
 	}
 	var found []v1.Descriptor
 	for _, d := range im.Manifests {
@@ -127,27 +152,25 @@ func pullLayout(dir, tag, digest string, p v1.Platform) (v1.Image, error) {
 			}
 		}
 		if len(found) > 1 {
-			return nil, fmt.Errorf("%s holds %d images tagged %q: name one with @sha256:…", dir, len(found), tag)
+			return nil, d, false, fmt.Errorf("%s holds %d images tagged %q: name one with @sha256:…", dir, len(found), tag)
 		}
 	}
 	if len(found) == 0 && digest != "" {
-		// The digest may name an image the index does not list (for
-		// example one of a nested index's manifests).
 		h, err := v1.NewHash(digest)
 		if err != nil {
-			return nil, err
+			return nil, d, false, err
 		}
-		return idx.Image(h)
+		return idx, v1.Descriptor{Digest: h}, false, nil
 	}
 	switch {
 	case len(found) == 0 && tag != "":
-		return nil, fmt.Errorf("no image tagged %q in %s", tag, dir)
+		return nil, d, false, fmt.Errorf("no image tagged %q in %s", tag, dir)
 	case len(found) == 0:
-		return nil, fmt.Errorf("no image in %s", dir)
+		return nil, d, false, fmt.Errorf("no image in %s", dir)
 	case len(found) > 1 && tag == "" && digest == "":
-		return nil, fmt.Errorf("%s holds %d images: name one with :TAG or @sha256:…", dir, len(found))
+		return nil, d, false, fmt.Errorf("%s holds %d images: name one with :TAG or @sha256:…", dir, len(found))
 	}
-	return imageFor(idx, found[0], p)
+	return idx, found[0], true, nil
 }
 
 // imageFor opens the image d names, choosing by platform if d is an index.

@@ -5,9 +5,7 @@ import (
 	"fmt"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/stratabuild/strata/build/plan"
 	"github.com/stratabuild/strata/commit"
@@ -48,52 +46,18 @@ func openIndex(ctx context.Context, ref string, o commit.PullOptions) (*imagedif
 }
 
 // layoutIndex returns the index a layout's tag or digest names (or its
-// only entry names), if that is an index; nil otherwise.
+// only entry names), as commit.Pull finds it, if that is an index; nil
+// otherwise.
 func layoutIndex(src commit.Source) v1.ImageIndex {
-	root, err := layout.ImageIndexFromPath(src.Path)
-	if err != nil {
+	root, d, err := commit.LayoutEntry(src.Path, src.Tag, src.Digest)
+	if err != nil || !d.MediaType.IsIndex() {
 		return nil
 	}
-	im, err := root.IndexManifest()
-	if err != nil {
-		return nil
-	}
-	var found []v1.Descriptor
-	for _, d := range im.Manifests {
-		name := d.Annotations[ocispec.AnnotationRefName]
-		switch {
-		case src.Digest != "":
-			if d.Digest.String() == src.Digest {
-				found = append(found, d)
-			}
-		case src.Tag != "":
-			// strata writes the full --tag as the ref name, buildx
-			// only the tag: as commit.Pull, either names it.
-			if name == src.Tag || refTag(name) == src.Tag {
-				found = append(found, d)
-			}
-		default:
-			found = append(found, d)
-		}
-	}
-	if len(found) != 1 || !found[0].MediaType.IsIndex() {
-		return nil
-	}
-	idx, err := root.ImageIndex(found[0].Digest)
+	idx, err := root.ImageIndex(d.Digest)
 	if err != nil {
 		return nil
 	}
 	return idx
-}
-
-// refTag is the tag of a ref name such as "reg:5000/app:1.0" ("1.0").
-func refTag(name string) string {
-	for i := len(name) - 1; i >= 0 && name[i] != '/'; i-- {
-		if name[i] == ':' {
-			return name[i+1:]
-		}
-	}
-	return ""
 }
 
 // indexImages lists idx's images by platform. Entries naming no
