@@ -192,13 +192,20 @@ func ParsePlatform(s string) (Platform, error) {
 	if !contains(variants, p.Variant) {
 		return Platform{}, fmt.Errorf("bad platform %q: unknown variant %q of %s", s, p.Variant, p.Arch)
 	}
-	switch { // the default variants, as containerd normalises them
-	case p.Arch == "amd64" && p.Variant == "v1", p.Arch == "arm64" && p.Variant == "v8":
-		p.Variant = ""
-	case p.Arch == "arm" && p.Variant == "":
-		p.Variant = "v7"
-	}
+	p.Variant = DefaultVariant(p.Arch, p.Variant)
 	return p, nil
+}
+
+// DefaultVariant is variant of arch as containerd normalises it: amd64's
+// v1 and arm64's v8 are no variant, arm's no variant is v7.
+func DefaultVariant(arch, variant string) string {
+	switch {
+	case arch == "amd64" && variant == "v1", arch == "arm64" && variant == "v8":
+		return ""
+	case arch == "arm" && variant == "":
+		return "v7"
+	}
+	return variant
 }
 
 func mapKeys[V any](m map[string]V) []string {

@@ -112,14 +112,9 @@ func imagePlatform(img v1.Image) (v1.Platform, error) {
 }
 
 // platformKey names a platform as the comparison does: OS/ARCH[/VARIANT],
-// arm64's default variant v8 left out, so that an index's entry and an
-// image's config name it alike.
+// the variant as --platform normalises it (recipe.DefaultVariant), so
+// that an index's entry and an image's config name it alike.
 func platformKey(p v1.Platform) string {
-	switch { // as strata and containerd normalise them
-	case p.Architecture == "arm64" && p.Variant == "v8":
-		p.Variant = ""
-	case p.Architecture == "arm" && p.Variant == "":
-		p.Variant = "v7"
-	}
+	p.Variant = recipe.DefaultVariant(p.Architecture, p.Variant)
 	return v1.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant}.String()
 }
