@@ -213,6 +213,13 @@ func (e *executor) fsStep(ctx context.Context, sp *plan.Stage, res *stageResult,
 	case e.learn && !e.o.NoCache:
 		why = cache.Explain(nil, nil) // the cache is empty
 	case !e.learn:
+		if s.From != nil && s.From.Stage >= 0 {
+			// The key holds the source stage's diffIDs: the lookup
+			// waits for it, said so.
+			if err := e.awaitStage(ctx, s.From.Stage, ev, s.Recipe.Copy.From.Ref); err != nil {
+				return nil, nil, false, err
+			}
+		}
 		var err error
 		if in, why, err = e.inputs(ctx, sp, parent, s); err != nil {
 			return nil, nil, false, err

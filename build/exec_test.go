@@ -3,6 +3,7 @@ package build
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -442,4 +443,47 @@ func TestCopyWaitSaidNotRun(t *testing.T) {
 	if !said {
 		t.Error("the copy did not say it waits for stage build")
 	}
+}
+
+// TestCopyWaitSaidOnLookup: on a root that can hit, a copy's cache lookup
+// waits for the stage it copies from (its key holds the stage's diffIDs);
+// that wait is said too.
+func TestCopyWaitSaidOnLookup(t *testing.T) {
+	root, dir := t.TempDir(), t.TempDir()
+	load := func(sleep string) *recipe.Recipe {
+		p := filepath.Join(dir, "strata.yaml")
+		if err := os.WriteFile(p, []byte(`stages:
+  - name: build
+    from: scratch
+    steps:
+      - run: sleep `+sleep+`
+      - run: write /out/app built
+  - name: app
+    from: scratch
+    steps:
+      - copy: /out/app
+        from: build
+        to: /app
+`), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		r, err := recipe.Load(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	if _, _, _, _, err := buildIn(t, root, load("1")); err != nil {
+		t.Fatal(err)
+	}
+	_, _, _, events, err := buildIn(t, root, load("400"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range events {
+		if e.Stage == "app" && e.Kind == EventInfo && e.Text == "waiting for stage build" {
+			return
+		}
+	}
+	t.Error("the copy's cache lookup did not say it waits for stage build")
 }
