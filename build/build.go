@@ -163,7 +163,7 @@ func Build(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*Result, e
 	if err != nil {
 		return nil, err
 	}
-	if err := commit.CheckOutputs(o.Outputs, false); err != nil { // the CLI asked the daemon
+	if err := commit.CheckOutputs(ctx, o.Outputs, false); err != nil { // the CLI asked the daemon
 		return nil, err
 	}
 	if len(targets) > 1 {

@@ -101,8 +101,8 @@ func loadResult(resp *http.Response) error {
 // CheckDaemon returns an error unless the docker daemon Load would load
 // into answers a ping: call it before a build that ends with --load, so
 // that a daemon that is not there is found before any step runs. It
-// gives up after pingTimeout.
-func CheckDaemon() error {
+// gives up after pingTimeout, or when ctx ends (a ^C).
+func CheckDaemon(ctx context.Context) error {
 	ep, err := dockerEndpoint()
 	if err != nil {
 		return err
@@ -111,8 +111,13 @@ func CheckDaemon() error {
 	if err != nil {
 		return fmt.Errorf("docker at %s (%s): %w", ep.Host, ep.From, err)
 	}
-	client.Timeout = pingTimeout
-	resp, err := client.Get(base + "/_ping")
+	ctx, cancel := context.WithTimeout(ctx, pingTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/_ping", nil)
+	if err != nil {
+		return fmt.Errorf("docker at %s (%s): %w", ep.Host, ep.From, err)
+	}
+	resp, err := client.Do(req)
 	if uerr := (*url.Error)(nil); errors.As(err, &uerr) {
 		err = uerr.Err // not the made-up URL of a unix socket
 	}

@@ -1,6 +1,7 @@
 package commit_test
 
 import (
+	"context"
 	"crypto/sha256"
 	"fmt"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stratabuild/strata/commit"
 )
@@ -93,7 +95,7 @@ func TestCheckDaemon(t *testing.T) {
 				}
 			}
 			before := pings()
-			err := commit.CheckDaemon()
+			err := commit.CheckDaemon(context.Background())
 			switch {
 			case tc.want == "" && err != nil:
 				t.Errorf("CheckDaemon() = %v", err)
@@ -106,7 +108,7 @@ func TestCheckDaemon(t *testing.T) {
 	}
 	t.Run("CheckOutputs", func(t *testing.T) {
 		t.Setenv("DOCKER_HOST", dead)
-		err := commit.CheckOutputs([]commit.Output{{Type: commit.OutputDaemon}}, true)
+		err := commit.CheckOutputs(context.Background(), []commit.Output{{Type: commit.OutputDaemon}}, true)
 		if err == nil || !strings.HasPrefix(err.Error(), "--load: no docker daemon answers at "+dead) {
 			t.Errorf("CheckOutputs(--load) = %v, want the daemon's absence", err)
 		}
@@ -121,7 +123,7 @@ func TestDaemonTCPAsTheDockerCLI(t *testing.T) {
 	t.Setenv("DOCKER_TLS_VERIFY", "")
 	t.Setenv("DOCKER_CONFIG", t.TempDir())
 	t.Setenv("DOCKER_HOST", "tcp://127.0.0.1")
-	if err := commit.CheckDaemon(); err == nil || !strings.Contains(err.Error(), "127.0.0.1:2375") {
+	if err := commit.CheckDaemon(context.Background()); err == nil || !strings.Contains(err.Error(), "127.0.0.1:2375") {
 		t.Errorf("tcp://127.0.0.1 with nothing there: %v, want it to try port 2375", err)
 	}
 
@@ -141,7 +143,41 @@ func TestDaemonTCPAsTheDockerCLI(t *testing.T) {
 	t.Setenv("DOCKER_HOST", "")
 	t.Setenv("DOCKER_CONFIG", dir)
 	t.Setenv("DOCKER_CONTEXT", name)
-	if err := commit.CheckDaemon(); err != nil {
+	if err := commit.CheckDaemon(context.Background()); err != nil {
 		t.Errorf("a context skipping the check, on a TLS daemon: %v", err)
+	}
+}
+
+// TestCheckDaemonCanceled: a daemon that takes the connection and never
+// answers holds --load's ping only until the build is stopped (^C), not
+// for the ping's whole timeout.
+func TestCheckDaemonCanceled(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, never answered
+		}
+	}()
+	t.Setenv("DOCKER_CONTEXT", "")
+	t.Setenv("DOCKER_TLS_VERIFY", "")
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	t.Setenv("DOCKER_HOST", "tcp://"+ln.Addr().String())
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err = commit.CheckDaemon(ctx)
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("the ping took %v after its context ended", took)
+	}
+	if err == nil {
+		t.Error("CheckDaemon() = nil for a daemon that never answered")
 	}
 }

@@ -119,7 +119,7 @@ func saveBlobs(ctx context.Context, img v1.Image, dir string) error {
 // nothing: call it before a build, so that a bad destination is found
 // before any step runs. For --load, with ping, it asks the docker daemon
 // (CheckDaemon): not for a dry run, which writes nothing.
-func CheckOutputs(outs []Output, ping bool) error {
+func CheckOutputs(ctx context.Context, outs []Output, ping bool) error {
 	var errs []error
 	for _, out := range outs {
 		var err error
@@ -137,7 +137,7 @@ func CheckOutputs(outs []Output, ping bool) error {
 			if !ping {
 				continue
 			}
-			if err := CheckDaemon(); err != nil {
+			if err := CheckDaemon(ctx); err != nil {
 				errs = append(errs, fmt.Errorf("--load: %w", err))
 			}
 			continue

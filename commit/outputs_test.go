@@ -1,6 +1,7 @@
 package commit_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -69,7 +70,7 @@ func TestCheckOutputsStdout(t *testing.T) {
 		{commit.Output{Type: commit.OutputDocker, Dest: "-"}, "-o type=docker,dest=-: strata's stdout carries the image digest, so the archive cannot go there (dest=-): give a file, or dest=/dev/stdout to write it before the digest"},
 		{commit.Output{Type: commit.OutputOCI, Dest: "./-"}, ""},
 	} {
-		err := commit.CheckOutputs([]commit.Output{tc.out}, true)
+		err := commit.CheckOutputs(context.Background(), []commit.Output{tc.out}, true)
 		if got := fmt.Sprint(err); tc.want == "" && err != nil || tc.want != "" && got != tc.want {
 			t.Errorf("CheckOutputs(%s) = %v, want %q", tc.out, err, tc.want)
 		}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -71,7 +72,10 @@ $(strata build ...) works in scripts; progress goes to stderr.
 Exit codes: 0 built; 1 the build failed; 2 bad usage or an invalid recipe.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req, err := f.request(args)
+			req, err := f.request(cmd.Context(), args)
+			if err != nil && cmd.Context().Err() != nil { // stopped while --load's daemon was asked
+				return &exitError{code: ExitBuildFailed, err: errors.New("interrupted: stopped before the build started")}
+			}
 			if err != nil {
 				return err
 			}
@@ -169,7 +173,7 @@ func (p *problems) add(format string, args ...any) { *p = append(*p, fmt.Sprintf
 
 // request turns the flags, CONTEXT and the environment into a Request,
 // reporting every problem at once.
-func (f *buildFlags) request(args []string) (Request, error) {
+func (f *buildFlags) request(ctx context.Context, args []string) (Request, error) {
 	var bad problems
 	req := Request{Progress: f.progress, MetadataFile: f.metadataFile, IIDFile: f.iidFile, Quiet: f.quiet}
 	req.Context, req.File, _ = recipeFile(args, f.file)
@@ -193,7 +197,7 @@ func (f *buildFlags) request(args []string) (Request, error) {
 		o.Tags = append(o.Tags, tag)
 	}
 	f.outputsOf(o, &bad)
-	if err := commit.CheckOutputs(o.Outputs, !o.DryRun); err != nil {
+	if err := commit.CheckOutputs(ctx, o.Outputs, !o.DryRun); err != nil {
 		bad.add("%v", err)
 	}
 	req.Warnings = append(req.Warnings, f.cachesOf(o, &bad)...)
