@@ -45,8 +45,11 @@ const (
 //
 // It leaves out: whiteouts of paths the lower stack lacks, opaque markers
 // on dirs the lower stack lacks, files copied up without a change (same
-// type, content, mode, owner and xattrs; mtime alone is no change), sockets
-// and Skip'ed paths. Files hardlinked together in the upper dir stay tar
+// type, content, mode, owner, xattrs and mtime once clamped, and not a name
+// taken out of a hardlink group), dirs only touched (a file made and
+// removed in them: same mode, owner and xattrs), sockets and Skip'ed
+// paths. A name starting with .wh. that is not a whiteout is an error: in
+// the layer it would delete a lower file. Files hardlinked together in the upper dir stay tar
 // hardlinks. Headers carry no user or group names, no atime or ctime, mtimes
 // in whole seconds clamped to Epoch, and use PAX records only when USTAR
 // cannot hold the entry.
@@ -56,7 +59,8 @@ const (
 // overflow id there, which the layer must not carry.
 //
 // Unless o.KeepUpper is set, Diff then edits the upper dir to hold exactly
-// what the tar holds, ready for Store.Commit.
+// what the tar holds, ready for Store.Commit: a snapshot that is a
+// function of its diffID alone, whatever chain it was made on.
 func Diff(ctx context.Context, w io.Writer, o DiffOptions) (DiffStats, error) {
 	if o.TrimOnly && o.KeepUpper {
 		return DiffStats{}, fmt.Errorf("diffing %s: TrimOnly with KeepUpper does nothing", o.Upper)
@@ -380,6 +384,11 @@ func (d *differ) walk(rel, abs string, lowers []string) error {
 				return err
 			}
 		}
+		if !up.isWhiteout() && strings.HasPrefix(name, whiteoutPrefix) {
+			// In a layer the name would delete a lower file (or hide a
+			// whole dir, or fail to unpack), though the step saw a file.
+			return fmt.Errorf("/%s: a layer cannot hold a file named %q: names starting with %q mark deletions in layers; rename it, or remove it in the step that makes it", crel, name, whiteoutPrefix)
+		}
 		d.trimOverlayXattrs(up)
 		if l.lowErr != nil {
 			return l.lowErr
@@ -400,6 +409,7 @@ func (d *differ) walk(rel, abs string, lowers []string) error {
 			}
 		case up.fmt() == unix.S_IFSOCK:
 			d.log.Debug("leaving out socket", "path", "/"+crel)
+			d.edit(func() error { return os.Remove(cabs) })
 		default:
 			if err := d.nonDir(crel, up, low); err != nil {
 				return err
@@ -455,12 +465,17 @@ func (d *differ) dir(rel string, up, low *entry, lowDirs []string) error {
 		return err
 	}
 	if n := len(d.pending); n > 0 && d.pending[n-1] == hdr {
-		// Unchanged but for its mtime (a file made and removed in it):
-		// no entry in the layer, and the lower's mtime in the snapshot,
-		// which a step on the layer pulled from a cache sees too.
+		// Unchanged but for its mtime (a file made and removed in it, a
+		// mount stub's parent): no entry in the layer, and none in the
+		// snapshot, emptied by the edits of its children above. The
+		// lower's dir shows through, as it does over the layer pulled
+		// from a cache; and the snapshot, which the store shares with
+		// every chain whose layer has this diffID, is the layer's alone
+		// (kept, it would add the dir over a chain without it).
 		d.pending = d.pending[:n-1]
 		delete(d.absOf, hdr)
-		d.times = append(d.times, mtimeEdit{abs: up.abs, mtime: time.Unix(low.st.Mtim.Unix())})
+		abs := up.abs
+		d.edit(func() error { return os.Remove(abs) })
 	}
 	return nil
 }
@@ -472,6 +487,14 @@ func (d *differ) nonDir(rel string, up, low *entry) error {
 		if err != nil {
 			return err
 		}
+		// A copy-up keeps its lower's mtime; one the step set (touch
+		// -d, a rewrite) is a change, as BuildKit's differ takes it,
+		// unless the layer would record the lower's mtime anyway (both
+		// clamped to the epoch). A name copied up out of a hardlink
+		// group is one too: in the image it no longer shares the
+		// others' inode.
+		same = same && d.mtime(up).Equal(d.mtime(low)) &&
+			!(up.fmt() == unix.S_IFREG && low.st.Nlink > 1)
 		if same {
 			abs := up.abs
 			d.edit(func() error { return os.Remove(abs) })

@@ -31,6 +31,7 @@ func TestDiffEntries(t *testing.T) {
 	cap := string([]byte{1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}) // cap_net_bind_service+ep
 	longName := strings.Repeat("long-name-", 20)
 	nonUTF8 := "caf\xe9-\xff"
+	old := time.Unix(1600000000, 0)
 	tests := []struct {
 		name  string
 		lower func(t *testing.T, dir string)
@@ -82,14 +83,42 @@ func TestDiffEntries(t *testing.T) {
 		},
 		want: nil,
 	}, {
-		name:  "copy-up without change adds nothing",
-		lower: func(t *testing.T, l string) { write(t, l+"/etc/f", "same", 0o644) },
+		name: "copy-up without change adds nothing",
+		lower: func(t *testing.T, l string) {
+			write(t, l+"/etc/f", "same", 0o644)
+			must(t, os.Chtimes(l+"/etc/f", old, old))
+		},
 		ops: func(t *testing.T, m string) {
-			must(t, os.Chtimes(m+"/etc/f", time.Now(), time.Now().Add(time.Hour)))
-			must(t, os.Chown(m+"/etc/f", 0, 0))
+			must(t, os.Chown(m+"/etc/f", 0, 0)) // copied up, mtime kept
 			write(t, m+"/etc/f", "same", 0o644)
+			must(t, os.Chtimes(m+"/etc/f", time.Now(), old))
 		},
 		want: nil,
+	}, {
+		name: "an mtime the step set is a change",
+		lower: func(t *testing.T, l string) {
+			write(t, l+"/etc/f", "same", 0o644)
+			must(t, os.Chtimes(l+"/etc/f", old, old))
+		},
+		ops: func(t *testing.T, m string) {
+			older := old.Add(-24 * time.Hour)
+			must(t, os.Chtimes(m+"/etc/f", older, older)) // touch -d
+		},
+		want:  []tarEntry{dirE("etc/"), fileE("etc/f", "same")},
+		stats: DiffStats{Modified: 1},
+	}, {
+		name: "a name copied up out of its hardlink group is a change",
+		lower: func(t *testing.T, l string) {
+			write(t, l+"/p1", "p", 0o644)
+			must(t, os.Chtimes(l+"/p1", old, old))
+			must(t, os.Link(l+"/p1", l+"/p2"))
+		},
+		ops: func(t *testing.T, m string) {
+			write(t, m+"/p1", "p", 0o644) // the same bytes, p2 left alone
+			must(t, os.Chtimes(m+"/p1", old, old))
+		},
+		want:  []tarEntry{fileE("p1", "p")},
+		stats: DiffStats{Modified: 1},
 	}, {
 		name:  "mode and owner changes are changes",
 		lower: func(t *testing.T, l string) { write(t, l+"/bin/su", "su", 0o755); write(t, l+"/bin/o", "o", 0o644) },
@@ -201,6 +230,42 @@ func TestDiffEntries(t *testing.T) {
 			}
 			assertUnpackedView(t, tarball, lower, merged)
 		})
+	}
+}
+
+// TestDiffLeavesOutSockets: a socket reaches neither the layer nor the
+// snapshot, and nor does the dir it was made in when nothing else changed
+// there (the lower's shows through).
+func TestDiffLeavesOutSockets(t *testing.T) {
+	lower, upper := t.TempDir(), t.TempDir()
+	for _, root := range []string{lower, upper} {
+		mkdir(t, root+"/run", 0o755)
+	}
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+	must(t, err)
+	defer unix.Close(fd)
+	must(t, unix.Bind(fd, &unix.SockaddrUnix{Name: upper + "/run/app.sock"}))
+	tarball, stats := mustDiff(t, DiffOptions{Upper: upper, Lowers: []string{lower}})
+	if entries := readTar(t, tarball); len(entries) > 0 || !stats.Empty() {
+		t.Errorf("Diff wrote %v (%+v), want nothing", entries, stats)
+	}
+	if left, _ := os.ReadDir(upper); len(left) > 0 {
+		t.Errorf("the snapshot holds %v, want nothing", left)
+	}
+}
+
+// TestDiffRefusesWhiteoutNames: a file a step names .wh.* (or a dir
+// .wh..wh..opq) would delete a lower file in the layer, or hide a whole
+// dir; the diff fails, naming it.
+func TestDiffRefusesWhiteoutNames(t *testing.T) {
+	for _, name := range []string{".wh.config", ".wh..wh..opq", ".wh."} {
+		upper := t.TempDir()
+		write(t, upper+"/t/"+name, "x", 0o644)
+		var buf bytes.Buffer
+		_, err := Diff(t.Context(), &buf, DiffOptions{Upper: upper, Lowers: []string{t.TempDir()}})
+		if err == nil || !strings.Contains(err.Error(), "/t/"+name+": a layer cannot hold a file named") {
+			t.Errorf("Diff of /t/%s = %v, want it refused", name, err)
+		}
 	}
 }
 

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestPrefetchSameTar: reading entries ahead changes nothing in the diff.
@@ -57,13 +59,17 @@ func TestPrefetchUnchangedNotKept(t *testing.T) {
 	requireOverlay(t)
 	const files, size = 1000, 60 << 10 // 60 MB if kept
 	content := strings.Repeat("x", size)
-	lower := t.TempDir()
+	lower, mtime := t.TempDir(), time.Unix(1600000000, 0)
 	for i := range files {
-		write(t, filepath.Join(lower, "d", fmt.Sprintf("f%04d", i)), content, 0o644)
+		p := filepath.Join(lower, "d", fmt.Sprintf("f%04d", i))
+		write(t, p, content, 0o644)
+		must(t, os.Chtimes(p, mtime, mtime))
 	}
 	upper, _ := overlayDo(t, []string{lower}, func(m string) {
 		for i := range files {
-			write(t, filepath.Join(m, "d", fmt.Sprintf("f%04d", i)), content, 0o644) // copied up, the same
+			p := filepath.Join(m, "d", fmt.Sprintf("f%04d", i))
+			write(t, p, content, 0o644) // copied up, the same
+			must(t, os.Chtimes(p, mtime, mtime))
 		}
 	}, false)
 	live := func() uint64 {
