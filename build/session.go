@@ -186,6 +186,19 @@ func newSession(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*sess
 	for _, a := range r.Args {
 		e.args[a.Name] = a.Value
 	}
+	if layers.OldSnapshots(root.Snapshots()) {
+		// An older strata's snapshots (see layers.RetireOldSnapshots)
+		// go once no build, of either, runs on the root.
+		if release, ok, err := root.TryLockExclusive(); ok {
+			err = layers.RetireOldSnapshots(root.Snapshots())
+			release()
+			if err != nil {
+				return nil, nil, err
+			}
+		} else if err != nil {
+			return nil, nil, err
+		}
+	}
 	release, err := root.LockBuild()
 	if err != nil {
 		return nil, nil, err

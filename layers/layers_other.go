@@ -22,6 +22,12 @@ var errNotLinux = fmt.Errorf("layers: overlay snapshots need Linux: %w", errors.
 // OpenStore returns errors.ErrUnsupported outside Linux.
 func OpenStore(root string, log *slog.Logger) (*Store, error) { return nil, errNotLinux }
 
+// OldSnapshots reports false outside Linux.
+func OldSnapshots(root string) bool { return false }
+
+// RetireOldSnapshots returns errors.ErrUnsupported outside Linux.
+func RetireOldSnapshots(root string) error { return errNotLinux }
+
 // Close does nothing outside Linux.
 func (s *Store) Close() {}
 

@@ -22,7 +22,7 @@ import (
 
 // Store keeps one snapshot dir per diffID under its root:
 //
-//	root/snapshots/<algo>/<hex>/   a dir usable as an overlay lower dir
+//	root/snapshots.v2/<algo>/<hex>/ a dir usable as an overlay lower dir
 //	root/locks/<algo>-<hex>.lock   flock held while a snapshot is made
 //	root/tmp/<kind>-<rand>/        unpacks and upper dirs in progress,
 //	root/tmp/<kind>-<rand>.lock    each flocked by the process that owns it
@@ -41,6 +41,44 @@ type Store struct {
 	discards sync.WaitGroup
 }
 
+// snapshotsDir holds the snapshots. It was "snapshots" until a snapshot
+// made from a step's upper dir could hold dirs its layer does not (dirs
+// the step only touched): shared by diffID with another chain, such a
+// snapshot put them into that chain's steps and images. Those are never
+// used again; RetireOldSnapshots removes them.
+const snapshotsDir = "snapshots.v2"
+
+// OldSnapshots reports whether the store at root still has the
+// snapshots of an older strata (see snapshotsDir).
+func OldSnapshots(root string) bool {
+	_, err := os.Lstat(filepath.Join(root, "snapshots"))
+	return err == nil
+}
+
+// RetireOldSnapshots moves the snapshots of an older strata (see
+// snapshotsDir) into the store's temp area, where the next OpenStore
+// removes them. Call it holding the state root's build lock exclusively:
+// an older strata's build may be using them.
+func RetireOldSnapshots(root string) error {
+	old := filepath.Join(root, "snapshots")
+	if !OldSnapshots(root) {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Join(root, "tmp"), 0o700); err != nil {
+		return fmt.Errorf("retiring old snapshots: %w", err)
+	}
+	dst, err := os.MkdirTemp(filepath.Join(root, "tmp"), "retired-")
+	if err != nil {
+		return fmt.Errorf("retiring old snapshots: %w", err)
+	}
+	// A dir in tmp without its lock file is stale: OpenStore removes it.
+	if err := os.Rename(old, filepath.Join(dst, "snapshots")); err != nil {
+		os.Remove(dst)
+		return fmt.Errorf("retiring old snapshots: %w", err)
+	}
+	return nil
+}
+
 // OpenStore opens (creating if needed) the store at root and removes temp
 // dirs that no live process owns: leftovers of interrupted unpacks and
 // steps. It discards the snapshots that were not known to be on disk when
@@ -51,7 +89,7 @@ func OpenStore(root string, log *slog.Logger) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening layer store: %w", err)
 	}
-	for _, d := range []string{"snapshots", "locks", "tmp"} {
+	for _, d := range []string{snapshotsDir, "locks", "tmp"} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o700); err != nil {
 			return nil, fmt.Errorf("opening layer store: %w", err)
 		}
@@ -80,7 +118,7 @@ func (s *Store) SetLimits(l Limits) { s.limits = l }
 func (s *Store) Root() string { return s.root }
 
 func (s *Store) snapshotDir(d digest.Digest) string {
-	return filepath.Join(s.root, "snapshots", string(d.Algorithm()), d.Encoded())
+	return filepath.Join(s.root, snapshotsDir, string(d.Algorithm()), d.Encoded())
 }
 
 // Lookup returns the snapshot dir of diffID if the store has it.
@@ -413,12 +451,12 @@ func (s *Store) cleanTmp() error {
 // Snapshots lists the diffIDs the store holds.
 func (s *Store) Snapshots() ([]digest.Digest, error) {
 	var out []digest.Digest
-	algos, err := os.ReadDir(filepath.Join(s.root, "snapshots"))
+	algos, err := os.ReadDir(filepath.Join(s.root, snapshotsDir))
 	if err != nil {
 		return nil, err
 	}
 	for _, a := range algos {
-		entries, err := os.ReadDir(filepath.Join(s.root, "snapshots", a.Name()))
+		entries, err := os.ReadDir(filepath.Join(s.root, snapshotsDir, a.Name()))
 		if err != nil {
 			return nil, err
 		}

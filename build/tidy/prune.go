@@ -35,6 +35,9 @@ func Prune(ctx context.Context, dir string, opts cache.PruneOptions) (*PruneResu
 		return nil, err
 	}
 	defer release()
+	if err := layers.RetireOldSnapshots(root.Snapshots()); err != nil {
+		return nil, err
+	}
 	local, err := cache.OpenLocal(root.CacheIndex(), root.Blobs())
 	if err != nil {
 		return nil, err

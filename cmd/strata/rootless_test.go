@@ -224,7 +224,7 @@ steps:
 	// In the user's state dir the base's files are owned by the ids the
 	// user's namespace maps 1000 and 100000 to, never by other host ids.
 	for name, inside := range map[string]int{"own/u1000": 1000, "own/u100000": 100000} {
-		matches, _ := filepath.Glob(filepath.Join(root, "layers", "snapshots", "sha256", "*", name))
+		matches, _ := filepath.Glob(filepath.Join(root, "layers", "snapshots.v2", "sha256", "*", name))
 		if len(matches) == 0 {
 			t.Fatalf("no snapshot holds %s", name)
 		}
@@ -378,7 +378,7 @@ image:
 	if r.code != 0 || !strings.Contains(r.stderr, "removed ") {
 		t.Fatalf("prune: exit %d\n%s", r.code, r.stderr)
 	}
-	if snaps, _ := filepath.Glob(filepath.Join(root, "layers", "snapshots", "sha256", "*")); len(snaps) != 0 {
+	if snaps, _ := filepath.Glob(filepath.Join(root, "layers", "snapshots.v2", "sha256", "*")); len(snaps) != 0 {
 		t.Errorf("prune left snapshots %v", snaps)
 	}
 }

@@ -136,6 +136,16 @@ func (r *Root) LockExclusive(ctx context.Context) (release func(), err error) {
 	return func() { f.Close() }, nil
 }
 
+// TryLockExclusive takes the build lock exclusively if no build holds
+// it; ok is false (and release nil) if one does.
+func (r *Root) TryLockExclusive() (release func(), ok bool, err error) {
+	release, err = r.lock(syscall.LOCK_EX | syscall.LOCK_NB)
+	if errors.Is(err, syscall.EWOULDBLOCK) {
+		return nil, false, nil
+	}
+	return release, err == nil, err
+}
+
 // lockWaiting opens the lock file path and takes an exclusive flock on
 // it, trying every interval until ctx is done (a blocking flock cannot be
 // stopped); the error of a wait ctx ended says waiting.
