@@ -487,3 +487,54 @@ func TestCopyWaitSaidOnLookup(t *testing.T) {
 	}
 	t.Error("the copy's cache lookup did not say it waits for stage build")
 }
+
+// TestRunUsesBaseShell: a string-form run step runs in the base image's
+// Shell (docker's SHELL) unless the recipe names one; a stage continuing
+// that stage keeps it.
+func TestRunUsesBaseShell(t *testing.T) {
+	base := filepath.Join(t.TempDir(), "base")
+	cf, err := empty.Image.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	cf.Config.Shell = []string{"/bin/sh", "-ec"}
+	img, err := mutate.ConfigFile(empty.Image, cf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := layout.Write(base, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendImage(img); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, yaml string
+		want       [][]string
+	}{
+		{"base's", "from: oci-layout://" + base + "\nsteps:\n  - run: noop\n",
+			[][]string{{"/bin/sh", "-ec", "noop"}}},
+		{"recipe's", "from: oci-layout://" + base + "\nshell: [/bin/bash, -c]\nsteps:\n  - run: noop\n",
+			[][]string{{"/bin/bash", "-c", "noop"}}},
+		{"continued stage", "stages:\n  - name: a\n    from: oci-layout://" + base + "\n    steps:\n      - run: noop\n  - name: b\n    from: a\n    steps:\n      - run: noop ;; b\n",
+			[][]string{{"/bin/sh", "-ec", "noop"}, {"/bin/sh", "-ec", "noop ;; b"}}},
+		{"none", "from: scratch\nsteps:\n  - run: noop\n",
+			[][]string{{"/bin/sh", "-c", "noop"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, runner, _, _, err := buildFake(t, tc.yaml)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got [][]string
+			for _, r := range runner.runs {
+				got = append(got, r.Args)
+			}
+			if d := cmp.Diff(tc.want, got); d != "" {
+				t.Errorf("argv (-want +got):\n%s", d)
+			}
+		})
+	}
+}

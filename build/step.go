@@ -113,7 +113,7 @@ func (e *executor) run(ctx context.Context, s *plan.Step, rootfs string, ev Even
 	id := stateroot.OwnedName("strata")
 	err = e.runner.Run(ctx, sandbox.Options{
 		ID: id, Hostname: id[strings.LastIndexByte(id, '-')+1:], Rootfs: rootfs,
-		Args: r.Argv(), Env: s.State.Environ(r.Env...), Cwd: s.State.Cwd(), User: s.State.User,
+		Args: s.Def.Argv, Env: s.State.Environ(r.Env...), Cwd: s.State.Cwd(), User: s.State.User,
 		Network: string(r.Network), Mounts: mounts, Stdout: out, Stderr: out,
 		Runtime: e.o.Runtime, StateDir: e.root.Runtime(), Log: e.log,
 		PidsLimit: e.o.PidsLimit, MemoryLimit: e.o.MemoryLimit,
@@ -121,7 +121,7 @@ func (e *executor) run(ctx context.Context, s *plan.Step, rootfs string, ev Even
 	var exit *sandbox.ExitError
 	if errors.As(err, &exit) {
 		return &StepError{Pos: s.Pos, Step: s.Recipe.Index + 1, Name: s.Recipe.Name,
-			Command: strings.Join(r.Argv(), " "), Status: exit.Status, Tail: out.Tail()}
+			Command: strings.Join(s.Def.Argv, " "), Status: exit.Status, Tail: out.Tail()}
 	}
 	if err != nil {
 		return fmt.Errorf("%s: running step %d: %w", s.Pos, s.Recipe.Index+1, err)

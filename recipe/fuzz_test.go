@@ -52,7 +52,7 @@ func FuzzParse(f *testing.F) {
 			}
 			for _, st := range s.Steps {
 				if st.Run != nil {
-					_ = st.Run.Argv()
+					_ = st.Run.Argv(nil)
 				}
 			}
 		}

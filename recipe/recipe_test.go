@@ -118,7 +118,7 @@ image:
 	if diff := cmp.Diff(wantArgs, r.Args); diff != "" {
 		t.Errorf("args mismatch (-want +got):\n%s", diff)
 	}
-	if got, want := s.Steps[0].Run.Argv(), []string{"/bin/bash", "-c", "echo v2.0 $HOME ${LITERAL} > out"}; !cmp.Equal(got, want) {
+	if got, want := s.Steps[0].Run.Argv(nil), []string{"/bin/bash", "-c", "echo v2.0 $HOME ${LITERAL} > out"}; !cmp.Equal(got, want) {
 		t.Errorf("Argv() = %q, want %q", got, want)
 	}
 }

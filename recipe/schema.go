@@ -210,7 +210,7 @@ func keyShape(ctx, key string) obj {
 	case "top.user", "stage.user":
 		return scalarKey("The initial user: a name or uid, optionally :group or :gid.")
 	case "top.shell", "stage.shell":
-		return listKey("How a string run: is executed; default [/bin/sh, -c].", 1)
+		return listKey("How a string run: is executed; default the base image's Shell (docker's SHELL), else [/bin/sh, -c].", 1)
 	case "top.steps", "stage.steps":
 		return obj{"type": "array", "items": obj{"$ref": "#/$defs/step"}, "description": "The steps, in order."}
 	case "top.stages":

@@ -102,7 +102,7 @@ func cleanKeepSlash(p string) string {
 // decodeStage is pass 2: it decodes a stage over base, the scope of its
 // base image's env. It returns the stage and the scope its steps end with.
 func (d *decoder) decodeStage(src *stageSource, base *scope) (*Stage, *scope) {
-	s := &Stage{Name: src.name, Index: src.index, Pos: d.pos(src.m.node), src: src, Shell: []string{"/bin/sh", "-c"}}
+	s := &Stage{Name: src.name, Index: src.index, Pos: d.pos(src.m.node), src: src}
 	if src.shell != nil {
 		s.Shell = src.shell
 	}

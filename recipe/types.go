@@ -77,7 +77,8 @@ type Stage struct {
 	// User is the initial user (name or uid[:gid]); "" keeps the base
 	// image's.
 	User string
-	// Shell runs the string form of `run`; default ["/bin/sh", "-c"].
+	// Shell runs the string form of `run`; nil: the base image's Shell
+	// (docker's SHELL), else DefaultShell.
 	Shell []string
 	// Steps in order.
 	Steps []*Step
@@ -237,7 +238,8 @@ type Run struct {
 	Exec bool
 	// Command is the string form's command line, given to Shell.
 	Command string
-	// Shell is the stage's shell, for the string form; nil for exec form.
+	// Shell is the stage's shell, for the string form; nil for the exec
+	// form, and when the stage sets none (the base image's, see Stage).
 	Shell []string
 	// Args is the exec form's argv; nil for the string form.
 	Args []string
@@ -249,13 +251,24 @@ type Run struct {
 	Mounts []Mount
 }
 
-// Argv returns the process to execute: Shell followed by Command for the
-// string form, Args for the exec form.
-func (r *Run) Argv() []string {
+// DefaultShell runs the string form of `run` when neither the recipe nor
+// the base image's config (docker's SHELL) names a shell.
+var DefaultShell = []string{"/bin/sh", "-c"}
+
+// Argv returns the process to execute: the exec form's Args, or the
+// string form's Command given to Shell, else to shell (the base image's,
+// nil or empty: DefaultShell).
+func (r *Run) Argv(shell []string) []string {
 	if r.Exec {
 		return append([]string(nil), r.Args...)
 	}
-	argv := append([]string(nil), r.Shell...)
+	switch {
+	case r.Shell != nil:
+		shell = r.Shell
+	case len(shell) == 0:
+		shell = DefaultShell
+	}
+	argv := append([]string(nil), shell...)
 	return append(argv, r.Command)
 }
 

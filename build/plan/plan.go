@@ -436,7 +436,7 @@ func (pl *planner) step(ctx context.Context, sp *Stage, step *recipe.Step, state
 	switch step.Kind {
 	case recipe.RunStep:
 		r := step.Run
-		s.Def.Argv, s.Def.Network = r.Argv(), string(r.Network)
+		s.Def.Argv, s.Def.Network = r.Argv(state.Shell), string(r.Network)
 		for _, e := range r.Env {
 			s.Def.Env = append(s.Def.Env, e.String())
 		}

@@ -35,7 +35,9 @@ func (s State) withStage(st *recipe.Stage) State {
 	if st.User != "" {
 		s.User = st.User
 	}
-	s.Shell = st.Shell
+	if st.Shell != nil { // else the base image's (docker's SHELL)
+		s.Shell = st.Shell
+	}
 	return s
 }
 
