@@ -89,6 +89,10 @@ func Image(base v1.Image, o ImageOptions) (v1.Image, error) {
 	cfg.Container = ""
 	cfg.DockerVersion = "" //nolint:staticcheck // deprecated in ggcr but still serialised: drop the base's docker provenance
 	cfg.RootFS.Type = "layers"
+	// ONBUILD triggers are the base's, for a build on it (which strata
+	// does not run, and says so): docker's image leaves them out too.
+	cfg.Config.OnBuild = nil
+	cfg.History = historyOfLayers(cfg.History, len(baseLayers), cfg.Created)
 	applyConfig(&cfg.Config, o.Config)
 	setPlatform(cfg, o.Platform)
 	now := o.Created
@@ -195,6 +199,25 @@ func setPlatform(cfg *v1.ConfigFile, p *v1.Platform) {
 	if p.OSVersion != "" {
 		cfg.OSVersion = p.OSVersion
 	}
+}
+
+// historyOfLayers returns history with an entry for each of layers base
+// layers: a base made without history (or with fewer non-empty entries
+// than layers) would otherwise have strata's entries name its layers
+// (docker history put a base layer under the first run step). The added
+// entries, as BuildKit adds them, come after the base's own, dated when
+// the base was made.
+func historyOfLayers(history []v1.History, layers int, created v1.Time) []v1.History {
+	n := 0
+	for _, h := range history {
+		if !h.EmptyLayer {
+			n++
+		}
+	}
+	for ; n < layers; n++ {
+		history = append(history, v1.History{Created: created, Comment: "strata: a base layer the base image's history leaves out"})
+	}
+	return history
 }
 
 // ociLayerType maps Docker layer media types to their OCI equivalents.

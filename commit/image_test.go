@@ -285,3 +285,48 @@ func mustPull(t testing.TB, ref string, p *v1.Platform) v1.Image {
 	}
 	return img
 }
+
+// TestImageBaseWithoutHistory: a base whose history leaves out its layers
+// gets an entry for each before strata's own, so that every layer has its
+// own entry (docker history put a base layer under the first step); the
+// base's ONBUILD triggers, which strata does not run, are left out.
+func TestImageBaseWithoutHistory(t *testing.T) {
+	base, err := random.Image(512, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := base.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	cf.History = []v1.History{{CreatedBy: "ENV A=1", EmptyLayer: true}}
+	cf.Config.OnBuild = []string{"RUN echo triggered > /onbuild.txt"}
+	cf.Created = v1.Time{Time: epoch.Add(-time.Hour)}
+	if base, err = mutate.ConfigFile(base, cf); err != nil {
+		t.Fatal(err)
+	}
+	img, err := commit.Image(base, commit.ImageOptions{
+		Steps:   []commit.Step{{Layer: newLayer(t, map[string]string{"a": "a"}), CreatedBy: "run: echo a > /a"}, {CreatedBy: "env: B=2"}},
+		Created: epoch,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	filler := v1.History{Created: cf.Created, Comment: "strata: a base layer the base image's history leaves out"}
+	want := []v1.History{
+		{CreatedBy: "ENV A=1", EmptyLayer: true}, filler, filler,
+		{Created: v1.Time{Time: epoch}, CreatedBy: "run: echo a > /a"},
+		{Created: v1.Time{Time: epoch}, CreatedBy: "env: B=2", EmptyLayer: true},
+	}
+	if d := cmp.Diff(want, got.History); d != "" {
+		t.Errorf("history (-want +got):\n%s", d)
+	}
+	if got.Config.OnBuild != nil {
+		t.Errorf("OnBuild = %q, want none", got.Config.OnBuild)
+	}
+}
