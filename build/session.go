@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -150,8 +151,37 @@ func (s *session) announce(plans []*plan.Plan) {
 		}
 		s.emit(Event{Kind: EventInfo, Time: time.Now(), Stage: stage, Text: "build epoch " + p.Epoch.Format(time.RFC3339) + " (" + p.EpochFrom + ")"})
 	}
+	s.announceOnBuild(plans)
 	if ig := plans[0].Ignore; ig != nil && ig.File != "" && ig.File != fscopy.IgnoreFile {
 		s.emit(Event{Kind: EventInfo, Time: time.Now(), Text: "excluding what " + ig.File + " lists from copies (there is no " + fscopy.IgnoreFile + ")"})
+	}
+}
+
+// announceOnBuild warns of base images whose config holds ONBUILD
+// triggers: Dockerfile instructions docker runs at the start of a build
+// on the image. strata does not run them, and its images leave them out
+// (docker's leave them out too, once run), so that a build on the image
+// does not run them a generation late.
+func (s *session) announceOnBuild(plans []*plan.Plan) {
+	seen := map[string]bool{}
+	for _, p := range plans {
+		for _, sp := range p.Stages {
+			if sp.Base == nil || seen[sp.BaseDigest] {
+				continue
+			}
+			seen[sp.BaseDigest] = true
+			cf, err := sp.Base.ConfigFile()
+			if err != nil || len(cf.Config.OnBuild) == 0 {
+				continue
+			}
+			stage := sp.Recipe.Name
+			if len(plans) > 1 {
+				stage = strings.TrimSpace(stage + " " + sp.Platform.String())
+			}
+			s.emit(Event{Kind: EventInfo, Time: time.Now(), Stage: stage,
+				Text: fmt.Sprintf("warning: %s: the base image %s has ONBUILD triggers, which strata does not run (docker runs them first): %q; the image leaves them out",
+					sp.Recipe.From.Pos, sp.Recipe.From.Ref, cf.Config.OnBuild)})
+		}
 	}
 }
 
