@@ -538,3 +538,39 @@ func TestRunUsesBaseShell(t *testing.T) {
 		})
 	}
 }
+
+// TestOnBuildWarned: a base image's ONBUILD triggers, which strata does
+// not run, are warned of, once.
+func TestOnBuildWarned(t *testing.T) {
+	base := filepath.Join(t.TempDir(), "base")
+	cf, err := empty.Image.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	cf.Config.OnBuild = []string{"RUN echo triggered > /onbuild.txt"}
+	img, err := mutate.ConfigFile(empty.Image, cf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := layout.Write(base, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendImage(img); err != nil {
+		t.Fatal(err)
+	}
+	_, _, _, events, err := buildFake(t, "stages:\n  - name: a\n    from: oci-layout://"+base+"\n    steps:\n      - run: noop\n  - name: b\n    from: oci-layout://"+base+"\n    steps:\n      - run: noop ;; b\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range events {
+		if e.Kind == EventInfo && strings.Contains(e.Text, `has ONBUILD triggers, which strata does not run (docker runs them first): ["RUN echo triggered > /onbuild.txt"]`) {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("the ONBUILD warning was given %d times, want once", n)
+	}
+}
