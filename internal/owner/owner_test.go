@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stratabuild/strata/internal/owner"
 	"github.com/stratabuild/strata/internal/testutil"
@@ -45,5 +46,37 @@ func TestGone(t *testing.T) {
 		if got := owner.Gone(id); got != want {
 			t.Errorf("Gone(%q) = %t, want %t", id, got, want)
 		}
+	}
+}
+
+// TestGoneZombie: a process that has ended but not been reaped (its parent
+// has not waited for it) is gone, though kill(pid, 0) still finds it.
+func TestGoneZombie(t *testing.T) {
+	cmd := exec.Command("true")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	pid := strconv.Itoa(cmd.Process.Pid)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		stat, err := os.ReadFile("/proc/" + pid + "/stat")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(stat), ") Z ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the child is not a zombie yet: %s", stat)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	id := pid
+	if _, ns, ok := strings.Cut(owner.ID(), "."); ok {
+		id += "." + ns
+	}
+	if !owner.Gone(id) {
+		t.Errorf("Gone(%q) = false for a zombie", id)
 	}
 }
