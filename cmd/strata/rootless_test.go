@@ -548,21 +548,26 @@ func TestRootlessMissingPrerequisites(t *testing.T) {
 // mount point or step process.
 // With group, the signal goes to the build's whole process group, as a
 // terminal sends ^C: the copy gets it twice, from the terminal and from
-// its parent, at once.
+// its parent, at once. Started with SIGINT ignored (a script's background
+// job), strata still stops on it, as a rootful build does.
 func TestRootlessInterruptedBuildLeavesNothing(t *testing.T) {
 	u := requireRootless(t)
 	for _, sig := range []os.Signal{os.Interrupt, syscall.SIGHUP} {
-		t.Run(sig.String(), func(t *testing.T) { testRootlessSignalledBuild(t, u, sig, false) })
+		t.Run(sig.String(), func(t *testing.T) { testRootlessSignalledBuild(t, u, sig, false, false) })
 	}
-	t.Run("interrupt to the group", func(t *testing.T) { testRootlessSignalledBuild(t, u, os.Interrupt, true) })
+	t.Run("interrupt to the group", func(t *testing.T) { testRootlessSignalledBuild(t, u, os.Interrupt, true, false) })
+	t.Run("interrupt, started ignored", func(t *testing.T) { testRootlessSignalledBuild(t, u, os.Interrupt, false, true) })
 }
 
-func testRootlessSignalledBuild(t *testing.T, u testutil.User, sig os.Signal, group bool) {
+func testRootlessSignalledBuild(t *testing.T, u testutil.User, sig os.Signal, group, ignored bool) {
 	bb := shared(t, testutil.BusyboxLayout(t))
 	ctx := sharedRecipe(t, "from: oci-layout://"+bb+":latest\nsteps:\n  - run: echo step-$((1+1))-running; sleep 300\n", map[string]string{})
 	dir := testutil.SharedDir(t)
 	root, out := filepath.Join(dir, "root"), filepath.Join(dir, "img.oci")
 	cmd := u.Command(nil, userBin(t), "build", "--root", root, "--progress", "plain", "-o", "type=oci,dest="+out, ctx)
+	if ignored { // sh's exec keeps the ignored signal, as a background job's
+		cmd = u.Command(nil, "/bin/sh", "-c", `trap "" INT; exec "$0" "$@"`, userBin(t), "build", "--root", root, "--progress", "plain", "-o", "type=oci,dest="+out, ctx)
+	}
 	var stderr string
 	if group {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

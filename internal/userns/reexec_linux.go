@@ -71,7 +71,11 @@ func Run(ctx context.Context, p *Plan, o Options) (int, error) {
 	defer runtime.UnlockOSThread()
 	sigs := make(chan os.Signal, 4)
 	for _, sig := range forwarded {
-		if !signal.Ignored(sig) { // nohup's SIGHUP stays ignored, here and in the copy
+		// nohup's SIGHUP stays ignored, here and in the copy, as the
+		// copy's cli.Main keeps it; the others stop the build even when
+		// started ignored (a script's background job), as a rootful
+		// build stops.
+		if sig != syscall.SIGHUP || !signal.Ignored(sig) {
 			signal.Notify(sigs, sig)
 		}
 	}
