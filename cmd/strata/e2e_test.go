@@ -433,6 +433,38 @@ steps:
 	}
 }
 
+// TestClosedStderrStopsBuild: when what reads strata's stderr goes away
+// (`strata build . 2>&1 | tee log` and a ^C that ends tee first, a `|
+// head`), the build stops and cleans up as on ^C; Go's default for a
+// write to a closed pipe on fd 2 killed strata outright (exit 141),
+// leaving its step running and its overlay mounted.
+func TestClosedStderrStopsBuild(t *testing.T) {
+	requireBuildTools(t)
+	ctx := writeRecipe(t, `from: ${BASE}
+args: {BASE: scratch}
+steps:
+  - run: echo step-$((1+1))-running; while true; do echo tick; sleep 0.2; done
+`, map[string]string{})
+	root := t.TempDir()
+	cmd := exec.Command(strataBin, "build", "--root", root, "--progress", "plain", "--build-arg", busyboxBase(t), ctx)
+	_, pr := startUntil(t, cmd, "step-2-running")
+	pr.Close()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+			t.Errorf("strata ended with %v, want exit status 1 (stopped, not killed)", err)
+		}
+	case <-time.After(20 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+		t.Fatal("strata went on building with its stderr closed")
+	}
+	assertNoLeftovers(t, root)
+}
+
 // signalBuild starts the build cmd, sends it sig once it has printed
 // marker, and checks that it failed within 10 s and wrote no output out.
 // It returns what strata printed on stderr.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"github.com/stratabuild/strata/recipe"
 )
@@ -82,7 +83,38 @@ func Main(args []string, stdout, stderr io.Writer, b Builder) int {
 		time.Sleep(signalGrace)
 		stop()
 	}()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stopOnClosedOutput(cancel)
 	return Run(ctx, args, stdout, stderr, b)
+}
+
+// stopOnClosedOutput stops the build (cancel) when what reads strata's
+// stdout or stderr goes away: `strata build . 2>&1 | tee log` and a ^C
+// that ends tee first, a `| head`. Go's default would kill strata at its
+// next write there, as abruptly as SIGKILL, leaving its step running and
+// its overlay mounted. With SIGPIPE handled (for good: clean-up writes
+// too), such a write fails with EPIPE instead, and the build stops and
+// cleans up as on ^C. A SIGPIPE of another descriptor (a registry's
+// connection) is left to the code writing there. Commands strata runs
+// get SIGPIPE's default action back.
+func stopOnClosedOutput(cancel func()) {
+	pipes := make(chan os.Signal, 1)
+	signal.Notify(pipes, syscall.SIGPIPE)
+	go func() {
+		for range pipes {
+			if closedPipe(1) || closedPipe(2) {
+				cancel()
+			}
+		}
+	}()
+}
+
+// closedPipe reports whether fd is a pipe whose reading end is closed.
+func closedPipe(fd int) bool {
+	p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+	n, err := unix.Poll(p, 0)
+	return err == nil && n > 0 && p[0].Revents&unix.POLLERR != 0
 }
 
 // signalGrace is how long after the first stop signal the next ones are
