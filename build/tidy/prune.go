@@ -5,6 +5,7 @@ package tidy
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/stratabuild/strata/build/cache"
@@ -23,8 +24,9 @@ type PruneResult struct {
 // then every layer blob and snapshot no kept entry uses, the data of
 // cache mounts unused for opts.KeepDuration or past opts.KeepBytes, and
 // the remembered file digests of contexts not built for
-// opts.KeepDuration (see cache.Sums). It
-// waits for running builds to end and holds off new ones while it works.
+// opts.KeepDuration (see cache.Sums), after what killed builds left
+// (Reap). It waits for running builds to end and holds off new ones while
+// it works.
 func Prune(ctx context.Context, dir string, opts cache.PruneOptions) (*PruneResult, error) {
 	root, err := stateroot.OpenExisting(dir)
 	if err != nil {
@@ -35,6 +37,9 @@ func Prune(ctx context.Context, dir string, opts cache.PruneOptions) (*PruneResu
 		return nil, err
 	}
 	defer release()
+	// What killed builds left goes first: a snapshot may be the lower dir
+	// of a killed build's overlay, still mounted, its step still running.
+	Reap(ctx, root, "", func(string) {}, slog.New(slog.DiscardHandler))
 	if err := layers.RetireOldSnapshots(root.Snapshots()); err != nil {
 		return nil, err
 	}

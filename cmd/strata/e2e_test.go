@@ -541,9 +541,16 @@ func checkMetadata(t *testing.T, path, digest string) {
 // TestKilledBuildIsCleanedUp kills strata with SIGKILL while a step with a
 // secret mount runs — nothing can clean up then — and checks that the next
 // build on the same root removes the container, its bundle, the mount and
-// the secret the killed one left.
+// the secret the killed one left; and that strata prune does, before it
+// removes snapshots the killed build's overlay may still have mounted.
 func TestKilledBuildIsCleanedUp(t *testing.T) {
 	requireBuildTools(t)
+	for _, then := range []string{"build", "prune"} {
+		t.Run(then, func(t *testing.T) { testKilledBuildIsCleanedUp(t, then) })
+	}
+}
+
+func testKilledBuildIsCleanedUp(t *testing.T, then string) {
 	ctx := writeRecipe(t, `from: ${BASE}
 args: {BASE: scratch}
 steps:
@@ -567,12 +574,18 @@ steps:
 		t.Fatal("the killed build left no secret dir; the test proves nothing")
 	}
 
-	r := strata(t, nil, "build", "--root", root, "--build-arg", busyboxBase(t), filepath.Join(examplesDir(t), "hello"))
-	if r.code != 0 {
-		t.Fatalf("the next build: exit %d\n%s", r.code, r.stderr)
-	}
-	if !strings.Contains(r.stderr, "of a killed build") {
-		t.Errorf("the next build says nothing of the killed one:\n%s", r.stderr)
+	if then == "prune" {
+		if r := strata(t, nil, "prune", "--root", root, "--keep-bytes", "1"); r.code != 0 {
+			t.Fatalf("prune: exit %d\n%s", r.code, r.stderr)
+		}
+	} else {
+		r := strata(t, nil, "build", "--root", root, "--build-arg", busyboxBase(t), filepath.Join(examplesDir(t), "hello"))
+		if r.code != 0 {
+			t.Fatalf("the next build: exit %d\n%s", r.code, r.stderr)
+		}
+		if !strings.Contains(r.stderr, "of a killed build") {
+			t.Errorf("the next build says nothing of the killed one:\n%s", r.stderr)
+		}
 	}
 	assertNoLeftovers(t, root)
 	for _, dir := range secrets {
