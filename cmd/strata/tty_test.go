@@ -3,6 +3,7 @@ package main_test
 import (
 	"bytes"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -98,4 +99,67 @@ stages:
 	if e < 0 || !strings.HasSuffix(final[e+1], "| oops-1") || !strings.HasSuffix(final[e+2], "| oops-2") {
 		t.Errorf("the failed step is not followed by its last output lines")
 	}
+}
+
+// TestLiveProgressSummaryOfMultiStageBuild builds two stages on a
+// pseudo-terminal and reads the summary: every step that made a layer is
+// done, one line with its layer's compressed size (no "compressing"
+// left from when it finished, no line of its own for the size).
+func TestLiveProgressSummaryOfMultiStageBuild(t *testing.T) {
+	requireBuildTools(t)
+	ctx := writeRecipe(t, `args: {BASE: scratch}
+stages:
+  - name: one
+    from: ${BASE}
+    steps:
+      - run: echo one > /one
+      - run: echo more > /more
+  - name: two
+    from: ${BASE}
+    steps:
+      - copy: /one
+        from: one
+        to: /one
+      - run: cat /one > /two
+`, map[string]string{})
+	final := buildOnPTY(t, 100, "build", "--root", t.TempDir(), "--build-arg", busyboxBase(t), "--no-cache",
+		"-o", "type=oci,dest="+t.TempDir()+"/out", ctx)
+	screen := strings.Join(final, "\n")
+	if !strings.HasPrefix(final[0], "[+] Building ") || !strings.HasSuffix(final[0], "(4/4) FINISHED") {
+		t.Errorf("header = %q, want [+] Building TIME (4/4) FINISHED", final[0])
+	}
+	done := regexp.MustCompile(` \d+ B \+1 ~0 -0  \d+\.\ds$`)
+	for _, step := range []string{"[one 1/2]", "[one 2/2]", "[two 1/2]", "[two 2/2]"} {
+		if i := testutil.RowIndex(final, step); i < 0 || !done.MatchString(final[i]) {
+			t.Errorf("step %s is not one line done with its layer's size:\n%s", step, screen)
+		}
+	}
+	if strings.Contains(screen, "compress") {
+		t.Errorf("the summary still speaks of compression:\n%s", screen)
+	}
+}
+
+// buildOnPTY runs strata with args, its stderr on a pseudo-terminal of
+// cols × 40, and returns the screen once it has exited 0.
+func buildOnPTY(t *testing.T, cols int, args ...string) []string {
+	t.Helper()
+	cmd := exec.Command(strataBin, args...)
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	ptmx, err := pty.StartWithSize(cmd, &pty.Winsize{Cols: uint16(cols), Rows: 40})
+	if err != nil {
+		t.Fatal(err)
+	}
+	scr := testutil.NewScreen(cols, 40)
+	copied := make(chan struct{})
+	go func() { defer close(copied); scr.Feed(ptmx) }()
+	err = cmd.Wait()
+	<-copied
+	ptmx.Close()
+	rows := scr.Rows()
+	if err != nil {
+		t.Fatalf("exit %v\n%s", err, strings.Join(rows, "\n"))
+	}
+	t.Logf("final screen:\n%s", strings.Join(rows, "\n"))
+	return rows
 }

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mattn/go-runewidth"
+
 	"github.com/stratabuild/strata/build"
 	"github.com/stratabuild/strata/build/cache"
 	"github.com/stratabuild/strata/internal/units"
@@ -50,14 +52,20 @@ const (
 type step struct {
 	key    stepKey
 	steps  int
+	pos    string // FILE:LINE, which names the step in the line saying its layer is compressed
 	action string
 	text   string
 	state  stepState
 	start  time.Time
 	dur    time.Duration
 	layer  *cache.Layer
-	out    []string // the last output lines
-	notes  []string // info about the step (cache hit or miss), shown while it runs
+	// size is the layer's size as shown ("2.0 KiB"): known when the
+	// step is done, or once its layer is compressed (compressing until
+	// then).
+	size        string
+	compressing bool
+	out         []string // the last output lines
+	notes       []string // info about the step (cache hit or miss), shown while it runs
 }
 
 // failedLines is how many output lines a failed step keeps at least.
@@ -88,10 +96,13 @@ func (m *model) add(e build.Event) {
 	s := m.steps[k]
 	switch {
 	case e.Kind == build.EventStart && e.Step > 0:
-		s = &step{key: k, steps: e.Steps, action: e.Action, text: PlainText(e.Text), start: e.Time}
+		s = &step{key: k, steps: e.Steps, pos: e.Pos, action: e.Action, text: PlainText(e.Text), start: e.Time}
 		m.steps[k] = s
 		b.rows = append(b.rows, row{step: s})
 	case s == nil || e.Step == 0:
+		if e.Kind == build.EventInfo && b.compressed(e.Text) {
+			return // the step's row shows the size
+		}
 		if e.Kind == build.EventInfo || e.Kind == build.EventFailed {
 			b.rows = append(b.rows, row{info: infoLabel(e.Stage) + PlainText(e.Text+e.Error)})
 		}
@@ -107,11 +118,41 @@ func (m *model) add(e build.Event) {
 		if e.Cached {
 			s.state = cached
 		}
+		switch {
+		case e.Layer == nil || s.size != "": // no layer, or compressed already
+		case e.Layer.Compressing():
+			s.compressing = true
+		default:
+			s.size = units.Bytes(e.Layer.Size)
+		}
 	case e.Kind == build.EventFailed:
 		s.state, s.dur = failed, e.Duration
 	case e.Kind == build.EventCanceled:
 		s.state, s.dur = canceled, e.Duration
 	}
+}
+
+// compressed gives the size in text, "layer of POS compressed: SIZE in
+// TIME" (the line a build emits about a stage once a layer's blob is
+// whole), to the block's step at POS, and says whether one was there.
+func (b *block) compressed(text string) bool {
+	for _, r := range b.rows {
+		s := r.step
+		if s == nil || s.pos == "" {
+			continue
+		}
+		rest, ok := strings.CutPrefix(text, "layer of "+s.pos+" compressed: ")
+		if !ok {
+			continue
+		}
+		size, _, ok := strings.Cut(rest, " in ")
+		if !ok {
+			return false
+		}
+		s.size, s.compressing = size, false
+		return true
+	}
+	return false
 }
 
 // infoLabel is "[stage] " for an info line about a stage.
@@ -191,6 +232,7 @@ func (m *model) summary(now time.Time, width int) []string {
 		case running:
 			s.state, s.dur = canceled, now.Sub(s.start)
 		}
+		s.compressing = false // the build is over: its layer is compressed, or never will be
 	}
 	lines := []string{fit(m.header(now, verdict), width)}
 	for _, b := range m.blocks {
@@ -208,7 +250,7 @@ func (m *model) rowLines(r row, now time.Time, width, out int) []string {
 		return []string{fit(" => "+r.info, width)}
 	}
 	s := r.step
-	lines := []string{leftRight(" => "+s.label(), s.status(now), width)}
+	lines := []string{s.line(now, width)}
 	var tail []string
 	switch s.state {
 	case running:
@@ -225,8 +267,25 @@ func (m *model) rowLines(r row, now time.Time, width, out int) []string {
 	return lines
 }
 
+// line is the step's line: its label, and its status at the end. When
+// the full status would leave the label less than half the width, or
+// cut its "[stage 2/3]", the status is the time alone.
+func (s *step) line(now time.Time, width int) string {
+	left, right := " => "+s.label(), s.status(now)
+	room := width - runewidth.StringWidth(right) - 1
+	if width > 0 && (room < width/2 || room < runewidth.StringWidth(" => "+s.tag())+2) { // +2: a space and …
+		right = s.timer(now)
+	}
+	return leftRight(left, right, width)
+}
+
 // label is "CACHED [stage 2/3] run make" and the like.
 func (s *step) label() string {
+	return fmt.Sprintf("%s %s %s", s.tag(), s.action, s.text)
+}
+
+// tag is "CACHED [stage 2/3]" and the like: the state and the position.
+func (s *step) tag() string {
 	mark := ""
 	switch s.state {
 	case cached:
@@ -240,23 +299,26 @@ func (s *step) label() string {
 	if s.key.stage != "" {
 		stage = s.key.stage + " "
 	}
-	return fmt.Sprintf("%s[%s%d/%d] %s %s", mark, stage, s.key.index, s.steps, s.action, s.text)
+	return fmt.Sprintf("%s[%s%d/%d]", mark, stage, s.key.index, s.steps)
 }
 
 // status is the right-hand side: the timer of a running step, the
 // layer and time of a finished one.
 func (s *step) status(now time.Time) string {
-	switch s.state {
-	case running:
+	if s.state != done || s.layer == nil {
+		return s.timer(now)
+	}
+	size := s.size
+	if s.compressing {
+		size = "compressing" // in the background
+	}
+	return strings.TrimSpace(fmt.Sprintf("%s +%d ~%d -%d  %s", size, s.layer.Added, s.layer.Modified, s.layer.Deleted, s.timer(now)))
+}
+
+// timer is the time a step has run, or took.
+func (s *step) timer(now time.Time) string {
+	if s.state == running {
 		return seconds(now.Sub(s.start))
-	case done:
-		if s.layer != nil {
-			size := units.Bytes(s.layer.Size)
-			if s.layer.Compressing() {
-				size = "compressing" // in the background; a later line says its size
-			}
-			return fmt.Sprintf("%s +%d ~%d -%d  %s", size, s.layer.Added, s.layer.Modified, s.layer.Deleted, seconds(s.dur))
-		}
 	}
 	return seconds(s.dur)
 }
