@@ -163,3 +163,42 @@ func buildOnPTY(t *testing.T, cols int, args ...string) []string {
 	t.Logf("final screen:\n%s", strings.Join(rows, "\n"))
 	return rows
 }
+
+// TestLiveProgressInterrupted presses ^C on the terminal of a build
+// whose step sleeps: the summary's header says the build was CANCELED,
+// as is the step, and strata exits 1.
+func TestLiveProgressInterrupted(t *testing.T) {
+	requireBuildTools(t)
+	ctx := writeRecipe(t, `args: {BASE: scratch}
+from: ${BASE}
+steps:
+  - run: echo sleeping; sleep 60
+`, map[string]string{})
+	cmd := exec.Command(strataBin, "build", "--root", t.TempDir(), "--build-arg", busyboxBase(t), "--no-cache", ctx)
+	ptmx, err := pty.StartWithSize(cmd, &pty.Winsize{Cols: 100, Rows: 40})
+	if err != nil {
+		t.Fatal(err)
+	}
+	scr := testutil.NewScreen(100, 40)
+	copied := make(chan struct{})
+	go func() { defer close(copied); scr.Feed(ptmx) }()
+	defer func() { _ = cmd.Process.Kill(); <-copied; ptmx.Close() }()
+
+	scr.WaitFor(t, "the step running", 60*time.Second, func(r []string) bool { return testutil.RowIndex(r, "| sleeping") >= 0 })
+	if _, err := ptmx.Write([]byte{0x03}); err != nil { // ^C: the terminal sends SIGINT
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
+	<-copied
+	final := scr.Rows()
+	t.Logf("final screen:\n%s", strings.Join(final, "\n"))
+	if code := cmd.ProcessState.ExitCode(); code != 1 {
+		t.Fatalf("exit %v, want 1", err)
+	}
+	if !strings.HasPrefix(final[0], "[+] Building ") || !strings.HasSuffix(final[0], " CANCELED") {
+		t.Errorf("header = %q, want [+] Building TIME (1/1) CANCELED", final[0])
+	}
+	if testutil.RowIndex(final, "CANCELED [1/1] run echo sleeping; sleep 60") < 0 {
+		t.Errorf("the step is not shown CANCELED")
+	}
+}

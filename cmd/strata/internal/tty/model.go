@@ -1,6 +1,8 @@
 package tty
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -19,6 +21,7 @@ type model struct {
 	keep   int // output lines shown under a running step
 	blocks []*block
 	steps  map[stepKey]*step
+	err    error // how the build ended, once it has (View.Close)
 }
 
 type stepKey struct {
@@ -224,23 +227,37 @@ func (m *model) frame(now time.Time, width, out int, finished bool) []string {
 // summary is the final frame: a line per step and info, the failed
 // step's last output lines under it.
 func (m *model) summary(now time.Time, width int) []string {
-	verdict := "FINISHED"
 	for _, s := range m.steps {
-		switch s.state {
-		case failed:
-			verdict = "FAILED"
-		case running:
+		if s.state == running {
 			s.state, s.dur = canceled, now.Sub(s.start)
 		}
 		s.compressing = false // the build is over: its layer is compressed, or never will be
 	}
-	lines := []string{fit(m.header(now, verdict), width)}
+	lines := []string{fit(m.header(now, m.verdict()), width)}
 	for _, b := range m.blocks {
 		for _, r := range b.rows {
 			lines = append(lines, m.rowLines(r, now, width, 0)...)
 		}
 	}
 	return lines
+}
+
+// verdict is the summary header's last word, as buildx's: CANCELED if
+// the build was interrupted, FAILED if it failed (or a step did),
+// FINISHED if it succeeded.
+func (m *model) verdict() string {
+	switch {
+	case errors.Is(m.err, context.Canceled):
+		return "CANCELED"
+	case m.err != nil:
+		return "FAILED"
+	}
+	for _, s := range m.steps {
+		if s.state == failed {
+			return "FAILED"
+		}
+	}
+	return "FINISHED"
 }
 
 // rowLines is a row's line, and the output lines shown under it: the

@@ -1,6 +1,9 @@
 package tty
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -87,5 +90,41 @@ func TestNarrowStepRow(t *testing.T) {
 		if !strings.HasPrefix(got, tt.left) || !strings.HasSuffix(got, tt.right) || runewidth.StringWidth(got) != tt.width {
 			t.Errorf("summary row at %d columns = %q, want %q…%q, %[1]d columns", tt.width, got, tt.left, tt.right)
 		}
+	}
+}
+
+// TestSummaryVerdict: the summary's header says how the build ended, as
+// buildx's does: an interrupted build CANCELED (its running steps too),
+// a failed one FAILED, even when no step failed (an output not written).
+func TestSummaryVerdict(t *testing.T) {
+	t0 := time.Now()
+	for _, tt := range []struct {
+		name   string
+		events []build.Event
+		err    error
+		want   string // the header's end
+		row    string // the step's row's start
+	}{
+		{"finished", []build.Event{start("", 1, 1, "make"), doneStep("", 1, 1)}, nil,
+			"(1/1) FINISHED", " => [1/1] run make"},
+		{"interrupted", []build.Event{start("", 1, 1, "make")}, fmt.Errorf("strata.yaml:1: %w", context.Canceled),
+			"(1/1) CANCELED", " => CANCELED [1/1] run make"},
+		{"interrupted, the step failed", []build.Event{start("", 1, 1, "make"),
+			{Kind: build.EventFailed, Step: 1, Steps: 1, Action: "run", Error: "signal: interrupt"}}, context.Canceled,
+			"(1/1) CANCELED", " => ERROR [1/1] run make"},
+		{"a step failed", []build.Event{start("", 1, 1, "make"),
+			{Kind: build.EventFailed, Step: 1, Steps: 1, Action: "run", Error: "exit status 2"}}, errors.New("exit status 2"),
+			"(1/1) FAILED", " => ERROR [1/1] run make"},
+		{"the output failed", []build.Event{start("", 1, 1, "make"), doneStep("", 1, 1)}, errors.New("writing out.tar: no space left on device"),
+			"(1/1) FAILED", " => [1/1] run make"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m := feed(t0, tt.events...)
+			m.err = tt.err
+			got := m.summary(t0.Add(time.Second), 0)
+			if !strings.HasSuffix(got[0], tt.want) || !strings.HasPrefix(got[1], tt.row) {
+				t.Errorf("summary begins %q, want a header ending %q, then %q…", got[:2], tt.want, tt.row)
+			}
+		})
 	}
 }
