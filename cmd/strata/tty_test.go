@@ -104,7 +104,8 @@ stages:
 // TestLiveProgressSummaryOfMultiStageBuild builds two stages on a
 // pseudo-terminal and reads the summary: every step that made a layer is
 // done, one line with its layer's compressed size (no "compressing"
-// left from when it finished, no line of its own for the size).
+// left from when it finished, no line of its own for the size); the
+// build's result lines come last, after every stage.
 func TestLiveProgressSummaryOfMultiStageBuild(t *testing.T) {
 	requireBuildTools(t)
 	ctx := writeRecipe(t, `args: {BASE: scratch}
@@ -136,6 +137,11 @@ stages:
 	}
 	if strings.Contains(screen, "compress") {
 		t.Errorf("the summary still speaks of compression:\n%s", screen)
+	}
+	wrote, image := testutil.RowIndex(final, " => wrote type=oci"), testutil.RowIndex(final, " => image sha256:")
+	last := max(testutil.RowIndex(final, "[one 2/2]"), testutil.RowIndex(final, "[two 2/2]"))
+	if wrote <= last || image != wrote+1 || strings.TrimSpace(strings.Join(final[image+1:], "")) != "" {
+		t.Errorf("want the wrote and image lines last, after every stage:\n%s", screen)
 	}
 }
 

@@ -3,7 +3,9 @@
 // and the steps done so far, one line per step with its own timer and
 // state (running, cached, done with its layer's size and +~- counts,
 // failed), the last output lines of each running step under it, and each
-// stage as a block of its own, so parallel stages never interleave. It is
+// stage as a block of its own, so parallel stages never interleave; lines
+// about the whole build come before the stages if heard before any, else
+// after them (the result, "wrote …" and "image sha256:…", last). It is
 // redrawn in place about ten times a second with cursor-up and erase-line
 // sequences, every line cut to the terminal's width; when the build ends
 // it collapses to a summary, its header saying how the build ended

@@ -15,13 +15,17 @@ import (
 )
 
 // model is what the view knows of the build: its stages, in the order
-// they were first heard of, each a block of rows.
+// they were first heard of, each a block of rows, between the lines
+// about the build as a whole heard before any stage (head) and after
+// (tail: its result, "wrote …", "image sha256:…", comes last, as
+// buildx's exporting steps do).
 type model struct {
-	start  time.Time
-	keep   int // output lines shown under a running step
-	blocks []*block
-	steps  map[stepKey]*step
-	err    error // how the build ended, once it has (View.Close)
+	start      time.Time
+	keep       int // output lines shown under a running step
+	head, tail block
+	stages     []*block
+	steps      map[stepKey]*step
+	err        error // how the build ended, once it has (View.Close)
 }
 
 type stepKey struct {
@@ -29,7 +33,8 @@ type stepKey struct {
 	index int
 }
 
-// block is one stage's rows: its steps and the info lines about it.
+// block is one stage's rows: its steps and the info lines about it; or
+// lines about the build.
 type block struct {
 	stage string
 	steps int // the stage's number of steps
@@ -78,20 +83,46 @@ func newModel(start time.Time, keep int) model {
 	return model{start: start, keep: keep, steps: map[stepKey]*step{}}
 }
 
-func (m *model) block(stage string) *block {
-	for _, b := range m.blocks {
-		if b.stage == stage {
+// blocks is every block, in the order shown.
+func (m *model) blocks() []*block {
+	return append(append([]*block{&m.head}, m.stages...), &m.tail)
+}
+
+// block is the block e goes in: its stage's, made the first time; for a
+// line about the build (no stage, no step), the head until a stage is
+// heard of, the tail after. (An unnamed stage's lines about itself, not
+// a step, look the same: they go there too.)
+func (m *model) block(e build.Event) *block {
+	if e.Stage == "" && e.Step == 0 {
+		if len(m.stages) == 0 {
+			return &m.head
+		}
+		return &m.tail
+	}
+	if b := m.stage(e.Stage); b != nil {
+		return b
+	}
+	b := &block{stage: e.Stage}
+	m.stages = append(m.stages, b)
+	return b
+}
+
+// stage is the block of the stage named name, nil if it is not known.
+func (m *model) stage(name string) *block {
+	for _, b := range m.stages {
+		if b.stage == name {
 			return b
 		}
 	}
-	b := &block{stage: stage}
-	m.blocks = append(m.blocks, b)
-	return b
+	return nil
 }
 
 // add records one event.
 func (m *model) add(e build.Event) {
-	b := m.block(e.Stage)
+	if b := m.stage(e.Stage); e.Kind == build.EventInfo && e.Step == 0 && b != nil && b.compressed(e.Text) {
+		return // the step's row shows the size
+	}
+	b := m.block(e)
 	if e.Steps > 0 {
 		b.steps = e.Steps
 	}
@@ -103,9 +134,6 @@ func (m *model) add(e build.Event) {
 		m.steps[k] = s
 		b.rows = append(b.rows, row{step: s})
 	case s == nil || e.Step == 0:
-		if e.Kind == build.EventInfo && b.compressed(e.Text) {
-			return // the step's row shows the size
-		}
 		if e.Kind == build.EventInfo || e.Kind == build.EventFailed {
 			b.rows = append(b.rows, row{info: infoLabel(e.Stage) + PlainText(e.Text+e.Error)})
 		}
@@ -169,7 +197,7 @@ func infoLabel(stage string) string {
 // counts is the number of steps finished (done, cached or failed) and of
 // steps known, from the stages heard of so far.
 func (m *model) counts() (finished, total int) {
-	for _, b := range m.blocks {
+	for _, b := range m.blocks() {
 		total += b.steps
 	}
 	for _, s := range m.steps {
@@ -209,7 +237,7 @@ func (m *model) live(now time.Time, width, height int) []string {
 func (m *model) frame(now time.Time, width, out int, finished bool) []string {
 	lines := []string{fit(m.header(now, ""), width)}
 	hidden := 0
-	for _, b := range m.blocks {
+	for _, b := range m.blocks() {
 		for _, r := range b.rows {
 			if !finished && (r.step == nil || r.step.state != running) {
 				hidden++
@@ -234,7 +262,7 @@ func (m *model) summary(now time.Time, width int) []string {
 		s.compressing = false // the build is over: its layer is compressed, or never will be
 	}
 	lines := []string{fit(m.header(now, m.verdict()), width)}
-	for _, b := range m.blocks {
+	for _, b := range m.blocks() {
 		for _, r := range b.rows {
 			lines = append(lines, m.rowLines(r, now, width, 0)...)
 		}

@@ -128,3 +128,57 @@ func TestSummaryVerdict(t *testing.T) {
 		})
 	}
 }
+
+// TestBuildLinesAroundStages: lines about the build as a whole heard
+// before any stage come first; those heard later, its result among them,
+// come after every stage, as buildx's exporting steps do.
+func TestBuildLinesAroundStages(t *testing.T) {
+	t0 := time.Now()
+	info := func(stage, text string) build.Event {
+		return build.Event{Kind: build.EventInfo, Stage: stage, Text: text}
+	}
+	for _, tt := range []struct {
+		name   string
+		events []build.Event
+		want   []string
+	}{
+		{"stages", []build.Event{
+			info("", "build epoch 2026-12-01T19:12:39Z"),
+			start("one", 1, 1, "make a"), start("two", 1, 1, "make b"),
+			info("one", "1 layers unpacked in 5ms"),
+			doneStep("two", 1, 1), compressedLine("two", 1, "107 B"),
+			info("", "waiting for cache mount go, used by another step"),
+			doneStep("one", 1, 1), compressedLine("one", 1, "108 B"),
+			info("", "wrote type=oci,dest=out in 4ms"), info("", "image sha256:806f"),
+		}, []string{
+			" => build epoch 2026-12-01T19:12:39Z",
+			" => [one 1/1] run make a  108 B +1 ~0 -0  1.5s",
+			" => [one] 1 layers unpacked in 5ms",
+			" => [two 1/1] run make b  107 B +1 ~0 -0  1.5s",
+			" => waiting for cache mount go, used by another step",
+			" => wrote type=oci,dest=out in 4ms",
+			" => image sha256:806f",
+		}},
+		{"one unnamed stage", []build.Event{
+			info("", "build epoch 2026-12-01T19:12:39Z"),
+			start("", 1, 2, "make a"), info("", "1 layers unpacked in 5ms"),
+			doneStep("", 1, 2), start("", 2, 2, "make b"), compressedLine("", 1, "107 B"),
+			doneStep("", 2, 2), compressedLine("", 2, "108 B"),
+			info("", "wrote type=oci,dest=out in 4ms"), info("", "image sha256:806f"),
+		}, []string{
+			" => build epoch 2026-12-01T19:12:39Z",
+			" => [1/2] run make a  107 B +1 ~0 -0  1.5s",
+			" => [2/2] run make b  108 B +1 ~0 -0  1.5s",
+			" => 1 layers unpacked in 5ms",
+			" => wrote type=oci,dest=out in 4ms",
+			" => image sha256:806f",
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m := feed(t0, tt.events...)
+			if got := m.summary(t0.Add(time.Second), 0)[1:]; !cmp.Equal(tt.want, got) {
+				t.Errorf("summary (-want +got):\n%s", cmp.Diff(tt.want, got))
+			}
+		})
+	}
+}
