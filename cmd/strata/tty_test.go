@@ -3,6 +3,7 @@ package main_test
 import (
 	"bytes"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -97,5 +98,113 @@ stages:
 	e := testutil.RowIndex(final, "ERROR [both 3/3]")
 	if e < 0 || !strings.HasSuffix(final[e+1], "| oops-1") || !strings.HasSuffix(final[e+2], "| oops-2") {
 		t.Errorf("the failed step is not followed by its last output lines")
+	}
+}
+
+// TestLiveProgressSummaryOfMultiStageBuild builds two stages on a
+// pseudo-terminal and reads the summary: every step that made a layer is
+// done, one line with its layer's compressed size (no "compressing"
+// left from when it finished, no line of its own for the size); the
+// build's result lines come last, after every stage.
+func TestLiveProgressSummaryOfMultiStageBuild(t *testing.T) {
+	requireBuildTools(t)
+	ctx := writeRecipe(t, `args: {BASE: scratch}
+stages:
+  - name: one
+    from: ${BASE}
+    steps:
+      - run: echo one > /one
+      - run: echo more > /more
+  - name: two
+    from: ${BASE}
+    steps:
+      - copy: /one
+        from: one
+        to: /one
+      - run: cat /one > /two
+`, map[string]string{})
+	final := buildOnPTY(t, 100, "build", "--root", t.TempDir(), "--build-arg", busyboxBase(t), "--no-cache",
+		"-o", "type=oci,dest="+t.TempDir()+"/out", ctx)
+	screen := strings.Join(final, "\n")
+	if !strings.HasPrefix(final[0], "[+] Building ") || !strings.HasSuffix(final[0], "(4/4) FINISHED") {
+		t.Errorf("header = %q, want [+] Building TIME (4/4) FINISHED", final[0])
+	}
+	done := regexp.MustCompile(` \d+ B \+1 ~0 -0  \d+\.\ds$`)
+	for _, step := range []string{"[one 1/2]", "[one 2/2]", "[two 1/2]", "[two 2/2]"} {
+		if i := testutil.RowIndex(final, step); i < 0 || !done.MatchString(final[i]) {
+			t.Errorf("step %s is not one line done with its layer's size:\n%s", step, screen)
+		}
+	}
+	if strings.Contains(screen, "compress") {
+		t.Errorf("the summary still speaks of compression:\n%s", screen)
+	}
+	wrote, image := testutil.RowIndex(final, " => wrote type=oci"), testutil.RowIndex(final, " => image sha256:")
+	last := max(testutil.RowIndex(final, "[one 2/2]"), testutil.RowIndex(final, "[two 2/2]"))
+	if wrote <= last || image != wrote+1 || strings.TrimSpace(strings.Join(final[image+1:], "")) != "" {
+		t.Errorf("want the wrote and image lines last, after every stage:\n%s", screen)
+	}
+}
+
+// buildOnPTY runs strata with args, its stderr on a pseudo-terminal of
+// cols × 40, and returns the screen once it has exited 0.
+func buildOnPTY(t *testing.T, cols int, args ...string) []string {
+	t.Helper()
+	cmd := exec.Command(strataBin, args...)
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	ptmx, err := pty.StartWithSize(cmd, &pty.Winsize{Cols: uint16(cols), Rows: 40})
+	if err != nil {
+		t.Fatal(err)
+	}
+	scr := testutil.NewScreen(cols, 40)
+	copied := make(chan struct{})
+	go func() { defer close(copied); scr.Feed(ptmx) }()
+	err = cmd.Wait()
+	<-copied
+	ptmx.Close()
+	rows := scr.Rows()
+	if err != nil {
+		t.Fatalf("exit %v\n%s", err, strings.Join(rows, "\n"))
+	}
+	t.Logf("final screen:\n%s", strings.Join(rows, "\n"))
+	return rows
+}
+
+// TestLiveProgressInterrupted presses ^C on the terminal of a build
+// whose step sleeps: the summary's header says the build was CANCELED,
+// as is the step, and strata exits 1.
+func TestLiveProgressInterrupted(t *testing.T) {
+	requireBuildTools(t)
+	ctx := writeRecipe(t, `args: {BASE: scratch}
+from: ${BASE}
+steps:
+  - run: echo sleeping; sleep 60
+`, map[string]string{})
+	cmd := exec.Command(strataBin, "build", "--root", t.TempDir(), "--build-arg", busyboxBase(t), "--no-cache", ctx)
+	ptmx, err := pty.StartWithSize(cmd, &pty.Winsize{Cols: 100, Rows: 40})
+	if err != nil {
+		t.Fatal(err)
+	}
+	scr := testutil.NewScreen(100, 40)
+	copied := make(chan struct{})
+	go func() { defer close(copied); scr.Feed(ptmx) }()
+	defer func() { _ = cmd.Process.Kill(); <-copied; ptmx.Close() }()
+
+	scr.WaitFor(t, "the step running", 60*time.Second, func(r []string) bool { return testutil.RowIndex(r, "| sleeping") >= 0 })
+	if _, err := ptmx.Write([]byte{0x03}); err != nil { // ^C: the terminal sends SIGINT
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
+	<-copied
+	final := scr.Rows()
+	t.Logf("final screen:\n%s", strings.Join(final, "\n"))
+	if code := cmd.ProcessState.ExitCode(); code != 1 {
+		t.Fatalf("exit %v, want 1", err)
+	}
+	if !strings.HasPrefix(final[0], "[+] Building ") || !strings.HasSuffix(final[0], " CANCELED") {
+		t.Errorf("header = %q, want [+] Building TIME (1/1) CANCELED", final[0])
+	}
+	if testutil.RowIndex(final, "CANCELED [1/1] run echo sleeping; sleep 60") < 0 {
+		t.Errorf("the step is not shown CANCELED")
 	}
 }

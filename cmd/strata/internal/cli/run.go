@@ -22,12 +22,12 @@ import (
 // auto), else plain lines or JSON; none at all with --quiet, where a
 // failure's error (a failed run's output tail included) is all stderr
 // gets. It writes the metadata and iid files.
-func BuildImage(ctx context.Context, req Request, r *recipe.Recipe, stderr io.Writer) (string, error) {
-	progress, done := func(build.Event) {}, func() {}
+func BuildImage(ctx context.Context, req Request, r *recipe.Recipe, stderr io.Writer) (digest string, err error) {
+	progress, done := func(build.Event) {}, func(error) {}
 	if !req.Quiet {
 		progress, done = renderer(stderr, req.Progress)
 	}
-	defer done()
+	defer func() { done(outcome(ctx, err)) }()
 	for _, w := range req.Warnings {
 		progress(build.Event{Kind: build.EventInfo, Time: time.Now(), Text: w + " (warning)"})
 	}
@@ -93,8 +93,9 @@ func checkDests(req Request) error {
 }
 
 // renderer picks how progress is shown; done ends a live view (its
-// summary), before anything else is printed.
-func renderer(stderr io.Writer, format string) (progress func(build.Event), done func()) {
+// summary, whose header says how the build ended: done's argument),
+// before anything else is printed.
+func renderer(stderr io.Writer, format string) (progress func(build.Event), done func(error)) {
 	if f, ok := stderr.(*os.File); ok && (format == "" || format == "auto") && tty.IsTerminal(f) {
 		v := tty.New(f, tty.Options{})
 		return v.Event, v.Close
@@ -102,7 +103,17 @@ func renderer(stderr io.Writer, format string) (progress func(build.Event), done
 	if format == "" || format == "auto" {
 		format = "plain"
 	}
-	return newProgressWriter(stderr, format), func() {}
+	return newProgressWriter(stderr, format), func(error) {}
+}
+
+// outcome is how the build ended for the live view: err, or ctx's error
+// (context.Canceled: CANCELED) if the build failed because ctx was
+// canceled (^C), whatever error its steps then returned.
+func outcome(ctx context.Context, err error) error {
+	if err != nil && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
 }
 
 // lineEvents is a writer whose lines become info events, so that log

@@ -1,9 +1,13 @@
 package tty
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/mattn/go-runewidth"
 
 	"github.com/stratabuild/strata/build"
 	"github.com/stratabuild/strata/build/cache"
@@ -11,12 +15,17 @@ import (
 )
 
 // model is what the view knows of the build: its stages, in the order
-// they were first heard of, each a block of rows.
+// they were first heard of, each a block of rows, between the lines
+// about the build as a whole heard before any stage (head) and after
+// (tail: its result, "wrote …", "image sha256:…", comes last, as
+// buildx's exporting steps do).
 type model struct {
-	start  time.Time
-	keep   int // output lines shown under a running step
-	blocks []*block
-	steps  map[stepKey]*step
+	start      time.Time
+	keep       int // output lines shown under a running step
+	head, tail block
+	stages     []*block
+	steps      map[stepKey]*step
+	err        error // how the build ended, once it has (View.Close)
 }
 
 type stepKey struct {
@@ -24,7 +33,8 @@ type stepKey struct {
 	index int
 }
 
-// block is one stage's rows: its steps and the info lines about it.
+// block is one stage's rows: its steps and the info lines about it; or
+// lines about the build.
 type block struct {
 	stage string
 	steps int // the stage's number of steps
@@ -50,14 +60,20 @@ const (
 type step struct {
 	key    stepKey
 	steps  int
+	pos    string // FILE:LINE, which names the step in the line saying its layer is compressed
 	action string
 	text   string
 	state  stepState
 	start  time.Time
 	dur    time.Duration
 	layer  *cache.Layer
-	out    []string // the last output lines
-	notes  []string // info about the step (cache hit or miss), shown while it runs
+	// size is the layer's size as shown ("2.0 KiB"): known when the
+	// step is done, or once its layer is compressed (compressing until
+	// then).
+	size        string
+	compressing bool
+	out         []string // the last output lines
+	notes       []string // info about the step (cache hit or miss), shown while it runs
 }
 
 // failedLines is how many output lines a failed step keeps at least.
@@ -67,20 +83,46 @@ func newModel(start time.Time, keep int) model {
 	return model{start: start, keep: keep, steps: map[stepKey]*step{}}
 }
 
-func (m *model) block(stage string) *block {
-	for _, b := range m.blocks {
-		if b.stage == stage {
+// blocks is every block, in the order shown.
+func (m *model) blocks() []*block {
+	return append(append([]*block{&m.head}, m.stages...), &m.tail)
+}
+
+// block is the block e goes in: its stage's, made the first time; for a
+// line about the build (no stage, no step), the head until a stage is
+// heard of, the tail after. (An unnamed stage's lines about itself, not
+// a step, look the same: they go there too.)
+func (m *model) block(e build.Event) *block {
+	if e.Stage == "" && e.Step == 0 {
+		if len(m.stages) == 0 {
+			return &m.head
+		}
+		return &m.tail
+	}
+	if b := m.stage(e.Stage); b != nil {
+		return b
+	}
+	b := &block{stage: e.Stage}
+	m.stages = append(m.stages, b)
+	return b
+}
+
+// stage is the block of the stage named name, nil if it is not known.
+func (m *model) stage(name string) *block {
+	for _, b := range m.stages {
+		if b.stage == name {
 			return b
 		}
 	}
-	b := &block{stage: stage}
-	m.blocks = append(m.blocks, b)
-	return b
+	return nil
 }
 
 // add records one event.
 func (m *model) add(e build.Event) {
-	b := m.block(e.Stage)
+	if b := m.stage(e.Stage); e.Kind == build.EventInfo && e.Step == 0 && b != nil && b.compressed(e.Text) {
+		return // the step's row shows the size
+	}
+	b := m.block(e)
 	if e.Steps > 0 {
 		b.steps = e.Steps
 	}
@@ -88,7 +130,7 @@ func (m *model) add(e build.Event) {
 	s := m.steps[k]
 	switch {
 	case e.Kind == build.EventStart && e.Step > 0:
-		s = &step{key: k, steps: e.Steps, action: e.Action, text: PlainText(e.Text), start: e.Time}
+		s = &step{key: k, steps: e.Steps, pos: e.Pos, action: e.Action, text: PlainText(e.Text), start: e.Time}
 		m.steps[k] = s
 		b.rows = append(b.rows, row{step: s})
 	case s == nil || e.Step == 0:
@@ -107,11 +149,41 @@ func (m *model) add(e build.Event) {
 		if e.Cached {
 			s.state = cached
 		}
+		switch {
+		case e.Layer == nil || s.size != "": // no layer, or compressed already
+		case e.Layer.Compressing():
+			s.compressing = true
+		default:
+			s.size = units.Bytes(e.Layer.Size)
+		}
 	case e.Kind == build.EventFailed:
 		s.state, s.dur = failed, e.Duration
 	case e.Kind == build.EventCanceled:
 		s.state, s.dur = canceled, e.Duration
 	}
+}
+
+// compressed gives the size in text, "layer of POS compressed: SIZE in
+// TIME" (the line a build emits about a stage once a layer's blob is
+// whole), to the block's step at POS, and says whether one was there.
+func (b *block) compressed(text string) bool {
+	for _, r := range b.rows {
+		s := r.step
+		if s == nil || s.pos == "" {
+			continue
+		}
+		rest, ok := strings.CutPrefix(text, "layer of "+s.pos+" compressed: ")
+		if !ok {
+			continue
+		}
+		size, _, ok := strings.Cut(rest, " in ")
+		if !ok {
+			return false
+		}
+		s.size, s.compressing = size, false
+		return true
+	}
+	return false
 }
 
 // infoLabel is "[stage] " for an info line about a stage.
@@ -125,7 +197,7 @@ func infoLabel(stage string) string {
 // counts is the number of steps finished (done, cached or failed) and of
 // steps known, from the stages heard of so far.
 func (m *model) counts() (finished, total int) {
-	for _, b := range m.blocks {
+	for _, b := range m.blocks() {
 		total += b.steps
 	}
 	for _, s := range m.steps {
@@ -165,7 +237,7 @@ func (m *model) live(now time.Time, width, height int) []string {
 func (m *model) frame(now time.Time, width, out int, finished bool) []string {
 	lines := []string{fit(m.header(now, ""), width)}
 	hidden := 0
-	for _, b := range m.blocks {
+	for _, b := range m.blocks() {
 		for _, r := range b.rows {
 			if !finished && (r.step == nil || r.step.state != running) {
 				hidden++
@@ -183,22 +255,37 @@ func (m *model) frame(now time.Time, width, out int, finished bool) []string {
 // summary is the final frame: a line per step and info, the failed
 // step's last output lines under it.
 func (m *model) summary(now time.Time, width int) []string {
-	verdict := "FINISHED"
 	for _, s := range m.steps {
-		switch s.state {
-		case failed:
-			verdict = "FAILED"
-		case running:
+		if s.state == running {
 			s.state, s.dur = canceled, now.Sub(s.start)
 		}
+		s.compressing = false // the build is over: its layer is compressed, or never will be
 	}
-	lines := []string{fit(m.header(now, verdict), width)}
-	for _, b := range m.blocks {
+	lines := []string{fit(m.header(now, m.verdict()), width)}
+	for _, b := range m.blocks() {
 		for _, r := range b.rows {
 			lines = append(lines, m.rowLines(r, now, width, 0)...)
 		}
 	}
 	return lines
+}
+
+// verdict is the summary header's last word, as buildx's: CANCELED if
+// the build was interrupted, FAILED if it failed (or a step did),
+// FINISHED if it succeeded.
+func (m *model) verdict() string {
+	switch {
+	case errors.Is(m.err, context.Canceled):
+		return "CANCELED"
+	case m.err != nil:
+		return "FAILED"
+	}
+	for _, s := range m.steps {
+		if s.state == failed {
+			return "FAILED"
+		}
+	}
+	return "FINISHED"
 }
 
 // rowLines is a row's line, and the output lines shown under it: the
@@ -208,7 +295,7 @@ func (m *model) rowLines(r row, now time.Time, width, out int) []string {
 		return []string{fit(" => "+r.info, width)}
 	}
 	s := r.step
-	lines := []string{leftRight(" => "+s.label(), s.status(now), width)}
+	lines := []string{s.line(now, width)}
 	var tail []string
 	switch s.state {
 	case running:
@@ -225,8 +312,25 @@ func (m *model) rowLines(r row, now time.Time, width, out int) []string {
 	return lines
 }
 
+// line is the step's line: its label, and its status at the end. When
+// the full status would leave the label less than half the width, or
+// cut its "[stage 2/3]", the status is the time alone.
+func (s *step) line(now time.Time, width int) string {
+	left, right := " => "+s.label(), s.status(now)
+	room := width - runewidth.StringWidth(right) - 1
+	if width > 0 && (room < width/2 || room < runewidth.StringWidth(" => "+s.tag())+2) { // +2: a space and …
+		right = s.timer(now)
+	}
+	return leftRight(left, right, width)
+}
+
 // label is "CACHED [stage 2/3] run make" and the like.
 func (s *step) label() string {
+	return fmt.Sprintf("%s %s %s", s.tag(), s.action, s.text)
+}
+
+// tag is "CACHED [stage 2/3]" and the like: the state and the position.
+func (s *step) tag() string {
 	mark := ""
 	switch s.state {
 	case cached:
@@ -240,23 +344,26 @@ func (s *step) label() string {
 	if s.key.stage != "" {
 		stage = s.key.stage + " "
 	}
-	return fmt.Sprintf("%s[%s%d/%d] %s %s", mark, stage, s.key.index, s.steps, s.action, s.text)
+	return fmt.Sprintf("%s[%s%d/%d]", mark, stage, s.key.index, s.steps)
 }
 
 // status is the right-hand side: the timer of a running step, the
 // layer and time of a finished one.
 func (s *step) status(now time.Time) string {
-	switch s.state {
-	case running:
+	if s.state != done || s.layer == nil {
+		return s.timer(now)
+	}
+	size := s.size
+	if s.compressing {
+		size = "compressing" // in the background
+	}
+	return strings.TrimSpace(fmt.Sprintf("%s +%d ~%d -%d  %s", size, s.layer.Added, s.layer.Modified, s.layer.Deleted, s.timer(now)))
+}
+
+// timer is the time a step has run, or took.
+func (s *step) timer(now time.Time) string {
+	if s.state == running {
 		return seconds(now.Sub(s.start))
-	case done:
-		if s.layer != nil {
-			size := units.Bytes(s.layer.Size)
-			if s.layer.Compressing() {
-				size = "compressing" // in the background; a later line says its size
-			}
-			return fmt.Sprintf("%s +%d ~%d -%d  %s", size, s.layer.Added, s.layer.Modified, s.layer.Deleted, seconds(s.dur))
-		}
 	}
 	return seconds(s.dur)
 }

@@ -75,8 +75,10 @@ func (v *View) Event(e build.Event) {
 
 // Close stops the redraws and replaces the live view with the build's
 // summary: one line per step with its time and result, a failed step
-// followed by its last output lines.
-func (v *View) Close() {
+// followed by its last output lines. err is the build's error: nil if it
+// succeeded, context.Canceled (wrapped or not) if it was interrupted; the
+// summary's header ends FINISHED, FAILED or CANCELED accordingly.
+func (v *View) Close(err error) {
 	v.mu.Lock()
 	if v.closed {
 		v.mu.Unlock()
@@ -87,6 +89,7 @@ func (v *View) Close() {
 	close(v.stop)
 	<-v.done
 	v.mu.Lock()
+	v.model.err = err
 	frame := v.frame(time.Now(), true)
 	v.mu.Unlock()
 	_, _ = v.w.Write(append(frame, showCursor...))

@@ -1,6 +1,7 @@
 package tty
 
 import (
+	"errors"
 	"os"
 	"regexp"
 	"strconv"
@@ -68,7 +69,7 @@ func TestViewOnPTY(t *testing.T) {
 	const cols, rows = 100, 40
 	tty, scr := openPTY(t, cols, rows)
 	v := New(tty, Options{})
-	defer v.Close()
+	defer v.Close(nil)
 
 	v.Event(build.Event{Kind: build.EventInfo, Stage: "left", Text: "base busybox resolved in 3ms"})
 	v.Event(start("left", 1, 2, "sleep 3; make left"))
@@ -138,7 +139,7 @@ func TestViewOnPTY(t *testing.T) {
 	// The right step fails; at the end the view collapses to the summary.
 	v.Event(output("right", 1, 1, "boom"))
 	v.Event(build.Event{Kind: build.EventFailed, Stage: "right", Step: 1, Steps: 1, Action: "run", Duration: 4 * time.Second, Error: "exit status 3"})
-	v.Close()
+	v.Close(errors.New("strata.yaml:1: step \"make right\": run exited with status 3"))
 	final := scr.WaitFor(t, "the summary", 5*time.Second, contains("FAILED"))
 	want := []string{
 		`^\[\+\] Building \d+\.\ds \(3/3\) FAILED$`,
@@ -184,7 +185,7 @@ func TestViewShorterThanTerminal(t *testing.T) {
 	const cols, rows = 60, 8
 	tty, scr := openPTY(t, cols, rows)
 	v := New(tty, Options{})
-	defer v.Close()
+	defer v.Close(nil)
 	for _, stage := range []string{"a", "b", "c"} {
 		v.Event(build.Event{Kind: build.EventInfo, Stage: stage, Text: "base resolved"})
 		v.Event(start(stage, 1, 1, "work "+stage))
