@@ -396,7 +396,7 @@ func (e *executor) recorder(entry *cache.Entry, rec *cache.Layer, pos, stage str
 		if err := e.cache.Record(ctx, entry, l); err != nil {
 			return fmt.Errorf("%s: recording the step in the cache: %w", pos, err)
 		}
-		e.emit(Event{Kind: EventInfo, Time: time.Now(), Stage: stage, Text: fmt.Sprintf("layer of %s compressed: %s in %s",
+		e.emit(Event{Kind: EventInfo, Time: time.Now(), Stage: stage, Pos: pos, Layer: final, Text: fmt.Sprintf("layer of %s compressed: %s in %s",
 			pos, units.Bytes(final.Size), took.Round(time.Millisecond))})
 		e.mu.Lock()
 		defer e.mu.Unlock()

@@ -119,7 +119,7 @@ func (m *model) stage(name string) *block {
 
 // add records one event.
 func (m *model) add(e build.Event) {
-	if b := m.stage(e.Stage); e.Kind == build.EventInfo && e.Step == 0 && b != nil && b.compressed(e.Text) {
+	if b := m.stage(e.Stage); e.Kind == build.EventInfo && e.Step == 0 && b != nil && b.compressed(e) {
 		return // the step's row shows the size
 	}
 	b := m.block(e)
@@ -163,25 +163,18 @@ func (m *model) add(e build.Event) {
 	}
 }
 
-// compressed gives the size in text, "layer of POS compressed: SIZE in
-// TIME" (the line a build emits about a stage once a layer's blob is
-// whole), to the block's step at POS, and says whether one was there.
-func (b *block) compressed(text string) bool {
+// compressed gives the size of e's layer — e the line a build emits
+// about a stage once the layer of the step at e.Pos is compressed — to
+// the block's step at e.Pos, and says whether one was there.
+func (b *block) compressed(e build.Event) bool {
+	if e.Pos == "" || e.Layer == nil || e.Layer.Compressing() {
+		return false
+	}
 	for _, r := range b.rows {
-		s := r.step
-		if s == nil || s.pos == "" {
-			continue
+		if s := r.step; s != nil && s.pos == e.Pos {
+			s.size, s.compressing = units.Bytes(e.Layer.Size), false
+			return true
 		}
-		rest, ok := strings.CutPrefix(text, "layer of "+s.pos+" compressed: ")
-		if !ok {
-			continue
-		}
-		size, _, ok := strings.Cut(rest, " in ")
-		if !ok {
-			return false
-		}
-		s.size, s.compressing = size, false
-		return true
 	}
 	return false
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/stratabuild/strata/build"
 	"github.com/stratabuild/strata/build/cache"
+	"github.com/stratabuild/strata/internal/units"
 )
 
 // feed is a model given events, each 100ms after the last, from t0.
@@ -34,9 +35,11 @@ func doneStep(stage string, i, n int) build.Event {
 }
 
 // compressedLine is the info line a build emits once the layer of step i
-// of stage is compressed.
-func compressedLine(stage string, i int, size string) build.Event {
-	return build.Event{Kind: build.EventInfo, Stage: stage, Text: "layer of strata.yaml:" + strconv.Itoa(i) + " compressed: " + size + " in 3ms"}
+// of stage is compressed: size bytes.
+func compressedLine(stage string, i int, size int64) build.Event {
+	pos := "strata.yaml:" + strconv.Itoa(i)
+	return build.Event{Kind: build.EventInfo, Stage: stage, Pos: pos, Layer: &cache.Layer{Added: 1, Digest: "sha256:0", Size: size},
+		Text: "layer of " + pos + " compressed: " + units.Bytes(size) + " in 3ms"}
 }
 
 // TestCompressedSizeOnStepRow: a step's row says "compressing" while its
@@ -48,8 +51,8 @@ func TestCompressedSizeOnStepRow(t *testing.T) {
 		start("one", 1, 3, "make a"), doneStep("one", 1, 3),
 		start("one", 2, 3, "make b"), doneStep("one", 2, 3),
 		start("one", 3, 3, "make c"),
-		compressedLine("one", 1, "107 B"),
-		compressedLine("one", 3, "2.0 KiB"), // before its done event
+		compressedLine("one", 1, 107),
+		compressedLine("one", 3, 2048), // before its done event
 		doneStep("one", 3, 3),
 	)
 	now := t0.Add(time.Second)
@@ -146,9 +149,9 @@ func TestBuildLinesAroundStages(t *testing.T) {
 			info("", "build epoch 2026-12-01T19:12:39Z"),
 			start("one", 1, 1, "make a"), start("two", 1, 1, "make b"),
 			info("one", "1 layers unpacked in 5ms"),
-			doneStep("two", 1, 1), compressedLine("two", 1, "107 B"),
+			doneStep("two", 1, 1), compressedLine("two", 1, 107),
 			info("", "waiting for cache mount go, used by another step"),
-			doneStep("one", 1, 1), compressedLine("one", 1, "108 B"),
+			doneStep("one", 1, 1), compressedLine("one", 1, 108),
 			info("", "wrote type=oci,dest=out in 4ms"), info("", "image sha256:806f"),
 		}, []string{
 			" => build epoch 2026-12-01T19:12:39Z",
@@ -162,8 +165,8 @@ func TestBuildLinesAroundStages(t *testing.T) {
 		{"one unnamed stage", []build.Event{
 			info("", "build epoch 2026-12-01T19:12:39Z"),
 			start("", 1, 2, "make a"), info("", "1 layers unpacked in 5ms"),
-			doneStep("", 1, 2), start("", 2, 2, "make b"), compressedLine("", 1, "107 B"),
-			doneStep("", 2, 2), compressedLine("", 2, "108 B"),
+			doneStep("", 1, 2), start("", 2, 2, "make b"), compressedLine("", 1, 107),
+			doneStep("", 2, 2), compressedLine("", 2, 108),
 			info("", "wrote type=oci,dest=out in 4ms"), info("", "image sha256:806f"),
 		}, []string{
 			" => build epoch 2026-12-01T19:12:39Z",
