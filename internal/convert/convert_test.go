@@ -54,6 +54,20 @@ COPY ["x y.txt", "/dst dir/"]
 	}
 }
 
+// TestEnvNameTwice: an ENV setting a name twice gives it the last value,
+// as docker does, in one env mapping strata accepts; the values of the
+// line still see the name's value from before the line.
+func TestEnvNameTwice(t *testing.T) {
+	r, text, ws := conv(t, "FROM scratch\nENV A=0\nENV A=1 B=x$A A=2\n")
+	want := []recipe.EnvVar{{Name: "A", Value: "2"}, {Name: "B", Value: "x0"}}
+	if diff := cmp.Diff(want, lastStage(r).Steps[1].Env); diff != "" {
+		t.Errorf("env (-docker's values +recipe's):\n%s\n%s", diff, text)
+	}
+	if len(ws) != 0 {
+		t.Errorf("warnings: %q", ws)
+	}
+}
+
 // TestRunLeftToTheShell checks that RUN, CMD and ENTRYPOINT keep their
 // text for the shell: strata must not expand a ${NAME} in them.
 func TestRunLeftToTheShell(t *testing.T) {

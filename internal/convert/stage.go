@@ -374,18 +374,27 @@ func cmdText(cmd instructions.Command) string {
 	return cmd.Name()
 }
 
-// env translates ENV: an env step.
+// env translates ENV: an env step. A name the ENV sets twice (ENV A=1
+// A=2) takes the last value in the place of the first, as docker's
+// config does; strata refuses a key twice in one env mapping.
 func (c *converter) env(s *stageOut, cmd *instructions.EnvCommand) {
 	ln := line(cmd)
 	v := c.vars(s)
 	var pairs, keys, values []string
+	at := map[string]int{}
 	for _, kv := range cmd.Env {
 		k, ok := c.key(ln, "ENV", kv.Key, v)
 		if !ok {
 			continue
 		}
-		pairs = append(pairs, k, c.word(ln, kv.Value, v))
-		keys, values = append(keys, k), append(values, c.staticValue(kv.Value, v))
+		val, static := c.word(ln, kv.Value, v), c.staticValue(kv.Value, v)
+		if i, ok := at[k]; ok {
+			pairs[2*i+1], values[i] = val, static
+			continue
+		}
+		at[k] = len(keys)
+		pairs = append(pairs, k, val)
+		keys, values = append(keys, k), append(values, static)
 	}
 	if len(pairs) == 0 {
 		s.comment(cmd.Comments()...)
