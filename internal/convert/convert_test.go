@@ -314,6 +314,25 @@ func TestShell(t *testing.T) {
 	}
 }
 
+// TestShellOverInherited: a stage built on another starts with its shell,
+// in strata as in docker, so a SHELL back to /bin/sh -c in it must be
+// written, not taken for the default.
+func TestShellOverInherited(t *testing.T) {
+	r, text, _ := conv(t, "FROM busybox AS parent\nSHELL [\"/bin/sh\", \"-ec\"]\nRUN a\nFROM parent\nSHELL [\"/bin/sh\", \"-c\"]\nRUN b\n")
+	if got := r.Stages[0].Shell; !cmp.Equal(got, []string{"/bin/sh", "-ec"}) {
+		t.Errorf("parent's shell = %q, want [/bin/sh -ec]\n%s", got, text)
+	}
+	s := lastStage(r)
+	if !cmp.Equal(s.Shell, []string{"/bin/sh", "-c"}) || s.Steps[0].Run.Exec {
+		t.Errorf("child's shell = %q, run %+v; want RUN b run by /bin/sh -c\n%s", s.Shell, s.Steps[0].Run, text)
+	}
+	// A child that keeps the parent's shell writes none: it inherits it.
+	r, text, _ = conv(t, "FROM busybox AS parent\nSHELL [\"/bin/sh\", \"-ec\"]\nRUN a\nFROM parent\nRUN b\n")
+	if s := lastStage(r); !cmp.Equal(s.Shell, []string{"/bin/sh", "-ec"}) || s.Steps[0].Run.Exec || strings.Count(text, "shell:") != 1 {
+		t.Errorf("child's shell = %q, run %+v; want RUN b run by the inherited /bin/sh -ec\n%s", s.Shell, s.Steps[0].Run, text)
+	}
+}
+
 // TestUnsupported checks that what has no equivalent is reported at its
 // line and left as a comment, and that COPY and ADD of local files copy.
 func TestUnsupported(t *testing.T) {

@@ -24,10 +24,14 @@ type stageOut struct {
 	// from is the base as strata writes it.
 	from     string
 	platform string
-	// shell is the stage's shell: key; nil keeps the default.
-	shell    []string
-	comments []string
-	steps    []*yaml.Node
+	// shell is the stage's shell: key; nil keeps baseShell.
+	shell []string
+	// baseShell is strata's shell for the stage without a shell: key:
+	// the shell the stage it is built on ends with (strata's stage
+	// inherits it), else the default.
+	baseShell []string
+	comments  []string
+	steps     []*yaml.Node
 	// pending are comments for the next step (or the end of the steps).
 	pending []string
 
@@ -162,6 +166,7 @@ func (c *converter) newStage(st *instructions.Stage, index int, names []string) 
 			s.env[k] = v
 		}
 		s.cur, s.open, s.cfg, s.user = parent.cur, parent.open, parent.cfg.clone(), parent.user
+		s.baseShell = parent.stageShell()
 		s.wd, s.workdirs = parent.wd, maps.Clone(parent.workdirs)
 		// docker's stage starts with the ARGs of the stage it is built on.
 		s.args = append([]string(nil), parent.args...)
@@ -176,6 +181,9 @@ func (c *converter) newStage(st *instructions.Stage, index int, names []string) 
 	}
 	if s.cur == nil {
 		s.cur = defaultShell
+	}
+	if s.baseShell == nil {
+		s.baseShell = defaultShell
 	}
 	if st.Platform != "" {
 		s.platform = c.word(s.line, st.Platform, fromVars)
