@@ -220,8 +220,34 @@ func TestImageConfig(t *testing.T) {
 	if r.Image.StopSignal != "SIGINT" || !cmp.Equal(r.Image.Volumes, []string{"/v"}) {
 		t.Errorf("stop-signal %q volumes %v", r.Image.StopSignal, r.Image.Volumes)
 	}
-	if len(ws) != 2 {
-		t.Errorf("warnings = %q, want the ENV in EXPOSE and MAINTAINER", ws)
+	if len(ws) != 5 {
+		t.Errorf("warnings = %q, want stage a's LABEL, EXPOSE and VOLUME (--target a), the ENV in EXPOSE and MAINTAINER", ws)
+	}
+}
+
+// TestTargetConfig checks the warnings about the image config of a
+// stage docker's --target can build: strata's image: section is the
+// last stage's config, whatever stage --target builds.
+func TestTargetConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name, df string
+		warnings []string
+	}{
+		{"stage off the last's chain", "FROM busybox AS one\nRUN true\nFROM one AS three\nENTRYPOINT [\"/bin/echo\", \"ep3\"]\nFROM busybox\nCMD [\"echo\"]\n",
+			[]string{`Dockerfile:4: ENTRYPOINT in stage "three" is dropped: strata has no image config per stage; its image: section is the last stage's, which a --target three image gets too`}},
+		{"stage the last is built on, config after it", "FROM busybox AS base\nLABEL a=1\nFROM base AS mid\nEXPOSE 80\nFROM mid\n",
+			[]string{
+				`Dockerfile:2: LABEL in stage "base" reaches image: through the last stage, built on it; but strata has no image config per stage: a --target base image also gets what the stages after it set (line 4)`,
+			}},
+		{"stage the last is built on, nothing after", "FROM busybox AS base\nLABEL a=1\nFROM base AS mid\nRUN true\nFROM mid\n", nil},
+		{"unnamed stage", "FROM busybox\nLABEL a=1\nFROM busybox\nCMD [\"x\"]\n", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, text, ws := conv(t, tc.df)
+			if diff := cmp.Diff(tc.warnings, ws); diff != "" {
+				t.Errorf("warnings (-want +got):\n%s\n%s", diff, text)
+			}
+		})
 	}
 }
 

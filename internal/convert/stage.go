@@ -60,6 +60,11 @@ type stageOut struct {
 	// user is the USER in effect as strata writes it; "" while the
 	// Dockerfile sets none (the base image's user).
 	user string
+	// parent is the index of the stage this one is built on; -1 for an
+	// image or scratch.
+	parent int
+	// cfgCmds are the stage's instructions that set the image config.
+	cfgCmds []instructions.Command
 }
 
 // stageNames gives every stage its strata name: the docker name, made
@@ -152,12 +157,12 @@ func (c *converter) stageIndex(ref string, before int) int {
 
 // newStage starts a stage from its FROM line.
 func (c *converter) newStage(st *instructions.Stage, index int, names []string) *stageOut {
-	s := &stageOut{name: names[index], line: lineOf(st.Location), env: map[string]string{}, unset: map[string]bool{}, comments: st.Comments}
+	s := &stageOut{name: names[index], line: lineOf(st.Location), env: map[string]string{}, unset: map[string]bool{}, comments: st.Comments, parent: -1}
 	c.dockerNames = append(c.dockerNames, st.Name)
 	fromVars := c.fromVars()
 	if p, viaArg := c.baseStage(st.BaseName, index, fromVars); p >= 0 {
 		parent := c.stages[p]
-		s.from = parent.name
+		s.from, s.parent = parent.name, p
 		if viaArg {
 			s.from = c.stageFromArg(st.BaseName, parent.name)
 			c.markFromArgs(st.BaseName)
@@ -333,6 +338,9 @@ func (s *stageOut) comment(lines ...string) { s.pending = append(s.pending, line
 // command translates one instruction of stage s.
 func (c *converter) command(s *stageOut, cmd instructions.Command) {
 	ln := line(cmd)
+	if setsConfig(cmd) {
+		s.cfgCmds = append(s.cfgCmds, cmd)
+	}
 	switch cmd := cmd.(type) {
 	case *instructions.EnvCommand:
 		c.env(s, cmd)
