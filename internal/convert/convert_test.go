@@ -138,6 +138,72 @@ COPY a /v${V}/${UNUSED}
 	}
 }
 
+// TestArgAfterEnv checks docker's ARG over an earlier ENV of the same
+// name: RUN and the stage's later values see the ARG's value, the image
+// config keeps the ENV's. strata's env steps win over args, so the value
+// is written out in the steps (a warning says a --build-arg does not
+// change it); the image: section, which sees the args, gets ${NAME}.
+func TestArgAfterEnv(t *testing.T) {
+	df := "FROM busybox\nENV MODE=prod\nARG MODE=dev\nRUN echo $MODE\nENV DERIVED=$MODE\nLABEL mode=$MODE\n"
+	r, text, ws := conv(t, df)
+	s := lastStage(r)
+	if got, want := s.Steps[1].Run.Env, []recipe.EnvVar{{Name: "MODE", Value: "dev"}}; !cmp.Equal(got, want) {
+		t.Errorf("run env = %v, want %v\n%s", got, want, text)
+	}
+	if got, want := s.Steps[2].Env, []recipe.EnvVar{{Name: "DERIVED", Value: "dev"}}; !cmp.Equal(got, want) {
+		t.Errorf("ENV DERIVED=$MODE = %v, want %v\n%s", got, want, text)
+	}
+	if got := r.Image.Labels["mode"]; got != "dev" {
+		t.Errorf("LABEL mode=$MODE = %q, want dev\n%s", got, text)
+	}
+	want := []string{`Dockerfile:3: ARG MODE follows ENV MODE (line 2): docker's RUN and later values of the stage see the ARG's "dev", the image config the ENV's value; strata's env steps win over args, so the recipe's steps get "dev" written out where they use $MODE, which a --build-arg MODE does not change`}
+	if diff := cmp.Diff(want, ws); diff != "" {
+		t.Errorf("warnings (-want +got):\n%s", diff)
+	}
+	r, _, _ = conv(t, df, recipe.WithBuildArgs(map[string]string{"MODE": "m"}))
+	if got := r.Image.Labels["mode"]; got != "m" {
+		t.Errorf("with --build-arg MODE=m, LABEL mode=$MODE = %q, want m", got)
+	}
+
+	// An ENV after the ARG wins, in docker as in strata: the run step
+	// gets it from the env step.
+	r, text, ws = conv(t, "FROM busybox\nARG MODE=dev\nENV MODE=prod\nRUN echo $MODE\n")
+	if got := lastStage(r).Steps[1].Run.Env; got != nil || len(ws) != 0 {
+		t.Errorf("run env = %v, warnings %q; want none\n%s", got, ws, text)
+	}
+
+	// ENV V=$V then a child's ARG V: the ENV's value is the arg's, build
+	// arg included, so nothing is written out and nothing is lost.
+	df = "ARG V=1\nFROM busybox AS a\nARG V\nENV V=$V\nFROM a\nARG V\nRUN echo $V\nLABEL v=$V\n"
+	r, text, ws = conv(t, df, recipe.WithBuildArgs(map[string]string{"V": "2"}))
+	if got := lastStage(r).Steps[0].Run.Env; got != nil || len(ws) != 0 || r.Image.Labels["v"] != "2" {
+		t.Errorf("run env = %v, label v=%q, warnings %q; want none, 2, none\n%s", got, r.Image.Labels["v"], ws, text)
+	}
+}
+
+// TestArgWithoutDefault checks the warnings about an ARG without a
+// default: docker sets it for RUN only when a --build-arg gives it;
+// strata's arg is "" without one, or, after an ENV of the name, does not
+// reach the steps.
+func TestArgWithoutDefault(t *testing.T) {
+	r, text, ws := conv(t, "FROM busybox\nARG OPT\nRUN echo $OPT\n", recipe.WithBuildArgs(map[string]string{"OPT": "x"}))
+	if got, want := lastStage(r).Steps[0].Run.Env, []recipe.EnvVar{{Name: "OPT", Value: "x"}}; !cmp.Equal(got, want) {
+		t.Errorf("with --build-arg OPT=x, run env = %v, want %v\n%s", got, want, text)
+	}
+	want := []string{`Dockerfile:2: ARG OPT has no default: without --build-arg OPT, docker leaves $OPT as it was for RUN (unset, or the base image's value); strata's args need a value: the recipe gives OPT "", set even where the base image's env has a value for it`}
+	if diff := cmp.Diff(want, ws); diff != "" {
+		t.Errorf("warnings (-want +got):\n%s", diff)
+	}
+	r, text, ws = conv(t, "FROM busybox\nENV OPT=e\nARG OPT\nRUN echo $OPT\n")
+	if got := lastStage(r).Steps[1].Run.Env; got != nil {
+		t.Errorf("run env = %v, want none (the ENV's value)\n%s", got, text)
+	}
+	want = []string{`Dockerfile:3: ARG OPT has no default and follows ENV OPT (line 2): the run steps get the ENV's value, as in docker without --build-arg OPT; but strata's env steps win over args, so a --build-arg OPT does not reach them, where docker's does`}
+	if diff := cmp.Diff(want, ws); diff != "" {
+		t.Errorf("warnings (-want +got):\n%s", diff)
+	}
+}
+
 // TestArgForFrom checks an ARG without default that FROM needs: the
 // recipe needs --build-arg too.
 func TestArgForFrom(t *testing.T) {
@@ -150,6 +216,15 @@ func TestArgForFrom(t *testing.T) {
 	}
 	if _, err := recipe.Parse("strata.yaml", res.Recipe, recipe.WithBuildArgs(map[string]string{"BASE": "busybox:1"})); err != nil {
 		t.Errorf("with --build-arg BASE: %v", err)
+	}
+	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0].Msg, "--build-arg BASE=") {
+		t.Errorf("warnings = %v, want one asking for --build-arg BASE", res.Warnings)
+	}
+	// Declared again in the stage, it is still one that must be given:
+	// no warning that it is "" without a --build-arg.
+	res, err = Convert("Dockerfile", []byte("ARG BASE\nFROM $BASE\nARG BASE\nRUN echo $BASE\n"))
+	if err != nil {
+		t.Fatal(err)
 	}
 	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0].Msg, "--build-arg BASE=") {
 		t.Errorf("warnings = %v, want one asking for --build-arg BASE", res.Warnings)

@@ -145,18 +145,27 @@ func (c *converter) scriptHeredoc(s *stageOut, name, data string) ([]string, boo
 	return argv, exec, []*yaml.Node{m}
 }
 
-// runEnv is the env docker gives a RUN from the stage's ARGs.
+// runEnv is the env docker gives a RUN from the stage's ARGs, over the
+// stage's env: an arg that an ENV set after its ARG is left to the env
+// step; one whose ARG gave a value after an ENV of the name gets that
+// value written out, as strata's ${NAME} would give the ENV's.
 func (c *converter) runEnv(s *stageOut) *yaml.Node {
-	if len(s.args) == 0 {
-		return nil
-	}
 	var pairs []string
 	for _, a := range s.args {
-		if _, env := s.env[a]; s.unset[a] && !env {
+		_, env := s.env[a]
+		switch {
+		case env:
+			if val, shadowed := c.argShadowed(s, a); shadowed {
+				pairs = append(pairs, a, escapeDollar(val))
+			}
+		case s.unset[a]:
 			pairs = append(pairs, a, "")
-			continue
+		default:
+			pairs = append(pairs, a, "${"+a+"}")
 		}
-		pairs = append(pairs, a, "${"+a+"}")
+	}
+	if len(pairs) == 0 {
+		return nil
 	}
 	return strMap(pairs...)
 }
