@@ -271,6 +271,8 @@ func TestImageConfig(t *testing.T) {
 		{"not set keeps the base's", "FROM busybox\nRUN true\n", nil, nil},
 		{"empty entrypoint", "FROM busybox\nENTRYPOINT []\n", []string{}, []string{}},
 		{"shell of SHELL", "FROM busybox\nSHELL [\"/bin/ash\", \"-c\"]\nCMD run me\n", nil, []string{"/bin/ash", "-c", "run me"}},
+		{"shell of the parent stage's SHELL", "FROM busybox AS p\nSHELL [\"/bin/sh\", \"-ec\"]\nFROM p\nENTRYPOINT run me\n", []string{"/bin/sh", "-ec", "run me"}, []string{}},
+		{"shell reset after the parent's SHELL", "FROM busybox AS p\nSHELL [\"/bin/sh\", \"-ec\"]\nFROM p\nSHELL [\"/bin/sh\", \"-c\"]\nCMD run me\n", nil, []string{"/bin/sh", "-c", "run me"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r, text, _ := conv(t, tc.df)
