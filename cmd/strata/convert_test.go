@@ -139,6 +139,55 @@ func TestConvertBuildsLikeDocker(t *testing.T) {
 	}
 }
 
+// TestConvertedRecipeRunsAsDocker builds a converted Dockerfile whose RUNs
+// write what they see, and checks the files and the config against what
+// docker (BuildKit) gives: an ARG over an earlier ENV of its name (RUN and
+// later values see the ARG's value, the config keeps the ENV's), a SHELL
+// back to /bin/sh -c in a stage built on one with another shell, an ENV
+// setting a name twice.
+func TestConvertedRecipeRunsAsDocker(t *testing.T) {
+	requireBuildTools(t)
+	layout := testutil.BusyboxLayout(t)
+	work, ctx := t.TempDir(), t.TempDir()
+	df := filepath.Join(work, "Dockerfile")
+	if err := os.WriteFile(df, []byte(`FROM busybox AS parent
+SHELL ["/bin/sh", "-ec"]
+RUN echo "parent $-" > /p.txt
+FROM parent
+SHELL ["/bin/sh", "-c"]
+ENV MODE=prod
+ARG MODE=dev
+ENV A=0
+ENV A=1 B=x$A A=2
+RUN echo "child $- MODE=$MODE A=$A B=$B" > /c.txt
+ENV DERIVED=$MODE
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := strata(t, nil, "convert", df)
+	if r.code != 0 {
+		t.Fatalf("strata convert: exit %d\n%s", r.code, r.stderr)
+	}
+	recipeText := strings.ReplaceAll(r.stdout, "busybox:latest", "oci-layout://"+layout+":"+testutil.BusyboxTag)
+	recipeFile := filepath.Join(work, "strata.yaml")
+	if err := os.WriteFile(recipeFile, []byte(recipeText), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	oci := filepath.Join(work, "oci")
+	mustBuild(t, nil, "--root", filepath.Join(work, "root"), "-f", recipeFile, "-t", "conv:test", "-o", "type=oci,dest="+oci, ctx)
+	rootfs := unpackRootfs(t, oci+":conv:test")
+	for file, want := range map[string]string{"p.txt": "parent ce\n", "c.txt": "child c MODE=dev A=2 B=x0\n"} {
+		got, err := os.ReadFile(filepath.Join(rootfs, file))
+		if err != nil || string(got) != want {
+			t.Errorf("/%s = %q (%v), want docker's %q\nrecipe:\n%s", file, got, err, want, recipeText)
+		}
+	}
+	wantEnv := append(append([]string(nil), testutil.BusyboxEnv...), "MODE=prod", "A=2", "B=x0", "DERIVED=dev")
+	if got := imageConfig(t, "oci:"+oci+":conv:test").Env; !cmp.Equal(got, wantEnv) {
+		t.Errorf("config Env = %q, want docker's %q", got, wantEnv)
+	}
+}
+
 func hasChildren(tree map[string]treeEntry, dir string) bool {
 	for p := range tree {
 		if strings.HasPrefix(p, dir+"/") {
@@ -157,12 +206,19 @@ type treeEntry struct {
 	Content string
 }
 
-// unpackTree unpacks image (LAYOUT:REF) with umoci and lists its rootfs.
-func unpackTree(t *testing.T, image string) map[string]treeEntry {
+// unpackRootfs unpacks image (LAYOUT:REF) with umoci; it returns the
+// rootfs directory.
+func unpackRootfs(t *testing.T, image string) string {
 	t.Helper()
 	bundle := filepath.Join(t.TempDir(), "bundle")
 	run(t, nil, "umoci", "unpack", "--image", image, bundle)
-	rootfs := filepath.Join(bundle, "rootfs")
+	return filepath.Join(bundle, "rootfs")
+}
+
+// unpackTree unpacks image (LAYOUT:REF) with umoci and lists its rootfs.
+func unpackTree(t *testing.T, image string) map[string]treeEntry {
+	t.Helper()
+	rootfs := unpackRootfs(t, image)
 	tree := map[string]treeEntry{}
 	err := filepath.WalkDir(rootfs, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || p == rootfs {

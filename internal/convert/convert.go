@@ -175,6 +175,7 @@ func (c *converter) convert(stages []instructions.Stage, metaArgs []instructions
 			c.command(s, cmd)
 		}
 	}
+	c.targetConfigs()
 }
 
 // globalArg records an ARG before the first FROM: in scope for FROM lines.

@@ -54,6 +54,20 @@ COPY ["x y.txt", "/dst dir/"]
 	}
 }
 
+// TestEnvNameTwice: an ENV setting a name twice gives it the last value,
+// as docker does, in one env mapping strata accepts; the values of the
+// line still see the name's value from before the line.
+func TestEnvNameTwice(t *testing.T) {
+	r, text, ws := conv(t, "FROM scratch\nENV A=0\nENV A=1 B=x$A A=2\n")
+	want := []recipe.EnvVar{{Name: "A", Value: "2"}, {Name: "B", Value: "x0"}}
+	if diff := cmp.Diff(want, lastStage(r).Steps[1].Env); diff != "" {
+		t.Errorf("env (-docker's values +recipe's):\n%s\n%s", diff, text)
+	}
+	if len(ws) != 0 {
+		t.Errorf("warnings: %q", ws)
+	}
+}
+
 // TestRunLeftToTheShell checks that RUN, CMD and ENTRYPOINT keep their
 // text for the shell: strata must not expand a ${NAME} in them.
 func TestRunLeftToTheShell(t *testing.T) {
@@ -124,6 +138,72 @@ COPY a /v${V}/${UNUSED}
 	}
 }
 
+// TestArgAfterEnv checks docker's ARG over an earlier ENV of the same
+// name: RUN and the stage's later values see the ARG's value, the image
+// config keeps the ENV's. strata's env steps win over args, so the value
+// is written out in the steps (a warning says a --build-arg does not
+// change it); the image: section, which sees the args, gets ${NAME}.
+func TestArgAfterEnv(t *testing.T) {
+	df := "FROM busybox\nENV MODE=prod\nARG MODE=dev\nRUN echo $MODE\nENV DERIVED=$MODE\nLABEL mode=$MODE\n"
+	r, text, ws := conv(t, df)
+	s := lastStage(r)
+	if got, want := s.Steps[1].Run.Env, []recipe.EnvVar{{Name: "MODE", Value: "dev"}}; !cmp.Equal(got, want) {
+		t.Errorf("run env = %v, want %v\n%s", got, want, text)
+	}
+	if got, want := s.Steps[2].Env, []recipe.EnvVar{{Name: "DERIVED", Value: "dev"}}; !cmp.Equal(got, want) {
+		t.Errorf("ENV DERIVED=$MODE = %v, want %v\n%s", got, want, text)
+	}
+	if got := r.Image.Labels["mode"]; got != "dev" {
+		t.Errorf("LABEL mode=$MODE = %q, want dev\n%s", got, text)
+	}
+	want := []string{`Dockerfile:3: ARG MODE follows ENV MODE (line 2): docker's RUN and later values of the stage see the ARG's "dev", the image config the ENV's value; strata's env steps win over args, so the recipe's steps get "dev" written out where they use $MODE, which a --build-arg MODE does not change`}
+	if diff := cmp.Diff(want, ws); diff != "" {
+		t.Errorf("warnings (-want +got):\n%s", diff)
+	}
+	r, _, _ = conv(t, df, recipe.WithBuildArgs(map[string]string{"MODE": "m"}))
+	if got := r.Image.Labels["mode"]; got != "m" {
+		t.Errorf("with --build-arg MODE=m, LABEL mode=$MODE = %q, want m", got)
+	}
+
+	// An ENV after the ARG wins, in docker as in strata: the run step
+	// gets it from the env step.
+	r, text, ws = conv(t, "FROM busybox\nARG MODE=dev\nENV MODE=prod\nRUN echo $MODE\n")
+	if got := lastStage(r).Steps[1].Run.Env; got != nil || len(ws) != 0 {
+		t.Errorf("run env = %v, warnings %q; want none\n%s", got, ws, text)
+	}
+
+	// ENV V=$V then a child's ARG V: the ENV's value is the arg's, build
+	// arg included, so nothing is written out and nothing is lost.
+	df = "ARG V=1\nFROM busybox AS a\nARG V\nENV V=$V\nFROM a\nARG V\nRUN echo $V\nLABEL v=$V\n"
+	r, text, ws = conv(t, df, recipe.WithBuildArgs(map[string]string{"V": "2"}))
+	if got := lastStage(r).Steps[0].Run.Env; got != nil || len(ws) != 0 || r.Image.Labels["v"] != "2" {
+		t.Errorf("run env = %v, label v=%q, warnings %q; want none, 2, none\n%s", got, r.Image.Labels["v"], ws, text)
+	}
+}
+
+// TestArgWithoutDefault checks the warnings about an ARG without a
+// default: docker sets it for RUN only when a --build-arg gives it;
+// strata's arg is "" without one, or, after an ENV of the name, does not
+// reach the steps.
+func TestArgWithoutDefault(t *testing.T) {
+	r, text, ws := conv(t, "FROM busybox\nARG OPT\nRUN echo $OPT\n", recipe.WithBuildArgs(map[string]string{"OPT": "x"}))
+	if got, want := lastStage(r).Steps[0].Run.Env, []recipe.EnvVar{{Name: "OPT", Value: "x"}}; !cmp.Equal(got, want) {
+		t.Errorf("with --build-arg OPT=x, run env = %v, want %v\n%s", got, want, text)
+	}
+	want := []string{`Dockerfile:2: ARG OPT has no default: without --build-arg OPT, docker leaves $OPT as it was for RUN (unset, or the base image's value); strata's args need a value: the recipe gives OPT "", set even where the base image's env has a value for it`}
+	if diff := cmp.Diff(want, ws); diff != "" {
+		t.Errorf("warnings (-want +got):\n%s", diff)
+	}
+	r, text, ws = conv(t, "FROM busybox\nENV OPT=e\nARG OPT\nRUN echo $OPT\n")
+	if got := lastStage(r).Steps[1].Run.Env; got != nil {
+		t.Errorf("run env = %v, want none (the ENV's value)\n%s", got, text)
+	}
+	want = []string{`Dockerfile:3: ARG OPT has no default and follows ENV OPT (line 2): the run steps get the ENV's value, as in docker without --build-arg OPT; but strata's env steps win over args, so a --build-arg OPT does not reach them, where docker's does`}
+	if diff := cmp.Diff(want, ws); diff != "" {
+		t.Errorf("warnings (-want +got):\n%s", diff)
+	}
+}
+
 // TestArgForFrom checks an ARG without default that FROM needs: the
 // recipe needs --build-arg too.
 func TestArgForFrom(t *testing.T) {
@@ -136,6 +216,15 @@ func TestArgForFrom(t *testing.T) {
 	}
 	if _, err := recipe.Parse("strata.yaml", res.Recipe, recipe.WithBuildArgs(map[string]string{"BASE": "busybox:1"})); err != nil {
 		t.Errorf("with --build-arg BASE: %v", err)
+	}
+	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0].Msg, "--build-arg BASE=") {
+		t.Errorf("warnings = %v, want one asking for --build-arg BASE", res.Warnings)
+	}
+	// Declared again in the stage, it is still one that must be given:
+	// no warning that it is "" without a --build-arg.
+	res, err = Convert("Dockerfile", []byte("ARG BASE\nFROM $BASE\nARG BASE\nRUN echo $BASE\n"))
+	if err != nil {
+		t.Fatal(err)
 	}
 	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0].Msg, "--build-arg BASE=") {
 		t.Errorf("warnings = %v, want one asking for --build-arg BASE", res.Warnings)
@@ -182,6 +271,8 @@ func TestImageConfig(t *testing.T) {
 		{"not set keeps the base's", "FROM busybox\nRUN true\n", nil, nil},
 		{"empty entrypoint", "FROM busybox\nENTRYPOINT []\n", []string{}, []string{}},
 		{"shell of SHELL", "FROM busybox\nSHELL [\"/bin/ash\", \"-c\"]\nCMD run me\n", nil, []string{"/bin/ash", "-c", "run me"}},
+		{"shell of the parent stage's SHELL", "FROM busybox AS p\nSHELL [\"/bin/sh\", \"-ec\"]\nFROM p\nENTRYPOINT run me\n", []string{"/bin/sh", "-ec", "run me"}, []string{}},
+		{"shell reset after the parent's SHELL", "FROM busybox AS p\nSHELL [\"/bin/sh\", \"-ec\"]\nFROM p\nSHELL [\"/bin/sh\", \"-c\"]\nCMD run me\n", nil, []string{"/bin/sh", "-c", "run me"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r, text, _ := conv(t, tc.df)
@@ -206,8 +297,34 @@ func TestImageConfig(t *testing.T) {
 	if r.Image.StopSignal != "SIGINT" || !cmp.Equal(r.Image.Volumes, []string{"/v"}) {
 		t.Errorf("stop-signal %q volumes %v", r.Image.StopSignal, r.Image.Volumes)
 	}
-	if len(ws) != 2 {
-		t.Errorf("warnings = %q, want the ENV in EXPOSE and MAINTAINER", ws)
+	if len(ws) != 5 {
+		t.Errorf("warnings = %q, want stage a's LABEL, EXPOSE and VOLUME (--target a), the ENV in EXPOSE and MAINTAINER", ws)
+	}
+}
+
+// TestTargetConfig checks the warnings about the image config of a
+// stage docker's --target can build: strata's image: section is the
+// last stage's config, whatever stage --target builds.
+func TestTargetConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name, df string
+		warnings []string
+	}{
+		{"stage off the last's chain", "FROM busybox AS one\nRUN true\nFROM one AS three\nENTRYPOINT [\"/bin/echo\", \"ep3\"]\nFROM busybox\nCMD [\"echo\"]\n",
+			[]string{`Dockerfile:4: ENTRYPOINT in stage "three" is dropped: strata has no image config per stage; its image: section is the last stage's, which a --target three image gets too`}},
+		{"stage the last is built on, config after it", "FROM busybox AS base\nLABEL a=1\nFROM base AS mid\nEXPOSE 80\nFROM mid\n",
+			[]string{
+				`Dockerfile:2: LABEL in stage "base" reaches image: through the last stage, built on it; but strata has no image config per stage: a --target base image also gets what the stages after it set (line 4)`,
+			}},
+		{"stage the last is built on, nothing after", "FROM busybox AS base\nLABEL a=1\nFROM base AS mid\nRUN true\nFROM mid\n", nil},
+		{"unnamed stage", "FROM busybox\nLABEL a=1\nFROM busybox\nCMD [\"x\"]\n", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, text, ws := conv(t, tc.df)
+			if diff := cmp.Diff(tc.warnings, ws); diff != "" {
+				t.Errorf("warnings (-want +got):\n%s\n%s", diff, text)
+			}
+		})
 	}
 }
 
@@ -297,6 +414,25 @@ func TestShell(t *testing.T) {
 	}
 	if got := s.Steps[1].Run.Args; !cmp.Equal(got, []string{"/bin/sh", "-c", "b"}) {
 		t.Errorf("step 2 = %q, want the exec form with /bin/sh -c", got)
+	}
+}
+
+// TestShellOverInherited: a stage built on another starts with its shell,
+// in strata as in docker, so a SHELL back to /bin/sh -c in it must be
+// written, not taken for the default.
+func TestShellOverInherited(t *testing.T) {
+	r, text, _ := conv(t, "FROM busybox AS parent\nSHELL [\"/bin/sh\", \"-ec\"]\nRUN a\nFROM parent\nSHELL [\"/bin/sh\", \"-c\"]\nRUN b\n")
+	if got := r.Stages[0].Shell; !cmp.Equal(got, []string{"/bin/sh", "-ec"}) {
+		t.Errorf("parent's shell = %q, want [/bin/sh -ec]\n%s", got, text)
+	}
+	s := lastStage(r)
+	if !cmp.Equal(s.Shell, []string{"/bin/sh", "-c"}) || s.Steps[0].Run.Exec {
+		t.Errorf("child's shell = %q, run %+v; want RUN b run by /bin/sh -c\n%s", s.Shell, s.Steps[0].Run, text)
+	}
+	// A child that keeps the parent's shell writes none: it inherits it.
+	r, text, _ = conv(t, "FROM busybox AS parent\nSHELL [\"/bin/sh\", \"-ec\"]\nRUN a\nFROM parent\nRUN b\n")
+	if s := lastStage(r); !cmp.Equal(s.Shell, []string{"/bin/sh", "-ec"}) || s.Steps[0].Run.Exec || strings.Count(text, "shell:") != 1 {
+		t.Errorf("child's shell = %q, run %+v; want RUN b run by the inherited /bin/sh -ec\n%s", s.Shell, s.Steps[0].Run, text)
 	}
 }
 

@@ -17,7 +17,13 @@
 // ENTRYPOINT are left to the shell (a literal ${ is escaped as $${).
 // docker gives RUN network access and the stage's ARGs as environment
 // variables, so each run step gets network: host (unless --network=none)
-// and an env of the stage's args. docker's WORKDIR makes its directory,
-// owned by the USER; strata's workdir step does not, so a run step of the
-// image's mkdir before it does (a scratch stage has none: a warning).
+// and an env of the stage's args, as docker sets them: an arg an ENV set
+// after its ARG is left to the env step; one an ARG gave a value after an
+// ENV of its name has that value written out, as strata's ${NAME} would
+// give the ENV's (a warning says a --build-arg does not change it); an
+// ARG without default is "" without a --build-arg, where docker leaves
+// the name unset or the base image's (a warning too). docker's WORKDIR
+// makes its directory, owned by the USER; strata's workdir step does not,
+// so a run step of the image's mkdir before it does (a scratch stage has
+// none: a warning).
 package convert

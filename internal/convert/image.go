@@ -123,6 +123,55 @@ func (c *converter) imageCommand(s *stageOut, cmd instructions.Command) {
 	}
 }
 
+// setsConfig says whether cmd sets a part of the image config that the
+// recipe's image: section carries.
+func setsConfig(cmd instructions.Command) bool {
+	switch cmd.(type) {
+	case *instructions.CmdCommand, *instructions.EntrypointCommand, *instructions.LabelCommand,
+		*instructions.MaintainerCommand, *instructions.ExposeCommand, *instructions.VolumeCommand,
+		*instructions.StopSignalCommand:
+		return true
+	}
+	return false
+}
+
+// targetConfigs reports the image config a named stage other than the
+// last sets: docker's --target of that stage gives an image with the
+// config of the stage's FROM chain, but strata has one image: section,
+// the last stage's, applied to whatever stage --target builds. An
+// instruction of a stage the last is not built on is dropped; one of a
+// stage it is built on reaches image:, which a --target of that stage
+// gets with what the stages after it set. (An unnamed stage cannot be a
+// docker --target.)
+func (c *converter) targetConfigs() {
+	last := len(c.stages) - 1
+	// after is, for each stage the last is built on, the line of the
+	// first config instruction of the stages after it up to the last.
+	after := map[int]int{}
+	later := 0
+	for i := last; i >= 0; i = c.stages[i].parent {
+		after[i] = later
+		if cmds := c.stages[i].cfgCmds; len(cmds) > 0 {
+			later = line(cmds[0])
+		}
+	}
+	for i, s := range c.stages[:last] {
+		if c.dockerNames[i] == "" {
+			continue
+		}
+		next, inChain := after[i]
+		for _, cmd := range s.cfgCmds {
+			what := strings.ToUpper(cmd.Name())
+			switch {
+			case !inChain:
+				c.warnf(line(cmd), "%s in stage %q is dropped: strata has no image config per stage; its image: section is the last stage's, which a --target %s image gets too", what, s.name, s.name)
+			case next > 0:
+				c.warnf(line(cmd), "%s in stage %q reaches image: through the last stage, built on it; but strata has no image config per stage: a --target %s image also gets what the stages after it set (line %d)", what, s.name, s.name, next)
+			}
+		}
+	}
+}
+
 // ports expands a docker port range (8000-8002/tcp) into its ports, as
 // docker writes them into the image config.
 func (c *converter) ports(ln int, p string) []string {

@@ -101,23 +101,30 @@ func (c *converter) runCommand(s *stageOut, cmd *instructions.RunCommand) (argv 
 	return c.shellForm(s, escapeDollar(script))
 }
 
-// shellForm runs script with the shell in effect: the stage's shell: if
-// it is the one, else an exec form with the shell written out.
+// shellForm runs script with the shell in effect: the stage's shell if
+// it is the one, else an exec form with the shell written out. The first
+// string-form RUN of a stage decides the stage's shell: a shell: key
+// where the shell in effect is not the one the stage would have without.
 func (c *converter) shellForm(s *stageOut, script string) ([]string, bool, []*yaml.Node) {
 	if !s.shellOK {
 		s.shellOK = true
-		if !equal(s.cur, defaultShell) {
+		if !equal(s.cur, s.baseShell) {
 			s.shell = s.cur
 		}
 	}
-	stageShell := s.shell
-	if stageShell == nil {
-		stageShell = defaultShell
-	}
-	if equal(s.cur, stageShell) {
+	if equal(s.cur, s.stageShell()) {
 		return []string{script}, false, nil
 	}
 	return append(escapeAll(s.cur), script), true, nil
+}
+
+// stageShell is strata's shell for the stage's string-form runs: its
+// shell: key, else the one it has without.
+func (s *stageOut) stageShell() []string {
+	if s.shell != nil {
+		return s.shell
+	}
+	return s.baseShell
 }
 
 // scriptHeredoc runs a RUN <<EOF whose text starts with #! as docker
@@ -138,18 +145,27 @@ func (c *converter) scriptHeredoc(s *stageOut, name, data string) ([]string, boo
 	return argv, exec, []*yaml.Node{m}
 }
 
-// runEnv is the env docker gives a RUN from the stage's ARGs.
+// runEnv is the env docker gives a RUN from the stage's ARGs, over the
+// stage's env: an arg that an ENV set after its ARG is left to the env
+// step; one whose ARG gave a value after an ENV of the name gets that
+// value written out, as strata's ${NAME} would give the ENV's.
 func (c *converter) runEnv(s *stageOut) *yaml.Node {
-	if len(s.args) == 0 {
-		return nil
-	}
 	var pairs []string
 	for _, a := range s.args {
-		if _, env := s.env[a]; s.unset[a] && !env {
+		_, env := s.env[a]
+		switch {
+		case env:
+			if val, shadowed := c.argShadowed(s, a); shadowed {
+				pairs = append(pairs, a, escapeDollar(val))
+			}
+		case s.unset[a]:
 			pairs = append(pairs, a, "")
-			continue
+		default:
+			pairs = append(pairs, a, "${"+a+"}")
 		}
-		pairs = append(pairs, a, "${"+a+"}")
+	}
+	if len(pairs) == 0 {
+		return nil
 	}
 	return strMap(pairs...)
 }

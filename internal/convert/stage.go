@@ -24,10 +24,14 @@ type stageOut struct {
 	// from is the base as strata writes it.
 	from     string
 	platform string
-	// shell is the stage's shell: key; nil keeps the default.
-	shell    []string
-	comments []string
-	steps    []*yaml.Node
+	// shell is the stage's shell: key; nil keeps baseShell.
+	shell []string
+	// baseShell is strata's shell for the stage without a shell: key:
+	// the shell the stage it is built on ends with (strata's stage
+	// inherits it), else the default.
+	baseShell []string
+	comments  []string
+	steps     []*yaml.Node
 	// pending are comments for the next step (or the end of the steps).
 	pending []string
 
@@ -41,6 +45,18 @@ type stageOut struct {
 	// --build-arg sets them), strata the recipe's default, so they are
 	// written as "".
 	unset map[string]bool
+	// argSet are the args of args whose last ARG in the stage (or the
+	// stage it is built on) gave them a value, a default or a global
+	// ARG's, with no ENV of the name since: docker sets that value for
+	// RUN and the values after it, over an ENV of the name before it (but
+	// not in the image config). An ENV of the name removes it.
+	argSet map[string]string
+	// envLine is the line of the ENV that set each name of env.
+	envLine map[string]int
+	// envArg are the names of env whose ENV gave them the arg of the
+	// name (ENV V=$V after ARG V): strata's ${V} after it gives the
+	// arg's value, build arg included, as docker's does.
+	envArg map[string]bool
 	// wd is the absolute WORKDIR in effect; "" while the base image's is.
 	wd string
 	// workdirs are the absolute WORKDIRs set so far (here or in the
@@ -56,6 +72,11 @@ type stageOut struct {
 	// user is the USER in effect as strata writes it; "" while the
 	// Dockerfile sets none (the base image's user).
 	user string
+	// parent is the index of the stage this one is built on; -1 for an
+	// image or scratch.
+	parent int
+	// cfgCmds are the stage's instructions that set the image config.
+	cfgCmds []instructions.Command
 }
 
 // stageNames gives every stage its strata name: the docker name, made
@@ -148,12 +169,13 @@ func (c *converter) stageIndex(ref string, before int) int {
 
 // newStage starts a stage from its FROM line.
 func (c *converter) newStage(st *instructions.Stage, index int, names []string) *stageOut {
-	s := &stageOut{name: names[index], line: lineOf(st.Location), env: map[string]string{}, unset: map[string]bool{}, comments: st.Comments}
+	s := &stageOut{name: names[index], line: lineOf(st.Location), env: map[string]string{}, unset: map[string]bool{}, comments: st.Comments, parent: -1,
+		argSet: map[string]string{}, envLine: map[string]int{}, envArg: map[string]bool{}}
 	c.dockerNames = append(c.dockerNames, st.Name)
 	fromVars := c.fromVars()
 	if p, viaArg := c.baseStage(st.BaseName, index, fromVars); p >= 0 {
 		parent := c.stages[p]
-		s.from = parent.name
+		s.from, s.parent = parent.name, p
 		if viaArg {
 			s.from = c.stageFromArg(st.BaseName, parent.name)
 			c.markFromArgs(st.BaseName)
@@ -162,12 +184,14 @@ func (c *converter) newStage(st *instructions.Stage, index int, names []string) 
 			s.env[k] = v
 		}
 		s.cur, s.open, s.cfg, s.user = parent.cur, parent.open, parent.cfg.clone(), parent.user
+		s.baseShell = parent.stageShell()
 		s.wd, s.workdirs = parent.wd, maps.Clone(parent.workdirs)
 		// docker's stage starts with the ARGs of the stage it is built on.
 		s.args = append([]string(nil), parent.args...)
 		for k := range parent.unset {
 			s.unset[k] = true
 		}
+		s.argSet, s.envLine, s.envArg = maps.Clone(parent.argSet), maps.Clone(parent.envLine), maps.Clone(parent.envArg)
 	} else {
 		s.from = imageRef(c.word(s.line, st.BaseName, fromVars))
 		s.open = s.from != "scratch"
@@ -176,6 +200,9 @@ func (c *converter) newStage(st *instructions.Stage, index int, names []string) 
 	}
 	if s.cur == nil {
 		s.cur = defaultShell
+	}
+	if s.baseShell == nil {
+		s.baseShell = defaultShell
 	}
 	if st.Platform != "" {
 		s.platform = c.word(s.line, st.Platform, fromVars)
@@ -286,16 +313,32 @@ func (c *converter) vars(s *stageOut) vars {
 	for k, val := range s.env {
 		delete(v.elsewhere, k)
 		delete(v.literal, k)
+		if argVal, over := s.argSet[k]; over {
+			// An ARG after the ENV: docker's value is the arg's, which
+			// strata's ${NAME} gives only if the ENV's value is it.
+			v.known[k] = argVal
+			if _, shadowed := c.argShadowed(s, k); shadowed {
+				v.literal[k] = true
+			}
+			continue
+		}
 		v.known[k] = val
 		v.env[k] = true
 	}
 	return v
 }
 
-// imageVars is the scope of a value of the image: section.
+// imageVars is the scope of a value of the image: section. It sees the
+// args, not the env steps: an arg whose ARG came after an ENV of its name
+// is written ${NAME} there, as docker gives the ARG's value.
 func (c *converter) imageVars(s *stageOut) vars {
 	v := c.vars(s)
 	v.image = true
+	for k := range s.argSet {
+		if _, shadowed := c.argShadowed(s, k); shadowed {
+			delete(v.literal, k)
+		}
+	}
 	return v
 }
 
@@ -325,6 +368,9 @@ func (s *stageOut) comment(lines ...string) { s.pending = append(s.pending, line
 // command translates one instruction of stage s.
 func (c *converter) command(s *stageOut, cmd instructions.Command) {
 	ln := line(cmd)
+	if setsConfig(cmd) {
+		s.cfgCmds = append(s.cfgCmds, cmd)
+	}
 	switch cmd := cmd.(type) {
 	case *instructions.EnvCommand:
 		c.env(s, cmd)
@@ -374,18 +420,27 @@ func cmdText(cmd instructions.Command) string {
 	return cmd.Name()
 }
 
-// env translates ENV: an env step.
+// env translates ENV: an env step. A name the ENV sets twice (ENV A=1
+// A=2) takes the last value in the place of the first, as docker's
+// config does; strata refuses a key twice in one env mapping.
 func (c *converter) env(s *stageOut, cmd *instructions.EnvCommand) {
 	ln := line(cmd)
 	v := c.vars(s)
 	var pairs, keys, values []string
+	at := map[string]int{}
 	for _, kv := range cmd.Env {
 		k, ok := c.key(ln, "ENV", kv.Key, v)
 		if !ok {
 			continue
 		}
-		pairs = append(pairs, k, c.word(ln, kv.Value, v))
-		keys, values = append(keys, k), append(values, c.staticValue(kv.Value, v))
+		val, static := c.word(ln, kv.Value, v), c.staticValue(kv.Value, v)
+		if i, ok := at[k]; ok {
+			pairs[2*i+1], values[i] = val, static
+			continue
+		}
+		at[k] = len(keys)
+		pairs = append(pairs, k, val)
+		keys, values = append(keys, k), append(values, static)
 	}
 	if len(pairs) == 0 {
 		s.comment(cmd.Comments()...)
@@ -393,41 +448,11 @@ func (c *converter) env(s *stageOut, cmd *instructions.EnvCommand) {
 	}
 	// The values of one ENV see the variables as they were before it.
 	for i, k := range keys {
-		s.env[k] = values[i]
+		s.env[k], s.envLine[k] = values[i], ln
+		s.envArg[k] = pairs[2*i+1] == "${"+k+"}" && contains(s.args, k) && !v.env[k]
+		delete(s.argSet, k)
 	}
 	s.add(mapping("env", strMap(pairs...)), cmd.Comments())
-}
-
-// stageArg translates an ARG inside a stage: an arg of the recipe, in
-// scope for the stage's values and given to its run steps' env.
-func (c *converter) stageArg(s *stageOut, cmd *instructions.ArgCommand) {
-	ln := line(cmd)
-	for _, kv := range cmd.Args {
-		if kv.Value == nil {
-			_, global := c.meta[kv.Key]
-			switch {
-			case contains(s.args, kv.Key) || isPredefined(kv.Key) || c.metaSet[kv.Key]:
-				// In scope already, or docker gives it the value strata does.
-			case c.stageDef[kv.Key]:
-				s.unset[kv.Key] = true
-				c.declareArg(kv.Key, nil, ln)
-				c.warnf(ln, "ARG %s has no default in this stage: docker gives it \"\" here unless a --build-arg sets it, but strata's args are one per recipe and another stage gives %s a default; written as \"\" in this stage (a --build-arg %s does not reach it)", kv.Key, kv.Key, kv.Key)
-			case !global:
-				c.declareArg(kv.Key, nil, ln)
-			}
-		} else {
-			delete(s.unset, kv.Key)
-			val := c.argDefault(ln, kv.Key, *kv.Value, c.vars(s))
-			if c.metaSet[kv.Key] {
-				c.warnf(ln, "ARG %s gives a default of its own in this stage; strata's args are one per recipe: the global default applies", kv.Key)
-			}
-			c.declareArg(kv.Key, &val, ln)
-		}
-		if !contains(s.args, kv.Key) {
-			s.args = append(s.args, kv.Key)
-		}
-	}
-	s.comment(cmd.Comments()...)
 }
 
 // shell translates SHELL: it applies to the run steps after it, and to
