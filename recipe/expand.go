@@ -211,6 +211,29 @@ func (d *decoder) refPos(n *yaml.Node, text string, off int) Pos {
 	return p
 }
 
+// warnBare warns of a $NAME without braces in text, the value of scalar n
+// in a field no shell reads (an env value, a workdir, a path): strata
+// keeps it as it is, where docker's ENV, WORKDIR, USER, COPY and LABEL
+// expand it — PATH: "/opt/bin:$PATH" would set PATH to that text.
+func (d *decoder) warnBare(n *yaml.Node, text, where, what string) {
+	for i := 0; i+1 < len(text); i++ {
+		switch {
+		case text[i] != '$':
+		case text[i+1] == '$':
+			i++ // $${
+		case isNameStart(text[i+1]):
+			j := i + 1
+			for j < len(text) && isNameChar(text[j]) {
+				j++
+			}
+			name := text[i+1 : j]
+			d.warnings = append(d.warnings, Warning{Pos: d.refPos(n, text, i), Msg: fmt.Sprintf(
+				"%s: $%s is kept as it is: strata expands ${NAME} only (docker expands $%s here); write ${%s}", what, name, name, name)})
+			return
+		}
+	}
+}
+
 // expand expands ${NAME} in text, the value of scalar n. It returns the
 // expanded text and true; or, when a name is unknown yet (see scope.open),
 // the raw text and false after recording the name in d.unresolved; or
@@ -283,5 +306,11 @@ func (d *decoder) str(n *yaml.Node, sc *scope, where, what string) (string, bool
 	if !ok {
 		return "", false
 	}
+	if noShell[what] {
+		d.warnBare(d.node(n), s, where, what)
+	}
 	return d.expand(d.node(n), s, sc, where)
 }
+
+// noShell are the fields str decodes that no shell reads (see warnBare).
+var noShell = map[string]bool{"workdir": true, "user": true, "to": true, "owner": true, "file": true}

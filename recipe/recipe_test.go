@@ -311,3 +311,36 @@ func TestDateIsNotAString(t *testing.T) {
 		t.Errorf("errors %q", got)
 	}
 }
+
+// TestBareNameWarned: a $NAME without braces where no shell reads the text
+// (an env value, a destination, a label) is kept as it is, with a warning
+// naming where and what to write; in a run command (the shell's), in a
+// file's content and after $$ it is not warned of.
+func TestBareNameWarned(t *testing.T) {
+	r := mustParse(t, `from: scratch
+env: {PATH: "/opt/bin:$PATH", COST: "5$$HOME", PS1: "\\u$ "}
+steps:
+  - run: echo $PATH
+  - copy: a
+    to: /$DEST/
+  - file: /s.sh
+    content: echo $HOME
+image:
+  labels: {v: "$VERSION"}
+`)
+	if got := r.Stages[0].Env[0].Value; got != "/opt/bin:$PATH" {
+		t.Errorf("PATH = %q, want the text as it is", got)
+	}
+	var got []string
+	for _, w := range r.Warnings {
+		got = append(got, w.String())
+	}
+	want := []string{
+		"strata.yaml:2:23: env: PATH: $PATH is kept as it is: strata expands ${NAME} only (docker expands $PATH here); write ${PATH}",
+		"strata.yaml:6:10: to: $DEST is kept as it is: strata expands ${NAME} only (docker expands $DEST here); write ${DEST}",
+		"strata.yaml:10:16: labels: v: $VERSION is kept as it is: strata expands ${NAME} only (docker expands $VERSION here); write ${VERSION}",
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("warnings (-want +got):\n%s", d)
+	}
+}
