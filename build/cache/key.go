@@ -3,6 +3,7 @@ package cache
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
@@ -286,6 +287,16 @@ func hashOf(full, p string, fi fs.FileInfo, buf []byte) (string, error) {
 		fmt.Fprintf(h, "special %v\n", m.Type())
 	}
 	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// Platform is the platform of the step's stage, from its definition (""
+// if it names none).
+func (in *Inputs) Platform() string {
+	var d struct {
+		Platform string `json:"platform"`
+	}
+	_ = json.Unmarshal([]byte(in.Step), &d)
+	return d.Platform
 }
 
 // Def is the canonical form of a step's expanded definition: what goes

@@ -106,11 +106,14 @@ func (l *Local) pruneSteps(kept []*Entry) {
 }
 
 // Nearest returns the most recently used entry made for the same step
-// (StepID), to explain a miss; nil if there is none.
-func (l *Local) Nearest(stepID string) *Entry {
+// (StepID), to explain a miss: of the same platform if there is one (the
+// step of a multi-platform build is one step per platform, whose other
+// platform's entry differs in base, platform and text), else of any; nil
+// if there is none.
+func (l *Local) Nearest(stepID, platform string) *Entry {
 	done := filepath.Join(l.dir, stepsDir, completeFile)
 	if fi, err := os.Stat(done); err != nil || stale(fi.ModTime()) {
-		return l.markAll(stepID, done)
+		return l.markAll(stepID, platform, done)
 	}
 	dir := l.stepDir(stepID)
 	des, err := os.ReadDir(dir)
@@ -135,6 +138,7 @@ func (l *Local) Nearest(stepID string) *Entry {
 		cs = append(cs, candidate{key, fi.ModTime()})
 	}
 	sort.Slice(cs, func(i, j int) bool { return cs[i].used.After(cs[j].used) })
+	var any *Entry
 	for _, c := range cs {
 		e, ok := l.entry(c.key)
 		if !ok {
@@ -145,9 +149,14 @@ func (l *Local) Nearest(stepID string) *Entry {
 			continue
 		}
 		e.LastUsed = c.used
-		return e
+		if e.Inputs.Platform() == platform {
+			return e
+		}
+		if any == nil {
+			any = e
+		}
 	}
-	return nil
+	return any
 }
 
 // stale reports whether step files marked complete at t are due to be
@@ -160,8 +169,8 @@ func stale(t time.Time) bool {
 
 // markAll reads every entry, gives each its step's file and, if every
 // entry got one, records that in done; it returns the entry
-// Nearest(stepID) is, from what it read.
-func (l *Local) markAll(stepID, done string) *Entry {
+// Nearest(stepID, platform) is, from what it read.
+func (l *Local) markAll(stepID, platform, done string) *Entry {
 	entries, err := l.Entries()
 	if err != nil {
 		return nil
@@ -172,7 +181,11 @@ func (l *Local) markAll(stepID, done string) *Entry {
 		if l.markStep(e) != nil {
 			complete = false
 		}
-		if e.Inputs.StepID == stepID && (best == nil || e.LastUsed.After(best.LastUsed)) {
+		if e.Inputs.StepID != stepID {
+			continue
+		}
+		if same, bestSame := e.Inputs.Platform() == platform, best != nil && best.Inputs.Platform() == platform; best == nil ||
+			same && !bestSame || same == bestSame && e.LastUsed.After(best.LastUsed) {
 			best = e
 		}
 	}

@@ -39,12 +39,12 @@ func putAged(t *testing.T, ix *Local, stepID, step string, age time.Duration) *E
 	return e
 }
 
-// nearestWithin is ix.Nearest(stepID), failing the test if it does not
+// nearestWithin is ix.Nearest(stepID, ""), failing the test if it does not
 // return within a few seconds (it read a FIFO standing for an entry).
 func nearestWithin(t *testing.T, ix *Local, stepID string) *Entry {
 	t.Helper()
 	got := make(chan *Entry, 1)
-	go func() { got <- ix.Nearest(stepID) }()
+	go func() { got <- ix.Nearest(stepID, "") }()
 	select {
 	case e := <-got:
 		return e
@@ -62,7 +62,7 @@ func TestNearestReadsOnlyItsStep(t *testing.T) {
 	other := putAged(t, ix, "b.yaml::1", "make d", 0)
 	putAged(t, ix, "b.yaml::2", "make e", 0)
 
-	if got := ix.Nearest("a.yaml::1"); got == nil || got.Key != want.Key {
+	if got := ix.Nearest("a.yaml::1", ""); got == nil || got.Key != want.Key {
 		t.Fatalf("Nearest = %v, want the entry last used an hour ago (%q)", got, want.Inputs.Step)
 	}
 	// Another step's entry that would block whoever opens it: Nearest
@@ -95,7 +95,7 @@ func TestNearestOfAnIndexWithoutStepFiles(t *testing.T) {
 	if err := os.RemoveAll(filepath.Join(dir, stepsDir)); err != nil {
 		t.Fatal(err)
 	}
-	if got := ix.Nearest("a.yaml::1"); got == nil || got.Key != newest.Key {
+	if got := ix.Nearest("a.yaml::1", ""); got == nil || got.Key != newest.Key {
 		t.Fatalf("Nearest = %v, want %q", got, newest.Inputs.Step)
 	}
 	if _, err := os.Stat(filepath.Join(dir, stepsDir, completeFile)); err != nil {
@@ -112,7 +112,7 @@ func TestNearestOfAnIndexWithoutStepFiles(t *testing.T) {
 	if err := os.Remove(ix.path(newest.Key)); err != nil {
 		t.Fatal(err)
 	}
-	if got := ix.Nearest("a.yaml::1"); got == nil || got.Key != oldest.Key {
+	if got := ix.Nearest("a.yaml::1", ""); got == nil || got.Key != oldest.Key {
 		t.Errorf("Nearest after the newest entry went = %v, want %q", got, oldest.Inputs.Step)
 	}
 	if _, err := os.Stat(ix.stepFile("a.yaml::1", newest.Key)); !os.IsNotExist(err) {
@@ -157,10 +157,10 @@ func TestPruneRemovesStepFiles(t *testing.T) {
 func TestNearestOfAKeyPutAgainByAnotherStep(t *testing.T) {
 	ix, _ := newIndex(t)
 	first := putAged(t, ix, "a.yaml::2", "make", time.Hour)
-	if got := ix.Nearest("a.yaml::2"); got == nil || got.Key != first.Key {
+	if got := ix.Nearest("a.yaml::2", ""); got == nil || got.Key != first.Key {
 		t.Fatalf("Nearest = %v, want %q", got, first.Inputs.Step)
 	}
-	if fi, err := os.Stat(ix.path(first.Key)); err != nil || ix.Nearest("a.yaml::2").LastUsed != fi.ModTime() {
+	if fi, err := os.Stat(ix.path(first.Key)); err != nil || ix.Nearest("a.yaml::2", "").LastUsed != fi.ModTime() {
 		t.Errorf("Nearest's LastUsed is not when its entry was last used (%v)", err)
 	}
 	// The step ID is not part of the key: the same inputs at another
@@ -170,13 +170,13 @@ func TestNearestOfAKeyPutAgainByAnotherStep(t *testing.T) {
 	if err := ix.Put(context.Background(), &Entry{Key: first.Key, Inputs: again}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if got := ix.Nearest("a.yaml::2"); got != nil {
+	if got := ix.Nearest("a.yaml::2", ""); got != nil {
 		t.Errorf("Nearest of a.yaml's step = the entry b.yaml's step now holds (%q)", got.Inputs.StepID)
 	}
 	if _, err := os.Stat(ix.stepFile("a.yaml::2", first.Key)); !os.IsNotExist(err) {
 		t.Errorf("the step file of an entry another step put again is still there (%v)", err)
 	}
-	if got := ix.Nearest("b.yaml::7"); got == nil || got.Key != first.Key {
+	if got := ix.Nearest("b.yaml::7", ""); got == nil || got.Key != first.Key {
 		t.Errorf("Nearest of b.yaml's step = %v, want the entry it put", got)
 	}
 }
@@ -184,20 +184,20 @@ func TestNearestOfAKeyPutAgainByAnotherStep(t *testing.T) {
 func TestEntriesWithoutStepFilesAreFound(t *testing.T) {
 	ix, dir := newIndex(t)
 	marked := putAged(t, ix, "a.yaml::1", "make a", 2*time.Hour)
-	ix.Nearest("a.yaml::1") // the index is complete
+	ix.Nearest("a.yaml::1", "") // the index is complete
 	// An entry an older strata wrote into the index since: no step file.
 	unmarked := putAged(t, ix, "a.yaml::1", "make b", time.Hour)
 	if err := os.Remove(ix.stepFile("a.yaml::1", unmarked.Key)); err != nil {
 		t.Fatal(err)
 	}
-	if got := ix.Nearest("a.yaml::1"); got == nil || got.Key != marked.Key {
+	if got := ix.Nearest("a.yaml::1", ""); got == nil || got.Key != marked.Key {
 		t.Fatalf("Nearest = %v, want the entry with a step file (%q): the files are trusted for a day", got, marked.Inputs.Step)
 	}
 	// A hit gives its entry its step file.
 	if h, err := ix.Get(context.Background(), unmarked.Key); err != nil || h == nil {
 		t.Fatalf("Get = %v, %v", h, err)
 	}
-	if got := ix.Nearest("a.yaml::1"); got == nil || got.Key != unmarked.Key {
+	if got := ix.Nearest("a.yaml::1", ""); got == nil || got.Key != unmarked.Key {
 		t.Errorf("Nearest after a hit on the entry without a step file = %v, want %q", got, unmarked.Inputs.Step)
 	}
 	// A day after the last complete marking, every entry is read again.
@@ -209,7 +209,7 @@ func TestEntriesWithoutStepFilesAreFound(t *testing.T) {
 	if err := os.Chtimes(done, old, old); err != nil {
 		t.Fatal(err)
 	}
-	if got := ix.Nearest("a.yaml::1"); got == nil || got.Key != unmarked.Key {
+	if got := ix.Nearest("a.yaml::1", ""); got == nil || got.Key != unmarked.Key {
 		t.Errorf("Nearest a day later = %v, want %q", got, unmarked.Inputs.Step)
 	}
 	if fi, err := os.Stat(done); err != nil || time.Since(fi.ModTime()) > time.Hour {
@@ -227,7 +227,7 @@ func TestEntriesWithoutStepFilesAreFound(t *testing.T) {
 	if err := os.Chtimes(done, ahead, ahead); err != nil {
 		t.Fatal(err)
 	}
-	if got := ix.Nearest("a.yaml::1"); got == nil || got.Key != unmarked.Key {
+	if got := ix.Nearest("a.yaml::1", ""); got == nil || got.Key != unmarked.Key {
 		t.Errorf("Nearest with %s a year ahead = %v, want %q", completeFile, got, unmarked.Inputs.Step)
 	}
 }
@@ -247,7 +247,7 @@ func TestStepFilesCompleteOnlyWhenAllMade(t *testing.T) {
 	if err := os.WriteFile(ix.stepDir("a.yaml::1"), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if got := ix.Nearest("a.yaml::1"); got == nil || got.Key != e.Key {
+	if got := ix.Nearest("a.yaml::1", ""); got == nil || got.Key != e.Key {
 		t.Errorf("Nearest = %v, want %q, from reading every entry", got, e.Inputs.Step)
 	}
 	if _, err := os.Stat(filepath.Join(dir, stepsDir, completeFile)); !os.IsNotExist(err) {
@@ -270,13 +270,48 @@ func BenchmarkNearest(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			ix.Nearest("strata.yaml::7") // the index's step files, once
+			ix.Nearest("strata.yaml::7", "") // the index's step files, once
 			b.ResetTimer()
 			for range b.N {
-				if ix.Nearest("strata.yaml::7") == nil {
+				if ix.Nearest("strata.yaml::7", "") == nil {
 					b.Fatal("no entry of the step")
 				}
 			}
 		})
+	}
+}
+
+// TestNearestOfThePlatform: a miss of one platform's step is explained
+// against that platform's last entry, not the other platform's used
+// since (which differs in base, platform and text), with the step files
+// or without.
+func TestNearestOfThePlatform(t *testing.T) {
+	ix, dir := newIndex(t)
+	put := func(platform string, age time.Duration) *Entry {
+		in := baseInputs()
+		in.StepID, in.Step = "a.yaml:build:1", `{"text":"make","kind":"run","platform":"`+platform+`"}`
+		e := &Entry{Key: in.Key(), Inputs: in}
+		if err := ix.Put(context.Background(), e, nil); err != nil {
+			t.Fatal(err)
+		}
+		when := time.Now().Add(-age)
+		if err := os.Chtimes(ix.path(e.Key), when, when); err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	arm := put("linux/arm64", 2*time.Hour)
+	amd := put("linux/amd64", time.Hour)
+	for _, files := range []bool{true, false} {
+		if !files {
+			if err := os.RemoveAll(filepath.Join(dir, stepsDir)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for platform, want := range map[string]*Entry{"linux/arm64": arm, "linux/amd64": amd, "linux/s390x": amd} {
+			if got := ix.Nearest("a.yaml:build:1", platform); got == nil || got.Key != want.Key {
+				t.Errorf("step files %t: Nearest(%s) = %v, want the entry of %s", files, platform, got, want.Inputs.Platform())
+			}
+		}
 	}
 }

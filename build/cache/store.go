@@ -99,7 +99,7 @@ func (c *Cache) Export(ctx context.Context, h *Hit) error {
 // the same step, after what made a --cache-from entry for its key
 // unusable (see LayerGoneError).
 func (c *Cache) Explain(in *Inputs) string {
-	why := Explain(in, c.Local.Nearest(in.StepID))
+	why := Explain(in, c.Local.Nearest(in.StepID, in.Platform()))
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if m := c.misses[in.Key()]; len(m) > 0 {
