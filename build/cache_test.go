@@ -147,3 +147,41 @@ func infos(events []Event) []string {
 	}
 	return out
 }
+
+// TestCopyKeyWithoutEnv: a copy's and a file step's results do not depend
+// on the env, user or shell in effect, so changing them re-runs the run
+// steps only (a scratch stage of copies stays cached when the top-level
+// env changes); the working dir counts only through the destination.
+func TestCopyKeyWithoutEnv(t *testing.T) {
+	root, dir := t.TempDir(), t.TempDir()
+	write := func(env, workdir string) {
+		writeTree(t, dir, map[string]string{"a.txt": "a", "strata.yaml": `from: scratch
+env: {A: "` + env + `"}
+shell: [/bin/` + env + `, -c]
+workdir: ` + workdir + `
+steps:
+  - copy: a.txt
+    to: /abs/a.txt
+    owner: OWNER
+  - file: /abs/f
+    owner: OWNER
+    content: f
+  - copy: a.txt
+    to: rel.txt
+    owner: OWNER
+  - run: write /r ${A}
+`})
+	}
+	write("1", "/w")
+	if got, _ := cacheRun(t, root, dir, nil, Options{}); !cmp.Equal(got, []bool{false, false, false}) {
+		t.Fatalf("first build cached %v", got)
+	}
+	write("2", "/w")
+	if got, _ := cacheRun(t, root, dir, nil, Options{}); !cmp.Equal(got, []bool{true, true, false}) {
+		t.Errorf("after an env and shell change, cached %v; want the copies, not the run", got)
+	}
+	write("2", "/v")
+	if got, _ := cacheRun(t, root, dir, nil, Options{}); !cmp.Equal(got, []bool{true, false, false}) {
+		t.Errorf("after a workdir change, cached %v; want the absolute copy only", got)
+	}
+}

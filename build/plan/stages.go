@@ -82,11 +82,20 @@ func (s *Step) Inputs(sp *Stage, parent, from []string, args map[string]string) 
 	if err != nil {
 		return nil, err
 	}
-	return &cache.Inputs{
+	in := &cache.Inputs{
 		StepID: fmt.Sprintf("%s:%s:%d", absPath(s.Recipe.Pos.File), sp.Recipe.Name, s.Recipe.Index),
 		Parent: parent, Env: s.State.Environ(), User: s.State.User, Workdir: s.State.Workdir,
 		Shell: s.State.Shell, Step: string(data), Files: s.Files, Args: args, Base: sp.BaseDigest,
-	}, nil
+	}
+	if s.Recipe.Kind == recipe.CopyStep || s.Recipe.Kind == recipe.FileStep {
+		// What a copy or file step writes does not depend on the env,
+		// user or shell (it is owned by its owner:, else root, as
+		// docker's COPY), nor on the working dir but through its
+		// destination, which def holds resolved: a top-level env
+		// change does not re-run a scratch stage's copies.
+		in.Env, in.User, in.Workdir, in.Shell = nil, "", "", nil
+	}
+	return in, nil
 }
 
 // absPath names a recipe across builds: two projects' strata.yaml are two
