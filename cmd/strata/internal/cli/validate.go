@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/spf13/cobra"
 
 	"github.com/stratabuild/strata/build/plan"
@@ -21,7 +23,8 @@ func newValidate() *cobra.Command {
 		Long: `Check a recipe as a build would before running anything: the recipe
 itself, every copy source in the build context, and — unless --offline —
 the ${NAME}s that only a base image's env can define, by resolving the
-bases' configs (a registry base that cannot be resolved is a warning). Every
+bases' configs (a registry out of reach, or refusing the credentials, is a
+warning; one that answers it has no such image is an error). Every
 problem is printed as FILE:LINE:COL: message; the exit code is 2 if any.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -61,8 +64,8 @@ problem is printed as FILE:LINE:COL: message; the exit code is 2 if any.`,
 }
 
 // printer prints each error joined in an error once, on its own line; a
-// base that could not be pulled from a registry is a warning. bad says whether any was an
-// error.
+// base a registry could not be asked about (out of reach, refusing the
+// credentials) is a warning. bad says whether any was an error.
 type printer struct {
 	w    io.Writer
 	seen map[string]bool
@@ -77,13 +80,37 @@ func (p *printer) print(err error) {
 		}
 		p.seen[msg] = true
 		var pe *plan.PullError
-		if errors.As(e, &pe) && !pe.Local { // a registry out of reach; a missing file is an error
+		if errors.As(e, &pe) && !baseMissing(pe) { // a registry out of reach
 			fmt.Fprintf(p.w, "%s (warning: names only its env defines were not checked)\n", msg)
 			continue
 		}
 		fmt.Fprintln(p.w, msg)
 		p.bad = true
 	}
+}
+
+// baseMissing says whether a base that could not be pulled is not there
+// to pull — the recipe names what does not exist, an error a build would
+// stop at too: a layout or archive without it, or a registry that
+// answered it has no such repository, tag or manifest. A registry out of
+// reach or refusing the credentials may yet have it.
+func baseMissing(pe *plan.PullError) bool {
+	if pe.Local {
+		return true
+	}
+	var te *transport.Error
+	if !errors.As(pe, &te) {
+		return false
+	}
+	if te.StatusCode == http.StatusNotFound {
+		return true
+	}
+	for _, d := range te.Errors {
+		if d.Code == transport.ManifestUnknownErrorCode || d.Code == transport.NameUnknownErrorCode {
+			return true
+		}
+	}
+	return false
 }
 
 // flatten lists the errors errors.Join (or an ErrorList) put together.

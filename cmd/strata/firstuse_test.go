@@ -1,0 +1,44 @@
+package main_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stratabuild/strata/internal/testutil"
+)
+
+// TestValidateRegistryBase checks that validate calls a registry base
+// that is not there an error, as build would stop at it, and one it could
+// not ask about (out of reach, refusing the credentials) a warning.
+func TestValidateRegistryBase(t *testing.T) {
+	reg := testutil.StartRegistry(t, testutil.RegistryOptions{})
+	authReg := testutil.StartRegistry(t, testutil.RegistryOptions{TLS: true, Auth: true})
+	for _, tc := range []struct {
+		name, from string
+		args       []string
+		code       int
+		want       string
+	}{
+		{name: "no such tag", from: reg.Addr + "/library/busybx:latest", code: 2,
+			want: "no such tag (repository library/busybx has no tag latest, or does not exist)\n"},
+		{name: "unreachable", from: "127.0.0.1:1/library/busybox:latest", code: 0,
+			want: "cannot reach registry 127.0.0.1:1: connection refused — is it running? (warning: names only its env defines were not checked)\n"},
+		{name: "no credentials", from: authReg.Addr + "/library/busybox:latest", code: 0,
+			args: []string{"--insecure-registry", authReg.Addr},
+			want: "(warning: names only its env defines were not checked)\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := writeRecipe(t, "from: "+tc.from+"\nsteps:\n  - run: \"true\"\n", map[string]string{})
+			r := strata(t, []string{"DOCKER_CONFIG=" + t.TempDir()}, append(append([]string{"validate"}, tc.args...), ctx)...)
+			if r.code != tc.code {
+				t.Errorf("validate: exit %d, want %d\n%s", r.code, tc.code, r.stderr)
+			}
+			if !strings.Contains(r.stderr, tc.want) {
+				t.Errorf("validate said:\n%s\nwant it to say %q", r.stderr, tc.want)
+			}
+			if ok := strings.Contains(r.stderr, "strata.yaml: ok"); ok != (tc.code == 0) {
+				t.Errorf("validate said ok: %v, want %v\n%s", ok, tc.code == 0, r.stderr)
+			}
+		})
+	}
+}
