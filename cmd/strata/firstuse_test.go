@@ -42,3 +42,22 @@ func TestValidateRegistryBase(t *testing.T) {
 		})
 	}
 }
+
+// TestMissingLocalBaseIsInvalidRecipe checks that a base a layout does not
+// hold (a typo in its tag) is an invalid recipe for build as for
+// validate: exit 2, at the from: line, before anything runs.
+func TestMissingLocalBaseIsInvalidRecipe(t *testing.T) {
+	testutil.RequireRoot(t)
+	layout := testutil.BusyboxLayout(t)
+	ctx := writeRecipe(t, "from: oci-layout://"+layout+":latst\nsteps:\n  - run: \"true\"\n", map[string]string{})
+	want := ctx + `/strata.yaml:1:7: pulling the base: oci-layout://` + layout + `:latst: no image tagged "latst"`
+	for _, args := range [][]string{{"validate", ctx}, {"build", "--root", t.TempDir(), ctx}} {
+		r := strata(t, nil, args...)
+		if r.code != 2 {
+			t.Errorf("strata %s: exit %d, want 2\n%s", args[0], r.code, r.stderr)
+		}
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("strata %s said:\n%s\nwant %q", args[0], r.stderr, want)
+		}
+	}
+}

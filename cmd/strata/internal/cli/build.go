@@ -107,6 +107,10 @@ Exit codes: 0 built; 1 the build failed; 2 bad usage or an invalid recipe.`,
 			if errors.As(err, &list) { // a ${NAME} the base's env does not define either
 				return &exitError{code: ExitUsage, err: err}
 			}
+			var pe *plan.PullError
+			if errors.As(err, &pe) && pe.Local { // a base the recipe names is not there, as validate says
+				return &exitError{code: ExitUsage, err: err}
+			}
 			if err != nil && cmd.Context().Err() != nil {
 				return &exitError{code: ExitBuildFailed, err: errors.New("interrupted: the build stopped before it finished; no output was left half-written, and no mount, container or temp file is left")}
 			}
