@@ -108,7 +108,7 @@ Exit codes: 0 built; 1 the build failed; 2 bad usage or an invalid recipe.`,
 				return &exitError{code: ExitUsage, err: err}
 			}
 			var pe *plan.PullError
-			if errors.As(err, &pe) && pe.Local { // a base the recipe names is not there, as validate says
+			if errors.As(err, &pe) && baseMissing(pe) { // a base the recipe names is not there, as validate says
 				return &exitError{code: ExitUsage, err: err}
 			}
 			if err != nil && cmd.Context().Err() != nil {
