@@ -53,6 +53,7 @@ type buildFlags struct {
 	memory, maxLayerBytes, timestamp    string
 	pidsLimit, maxLayerEntries          int64
 	compressionLevel                    int
+	levelGiven                          bool // --compression-level was given
 	iidFile                             string
 	tags, outputs, buildArgs, secrets   []string
 	cacheFrom, cacheTo, insecure        []string
@@ -72,6 +73,7 @@ $(strata build ...) works in scripts; progress goes to stderr.
 Exit codes: 0 built; 1 the build failed; 2 bad usage or an invalid recipe.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			f.levelGiven = cmd.Flags().Changed("compression-level")
 			req, err := f.request(cmd.Context(), args)
 			if err != nil && cmd.Context().Err() != nil { // stopped while --load's daemon was asked
 				return &exitError{code: ExitBuildFailed, err: errors.New("interrupted: stopped before the build started")}
@@ -250,12 +252,9 @@ func (f *buildFlags) request(ctx context.Context, args []string) (Request, error
 			bad.add("%v", err)
 		}
 	}
-	switch c, err := commit.ParseCompression(f.compression, f.compressionLevel); {
-	case f.compression != string(commit.CodecGzip) && f.compression != string(commit.CodecZstd):
-		bad.add("--compression: bad value %q: want gzip or zstd", f.compression)
-	case err != nil:
-		bad.add("--compression-level: %v", err)
-	default:
+	if c, err := f.compressionOf(); err != nil {
+		bad.add("%v", err)
+	} else {
 		o.Compression = c
 	}
 	if !slices.Contains([]string{"auto", "plain", "json"}, f.progress) {
@@ -281,6 +280,27 @@ func (f *buildFlags) request(ctx context.Context, args []string) (Request, error
 		return Request{}, usageErr("%s", strings.Join(bad, "\nstrata: "))
 	}
 	return req, nil
+}
+
+// compressionOf parses --compression and --compression-level. To commit
+// a level 0 is the codec's default; given on the command line it is a
+// level out of range, as -1 or 10 is.
+func (f *buildFlags) compressionOf() (commit.Compression, error) {
+	if f.compression != string(commit.CodecGzip) && f.compression != string(commit.CodecZstd) {
+		return commit.Compression{}, fmt.Errorf("--compression: bad value %q: want gzip or zstd", f.compression)
+	}
+	if f.levelGiven && f.compressionLevel == 0 {
+		most := 9
+		if f.compression == string(commit.CodecZstd) {
+			most = 22
+		}
+		return commit.Compression{}, fmt.Errorf("--compression-level: bad %s level 0: want 1 (fastest) to %d (smallest), or leave it out for the default", f.compression, most)
+	}
+	c, err := commit.ParseCompression(f.compression, f.compressionLevel)
+	if err != nil {
+		return commit.Compression{}, fmt.Errorf("--compression-level: %w", err)
+	}
+	return c, nil
 }
 
 // outputsOf parses -o, --push and --load; a registry output pushes once.

@@ -132,6 +132,8 @@ func TestBuildxFlagErrors(t *testing.T) {
 		{[]string{"--label", "=v"}, `--label: bad value "=v"`},
 		{[]string{"--compression-level", "12"}, "--compression-level: bad gzip level 12: want 1 (fastest) to 9 (smallest)"},
 		{[]string{"--compression", "zstd", "--compression-level", "23"}, "bad zstd level 23"},
+		{[]string{"--compression-level", "0"}, "--compression-level: bad gzip level 0: want 1 (fastest) to 9 (smallest), or leave it out for the default"},
+		{[]string{"--compression", "zstd", "--compression-level", "0"}, "--compression-level: bad zstd level 0: want 1 (fastest) to 22 (smallest)"},
 		{[]string{"--cache-to", "type=local"}, "--cache-to: bad cache \"type=local\": type=local needs dest=DIR"},
 		{[]string{"--iidfile", "m.json", "--metadata-file", "m.json"}, "name the same file"},
 	} {
