@@ -203,6 +203,11 @@ func (f *buildFlags) request(ctx context.Context, args []string) (Request, error
 		o.Tags = append(o.Tags, tag)
 	}
 	f.outputsOf(o, &bad)
+	if len(o.Tags) > 0 && len(o.Outputs) == 0 && !o.DryRun {
+		// As buildx warns: the build result will only remain in the build cache.
+		req.Warnings = append(req.Warnings, fmt.Sprintf("no output given: the image tagged %s is only in strata's state root %s; "+
+			"write it with -o type=oci,dest=DIR or -o type=docker,dest=FILE, --push or --load", strings.Join(f.tags, ", "), o.Root))
+	}
 	if err := commit.CheckOutputs(ctx, o.Outputs, !o.DryRun); err != nil {
 		bad.add("%v", err)
 	}

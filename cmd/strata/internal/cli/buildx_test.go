@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -169,5 +170,33 @@ func TestMetadataKeys(t *testing.T) {
 	}
 	if steps, _ := got["steps"].([]any); len(steps) != 1 {
 		t.Errorf("metadata steps = %v, want one", got["steps"])
+	}
+}
+
+// TestTagWithoutOutputWarns: -t with no -o, --push or --load writes the
+// image nowhere but the state root, which is said (as buildx warns that
+// the result only remains in the build cache), with how to write it.
+func TestTagWithoutOutputWarns(t *testing.T) {
+	dir := newContext(t)
+	root := t.TempDir()
+	want := "no output given: the image tagged app:1 is only in strata's state root " + root +
+		"; write it with -o type=oci,dest=DIR or -o type=docker,dest=FILE, --push or --load"
+	for _, tt := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"-t", "app:1"}, []string{want}},
+		{[]string{"-t", "app:1", "-o", "type=oci,dest=" + filepath.Join(root, "out")}, nil},
+		{[]string{"-t", "app:1", "--dry-run"}, nil},
+		{nil, nil},
+	} {
+		f := &fakeBuilder{}
+		code, _, stderr := run(t, f.build, append(append([]string{"build", "--root", root}, tt.args...), dir)...)
+		if code != 0 {
+			t.Fatalf("strata build %q: exit %d\n%s", tt.args, code, stderr)
+		}
+		if !slices.Equal(f.req.Warnings, tt.want) {
+			t.Errorf("strata build %q: Warnings = %q, want %q", tt.args, f.req.Warnings, tt.want)
+		}
 	}
 }
