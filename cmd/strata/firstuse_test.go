@@ -61,3 +61,17 @@ func TestMissingLocalBaseIsInvalidRecipe(t *testing.T) {
 		}
 	}
 }
+
+// TestUnusableHomeSaysHowToChooseRoot: a user whose HOME cannot hold the
+// default state directory (a service user's /nonexistent) is told, before
+// anything runs, to choose one with --root or STRATA_ROOT.
+func TestUnusableHomeSaysHowToChooseRoot(t *testing.T) {
+	u := requireRootless(t)
+	ctx := sharedRecipe(t, "from: scratch\nsteps:\n  - file: /a\n    content: a\n", map[string]string{})
+	r := strataAs(t, u, []string{"HOME=/nonexistent", "XDG_DATA_HOME=", "STRATA_ROOT="}, "build", ctx)
+	want := "strata: cannot build rootless: the default state directory /nonexistent/.local/share/strata cannot be made " +
+		"(mkdir /nonexistent: permission denied) (pass --root DIR or set STRATA_ROOT to a directory you can write)\n"
+	if r.code != 2 || r.stderr != want {
+		t.Errorf("strata build as %s with HOME=/nonexistent: exit %d, stderr:\n%s\nwant exit 2 and:\n%s", u.Name, r.code, r.stderr, want)
+	}
+}
