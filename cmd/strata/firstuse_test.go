@@ -1,6 +1,8 @@
 package main_test
 
 import (
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -73,5 +75,45 @@ func TestUnusableHomeSaysHowToChooseRoot(t *testing.T) {
 		"(mkdir /nonexistent: permission denied) (pass --root DIR or set STRATA_ROOT to a directory you can write)\n"
 	if r.code != 2 || r.stderr != want {
 		t.Errorf("strata build as %s with HOME=/nonexistent: exit %d, stderr:\n%s\nwant exit 2 and:\n%s", u.Name, r.code, r.stderr, want)
+	}
+}
+
+// strataStdin runs strata with stdin read from in.
+func strataStdin(t *testing.T, in string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(strataBin, args...)
+	cmd.Stdin = strings.NewReader(in)
+	r, err := runCmd(cmd)
+	if err != nil {
+		t.Fatalf("running strata: %v", err)
+	}
+	return r
+}
+
+// TestRecipeOnStdin: -f - reads the recipe from stdin, as docker build
+// -f - reads the Dockerfile; CONTEXT must then be given, and the copy
+// sources are its files.
+func TestRecipeOnStdin(t *testing.T) {
+	requireBuildTools(t)
+	ctx := writeRecipe(t, "not: [the, recipe]\n", map[string]string{"a.txt": "a\n"})
+	yaml := "from: scratch\nsteps:\n  - copy: a.txt\n    to: /a.txt\n"
+	r := strataStdin(t, yaml, "validate", "-f", "-", ctx)
+	if r.code != 0 || r.stderr != "<stdin>: ok (1 stage, 1 step)\n" {
+		t.Errorf("strata validate -f - CTX: exit %d\n%s", r.code, r.stderr)
+	}
+	r = strataStdin(t, yaml, "build", "-q", "--root", t.TempDir(), "-o", "type=oci,dest="+filepath.Join(t.TempDir(), "out"), "-f", "-", ctx)
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "sha256:") {
+		t.Errorf("strata build -f - CTX: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = strataStdin(t, "from: scratch\nsteps:\n  - copy: b.txt\n    to: /\n", "validate", "-f", "-", ctx)
+	if want := "<stdin>:3:5: copy source \"b.txt\" does not exist in the build context"; r.code != 2 || !strings.Contains(r.stderr, want) {
+		t.Errorf("strata validate -f - CTX of a missing source: exit %d\n%s\nwant exit 2 and %q", r.code, r.stderr, want)
+	}
+	want := "strata: -f -: the recipe is read from stdin, so give CONTEXT too (the directory copy sources are read from): -f - .\n"
+	for _, cmd := range []string{"validate", "build"} {
+		r := strataStdin(t, yaml, cmd, "-f", "-")
+		if r.code != 2 || r.stderr != want {
+			t.Errorf("strata %s -f -: exit %d, stderr %q; want exit 2 and %q", cmd, r.code, r.stderr, want)
+		}
 	}
 }

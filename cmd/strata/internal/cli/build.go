@@ -19,7 +19,6 @@ import (
 	"github.com/stratabuild/strata/build/plan"
 	"github.com/stratabuild/strata/build/sandbox"
 	"github.com/stratabuild/strata/commit"
-	"github.com/stratabuild/strata/internal/inputfile"
 	"github.com/stratabuild/strata/internal/stateroot"
 	"github.com/stratabuild/strata/layers"
 	"github.com/stratabuild/strata/recipe"
@@ -125,7 +124,7 @@ Exit codes: 0 built; 1 the build failed; 2 bad usage or an invalid recipe.`,
 	}
 	fl := cmd.Flags()
 	fl.SortFlags = false
-	fl.StringVarP(&f.file, "file", "f", "", "recipe `FILE` (default CONTEXT/strata.yaml)")
+	fl.StringVarP(&f.file, "file", "f", "", "recipe `FILE` (default CONTEXT/strata.yaml; - reads it from stdin, CONTEXT then required)")
 	fl.StringArrayVarP(&f.tags, "tag", "t", nil, "name the result `REF` (repeatable)")
 	fl.BoolVar(&f.push, "push", false, "push every --tag to its registry")
 	fl.StringArrayVarP(&f.outputs, "output", "o", nil, "write the image to `SPEC`: type=oci,dest=DIR | type=docker,dest=FILE | type=registry (repeatable)")
@@ -183,6 +182,9 @@ func (f *buildFlags) request(ctx context.Context, args []string) (Request, error
 	var bad problems
 	req := Request{Progress: f.progress, MetadataFile: f.metadataFile, IIDFile: f.iidFile, Quiet: f.quiet}
 	req.Context, req.File, _ = recipeFile(args, f.file)
+	if err := checkStdinContext(f.file, args); err != nil {
+		bad.add("%v", err)
+	}
 	o := &req.Build
 	o.Root, o.Target, o.NoCache, o.DryRun, o.Runtime = f.root, f.target, f.noCache, f.dryRun, f.runtime
 	if o.Root == "" {
@@ -474,25 +476,20 @@ func sourceDateEpoch() (*time.Time, error) {
 	return &t, nil
 }
 
-// loadRecipe loads the recipe and prints its warnings (unless the command
-// was asked to be quiet); an invalid recipe is a usage error, each problem
-// on its own line.
-//
-// A recipe found in the context (no -f) must be a file inside it, so that
-// a symlink cannot make strata read, and echo, a file elsewhere.
+// loadRecipe loads the recipe (from stdin for -f -) and prints its
+// warnings (unless the command was asked to be quiet); an invalid recipe
+// is a usage error, each problem on its own line.
 func loadRecipe(cmd *cobra.Command, file, context string, explicit bool, buildArgs map[string]string, baseEnvWarnings bool) (*recipe.Recipe, error) {
 	stderr := cmd.ErrOrStderr()
-	if _, err := os.Lstat(file); errors.Is(err, os.ErrNotExist) {
-		if explicit {
-			return nil, usageErr("recipe %s does not exist", file)
-		}
-		return nil, usageErr("no recipe: %s does not exist (give CONTEXT, the directory holding strata.yaml, or the recipe with -f)", file)
-	} else if err == nil && !explicit {
-		if err := inputfile.InsideDir(file, context); err != nil {
-			return nil, usageErr("recipe: %v (give it with -f to use it anyway)", err)
-		}
+	data, err := readRecipe(cmd.InOrStdin(), file, context, explicit)
+	if err != nil {
+		return nil, err
 	}
-	r, err := recipe.Load(file, recipe.WithContext(context), recipe.WithBuildArgs(buildArgs))
+	name := file
+	if file == "-" {
+		name = stdinName
+	}
+	r, err := recipe.Parse(name, data, recipe.WithContext(context), recipe.WithBuildArgs(buildArgs))
 	if err != nil {
 		var list recipe.ErrorList
 		if errors.As(err, &list) {

@@ -18,7 +18,7 @@ func newValidate() *cobra.Command {
 	var buildArgs, insecure []string
 	var offline bool
 	cmd := &cobra.Command{
-		Use:   "validate [-f FILE] [CONTEXT]",
+		Use:   "validate [-f FILE|-] [CONTEXT]",
 		Short: "Check a recipe and its context; print every error; exit 2 if any",
 		Long: `Check a recipe as a build would before running anything: the recipe
 itself, every copy source in the build context, and — unless --offline —
@@ -28,6 +28,9 @@ warning; one that answers it has no such image is an error). Every
 problem is printed as FILE:LINE:COL: message; the exit code is 2 if any.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkStdinContext(file, args); err != nil {
+				return &exitError{code: ExitUsage, err: err}
+			}
 			context, file, explicit := recipeFile(args, file)
 			ba, err := parseBuildArgs(buildArgs)
 			if err != nil {
@@ -52,11 +55,11 @@ problem is printed as FILE:LINE:COL: message; the exit code is 2 if any.`,
 			for _, s := range r.Stages {
 				steps += len(s.Steps)
 			}
-			fmt.Fprintf(stderr, "%s: ok (%s, %s)\n", file, count(len(r.Stages), "stage"), count(steps, "step"))
+			fmt.Fprintf(stderr, "%s: ok (%s, %s)\n", r.File, count(len(r.Stages), "stage"), count(steps, "step"))
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&file, "file", "f", "", "recipe `FILE` (default CONTEXT/strata.yaml)")
+	cmd.Flags().StringVarP(&file, "file", "f", "", "recipe `FILE` (default CONTEXT/strata.yaml; - reads it from stdin, CONTEXT then required)")
 	cmd.Flags().StringArrayVar(&buildArgs, "build-arg", nil, "`NAME=VALUE` overriding an arg of the recipe (repeatable)")
 	cmd.Flags().BoolVar(&offline, "offline", false, "resolve no base image (names only their env defines are not checked)")
 	cmd.Flags().StringArrayVar(&insecure, "insecure-registry", nil, "reach registry `HOST` over plain HTTP (repeatable)")

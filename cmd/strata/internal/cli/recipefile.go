@@ -1,0 +1,55 @@
+package cli
+
+import (
+	"errors"
+	"io"
+	"os"
+
+	"github.com/stratabuild/strata/internal/inputfile"
+	"github.com/stratabuild/strata/recipe"
+)
+
+// stdinName is the file part of the positions of a recipe read from
+// stdin (-f -).
+const stdinName = "<stdin>"
+
+// checkStdinContext refuses -f - (the recipe on stdin, as docker build
+// -f - reads the Dockerfile) without CONTEXT: there is no recipe
+// directory to default to.
+func checkStdinContext(file string, args []string) error {
+	if file == "-" && len(args) == 0 {
+		return errors.New("-f -: the recipe is read from stdin, so give CONTEXT too (the directory copy sources are read from): -f - .")
+	}
+	return nil
+}
+
+// readRecipe reads the recipe file, or stdin for "-". A recipe found in
+// the context (explicit false: no -f) must be a file inside it, so that a
+// symlink cannot make strata read, and echo, a file elsewhere.
+func readRecipe(stdin io.Reader, file, context string, explicit bool) ([]byte, error) {
+	if file == "-" {
+		data, err := io.ReadAll(io.LimitReader(stdin, recipe.MaxSize+1))
+		switch {
+		case err != nil:
+			return nil, usageErr("reading the recipe from stdin: %v", err)
+		case len(data) > recipe.MaxSize:
+			return nil, usageErr("the recipe on stdin is larger than %d bytes: a recipe is YAML text of a few kilobytes", recipe.MaxSize)
+		}
+		return data, nil
+	}
+	if _, err := os.Lstat(file); errors.Is(err, os.ErrNotExist) {
+		if explicit {
+			return nil, usageErr("recipe %s does not exist", file)
+		}
+		return nil, usageErr("no recipe: %s does not exist (give CONTEXT, the directory holding strata.yaml, or the recipe with -f)", file)
+	} else if err == nil && !explicit {
+		if err := inputfile.InsideDir(file, context); err != nil {
+			return nil, usageErr("recipe: %v (give it with -f to use it anyway)", err)
+		}
+	}
+	data, err := inputfile.Read(file, inputfile.Options{Max: recipe.MaxSize, What: "recipe"})
+	if err != nil {
+		return nil, usageErr("%v", err)
+	}
+	return data, nil
+}
