@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -114,6 +115,26 @@ func TestRecipeOnStdin(t *testing.T) {
 		r := strataStdin(t, yaml, cmd, "-f", "-")
 		if r.code != 2 || r.stderr != want {
 			t.Errorf("strata %s -f -: exit %d, stderr %q; want exit 2 and %q", cmd, r.code, r.stderr, want)
+		}
+	}
+}
+
+// TestRecipeMistakesSayTheFix: a recipe named strata.yml is said to be
+// what it is, with the fix.
+func TestRecipeMistakesSayTheFix(t *testing.T) {
+	yml := t.TempDir()
+	if err := os.WriteFile(filepath.Join(yml, "strata.yml"), []byte("from: scratch\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"validate", yml}, "strata: no recipe: " + yml + "/strata.yaml does not exist; found strata.yml: strata reads strata.yaml (or pass -f " + yml + "/strata.yml)\n"},
+	} {
+		r := strata(t, nil, tc.args...)
+		if r.code != 2 || r.stderr != tc.want {
+			t.Errorf("strata %q: exit %d, stderr:\n%s\nwant exit 2 and:\n%s", tc.args, r.code, r.stderr, tc.want)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/stratabuild/strata/internal/inputfile"
 	"github.com/stratabuild/strata/recipe"
@@ -41,6 +42,9 @@ func readRecipe(stdin io.Reader, file, context string, explicit bool) ([]byte, e
 		if explicit {
 			return nil, usageErr("recipe %s does not exist", file)
 		}
+		if yml := filepath.Join(context, "strata.yml"); exists(yml) {
+			return nil, usageErr("no recipe: %s does not exist; found strata.yml: strata reads strata.yaml (or pass -f %s)", file, yml)
+		}
 		return nil, usageErr("no recipe: %s does not exist (give CONTEXT, the directory holding strata.yaml, or the recipe with -f)", file)
 	} else if err == nil && !explicit {
 		if err := inputfile.InsideDir(file, context); err != nil {
@@ -52,4 +56,10 @@ func readRecipe(stdin io.Reader, file, context string, explicit bool) ([]byte, e
 		return nil, usageErr("%v", err)
 	}
 	return data, nil
+}
+
+// exists reports whether path names a file (or a link).
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
 }
