@@ -119,22 +119,33 @@ func TestRecipeOnStdin(t *testing.T) {
 	}
 }
 
-// TestRecipeMistakesSayTheFix: a recipe named strata.yml is said to be
-// what it is, with the fix.
+// TestRecipeMistakesSayTheFix: a recipe named strata.yml, and a
+// Dockerfile given as the recipe, are said to be what they are, with the
+// command that fixes them.
 func TestRecipeMistakesSayTheFix(t *testing.T) {
 	yml := t.TempDir()
 	if err := os.WriteFile(filepath.Join(yml, "strata.yml"), []byte("from: scratch\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	dockerfile := "# syntax=docker/dockerfile:1\nFROM busybox\nRUN echo hi\n"
+	df := writeRecipe(t, dockerfile, map[string]string{"build.df": "ARG V=1\nFROM busybox:${V}\n"})
 	for _, tc := range []struct {
 		args []string
 		want string
 	}{
 		{[]string{"validate", yml}, "strata: no recipe: " + yml + "/strata.yaml does not exist; found strata.yml: strata reads strata.yaml (or pass -f " + yml + "/strata.yml)\n"},
+		{[]string{"validate", df}, df + "/strata.yaml:2:1: expected a mapping, got a string\n" +
+			"strata: " + df + "/strata.yaml looks like a Dockerfile: `mv " + df + "/strata.yaml " + df + "/Dockerfile && strata convert " + df + "/Dockerfile > " + df + "/strata.yaml` writes a recipe from it\n"},
+		{[]string{"validate", "-f", df + "/build.df", df}, df + "/build.df:1:1: expected a mapping, got a string\n" +
+			"strata: " + df + "/build.df looks like a Dockerfile: `strata convert " + df + "/build.df > " + df + "/strata.yaml` writes a recipe from it\n"},
 	} {
 		r := strata(t, nil, tc.args...)
 		if r.code != 2 || r.stderr != tc.want {
 			t.Errorf("strata %q: exit %d, stderr:\n%s\nwant exit 2 and:\n%s", tc.args, r.code, r.stderr, tc.want)
 		}
+	}
+	r := strataStdin(t, dockerfile, "validate", "-f", "-", df)
+	if want := "strata: the recipe on stdin looks like a Dockerfile: save it as Dockerfile, then `strata convert Dockerfile > strata.yaml` writes a recipe from it\n"; !strings.HasSuffix(r.stderr, want) {
+		t.Errorf("strata validate -f - of a Dockerfile: exit %d, stderr:\n%s\nwant it to end with:\n%s", r.code, r.stderr, want)
 	}
 }

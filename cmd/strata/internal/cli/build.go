@@ -478,7 +478,8 @@ func sourceDateEpoch() (*time.Time, error) {
 
 // loadRecipe loads the recipe (from stdin for -f -) and prints its
 // warnings (unless the command was asked to be quiet); an invalid recipe
-// is a usage error, each problem on its own line.
+// is a usage error, each problem on its own line, and a Dockerfile is
+// said to be one.
 func loadRecipe(cmd *cobra.Command, file, context string, explicit bool, buildArgs map[string]string, baseEnvWarnings bool) (*recipe.Recipe, error) {
 	stderr := cmd.ErrOrStderr()
 	data, err := readRecipe(cmd.InOrStdin(), file, context, explicit)
@@ -495,6 +496,9 @@ func loadRecipe(cmd *cobra.Command, file, context string, explicit bool, buildAr
 		if errors.As(err, &list) {
 			for _, e := range list {
 				fmt.Fprintln(stderr, e)
+			}
+			if hint := dockerfileHint(data, file); hint != "" {
+				fmt.Fprintf(stderr, "strata: %s\n", hint)
 			}
 			return nil, &exitError{code: ExitUsage, err: err, printed: true}
 		}

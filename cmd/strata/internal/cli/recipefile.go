@@ -1,10 +1,13 @@
 package cli
 
 import (
+	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/stratabuild/strata/internal/inputfile"
 	"github.com/stratabuild/strata/recipe"
@@ -62,4 +65,30 @@ func readRecipe(stdin io.Reader, file, context string, explicit bool) ([]byte, e
 func exists(path string) bool {
 	_, err := os.Lstat(path)
 	return err == nil
+}
+
+// dockerfileHint says how to turn the recipe read from file into one, if
+// it is a Dockerfile: its first word out of a comment is FROM or ARG,
+// which no YAML recipe starts with. "" if it is not.
+func dockerfileHint(data []byte, file string) string {
+	sc := bufio.NewScanner(strings.NewReader(string(data)))
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if word := strings.Fields(line)[0]; word != "FROM" && word != "ARG" {
+			return ""
+		}
+		switch {
+		case file == "-":
+			return "the recipe on stdin looks like a Dockerfile: save it as Dockerfile, then `strata convert Dockerfile > strata.yaml` writes a recipe from it"
+		case filepath.Base(file) == "strata.yaml": // converted into itself, the shell would empty it first
+			df := filepath.Join(filepath.Dir(file), "Dockerfile")
+			return fmt.Sprintf("%s looks like a Dockerfile: `mv %s %s && strata convert %s > %s` writes a recipe from it", file, file, df, df, file)
+		default:
+			return fmt.Sprintf("%s looks like a Dockerfile: `strata convert %s > %s` writes a recipe from it", file, file, filepath.Join(filepath.Dir(file), "strata.yaml"))
+		}
+	}
+	return ""
 }
