@@ -130,7 +130,7 @@ Exit codes: 0 built; 1 the build failed; 2 bad usage or an invalid recipe.`,
 	fl.StringArrayVarP(&f.outputs, "output", "o", nil, "write the image to `SPEC`: type=oci,dest=DIR | type=docker,dest=FILE | type=registry (repeatable)")
 	fl.BoolVar(&f.load, "load", false, "load the image into the local docker daemon")
 	fl.StringArrayVar(&f.buildArgs, "build-arg", nil, "set the recipe's arg NAME: `NAME=VALUE` (repeatable)")
-	fl.StringArrayVar(&f.secrets, "secret", nil, "a secret mount's content: `SECRET`, id=ID,src=FILE, id=ID,env=VAR or id=ID (the variable ID if set, else the file) (repeatable)")
+	fl.StringArrayVar(&f.secrets, "secret", nil, "give a secret mount its content, `SPEC`: id=ID,src=FILE | id=ID,env=VAR | id=ID (the environment variable ID if set, else the file ID) (repeatable)")
 	fl.StringVar(&f.target, "target", "", "build the stage named `STAGE` (default: the last)")
 	fl.StringArrayVar(&f.platforms, "platform", nil, "target `PLATFORMS`, OS/ARCH[/VARIANT] comma-separated or the flag repeated: several give an image index (default: the recipe's platforms:, else the host's)")
 	fl.BoolVar(&f.noCache, "no-cache", false, "run every step")

@@ -200,3 +200,13 @@ func TestTagWithoutOutputWarns(t *testing.T) {
 		}
 	}
 }
+
+// TestSecretHelp: --secret's help shows the forms it takes, and no bare
+// form it refuses.
+func TestSecretHelp(t *testing.T) {
+	_, stdout, _ := run(t, nil, "build", "--help")
+	want := "--secret SPEC              give a secret mount its content, SPEC: id=ID,src=FILE | id=ID,env=VAR | id=ID (the environment variable ID if set, else the file ID) (repeatable)\n"
+	if !strings.Contains(stdout, want) {
+		t.Errorf("strata build --help does not say\n%s\nit says:\n%s", want, stdout)
+	}
+}
