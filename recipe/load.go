@@ -88,8 +88,8 @@ func Parse(name string, data []byte, opts ...Option) (*Recipe, error) {
 var yamlLineRe = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
 // syntaxError rewords a yaml.v3 error as a positioned Error. yaml.v3
-// gives a line only; the column is guessed from the line's text (see
-// syntaxCol).
+// gives a line only, for some problems another's (see problemLine); the
+// column is guessed from the line's text (see syntaxCol).
 func (d *decoder) syntaxError(err error, data []byte) {
 	msg := err.Error()
 	p := Pos{File: d.file}
@@ -99,17 +99,63 @@ func (d *decoder) syntaxError(err error, data []byte) {
 	} else {
 		msg = strings.TrimPrefix(msg, "yaml: ")
 	}
-	if p.Line > 0 {
-		lines := strings.Split(string(data), "\n")
-		if p.Line <= len(lines) {
-			line := lines[p.Line-1]
-			p.Col = syntaxCol(line, msg)
-			if p.Col <= len(line) && line[p.Col-1] == '\t' {
-				msg += " (a tab: YAML is indented with spaces only)"
-			}
+	if n, ok := problemLine(data, p.Line, msg); ok {
+		p.Line = n
+	}
+	lines := strings.Split(string(data), "\n")
+	if p.Line > 0 && p.Line <= len(lines) {
+		line := lines[p.Line-1]
+		p.Col = syntaxCol(line, msg)
+		switch {
+		case p.Col > len(line) || line[p.Col-1] != '\t':
+		case strings.Contains(msg, "tab"):
+			msg += " (YAML is indented with spaces only)"
+		default:
+			msg += " (a tab: YAML is indented with spaces only)"
 		}
 	}
 	d.errs = append(d.errs, &Error{Pos: p, Msg: "invalid YAML: " + msg})
+}
+
+// problemLine finds the line where yaml.v3 met the problem msg names,
+// when msg is one whose line it gives as another's: the line of the
+// scalar it was scanning (a tab in an indentation after it), or of the
+// sequence or mapping it was in (an entry or a key indented wrongly).
+// The decoder goes forward from there, and meets the problem on the first
+// line that, decoded with the lines before it, gives the same error (with
+// fewer lines the input ends before it: the decoder stops without it;
+// with more it stops at it all the same), found by bisection. ok is false
+// for other messages, or if no line does.
+func problemLine(data []byte, from int, msg string) (line int, ok bool) {
+	if !strings.Contains(msg, "found a tab character") && msg != "did not find expected '-' indicator" && msg != "did not find expected key" {
+		return 0, false
+	}
+	lines := strings.SplitAfter(string(data), "\n")
+	from = max(from, 1)
+	same := func(n int) bool {
+		err := decodeAll(strings.Join(lines[:n], ""))
+		return err != nil && strings.HasSuffix(err.Error(), ": "+msg)
+	}
+	n := from + sort.Search(len(lines)-from+1, func(i int) bool { return same(from + i) })
+	if n > len(lines) {
+		return 0, false
+	}
+	return n, true
+}
+
+// decodeAll decodes every YAML document of text; it returns the first
+// error.
+func decodeAll(text string) error {
+	dec := yaml.NewDecoder(strings.NewReader(text))
+	for {
+		var n yaml.Node
+		if err := dec.Decode(&n); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+	}
 }
 
 // syntaxCol guesses the column of a YAML syntax error on line: the first

@@ -53,7 +53,7 @@ func TestUserFacingMessages(t *testing.T) {
 			recipe: "from: scratch\nsteps:\n  - copy: [app.conf, static/, main.go]\n    to: /app/\n",
 			files:  map[string]string{"main.go": "package main\n"},
 			args:   []string{"validate"}},
-		{name: "unknown-tag", code: 1,
+		{name: "unknown-tag", code: 2,
 			recipe: "from: " + reg.Addr + "/library/debian:bookworm\nsteps:\n  - run: \"true\"\n",
 			args:   []string{"build"}},
 		{name: "unreachable-registry", code: 1,

@@ -19,7 +19,6 @@ import (
 	"github.com/stratabuild/strata/build/plan"
 	"github.com/stratabuild/strata/build/sandbox"
 	"github.com/stratabuild/strata/commit"
-	"github.com/stratabuild/strata/internal/inputfile"
 	"github.com/stratabuild/strata/internal/stateroot"
 	"github.com/stratabuild/strata/layers"
 	"github.com/stratabuild/strata/recipe"
@@ -53,6 +52,7 @@ type buildFlags struct {
 	memory, maxLayerBytes, timestamp    string
 	pidsLimit, maxLayerEntries          int64
 	compressionLevel                    int
+	levelGiven                          bool // --compression-level was given
 	iidFile                             string
 	tags, outputs, buildArgs, secrets   []string
 	cacheFrom, cacheTo, insecure        []string
@@ -72,6 +72,7 @@ $(strata build ...) works in scripts; progress goes to stderr.
 Exit codes: 0 built; 1 the build failed; 2 bad usage or an invalid recipe.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			f.levelGiven = cmd.Flags().Changed("compression-level")
 			req, err := f.request(cmd.Context(), args)
 			if err != nil && cmd.Context().Err() != nil { // stopped while --load's daemon was asked
 				return &exitError{code: ExitBuildFailed, err: errors.New("interrupted: stopped before the build started")}
@@ -107,6 +108,10 @@ Exit codes: 0 built; 1 the build failed; 2 bad usage or an invalid recipe.`,
 			if errors.As(err, &list) { // a ${NAME} the base's env does not define either
 				return &exitError{code: ExitUsage, err: err}
 			}
+			var pe *plan.PullError
+			if errors.As(err, &pe) && baseMissing(pe) { // a base the recipe names is not there, as validate says
+				return &exitError{code: ExitUsage, err: err}
+			}
 			if err != nil && cmd.Context().Err() != nil {
 				return &exitError{code: ExitBuildFailed, err: errors.New("interrupted: the build stopped before it finished; no output was left half-written, and no mount, container or temp file is left")}
 			}
@@ -119,13 +124,13 @@ Exit codes: 0 built; 1 the build failed; 2 bad usage or an invalid recipe.`,
 	}
 	fl := cmd.Flags()
 	fl.SortFlags = false
-	fl.StringVarP(&f.file, "file", "f", "", "recipe `FILE` (default CONTEXT/strata.yaml)")
+	fl.StringVarP(&f.file, "file", "f", "", "recipe `FILE` (default CONTEXT/strata.yaml; - reads it from stdin, CONTEXT then required)")
 	fl.StringArrayVarP(&f.tags, "tag", "t", nil, "name the result `REF` (repeatable)")
 	fl.BoolVar(&f.push, "push", false, "push every --tag to its registry")
 	fl.StringArrayVarP(&f.outputs, "output", "o", nil, "write the image to `SPEC`: type=oci,dest=DIR | type=docker,dest=FILE | type=registry (repeatable)")
 	fl.BoolVar(&f.load, "load", false, "load the image into the local docker daemon")
 	fl.StringArrayVar(&f.buildArgs, "build-arg", nil, "set the recipe's arg NAME: `NAME=VALUE` (repeatable)")
-	fl.StringArrayVar(&f.secrets, "secret", nil, "a secret mount's content: `SECRET`, id=ID,src=FILE, id=ID,env=VAR or id=ID (the variable ID if set, else the file) (repeatable)")
+	fl.StringArrayVar(&f.secrets, "secret", nil, "give a secret mount its content, `SPEC`: id=ID,src=FILE | id=ID,env=VAR | id=ID (the environment variable ID if set, else the file ID) (repeatable)")
 	fl.StringVar(&f.target, "target", "", "build the stage named `STAGE` (default: the last)")
 	fl.StringArrayVar(&f.platforms, "platform", nil, "target `PLATFORMS`, OS/ARCH[/VARIANT] comma-separated or the flag repeated: several give an image index (default: the recipe's platforms:, else the host's)")
 	fl.BoolVar(&f.noCache, "no-cache", false, "run every step")
@@ -177,6 +182,9 @@ func (f *buildFlags) request(ctx context.Context, args []string) (Request, error
 	var bad problems
 	req := Request{Progress: f.progress, MetadataFile: f.metadataFile, IIDFile: f.iidFile, Quiet: f.quiet}
 	req.Context, req.File, _ = recipeFile(args, f.file)
+	if err := checkStdinContext(f.file, args); err != nil {
+		bad.add("%v", err)
+	}
 	o := &req.Build
 	o.Root, o.Target, o.NoCache, o.DryRun, o.Runtime = f.root, f.target, f.noCache, f.dryRun, f.runtime
 	if o.Root == "" {
@@ -197,6 +205,11 @@ func (f *buildFlags) request(ctx context.Context, args []string) (Request, error
 		o.Tags = append(o.Tags, tag)
 	}
 	f.outputsOf(o, &bad)
+	if len(o.Tags) > 0 && len(o.Outputs) == 0 && !o.DryRun {
+		// As buildx warns: the build result will only remain in the build cache.
+		req.Warnings = append(req.Warnings, fmt.Sprintf("no output given: the image tagged %s is only in strata's state root %s; "+
+			"write it with -o type=oci,dest=DIR or -o type=docker,dest=FILE, --push or --load", strings.Join(f.tags, ", "), o.Root))
+	}
 	if err := commit.CheckOutputs(ctx, o.Outputs, !o.DryRun); err != nil {
 		bad.add("%v", err)
 	}
@@ -246,12 +259,9 @@ func (f *buildFlags) request(ctx context.Context, args []string) (Request, error
 			bad.add("%v", err)
 		}
 	}
-	switch c, err := commit.ParseCompression(f.compression, f.compressionLevel); {
-	case f.compression != string(commit.CodecGzip) && f.compression != string(commit.CodecZstd):
-		bad.add("--compression: bad value %q: want gzip or zstd", f.compression)
-	case err != nil:
-		bad.add("--compression-level: %v", err)
-	default:
+	if c, err := f.compressionOf(); err != nil {
+		bad.add("%v", err)
+	} else {
 		o.Compression = c
 	}
 	if !slices.Contains([]string{"auto", "plain", "json"}, f.progress) {
@@ -277,6 +287,27 @@ func (f *buildFlags) request(ctx context.Context, args []string) (Request, error
 		return Request{}, usageErr("%s", strings.Join(bad, "\nstrata: "))
 	}
 	return req, nil
+}
+
+// compressionOf parses --compression and --compression-level. To commit
+// a level 0 is the codec's default; given on the command line it is a
+// level out of range, as -1 or 10 is.
+func (f *buildFlags) compressionOf() (commit.Compression, error) {
+	if f.compression != string(commit.CodecGzip) && f.compression != string(commit.CodecZstd) {
+		return commit.Compression{}, fmt.Errorf("--compression: bad value %q: want gzip or zstd", f.compression)
+	}
+	if f.levelGiven && f.compressionLevel == 0 {
+		most := 9
+		if f.compression == string(commit.CodecZstd) {
+			most = 22
+		}
+		return commit.Compression{}, fmt.Errorf("--compression-level: bad %s level 0: want 1 (fastest) to %d (smallest), or leave it out for the default", f.compression, most)
+	}
+	c, err := commit.ParseCompression(f.compression, f.compressionLevel)
+	if err != nil {
+		return commit.Compression{}, fmt.Errorf("--compression-level: %w", err)
+	}
+	return c, nil
 }
 
 // outputsOf parses -o, --push and --load; a registry output pushes once.
@@ -445,30 +476,29 @@ func sourceDateEpoch() (*time.Time, error) {
 	return &t, nil
 }
 
-// loadRecipe loads the recipe and prints its warnings (unless the command
-// was asked to be quiet); an invalid recipe is a usage error, each problem
-// on its own line.
-//
-// A recipe found in the context (no -f) must be a file inside it, so that
-// a symlink cannot make strata read, and echo, a file elsewhere.
+// loadRecipe loads the recipe (from stdin for -f -) and prints its
+// warnings (unless the command was asked to be quiet); an invalid recipe
+// is a usage error, each problem on its own line, and a Dockerfile is
+// said to be one.
 func loadRecipe(cmd *cobra.Command, file, context string, explicit bool, buildArgs map[string]string, baseEnvWarnings bool) (*recipe.Recipe, error) {
 	stderr := cmd.ErrOrStderr()
-	if _, err := os.Lstat(file); errors.Is(err, os.ErrNotExist) {
-		if explicit {
-			return nil, usageErr("recipe %s does not exist", file)
-		}
-		return nil, usageErr("no recipe: %s does not exist (give CONTEXT, the directory holding strata.yaml, or the recipe with -f)", file)
-	} else if err == nil && !explicit {
-		if err := inputfile.InsideDir(file, context); err != nil {
-			return nil, usageErr("recipe: %v (give it with -f to use it anyway)", err)
-		}
+	data, err := readRecipe(cmd.InOrStdin(), file, context, explicit)
+	if err != nil {
+		return nil, err
 	}
-	r, err := recipe.Load(file, recipe.WithContext(context), recipe.WithBuildArgs(buildArgs))
+	name := file
+	if file == "-" {
+		name = stdinName
+	}
+	r, err := recipe.Parse(name, data, recipe.WithContext(context), recipe.WithBuildArgs(buildArgs))
 	if err != nil {
 		var list recipe.ErrorList
 		if errors.As(err, &list) {
 			for _, e := range list {
 				fmt.Fprintln(stderr, e)
+			}
+			if hint := dockerfileHint(data, file); hint != "" {
+				fmt.Fprintf(stderr, "strata: %s\n", hint)
 			}
 			return nil, &exitError{code: ExitUsage, err: err, printed: true}
 		}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -132,6 +133,8 @@ func TestBuildxFlagErrors(t *testing.T) {
 		{[]string{"--label", "=v"}, `--label: bad value "=v"`},
 		{[]string{"--compression-level", "12"}, "--compression-level: bad gzip level 12: want 1 (fastest) to 9 (smallest)"},
 		{[]string{"--compression", "zstd", "--compression-level", "23"}, "bad zstd level 23"},
+		{[]string{"--compression-level", "0"}, "--compression-level: bad gzip level 0: want 1 (fastest) to 9 (smallest), or leave it out for the default"},
+		{[]string{"--compression", "zstd", "--compression-level", "0"}, "--compression-level: bad zstd level 0: want 1 (fastest) to 22 (smallest)"},
 		{[]string{"--cache-to", "type=local"}, "--cache-to: bad cache \"type=local\": type=local needs dest=DIR"},
 		{[]string{"--iidfile", "m.json", "--metadata-file", "m.json"}, "name the same file"},
 	} {
@@ -167,5 +170,43 @@ func TestMetadataKeys(t *testing.T) {
 	}
 	if steps, _ := got["steps"].([]any); len(steps) != 1 {
 		t.Errorf("metadata steps = %v, want one", got["steps"])
+	}
+}
+
+// TestTagWithoutOutputWarns: -t with no -o, --push or --load writes the
+// image nowhere but the state root, which is said (as buildx warns that
+// the result only remains in the build cache), with how to write it.
+func TestTagWithoutOutputWarns(t *testing.T) {
+	dir := newContext(t)
+	root := t.TempDir()
+	want := "no output given: the image tagged app:1 is only in strata's state root " + root +
+		"; write it with -o type=oci,dest=DIR or -o type=docker,dest=FILE, --push or --load"
+	for _, tt := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"-t", "app:1"}, []string{want}},
+		{[]string{"-t", "app:1", "-o", "type=oci,dest=" + filepath.Join(root, "out")}, nil},
+		{[]string{"-t", "app:1", "--dry-run"}, nil},
+		{nil, nil},
+	} {
+		f := &fakeBuilder{}
+		code, _, stderr := run(t, f.build, append(append([]string{"build", "--root", root}, tt.args...), dir)...)
+		if code != 0 {
+			t.Fatalf("strata build %q: exit %d\n%s", tt.args, code, stderr)
+		}
+		if !slices.Equal(f.req.Warnings, tt.want) {
+			t.Errorf("strata build %q: Warnings = %q, want %q", tt.args, f.req.Warnings, tt.want)
+		}
+	}
+}
+
+// TestSecretHelp: --secret's help shows the forms it takes, and no bare
+// form it refuses.
+func TestSecretHelp(t *testing.T) {
+	_, stdout, _ := run(t, nil, "build", "--help")
+	want := "--secret SPEC              give a secret mount its content, SPEC: id=ID,src=FILE | id=ID,env=VAR | id=ID (the environment variable ID if set, else the file ID) (repeatable)\n"
+	if !strings.Contains(stdout, want) {
+		t.Errorf("strata build --help does not say\n%s\nit says:\n%s", want, stdout)
 	}
 }

@@ -54,7 +54,10 @@ func New(b Builder) *cobra.Command {
 		Short:         "Build OCI images from a YAML recipe, without a Dockerfile or a daemon",
 		SilenceErrors: true,
 		SilenceUsage:  true,
+		// strata --version prints what strata version does.
+		Version: versionString(),
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageErr("%v (see %s --help)", err, c.CommandPath())
 	})

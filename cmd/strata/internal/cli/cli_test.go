@@ -399,3 +399,12 @@ func TestDryRunLoadNeedsNoDaemon(t *testing.T) {
 		t.Errorf("--load with no daemon: exit %d, want %d", code, ExitUsage)
 	}
 }
+
+// TestVersionFlag: strata --version prints what strata version does.
+func TestVersionFlag(t *testing.T) {
+	_, want, _ := run(t, nil, "version")
+	code, stdout, stderr := run(t, nil, "--version")
+	if code != 0 || stdout != want || !strings.HasPrefix(stdout, "strata ") {
+		t.Errorf("strata --version: exit %d, stdout %q, stderr %q; want exit 0 and %q", code, stdout, stderr, want)
+	}
+}

@@ -60,6 +60,10 @@ func Rootless(args []string, stdin, stdout, stderr *os.File) (code int, exit boo
 	if root == "" {
 		root = stateroot.DefaultDir()
 		env = append(env, "STRATA_ROOT="+root)
+		if err := makeDefaultRoot(c, root); err != nil {
+			fmt.Fprintf(stderr, "strata: %v\n", err)
+			return exitCode(err), true
+		}
 	}
 	if c.name == "build" {
 		// Only from here can the steps of a killed rootless build be
@@ -74,6 +78,23 @@ func Rootless(args []string, stdin, stdout, stderr *os.File) (code int, exit boo
 		return exitCode(err), true
 	}
 	return code, true
+}
+
+// makeDefaultRoot makes the state directory a build uses when neither
+// --root nor STRATA_ROOT names one: under $XDG_DATA_HOME or $HOME, which
+// may not be writable (HOME=/nonexistent for a service user). Failing,
+// it says how to choose one, before anything runs.
+func makeDefaultRoot(c namespaced, root string) error {
+	if c.name != "build" || os.Getenv("STRATA_ROOT") != "" {
+		return nil
+	}
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return &userns.PrereqError{
+			Missing: fmt.Sprintf("the default state directory %s cannot be made (%v)", root, err),
+			Fix:     "pass --root DIR or set STRATA_ROOT to a directory you can write",
+		}
+	}
+	return nil
 }
 
 // exitCode is 2 for a missing prerequisite (the machine's set-up, like a

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/spf13/cobra"
 
 	"github.com/stratabuild/strata/build/plan"
@@ -16,15 +18,19 @@ func newValidate() *cobra.Command {
 	var buildArgs, insecure []string
 	var offline bool
 	cmd := &cobra.Command{
-		Use:   "validate [-f FILE] [CONTEXT]",
+		Use:   "validate [-f FILE|-] [CONTEXT]",
 		Short: "Check a recipe and its context; print every error; exit 2 if any",
 		Long: `Check a recipe as a build would before running anything: the recipe
 itself, every copy source in the build context, and — unless --offline —
 the ${NAME}s that only a base image's env can define, by resolving the
-bases' configs (a registry base that cannot be resolved is a warning). Every
+bases' configs (a registry out of reach, or refusing the credentials, is a
+warning; one that answers it has no such image is an error). Every
 problem is printed as FILE:LINE:COL: message; the exit code is 2 if any.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkStdinContext(file, args); err != nil {
+				return &exitError{code: ExitUsage, err: err}
+			}
 			context, file, explicit := recipeFile(args, file)
 			ba, err := parseBuildArgs(buildArgs)
 			if err != nil {
@@ -49,11 +55,11 @@ problem is printed as FILE:LINE:COL: message; the exit code is 2 if any.`,
 			for _, s := range r.Stages {
 				steps += len(s.Steps)
 			}
-			fmt.Fprintf(stderr, "%s: ok (%s, %s)\n", file, count(len(r.Stages), "stage"), count(steps, "step"))
+			fmt.Fprintf(stderr, "%s: ok (%s, %s)\n", r.File, count(len(r.Stages), "stage"), count(steps, "step"))
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&file, "file", "f", "", "recipe `FILE` (default CONTEXT/strata.yaml)")
+	cmd.Flags().StringVarP(&file, "file", "f", "", "recipe `FILE` (default CONTEXT/strata.yaml; - reads it from stdin, CONTEXT then required)")
 	cmd.Flags().StringArrayVar(&buildArgs, "build-arg", nil, "`NAME=VALUE` overriding an arg of the recipe (repeatable)")
 	cmd.Flags().BoolVar(&offline, "offline", false, "resolve no base image (names only their env defines are not checked)")
 	cmd.Flags().StringArrayVar(&insecure, "insecure-registry", nil, "reach registry `HOST` over plain HTTP (repeatable)")
@@ -61,8 +67,8 @@ problem is printed as FILE:LINE:COL: message; the exit code is 2 if any.`,
 }
 
 // printer prints each error joined in an error once, on its own line; a
-// base that could not be pulled from a registry is a warning. bad says whether any was an
-// error.
+// base a registry could not be asked about (out of reach, refusing the
+// credentials) is a warning. bad says whether any was an error.
 type printer struct {
 	w    io.Writer
 	seen map[string]bool
@@ -77,13 +83,37 @@ func (p *printer) print(err error) {
 		}
 		p.seen[msg] = true
 		var pe *plan.PullError
-		if errors.As(e, &pe) && !pe.Local { // a registry out of reach; a missing file is an error
+		if errors.As(e, &pe) && !baseMissing(pe) { // a registry out of reach
 			fmt.Fprintf(p.w, "%s (warning: names only its env defines were not checked)\n", msg)
 			continue
 		}
 		fmt.Fprintln(p.w, msg)
 		p.bad = true
 	}
+}
+
+// baseMissing says whether a base that could not be pulled is not there
+// to pull — the recipe names what does not exist, an error a build would
+// stop at too: a layout or archive without it, or a registry that
+// answered it has no such repository, tag or manifest. A registry out of
+// reach or refusing the credentials may yet have it.
+func baseMissing(pe *plan.PullError) bool {
+	if pe.Local {
+		return true
+	}
+	var te *transport.Error
+	if !errors.As(pe, &te) {
+		return false
+	}
+	if te.StatusCode == http.StatusNotFound {
+		return true
+	}
+	for _, d := range te.Errors {
+		if d.Code == transport.ManifestUnknownErrorCode || d.Code == transport.NameUnknownErrorCode {
+			return true
+		}
+	}
+	return false
 }
 
 // flatten lists the errors errors.Join (or an ErrorList) put together.
