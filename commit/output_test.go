@@ -212,12 +212,18 @@ func TestPullLayoutRefs(t *testing.T) {
 	if err := p.AppendImage(b, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "y/app:1.0"})); err != nil {
 		t.Fatal(err)
 	}
+	twoTags := filepath.Join(t.TempDir(), "twotags") // -t x/app:1.0 -t x/app:latest
+	if err := commit.WriteOCILayout(t.Context(), twoTags, a, []string{"x/app:1.0", "x/app:latest"}); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		ref     string
 		want    v1.Hash
 		wantErr bool
 	}{
 		{ref: "oci-layout://" + dir, want: digestOf(t, a)},
+		{ref: "oci-layout://" + twoTags, want: digestOf(t, a)}, // one image, tagged twice
+		{ref: "oci-layout://" + both, wantErr: true},           // two images
 		{ref: "oci-layout://" + dir + ":a", want: digestOf(t, a)},
 		{ref: "oci-layout://" + dir + "@" + digestOf(t, a).String(), want: digestOf(t, a)},
 		{ref: "oci-layout://" + dir + ":b", wantErr: true},

@@ -151,8 +151,8 @@ func findLayoutEntry(dir, tag, digest string) (idx v1.ImageIndex, d v1.Descripto
 				found = append(found, d)
 			}
 		}
-		if len(found) > 1 {
-			return nil, d, false, fmt.Errorf("%s holds %d images tagged %q: name one with @sha256:…", dir, len(found), tag)
+		if n := distinctDigests(found); n > 1 {
+			return nil, d, false, fmt.Errorf("%s holds %d images tagged %q: name one with @sha256:…", dir, n, tag)
 		}
 	}
 	if len(found) == 0 && digest != "" {
@@ -167,10 +167,20 @@ func findLayoutEntry(dir, tag, digest string) (idx v1.ImageIndex, d v1.Descripto
 		return nil, d, false, fmt.Errorf("no image tagged %q in %s", tag, dir)
 	case len(found) == 0:
 		return nil, d, false, fmt.Errorf("no image in %s", dir)
-	case len(found) > 1 && tag == "" && digest == "":
-		return nil, d, false, fmt.Errorf("%s holds %d images: name one with :TAG or @sha256:…", dir, len(found))
+	case distinctDigests(found) > 1 && tag == "" && digest == "":
+		return nil, d, false, fmt.Errorf("%s holds %d images: name one with :TAG or @sha256:…", dir, distinctDigests(found))
 	}
 	return idx, found[0], true, nil
+}
+
+// distinctDigests is how many images ds name: a layout written with two
+// tags (-t a -t b) lists one image twice.
+func distinctDigests(ds []v1.Descriptor) int {
+	seen := map[v1.Hash]bool{}
+	for _, d := range ds {
+		seen[d.Digest] = true
+	}
+	return len(seen)
 }
 
 // imageFor opens the image d names, choosing by platform if d is an index.
