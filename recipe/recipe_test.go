@@ -76,9 +76,9 @@ image:
 	want := &Stage{
 		Name: "", Index: 0, Pos: Pos{"strata.yaml", 2, 1},
 		From:     Base{Kind: KindRegistry, Ref: "127.0.0.1:5000/library/debian:bookworm", Tag: "bookworm", Stage: -1, Pos: Pos{"strata.yaml", 3, 7}},
-		Platform: Platform{OS: "linux", Arch: "amd64"},
-		Env:      []EnvVar{{"LANG", "C.UTF-8"}, {"V", "v2.0"}},
-		Workdir:  "/srv", User: "1000:1000", Shell: []string{"/bin/bash", "-c"},
+		Platform: Platform{OS: "linux", Arch: "amd64"}, PlatformPos: Pos{"strata.yaml", 4, 11},
+		Env:     []EnvVar{{"LANG", "C.UTF-8"}, {"V", "v2.0"}},
+		Workdir: "/srv", User: "1000:1000", Shell: []string{"/bin/bash", "-c"},
 		DependsOn: []int{},
 		Steps: []*Step{
 			{Index: 0, Pos: Pos{"strata.yaml", 10, 5}, Name: "write", Kind: RunStep, Run: &Run{

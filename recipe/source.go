@@ -118,7 +118,7 @@ func (d *decoder) decodeStage(src *stageSource, base *scope) (*Stage, *scope) {
 			if err != nil {
 				d.errorf(n, where, "platform: %v", err)
 			}
-			s.Platform = p
+			s.Platform, s.PlatformPos = p, d.pos(n)
 		}
 	}
 	// Args over the base's env; then the top-level env, then the stage's.

@@ -67,8 +67,10 @@ type Stage struct {
 	// From is the stage's base.
 	From Base
 	// Platform is the stage's platform; the zero value means the
-	// host's (or --platform).
-	Platform Platform
+	// host's (or --platform). PlatformPos is where platform: says so
+	// (the top level's, for a stage that takes it from there).
+	Platform    Platform
+	PlatformPos Pos
 	// Env is set for every step and written to the image config, in order.
 	Env []EnvVar
 	// Workdir is the initial working directory, absolute; "" keeps the

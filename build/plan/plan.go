@@ -264,8 +264,16 @@ func (p *Plan) checkTarget(t Target) error {
 	if samePlatform(final.Platform, *t.Platform) {
 		return nil
 	}
-	return fmt.Errorf("%s: the image's stage is built for %s (its platform: or that of the stage it continues), but this build is for %s: drop the pin, or build for %s only",
-		final.Recipe.Pos, final.Platform.String(), t.Platform.String(), final.Platform.String())
+	pos := final.Recipe.Pos
+	if final.Recipe.PlatformPos.IsValid() {
+		pos = final.Recipe.PlatformPos
+	}
+	// A recipe error (exit 2, as an invalid recipe), found before
+	// anything runs.
+	var l recipe.ErrorList
+	l.Add(pos, "the image's stage is built for %s (its platform: or that of the stage it continues), but this build is for %s: drop the pin, or build for %s only",
+		final.Platform.String(), t.Platform.String(), final.Platform.String())
+	return l
 }
 
 // continuePlatform sets the platform of sp, which continues the stage
