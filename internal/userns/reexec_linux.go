@@ -92,8 +92,13 @@ func Run(ctx context.Context, p *Plan, o Options) (int, error) {
 		return 0, err
 	}
 	if _, err := ready.Write([]byte{1}); err != nil {
+		// The copy ended before it was told to go on: killed by a
+		// signal (a ^C to the terminal's process group, at once), its
+		// status says so; else it is this error.
 		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+		if code, werr := exitStatus(cmd, cmd.Wait()); werr == nil && code > 128 && code != 128+int(syscall.SIGKILL) {
+			return code, nil
+		}
 		return 0, fmt.Errorf("starting the rootless build: %w", err)
 	}
 	ready.Close()
