@@ -159,7 +159,7 @@ type StepResult struct {
 // image index. On failure nothing stays mounted, no upper dir is left
 // behind and no output is replaced by a partial one.
 func Build(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*Result, error) {
-	targets, err := targetsOf(o, r)
+	targets, err := plan.Targets(r, o.Platforms)
 	if err != nil {
 		return nil, err
 	}
@@ -246,28 +246,4 @@ func Build(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*Result, e
 	phases.Output = time.Since(start)
 	res.Phases = phases
 	return res, nil
-}
-
-// targetsOf lists the platforms to build, each with the recipe loaded for
-// it: --platform, else the recipe's platforms:, else one target, the
-// stage's platform or the host's.
-func targetsOf(o Options, r *recipe.Recipe) ([]plan.Target, error) {
-	platforms := o.Platforms
-	if len(platforms) == 0 {
-		for _, p := range r.Platforms {
-			platforms = append(platforms, v1.Platform{OS: p.OS, Architecture: p.Arch, Variant: p.Variant})
-		}
-	}
-	if len(platforms) == 0 {
-		return []plan.Target{{Recipe: r}}, nil
-	}
-	var out []plan.Target
-	for _, p := range platforms {
-		rp, err := r.ForPlatform(recipe.Platform{OS: p.OS, Arch: p.Architecture, Variant: p.Variant})
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, plan.Target{Recipe: rp, Platform: &p})
-	}
-	return out, nil
 }

@@ -92,6 +92,10 @@ type Options struct {
 	Registry  commit.RegistryOptions
 	Secrets   map[string][]byte // by id; only the ids are checked
 	NoSecrets bool              // do not check secrets (validate)
+	// NoEmulation leaves out the check that this machine can run the
+	// run steps of a foreign platform (validate: a fact of the machine,
+	// not of the recipe).
+	NoEmulation bool
 	// Epoch is the build epoch the user gives (SOURCE_DATE_EPOCH, or
 	// --timestamp UNIX when EpochFromFlag); Now is --timestamp now. With
 	// neither, the plan derives the epoch from the inputs (see epoch).
@@ -221,7 +225,33 @@ func MakeAll(ctx context.Context, o Options, targets []Target) ([]*Plan, error) 
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	if o.NoEmulation {
+		return plans, nil
+	}
 	return plans, checkEmulation(plans)
+}
+
+// Targets are the targets of a build of r for platforms: one per
+// platform, the recipe loaded for it; none given, the recipe's
+// platforms:, else the host's.
+func Targets(r *recipe.Recipe, platforms []v1.Platform) ([]Target, error) {
+	if len(platforms) == 0 {
+		for _, p := range r.Platforms {
+			platforms = append(platforms, v1.Platform{OS: p.OS, Architecture: p.Arch, Variant: p.Variant})
+		}
+	}
+	if len(platforms) == 0 {
+		return []Target{{Recipe: r}}, nil
+	}
+	var out []Target
+	for _, p := range platforms {
+		rp, err := r.ForPlatform(recipe.Platform{OS: p.OS, Arch: p.Architecture, Variant: p.Variant})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Target{Recipe: rp, Platform: &p})
+	}
+	return out, nil
 }
 
 // adopted plans again a target no platform was asked for (the host's)

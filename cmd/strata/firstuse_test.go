@@ -149,3 +149,19 @@ func TestRecipeMistakesSayTheFix(t *testing.T) {
 		t.Errorf("strata validate -f - of a Dockerfile: exit %d, stderr:\n%s\nwant it to end with:\n%s", r.code, r.stderr, want)
 	}
 }
+
+// TestPlatformPinAgainstPlatformsIsInvalidRecipe: platforms: with an image
+// stage pinned to one of them is refused, by validate as by build: exit 2,
+// at the platform: key, before anything runs.
+func TestPlatformPinAgainstPlatformsIsInvalidRecipe(t *testing.T) {
+	testutil.RequireRoot(t)
+	layout := testutil.BusyboxLayout(t)
+	ctx := writeRecipe(t, "from: oci-layout://"+layout+"\nplatforms: [linux/amd64, linux/arm64]\nplatform: linux/amd64\nsteps:\n  - run: \"true\"\n", map[string]string{})
+	want := ctx + "/strata.yaml:3:11: the image's stage is built for linux/amd64 (its platform: or that of the stage it continues), but this build is for linux/arm64"
+	for _, args := range [][]string{{"validate", ctx}, {"build", "--root", t.TempDir(), ctx}} {
+		r := strata(t, nil, args...)
+		if r.code != 2 || !strings.Contains(r.stderr, want) {
+			t.Errorf("strata %s: exit %d, want 2 and %q\n%s", args[0], r.code, want, r.stderr)
+		}
+	}
+}

@@ -43,7 +43,11 @@ problem is printed as FILE:LINE:COL: message; the exit code is 2 if any.`,
 			p := &printer{w: cmd.ErrOrStderr(), seen: map[string]bool{}}
 			p.print(plan.CheckContext(r, r.Stages, ""))
 			if !offline {
-				_, err := plan.Make(cmd.Context(), plan.Options{NoSecrets: true, Registry: commit.RegistryOptions{Insecure: insecure}}, r)
+				// Every platform of platforms:, as a build plans them.
+				targets, err := plan.Targets(r, nil)
+				if err == nil {
+					_, err = plan.MakeAll(cmd.Context(), plan.Options{NoSecrets: true, NoEmulation: true, Registry: commit.RegistryOptions{Insecure: insecure}}, targets)
+				}
 				p.print(err)
 			}
 			stderr := cmd.ErrOrStderr()
