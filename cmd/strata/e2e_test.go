@@ -816,3 +816,25 @@ func TestOutputFilesKeepTheirMode(t *testing.T) {
 		}
 	}
 }
+
+// TestClosedStdoutEndsOtherCommandsQuietly: a command other than build
+// whose reader goes away (`strata diff A B | head -1`, `strata schema |
+// true`) ends of SIGPIPE, as command line tools do, not with an error and
+// the bad-usage exit code.
+func TestClosedStdoutEndsOtherCommandsQuietly(t *testing.T) {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr.Close() // gone before strata writes
+	var stderr bytes.Buffer
+	cmd := exec.Command(strataBin, "schema")
+	cmd.Stdout, cmd.Stderr = pw, &stderr
+	err = cmd.Run()
+	pw.Close()
+	var exit *exec.ExitError
+	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	if !errors.As(err, &exit) || !ws.Signaled() || ws.Signal() != syscall.SIGPIPE || stderr.Len() > 0 {
+		t.Errorf("strata schema into a closed pipe: %v, stderr %q; want it killed by SIGPIPE, quietly", err, stderr.String())
+	}
+}

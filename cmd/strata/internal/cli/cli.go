@@ -7,11 +7,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
 
 	"github.com/stratabuild/strata/recipe"
 )
@@ -86,38 +86,61 @@ func Main(args []string, stdout, stderr io.Writer, b Builder) int {
 		time.Sleep(signalGrace)
 		stop()
 	}()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stopOnClosedOutput(cancel)
+	if isBuild(args, b) {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		stdout, stderr = stopOnEPIPE(stdout, cancel), stopOnEPIPE(stderr, cancel)
+	}
 	return Run(ctx, args, stdout, stderr, b)
 }
 
-// stopOnClosedOutput stops the build (cancel) when what reads strata's
-// stdout or stderr goes away: `strata build . 2>&1 | tee log` and a ^C
-// that ends tee first, a `| head`. Go's default would kill strata at its
-// next write there, as abruptly as SIGKILL, leaving its step running and
-// its overlay mounted. With SIGPIPE handled (for good: clean-up writes
-// too), such a write fails with EPIPE instead, and the build stops and
-// cleans up as on ^C. A SIGPIPE of another descriptor (a registry's
-// connection) is left to the code writing there. Commands strata runs
-// get SIGPIPE's default action back.
-func stopOnClosedOutput(cancel func()) {
-	pipes := make(chan os.Signal, 1)
-	signal.Notify(pipes, syscall.SIGPIPE)
-	go func() {
-		for range pipes {
-			if closedPipe(1) || closedPipe(2) {
-				cancel()
-			}
-		}
-	}()
+// isBuild reports whether args run strata build.
+func isBuild(args []string, b Builder) bool {
+	c, _, err := New(b).Find(args)
+	return err == nil && c.Name() == "build"
 }
 
-// closedPipe reports whether fd is a pipe whose reading end is closed.
-func closedPipe(fd int) bool {
-	p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
-	n, err := unix.Poll(p, 0)
-	return err == nil && n > 0 && p[0].Revents&unix.POLLERR != 0
+// stopOnEPIPE makes a build stop (cancel) when what reads its stdout or
+// stderr goes away: `strata build . 2>&1 | tee log` and a ^C that ends
+// tee first, a `| head`. Go's default would kill strata at its next write
+// there, of SIGPIPE, as abruptly as SIGKILL, leaving its step running and
+// its overlay mounted. With SIGPIPE handled, such a write fails with
+// EPIPE instead, and the build stops and cleans up as on ^C; later writes
+// there are dropped. Other commands keep the default: `strata diff A B |
+// head` ends quietly, as any command line tool. Commands strata runs get
+// SIGPIPE's default action back, and an EPIPE on another descriptor (a
+// registry's connection) is the error of the code writing there.
+func stopOnEPIPE(w io.Writer, cancel func()) io.Writer {
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+	return &pipeWatch{w: w, gone: cancel}
+}
+
+// pipeWatch is a writer whose reader may go away; see stopOnEPIPE.
+type pipeWatch struct {
+	w      io.Writer
+	gone   func()
+	closed atomic.Bool
+}
+
+func (p *pipeWatch) Write(b []byte) (int, error) {
+	if p.closed.Load() {
+		return len(b), nil
+	}
+	n, err := p.w.Write(b)
+	if errors.Is(err, syscall.EPIPE) {
+		p.closed.Store(true)
+		p.gone()
+		return len(b), nil
+	}
+	return n, err
+}
+
+// File is the file written to, if it is one (a terminal gets the live
+// view).
+func (p *pipeWatch) File() *os.File {
+	f, _ := p.w.(*os.File)
+	return f
 }
 
 // signalGrace is how long after the first stop signal the next ones are

@@ -96,7 +96,11 @@ func checkDests(req Request) error {
 // summary, whose header says how the build ended: done's argument),
 // before anything else is printed.
 func renderer(stderr io.Writer, format string) (progress func(build.Event), done func(error)) {
-	if f, ok := stderr.(*os.File); ok && (format == "" || format == "auto") && tty.IsTerminal(f) {
+	f, _ := stderr.(*os.File)
+	if w, ok := stderr.(interface{ File() *os.File }); ok {
+		f = w.File()
+	}
+	if f != nil && (format == "" || format == "auto") && tty.IsTerminal(f) {
 		v := tty.New(f, tty.Options{})
 		return v.Event, v.Close
 	}
