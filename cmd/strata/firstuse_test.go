@@ -1,11 +1,16 @@
 package main_test
 
 import (
+	"bytes"
+	"errors"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stratabuild/strata/internal/testutil"
 )
@@ -163,5 +168,41 @@ func TestPlatformPinAgainstPlatformsIsInvalidRecipe(t *testing.T) {
 		if r.code != 2 || !strings.Contains(r.stderr, want) {
 			t.Errorf("strata %s: exit %d, want 2 and %q\n%s", args[0], r.code, want, r.stderr)
 		}
+	}
+}
+
+// TestValidateInterrupted: validate stopped (^C, a CI job's timeout) while
+// a registry does not answer fails, exit 1; it said "ok", exit 0, taking
+// the interrupted pull for an unreachable registry's warning.
+func TestValidateInterrupted(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, never answered
+		}
+	}()
+	ctx := writeRecipe(t, "from: "+ln.Addr().String()+"/library/busybox:latest\nsteps:\n  - run: \"true\"\n", map[string]string{})
+	cmd := exec.Command(strataBin, "validate", ctx)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 || strings.Contains(stderr.String(), "ok (") || !strings.Contains(stderr.String(), "interrupted") {
+		t.Errorf("validate stopped: %v\n%s\nwant exit 1, interrupted", err, stderr.String())
 	}
 }

@@ -48,6 +48,9 @@ problem is printed as FILE:LINE:COL: message; the exit code is 2 if any.`,
 				if err == nil {
 					_, err = plan.MakeAll(cmd.Context(), plan.Options{NoSecrets: true, NoEmulation: true, Registry: commit.RegistryOptions{Insecure: insecure}}, targets)
 				}
+				if cmd.Context().Err() != nil { // ^C, a CI job's timeout: not an unreachable registry
+					return &exitError{code: ExitBuildFailed, err: errors.New("interrupted: the recipe was not checked to the end")}
+				}
 				p.print(err)
 			}
 			stderr := cmd.ErrOrStderr()
