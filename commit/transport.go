@@ -298,6 +298,10 @@ func authMessage(host string, r name.Reference, status int) string {
 
 // notFoundMessage explains a 404: an unknown tag, manifest or repository.
 func notFoundMessage(host string, r name.Reference, te *transport.Error) string {
+	if isPing(te) {
+		return fmt.Sprintf("%s is not a registry: it answers %d %s to the registry API's /v2/ (a wrong port, or a proxy in the way?)",
+			host, te.StatusCode, http.StatusText(te.StatusCode))
+	}
 	code := transport.ErrorCode("")
 	if len(te.Errors) > 0 {
 		code = te.Errors[0].Code
@@ -318,6 +322,28 @@ func notFoundMessage(host string, r name.Reference, te *transport.Error) string 
 		return fmt.Sprintf("no such tag (repository %s has no tag %s, or does not exist)", repo, t.TagStr())
 	}
 	return fmt.Sprintf("no such manifest (repository %s has no manifest %s)", repo, r.Identifier())
+}
+
+// isPing reports whether te answers the registry API's ping, GET /v2/.
+func isPing(te *transport.Error) bool {
+	return te.Request != nil && te.Request.URL != nil && strings.TrimSuffix(te.Request.URL.Path, "/") == "/v2"
+}
+
+// ManifestNotFound reports whether err is a registry's answer that it has
+// no such repository, tag or manifest: a 404 to a request for one, or
+// MANIFEST_UNKNOWN or NAME_UNKNOWN. A 404 to the API's ping is not one
+// (the host is no registry).
+func ManifestNotFound(err error) bool {
+	var te *transport.Error
+	if !errors.As(err, &te) {
+		return false
+	}
+	for _, d := range te.Errors {
+		if d.Code == transport.ManifestUnknownErrorCode || d.Code == transport.NameUnknownErrorCode {
+			return true
+		}
+	}
+	return te.StatusCode == http.StatusNotFound && !isPing(te)
 }
 
 // unreachableMessage says in plain words why a connection failed, or ""

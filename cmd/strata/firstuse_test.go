@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +23,9 @@ import (
 func TestValidateRegistryBase(t *testing.T) {
 	reg := testutil.StartRegistry(t, testutil.RegistryOptions{})
 	authReg := testutil.StartRegistry(t, testutil.RegistryOptions{TLS: true, Auth: true})
+	web := httptest.NewServer(http.NotFoundHandler()) // a web server on the wrong port
+	defer web.Close()
+	notReg := strings.TrimPrefix(web.URL, "http://")
 	for _, tc := range []struct {
 		name, from string
 		args       []string
@@ -31,6 +36,8 @@ func TestValidateRegistryBase(t *testing.T) {
 			want: "no such tag (repository library/busybx has no tag latest, or does not exist)\n"},
 		{name: "unreachable", from: "127.0.0.1:1/library/busybox:latest", code: 0,
 			want: "cannot reach registry 127.0.0.1:1: connection refused — is it running? (warning: names only its env defines were not checked)\n"},
+		{name: "not a registry", from: notReg + "/library/busybox:latest", code: 0,
+			want: "is not a registry: it answers 404 Not Found to the registry API's /v2/"},
 		{name: "no credentials", from: authReg.Addr + "/library/busybox:latest", code: 0,
 			args: []string{"--insecure-registry", authReg.Addr},
 			want: "(warning: names only its env defines were not checked)\n"},

@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -21,6 +23,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/stratabuild/strata/build"
+	"github.com/stratabuild/strata/build/plan"
 	"github.com/stratabuild/strata/commit"
 	"github.com/stratabuild/strata/recipe"
 )
@@ -406,5 +409,26 @@ func TestVersionFlag(t *testing.T) {
 	code, stdout, stderr := run(t, nil, "--version")
 	if code != 0 || stdout != want || !strings.HasPrefix(stdout, "strata ") {
 		t.Errorf("strata --version: exit %d, stdout %q, stderr %q; want exit 0 and %q", code, stdout, stderr, want)
+	}
+}
+
+// TestBaseMissing: a base is missing (a recipe error) when its layout or
+// archive does not hold it, or a registry answered it has no such
+// manifest; not when a file could not be read, nor when the host is no
+// registry.
+func TestBaseMissing(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		pe   *plan.PullError
+		want bool
+	}{
+		{"no such tag in a layout", &plan.PullError{Local: true, Err: errors.New(`no image tagged "latst" in /l`)}, true},
+		{"no such file", &plan.PullError{Local: true, Err: &fs.PathError{Op: "open", Path: "/a.tar", Err: fs.ErrNotExist}}, true},
+		{"permission denied", &plan.PullError{Local: true, Err: fmt.Errorf("reading: %w", &fs.PathError{Op: "open", Path: "/l/index.json", Err: syscall.EACCES})}, false},
+		{"registry connection refused", &plan.PullError{Err: syscall.ECONNREFUSED}, false},
+	} {
+		if got := baseMissing(tc.pe); got != tc.want {
+			t.Errorf("%s: baseMissing = %t, want %t", tc.name, got, tc.want)
+		}
 	}
 }

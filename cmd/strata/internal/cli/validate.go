@@ -4,9 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
+	"io/fs"
 
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/spf13/cobra"
 
 	"github.com/stratabuild/strata/build/plan"
@@ -104,23 +103,16 @@ func (p *printer) print(err error) {
 // stop at too: a layout or archive without it, or a registry that
 // answered it has no such repository, tag or manifest. A registry out of
 // reach or refusing the credentials may yet have it.
+//
+// A file that could not be read (permission denied, an I/O error) is not
+// missing; nor is a host answering 404 to the registry API's ping (not a
+// registry: a wrong port, a proxy).
 func baseMissing(pe *plan.PullError) bool {
+	var perr *fs.PathError
 	if pe.Local {
-		return true
+		return !errors.As(pe, &perr) || errors.Is(perr, fs.ErrNotExist)
 	}
-	var te *transport.Error
-	if !errors.As(pe, &te) {
-		return false
-	}
-	if te.StatusCode == http.StatusNotFound {
-		return true
-	}
-	for _, d := range te.Errors {
-		if d.Code == transport.ManifestUnknownErrorCode || d.Code == transport.NameUnknownErrorCode {
-			return true
-		}
-	}
-	return false
+	return commit.ManifestNotFound(pe)
 }
 
 // flatten lists the errors errors.Join (or an ErrorList) put together.
