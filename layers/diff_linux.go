@@ -45,11 +45,11 @@ const (
 //
 // It leaves out: whiteouts of paths the lower stack lacks, opaque markers
 // on dirs the lower stack lacks, files copied up without a change (same
-// type, content, mode, owner, xattrs and mtime once clamped, and not a name
-// taken out of a hardlink group), dirs only touched (a file made and
-// removed in them: same mode, owner and xattrs), sockets and Skip'ed
-// paths. A name starting with .wh. that is not a whiteout is an error: in
-// the layer it would delete a lower file. Files hardlinked together in the upper dir stay tar
+// type, content, mode, owner, xattrs and mtime once clamped), dirs only
+// touched (a file made and removed in them: same mode, owner and xattrs),
+// sockets and Skip'ed paths. A name starting with .wh. that is not a
+// whiteout is an error: in the layer it would delete a lower file. Files
+// hardlinked together in the upper dir stay tar
 // hardlinks. Headers carry no user or group names, no atime or ctime, mtimes
 // in whole seconds clamped to Epoch, and use PAX records only when USTAR
 // cannot hold the entry.
@@ -491,10 +491,11 @@ func (d *differ) nonDir(rel string, up, low *entry) error {
 		// -d, a rewrite) is a change, as BuildKit's differ takes it,
 		// unless the layer would record the lower's mtime anyway (both
 		// clamped to the epoch). A name copied up out of a hardlink
-		// group is one too: in the image it no longer shares the
-		// others' inode.
-		same = same && d.mtime(up).Equal(d.mtime(low)) &&
-			!(up.fmt() == unix.S_IFREG && low.st.Nlink > 1)
+		// group is not one, as in BuildKit: recording it would store
+		// every name of the group again, whole, for a chmod -R that
+		// changed nothing (in the image the names stay linked; in an
+		// overlay, a write to one parts them anyway).
+		same = same && d.mtime(up).Equal(d.mtime(low))
 		if same {
 			abs := up.abs
 			d.edit(func() error { return os.Remove(abs) })
