@@ -51,6 +51,9 @@ type Entry struct {
 	Created time.Time `json:"created"`
 	// LastUsed is when a build last hit (or made) the entry.
 	LastUsed time.Time `json:"last_used"`
+	// KeyVersion is the version of the key's encoding the entry was made
+	// with (see keyVersion; "": before v3), to explain a miss.
+	KeyVersion string `json:"key_version,omitempty"`
 }
 
 // LayerOf records l, a committed layer, with the counts of what its step

@@ -13,6 +13,11 @@ func Explain(in *Inputs, prev *Entry) string {
 	if prev == nil {
 		return "no earlier build of this step"
 	}
+	if prev.KeyVersion != keyVersion {
+		// Its inputs were recorded otherwise: comparing them would
+		// name changes the recipe never had.
+		return "the last build of this step was an older strata's, whose cache entries this one does not use"
+	}
 	p := &prev.Inputs
 	var why []string
 	if in.Base != p.Base && p.Base != "" {

@@ -95,6 +95,7 @@ func (l *Local) touch(e *Entry) {
 // Put writes e atomically. Its layer's blob must already be in the blob
 // directory (commit.WriteLayer put it there).
 func (l *Local) Put(_ context.Context, e *Entry, _ v1.Layer) error {
+	e.KeyVersion = keyVersion // its key was made so: it matches this strata's
 	data, err := json.MarshalIndent(e, "", "  ")
 	if err != nil {
 		return err
