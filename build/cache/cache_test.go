@@ -48,14 +48,14 @@ func TestKeySensitivity(t *testing.T) {
 	for _, c := range changes {
 		t.Run(c.name, func(t *testing.T) {
 			// An older strata's entry is not compared field by field: its
-	// inputs were recorded otherwise.
-	old := &Entry{Inputs: baseInputs()}
-	changed := baseInputs()
-	changed.Shell = nil
-	if got := Explain(&changed, old); !strings.Contains(got, "an older strata's") || strings.Contains(got, "shell") {
-		t.Errorf("Explain against an older strata's entry = %q", got)
-	}
-	in := baseInputs()
+			// inputs were recorded otherwise.
+			old := &Entry{Inputs: baseInputs()}
+			changed := baseInputs()
+			changed.Shell = nil
+			if got := Explain(&changed, old); !strings.Contains(got, "an older strata's") || strings.Contains(got, "shell") {
+				t.Errorf("Explain against an older strata's entry = %q", got)
+			}
+			in := baseInputs()
 			c.change(&in)
 			if got := in.Key() == key; got != c.same {
 				t.Errorf("key unchanged = %v, want %v", got, c.same)
