@@ -294,9 +294,17 @@ func (p *Plan) checkTarget(t Target) error {
 	if samePlatform(final.Platform, *t.Platform) {
 		return nil
 	}
+	// At the pin: the stage's own platform:, else that of the stage it
+	// continues, and so on.
 	pos := final.Recipe.Pos
-	if final.Recipe.PlatformPos.IsValid() {
-		pos = final.Recipe.PlatformPos
+	for sp, ok := final, true; ok; sp, ok = p.StageByIndex(sp.BaseStage) {
+		if sp.Recipe.PlatformPos.IsValid() {
+			pos = sp.Recipe.PlatformPos
+			break
+		}
+		if sp.BaseStage < 0 {
+			break
+		}
 	}
 	// A recipe error (exit 2, as an invalid recipe), found before
 	// anything runs.

@@ -189,7 +189,7 @@ func TestPlatformPinsMustFitTheTarget(t *testing.T) {
     steps: [{file: /b, content: x}]
   - name: final
     from: b
-`, []v1.Platform{amd, arm}, `strata.yaml:6:5: the image's stage is built for linux/amd64 (its platform: or that of the stage it continues), but this build is for linux/arm64`},
+`, []v1.Platform{amd, arm}, `strata.yaml:4:15: the image's stage is built for linux/amd64 (its platform: or that of the stage it continues), but this build is for linux/arm64`},
 		{"continued stage pinned to another platform", `stages:
   - name: b
     from: scratch

@@ -140,7 +140,7 @@ func TestRecipeMistakesSayTheFix(t *testing.T) {
 		t.Fatal(err)
 	}
 	dockerfile := "# syntax=docker/dockerfile:1\nFROM busybox\nRUN echo hi\n"
-	df := writeRecipe(t, dockerfile, map[string]string{"build.df": "ARG V=1\nFROM busybox:${V}\n"})
+	df := writeRecipe(t, dockerfile, map[string]string{"build.df": "arg V=1\nfrom busybox:${V}\n"}) // lowercase, as docker takes it too
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -211,5 +211,40 @@ func TestValidateInterrupted(t *testing.T) {
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.ExitCode() != 1 || strings.Contains(stderr.String(), "ok (") || !strings.Contains(stderr.String(), "interrupted") {
 		t.Errorf("validate stopped: %v\n%s\nwant exit 1, interrupted", err, stderr.String())
+	}
+}
+
+// TestStdinRecipeInterrupted: a build waiting for its recipe on stdin
+// (-f -) stops on SIGTERM, interrupted, instead of waiting for as long as
+// what writes it hangs.
+func TestStdinRecipeInterrupted(t *testing.T) {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pw.Close() // never written
+	cmd := exec.Command(strataBin, "build", "--root", t.TempDir(), "-f", "-", t.TempDir())
+	var stderr bytes.Buffer
+	cmd.Stdin, cmd.Stderr = pr, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pr.Close()
+	time.Sleep(300 * time.Millisecond)
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(stderr.String(), "interrupted") {
+			t.Errorf("strata stopped waiting for stdin: %v\n%s\nwant exit 1, interrupted", err, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+		t.Fatal("strata went on waiting for stdin after SIGTERM")
 	}
 }

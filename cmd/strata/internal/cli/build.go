@@ -482,7 +482,7 @@ func sourceDateEpoch() (*time.Time, error) {
 // said to be one.
 func loadRecipe(cmd *cobra.Command, file, context string, explicit bool, buildArgs map[string]string, baseEnvWarnings bool) (*recipe.Recipe, error) {
 	stderr := cmd.ErrOrStderr()
-	data, err := readRecipe(cmd.InOrStdin(), file, context, explicit)
+	data, err := readRecipe(cmd.Context(), cmd.InOrStdin(), file, context, explicit)
 	if err != nil {
 		return nil, err
 	}

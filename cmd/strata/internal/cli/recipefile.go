@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -30,10 +31,12 @@ func checkStdinContext(file string, args []string) error {
 // readRecipe reads the recipe file, or stdin for "-". A recipe found in
 // the context (explicit false: no -f) must be a file inside it, so that a
 // symlink cannot make strata read, and echo, a file elsewhere.
-func readRecipe(stdin io.Reader, file, context string, explicit bool) ([]byte, error) {
+func readRecipe(ctx context.Context, stdin io.Reader, file, context string, explicit bool) ([]byte, error) {
 	if file == "-" {
-		data, err := io.ReadAll(io.LimitReader(stdin, recipe.MaxSize+1))
+		data, err := readStdin(ctx, stdin)
 		switch {
+		case ctx.Err() != nil:
+			return nil, &exitError{code: ExitBuildFailed, err: errors.New("interrupted: stopped while reading the recipe from stdin")}
 		case err != nil:
 			return nil, usageErr("reading the recipe from stdin: %v", err)
 		case len(data) > recipe.MaxSize:
@@ -61,6 +64,27 @@ func readRecipe(stdin io.Reader, file, context string, explicit bool) ([]byte, e
 	return data, nil
 }
 
+// readStdin reads the recipe from stdin, up to one byte more than
+// recipe.MaxSize, or until ctx ends (^C while what writes it hangs): the
+// read itself goes on in the background until strata exits.
+func readStdin(ctx context.Context, stdin io.Reader) ([]byte, error) {
+	type read struct {
+		data []byte
+		err  error
+	}
+	done := make(chan read, 1)
+	go func() {
+		data, err := io.ReadAll(io.LimitReader(stdin, recipe.MaxSize+1))
+		done <- read{data, err}
+	}()
+	select {
+	case r := <-done:
+		return r.data, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
 // exists reports whether path names a file (or a link).
 func exists(path string) bool {
 	_, err := os.Lstat(path)
@@ -77,7 +101,7 @@ func dockerfileHint(data []byte, file string) string {
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		if word := strings.Fields(line)[0]; word != "FROM" && word != "ARG" {
+		if word := strings.ToUpper(strings.Fields(line)[0]); word != "FROM" && word != "ARG" { // docker takes from too
 			return ""
 		}
 		switch {
