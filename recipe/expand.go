@@ -212,10 +212,14 @@ func (d *decoder) refPos(n *yaml.Node, text string, off int) Pos {
 }
 
 // warnBare warns of a $NAME without braces in text, the value of scalar n
-// in a field no shell reads (an env value, a workdir, a path): strata
-// keeps it as it is, where docker's ENV, WORKDIR, USER, COPY and LABEL
-// expand it — PATH: "/opt/bin:$PATH" would set PATH to that text.
-func (d *decoder) warnBare(n *yaml.Node, text, where, what string) {
+// in a field no shell reads (an env value, a workdir, a path), where it
+// is most likely meant expanded: strata keeps it as it is, where docker's
+// ENV, WORKDIR, USER, COPY and LABEL expand it — PATH: "/opt/bin:$PATH"
+// would set PATH to that text. Most likely: the name is self, the env
+// variable the value is for (PATH extended), or one the recipe defines
+// in sc (args, env). A name it does not define may be meant literally
+// (docker's ENV A=\$HOME, as strata convert writes it): not warned of.
+func (d *decoder) warnBare(n *yaml.Node, text string, sc *scope, where, what, self string) {
 	for i := 0; i+1 < len(text); i++ {
 		switch {
 		case text[i] != '$':
@@ -227,6 +231,9 @@ func (d *decoder) warnBare(n *yaml.Node, text, where, what string) {
 				j++
 			}
 			name := text[i+1 : j]
+			if _, defined := sc.lookup(name); name != self && !defined {
+				continue
+			}
 			d.warnings = append(d.warnings, Warning{Pos: d.refPos(n, text, i), Msg: fmt.Sprintf(
 				"%s: $%s is kept as it is: strata expands ${NAME} only (docker expands $%s here); write ${%s}", what, name, name, name)})
 			return
@@ -307,7 +314,7 @@ func (d *decoder) str(n *yaml.Node, sc *scope, where, what string) (string, bool
 		return "", false
 	}
 	if noShell[what] {
-		d.warnBare(d.node(n), s, where, what)
+		d.warnBare(d.node(n), s, sc, where, what, "")
 	}
 	return d.expand(d.node(n), s, sc, where)
 }

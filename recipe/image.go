@@ -112,7 +112,7 @@ func (d *decoder) stringMap(n *yaml.Node, sc *scope, where, what string) map[str
 		if !ok {
 			continue
 		}
-		d.warnBare(d.node(vn), s, where, what+": "+k)
+		d.warnBare(d.node(vn), s, sc, where, what+": "+k, "")
 		v, _ := d.expand(d.node(vn), s, sc, where)
 		out[k] = v
 	}

@@ -314,11 +314,15 @@ func TestDateIsNotAString(t *testing.T) {
 
 // TestBareNameWarned: a $NAME without braces where no shell reads the text
 // (an env value, a destination, a label) is kept as it is, with a warning
-// naming where and what to write; in a run command (the shell's), in a
-// file's content and after $$ it is not warned of.
+// naming where and what to write, when it is most likely meant expanded:
+// the variable being set (PATH extended), or one the recipe defines. In a
+// run command (the shell's), in a file's content, after $$, and for a name
+// the recipe does not define (docker's literal ENV A=\$HOME, as convert
+// writes it) it is not warned of.
 func TestBareNameWarned(t *testing.T) {
 	r := mustParse(t, `from: scratch
-env: {PATH: "/opt/bin:$PATH", COST: "5$$HOME", PS1: "\\u$ "}
+args: {DEST: d, VERSION: "1"}
+env: {PATH: "/opt/bin:$PATH", COST: "5$$HOME", PS1: "\\u$ ", A: $HOME}
 steps:
   - run: echo $PATH
   - copy: a
@@ -336,9 +340,9 @@ image:
 		got = append(got, w.String())
 	}
 	want := []string{
-		"strata.yaml:2:23: env: PATH: $PATH is kept as it is: strata expands ${NAME} only (docker expands $PATH here); write ${PATH}",
-		"strata.yaml:6:10: to: $DEST is kept as it is: strata expands ${NAME} only (docker expands $DEST here); write ${DEST}",
-		"strata.yaml:10:16: labels: v: $VERSION is kept as it is: strata expands ${NAME} only (docker expands $VERSION here); write ${VERSION}",
+		"strata.yaml:3:23: env: PATH: $PATH is kept as it is: strata expands ${NAME} only (docker expands $PATH here); write ${PATH}",
+		"strata.yaml:7:10: to: $DEST is kept as it is: strata expands ${NAME} only (docker expands $DEST here); write ${DEST}",
+		"strata.yaml:11:16: labels: v: $VERSION is kept as it is: strata expands ${NAME} only (docker expands $VERSION here); write ${VERSION}",
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("warnings (-want +got):\n%s", d)

@@ -248,7 +248,7 @@ func (d *decoder) env(n *yaml.Node, sc *scope, where, what string) (vars []EnvVa
 			if !sok {
 				continue
 			}
-			d.warnBare(v, s, where, what+": "+k)
+			d.warnBare(v, s, sc, where, what+": "+k, k)
 			val, ok = d.expand(v, s, sc, where)
 		}
 		vars = append(vars, EnvVar{Name: k, Value: val})

@@ -319,7 +319,7 @@ func (d *decoder) copyStep(m *mapping, s *Stage, st *state, where string) *Copy 
 	}
 	fromContext := m.get("from") == nil
 	for _, it := range items {
-		d.warnBare(it, it.Value, where, "copy")
+		d.warnBare(it, it.Value, st.sc, where, "copy", "")
 		v, ok := d.expand(it, it.Value, st.sc, where)
 		if !ok {
 			c.Sources = append(c.Sources, v)
