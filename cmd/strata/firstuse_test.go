@@ -122,7 +122,7 @@ func TestRecipeOnStdin(t *testing.T) {
 	if want := "<stdin>:3:5: copy source \"b.txt\" does not exist in the build context"; r.code != 2 || !strings.Contains(r.stderr, want) {
 		t.Errorf("strata validate -f - CTX of a missing source: exit %d\n%s\nwant exit 2 and %q", r.code, r.stderr, want)
 	}
-	want := "strata: -f -: the recipe is read from stdin, so give CONTEXT too (the directory copy sources are read from): -f - .\n"
+	want := "strata: -f -: the recipe is read from stdin, so give CONTEXT too, the directory copy sources are read from (-f - DIR)\n"
 	for _, cmd := range []string{"validate", "build"} {
 		r := strataStdin(t, yaml, cmd, "-f", "-")
 		if r.code != 2 || r.stderr != want {

@@ -23,7 +23,7 @@ const stdinName = "<stdin>"
 // directory to default to.
 func checkStdinContext(file string, args []string) error {
 	if file == "-" && len(args) == 0 {
-		return errors.New("-f -: the recipe is read from stdin, so give CONTEXT too (the directory copy sources are read from): -f - .")
+		return errors.New("-f -: the recipe is read from stdin, so give CONTEXT too, the directory copy sources are read from (-f - DIR)")
 	}
 	return nil
 }
