@@ -47,10 +47,13 @@ type Inputs struct {
 // keyVersion changes whenever the key's encoding or meaning changes, so
 // that old entries simply miss. v2: a file's exec bit is its owner's, as
 // a copy writes it; a dir's digest lists no entries; hardlinks count. v3:
-// a step's layer records an mtime the step set; and an older strata's entries may hold a wrong layer,
-// made over a snapshot that held dirs its layer did not (see
-// layers.RetireOldSnapshots). Entries record it (Entry.KeyVersion).
-const keyVersion = "strata-cache-v3"
+// a step's layer records an mtime the step set; and an older strata's
+// entries may hold a wrong layer, made over a snapshot that held dirs its
+// layer did not (see layers.RetireOldSnapshots). v4: v3's recorded a name
+// copied up out of its hardlink group unchanged (a chmod -R that changed
+// nothing stored each name again), which no layer does any more. Entries
+// record it (Entry.KeyVersion).
+const keyVersion = "strata-cache-v4"
 
 // Key is the step's cache key, "sha256:<hex>".
 func (in *Inputs) Key() string {
