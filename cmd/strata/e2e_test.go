@@ -838,3 +838,24 @@ func TestClosedStdoutEndsOtherCommandsQuietly(t *testing.T) {
 		t.Errorf("strata schema into a closed pipe: %v, stderr %q; want it killed by SIGPIPE, quietly", err, stderr.String())
 	}
 }
+
+// TestDigestWriteFailureFails: a build whose digest cannot be written to
+// stdout (a full disk, a reader gone: | true under pipefail) fails, exit 1,
+// saying the image was built; it exited 0 and a script got no digest.
+func TestDigestWriteFailureFails(t *testing.T) {
+	requireBuildTools(t)
+	ctx := writeRecipe(t, "from: ${BASE}\nargs: {BASE: scratch}\nsteps:\n  - run: echo hi > /hi\n", map[string]string{})
+	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+	if err != nil {
+		t.Skip("no /dev/full:", err)
+	}
+	defer full.Close()
+	var stderr bytes.Buffer
+	cmd := exec.Command(strataBin, "build", "-q", "--root", t.TempDir(), "--build-arg", busyboxBase(t), ctx)
+	cmd.Stdout, cmd.Stderr = full, &stderr
+	err = cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(stderr.String(), "the image was built, but writing its digest to stdout failed") {
+		t.Errorf("strata build -q > /dev/full: %v\n%s\nwant exit 1, saying the digest could not be written", err, stderr.String())
+	}
+}

@@ -123,15 +123,16 @@ type pipeWatch struct {
 	closed atomic.Bool
 }
 
+// Write writes b; after an EPIPE, nothing more, failing as it did (the
+// progress writers drop the error; the digest's write fails the command).
 func (p *pipeWatch) Write(b []byte) (int, error) {
 	if p.closed.Load() {
-		return len(b), nil
+		return 0, syscall.EPIPE
 	}
 	n, err := p.w.Write(b)
 	if errors.Is(err, syscall.EPIPE) {
 		p.closed.Store(true)
 		p.gone()
-		return len(b), nil
 	}
 	return n, err
 }
