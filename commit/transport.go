@@ -330,9 +330,10 @@ func isPing(te *transport.Error) bool {
 }
 
 // ManifestNotFound reports whether err is a registry's answer that it has
-// no such repository, tag or manifest: a 404 to a request for one, or
-// MANIFEST_UNKNOWN or NAME_UNKNOWN. A 404 to the API's ping is not one
-// (the host is no registry).
+// no such repository, tag or manifest: MANIFEST_UNKNOWN or NAME_UNKNOWN,
+// or a 404 to a manifest's request. A 404 to the API's ping (the host is
+// no registry) or to a blob's (the registry lost what its manifest names)
+// is not one.
 func ManifestNotFound(err error) bool {
 	var te *transport.Error
 	if !errors.As(err, &te) {
@@ -343,7 +344,8 @@ func ManifestNotFound(err error) bool {
 			return true
 		}
 	}
-	return te.StatusCode == http.StatusNotFound && !isPing(te)
+	return te.StatusCode == http.StatusNotFound && te.Request != nil && te.Request.URL != nil &&
+		strings.Contains(te.Request.URL.Path, "/manifests/")
 }
 
 // unreachableMessage says in plain words why a connection failed, or ""

@@ -3,13 +3,17 @@ package commit
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
 // recordTransport records the hosts it was asked to reach.
@@ -162,5 +166,35 @@ func TestBodyIdleTimeout(t *testing.T) {
 	}
 	if got, err := get("/whole", 2*idle); err != nil || got != "all at once" {
 		t.Errorf("a slow reader: read %q, %v; want it whole", got, err)
+	}
+}
+
+// TestManifestNotFound: a base is missing when the registry answers so
+// for its manifest, not when the host answers 404 to the API's ping (no
+// registry there) or to a blob (the registry lost what a manifest names).
+func TestManifestNotFound(t *testing.T) {
+	answer := func(path string, status int, code transport.ErrorCode) error {
+		te := &transport.Error{StatusCode: status, Request: &http.Request{URL: &url.URL{Path: path}}}
+		if code != "" {
+			te.Errors = []transport.Diagnostic{{Code: code}}
+		}
+		return fmt.Errorf("pulling: %w", te)
+	}
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"manifest 404", answer("/v2/library/busybx/manifests/latest", http.StatusNotFound, ""), true},
+		{"MANIFEST_UNKNOWN", answer("/v2/library/busybox/manifests/latst", http.StatusNotFound, transport.ManifestUnknownErrorCode), true},
+		{"NAME_UNKNOWN", answer("/v2/nope/manifests/1", http.StatusNotFound, transport.NameUnknownErrorCode), true},
+		{"ping 404", answer("/v2/", http.StatusNotFound, ""), false},
+		{"blob 404", answer("/v2/library/busybox/blobs/sha256:ab", http.StatusNotFound, ""), false},
+		{"manifest 500", answer("/v2/library/busybox/manifests/latest", http.StatusInternalServerError, ""), false},
+		{"not an answer", errors.New("connection refused"), false},
+	} {
+		if got := ManifestNotFound(tc.err); got != tc.want {
+			t.Errorf("%s: ManifestNotFound = %t, want %t", tc.name, got, tc.want)
+		}
 	}
 }
