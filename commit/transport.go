@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -302,6 +303,12 @@ func notFoundMessage(host string, r name.Reference, te *transport.Error) string 
 		return fmt.Sprintf("%s is not a registry: it answers %d %s to the registry API's /v2/ (a wrong port, or a proxy in the way?)",
 			host, te.StatusCode, http.StatusText(te.StatusCode))
 	}
+	if te.Request != nil && te.Request.URL != nil && r != nil &&
+		strings.Contains(te.Request.URL.Path, "/manifests/") && path.Base(te.Request.URL.Path) != r.Identifier() {
+		p := te.Request.URL.Path
+		// A manifest an index of r lists (another platform's).
+		return fmt.Sprintf("registry %s has no manifest %s, which %s lists: the registry lost it", host, path.Base(p), r)
+	}
 	code := transport.ErrorCode("")
 	if len(te.Errors) > 0 {
 		code = te.Errors[0].Code
@@ -334,9 +341,16 @@ func isPing(te *transport.Error) bool {
 // or a 404 to a manifest's request. A 404 to the API's ping (the host is
 // no registry) or to a blob's (the registry lost what its manifest names)
 // is not one.
-func ManifestNotFound(err error) bool {
+//
+// Only the manifest ref names counts: one an index of it lists (another
+// platform's) that the registry lost is not a missing base either.
+func ManifestNotFound(err error, ref string) bool {
 	var te *transport.Error
-	if !errors.As(err, &te) {
+	if !errors.As(err, &te) || te.Request == nil || te.Request.URL == nil {
+		return false
+	}
+	p := te.Request.URL.Path
+	if !strings.Contains(p, "/manifests/") || path.Base(p) != refIdentifier(ref) {
 		return false
 	}
 	for _, d := range te.Errors {
@@ -344,8 +358,19 @@ func ManifestNotFound(err error) bool {
 			return true
 		}
 	}
-	return te.StatusCode == http.StatusNotFound && te.Request != nil && te.Request.URL != nil &&
-		strings.Contains(te.Request.URL.Path, "/manifests/")
+	return te.StatusCode == http.StatusNotFound
+}
+
+// refIdentifier is the tag or digest of an image reference as written
+// (REPO:TAG, REPO@DIGEST; "latest" when it has neither).
+func refIdentifier(ref string) string {
+	if _, d, ok := strings.Cut(ref, "@"); ok {
+		return d
+	}
+	if i := strings.LastIndexByte(ref, ':'); i > strings.LastIndexByte(ref, '/') {
+		return ref[i+1:]
+	}
+	return "latest"
 }
 
 // unreachableMessage says in plain words why a connection failed, or ""

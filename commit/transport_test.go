@@ -181,19 +181,21 @@ func TestManifestNotFound(t *testing.T) {
 		return fmt.Errorf("pulling: %w", te)
 	}
 	for _, tc := range []struct {
-		name string
-		err  error
-		want bool
+		name, ref string
+		err       error
+		want      bool
 	}{
-		{"manifest 404", answer("/v2/library/busybx/manifests/latest", http.StatusNotFound, ""), true},
-		{"MANIFEST_UNKNOWN", answer("/v2/library/busybox/manifests/latst", http.StatusNotFound, transport.ManifestUnknownErrorCode), true},
-		{"NAME_UNKNOWN", answer("/v2/nope/manifests/1", http.StatusNotFound, transport.NameUnknownErrorCode), true},
-		{"ping 404", answer("/v2/", http.StatusNotFound, ""), false},
-		{"blob 404", answer("/v2/library/busybox/blobs/sha256:ab", http.StatusNotFound, ""), false},
-		{"manifest 500", answer("/v2/library/busybox/manifests/latest", http.StatusInternalServerError, ""), false},
-		{"not an answer", errors.New("connection refused"), false},
+		{"manifest 404", "reg/library/busybx", answer("/v2/library/busybx/manifests/latest", http.StatusNotFound, ""), true},
+		{"MANIFEST_UNKNOWN", "reg/library/busybox:latst", answer("/v2/library/busybox/manifests/latst", http.StatusNotFound, transport.ManifestUnknownErrorCode), true},
+		{"NAME_UNKNOWN", "reg/nope:1", answer("/v2/nope/manifests/1", http.StatusNotFound, transport.NameUnknownErrorCode), true},
+		{"digest", "reg/x@sha256:00", answer("/v2/x/manifests/sha256:00", http.StatusNotFound, transport.ManifestUnknownErrorCode), true},
+		{"another platform's, of an index", "reg/multi:idx", answer("/v2/multi/manifests/sha256:29", http.StatusNotFound, transport.ManifestUnknownErrorCode), false},
+		{"ping 404", "reg/x:1", answer("/v2/", http.StatusNotFound, ""), false},
+		{"blob 404", "reg/library/busybox", answer("/v2/library/busybox/blobs/sha256:ab", http.StatusNotFound, ""), false},
+		{"manifest 500", "reg/library/busybox", answer("/v2/library/busybox/manifests/latest", http.StatusInternalServerError, ""), false},
+		{"not an answer", "reg/x:1", errors.New("connection refused"), false},
 	} {
-		if got := ManifestNotFound(tc.err); got != tc.want {
+		if got := ManifestNotFound(tc.err, tc.ref); got != tc.want {
 			t.Errorf("%s: ManifestNotFound = %t, want %t", tc.name, got, tc.want)
 		}
 	}

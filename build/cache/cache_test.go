@@ -272,7 +272,7 @@ func TestExplain(t *testing.T) {
 	old := &Entry{Inputs: baseInputs()}
 	changed := baseInputs()
 	changed.Shell = nil
-	if got := Explain(&changed, old); !strings.Contains(got, "an older strata's") || strings.Contains(got, "shell") {
+	if got := Explain(&changed, old); !strings.Contains(got, "another strata version's") || strings.Contains(got, "shell") {
 		t.Errorf("Explain against an older strata's entry = %q", got)
 	}
 	in := baseInputs()

@@ -16,7 +16,7 @@ func Explain(in *Inputs, prev *Entry) string {
 	if prev.KeyVersion != keyVersion {
 		// Its inputs were recorded otherwise: comparing them would
 		// name changes the recipe never had.
-		return "the last build of this step was an older strata's, whose cache entries this one does not use"
+		return "the last build of this step was another strata version's, whose cache entries this one does not use"
 	}
 	p := &prev.Inputs
 	var why []string

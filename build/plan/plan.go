@@ -457,6 +457,12 @@ func (pl *planner) image(ctx context.Context, b recipe.Base, p v1.Platform, what
 			pull.err = &PullError{Ref: b.Ref, Local: b.Kind != recipe.KindRegistry, Err: fmt.Errorf("%s: pulling %s: %w", b.Pos, what, pull.err)}
 		} else if err := commit.VerifyImage(pull.img); err != nil {
 			pull.err = fmt.Errorf("%s: %s %s: %w", b.Pos, what, b.Ref, err)
+			if b.Kind == recipe.KindRegistry {
+				// Its config read from the registry (which may have
+				// lost it): a registry's problem, as a pull's, for
+				// validate a warning.
+				pull.err = &PullError{Ref: b.Ref, Err: pull.err}
+			}
 		}
 	})
 	return pull.img, pull.err

@@ -121,7 +121,11 @@ Exit codes: 0 built; 1 the build failed; 2 bad usage or an invalid recipe.`,
 			if _, err := fmt.Fprintln(cmd.OutOrStdout(), strings.TrimRight(digest, "\n")); err != nil {
 				// A script reading it gets nothing: the build is
 				// done (its outputs written), but it did not work.
-				return &exitError{code: ExitBuildFailed, err: fmt.Errorf("the image was built, but writing its digest to stdout failed: %w", err)}
+				what := "the image was built, but writing its digest to stdout failed"
+				if req.Build.DryRun {
+					what = "writing the plan to stdout failed"
+				}
+				return &exitError{code: ExitBuildFailed, err: fmt.Errorf("%s: %w", what, err)}
 			}
 			return nil
 		},

@@ -112,7 +112,7 @@ func baseMissing(pe *plan.PullError) bool {
 	if pe.Local {
 		return !errors.As(pe, &perr) || errors.Is(perr, fs.ErrNotExist)
 	}
-	return commit.ManifestNotFound(pe)
+	return commit.ManifestNotFound(pe, pe.Ref)
 }
 
 // flatten lists the errors errors.Join (or an ErrorList) put together.
