@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -166,24 +167,7 @@ func TestDryRunPlansHitsAndMisses(t *testing.T) {
 // TestRelativeCopyUsesBaseWorkdir: a relative copy destination and a run
 // step both resolve against the base image's WorkingDir, as in docker.
 func TestRelativeCopyUsesBaseWorkdir(t *testing.T) {
-	base := filepath.Join(t.TempDir(), "base")
-	cf, err := empty.Image.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.Config.WorkingDir = "/srv"
-	img, err := mutate.ConfigFile(empty.Image, cf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := layout.Write(base, empty.Index)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.AppendImage(img); err != nil {
-		t.Fatal(err)
-	}
+	base := configLayout(t, func(c *v1.Config) { c.WorkingDir = "/srv" })
 	ctxDir := t.TempDir()
 	writeTree(t, ctxDir, map[string]string{
 		"a.txt":       "a",
@@ -492,24 +476,7 @@ func TestCopyWaitSaidOnLookup(t *testing.T) {
 // Shell (docker's SHELL) unless the recipe names one; a stage continuing
 // that stage keeps it.
 func TestRunUsesBaseShell(t *testing.T) {
-	base := filepath.Join(t.TempDir(), "base")
-	cf, err := empty.Image.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.Config.Shell = []string{"/bin/sh", "-ec"}
-	img, err := mutate.ConfigFile(empty.Image, cf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := layout.Write(base, empty.Index)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.AppendImage(img); err != nil {
-		t.Fatal(err)
-	}
+	base := configLayout(t, func(c *v1.Config) { c.Shell = []string{"/bin/sh", "-ec"} })
 	for _, tc := range []struct {
 		name, yaml string
 		want       [][]string
@@ -542,24 +509,7 @@ func TestRunUsesBaseShell(t *testing.T) {
 // TestOnBuildWarned: a base image's ONBUILD triggers, which strata does
 // not run, are warned of, once.
 func TestOnBuildWarned(t *testing.T) {
-	base := filepath.Join(t.TempDir(), "base")
-	cf, err := empty.Image.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.Config.OnBuild = []string{"RUN echo triggered > /onbuild.txt"}
-	img, err := mutate.ConfigFile(empty.Image, cf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := layout.Write(base, empty.Index)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.AppendImage(img); err != nil {
-		t.Fatal(err)
-	}
+	base := configLayout(t, func(c *v1.Config) { c.OnBuild = []string{"RUN echo triggered > /onbuild.txt"} })
 	_, _, _, events, err := buildFake(t, "stages:\n  - name: a\n    from: oci-layout://"+base+"\n    steps:\n      - run: noop\n  - name: b\n    from: oci-layout://"+base+"\n    steps:\n      - run: noop ;; b\n")
 	if err != nil {
 		t.Fatal(err)
@@ -573,4 +523,29 @@ func TestOnBuildWarned(t *testing.T) {
 	if n != 1 {
 		t.Errorf("the ONBUILD warning was given %d times, want once", n)
 	}
+}
+
+// configLayout writes an OCI layout holding an empty image whose config
+// set changes, and returns its dir.
+func configLayout(t *testing.T, set func(*v1.Config)) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "base")
+	cf, err := empty.Image.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	set(&cf.Config)
+	img, err := mutate.ConfigFile(empty.Image, cf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendImage(img); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
