@@ -288,17 +288,7 @@ func BenchmarkNearest(b *testing.B) {
 func TestNearestOfThePlatform(t *testing.T) {
 	ix, dir := newIndex(t)
 	put := func(platform string, age time.Duration) *Entry {
-		in := baseInputs()
-		in.StepID, in.Step = "a.yaml:build:1", `{"text":"make","kind":"run","platform":"`+platform+`"}`
-		e := &Entry{Key: in.Key(), Inputs: in}
-		if err := ix.Put(context.Background(), e, nil); err != nil {
-			t.Fatal(err)
-		}
-		when := time.Now().Add(-age)
-		if err := os.Chtimes(ix.path(e.Key), when, when); err != nil {
-			t.Fatal(err)
-		}
-		return e
+		return putAged(t, ix, "a.yaml:build:1", `{"text":"make","kind":"run","platform":"`+platform+`"}`, age)
 	}
 	arm := put("linux/arm64", 2*time.Hour)
 	amd := put("linux/amd64", time.Hour)
