@@ -220,6 +220,25 @@ func (d *decoder) refPos(n *yaml.Node, text string, off int) Pos {
 // in sc (args, env). A name it does not define may be meant literally
 // (docker's ENV A=\$HOME, as strata convert writes it): not warned of.
 func (d *decoder) warnBare(n *yaml.Node, text string, sc *scope, where, what, self string) {
+	for _, ref := range bareRefs(text) {
+		if _, defined := sc.lookup(ref.name); ref.name != self && !defined {
+			continue
+		}
+		d.warnings = append(d.warnings, Warning{Pos: d.refPos(n, text, ref.off), Msg: fmt.Sprintf(
+			"%s: $%s is kept as it is: strata expands ${NAME} only (docker expands $%s here); write ${%s}", what, ref.name, ref.name, ref.name)})
+		return
+	}
+}
+
+// bareRef is a $NAME without braces at offset off of a text.
+type bareRef struct {
+	name string
+	off  int
+}
+
+// bareRefs lists the $NAMEs without braces in text ($$ is no reference).
+func bareRefs(text string) []bareRef {
+	var out []bareRef
 	for i := 0; i+1 < len(text); i++ {
 		switch {
 		case text[i] != '$':
@@ -230,15 +249,21 @@ func (d *decoder) warnBare(n *yaml.Node, text string, sc *scope, where, what, se
 			for j < len(text) && isNameChar(text[j]) {
 				j++
 			}
-			name := text[i+1 : j]
-			if _, defined := sc.lookup(name); name != self && !defined {
-				continue
-			}
-			d.warnings = append(d.warnings, Warning{Pos: d.refPos(n, text, i), Msg: fmt.Sprintf(
-				"%s: $%s is kept as it is: strata expands ${NAME} only (docker expands $%s here); write ${%s}", what, name, name, name)})
-			return
+			out = append(out, bareRef{name: text[i+1 : j], off: i})
+			i = j - 1
 		}
 	}
+	return out
+}
+
+// BareNames lists the names of the $NAMEs without braces in text, which
+// strata keeps as they are (only ${NAME} is expanded; $$ is no reference).
+func BareNames(text string) []string {
+	var out []string
+	for _, ref := range bareRefs(text) {
+		out = append(out, ref.name)
+	}
+	return out
 }
 
 // expand expands ${NAME} in text, the value of scalar n. It returns the

@@ -34,7 +34,10 @@ type Plan struct {
 	// with --timestamp now. EpochFrom says where it came from.
 	Epoch     *time.Time
 	EpochFrom string
-	byIdx     map[int]*Stage
+	// Warnings are about the recipe as the bases make it, for the user
+	// (see bareWarnings).
+	Warnings []string
+	byIdx    map[int]*Stage
 }
 
 // Stage is a planned stage.
@@ -140,10 +143,11 @@ func (p *Plan) StageByIndex(i int) (*Stage, bool) {
 
 // planner resolves a recipe into a plan.
 type planner struct {
-	o      Options
-	r      *recipe.Recipe
-	pulls  *pulls
-	ignore *fscopy.Ignore
+	o       Options
+	r       *recipe.Recipe
+	pulls   *pulls
+	ignore  *fscopy.Ignore
+	defined map[string]bool // the names r defines (definedNames), once needed
 }
 
 // pulls are the images a build has pulled, by source and platform; the
@@ -409,6 +413,10 @@ func (pl *planner) stage(ctx context.Context, st *recipe.Stage, p *Plan) (*Stage
 	if err != nil {
 		return nil, err
 	}
+	if pl.defined == nil {
+		pl.defined = definedNames(pl.r)
+	}
+	p.Warnings = append(p.Warnings, bareWarnings(st, state.Env, pl.defined)...)
 	sp.Recipe = st
 	state = state.withStage(st)
 	var errs []error

@@ -539,3 +539,37 @@ func TestTargetArgsOfAnAdoptedPlatform(t *testing.T) {
 		t.Errorf("built for %s with TARGETARCH %q, want both %s", st.Platform.Architecture, st.Steps[0].Recipe.File.Content, other)
 	}
 }
+
+// TestBareNamesOfTheBaseWarned: a $NAME without braces, in a field no
+// shell reads, that only the base image's env defines is warned of once
+// the base is known (docker would expand it; strata keeps it as it is).
+// Names the recipe defines are the recipe's own warning; names nothing
+// defines, and run commands, are not warned of.
+func TestBareNamesOfTheBaseWarned(t *testing.T) {
+	img, err := mutate.ConfigFile(mutate.MediaType(empty.Image, types.OCIManifestSchema1), &v1.ConfigFile{
+		OS: "linux", Architecture: runtime.GOARCH, RootFS: v1.RootFS{Type: "layers"},
+		Config: v1.Config{Env: []string{"PATH=/bin", "APP_HOME=/srv/app", "GOPATH=/go"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	lp, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lp.AppendImage(mutate.ConfigMediaType(img, types.OCIConfigJSON), layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "latest"})); err != nil {
+		t.Fatal(err)
+	}
+	p := plan(t, "from: oci-layout://"+dir+":latest\nargs: {A: x}\nenv: {P: \"$GOPATH/bin:${PATH}\", Q: $A}\nsteps:\n  - workdir: $APP_HOME\n  - run: echo $APP_HOME\n  - file: /n/$NOPE\n    content: $APP_HOME\n", nil)
+	want := []string{
+		"strata.yaml:1:1: env: P: $GOPATH is kept as it is: strata expands ${NAME} only, and the base image's env defines GOPATH (docker would expand it); write ${GOPATH}, or $${GOPATH} for a literal reference",
+		"strata.yaml:5:5: workdir: $APP_HOME is kept as it is: strata expands ${NAME} only, and the base image's env defines APP_HOME (docker would expand it); write ${APP_HOME}, or $${APP_HOME} for a literal reference",
+	}
+	var got []string
+	for _, w := range p.Warnings {
+		got = append(got, w[strings.Index(w, "strata.yaml:"):])
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("warnings (-want +got):\n%s", d)
+	}
+}
