@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/stratabuild/strata/internal/owner"
 )
 
 // helperEnv makes the test binary run one container with the Options
@@ -137,7 +139,7 @@ func TestReapStopsARuntimeStillSettingUp(t *testing.T) {
 	if _, err := fmt.Sscan(string(rec), &pid); err != nil {
 		t.Fatal(err)
 	}
-	alive := func() bool { _, zombie, err := procStart(pid); return err == nil && !zombie }
+	alive := func() bool { _, zombie, err := owner.ProcStat(pid); return err == nil && !zombie }
 	var inits []string
 	for _, m := range cgroupMounts() {
 		b, _ := os.ReadFile(filepath.Join(m, cgroupParent, id, "cgroup.procs"))
@@ -335,7 +337,7 @@ func TestReapStopsOnlyTheRecordedRuntime(t *testing.T) {
 			waited := make(chan struct{})
 			go func() { cmd.Wait(); close(waited) }()
 			t.Cleanup(func() { cmd.Process.Kill(); <-waited })
-			start, _, err := procStart(cmd.Process.Pid)
+			start, _, err := owner.ProcStat(cmd.Process.Pid)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,7 +1,6 @@
 package sandbox
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -28,7 +27,7 @@ const stopTimeout = 10 * time.Second
 // recordRuntime writes bundle's runtimeRecord for the runtime process pid,
 // whole or not at all (a temp renamed into place).
 func recordRuntime(bundle string, pid int) error {
-	start, _, err := procStart(pid)
+	start, _, err := owner.ProcStat(pid)
 	if err != nil {
 		return fmt.Errorf("recording the runtime's pid: %w", err)
 	}
@@ -109,7 +108,7 @@ func stopRecorded(bundle string) error {
 		return nil // none, or of another boot: its runtime is gone (one without a boot is older: taken as this boot's)
 	}
 	same := func() bool {
-		s, zombie, err := procStart(pid)
+		s, zombie, err := owner.ProcStat(pid)
 		return err == nil && s == start && !zombie
 	}
 	if !same() {
@@ -182,28 +181,4 @@ func bootID() string {
 		return "-"
 	}
 	return id
-}
-
-// procStart returns pid's start time (clock ticks after boot, field 22 of
-// /proc/PID/stat) and whether it is a zombie: exited, not yet reaped.
-func procStart(pid int) (start uint64, zombie bool, err error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, false, err
-	}
-	// The command name, field 2, is in parentheses and may hold spaces
-	// and parentheses: the fields that follow start after the last ')'.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, false, fmt.Errorf("/proc/%d/stat: no command name", pid)
-	}
-	f := strings.Fields(string(b[i+1:])) // f[0] is field 3, the state
-	if len(f) < 20 {
-		return 0, false, fmt.Errorf("/proc/%d/stat: %d fields after the name", pid, len(f))
-	}
-	start, err = strconv.ParseUint(f[19], 10, 64)
-	if err != nil {
-		return 0, false, fmt.Errorf("/proc/%d/stat: start time: %w", pid, err)
-	}
-	return start, f[0] == "Z" || f[0] == "X", nil
 }
