@@ -303,11 +303,9 @@ func notFoundMessage(host string, r name.Reference, te *transport.Error) string 
 		return fmt.Sprintf("%s is not a registry: it answers %d %s to the registry API's /v2/ (a wrong port, or a proxy in the way?)",
 			host, te.StatusCode, http.StatusText(te.StatusCode))
 	}
-	if te.Request != nil && te.Request.URL != nil && r != nil &&
-		strings.Contains(te.Request.URL.Path, "/manifests/") && path.Base(te.Request.URL.Path) != r.Identifier() {
-		p := te.Request.URL.Path
+	if asked, ok := manifestAsked(te); ok && r != nil && asked != r.Identifier() {
 		// A manifest an index of r lists (another platform's).
-		return fmt.Sprintf("registry %s has no manifest %s, which %s lists: the registry lost it", host, path.Base(p), r)
+		return fmt.Sprintf("registry %s has no manifest %s, which %s lists: the registry lost it", host, asked, r)
 	}
 	code := transport.ErrorCode("")
 	if len(te.Errors) > 0 {
@@ -346,11 +344,11 @@ func isPing(te *transport.Error) bool {
 // platform's) that the registry lost is not a missing base either.
 func ManifestNotFound(err error, ref string) bool {
 	var te *transport.Error
-	if !errors.As(err, &te) || te.Request == nil || te.Request.URL == nil {
+	if !errors.As(err, &te) {
 		return false
 	}
-	p := te.Request.URL.Path
-	if !strings.Contains(p, "/manifests/") || path.Base(p) != refIdentifier(ref) {
+	r, perr := name.ParseReference(ref)
+	if asked, ok := manifestAsked(te); perr != nil || !ok || asked != r.Identifier() {
 		return false
 	}
 	for _, d := range te.Errors {
@@ -361,16 +359,13 @@ func ManifestNotFound(err error, ref string) bool {
 	return te.StatusCode == http.StatusNotFound
 }
 
-// refIdentifier is the tag or digest of an image reference as written
-// (REPO:TAG, REPO@DIGEST; "latest" when it has neither).
-func refIdentifier(ref string) string {
-	if _, d, ok := strings.Cut(ref, "@"); ok {
-		return d
+// manifestAsked is the tag or digest of the manifest whose request te
+// answers; ok is false if te answers another request.
+func manifestAsked(te *transport.Error) (ref string, ok bool) {
+	if te.Request == nil || te.Request.URL == nil || !strings.Contains(te.Request.URL.Path, "/manifests/") {
+		return "", false
 	}
-	if i := strings.LastIndexByte(ref, ':'); i > strings.LastIndexByte(ref, '/') {
-		return ref[i+1:]
-	}
-	return "latest"
+	return path.Base(te.Request.URL.Path), true
 }
 
 // unreachableMessage says in plain words why a connection failed, or ""

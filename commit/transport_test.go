@@ -188,7 +188,7 @@ func TestManifestNotFound(t *testing.T) {
 		{"manifest 404", "reg/library/busybx", answer("/v2/library/busybx/manifests/latest", http.StatusNotFound, ""), true},
 		{"MANIFEST_UNKNOWN", "reg/library/busybox:latst", answer("/v2/library/busybox/manifests/latst", http.StatusNotFound, transport.ManifestUnknownErrorCode), true},
 		{"NAME_UNKNOWN", "reg/nope:1", answer("/v2/nope/manifests/1", http.StatusNotFound, transport.NameUnknownErrorCode), true},
-		{"digest", "reg/x@sha256:00", answer("/v2/x/manifests/sha256:00", http.StatusNotFound, transport.ManifestUnknownErrorCode), true},
+		{"digest", "reg/x@sha256:0000000000000000000000000000000000000000000000000000000000000000", answer("/v2/x/manifests/sha256:0000000000000000000000000000000000000000000000000000000000000000", http.StatusNotFound, transport.ManifestUnknownErrorCode), true},
 		{"another platform's, of an index", "reg/multi:idx", answer("/v2/multi/manifests/sha256:29", http.StatusNotFound, transport.ManifestUnknownErrorCode), false},
 		{"ping 404", "reg/x:1", answer("/v2/", http.StatusNotFound, ""), false},
 		{"blob 404", "reg/library/busybox", answer("/v2/library/busybox/blobs/sha256:ab", http.StatusNotFound, ""), false},
