@@ -176,6 +176,7 @@ func (l *Local) markAll(stepID, platform, done string) *Entry {
 		return nil
 	}
 	var best *Entry
+	bestSame := false // best is of platform
 	complete := true
 	for _, e := range entries {
 		if l.markStep(e) != nil {
@@ -184,9 +185,9 @@ func (l *Local) markAll(stepID, platform, done string) *Entry {
 		if e.Inputs.StepID != stepID {
 			continue
 		}
-		if same, bestSame := e.Inputs.Platform() == platform, best != nil && best.Inputs.Platform() == platform; best == nil ||
+		if same := e.Inputs.Platform() == platform; best == nil ||
 			same && !bestSame || same == bestSame && e.LastUsed.After(best.LastUsed) {
-			best = e
+			best, bestSame = e, same
 		}
 	}
 	if complete && os.MkdirAll(filepath.Dir(done), 0o700) == nil {
