@@ -152,14 +152,8 @@ func (s *session) announce(plans []*plan.Plan) {
 		s.emit(Event{Kind: EventInfo, Time: time.Now(), Stage: stage, Text: "build epoch " + p.Epoch.Format(time.RFC3339) + " (" + p.EpochFrom + ")"})
 	}
 	s.announceOnBuild(plans)
-	seen := map[string]bool{}
-	for _, p := range plans {
-		for _, w := range p.Warnings {
-			if !seen[w] {
-				seen[w] = true
-				s.emit(Event{Kind: EventInfo, Time: time.Now(), Text: "warning: " + w})
-			}
-		}
+	for _, w := range plan.Warnings(plans) {
+		s.emit(Event{Kind: EventInfo, Time: time.Now(), Text: "warning: " + w})
 	}
 	if ig := plans[0].Ignore; ig != nil && ig.File != "" && ig.File != fscopy.IgnoreFile {
 		s.emit(Event{Kind: EventInfo, Time: time.Now(), Text: "excluding what " + ig.File + " lists from copies (there is no " + fscopy.IgnoreFile + ")"})

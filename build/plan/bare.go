@@ -57,6 +57,19 @@ func bareWarnings(st *recipe.Stage, base []recipe.EnvVar, defined map[string]boo
 	return out
 }
 
+// Warnings are the warnings of plans (one per platform), each once.
+func Warnings(plans []*Plan) []string {
+	var out []string
+	for _, p := range plans {
+		for _, w := range p.Warnings {
+			if !slices.Contains(out, w) {
+				out = append(out, w)
+			}
+		}
+	}
+	return out
+}
+
 // definedNames are the names a recipe defines: its args, and every env
 // it sets (top level, stages, env steps, run steps).
 func definedNames(r *recipe.Recipe) map[string]bool {

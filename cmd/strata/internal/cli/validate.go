@@ -47,7 +47,9 @@ problem is printed as FILE:LINE:COL: message; the exit code is 2 if any.`,
 				if err == nil {
 					var plans []*plan.Plan
 					plans, err = plan.MakeAll(cmd.Context(), plan.Options{NoSecrets: true, NoEmulation: true, Registry: commit.RegistryOptions{Insecure: insecure}}, targets)
-					printPlanWarnings(cmd.ErrOrStderr(), plans)
+					for _, w := range plan.Warnings(plans) {
+						fmt.Fprintf(cmd.ErrOrStderr(), "%s (warning)\n", w)
+					}
 				}
 				if cmd.Context().Err() != nil { // ^C, a CI job's timeout: not an unreachable registry
 					return &exitError{code: ExitBuildFailed, err: errors.New("interrupted: the recipe was not checked to the end")}
@@ -97,20 +99,6 @@ func (p *printer) print(err error) {
 		}
 		fmt.Fprintln(p.w, msg)
 		p.bad = true
-	}
-}
-
-// printPlanWarnings prints the plans' warnings (those of the recipe as its
-// bases make it), each once.
-func printPlanWarnings(w io.Writer, plans []*plan.Plan) {
-	seen := map[string]bool{}
-	for _, p := range plans {
-		for _, msg := range p.Warnings {
-			if !seen[msg] {
-				seen[msg] = true
-				fmt.Fprintf(w, "%s (warning)\n", msg)
-			}
-		}
 	}
 }
 
