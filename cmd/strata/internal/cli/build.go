@@ -72,6 +72,7 @@ $(strata build ...) works in scripts; progress goes to stderr.
 Exit codes: 0 built; 1 the build failed; 2 bad usage or an invalid recipe.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			defer stopOnClosedOutput(cmd)()
 			f.levelGiven = cmd.Flags().Changed("compression-level")
 			req, err := f.request(cmd.Context(), args)
 			if err != nil && cmd.Context().Err() != nil { // stopped while --load's daemon was asked

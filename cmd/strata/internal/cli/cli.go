@@ -86,19 +86,17 @@ func Main(args []string, stdout, stderr io.Writer, b Builder) int {
 		time.Sleep(signalGrace)
 		stop()
 	}()
-	if isBuild(args, b) {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithCancel(ctx)
-		defer cancel()
-		stdout, stderr = stopOnEPIPE(stdout, cancel), stopOnEPIPE(stderr, cancel)
-	}
 	return Run(ctx, args, stdout, stderr, b)
 }
 
-// isBuild reports whether args run strata build.
-func isBuild(args []string, b Builder) bool {
-	c, _, err := New(b).Find(args)
-	return err == nil && c.Name() == "build"
+// stopOnClosedOutput gives the build command a context that ends, as
+// on ^C, when what reads its stdout or stderr goes away (stopOnEPIPE).
+func stopOnClosedOutput(cmd *cobra.Command) (cancel func()) {
+	ctx, cancel := context.WithCancel(cmd.Context())
+	cmd.SetContext(ctx)
+	cmd.SetOut(stopOnEPIPE(cmd.OutOrStdout(), cancel))
+	cmd.SetErr(stopOnEPIPE(cmd.ErrOrStderr(), cancel))
+	return cancel
 }
 
 // stopOnEPIPE makes a build stop (cancel) when what reads its stdout or
