@@ -520,19 +520,7 @@ func TestTargetArgsOfAnAdoptedPlatform(t *testing.T) {
 	if runtime.GOARCH == "arm64" {
 		other = "amd64"
 	}
-	img, err := mutate.ConfigFile(mutate.MediaType(empty.Image, types.OCIManifestSchema1), &v1.ConfigFile{
-		OS: "linux", Architecture: other, RootFS: v1.RootFS{Type: "layers"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	lp, err := layout.Write(dir, empty.Index)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := lp.AppendImage(mutate.ConfigMediaType(img, types.OCIConfigJSON), layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "latest"})); err != nil {
-		t.Fatal(err)
-	}
+	dir := configLayout(t, &v1.ConfigFile{OS: "linux", Architecture: other, RootFS: v1.RootFS{Type: "layers"}})
 	p := plan(t, "from: oci-layout://"+dir+":latest\nsteps:\n  - file: /arch\n    content: ${TARGETARCH}\n", nil)
 	st := p.Stages[0]
 	if st.Platform.Architecture != other || st.Steps[0].Recipe.File.Content != other {
@@ -546,20 +534,8 @@ func TestTargetArgsOfAnAdoptedPlatform(t *testing.T) {
 // Names the recipe defines are the recipe's own warning; names nothing
 // defines, and run commands, are not warned of.
 func TestBareNamesOfTheBaseWarned(t *testing.T) {
-	img, err := mutate.ConfigFile(mutate.MediaType(empty.Image, types.OCIManifestSchema1), &v1.ConfigFile{
-		OS: "linux", Architecture: runtime.GOARCH, RootFS: v1.RootFS{Type: "layers"},
+	dir := configLayout(t, &v1.ConfigFile{OS: "linux", Architecture: runtime.GOARCH, RootFS: v1.RootFS{Type: "layers"},
 		Config: v1.Config{Env: []string{"PATH=/bin", "APP_HOME=/srv/app", "GOPATH=/go"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	lp, err := layout.Write(dir, empty.Index)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := lp.AppendImage(mutate.ConfigMediaType(img, types.OCIConfigJSON), layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "latest"})); err != nil {
-		t.Fatal(err)
-	}
 	p := plan(t, "from: oci-layout://"+dir+":latest\nargs: {A: x}\nenv: {P: \"$GOPATH/bin:${PATH}\", Q: $A}\nsteps:\n  - workdir: $APP_HOME\n  - run: echo $APP_HOME\n  - file: /n/$NOPE\n    content: $APP_HOME\n", nil)
 	want := []string{
 		"strata.yaml:1:1: env: P: $GOPATH is kept as it is: strata expands ${NAME} only, and the base image's env defines GOPATH (docker would expand it); write ${GOPATH}, or $${GOPATH} for a literal reference",
@@ -572,4 +548,23 @@ func TestBareNamesOfTheBaseWarned(t *testing.T) {
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("warnings (-want +got):\n%s", d)
 	}
+}
+
+// configLayout writes an OCI layout holding an image with no layers and
+// the config cf, tagged latest, and returns its dir.
+func configLayout(t *testing.T, cf *v1.ConfigFile) string {
+	t.Helper()
+	img, err := mutate.ConfigFile(mutate.MediaType(empty.Image, types.OCIManifestSchema1), cf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	lp, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lp.AppendImage(mutate.ConfigMediaType(img, types.OCIConfigJSON), layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "latest"})); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
