@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/stratabuild/strata/commit"
+	"github.com/stratabuild/strata/internal/testutil"
 )
 
 // fakeDockerd serves /_ping on a unix socket and returns its DOCKER_HOST
@@ -152,28 +153,15 @@ func TestDaemonTCPAsTheDockerCLI(t *testing.T) {
 // answers holds --load's ping only until the build is stopped (^C), not
 // for the ping's whole timeout.
 func TestCheckDaemonCanceled(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close() // held open, never answered
-		}
-	}()
+	addr := testutil.SilentServer(t)
 	t.Setenv("DOCKER_CONTEXT", "")
 	t.Setenv("DOCKER_TLS_VERIFY", "")
 	t.Setenv("DOCKER_CONFIG", t.TempDir())
-	t.Setenv("DOCKER_HOST", "tcp://"+ln.Addr().String())
+	t.Setenv("DOCKER_HOST", "tcp://"+addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	err = commit.CheckDaemon(ctx)
+	err := commit.CheckDaemon(ctx)
 	if took := time.Since(start); took > 2*time.Second {
 		t.Errorf("the ping took %v after its context ended", took)
 	}

@@ -3,7 +3,6 @@ package main_test
 import (
 	"bytes"
 	"errors"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -182,21 +181,8 @@ func TestPlatformPinAgainstPlatformsIsInvalidRecipe(t *testing.T) {
 // a registry does not answer fails, exit 1; it said "ok", exit 0, taking
 // the interrupted pull for an unreachable registry's warning.
 func TestValidateInterrupted(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close() // held open, never answered
-		}
-	}()
-	ctx := writeRecipe(t, "from: "+ln.Addr().String()+"/library/busybox:latest\nsteps:\n  - run: \"true\"\n", map[string]string{})
+	addr := testutil.SilentServer(t)
+	ctx := writeRecipe(t, "from: "+addr+"/library/busybox:latest\nsteps:\n  - run: \"true\"\n", map[string]string{})
 	cmd := exec.Command(strataBin, "validate", ctx)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -207,7 +193,7 @@ func TestValidateInterrupted(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	err = cmd.Wait()
+	err := cmd.Wait()
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.ExitCode() != 1 || strings.Contains(stderr.String(), "ok (") || !strings.Contains(stderr.String(), "interrupted") {
 		t.Errorf("validate stopped: %v\n%s\nwant exit 1, interrupted", err, stderr.String())
