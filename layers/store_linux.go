@@ -281,7 +281,8 @@ func (s *Store) NewUpper(ctx context.Context) (*Upper, error) {
 	}
 	u := &Upper{Dir: filepath.Join(tmp.dir, "fs"), Work: filepath.Join(tmp.dir, "work"), tmp: tmp}
 	for _, d := range []string{u.Dir, u.Work} {
-		if err := os.Mkdir(d, 0o755); err != nil {
+		// 0755 whatever strata's umask: the upper dir is the root a step sees.
+		if err := errors.Join(os.Mkdir(d, 0o755), os.Chmod(d, 0o755)); err != nil {
 			_ = tmp.remove()
 			return nil, fmt.Errorf("making upper dir: %w", err)
 		}

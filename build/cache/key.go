@@ -51,9 +51,11 @@ type Inputs struct {
 // entries may hold a wrong layer, made over a snapshot that held dirs its
 // layer did not (see layers.RetireOldSnapshots). v4: v3's recorded a name
 // copied up out of its hardlink group unchanged (a chmod -R that changed
-// nothing stored each name again), which no layer does any more. Entries
+// nothing stored each name again), which no layer does any more. v5: a
+// copy or file step made the missing parents of its destination with
+// strata's umask (0700 under umask 077), where they are 0755. Entries
 // record it (Entry.KeyVersion).
-const keyVersion = "strata-cache-v4"
+const keyVersion = "strata-cache-v5"
 
 // Key is the step's cache key, "sha256:<hex>".
 func (in *Inputs) Key() string {

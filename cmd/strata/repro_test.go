@@ -3,6 +3,7 @@ package main_test
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -227,5 +228,42 @@ steps:
 	}
 	if tmp, _ := os.ReadDir(filepath.Join(blocked, "layers", "tmp")); len(tmp) > 0 {
 		t.Errorf("upper dirs left in the store: %v", tmp)
+	}
+}
+
+// TestUmaskDoesNotReachImage: strata's own umask changes no file of an
+// image. Directories that copy, file and workdir steps make, and the root
+// a step sees, are 0755 under umask 077 as under 022: one digest, and a
+// step run as nobody can still read the root.
+func TestUmaskDoesNotReachImage(t *testing.T) {
+	requireBuildTools(t)
+	base := busyboxBase(t)
+	ctx := writeRecipe(t, `args: {BASE: scratch}
+from: ${BASE}
+steps:
+  - copy: a.txt
+    to: /srv/app/a.txt
+  - file: /opt/conf/c
+    content: "x\n"
+  - workdir: /w/x
+  - copy: a.txt
+    to: b/a.txt
+  - run: stat -c '%a %n' / /srv /srv/app /opt/conf /w/x /w/x/b > /seen
+  - user: nobody
+  - run: ls / /srv/app /opt/conf /w/x/b
+`, map[string]string{"a.txt": "a\n"})
+	build := func(umask string) string {
+		t.Helper()
+		cmd := exec.Command("sh", "-c", "umask "+umask+` && exec "$0" "$@"`, strataBin,
+			"build", "--root", t.TempDir(), "--build-arg", base, ctx)
+		cmd.Env = os.Environ()
+		r, err := runCmd(cmd)
+		if err != nil || r.code != 0 {
+			t.Fatalf("build under umask %s: %v, exit %d\n%s", umask, err, r.code, r.stderr)
+		}
+		return strings.TrimSpace(r.stdout)
+	}
+	if usual, strict := build("022"), build("077"); usual != strict {
+		t.Errorf("umask 022 built %s, umask 077 %s", usual, strict)
 	}
 }

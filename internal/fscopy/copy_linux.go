@@ -188,6 +188,9 @@ func (c *copier) parent(rel string) (string, error) {
 		if err := os.Mkdir(p, 0o755); err != nil {
 			return "", fmt.Errorf("creating /%s: %w", rel, err)
 		}
+		if err := unix.Fchmodat(unix.AT_FDCWD, p, 0o755, 0); err != nil { // not strata's umask
+			return "", fmt.Errorf("creating /%s: %w", rel, err)
+		}
 		if err := c.chown(p, uid, gid); err != nil {
 			return "", err
 		}
