@@ -121,6 +121,9 @@ func CheckDaemon(ctx context.Context) error {
 	if uerr := (*url.Error)(nil); errors.As(err, &uerr) {
 		err = uerr.Err // not the made-up URL of a unix socket
 	}
+	if errors.Is(err, fs.ErrPermission) {
+		return fmt.Errorf("may not use the docker daemon at %s (%s): %w; run strata as a user of the socket's group (usually docker) or as root, or point DOCKER_HOST or DOCKER_CONTEXT at another daemon", ep.Host, ep.From, err)
+	}
 	if err != nil {
 		return fmt.Errorf("no docker daemon answers at %s (%s): %w; start it, or point DOCKER_HOST or DOCKER_CONTEXT at one", ep.Host, ep.From, err)
 	}

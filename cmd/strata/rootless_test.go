@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -505,6 +506,23 @@ func TestRootlessMissingPrerequisites(t *testing.T) {
 		r := strataAs(t, u, nil, "build", "--root", root, hello)
 		check(t, r, 2, root, "overlay does not work in a user namespace with the state directory "+root,
 			"rootless builds need Linux 5.11 or later, and a state directory on a local filesystem")
+	})
+	t.Run("docker socket not allowed", func(t *testing.T) {
+		// A daemon's socket, root's alone as docker.io makes it for the
+		// docker group: --load says the user may not use it.
+		sock := filepath.Join(testutil.SharedDir(t), "docker.sock")
+		l, err := net.Listen("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		if err := os.Chmod(sock, 0o660); err != nil {
+			t.Fatal(err)
+		}
+		root := filepath.Join(testutil.SharedDir(t), "root")
+		r := strataAs(t, u, []string{"DOCKER_HOST=unix://" + sock}, "build", "--root", root, "-t", "x:1", "--load", hello)
+		check(t, r, 2, root, "--load: may not use the docker daemon at unix://"+sock+" (DOCKER_HOST)",
+			"permission denied", "a user of the socket's group (usually docker)")
 	})
 	t.Run("no subordinate ids", func(t *testing.T) {
 		nosub := testutil.UserWithoutSubIDs(t)
