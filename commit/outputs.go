@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -154,6 +155,9 @@ type NamedFile struct {
 	// What names it for an error: "--iidfile", "-o type=docker,dest=x".
 	What string
 	Path string
+	// Layout: Path is an OCI layout's directory, whose index.json,
+	// oci-layout and blobs the output writes.
+	Layout bool
 }
 
 // CheckDistinctFiles returns an error for every two of files that are
@@ -162,12 +166,7 @@ type NamedFile struct {
 // silently replace the first. Devices, FIFOs and /dev/stdout, written in
 // place, may be named twice.
 func CheckDistinctFiles(files []NamedFile) error {
-	type seen struct {
-		NamedFile
-		key string
-		fi  fs.FileInfo
-	}
-	var prev []seen
+	var prev []resolvedFile
 	var errs []error
 	for _, f := range files {
 		d, err := resolveDest(f.Path)
@@ -178,7 +177,7 @@ func CheckDistinctFiles(files []NamedFile) error {
 		if err != nil {
 			continue
 		}
-		s := seen{NamedFile: f, key: filepath.Clean(key), fi: d.fi}
+		s := resolvedFile{NamedFile: f, key: filepath.Clean(key), fi: d.fi}
 		for _, p := range prev {
 			if p.key == s.key || p.fi != nil && s.fi != nil && os.SameFile(p.fi, s.fi) {
 				errs = append(errs, fmt.Errorf("%s and %s name the same file %s: give each its own", p.What, s.What, f.Path))
@@ -187,5 +186,37 @@ func CheckDistinctFiles(files []NamedFile) error {
 		}
 		prev = append(prev, s)
 	}
+	for _, l := range prev {
+		for _, f := range prev {
+			if name := l.layoutsOwn(f.key); name != "" && !f.Layout {
+				errs = append(errs, fmt.Errorf("%s would overwrite the OCI layout's own %s that %s writes: give it a path outside %s", f.What, name, l.What, l.Path))
+			}
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// resolvedFile is a NamedFile with its absolute path, links resolved
+// (key), and what is there now (fi, nil if nothing).
+type resolvedFile struct {
+	NamedFile
+	key string
+	fi  fs.FileInfo
+}
+
+// layoutsOwn returns the name of the layout's file or dir (index.json,
+// oci-layout, blobs) that path is or is in, if l is a layout; else "".
+func (l resolvedFile) layoutsOwn(path string) string {
+	if !l.Layout {
+		return ""
+	}
+	rel, err := filepath.Rel(l.key, path)
+	if err != nil {
+		return ""
+	}
+	switch first, _, _ := strings.Cut(rel, string(filepath.Separator)); first {
+	case "index.json", "oci-layout", "blobs":
+		return first
+	}
+	return ""
 }

@@ -26,6 +26,7 @@ func TestCheckDistinctFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	archive := commit.NamedFile{What: "-o type=docker,dest=img.tar", Path: "img.tar"}
+	layout := commit.NamedFile{What: "-o type=oci,dest=sub/out", Path: "sub/out", Layout: true}
 	for _, tc := range []struct {
 		name  string
 		files []commit.NamedFile
@@ -42,6 +43,12 @@ func TestCheckDistinctFiles(t *testing.T) {
 			"-o type=docker,dest=img.tar and --iidfile name the same file link.tar: give each its own"},
 		{"hard link", []commit.NamedFile{archive, {What: "--iidfile", Path: "hard.tar"}},
 			"-o type=docker,dest=img.tar and --iidfile name the same file hard.tar: give each its own"},
+		{"in a layout", []commit.NamedFile{layout, {What: "--iidfile", Path: "sub/out/index.json"}, {What: "--metadata-file", Path: "sub/out/oci-layout"},
+			{What: "-o type=docker,dest=sub/out/blobs/sha256/x", Path: "sub/out/blobs/sha256/x"}},
+			"--iidfile would overwrite the OCI layout's own index.json that -o type=oci,dest=sub/out writes: give it a path outside sub/out\n" +
+				"--metadata-file would overwrite the OCI layout's own oci-layout that -o type=oci,dest=sub/out writes: give it a path outside sub/out\n" +
+				"-o type=docker,dest=sub/out/blobs/sha256/x would overwrite the OCI layout's own blobs that -o type=oci,dest=sub/out writes: give it a path outside sub/out"},
+		{"beside a layout's files", []commit.NamedFile{layout, {What: "--metadata-file", Path: "sub/out/meta.json"}, {What: "--iidfile", Path: "sub/index.json"}}, ""},
 		{"device twice", []commit.NamedFile{{What: "--iidfile", Path: "/dev/null"}, {What: "--metadata-file", Path: "/dev/null"}}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -76,7 +76,7 @@ func BuildImage(ctx context.Context, req Request, r *recipe.Recipe, stderr io.Wr
 // checkDests returns an error if two of the files a build writes — the
 // iid file, the metadata file, the outputs' dests — are one file, which
 // the last written would silently replace (an iid file over the docker
-// archive).
+// archive), or one is a file an OCI layout output writes.
 func checkDests(req Request) error {
 	var files []commit.NamedFile
 	for _, f := range []commit.NamedFile{{What: "--iidfile", Path: req.IIDFile}, {What: "--metadata-file", Path: req.MetadataFile}} {
@@ -86,7 +86,7 @@ func checkDests(req Request) error {
 	}
 	for _, out := range req.Build.Outputs {
 		if out.Dest != "" {
-			files = append(files, commit.NamedFile{What: "-o " + out.String(), Path: out.Dest})
+			files = append(files, commit.NamedFile{What: "-o " + out.String(), Path: out.Dest, Layout: out.Type == commit.OutputOCI})
 		}
 	}
 	return commit.CheckDistinctFiles(files)
