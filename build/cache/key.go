@@ -53,7 +53,8 @@ type Inputs struct {
 // copied up out of its hardlink group unchanged (a chmod -R that changed
 // nothing stored each name again), which no layer does any more. v5: a
 // copy or file step made the missing parents of its destination with
-// strata's umask (0700 under umask 077), where they are 0755. Entries
+// strata's umask (0700 under umask 077), where they are 0755; and a copy
+// of a directory to a new path gave it its source's owner and mode. Entries
 // record it (Entry.KeyVersion).
 const keyVersion = "strata-cache-v5"
 

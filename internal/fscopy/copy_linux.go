@@ -203,13 +203,13 @@ func (c *copier) parent(rel string) (string, error) {
 }
 
 // tree copies the host path src (not followed if a symlink) to the
-// destination rel; a directory's contents go into rel. A directory rel
-// that is there already keeps its own owner and mode, as with docker (a
-// copy into /tmp/ leaves it 1777); the directories below it take their
+// destination rel; a directory's contents go into rel, as with docker. A
+// directory rel that is there already keeps its own owner and mode (a
+// copy into /tmp/ leaves it 1777); one that is not is made as the missing
+// parents are (0755, the step's owner), not with its source's owner and
+// mode (a 0700 dir from mktemp -d); the directories below it take their
 // sources'.
 func (c *copier) tree(src, rel string) error {
-	_, missing, err := rootfs.Missing(c.dstRoot, rel, rootfs.Clamp)
-	existed := err == nil && len(missing) == 0
 	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -223,9 +223,8 @@ func (c *copier) tree(src, rel string) error {
 			}
 			return nil
 		}
-		if p == src && d.IsDir() && existed {
-			_, err := c.parent(rel) // a directory still, or an error
-			return err
+		if p == src && d.IsDir() && rel != "" && rel != "." {
+			return c.destDir(rel)
 		}
 		sub, _ := filepath.Rel(src, p)
 		fi, err := d.Info()
@@ -234,6 +233,22 @@ func (c *copier) tree(src, rel string) error {
 		}
 		return c.entry(p, fi, path.Join(rel, filepath.ToSlash(sub)))
 	})
+}
+
+// destDir makes the destination dir rel of a directory's contents, unless
+// it is there (a directory): as a missing parent is made, then with the
+// copy's mode and mtime where it gives them.
+func (c *copier) destDir(rel string) error {
+	_, missing, err := rootfs.Missing(c.dstRoot, rel, rootfs.Clamp)
+	existed := err == nil && len(missing) == 0
+	host, err := c.parent(rel)
+	if err != nil || existed {
+		return err
+	}
+	if c.o.Mode != nil || c.o.ModTime != nil {
+		c.pending = append(c.pending, pendingDir{host: host}) // no fi: the copy's own mode and mtime
+	}
+	return nil
 }
 
 // skips reports whether the ignored directory p of the build context can
@@ -403,9 +418,29 @@ func copyXattrs(src, dst string, symlink bool) error {
 func (c *copier) finish() error {
 	for i := len(c.pending) - 1; i >= 0; i-- {
 		d := c.pending[i]
-		if err := c.meta(d.src, d.host, d.fi); err != nil {
+		var err error
+		if d.fi == nil {
+			err = c.given(d.host)
+		} else {
+			err = c.meta(d.src, d.host, d.fi)
+		}
+		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// given sets the mode and mtime the copy gives, if it does, on the dir
+// host that it made.
+func (c *copier) given(host string) error {
+	if c.o.Mode != nil {
+		if err := unix.Fchmodat(unix.AT_FDCWD, host, c.mode(nil, nil), 0); err != nil {
+			return err
+		}
+	}
+	if c.o.ModTime == nil {
+		return nil
+	}
+	return os.Chtimes(host, *c.o.ModTime, *c.o.ModTime)
 }

@@ -114,7 +114,13 @@ func TestCopyKeepsEverything(t *testing.T) {
 	dst := t.TempDir()
 	st, err := Copy(context.Background(), src, []string{"/app"}, dst, "/app", Options{})
 	must(t, err)
-	if d := cmp.Diff(describe(t, filepath.Join(src, "app")), describe(t, filepath.Join(dst, "app"))); d != "" {
+	// Everything below the destination dir, which the copy makes as
+	// docker does: 0755 and root's, whatever its source's mode and owner.
+	want, got := describe(t, filepath.Join(src, "app")), describe(t, filepath.Join(dst, "app"))
+	if !strings.HasPrefix(want[0], ". drwxrwxrwx 0:0 ") || !strings.HasPrefix(got[0], ". drwxr-xr-x 0:0 ") {
+		t.Errorf("source dir %q, destination dir %q: want the destination 0755, not the source's 0777", want[0], got[0])
+	}
+	if d := cmp.Diff(want[1:], got[1:]); d != "" {
 		t.Errorf("copied tree (-source +copy):\n%s", d)
 	}
 	if st.Links != 1 || st.Bytes < 1<<20 {
