@@ -180,7 +180,7 @@ func (e *executor) copy(ctx context.Context, s *plan.Step, rootfs string) error 
 // key was made of, as they were then: the same paths, each with the lstat
 // it had before it was hashed.
 func contextUnchanged(context string, ignore *fscopy.Ignore, s *plan.Step) error {
-	now, err := fscopy.ContextInputs(context, ignore, s.Recipe.Copy.Sources, "") // its dest was checked when planned
+	now, _, err := fscopy.ContextInputs(context, ignore, s.Recipe.Copy.Sources, "") // its dest was checked when planned
 	if err != nil {
 		return err
 	}

@@ -56,7 +56,7 @@ func CheckContext(r *recipe.Recipe, stages []*recipe.Stage, stateRoot string) er
 			if len(sources) != len(c.Sources) {
 				dest = ""
 			}
-			if _, err := fscopy.ContextInputs(r.Context, ignore, sources, dest); err != nil {
+			if _, _, err := fscopy.ContextInputs(r.Context, ignore, sources, dest); err != nil {
 				errs = append(errs, at(step.Pos.String(), err))
 			}
 		}

@@ -148,6 +148,8 @@ type planner struct {
 	pulls   *pulls
 	ignore  *fscopy.Ignore
 	defined map[string]bool // the names r defines (definedNames), once needed
+	// warnings are the plan's, as its steps are planned (see Plan.Warnings).
+	warnings []string
 }
 
 // pulls are the images a build has pulled, by source and platform; the
@@ -212,6 +214,7 @@ func MakeAll(ctx context.Context, o Options, targets []Target) ([]*Plan, error) 
 			continue
 		}
 		p.Epoch, p.EpochFrom = epochs[i], froms[i]
+		p.Warnings = append(p.Warnings, pl.warnings...)
 		if p, err = pl.adopted(ctx, p, targets[i]); err != nil {
 			errs = append(errs, err)
 			continue
@@ -536,9 +539,12 @@ func (pl *planner) copyStep(ctx context.Context, sp *Stage, s *Step, state State
 	}
 	switch {
 	case c.From == nil:
-		paths, err := fscopy.ContextInputs(pl.r.Context, pl.ignore, c.Sources, c.To)
+		paths, left, err := fscopy.ContextInputs(pl.r.Context, pl.ignore, c.Sources, c.To)
 		if err != nil {
 			return at(s.Recipe.Pos.String(), err)
+		}
+		for _, l := range left {
+			pl.warnings = append(pl.warnings, fmt.Sprintf("%s: the copy leaves out %s: sockets, FIFOs and devices of the build context are not copied", s.Recipe.Pos, l))
 		}
 		if s.Files, s.Seen, err = cache.HashSeen(pl.r.Context, paths, pl.o.Sums); err != nil {
 			return fmt.Errorf("%s: hashing copy inputs: %w", s.Pos, err)

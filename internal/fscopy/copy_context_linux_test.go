@@ -3,6 +3,7 @@ package fscopy
 import (
 	"context"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -12,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 
 	"github.com/stratabuild/strata/internal/testutil"
 )
@@ -250,7 +252,7 @@ func TestContextInputs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := ContextInputs(ctx, ignore, []string{"src", "conf/*.toml"}, "")
+	got, _, err := ContextInputs(ctx, ignore, []string{"src", "conf/*.toml"}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +260,7 @@ func TestContextInputs(t *testing.T) {
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("inputs (-want +got):\n%s", d)
 	}
-	if _, err := ContextInputs(ctx, ignore, []string{"../x"}, ""); err == nil {
+	if _, _, err := ContextInputs(ctx, ignore, []string{"../x"}, ""); err == nil {
 		t.Error("a source outside the context was accepted")
 	}
 
@@ -267,7 +269,7 @@ func TestContextInputs(t *testing.T) {
 	if err := os.Symlink("conf/c.ini", filepath.Join(ctx, "link.ini")); err != nil {
 		t.Fatal(err)
 	}
-	got, err = ContextInputs(ctx, ignore, []string{"link.ini", "*.ini"}, "")
+	got, _, err = ContextInputs(ctx, ignore, []string{"link.ini", "*.ini"}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,7 +284,7 @@ func TestContextInputs(t *testing.T) {
 		t.Fatal(err)
 	}
 	refused := `copy source "log": it leads to src/debug.log, which .strataignore leaves out`
-	if _, err := ContextInputs(ctx, ignore, []string{"log"}, ""); err == nil || err.Error() != refused {
+	if _, _, err := ContextInputs(ctx, ignore, []string{"log"}, ""); err == nil || err.Error() != refused {
 		t.Errorf("ContextInputs of a link to an ignored file: %v, want %q", err, refused)
 	}
 	if _, err := Copy(context.Background(), ctx, []string{"log"}, t.TempDir(), "/out/", Options{Policy: FromContext, Ignore: ignore}); err == nil || err.Error() != refused {
@@ -395,7 +397,7 @@ func TestIgnoreExceptionUnderAnIgnoredDir(t *testing.T) {
 			t.Errorf("copy of %s (-want +got):\n%s", source, d)
 		}
 	}
-	got, err := ContextInputs(ctx, ignore, []string{"."}, "")
+	got, _, err := ContextInputs(ctx, ignore, []string{"."}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -422,7 +424,7 @@ func TestIgnoreWildcardException(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := ContextInputs(ctx, ignore, []string{"."}, "")
+	got, _, err := ContextInputs(ctx, ignore, []string{"."}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -441,5 +443,41 @@ func TestIgnoreWildcardException(t *testing.T) {
 	}
 	if d := cmp.Diff([]string{"ctx/main.go", "ctx/src/a.go", "ctx/src/sub/b.go"}, files); d != "" {
 		t.Errorf("copied (-want +got):\n%s", d)
+	}
+}
+
+// TestContextSpecialFilesLeftOut: a socket and a FIFO in the build context
+// (a dev server's socket, git's fsmonitor FIFO) are left out of a copy, as
+// docker leaves them out, and listed for a warning; the rest is copied.
+func TestContextSpecialFilesLeftOut(t *testing.T) {
+	ctx, dst := t.TempDir(), t.TempDir()
+	writeTree(t, ctx, map[string]string{"app/a.txt": "a"})
+	if err := unix.Mkfifo(filepath.Join(ctx, "app", "fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("unix", filepath.Join(ctx, "app", "sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	inputs, left, err := ContextInputs(ctx, nil, []string{"."}, "/c/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff([]string{"", "app", "app/a.txt"}, inputs); d != "" {
+		t.Errorf("inputs (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff([]string{"app/fifo", "app/sock"}, left); d != "" {
+		t.Errorf("left out (-want +got):\n%s", d)
+	}
+	if _, err := Copy(context.Background(), ctx, []string{"."}, dst, "/c/", Options{Policy: FromContext}); err != nil {
+		t.Fatalf("copy of a context holding a socket and a FIFO: %v", err)
+	}
+	entries, err := os.ReadDir(filepath.Join(dst, "c", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].Name() != "a.txt" {
+		t.Errorf("copied %v, want only a.txt", entries)
 	}
 }

@@ -269,6 +269,9 @@ func (c *copier) ignored(p string) bool {
 }
 
 func (c *copier) entry(src string, fi os.FileInfo, rel string) error {
+	if c.o.Policy == FromContext && Special(fi.Mode()) {
+		return nil // left out, as ContextInputs says
+	}
 	if rel == "" || rel == "." {
 		// Copying into the root itself: its own metadata is the image's.
 		c.dirs[""] = c.dstRoot

@@ -141,13 +141,15 @@ func checkDest(sources, matches []string, dest string) error {
 // ContextInputs lists what a FromContext copy of sources reads: every
 // matched path and, under a matched dir, every entry not excluded by the
 // ignore file; context-relative, slash-separated, sorted. The cache hashes
-// these. Every source problem is reported, not only the first. A dest
-// that is not "" is checked as Copy checks it (several sources, or a glob
-// matching several, need one ending in "/"), before anything runs.
-func ContextInputs(contextDir string, ignore *Ignore, sources []string, dest string) ([]string, error) {
+// these. Sockets, FIFOs and devices are left out of the copy (see
+// Special): they are in left, not in inputs. Every source problem is
+// reported, not only the first. A dest that is not "" is checked as Copy
+// checks it (several sources, or a glob matching several, need one ending
+// in "/"), before anything runs.
+func ContextInputs(contextDir string, ignore *Ignore, sources []string, dest string) (inputs, left []string, err error) {
 	o := Options{Policy: FromContext, Ignore: ignore}
 	seen := map[string]bool{}
-	var out, all []string
+	var all []string
 	var errs []error
 	for _, s := range sources {
 		matches, err := match(contextDir, []string{s}, o)
@@ -157,51 +159,66 @@ func ContextInputs(contextDir string, ignore *Ignore, sources []string, dest str
 		}
 		all = append(all, matches...)
 		for _, m := range matches {
-			if err := walkContext(contextDir, m, o, func(rel string) {
-				if !seen[rel] {
-					seen[rel] = true
-					out = append(out, rel)
+			if err := walkContext(contextDir, m, o, func(rel string, special bool) {
+				switch {
+				case seen[rel]:
+				case special:
+					left = append(left, rel)
+				default:
+					inputs = append(inputs, rel)
 				}
+				seen[rel] = true
 			}); err != nil {
 				errs = append(errs, sourceErr(s, o, err))
 			}
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if dest != "" {
 		if err := checkDest(sources, all, dest); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	sort.Strings(out)
-	return out, nil
+	sort.Strings(inputs)
+	sort.Strings(left)
+	return inputs, left, nil
+}
+
+// Special reports whether a file of mode m is one a copy from the build
+// context leaves out, as docker's context transfer does: a socket, a FIFO
+// or a device (a dev server's socket, git's fsmonitor FIFO).
+func Special(m fs.FileMode) bool {
+	return m&(fs.ModeSocket|fs.ModeNamedPipe|fs.ModeDevice|fs.ModeCharDevice) != 0
 }
 
 // walkContext calls visit with the context-relative path of m and, if m
-// is a dir, of every entry below it that the ignore file keeps. m is
-// resolved inside the context (a symlink leaving it is an error); where
-// that leads elsewhere (m is a symlink, or under one), what it leads to
-// is visited too: a copy copies that, not the link.
-func walkContext(contextDir, m string, o Options, visit func(rel string)) error {
+// is a dir, of every entry below it that the ignore file keeps, and
+// whether it is Special. m is resolved inside the context (a symlink
+// leaving it is an error); where that leads elsewhere (m is a symlink, or
+// under one), what it leads to is visited too: a copy copies that, not
+// the link.
+func walkContext(contextDir, m string, o Options, visit func(rel string, special bool)) error {
 	host, err := rootfs.Resolve(contextDir, m, rootfs.Confine)
 	if err != nil {
 		return err
 	}
-	if _, err := os.Lstat(host); err != nil {
+	fi, err := os.Lstat(host)
+	if err != nil {
 		return err
 	}
 	base, err := filepath.Rel(contextDir, host)
 	if err != nil {
 		return err
 	}
-	visit(m)
-	if to := clean(filepath.ToSlash(base)); to != m {
+	to := clean(filepath.ToSlash(base))
+	visit(m, to == m && Special(fi.Mode()))
+	if to != m {
 		if o.Ignore.Match(to) && o.Ignore.Skips(to) {
 			return leadsToIgnored(to, o.Ignore)
 		}
-		visit(to)
+		visit(to, Special(fi.Mode()))
 	}
 	return filepath.WalkDir(host, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || p == host {
@@ -215,7 +232,7 @@ func walkContext(contextDir, m string, o Options, visit func(rel string)) error 
 			}
 			return nil
 		}
-		visit(path.Join(m, filepath.ToSlash(sub)))
+		visit(path.Join(m, filepath.ToSlash(sub)), Special(d.Type()))
 		return nil
 	})
 }
