@@ -447,7 +447,9 @@ func parseBytes(s string) (int64, error) {
 }
 
 // parseBuildArgs parses --build-arg NAME=VALUE; a bare NAME takes the
-// value of the environment variable NAME, as docker does.
+// value of the environment variable NAME, and is left out when that is
+// not set (the arg keeps its default), as docker does: CI lines pass
+// --build-arg http_proxy whether or not the runner has a proxy.
 func parseBuildArgs(specs []string) (map[string]string, error) {
 	if len(specs) == 0 {
 		return nil, nil
@@ -461,7 +463,7 @@ func parseBuildArgs(specs []string) (map[string]string, error) {
 		if !ok {
 			v, set := os.LookupEnv(name)
 			if !set {
-				return nil, fmt.Errorf("--build-arg %s: no value given and no environment variable %s (want NAME=VALUE)", s, s)
+				continue
 			}
 			value = v
 		}

@@ -432,3 +432,28 @@ func TestBaseMissing(t *testing.T) {
 		}
 	}
 }
+
+// TestBuildArgFromEnvironment: a bare --build-arg NAME takes $NAME, and
+// is ignored when NAME is not set (the arg keeps its default), as docker:
+// CI lines pass --build-arg http_proxy whether or not there is a proxy.
+func TestBuildArgFromEnvironment(t *testing.T) {
+	dir := newContext(t)
+	for _, tc := range []struct {
+		name, env, want string
+	}{{"set", "7", "/a-7.txt"}, {"set empty", "", "/a-.txt"}, {"unset", "-", "/a-1.txt"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("V", tc.env)
+			if tc.env == "-" {
+				os.Unsetenv("V")
+			}
+			f := &fakeBuilder{}
+			code, _, stderr := run(t, f.build, "build", "--root", t.TempDir(), "--build-arg", "V", dir)
+			if code != 0 {
+				t.Fatalf("exit %d, want 0; stderr:\n%s", code, stderr)
+			}
+			if got := f.recipe.Stages[0].Steps[0].Copy.To; got != tc.want {
+				t.Errorf("copy to = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
