@@ -57,6 +57,31 @@ func bareWarnings(st *recipe.Stage, base []recipe.EnvVar, defined map[string]boo
 	return out
 }
 
+// argWarnings warns of each $NAME without braces in a run step's command
+// whose NAME is one of the recipe's args and set in no env (the base's,
+// the recipe's): the step's shell sees no args, so it is empty there,
+// where docker's RUN has its ARGs in the environment.
+func argWarnings(r *recipe.Recipe, st *recipe.Stage, base []recipe.EnvVar) []string {
+	env := envNames(r)
+	for _, v := range base {
+		env[v.Name] = true
+	}
+	var out []string
+	for _, s := range st.Steps {
+		if s.Kind != recipe.RunStep || s.Run.Exec {
+			continue
+		}
+		for _, name := range recipe.BareNames(s.Run.Command) {
+			if !env[name] && slices.ContainsFunc(r.Args, func(a recipe.Arg) bool { return a.Name == name }) {
+				out = append(out, fmt.Sprintf("%s: run: $%s is empty in the step: %s is an arg, and args reach a run step only as strata expands ${%s} (docker's RUN has its ARGs in the environment); write ${%s}",
+					s.Pos, name, name, name, name))
+				break
+			}
+		}
+	}
+	return out
+}
+
 // Warnings are the warnings of plans (one per platform), each once.
 func Warnings(plans []*Plan) []string {
 	var out []string
@@ -73,10 +98,17 @@ func Warnings(plans []*Plan) []string {
 // definedNames are the names a recipe defines: its args, and every env
 // it sets (top level, stages, env steps, run steps).
 func definedNames(r *recipe.Recipe) map[string]bool {
-	names := map[string]bool{}
+	names := envNames(r)
 	for _, a := range r.Args {
 		names[a.Name] = true
 	}
+	return names
+}
+
+// envNames are the names of every env a recipe sets (top level, stages,
+// env steps, run steps).
+func envNames(r *recipe.Recipe) map[string]bool {
+	names := map[string]bool{}
 	for _, st := range r.Stages {
 		for _, v := range st.Env {
 			names[v.Name] = true

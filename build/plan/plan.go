@@ -420,6 +420,7 @@ func (pl *planner) stage(ctx context.Context, st *recipe.Stage, p *Plan) (*Stage
 		pl.defined = definedNames(pl.r)
 	}
 	p.Warnings = append(p.Warnings, bareWarnings(st, state.Env, pl.defined)...)
+	p.Warnings = append(p.Warnings, argWarnings(pl.r, st, state.Env)...)
 	sp.Recipe = st
 	state = state.withStage(st)
 	var errs []error

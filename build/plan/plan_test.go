@@ -568,3 +568,24 @@ func configLayout(t *testing.T, cf *v1.ConfigFile) string {
 	}
 	return dir
 }
+
+// TestBareArgInRunWarned: a run step's $V, where V is an arg and no env
+// sets it, is empty in the step (docker's RUN would see the ARG): warned.
+// ${V}, an arg some env sets, a name of the base's env, and the exec form
+// are not.
+func TestBareArgInRunWarned(t *testing.T) {
+	dir := configLayout(t, &v1.ConfigFile{OS: "linux", Architecture: runtime.GOARCH, RootFS: v1.RootFS{Type: "layers"},
+		Config: v1.Config{Env: []string{"PATH=/bin", "HOME=/root"}}})
+	p := plan(t, "from: oci-layout://"+dir+":latest\nargs: {V: \"1\", E: \"2\", HOME: /h}\nenv: {E: \"${E}\"}\nsteps:\n"+
+		"  - run: echo $V ${V} $E $HOME\n  - run: [echo, $V]\n  - run: echo ${V}\n", nil)
+	want := []string{
+		"strata.yaml:5:5: run: $V is empty in the step: V is an arg, and args reach a run step only as strata expands ${V} (docker's RUN has its ARGs in the environment); write ${V}",
+	}
+	var got []string
+	for _, w := range p.Warnings {
+		got = append(got, w[strings.Index(w, "strata.yaml:"):])
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("warnings (-want +got):\n%s", d)
+	}
+}
