@@ -182,7 +182,7 @@ func (e *executor) step(ctx context.Context, sp *plan.Stage, res *stageResult, s
 	ev.Duration, ev.Layer, ev.Cached, ev.Timings = time.Since(start), rec, cached, timings
 	e.event(ev, EventDone)
 	res.history = append(res.history, commit.Step{Layer: layer, Comment: s.Recipe.Name,
-		CreatedBy: fmt.Sprintf("strata %s:%d %s: %s", e.history, s.Recipe.Pos.Line, s.Recipe.Kind, s.Recipe.Summary())})
+		CreatedBy: fmt.Sprintf("strata %s %s: %s", e.history, s.Recipe.Kind, s.Recipe.Summary())}) // no line: a comment moves it
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.steps = append(e.steps, StepResult{Stage: ev.Stage, Pos: ev.Pos, Action: ev.Action, Cached: cached, Duration: ev.Duration, Layer: rec, Timings: timings})

@@ -267,3 +267,21 @@ steps:
 		t.Errorf("umask 022 built %s, umask 077 %s", usual, strict)
 	}
 }
+
+// TestCommentKeepsDigest: a comment added at the top of the recipe, which
+// moves every step's line, changes no layer and no digest: a fully cached
+// rebuild gives the first build's image.
+func TestCommentKeepsDigest(t *testing.T) {
+	requireBuildTools(t)
+	base := busyboxBase(t)
+	recipe := "args: {BASE: scratch}\nfrom: ${BASE}\nsteps:\n  - run: echo x > /x\n  - env: {A: \"1\"}\n"
+	ctx := writeRecipe(t, recipe, map[string]string{})
+	root := t.TempDir()
+	first := mustBuild(t, nil, "--root", root, "--build-arg", base, ctx)
+	if err := os.WriteFile(filepath.Join(ctx, "strata.yaml"), []byte("# a comment\n"+recipe), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if again := mustBuild(t, nil, "--root", root, "--build-arg", base, ctx); again != first {
+		t.Errorf("a comment changed the digest: %s, then %s", first, again)
+	}
+}
