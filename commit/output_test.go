@@ -487,3 +487,70 @@ func TestWriteFileMode(t *testing.T) {
 		t.Errorf("the replaced file holds %q", b)
 	}
 }
+
+// TestPullLayoutChecksManifestAndConfig: a layout whose config, or whose
+// manifest, was rewritten in place (an Env with LD_PRELOAD added) is
+// refused, even pinned by digest, as umoci and skopeo refuse it: its
+// blobs no longer hold what their digests name.
+func TestPullLayoutChecksManifestAndConfig(t *testing.T) {
+	img := motdImage(t, "a\n")
+	m, err := img.Manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := digestOf(t, img)
+	blob := func(dir string, h v1.Hash) string { return filepath.Join(dir, "blobs", h.Algorithm, h.Hex) }
+	for _, tc := range []struct {
+		name   string
+		tamper func(t *testing.T, dir string)
+		want   string
+	}{
+		{"config rewritten", func(t *testing.T, dir string) {
+			writeJSON(t, blob(dir, m.Config.Digest), func(cf map[string]any) {
+				cf["config"].(map[string]any)["Env"] = []string{"LD_PRELOAD=/evil.so"}
+			})
+		}, "is corrupt or was altered: the blob of its config " + m.Config.Digest.String() + " holds content of digest"},
+		{"manifest rewritten", func(t *testing.T, dir string) {
+			writeJSON(t, blob(dir, md), func(man map[string]any) { man["annotations"] = map[string]string{"x": "y"} })
+		}, "is corrupt or was altered: the blob of its manifest " + md.String() + " holds content of digest"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "l")
+			if err := commit.WriteOCILayout(t.Context(), dir, img, []string{"a"}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := pullRef(t, "oci-layout://"+dir+":a", commit.PullOptions{}); err != nil {
+				t.Fatalf("the layout as written: %v", err)
+			}
+			tc.tamper(t, dir)
+			for _, ref := range []string{"oci-layout://" + dir + ":a", "oci-layout://" + dir + "@" + md.String()} {
+				if _, err := pullRef(t, ref, commit.PullOptions{}); err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Errorf("Pull(%s) = %v, want an error containing %q", ref, err, tc.want)
+				}
+			}
+		})
+	}
+}
+
+// writeJSON rewrites the JSON file p in place as edit changes it.
+func writeJSON(t *testing.T, p string, edit func(map[string]any)) {
+	t.Helper()
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v map[string]any
+	if err := json.Unmarshal(data, &v); err != nil {
+		t.Fatal(err)
+	}
+	edit(v)
+	if data, err = json.Marshal(v); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

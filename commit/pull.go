@@ -124,6 +124,7 @@ func findLayoutEntry(dir, tag, digest string) (idx v1.ImageIndex, d v1.Descripto
 	if idx, err = layout.ImageIndexFromPath(dir); err != nil {
 		return nil, d, false, err
 	}
+	idx = verifiedIndex{inner: idx, dir: dir}
 	im, err := idx.IndexManifest()
 	if err != nil {
 		return nil, d, false, err
