@@ -9,6 +9,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/stratabuild/strata/internal/rootfs"
 )
 
 // execUser is the identity the process runs as.
@@ -146,10 +150,16 @@ func readGroup(rootfs string) ([]groupEntry, error) {
 	return out, err
 }
 
-// readColonFile calls line for each non-comment line of rootfs/name split on
-// ':'. The file is opened inside rootfs, so symlinks cannot escape it.
-func readColonFile(rootfs, name string, line func([]string)) error {
-	f, err := os.OpenInRoot(rootfs, name)
+// readColonFile calls line for each non-comment line of root/name split on
+// ':'. Symlinks resolve inside root as in a chroot: an absolute target
+// (/etc/passwd -> /usr/lib/passwd, as Nix-built images link) restarts at
+// root, so nothing outside it is read.
+func readColonFile(root, name string, line func([]string)) error {
+	host, err := rootfs.Resolve(root, name, rootfs.Clamp)
+	if err != nil {
+		return fmt.Errorf("reading /%s: %w", name, err)
+	}
+	f, err := rootfs.OpenFile(host, os.O_RDONLY|unix.O_NOFOLLOW, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}

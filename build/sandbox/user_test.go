@@ -105,3 +105,55 @@ func TestLookupUser(t *testing.T) {
 		})
 	}
 }
+
+// TestLookupOwnerThroughSymlinks: /etc/passwd and /etc/group that are
+// symlinks inside the image — absolute (as Nix-built images link them),
+// relative, or /etc itself a link — are read as the container reads them;
+// a link leading out of the rootfs reads the rootfs's file, never the
+// host's (the host has no /usr/lib/passwd), one leading nowhere is a
+// missing file, and a loop is an error.
+func TestLookupOwnerThroughSymlinks(t *testing.T) {
+	const passwd, group = "root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n", "root:x:0:\napp:x:1001:\n"
+	for _, tc := range []struct {
+		name  string
+		links map[string]string // path in the rootfs -> link target
+		files string            // where the real files are
+		want  string            // "": app is 1000:1001; else an error containing it
+	}{
+		{"absolute", map[string]string{"etc/passwd": "/usr/lib/passwd", "etc/group": "/usr/lib/group"}, "usr/lib", ""},
+		{"relative", map[string]string{"etc/passwd": "../usr/lib/passwd", "etc/group": "../usr/lib/group"}, "usr/lib", ""},
+		{"etc itself", map[string]string{"etc": "/real/etc"}, "real/etc", ""},
+		{"out of the rootfs", map[string]string{"etc/passwd": "../../../../../../../../usr/lib/passwd", "etc/group": "/../../usr/lib/group"}, "usr/lib", ""},
+		{"a loop", map[string]string{"etc/passwd": "../../../../etc/passwd"}, "", "too many levels of symbolic links"},
+		{"nowhere", map[string]string{"etc/passwd": "/gone/passwd"}, "", `no user "app" in /etc/passwd`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			if tc.files != "" {
+				if err := os.MkdirAll(filepath.Join(root, tc.files), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				for name, content := range map[string]string{"passwd": passwd, "group": group} {
+					if err := os.WriteFile(filepath.Join(root, tc.files, name), []byte(content), 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			for p, target := range tc.links {
+				if err := os.MkdirAll(filepath.Dir(filepath.Join(root, p)), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Symlink(target, filepath.Join(root, p)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			uid, gid, err := LookupOwner(root, "app")
+			switch {
+			case tc.want == "" && (err != nil || uid != 1000 || gid != 1001):
+				t.Errorf("LookupOwner(app) = %d, %d, %v; want 1000, 1001", uid, gid, err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("LookupOwner(app) = %d, %d, %v; want an error containing %q", uid, gid, err, tc.want)
+			}
+		})
+	}
+}
