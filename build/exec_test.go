@@ -549,3 +549,59 @@ func configLayout(t *testing.T, set func(*v1.Config)) string {
 	}
 	return dir
 }
+
+// TestSurplusHistoryWarned: a base whose history has more entries with a
+// layer than layers is warned of, as BuildKit warns ("invalid image config
+// with unaccounted layers"), also through a stage continuing its stage;
+// the image has one such entry per layer.
+func TestSurplusHistoryWarned(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "base")
+	cf, err := empty.Image.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	cf.History = []v1.History{{CreatedBy: "x 1"}, {CreatedBy: "x 2"}}
+	img, err := mutate.ConfigFile(empty.Image, cf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendImage(img); err != nil {
+		t.Fatal(err)
+	}
+	res, _, _, events, err := buildFake(t, "stages:\n  - name: a\n    from: oci-layout://"+dir+"\n    steps:\n      - run: write /a.txt alpha\n  - name: b\n    from: a\n    steps:\n      - env: {B: \"2\"}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "strata.yaml:3:11: the base image oci-layout://" + dir + " has history entries for 2 layers but 0 layers (invalid image config with unaccounted layers): the image marks the last 2 of those entries empty_layer, as BuildKit does"
+	n := 0
+	for _, e := range events {
+		if e.Kind == EventInfo && strings.HasPrefix(e.Text, "warning: ") && strings.HasSuffix(e.Text, want) {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("the warning %q was given %d times, want once; events: %+v", want, n, events)
+	}
+	got, err := res.Image.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers, err := res.Image.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nonEmpty := 0
+	for _, h := range got.History {
+		if !h.EmptyLayer {
+			nonEmpty++
+		}
+	}
+	if nonEmpty != len(layers) || len(layers) != 1 {
+		t.Errorf("%d history entries with a layer for %d layers, want 1 for 1: %+v", nonEmpty, len(layers), got.History)
+	}
+}

@@ -44,6 +44,9 @@ func (e *executor) image(ctx context.Context, res *stageResult) (v1.Image, error
 	if err != nil {
 		return nil, err
 	}
+	if err := e.warnSurplusHistory(sp); err != nil {
+		return nil, err
+	}
 	img, err := commit.Image(res.base, commit.ImageOptions{
 		Steps: steps, Config: cfg, Created: created, Annotations: merged(im.Annotations, e.o.Annotations), Platform: platform,
 	})
@@ -51,6 +54,36 @@ func (e *executor) image(ctx context.Context, res *stageResult) (v1.Image, error
 		return nil, fmt.Errorf("assembling the image: %w", err)
 	}
 	return img, nil
+}
+
+// warnSurplusHistory warns when the image the final stage sp starts from
+// (its base, or the base of the stage it continues) has more history
+// entries with a layer than layers, as BuildKit warns: commit.Image marks
+// the surplus ones empty_layer.
+func (e *executor) warnSurplusHistory(sp *plan.Stage) error {
+	root := sp
+	for root.Base == nil {
+		var ok bool
+		if root, ok = e.plan.StageByIndex(root.BaseStage); !ok {
+			return nil // not planned: the stage's build has said so
+		}
+	}
+	cf, err := root.Base.ConfigFile()
+	if err != nil {
+		return fmt.Errorf("%s: base %s: %w", root.Recipe.From.Pos, root.Recipe.From.Ref, err)
+	}
+	if n := commit.SurplusHistory(cf); n > 0 {
+		layers := func(n int) string {
+			if n == 1 {
+				return "1 layer"
+			}
+			return fmt.Sprintf("%d layers", n)
+		}
+		e.emit(Event{Kind: EventInfo, Time: time.Now(), Text: fmt.Sprintf(
+			"warning: %s: the base image %s has history entries for %s but %s (invalid image config with unaccounted layers): the image marks the last %d of those entries empty_layer, as BuildKit does",
+			root.Recipe.From.Pos, root.Recipe.From.Ref, layers(len(cf.RootFS.DiffIDs)+n), layers(len(cf.RootFS.DiffIDs)), n)})
+	}
+	return nil
 }
 
 // merged is over set on top of base; nil when both are empty.

@@ -201,16 +201,23 @@ func setPlatform(cfg *v1.ConfigFile, p *v1.Platform) {
 	}
 }
 
-// historyOfLayers returns history with an entry for each of layers base
-// layers: a base made without history (or with fewer non-empty entries
-// than layers) would otherwise have strata's entries name its layers
-// (docker history put a base layer under the first run step). The added
-// entries, as BuildKit adds them, come after the base's own, dated when
-// the base was made.
+// historyOfLayers returns history with one non-empty entry for each of
+// layers base layers, as BuildKit's exporter normalises it. A base made
+// without history (or with fewer non-empty entries than layers) would
+// otherwise have strata's entries name its layers (docker history put a
+// base layer under the first run step): the added entries, as BuildKit
+// adds them, come after the base's own, dated when the base was made. A
+// base with more non-empty entries than layers (an invalid config) would
+// put the step layers under base entries: those past the last layer are
+// marked empty_layer, as BuildKit marks them (see SurplusHistory).
 func historyOfLayers(history []v1.History, layers int, created v1.Time) []v1.History {
 	n := 0
-	for _, h := range history {
-		if !h.EmptyLayer {
+	for i := range history {
+		switch {
+		case history[i].EmptyLayer:
+		case n == layers:
+			history[i].EmptyLayer = true
+		default:
 			n++
 		}
 	}
@@ -218,6 +225,20 @@ func historyOfLayers(history []v1.History, layers int, created v1.Time) []v1.His
 		history = append(history, v1.History{Created: created, Comment: "strata: a base layer the base image's history leaves out"})
 	}
 	return history
+}
+
+// SurplusHistory is how many non-empty entries the history of a base's
+// config cfg has past its layers: an invalid config, which BuildKit warns
+// of as "invalid image config with unaccounted layers". Image marks them
+// empty_layer, the last ones, so that each layer keeps the entry before.
+func SurplusHistory(cfg *v1.ConfigFile) int {
+	n := 0
+	for _, h := range cfg.History {
+		if !h.EmptyLayer {
+			n++
+		}
+	}
+	return max(n-len(cfg.RootFS.DiffIDs), 0)
 }
 
 // ociLayerType maps Docker layer media types to their OCI equivalents.

@@ -330,3 +330,63 @@ func TestImageBaseWithoutHistory(t *testing.T) {
 		t.Errorf("OnBuild = %q, want none", got.Config.OnBuild)
 	}
 }
+
+// TestImageBaseWithSurplusHistory: a base whose history has more entries
+// with a layer than it has layers (an invalid config) keeps its first ones
+// for its layers; the surplus ones are marked empty_layer, as BuildKit
+// marks them, so that the image has one non-empty entry per layer and the
+// step's layer keeps the step's entry.
+func TestImageBaseWithSurplusHistory(t *testing.T) {
+	base, err := random.Image(512, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := base.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	cf.History = []v1.History{
+		{CreatedBy: "layer 1"}, {CreatedBy: "ENV A=1", EmptyLayer: true}, {CreatedBy: "layer 2"},
+		{CreatedBy: "x 1"}, {CreatedBy: "x 2"}, {CreatedBy: "ENV B=2", EmptyLayer: true}, {CreatedBy: "x 3"},
+	}
+	if base, err = mutate.ConfigFile(base, cf); err != nil {
+		t.Fatal(err)
+	}
+	if got := commit.SurplusHistory(cf); got != 3 {
+		t.Errorf("SurplusHistory = %d, want 3", got)
+	}
+	img, err := commit.Image(base, commit.ImageOptions{
+		Steps:   []commit.Step{{Layer: newLayer(t, map[string]string{"a": "a"}), CreatedBy: "run: echo a > /a"}},
+		Created: epoch,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []v1.History{
+		{CreatedBy: "layer 1"}, {CreatedBy: "ENV A=1", EmptyLayer: true}, {CreatedBy: "layer 2"},
+		{CreatedBy: "x 1", EmptyLayer: true}, {CreatedBy: "x 2", EmptyLayer: true},
+		{CreatedBy: "ENV B=2", EmptyLayer: true}, {CreatedBy: "x 3", EmptyLayer: true},
+		{Created: v1.Time{Time: epoch}, CreatedBy: "run: echo a > /a"},
+	}
+	if d := cmp.Diff(want, got.History); d != "" {
+		t.Errorf("history (-want +got):\n%s", d)
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nonEmpty := 0
+	for _, h := range got.History {
+		if !h.EmptyLayer {
+			nonEmpty++
+		}
+	}
+	if nonEmpty != 3 || len(layers) != 3 {
+		t.Errorf("%d history entries with a layer for %d layers, want 3 for 3", nonEmpty, len(layers))
+	}
+}

@@ -42,8 +42,8 @@ type layerRef struct {
 }
 
 // Compare says what differs between images a and b. It reads the
-// manifests and configs, then only the layers whose diffIDs differ, each
-// once, as uncompressed tar streams.
+// manifests and configs, then only the layers whose diffIDs or blobs
+// differ, each once, as uncompressed tar streams.
 func Compare(ctx context.Context, a, b Image) (*Result, error) {
 	sa, err := load(a)
 	if err != nil {
@@ -153,7 +153,8 @@ func readManifest(img v1.Image, s *side) (*v1.Manifest, error) {
 }
 
 // manifestChanges compares two manifests, leaving out what the rest of
-// the comparison covers: the config's and the layers' digests and sizes.
+// the comparison covers: the config's and the layers' digests, and their
+// sizes where the digests differ (one blob given two sizes is a change).
 // A different layer count is one change, "manifest.layers".
 func manifestChanges(a, b any) []FieldChange {
 	ma, okA := a.(map[string]any)
@@ -167,7 +168,7 @@ func manifestChanges(a, b any) []FieldChange {
 	lb, _ := mb["layers"].([]any)
 	n := min(len(la), len(lb))
 	d := fieldDiff{}
-	d.value("manifest", stripManifest(ma, n), stripManifest(mb, n), true, true)
+	d.value("manifest", stripManifest(ma, mb, n), stripManifest(mb, ma, n), true, true)
 	if len(la) != len(lb) {
 		d.changes = append(d.changes, FieldChange{Path: "manifest.layers",
 			A: marshal(len(la)), B: marshal(len(lb))})
@@ -175,22 +176,24 @@ func manifestChanges(a, b any) []FieldChange {
 	return d.changes
 }
 
-// stripManifest copies m without the digests and sizes of its config and
-// layers, and with only its first n layers.
-func stripManifest(m map[string]any, n int) map[string]any {
+// stripManifest copies m, compared with other, with only its first n
+// layers, without the digests of its config and layers, and without their
+// sizes where other names another blob.
+func stripManifest(m, other map[string]any, n int) map[string]any {
 	out := make(map[string]any, len(m))
 	for k, v := range m {
 		out[k] = v
 	}
 	if c, ok := m["config"].(map[string]any); ok {
-		out["config"] = withoutBlob(c)
+		out["config"] = withoutBlob(c, other["config"])
 	}
 	if ls, ok := m["layers"].([]any); ok {
+		others, _ := other["layers"].([]any)
 		stripped := make([]any, n)
 		for i := range n {
 			stripped[i] = ls[i]
 			if d, ok := ls[i].(map[string]any); ok {
-				stripped[i] = withoutBlob(d)
+				stripped[i] = withoutBlob(d, others[i])
 			}
 		}
 		out["layers"] = stripped
@@ -198,10 +201,16 @@ func stripManifest(m map[string]any, n int) map[string]any {
 	return out
 }
 
-func withoutBlob(d map[string]any) map[string]any {
+// withoutBlob copies the descriptor d without its digest, and without its
+// size unless other is a descriptor of the same blob.
+func withoutBlob(d map[string]any, other any) map[string]any {
+	o, _ := other.(map[string]any)
+	digest, ok := d["digest"].(string)
+	otherDigest, _ := o["digest"].(string)
+	sameBlob := ok && digest == otherDigest
 	out := make(map[string]any, len(d))
 	for k, v := range d {
-		if k != "digest" && k != "size" {
+		if k != "digest" && (k != "size" || sameBlob) {
 			out[k] = v
 		}
 	}

@@ -2,10 +2,12 @@ package imagediff
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -17,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -290,5 +293,87 @@ func TestDiffCompressions(t *testing.T) {
 	}
 	if want := "layer 0: same content, blob " + short(l.A.Digest) + " → " + short(l.B.Digest) + " (compressed differently)\n"; !strings.HasSuffix(buf.String(), want) {
 		t.Errorf("WriteText = %q, want it to end with %q", buf.String(), want)
+	}
+}
+
+// claimingLayer is a layer whose config entry claims diffID, whatever its
+// content.
+type claimingLayer struct {
+	v1.Layer
+	diffID v1.Hash
+}
+
+func (l claimingLayer) DiffID() (v1.Hash, error) { return l.diffID, nil }
+
+// gzipLayer makes a gzip layer of a tar at a compression level; its reads
+// are counted in reads.
+func gzipLayer(t testing.TB, tarData []byte, level int, reads *atomic.Int32) v1.Layer {
+	t.Helper()
+	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(tarData)), nil
+	}, tarball.WithMediaType(types.OCILayer), tarball.WithCompressionLevel(level))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return countingLayer{Layer: l, reads: reads}
+}
+
+// TestDiffSameDiffIDOtherBlobs: two blobs whose configs claim one diffID
+// are both read before the layer is called the same: the same tar
+// compressed at two gzip levels is "same"; a blob holding other files than
+// the diffID it claims is an error naming the image and the layer.
+func TestDiffSameDiffIDOtherBlobs(t *testing.T) {
+	content := tarOf(t, base()...)
+	var readsA, readsB atomic.Int32
+	a := imageOf(t, nil, gzipLayer(t, content, gzip.DefaultCompression, &readsA))
+	b := imageOf(t, nil, gzipLayer(t, content, gzip.BestSpeed, &readsB))
+	r := compare(t, a, b)
+	l := r.Layers[0]
+	if l.Status != LayerSame || l.A.Digest == l.B.Digest || r.Identical {
+		t.Errorf("Identical = %v, layer 0 = %+v; want the same layer in another blob", r.Identical, l)
+	}
+	if na, nb := readsA.Load(), readsB.Load(); na != 1 || nb != 1 {
+		t.Errorf("the layers were read %d and %d times, want once each", na, nb)
+	}
+
+	cfgA, err := a.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := claimingLayer{layerOf(t, tarOf(t, file("etc/app.conf", "EVIL\n")), nil), cfgA.RootFS.DiffIDs[0]}
+	_, err = Compare(t.Context(), Image{Ref: "a", Image: a}, Image{Ref: "forged", Image: imageOf(t, nil, forged)})
+	if err == nil || !strings.Contains(err.Error(), "layer 0 ("+cfgA.RootFS.DiffIDs[0].String()+") of forged") ||
+		!strings.Contains(err.Error(), "the image is corrupt or forged") {
+		t.Errorf("Compare with a forged diffID = %v, want an error naming layer 0 of forged", err)
+	}
+}
+
+// TestDiffSameBlobOtherSize: one blob given two sizes by the manifests is a
+// change of the manifests, not an "encoding only" one.
+func TestDiffSameBlobOtherSize(t *testing.T) {
+	img := imageOf(t, nil, layerOf(t, tarOf(t, base()...), nil))
+	m, err := img.Manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m = m.DeepCopy()
+	m.Layers[0].Size += 1000
+	rawManifest, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rawCfg, err := img.RawConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrong, err := partial.CompressedToImage(rawImage{manifest: rawManifest, config: rawCfg, from: img})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := compare(t, img, wrong)
+	size := strconv.FormatInt(m.Layers[0].Size, 10)
+	want := fields("manifest.layers[0].size", strconv.FormatInt(m.Layers[0].Size-1000, 10), size)
+	if diff := cmp.Diff(want, r.Fields); diff != "" || r.Identical {
+		t.Errorf("Identical = %v, Fields (-want +got):\n%s", r.Identical, diff)
 	}
 }

@@ -6,7 +6,9 @@
 // Input: two Images (a ggcr v1.Image each, named by the reference the user
 // gave). Output: a Result — the manifest fields and config fields that
 // differ, then the layers aligned by position: a layer whose diffID is the
-// same on both sides is "same" and is never downloaded or read; a layer that
+// same on both sides is "same", never downloaded or read when both sides
+// name the same blob, read only to check its diffID when they name two
+// (the same content compressed differently, or a forged claim); a layer that
 // differs is read once per side as an uncompressed tar stream and the paths
 // added, removed or changed are listed with what changed (content, size,
 // mode, owner, mtime, xattrs, link target, type, …). Whiteouts and opaque

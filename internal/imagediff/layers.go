@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
@@ -14,9 +15,11 @@ import (
 	"github.com/stratabuild/strata/internal/gunzip"
 )
 
-// compareLayers compares the layers of a and b position by position. Only
-// the pairs whose diffIDs differ are read; extra layers are listed as
-// added or removed without being read.
+// compareLayers compares the layers of a and b position by position. The
+// pairs whose diffIDs differ are read and compared entry by entry; a pair
+// with the same diffID in two blobs is read only to check that both hold
+// that content; a pair in the same blob, and extra layers (listed as added
+// or removed), are not read.
 func compareLayers(ctx context.Context, a, b *side) ([]Layer, error) {
 	out := []Layer{}
 	for i := 0; i < max(len(a.layers), len(b.layers)); i++ {
@@ -36,9 +39,16 @@ func compareLayers(ctx context.Context, a, b *side) ([]Layer, error) {
 			l.Status = LayerAdded
 		case l.A.DiffID == l.B.DiffID:
 			l.Status = LayerSame
+			if otherBlobs(*l.A, *l.B) {
+				// Two blobs claiming one diffID: the same content
+				// compressed differently, or a forged claim.
+				if _, _, err := readPair(ctx, a, b, i, checkLayer); err != nil {
+					return nil, err
+				}
+			}
 		default:
 			l.Status = LayerChanged
-			ia, ib, err := readPair(ctx, a, b, i)
+			ia, ib, err := readPair(ctx, a, b, i, readLayer)
 			if err != nil {
 				return nil, err
 			}
@@ -49,9 +59,16 @@ func compareLayers(ctx context.Context, a, b *side) ([]Layer, error) {
 	return out, nil
 }
 
-// readPair reads layer i of a and of b at the same time. The first
-// failure stops the other read and is the one reported.
-func readPair(ctx context.Context, a, b *side, i int) (index, index, error) {
+// otherBlobs reports whether a and b are layers in two different blobs;
+// false when a side has no manifest (a docker-archive), whose blobs are
+// not known.
+func otherBlobs(a, b LayerBlob) bool {
+	return a.Digest != "" && b.Digest != "" && a.Digest != b.Digest
+}
+
+// readPair reads layer i of a and of b at the same time with read. The
+// first failure stops the other read and is the one reported.
+func readPair(ctx context.Context, a, b *side, i int, read func(context.Context, *side, int) (index, error)) (index, index, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var first error
@@ -63,12 +80,12 @@ func readPair(ctx context.Context, a, b *side, i int) (index, index, error) {
 	go func() {
 		defer wg.Done()
 		var err error
-		if ia, err = readLayer(ctx, a, i); err != nil {
+		if ia, err = read(ctx, a, i); err != nil {
 			fail(err)
 		}
 	}()
 	var err error
-	if ib, err = readLayer(ctx, b, i); err != nil {
+	if ib, err = read(ctx, b, i); err != nil {
 		fail(err)
 	}
 	wg.Wait()
@@ -93,6 +110,21 @@ func readLayer(ctx context.Context, s *side, i int) (index, error) {
 	return idx, nil
 }
 
+// checkLayer reads layer i of s to its end, only to check that its
+// content is the diffID its config claims; it returns no index.
+func checkLayer(ctx context.Context, s *side, i int) (index, error) {
+	ref := s.layers[i]
+	rc, err := openTar(s, ref)
+	if err != nil {
+		return nil, fmt.Errorf("reading layer %d (%s) of %s: %w", i, ref.blob.DiffID, s.Ref, err)
+	}
+	defer rc.Close()
+	if err := checkDiffID(ctx, rc, ref.blob.DiffID); err != nil {
+		return nil, fmt.Errorf("reading layer %d (%s) of %s: %w", i, ref.blob.DiffID, s.Ref, err)
+	}
+	return nil, nil
+}
+
 // Magic numbers of the compressed layer formats.
 var (
 	gzipMagic = []byte{0x1f, 0x8b}
@@ -110,6 +142,9 @@ func openTar(s *side, ref layerRef) (io.ReadCloser, error) {
 		return ref.layer.Uncompressed()
 	}
 	blob, err := ref.layer.Compressed()
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("its blob %s is missing: %w", ref.blob.Digest, err)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -70,8 +70,10 @@ type FieldChange struct {
 
 // Layer statuses.
 const (
-	// LayerSame: both images have this layer, with the same diffID; it
-	// was not read.
+	// LayerSame: both images have this layer, with the same diffID. In
+	// the same blob (or in a docker-archive, whose blobs are not known)
+	// it was not read; in two blobs both were read, to check that each
+	// holds that content (a blob that does not is an error).
 	LayerSame = "same"
 	// LayerChanged: both images have a layer here, with different
 	// diffIDs; Changes says how their entries differ.

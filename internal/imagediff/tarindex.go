@@ -125,10 +125,29 @@ func (x *indexer) read(ctx context.Context, r io.Reader, diffID string) (index, 
 	if _, err := io.CopyBuffer(io.Discard, in, x.buf); err != nil {
 		return nil, fmt.Errorf("reading the end of the tar: %w", err)
 	}
-	if got := fmt.Sprintf("sha256:%x", whole.Sum(nil)); diffID != "" && got != diffID {
-		return nil, fmt.Errorf("the layer's content is %s, not its diffID %s: the image is corrupt", got, diffID)
+	if err := diffIDMatches(whole, diffID); err != nil {
+		return nil, err
 	}
 	return idx, nil
+}
+
+// checkDiffID reads a layer's uncompressed tar stream to its end and
+// checks that its SHA-256 is diffID.
+func checkDiffID(ctx context.Context, r io.Reader, diffID string) error {
+	whole := sha256.New()
+	if _, err := io.CopyBuffer(whole, &ctxReader{ctx: ctx, r: r}, make([]byte, 64<<10)); err != nil {
+		return err
+	}
+	return diffIDMatches(whole, diffID)
+}
+
+// diffIDMatches checks that the SHA-256 whole has summed is diffID ("" is
+// not checked).
+func diffIDMatches(whole hash.Hash, diffID string) error {
+	if got := fmt.Sprintf("sha256:%x", whole.Sum(nil)); diffID != "" && got != diffID {
+		return fmt.Errorf("the layer's content is %s, not its diffID %s: the image is corrupt or forged", got, diffID)
+	}
+	return nil
 }
 
 // hash is the SHA-256 of what r holds.

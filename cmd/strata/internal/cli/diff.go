@@ -29,7 +29,8 @@ func newDiff() *cobra.Command {
 		Long: `Show what differs between images A and B: the manifest and config fields,
 then each layer, aligned by position: "same", or the paths added (+), removed (-)
 or changed (~) with what changed (content, size, mode, owner, mtime, xattrs,
-link target, type). Layers with the same diffID are not downloaded.
+link target, type). A layer in the same blob on both sides is not downloaded;
+one whose two blobs claim the same diffID is read on both sides, to check it.
 
 A and B are any image reference strata accepts as a base: a registry reference
 (docker.io/library assumed), oci-layout://DIR[:TAG|@sha256:…] or

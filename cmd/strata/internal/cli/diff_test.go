@@ -1,7 +1,12 @@
 package cli
 
 import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
 	"encoding/json"
+	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,6 +16,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/stratabuild/strata/internal/imagediff"
@@ -214,5 +221,102 @@ func TestPlatformKeyNormalises(t *testing.T) {
 		if got := platformKey(c.p); got != c.want {
 			t.Errorf("platformKey(%v) = %s, want %s", c.p, got, c.want)
 		}
+	}
+}
+
+// sameDiffIDImage is an image of one gzip layer of content, compressed at
+// level, whose config claims diffID (the content's own when empty).
+func sameDiffIDImage(t *testing.T, content []byte, level int, diffID v1.Hash) v1.Image {
+	t.Helper()
+	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(content)), nil
+	}, tarball.WithMediaType(types.OCILayer), tarball.WithCompressionLevel(level))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diffID != (v1.Hash{}) {
+		l = claimingLayer{l, diffID}
+	}
+	img, err := mutate.AppendLayers(mutate.MediaType(empty.Image, types.OCIManifestSchema1), l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// claimingLayer is a layer whose config entry claims diffID, whatever its
+// content.
+type claimingLayer struct {
+	v1.Layer
+	diffID v1.Hash
+}
+
+func (l claimingLayer) DiffID() (v1.Hash, error) { return l.diffID, nil }
+
+// oneFileTar is a tar of one file a holding body.
+func oneFileTar(t *testing.T, body string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	if err := tw.WriteHeader(&tar.Header{Name: "a", Mode: 0o644, Size: int64(len(body))}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(tw, body); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// TestDiffSameDiffIDOtherBlobs: a layer whose two blobs claim one diffID
+// is read on both sides before it is called the same. The same tar at two
+// gzip levels is "same content"; a blob holding other files than the
+// diffID it claims, or a blob missing from its layout, is an error naming
+// the image and the layer (exit 2).
+func TestDiffSameDiffIDOtherBlobs(t *testing.T) {
+	content := oneFileTar(t, "hello\n")
+	ok := sameDiffIDImage(t, content, gzip.DefaultCompression, v1.Hash{})
+	cfg, err := ok.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	claimed := cfg.RootFS.DiffIDs[0]
+	dir := writeLayout(t, map[string]v1.Image{
+		"ok":      ok,
+		"relevel": sameDiffIDImage(t, content, gzip.BestSpeed, v1.Hash{}),
+		"forged":  sameDiffIDImage(t, oneFileTar(t, "EVIL\n"), gzip.DefaultCompression, claimed),
+	})
+	ref := func(tag string) string { return "oci-layout://" + dir + ":" + tag }
+
+	code, stdout, stderr := run(t, nil, "diff", ref("ok"), ref("relevel"))
+	if code != 1 || !strings.Contains(stdout, "layer 0: same content, blob ") || stderr != "" {
+		t.Errorf("diff of one tar at two gzip levels: exit %d, stdout %q, stderr %q; want 1 and same content", code, stdout, stderr)
+	}
+	code, stdout, stderr = run(t, nil, "diff", ref("ok"), ref("forged"))
+	if code != ExitUsage || stdout != "" || !strings.Contains(stderr, "layer 0 ("+claimed.String()+") of "+ref("forged")+": ") ||
+		!strings.Contains(stderr, "corrupt or forged") {
+		t.Errorf("diff of a forged layer: exit %d, stdout %q, stderr %q; want %d naming layer 0 of the forged image", code, stdout, stderr, ExitUsage)
+	}
+
+	// The gzip-level image alone in a layout, its layer blob removed.
+	relevel := sameDiffIDImage(t, content, gzip.BestSpeed, v1.Hash{})
+	lonely := writeLayout(t, map[string]v1.Image{"relevel": relevel})
+	layers, err := relevel.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob, err := layers[0].Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(lonely, "blobs", blob.Algorithm, blob.Hex)); err != nil {
+		t.Fatal(err)
+	}
+	missing := "oci-layout://" + lonely + ":relevel"
+	code, stdout, stderr = run(t, nil, "diff", ref("ok"), missing)
+	if code != ExitUsage || stdout != "" || !strings.Contains(stderr, "layer 0 ("+claimed.String()+") of "+missing+": its blob "+blob.String()+" is missing") {
+		t.Errorf("diff with a missing blob: exit %d, stdout %q, stderr %q; want %d naming the missing blob", code, stdout, stderr, ExitUsage)
 	}
 }
