@@ -138,13 +138,29 @@ func writeOCILayout(ctx context.Context, dir string, img layoutEntry, refNames [
 	if kind, err = inspectDest(dir); err != nil {
 		return err
 	}
-	if kind == destEmpty {
-		// Made durable by the sync of dir after index.json.
-		if err := writeLayoutFile(dir); err != nil {
-			return err
-		}
+	if kind != destEmpty {
+		return addImage(ctx, dir, img, refNames)
 	}
-	return addImage(ctx, dir, img, refNames)
+	// Made durable by the sync of dir after index.json.
+	err = writeLayoutFile(dir)
+	if err == nil {
+		err = addImage(ctx, dir, img, refNames)
+	}
+	if _, serr := os.Lstat(filepath.Join(dir, "index.json")); err != nil && absent(serr) {
+		// A first write into an empty dir that fails (a ^C) leaves it
+		// empty, as one into a new dir leaves nothing: all in it is this
+		// write's, under the lock.
+		emptyDir(dir)
+	}
+	return err
+}
+
+// emptyDir removes what dir holds, as far as it can.
+func emptyDir(dir string) {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		_ = os.RemoveAll(filepath.Join(dir, e.Name()))
+	}
 }
 
 // createLayout builds a layout holding img in a temp dir beside dir and

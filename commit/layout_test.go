@@ -2,6 +2,7 @@ package commit_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -520,5 +521,48 @@ func TestKilledWriterTempsCleaned(t *testing.T) {
 	}
 	if diff := cmp.Diff(map[string]v1.Hash{"v1": digestOf(t, img)}, layoutRefs(t, filepath.Join(dest, "outdir"))); diff != "" {
 		t.Errorf("layout refs (-want +got):\n%s", diff)
+	}
+}
+
+// failImage is an image whose layers' blobs break after 1 KiB.
+type failImage struct{ v1.Image }
+
+type failLayer struct{ v1.Layer }
+
+func (i failImage) Layers() ([]v1.Layer, error) {
+	ls, err := i.Image.Layers()
+	for n, l := range ls {
+		ls[n] = failLayer{l}
+	}
+	return ls, err
+}
+
+func (l failLayer) Compressed() (io.ReadCloser, error) {
+	rc, err := l.Layer.Compressed()
+	if err != nil {
+		return nil, err
+	}
+	return io.NopCloser(io.MultiReader(io.LimitReader(rc, 1024), readerFunc(func([]byte) (int, error) {
+		return 0, errors.New("the blob broke")
+	}))), nil
+}
+
+// TestOCILayoutFailedFirstWriteLeavesEmptyDir: a write into an existing
+// empty dir that fails (a ^C, a broken blob) leaves the dir empty, as one
+// into a new dir leaves nothing, and the next write fills it.
+func TestOCILayoutFailedFirstWriteLeavesEmptyDir(t *testing.T) {
+	dir := t.TempDir()
+	img := motdImage(t, strings.Repeat("x", 64<<10))
+	if err := commit.WriteOCILayout(t.Context(), dir, failImage{img}, []string{"a"}); err == nil || !strings.Contains(err.Error(), "the blob broke") {
+		t.Fatalf("WriteOCILayout of a broken image = %v, want its error", err)
+	}
+	if entries, err := os.ReadDir(dir); err != nil || len(entries) != 0 {
+		t.Errorf("after the failed write the dir holds %v (%v), want nothing", entries, err)
+	}
+	if err := commit.WriteOCILayout(t.Context(), dir, img, []string{"a"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pullRef(t, "oci-layout://"+dir+":a", commit.PullOptions{}); err != nil {
+		t.Errorf("the layout written next: %v", err)
 	}
 }
