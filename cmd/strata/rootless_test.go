@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -536,12 +537,12 @@ func TestRootlessMissingPrerequisites(t *testing.T) {
 		for _, w := range []string{
 			"strata: warning: " + nosub.Name + " has no subordinate uids in /etc/subuid and no subordinate gids in /etc/subgid: only your own ids are mapped",
 			"/home/app is owned by 1000:1000, which this rootless build cannot represent: it maps only your own ids",
-			"usermod --add-subuids 100000-165535 --add-subgids 100000-165535 " + nosub.Name,
 		} {
 			if !strings.Contains(r.stderr, w) {
 				t.Errorf("stderr lacks %q:\n%s", w, r.stderr)
 			}
 		}
+		checkSubIDFix(t, r.stderr, nosub.Name, 1000)
 		if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("an output was written: %v", err)
 		}
@@ -557,6 +558,85 @@ func TestRootlessMissingPrerequisites(t *testing.T) {
 			t.Errorf("the first copy, owned by root, did not build:\n%s", r.stderr)
 		}
 	})
+}
+
+// subIDRanges returns the ranges /etc/subuid and /etc/subgid list for any
+// user, as [start, end) pairs.
+func subIDRanges(t *testing.T) [][2]int {
+	t.Helper()
+	var out [][2]int
+	for _, file := range []string{"/etc/subuid", "/etc/subgid"} {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			p := strings.Split(line, ":")
+			if len(p) != 3 {
+				continue
+			}
+			start, err1 := strconv.Atoi(p[1])
+			count, err2 := strconv.Atoi(p[2])
+			if err1 == nil && err2 == nil {
+				out = append(out, [2]int{start, start + count})
+			}
+		}
+	}
+	return out
+}
+
+// checkSubIDFix checks the usermod command stderr suggests to give name
+// subordinate ids: the same range of uids and gids, at least n ids and
+// 65536, shared with no user in /etc/subuid or /etc/subgid.
+func checkSubIDFix(t *testing.T, stderr, name string, n int) {
+	t.Helper()
+	m := regexp.MustCompile(`as root, run: usermod --add-subuids (\d+)-(\d+) --add-subgids (\d+)-(\d+) ` + regexp.QuoteMeta(name) + `\)`).FindStringSubmatch(stderr)
+	if m == nil {
+		t.Errorf("stderr suggests no usermod command for %s:\n%s", name, stderr)
+		return
+	}
+	start, _ := strconv.Atoi(m[1])
+	end, _ := strconv.Atoi(m[2])
+	if m[1] != m[3] || m[2] != m[4] || end-start+1 < max(n, 65536) {
+		t.Errorf("suggested uids %s-%s and gids %s-%s, want one range of %d ids at least", m[1], m[2], m[3], m[4], max(n, 65536))
+	}
+	for _, r := range subIDRanges(t) {
+		if start < r[1] && r[0] <= end {
+			t.Errorf("suggested range %d-%d overlaps the subordinate ids %d-%d of a user", start, end, r[0], r[1]-1)
+		}
+	}
+}
+
+// TestRootlessUnmappedOwnerFix: a file owned by an id past the user's
+// subordinate ids fails the build, saying how many more ids it needs and
+// a range to add that no user has (the user's own range would add
+// nothing, another's would share ids).
+func TestRootlessUnmappedOwnerFix(t *testing.T) {
+	u := requireRootless(t)
+	bb := shared(t, testutil.BusyboxLayout(t))
+	have := 0 // u's subordinate uids and gids, the fewer
+	for _, file := range []string{"/etc/subuid", "/etc/subgid"} {
+		data, _ := os.ReadFile(file)
+		n := 0
+		for _, line := range strings.Split(string(data), "\n") {
+			if p := strings.Split(line, ":"); len(p) == 3 && (p[0] == u.Name || p[0] == strconv.Itoa(u.UID)) {
+				c, _ := strconv.Atoi(p[2])
+				n += c
+			}
+		}
+		if have == 0 || n < have {
+			have = n
+		}
+	}
+	id := have + 100000
+	ctx := sharedRecipe(t, fmt.Sprintf("from: oci-layout://%s:latest\nsteps:\n  - file: /o\n    content: x\n    owner: \"%d:0\"\n", bb, id), map[string]string{})
+	r := strataAs(t, u, nil, "build", "--root", filepath.Join(testutil.SharedDir(t), "root"), ctx)
+	want := fmt.Sprintf("/o is owned by %d:0, which this rootless build cannot represent: it maps uids 0,1-%d", id, have)
+	more := fmt.Sprintf("(give %s 100000 more subordinate ids in /etc/subuid and /etc/subgid (id %d needs %d in all); as root, run: usermod", u.Name, id, id)
+	if r.code != 1 || !strings.Contains(r.stderr, want) || !strings.Contains(r.stderr, more) {
+		t.Errorf("exit %d, want 1 and stderr saying %q and %q:\n%s", r.code, want, more, r.stderr)
+	}
+	checkSubIDFix(t, r.stderr, u.Name, 100000)
 }
 
 // TestRootlessInterruptedBuildLeavesNothing stops a rootless build with
