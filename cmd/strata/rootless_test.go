@@ -639,6 +639,37 @@ func TestRootlessUnmappedOwnerFix(t *testing.T) {
 	checkSubIDFix(t, r.stderr, u.Name, 100000)
 }
 
+// TestRootlessStateDirNotWritable: a --root the user cannot write (root's,
+// as a build as root leaves it), or cannot make, is refused before
+// anything runs, naming its owner, not blamed on the kernel.
+func TestRootlessStateDirNotWritable(t *testing.T) {
+	u := requireRootless(t)
+	bb := shared(t, testutil.BusyboxLayout(t))
+	hello := sharedRecipe(t, "from: oci-layout://"+bb+":latest\nsteps:\n  - run: echo hi > /hi\n", map[string]string{})
+	roots := filepath.Join(testutil.SharedDir(t), "roots")
+	if err := os.Mkdir(roots, 0o700); err != nil { // as root
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"build", "--root", roots, hello}, "cannot build rootless: the state directory " + roots + " is not writable by " + u.Name + " (it is root's, drwx------)"},
+		{[]string{"build", "--root", filepath.Join(roots, "a", "b"), hello}, "cannot build rootless: the state directory " + filepath.Join(roots, "a", "b") +
+			" cannot be made: " + roots + " is not writable by " + u.Name + " (it is root's, drwx------)"},
+		{[]string{"prune", "--root", roots}, "the state directory " + roots + " is not writable by " + u.Name},
+	} {
+		r := strataAs(t, u, nil, c.args...)
+		if r.code != 2 || !strings.Contains(r.stderr, c.want) || !strings.Contains(r.stderr, "--root or STRATA_ROOT") ||
+			strings.Contains(r.stderr, "overlay") {
+			t.Errorf("strata %s: exit %d, want 2 and stderr saying %q and what to do:\n%s", strings.Join(c.args, " "), r.code, c.want, r.stderr)
+		}
+	}
+	if des, _ := os.ReadDir(roots); len(des) != 0 {
+		t.Errorf("%s holds %d entries: something ran", roots, len(des))
+	}
+}
+
 // TestRootlessInterruptedBuildLeavesNothing stops a rootless build with
 // SIGINT or SIGHUP, sent to the process the user started (which passes it
 // on to its copy in the user namespace), while a step runs: strata exits

@@ -27,6 +27,12 @@ func TestParseMap(t *testing.T) {
 		if m.Contains(c.id) != c.in || ok != c.in || out != c.outside {
 			t.Errorf("id %d: Contains %v, Outside %d %v; want %v, %d", c.id, m.Contains(c.id), out, ok, c.in, c.outside)
 		}
+		if in, ok := m.Inside(c.outside); c.in && (!ok || in != c.id) {
+			t.Errorf("Inside(%d) = %d, %v; want %d", c.outside, in, ok, c.id)
+		}
+	}
+	if _, ok := m.Inside(165536); ok {
+		t.Error("Inside(165536) says it is mapped")
 	}
 	if got := m.Size(); got != 65537 {
 		t.Errorf("Size = %d, want 65537", got)
