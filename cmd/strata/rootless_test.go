@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -667,6 +668,97 @@ func TestRootlessStateDirNotWritable(t *testing.T) {
 	}
 	if des, _ := os.ReadDir(roots); len(des) != 0 {
 		t.Errorf("%s holds %d entries: something ran", roots, len(des))
+	}
+}
+
+// TestRootlessPruneAll: a rootless state dir holds files subordinate ids
+// own, which the user cannot remove; prune --keep-bytes 0 keeps no entry
+// or cache mount, and prune --all empties it, after which the user's own
+// rm -rf removes it, as a CI job's clean-up of its workspace does.
+func TestRootlessPruneAll(t *testing.T) {
+	u := requireRootless(t)
+	bb := shared(t, testutil.BusyboxLayout(t))
+	ctx := sharedRecipe(t, "from: oci-layout://"+bb+`:latest
+steps:
+  - copy: f
+    to: /o/p/f
+    owner: "1000:1000"
+  - run: mkdir -p /c/d && touch /c/d/x && chown -R 2000:2000 /c && chmod 700 /c/d && chown 5000 /etc/passwd && mkdir -m 000 /z
+    mounts:
+      - {type: cache, target: /c}
+`, map[string]string{"f": "x\n"})
+	ws := filepath.Join(testutil.SharedDir(t), "ws")
+	if err := os.Mkdir(ws, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(ws, u.UID, u.GID); err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(ws, "state")
+	foreign := func() []string { // what u does not own
+		var out []string
+		_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err == nil {
+				if fi, err := d.Info(); err == nil && fi.Sys().(*syscall.Stat_t).Uid != uint32(u.UID) {
+					out = append(out, p)
+				}
+			}
+			return nil
+		})
+		return out
+	}
+	mustBuildAs(t, u, nil, "--root", root, ctx)
+	if len(foreign()) == 0 {
+		t.Fatal("the build left no file owned by a subordinate id; the test proves nothing")
+	}
+
+	r := strataAs(t, u, nil, "prune", "--root", root, "--keep-bytes", "0")
+	if r.code != 0 || !strings.Contains(r.stderr, "(kept 0)") || !strings.Contains(r.stderr, "the data of 1 cache mounts") {
+		t.Errorf("prune --keep-bytes 0: exit %d, want every entry and the cache mount removed:\n%s", r.code, r.stderr)
+	}
+	if left := foreign(); len(left) != 0 {
+		t.Errorf("prune --keep-bytes 0 left files subordinate ids own: %v", left)
+	}
+
+	mustBuildAs(t, u, nil, "--root", root, ctx)
+	if r := strataAs(t, u, nil, "prune", "--root", root, "--all", "--keep-bytes", "1g"); r.code != 2 {
+		t.Errorf("prune --all --keep-bytes 1g: exit %d, want 2\n%s", r.code, r.stderr)
+	}
+	r = strataAs(t, u, nil, "prune", "--root", root, "--all")
+	if r.code != 0 || !strings.Contains(r.stderr, "(kept 0)") {
+		t.Errorf("prune --all: exit %d\n%s", r.code, r.stderr)
+	}
+	if left := foreign(); len(left) != 0 {
+		t.Errorf("prune --all left files subordinate ids own: %v", left)
+	}
+	for _, dir := range []string{"blobs", "cache/index", "cache/mounts", "layers/snapshots.v2/sha256"} {
+		if des, _ := os.ReadDir(filepath.Join(root, dir)); len(des) > 0 && (dir != "cache/index" || len(des) > 1 || des[0].Name() != "steps") {
+			t.Errorf("prune --all left %d entries in %s", len(des), dir)
+		}
+	}
+	if r, err := runCmd(u.Command(nil, "rm", "-rf", root)); err != nil || r.code != 0 {
+		t.Fatalf("rm -rf of the state dir as %s: %v, exit %d\n%s", u.Name, err, r.code, r.stderr)
+	}
+	if _, err := os.Stat(root); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the state dir is still there: %v", err)
+	}
+
+	// rm -rf first (a workspace clean-up that knew nothing of prune)
+	// leaves the snapshots, without cache/ when no cache mount kept it:
+	// prune --all still removes them.
+	ctx = sharedRecipe(t, "from: oci-layout://"+bb+":latest\nsteps:\n  - copy: f\n    to: /o/p/f\n    owner: \"1000:1000\"\n", map[string]string{"f": "x\n"})
+	mustBuildAs(t, u, nil, "--root", root, ctx)
+	if r, err := runCmd(u.Command(nil, "rm", "-rf", root)); err != nil || r.code == 0 {
+		t.Fatalf("rm -rf of a state dir before prune --all: %v, exit %d; want it refused", err, r.code)
+	}
+	if _, err := os.Stat(filepath.Join(root, "cache")); err == nil {
+		t.Logf("rm -rf left %s/cache", root)
+	}
+	if r := strataAs(t, u, nil, "prune", "--root", root, "--all"); r.code != 0 {
+		t.Errorf("prune --all of what rm -rf left: exit %d\n%s", r.code, r.stderr)
+	}
+	if r, err := runCmd(u.Command(nil, "rm", "-rf", root)); err != nil || r.code != 0 {
+		t.Errorf("rm -rf after prune --all of what an rm -rf left: %v, exit %d\n%s", err, r.code, r.stderr)
 	}
 }
 
