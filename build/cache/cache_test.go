@@ -314,12 +314,83 @@ func TestPruneKeepsByDurationAndBytes(t *testing.T) {
 	if res.EntriesRemoved != 1 || res.BlobsRemoved != 1 || res.BytesFreed != 100 {
 		t.Errorf("--keep-duration 5h: %+v, want 1 entry and its 100-byte blob removed (the one unused for 10 h)", res)
 	}
-	res, err = ix.Prune(context.Background(), PruneOptions{KeepBytes: 150}, noSnapshots{})
+	res, err = ix.Prune(context.Background(), PruneOptions{KeepBytes: 150, LimitBytes: true}, noSnapshots{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.EntriesKept != 1 || res.BlobsRemoved != 1 {
 		t.Errorf("--keep-bytes 150 kept %d entries of 100 bytes and removed %d blobs, want 1 and 1", res.EntriesKept, res.BlobsRemoved)
+	}
+}
+
+// recordingSnapshots is a snapshot store holding snaps; Remove takes
+// them out.
+type recordingSnapshots struct{ snaps map[digest.Digest]bool }
+
+func (s *recordingSnapshots) Snapshots() ([]digest.Digest, error) {
+	var out []digest.Digest
+	for d := range s.snaps {
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+func (s *recordingSnapshots) Remove(_ context.Context, d digest.Digest) error {
+	delete(s.snaps, d)
+	return nil
+}
+
+// TestPruneKeepBytesZero: --keep-bytes 0 (LimitBytes) and --all keep no
+// entry, not even one whose step made no layer, nor the snapshots below
+// it; a KeepBytes of 0 alone (the flag not given) keeps every one.
+func TestPruneKeepBytesZero(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		opts PruneOptions
+		kept int
+	}{
+		{"no limit", PruneOptions{}, 2},
+		{"keep-bytes 0", PruneOptions{LimitBytes: true}, 0},
+		{"all", PruneOptions{All: true, KeepBytes: 1 << 40, LimitBytes: true}, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			blobs := t.TempDir()
+			ix, err := OpenLocal(t.TempDir(), blobs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			base, layer := digest.FromString("base"), digest.FromString("layer")
+			snaps := &recordingSnapshots{snaps: map[digest.Digest]bool{base: true, layer: true}}
+			hex := fmt.Sprintf("%064d", 1)
+			if err := os.WriteFile(filepath.Join(blobs, hex), make([]byte, 100), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			in := baseInputs()
+			in.Parent = []string{base.String()}
+			withLayer := &Entry{Key: in.Key(), Inputs: in, Layer: &Layer{Digest: "sha256:" + hex, DiffID: layer.String(), Size: 100}}
+			in.Step = "no layer"
+			in.Parent = []string{base.String(), layer.String()}
+			noLayer := &Entry{Key: in.Key(), Inputs: in}
+			for _, e := range []*Entry{withLayer, noLayer} {
+				if err := ix.Put(context.Background(), e, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			res, err := ix.Prune(context.Background(), c.opts, snaps)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.EntriesKept != c.kept || res.EntriesRemoved != 2-c.kept {
+				t.Errorf("Prune(%+v) kept %d entries and removed %d, want %d kept of 2", c.opts, res.EntriesKept, res.EntriesRemoved, c.kept)
+			}
+			left, _ := os.ReadDir(blobs)
+			if c.kept == 0 && (len(snaps.snaps) != 0 || len(left) != 0 || res.SnapshotsRemoved != 2) {
+				t.Errorf("Prune(%+v) left snapshots %v and blobs %v", c.opts, snaps.snaps, left)
+			}
+			if c.kept == 2 && (len(snaps.snaps) != 2 || len(left) != 1) {
+				t.Errorf("Prune(%+v) removed snapshots or blobs: left %v, %v", c.opts, snaps.snaps, left)
+			}
+		})
 	}
 }
 

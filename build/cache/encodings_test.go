@@ -117,7 +117,7 @@ func TestEncodedRoundTripAndPrune(t *testing.T) {
 	if got, _ := l.Encoded(e.Layer.DiffID, zst); got == nil {
 		t.Error("prune keeping the entry dropped its re-encoded layer")
 	}
-	res, err = l.Prune(context.Background(), PruneOptions{KeepBytes: 1}, noSnapshots{})
+	res, err = l.Prune(context.Background(), PruneOptions{KeepBytes: 1, LimitBytes: true}, noSnapshots{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,13 +16,18 @@ import (
 	"github.com/stratabuild/strata/commit"
 )
 
-// PruneOptions say what Prune keeps.
+// PruneOptions say what Prune keeps. The zero value keeps every entry.
 type PruneOptions struct {
-	// KeepBytes, if > 0, is the most layer bytes to keep; the least
-	// recently used entries go first.
-	KeepBytes int64
+	// KeepBytes, if LimitBytes, is the most layer bytes to keep; the
+	// least recently used entries go first, and with 0 every entry goes
+	// (even one whose step made no layer: its parents' snapshots stay
+	// with it).
+	KeepBytes  int64
+	LimitBytes bool
 	// KeepDuration, if > 0, drops entries not used for longer.
 	KeepDuration time.Duration
+	// All drops every entry, whatever the other fields say.
+	All bool
 	// Now is the time to measure KeepDuration from (zero: now).
 	Now time.Time
 }
@@ -119,14 +124,13 @@ func (l *Local) pruneEntries(opts PruneOptions) (kept []*Entry, removed int, err
 	sort.Slice(entries, func(i, j int) bool { return entries[i].LastUsed.After(entries[j].LastUsed) })
 	var total int64
 	for _, e := range entries {
-		drop := opts.KeepDuration > 0 && now.Sub(e.LastUsed) > opts.KeepDuration
 		size := int64(0)
 		if e.Layer != nil {
 			size = e.Layer.Size
 		}
-		if !drop && opts.KeepBytes > 0 && total+size > opts.KeepBytes {
-			drop = true
-		}
+		drop := opts.All ||
+			opts.KeepDuration > 0 && now.Sub(e.LastUsed) > opts.KeepDuration ||
+			opts.LimitBytes && (opts.KeepBytes <= 0 || total+size > opts.KeepBytes)
 		if drop {
 			if err := l.Remove(e.Key); err != nil {
 				return nil, 0, err

@@ -6,6 +6,7 @@ package tidy
 import (
 	"context"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/stratabuild/strata/build/cache"
@@ -25,8 +26,11 @@ type PruneResult struct {
 // cache mounts unused for opts.KeepDuration or past opts.KeepBytes, and
 // the remembered file digests of contexts not built for
 // opts.KeepDuration (see cache.Sums), after what killed builds left
-// (Reap). It waits for running builds to end and holds off new ones while
-// it works.
+// (Reap). With opts.All, every entry, blob, snapshot, cache mount's data
+// and remembered digest goes: what is left is the state directory's
+// empty layout, which a rootless user, unlike the files her subordinate
+// ids own, can remove herself. It waits for running builds to end and
+// holds off new ones while it works.
 func Prune(ctx context.Context, dir string, opts cache.PruneOptions) (*PruneResult, error) {
 	root, err := stateroot.OpenExisting(dir)
 	if err != nil {
@@ -61,9 +65,19 @@ func Prune(ctx context.Context, dir string, opts cache.PruneOptions) (*PruneResu
 	if now.IsZero() {
 		now = time.Now()
 	}
-	out.MountsRemoved, out.MountBytes, err = root.PruneCacheMounts(opts.KeepBytes, opts.KeepDuration, now)
+	keepBytes := int64(-1) // no limit
+	switch {
+	case opts.All:
+		keepBytes = 0
+	case opts.LimitBytes:
+		keepBytes = max(opts.KeepBytes, 0)
+	}
+	out.MountsRemoved, out.MountBytes, err = root.PruneCacheMounts(keepBytes, opts.KeepDuration, now)
 	if err != nil {
 		return out, err
+	}
+	if opts.All {
+		return out, os.RemoveAll(root.ContextSums())
 	}
 	return out, cache.PruneSums(root.ContextSums(), opts.KeepDuration, now)
 }

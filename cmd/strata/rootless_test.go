@@ -9,7 +9,9 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -536,12 +538,12 @@ func TestRootlessMissingPrerequisites(t *testing.T) {
 		for _, w := range []string{
 			"strata: warning: " + nosub.Name + " has no subordinate uids in /etc/subuid and no subordinate gids in /etc/subgid: only your own ids are mapped",
 			"/home/app is owned by 1000:1000, which this rootless build cannot represent: it maps only your own ids",
-			"usermod --add-subuids 100000-165535 --add-subgids 100000-165535 " + nosub.Name,
 		} {
 			if !strings.Contains(r.stderr, w) {
 				t.Errorf("stderr lacks %q:\n%s", w, r.stderr)
 			}
 		}
+		checkSubIDFix(t, r.stderr, nosub.Name, 1000)
 		if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("an output was written: %v", err)
 		}
@@ -557,6 +559,207 @@ func TestRootlessMissingPrerequisites(t *testing.T) {
 			t.Errorf("the first copy, owned by root, did not build:\n%s", r.stderr)
 		}
 	})
+}
+
+// subIDRanges returns the ranges /etc/subuid and /etc/subgid list for any
+// user, as [start, end) pairs.
+func subIDRanges(t *testing.T) [][2]int {
+	t.Helper()
+	var out [][2]int
+	for _, file := range []string{"/etc/subuid", "/etc/subgid"} {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			p := strings.Split(line, ":")
+			if len(p) != 3 {
+				continue
+			}
+			start, err1 := strconv.Atoi(p[1])
+			count, err2 := strconv.Atoi(p[2])
+			if err1 == nil && err2 == nil {
+				out = append(out, [2]int{start, start + count})
+			}
+		}
+	}
+	return out
+}
+
+// checkSubIDFix checks the usermod command stderr suggests to give name
+// subordinate ids: the same range of uids and gids, at least n ids and
+// 65536, shared with no user in /etc/subuid or /etc/subgid.
+func checkSubIDFix(t *testing.T, stderr, name string, n int) {
+	t.Helper()
+	m := regexp.MustCompile(`as root, run: usermod --add-subuids (\d+)-(\d+) --add-subgids (\d+)-(\d+) ` + regexp.QuoteMeta(name) + `\)`).FindStringSubmatch(stderr)
+	if m == nil {
+		t.Errorf("stderr suggests no usermod command for %s:\n%s", name, stderr)
+		return
+	}
+	start, _ := strconv.Atoi(m[1])
+	end, _ := strconv.Atoi(m[2])
+	if m[1] != m[3] || m[2] != m[4] || end-start+1 < max(n, 65536) {
+		t.Errorf("suggested uids %s-%s and gids %s-%s, want one range of %d ids at least", m[1], m[2], m[3], m[4], max(n, 65536))
+	}
+	for _, r := range subIDRanges(t) {
+		if start < r[1] && r[0] <= end {
+			t.Errorf("suggested range %d-%d overlaps the subordinate ids %d-%d of a user", start, end, r[0], r[1]-1)
+		}
+	}
+}
+
+// TestRootlessUnmappedOwnerFix: a file owned by an id past the user's
+// subordinate ids fails the build, saying how many more ids it needs and
+// a range to add that no user has (the user's own range would add
+// nothing, another's would share ids).
+func TestRootlessUnmappedOwnerFix(t *testing.T) {
+	u := requireRootless(t)
+	bb := shared(t, testutil.BusyboxLayout(t))
+	have := 0 // u's subordinate uids and gids, the fewer
+	for _, file := range []string{"/etc/subuid", "/etc/subgid"} {
+		data, _ := os.ReadFile(file)
+		n := 0
+		for _, line := range strings.Split(string(data), "\n") {
+			if p := strings.Split(line, ":"); len(p) == 3 && (p[0] == u.Name || p[0] == strconv.Itoa(u.UID)) {
+				c, _ := strconv.Atoi(p[2])
+				n += c
+			}
+		}
+		if have == 0 || n < have {
+			have = n
+		}
+	}
+	id := have + 100000
+	ctx := sharedRecipe(t, fmt.Sprintf("from: oci-layout://%s:latest\nsteps:\n  - file: /o\n    content: x\n    owner: \"%d:0\"\n", bb, id), map[string]string{})
+	r := strataAs(t, u, nil, "build", "--root", filepath.Join(testutil.SharedDir(t), "root"), ctx)
+	want := fmt.Sprintf("/o is owned by %d:0, which this rootless build cannot represent: it maps uids 0,1-%d", id, have)
+	more := fmt.Sprintf("(give %s 100000 more subordinate ids in /etc/subuid and /etc/subgid (id %d needs %d in all); as root, run: usermod", u.Name, id, id)
+	if r.code != 1 || !strings.Contains(r.stderr, want) || !strings.Contains(r.stderr, more) {
+		t.Errorf("exit %d, want 1 and stderr saying %q and %q:\n%s", r.code, want, more, r.stderr)
+	}
+	checkSubIDFix(t, r.stderr, u.Name, 100000)
+}
+
+// TestRootlessStateDirNotWritable: a --root the user cannot write (root's,
+// as a build as root leaves it), or cannot make, is refused before
+// anything runs, naming its owner, not blamed on the kernel.
+func TestRootlessStateDirNotWritable(t *testing.T) {
+	u := requireRootless(t)
+	bb := shared(t, testutil.BusyboxLayout(t))
+	hello := sharedRecipe(t, "from: oci-layout://"+bb+":latest\nsteps:\n  - run: echo hi > /hi\n", map[string]string{})
+	roots := filepath.Join(testutil.SharedDir(t), "roots")
+	if err := os.Mkdir(roots, 0o700); err != nil { // as root
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"build", "--root", roots, hello}, "cannot build rootless: the state directory " + roots + " is not writable by " + u.Name + " (it is root's, drwx------)"},
+		{[]string{"build", "--root", filepath.Join(roots, "a", "b"), hello}, "cannot build rootless: the state directory " + filepath.Join(roots, "a", "b") +
+			" cannot be made: " + roots + " is not writable by " + u.Name + " (it is root's, drwx------)"},
+		{[]string{"prune", "--root", roots}, "the state directory " + roots + " is not writable by " + u.Name},
+	} {
+		r := strataAs(t, u, nil, c.args...)
+		if r.code != 2 || !strings.Contains(r.stderr, c.want) || !strings.Contains(r.stderr, "--root or STRATA_ROOT") ||
+			strings.Contains(r.stderr, "overlay") {
+			t.Errorf("strata %s: exit %d, want 2 and stderr saying %q and what to do:\n%s", strings.Join(c.args, " "), r.code, c.want, r.stderr)
+		}
+	}
+	if des, _ := os.ReadDir(roots); len(des) != 0 {
+		t.Errorf("%s holds %d entries: something ran", roots, len(des))
+	}
+}
+
+// TestRootlessPruneAll: a rootless state dir holds files subordinate ids
+// own, which the user cannot remove; prune --keep-bytes 0 keeps no entry
+// or cache mount, and prune --all empties it, after which the user's own
+// rm -rf removes it, as a CI job's clean-up of its workspace does.
+func TestRootlessPruneAll(t *testing.T) {
+	u := requireRootless(t)
+	bb := shared(t, testutil.BusyboxLayout(t))
+	ctx := sharedRecipe(t, "from: oci-layout://"+bb+`:latest
+steps:
+  - copy: f
+    to: /o/p/f
+    owner: "1000:1000"
+  - run: mkdir -p /c/d && touch /c/d/x && chown -R 2000:2000 /c && chmod 700 /c/d && chown 5000 /etc/passwd && mkdir -m 000 /z
+    mounts:
+      - {type: cache, target: /c}
+`, map[string]string{"f": "x\n"})
+	ws := filepath.Join(testutil.SharedDir(t), "ws")
+	if err := os.Mkdir(ws, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(ws, u.UID, u.GID); err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(ws, "state")
+	foreign := func() []string { // what u does not own
+		var out []string
+		_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err == nil {
+				if fi, err := d.Info(); err == nil && fi.Sys().(*syscall.Stat_t).Uid != uint32(u.UID) {
+					out = append(out, p)
+				}
+			}
+			return nil
+		})
+		return out
+	}
+	mustBuildAs(t, u, nil, "--root", root, ctx)
+	if len(foreign()) == 0 {
+		t.Fatal("the build left no file owned by a subordinate id; the test proves nothing")
+	}
+
+	r := strataAs(t, u, nil, "prune", "--root", root, "--keep-bytes", "0")
+	if r.code != 0 || !strings.Contains(r.stderr, "(kept 0)") || !strings.Contains(r.stderr, "the data of 1 cache mounts") {
+		t.Errorf("prune --keep-bytes 0: exit %d, want every entry and the cache mount removed:\n%s", r.code, r.stderr)
+	}
+	if left := foreign(); len(left) != 0 {
+		t.Errorf("prune --keep-bytes 0 left files subordinate ids own: %v", left)
+	}
+
+	mustBuildAs(t, u, nil, "--root", root, ctx)
+	if r := strataAs(t, u, nil, "prune", "--root", root, "--all", "--keep-bytes", "1g"); r.code != 2 {
+		t.Errorf("prune --all --keep-bytes 1g: exit %d, want 2\n%s", r.code, r.stderr)
+	}
+	r = strataAs(t, u, nil, "prune", "--root", root, "--all")
+	if r.code != 0 || !strings.Contains(r.stderr, "(kept 0)") {
+		t.Errorf("prune --all: exit %d\n%s", r.code, r.stderr)
+	}
+	if left := foreign(); len(left) != 0 {
+		t.Errorf("prune --all left files subordinate ids own: %v", left)
+	}
+	for _, dir := range []string{"blobs", "cache/index", "cache/mounts", "layers/snapshots.v2/sha256"} {
+		if des, _ := os.ReadDir(filepath.Join(root, dir)); len(des) > 0 && (dir != "cache/index" || len(des) > 1 || des[0].Name() != "steps") {
+			t.Errorf("prune --all left %d entries in %s", len(des), dir)
+		}
+	}
+	if r, err := runCmd(u.Command(nil, "rm", "-rf", root)); err != nil || r.code != 0 {
+		t.Fatalf("rm -rf of the state dir as %s: %v, exit %d\n%s", u.Name, err, r.code, r.stderr)
+	}
+	if _, err := os.Stat(root); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the state dir is still there: %v", err)
+	}
+
+	// rm -rf first (a workspace clean-up that knew nothing of prune)
+	// leaves the snapshots, without cache/ when no cache mount kept it:
+	// prune --all still removes them.
+	ctx = sharedRecipe(t, "from: oci-layout://"+bb+":latest\nsteps:\n  - copy: f\n    to: /o/p/f\n    owner: \"1000:1000\"\n", map[string]string{"f": "x\n"})
+	mustBuildAs(t, u, nil, "--root", root, ctx)
+	if r, err := runCmd(u.Command(nil, "rm", "-rf", root)); err != nil || r.code == 0 {
+		t.Fatalf("rm -rf of a state dir before prune --all: %v, exit %d; want it refused", err, r.code)
+	}
+	if _, err := os.Stat(filepath.Join(root, "cache")); err == nil {
+		t.Logf("rm -rf left %s/cache", root)
+	}
+	if r := strataAs(t, u, nil, "prune", "--root", root, "--all"); r.code != 0 {
+		t.Errorf("prune --all of what rm -rf left: exit %d\n%s", r.code, r.stderr)
+	}
+	if r, err := runCmd(u.Command(nil, "rm", "-rf", root)); err != nil || r.code != 0 {
+		t.Errorf("rm -rf after prune --all of what an rm -rf left: %v, exit %d\n%s", err, r.code, r.stderr)
+	}
 }
 
 // TestRootlessInterruptedBuildLeavesNothing stops a rootless build with

@@ -62,8 +62,9 @@ func Open(dir string) (*Root, error) {
 	return r, nil
 }
 
-// OpenExisting opens dir only if it is already a state directory: commands
-// that clean up (prune) must not create one where a typo points.
+// OpenExisting opens dir only if it is already a state directory, or what
+// a failed rm -rf left of one (see partlyRemoved): commands that clean up
+// (prune) must not create one where a typo points.
 func OpenExisting(dir string) (*Root, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -72,10 +73,32 @@ func OpenExisting(dir string) (*Root, error) {
 	if fi, err := os.Stat(abs); err != nil || !fi.IsDir() {
 		return nil, fmt.Errorf("state directory %s does not exist (check --root or STRATA_ROOT)", abs)
 	}
-	if _, err := os.Stat(filepath.Join(abs, "cache")); err != nil {
+	if _, err := os.Stat(filepath.Join(abs, "cache")); err != nil && !partlyRemoved(abs) {
 		return nil, fmt.Errorf("%s is not a strata state directory (no cache/ in it; check --root or STRATA_ROOT)", abs)
 	}
 	return Open(abs)
+}
+
+// partlyRemoved reports whether dir holds what an rm -rf by its owner
+// leaves of a rootless state directory: its layers/, whose snapshots hold
+// files the user's subordinate ids own, which only a prune in the user
+// namespace can remove, and nothing that is not a part of the layout.
+func partlyRemoved(dir string) bool {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	layers := false
+	for _, de := range des {
+		switch de.Name() {
+		case "layers":
+			layers = de.IsDir()
+		case "blobs", "cache", "mnt", "runc", kindFile:
+		default:
+			return false
+		}
+	}
+	return layers
 }
 
 // Dir is the state directory itself.
@@ -260,8 +283,9 @@ func (r *Root) LockCacheMount(ctx context.Context, id string, onWait func()) (da
 
 // PruneCacheMounts removes the data of cache mounts unused for longer than
 // keepDuration (if > 0), then, least recently used first, of those past
-// keepBytes in all (if > 0). The caller holds the root's build lock
-// exclusively, so no step uses a cache mount meanwhile.
+// keepBytes in all (if >= 0: with 0, of every one; < 0 is no limit). The
+// caller holds the root's build lock exclusively, so no step uses a cache
+// mount meanwhile.
 func (r *Root) PruneCacheMounts(keepBytes int64, keepDuration time.Duration, now time.Time) (removed int, freed int64, err error) {
 	des, err := os.ReadDir(r.CacheMounts())
 	if err != nil {
@@ -288,7 +312,7 @@ func (r *Root) PruneCacheMounts(keepBytes int64, keepDuration time.Duration, now
 	var total int64
 	for _, m := range mounts {
 		drop := keepDuration > 0 && now.Sub(m.used) > keepDuration ||
-			keepBytes > 0 && total+m.size > keepBytes
+			keepBytes >= 0 && (keepBytes == 0 || total+m.size > keepBytes)
 		if !drop {
 			total += m.size
 			continue

@@ -99,6 +99,30 @@ func TestOpenExistingRefusesATypo(t *testing.T) {
 	if _, err := OpenExisting(r.Dir()); err != nil {
 		t.Errorf("OpenExisting(a state dir) = %v", err)
 	}
+	// What rm -rf leaves of a rootless state dir (the snapshots its
+	// subordinate ids own) opens, so that prune can remove it; a project
+	// with a layers/ dir among its files does not.
+	if err := os.RemoveAll(filepath.Join(r.Dir(), "cache")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(r.Dir(), kindFile)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenExisting(r.Dir()); err != nil {
+		t.Errorf("OpenExisting(a state dir rm -rf left layers/ of) = %v", err)
+	}
+	project := t.TempDir()
+	for _, p := range []string{"layers", "cache.go"} {
+		if err := os.Mkdir(filepath.Join(project, p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := OpenExisting(project); err == nil || !strings.Contains(err.Error(), "not a strata state directory") {
+		t.Errorf("OpenExisting(a dir holding layers/ and more) = %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(project, "blobs")); err == nil {
+		t.Error("OpenExisting made the layout in a dir it refused")
+	}
 }
 
 func TestPruneCacheMounts(t *testing.T) {
@@ -121,7 +145,7 @@ func TestPruneCacheMounts(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	removed, freed, err := r.PruneCacheMounts(0, 72*time.Hour, now)
+	removed, freed, err := r.PruneCacheMounts(-1, 72*time.Hour, now)
 	if err != nil || removed != 1 || freed != 1000 {
 		t.Errorf("--keep-duration 72h: removed %d (%d bytes), %v; want the one unused for 4 days", removed, freed, err)
 	}
@@ -137,6 +161,24 @@ func TestPruneCacheMounts(t *testing.T) {
 	}
 	if removed, _, _ = r.PruneCacheMounts(1, 0, now); removed != 1 {
 		t.Errorf("--keep-bytes 1 removed %d, want the last one", removed)
+	}
+	// An empty cache mount fits in any limit but 0: --keep-bytes 0 (and
+	// --all) keep no cache mount.
+	for _, id := range []string{"/empty", "/empty2"} {
+		if _, unlock, err := r.LockCacheMount(t.Context(), id, nil); err != nil {
+			t.Fatal(err)
+		} else {
+			unlock()
+		}
+	}
+	if removed, _, _ = r.PruneCacheMounts(1, 0, now); removed != 0 {
+		t.Errorf("--keep-bytes 1 removed %d empty cache mounts, want none", removed)
+	}
+	if removed, _, _ = r.PruneCacheMounts(0, 0, now); removed != 2 {
+		t.Errorf("--keep-bytes 0 removed %d empty cache mounts, want both", removed)
+	}
+	if des, err := os.ReadDir(r.CacheMounts()); err != nil || len(des) != 0 {
+		t.Errorf("--keep-bytes 0 left %d cache mounts (%v)", len(des), err)
 	}
 }
 

@@ -69,7 +69,7 @@ func Check() (*Plan, error) {
 		own := Maps{UIDs: IDMap{{Outside: uid, Count: 1}}, GIDs: IDMap{{Outside: gid, Count: 1}}}
 		return &Plan{Maps: own, Warning: fmt.Sprintf(
 			"%s has no subordinate %s: only your own ids are mapped, so a file owned by anyone else fails the build (%s)",
-			name, strings.Join(missing, " and no subordinate "), strings.ReplaceAll(SubIDFix, "NAME", name))}, nil
+			name, strings.Join(missing, " and no subordinate "), SubIDFix(name, minSubIDs))}, nil
 	}
 	p := &Plan{Maps: Maps{UIDs: stack(uid, subUIDs), GIDs: stack(gid, subGIDs)}}
 	if p.newuidmap, err = idmapHelper("newuidmap"); err != nil {

@@ -38,15 +38,20 @@ type UnmappedError struct {
 
 func (e *UnmappedError) Error() string {
 	name := userName(e.Maps.UIDs)
-	fix := strings.ReplaceAll(SubIDFix, "NAME", name)
+	// The maps hold the user's id as 0 and the subordinate ids from 1 on,
+	// so id N needs N subordinate ids; a range added to /etc/subuid and
+	// /etc/subgid extends them.
+	more := max(idsShort(e.Maps.UIDs, e.UID), idsShort(e.Maps.GIDs, e.GID))
+	fix := SubIDFix(name, more)
 	var what string
 	switch {
 	case e.Maps.OwnIDOnly():
 		what = fmt.Sprintf("it maps only your own ids (%s has no subordinate ids in /etc/subuid and /etc/subgid)", name)
 	default:
 		what = fmt.Sprintf("it maps uids %s and gids %s", spans(e.Maps.UIDs), spans(e.Maps.GIDs))
-		fix = fmt.Sprintf("give %s more subordinate ids in /etc/subuid and /etc/subgid, %d at least; %s",
-			name, max(e.UID, e.GID), fix)
+		top := max(e.UID, e.GID)
+		fix = fmt.Sprintf("give %s %d more subordinate ids in /etc/subuid and /etc/subgid (id %d needs %d in all); %s",
+			name, more, top, top, fix)
 	}
 	subject := e.Path + " is owned by"
 	if e.User != "" {
@@ -54,6 +59,14 @@ func (e *UnmappedError) Error() string {
 	}
 	return fmt.Sprintf("%s %d:%d, which this rootless build cannot represent: %s (%s)",
 		subject, e.UID, e.GID, what, fix)
+}
+
+// idsShort is how many more ids m needs to map id: none if it does.
+func idsShort(m IDMap, id uint32) uint64 {
+	if m.Contains(id) || uint64(id) < m.Size() {
+		return 0
+	}
+	return uint64(id) + 1 - m.Size()
 }
 
 // CheckOwner returns an *UnmappedError for path if uid or gid is not

@@ -33,6 +33,16 @@ func (m IDMap) Outside(id uint32) (uint32, bool) {
 	return 0, false
 }
 
+// Inside returns the inside id of the host id, and whether it is mapped.
+func (m IDMap) Inside(id uint32) (uint32, bool) {
+	for _, r := range m {
+		if id >= r.Outside && uint64(id) < uint64(r.Outside)+uint64(r.Count) {
+			return r.Inside + (id - r.Outside), true
+		}
+	}
+	return 0, false
+}
+
 // Size is the number of ids the map holds.
 func (m IDMap) Size() uint64 {
 	var n uint64

@@ -27,6 +27,12 @@ func TestParseMap(t *testing.T) {
 		if m.Contains(c.id) != c.in || ok != c.in || out != c.outside {
 			t.Errorf("id %d: Contains %v, Outside %d %v; want %v, %d", c.id, m.Contains(c.id), out, ok, c.in, c.outside)
 		}
+		if in, ok := m.Inside(c.outside); c.in && (!ok || in != c.id) {
+			t.Errorf("Inside(%d) = %d, %v; want %d", c.outside, in, ok, c.id)
+		}
+	}
+	if _, ok := m.Inside(165536); ok {
+		t.Error("Inside(165536) says it is mapped")
 	}
 	if got := m.Size(); got != 65537 {
 		t.Errorf("Size = %d, want 65537", got)
@@ -67,11 +73,12 @@ func TestSubIDsStacked(t *testing.T) {
 }
 
 func TestUnmappedErrorMessages(t *testing.T) {
+	useSubIDFiles(t, "other:100000:65536\n", "other:100000:65536\n")
 	own := Maps{UIDs: IDMap{{0, 4294967, 1}}, GIDs: IDMap{{0, 4294967, 1}}}
 	err := CheckOwner(own, "/etc/shadow", 0, 42)
 	want := "/etc/shadow is owned by 0:42, which this rootless build cannot represent: it maps only your own ids " +
 		"(4294967 has no subordinate ids in /etc/subuid and /etc/subgid) (as root, run: usermod --add-subuids " +
-		"100000-165535 --add-subgids 100000-165535 4294967)"
+		"165536-231071 --add-subgids 165536-231071 4294967)"
 	if err == nil || err.Error() != want {
 		t.Errorf("CheckOwner = %v\nwant %s", err, want)
 	}
@@ -81,8 +88,15 @@ func TestUnmappedErrorMessages(t *testing.T) {
 	}
 	err = CheckOwner(sub, "/big", 100000, 0)
 	if err == nil || !strings.Contains(err.Error(), "it maps uids 0,1-65536 and gids 0,1-65536") ||
-		!strings.Contains(err.Error(), "more subordinate ids in /etc/subuid and /etc/subgid, 100000 at least") {
+		!strings.Contains(err.Error(), "(give 4294967 34464 more subordinate ids in /etc/subuid and /etc/subgid (id 100000 needs 100000 in all); "+
+			"as root, run: usermod --add-subuids 165536-231071 --add-subgids 165536-231071 4294967)") {
 		t.Errorf("CheckOwner beyond the ranges = %v", err)
+	}
+	// More than 65536 ids short: a range as large as needed.
+	err = CheckOwner(sub, "/huge", 0, 300000)
+	if err == nil || !strings.Contains(err.Error(), "234464 more subordinate ids") ||
+		!strings.Contains(err.Error(), "usermod --add-subuids 165536-399999 --add-subgids 165536-399999 4294967)") {
+		t.Errorf("CheckOwner far beyond the ranges = %v", err)
 	}
 	err = &UnmappedError{User: "app", UID: 1000, GID: 1000, Maps: own}
 	if !strings.HasPrefix(err.Error(), `the step's user "app" is 1000:1000, which this rootless build cannot represent`) {

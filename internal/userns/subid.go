@@ -17,8 +17,53 @@ var (
 	subGIDFile = "/etc/subgid"
 )
 
-// SubIDFix is how to give a user subordinate ids, with NAME for the user.
-const SubIDFix = "as root, run: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 NAME"
+// minSubIDs is the fewest subordinate ids SubIDFix gives: as many as
+// useradd gives a new user, enough for the ids images commonly use.
+const minSubIDs = 65536
+
+// firstSubID is where useradd starts handing out subordinate ids
+// (SUB_UID_MIN).
+const firstSubID = 100000
+
+// SubIDFix says how to give the user name at least n more subordinate
+// uids and gids (minSubIDs at least): a usermod command adding a range that
+// no user has, the one after the highest end of any range in /etc/subuid
+// and /etc/subgid, so that no two users share ids (who would then read and
+// write each other's rootless files).
+func SubIDFix(name string, n uint64) string {
+	n = max(n, minSubIDs)
+	start := uint64(firstSubID)
+	for _, file := range []string{subUIDFile, subGIDFile} {
+		start = max(start, rangesEnd(file))
+	}
+	end := start + n - 1
+	if end >= 1<<32-1 {
+		return fmt.Sprintf("as root, add a range of %d ids no other user has to /etc/subuid and /etc/subgid for %s", n, name)
+	}
+	return fmt.Sprintf("as root, run: usermod --add-subuids %d-%d --add-subgids %d-%d %s", start, end, start, end, name)
+}
+
+// rangesEnd returns the id after the highest range that the
+// /etc/subuid-style file lists for any user; 0 if it lists none.
+func rangesEnd(file string) uint64 {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return 0
+	}
+	var end uint64
+	for _, line := range strings.Split(string(data), "\n") {
+		fields := strings.Split(strings.TrimSpace(line), ":")
+		if len(fields) != 3 {
+			continue
+		}
+		start, err1 := strconv.ParseUint(fields[1], 10, 32)
+		count, err2 := strconv.ParseUint(fields[2], 10, 32)
+		if err1 == nil && err2 == nil {
+			end = max(end, start+count)
+		}
+	}
+	return end
+}
 
 // subIDs returns the ranges /etc/subuid-style file lists for the user
 // named name or numbered id, in file order. A missing file lists none.

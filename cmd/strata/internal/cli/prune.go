@@ -15,23 +15,32 @@ import (
 func newPrune() *cobra.Command {
 	var root string
 	var keepBytesFlag, keepDurationFlag string
+	var all bool
 	cmd := &cobra.Command{
-		Use:   "prune [--keep-bytes N] [--keep-duration D]",
+		Use:   "prune [--keep-bytes N] [--keep-duration D] [--all]",
 		Short: "Remove unused cache entries, layer blobs and snapshots",
 		Long: `Remove the build cache entries that --keep-bytes and --keep-duration do not
 keep (least recently used first), then every layer blob and snapshot that
 no kept entry uses, and the data of cache mounts (type: cache) unused for
 --keep-duration or, least recently used first, past --keep-bytes, and the
 file digests remembered of build contexts not built for --keep-duration.
-With neither flag, only what no entry uses goes. The state dir must exist.
-prune waits for running builds on the same --root to end and never removes
-what one of them holds.`,
+With neither flag, only what no entry uses goes; --keep-bytes 0 keeps no
+entry and no cache-mount data. --all removes everything: every entry, blob,
+snapshot (bases' too), cache mount's data and remembered digest, leaving
+the state dir's empty layout, which rm -rf then removes (rootless, only
+prune can remove the files that subordinate ids own). The state dir must
+exist. prune waits for running builds on the same --root to end and never
+removes what one of them holds.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var keepBytes int64
 			var keepDuration time.Duration
 			var err error
-			if keepBytesFlag != "" {
+			limitBytes := cmd.Flags().Changed("keep-bytes")
+			if all && (limitBytes || cmd.Flags().Changed("keep-duration")) {
+				return usageErr("--all removes everything: it takes neither --keep-bytes nor --keep-duration")
+			}
+			if limitBytes {
 				if keepBytes, err = parseBytes(keepBytesFlag); err != nil {
 					return usageErr("--keep-bytes: %v", err)
 				}
@@ -44,7 +53,9 @@ what one of them holds.`,
 			if root == "" {
 				root = defaultRoot()
 			}
-			res, err := tidy.Prune(cmd.Context(), root, cache.PruneOptions{KeepBytes: keepBytes, KeepDuration: keepDuration})
+			res, err := tidy.Prune(cmd.Context(), root, cache.PruneOptions{
+				KeepBytes: keepBytes, LimitBytes: limitBytes, KeepDuration: keepDuration, All: all,
+			})
 			if err != nil {
 				return &exitError{code: ExitBuildFailed, err: err}
 			}
@@ -54,7 +65,8 @@ what one of them holds.`,
 		},
 	}
 	cmd.Flags().StringVar(&root, "root", "", "state `DIR` (env STRATA_ROOT; default "+defaultRoot()+")")
-	cmd.Flags().StringVar(&keepBytesFlag, "keep-bytes", "", "keep at most `SIZE` of cached layers, and as much cache-mount data, such as 10g (default: no limit)")
+	cmd.Flags().StringVar(&keepBytesFlag, "keep-bytes", "", "keep at most `SIZE` of cached layers, and as much cache-mount data, such as 10g; 0 keeps none (default: no limit)")
+	cmd.Flags().BoolVar(&all, "all", false, "remove every cache entry, layer blob, snapshot and cache mount's data")
 	cmd.Flags().StringVar(&keepDurationFlag, "keep-duration", "", "drop entries unused for longer than `DURATION`, such as 72h or 7d (default: no limit)")
 	return cmd
 }

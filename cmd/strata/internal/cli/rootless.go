@@ -4,8 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/stratabuild/strata/build/sandbox"
 	"github.com/stratabuild/strata/internal/stateroot"
@@ -65,6 +72,10 @@ func Rootless(args []string, stdin, stdout, stderr *os.File) (code int, exit boo
 			return exitCode(err), true
 		}
 	}
+	if err := checkRootWritable(c, root, plan.Maps); err != nil {
+		fmt.Fprintf(stderr, "strata: %v\n", err)
+		return exitCode(err), true
+	}
 	if c.name == "build" {
 		// Only from here can the steps of a killed rootless build be
 		// stopped; the build's own clean-up removes them then.
@@ -95,6 +106,53 @@ func makeDefaultRoot(c namespaced, root string) error {
 		}
 	}
 	return nil
+}
+
+// checkRootWritable refuses, before the namespace is made, a state
+// directory root that the user cannot write (or, when it does not exist
+// yet, make): another user's, such as root's after a build as root, which
+// the namespace cannot write either. One owned by the user or by one of
+// her subordinate ids (maps) is left to the namespace, where she owns it
+// or has the capabilities over it. prune reports a missing state
+// directory itself.
+func checkRootWritable(c namespaced, root string, maps userns.Maps) error {
+	dir := root
+	fi, err := os.Stat(dir)
+	for errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
+		if c.name == "prune" || filepath.Dir(dir) == dir {
+			return nil
+		}
+		dir = filepath.Dir(dir)
+		fi, err = os.Stat(dir)
+	}
+	if err != nil || !fi.IsDir() {
+		return nil // the build says what is wrong
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	_, uidMapped := maps.UIDs.Inside(st.Uid)
+	_, gidMapped := maps.GIDs.Inside(st.Gid)
+	if uidMapped && gidMapped || unix.Access(dir, unix.W_OK|unix.X_OK) == nil {
+		return nil
+	}
+	me := strconv.Itoa(os.Getuid())
+	if u, err := user.Current(); err == nil {
+		me = u.Username
+	}
+	owner := strconv.FormatUint(uint64(st.Uid), 10)
+	if u, err := user.LookupId(owner); err == nil {
+		owner = u.Username
+	}
+	abs, _ := filepath.Abs(root)
+	missing := fmt.Sprintf("the state directory %s is not writable by %s (it is %s's, %v)", abs, me, owner, fi.Mode())
+	if dir != root {
+		absDir, _ := filepath.Abs(dir)
+		missing = fmt.Sprintf("the state directory %s cannot be made: %s is not writable by %s (it is %s's, %v)",
+			abs, absDir, me, owner, fi.Mode())
+	}
+	return &userns.PrereqError{
+		Missing: missing,
+		Fix:     "choose a state directory of yours with --root or STRATA_ROOT",
+	}
 }
 
 // exitCode is 2 for a missing prerequisite (the machine's set-up, like a
@@ -165,11 +223,26 @@ func prepareNamespace(args []string) error {
 
 // probeOverlay mounts a test overlay in the state directory root.
 func probeOverlay(root string) error {
-	if err := os.MkdirAll(root, 0o700); err != nil {
+	abs, _ := filepath.Abs(root)
+	err := os.MkdirAll(root, 0o700)
+	if err != nil && !errors.Is(err, fs.ErrPermission) {
 		return fmt.Errorf("state directory %s: %w", root, err)
 	}
-	if err := layers.Probe(context.Background(), root); err != nil {
-		abs, _ := filepath.Abs(root)
+	if err == nil {
+		err = layers.Probe(context.Background(), root)
+	}
+	// Making a dir refused is not the kernel's doing (a mount refused
+	// with EPERM may be): checkRootWritable has named the owner of a state
+	// directory the user cannot write before the namespace was made; what
+	// it let by (an ACL, say) fails here.
+	var pe *fs.PathError
+	if errors.As(err, &pe) && strings.HasPrefix(pe.Op, "mkdir") && errors.Is(err, fs.ErrPermission) {
+		return &userns.PrereqError{
+			Missing: fmt.Sprintf("the state directory %s is not writable in the user namespace: %v", abs, err),
+			Fix:     "choose a state directory of yours with --root or STRATA_ROOT",
+		}
+	}
+	if err != nil {
 		return &userns.PrereqError{
 			Missing: fmt.Sprintf("overlay does not work in a user namespace with the state directory %s: %v", abs, err),
 			Fix: "rootless builds need Linux 5.11 or later, and a state directory on a local filesystem such as " +
