@@ -40,6 +40,9 @@ func (o Output) String() string {
 	case OutputRegistry:
 		return "type=registry"
 	}
+	if o.Type == OutputOCI && strings.HasSuffix(strings.TrimSuffix(o.Dest, "/"), ".tar") {
+		return "type=oci,dest=" + o.Dest + ",tar=false" // a directory, as buildx would take it
+	}
 	return "type=" + string(o.Type) + ",dest=" + o.Dest
 }
 

@@ -37,7 +37,10 @@ func splitSpec(spec, what string) (map[string]string, error) {
 }
 
 // parseOutput parses an -o/--output value: "type=oci,dest=DIR",
-// "type=docker,dest=FILE" or "type=registry".
+// "type=docker,dest=FILE" or "type=registry". buildx's tar=false (an OCI
+// layout directory, which strata always writes) is accepted with
+// type=oci; a dest ending in .tar without it is refused, as buildx
+// writes a tarball there.
 func parseOutput(spec string) (commit.Output, error) {
 	const want = "want type=oci,dest=DIR | type=docker,dest=FILE | type=registry"
 	if !strings.Contains(spec, "=") && spec != "" {
@@ -54,9 +57,17 @@ func parseOutput(spec string) (commit.Output, error) {
 			o.Type = commit.OutputType(v)
 		case "dest":
 			o.Dest = v
+		case "tar": // below, once the type is known
 		default:
 			return commit.Output{}, fmt.Errorf("bad output %q: unknown key %q (%s)", spec, k, want)
 		}
+	}
+	tar, tarGiven := kv["tar"]
+	if tarGiven && (o.Type != commit.OutputOCI || tar != "false") {
+		return commit.Output{}, fmt.Errorf("bad output %q: strata writes an OCI layout as a directory: tar=false with type=oci, or no tar= (for a tarball, type=docker,dest=FILE)", spec)
+	}
+	if o.Type == commit.OutputOCI && !tarGiven && strings.HasSuffix(strings.TrimSuffix(o.Dest, "/"), ".tar") {
+		return commit.Output{}, fmt.Errorf("bad output %q: strata writes an OCI layout directory at dest, where buildx writes a tarball: name a directory (add tar=false to use this name), or give type=docker,dest=FILE for a tarball", spec)
 	}
 	switch o.Type {
 	case commit.OutputOCI, commit.OutputDocker:

@@ -25,6 +25,12 @@ func TestParseOutput(t *testing.T) {
 		{spec: "type=oci,type=docker,dest=a", wantErr: "type given twice"},
 		{spec: "out/dir", wantErr: "want type=oci,dest=DIR"},
 		{spec: "", wantErr: "empty output"},
+		// buildx writes a tarball at an OCI dest unless tar=false.
+		{spec: "type=oci,dest=image.tar", wantErr: "strata writes an OCI layout directory at dest, where buildx writes a tarball"},
+		{spec: "type=oci,dest=image.tar,tar=false", want: commit.Output{Type: commit.OutputOCI, Dest: "image.tar"}},
+		{spec: "tar=false,type=oci,dest=out", want: commit.Output{Type: commit.OutputOCI, Dest: "out"}},
+		{spec: "type=oci,dest=out,tar=true", wantErr: "tar=false with type=oci, or no tar="},
+		{spec: "type=docker,dest=a.tar,tar=false", wantErr: "tar=false with type=oci, or no tar="},
 	}
 	for _, tt := range tests {
 		got, err := parseOutput(tt.spec)
