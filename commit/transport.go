@@ -74,6 +74,9 @@ type guardTransport struct {
 
 func (g *guardTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	host := req.URL.Host
+	if via := redirectChain(req); len(via) >= maxRedirects {
+		return nil, &RedirectError{Host: via[0].URL.Host, Method: via[0].Method, Path: via[0].URL.Path, Hops: len(via), Last: req.URL.String()}
+	}
 	insecure := slices.Contains(g.insecure, host)
 	if !insecure && req.URL.Scheme == "http" && !isLoopback(req.URL.Hostname()) {
 		return nil, fmt.Errorf("plain HTTP to %s refused: it is not a loopback host; name it as an insecure registry to allow it", host)
@@ -93,6 +96,37 @@ func (g *guardTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	resp.Body = newIdleBody(resp.Body, host, cancel)
 	return resp, nil
+}
+
+// maxRedirects is how many redirects one request may follow, as Go's
+// default client, docker and skopeo allow. ggcr replaces the client's
+// redirect policy with one that sets no limit, so a registry redirecting
+// a blob to itself would be asked forever.
+const maxRedirects = 10
+
+// redirectChain is the requests that led to req by redirects, the first
+// (the one strata made) first; none if req was not redirected.
+func redirectChain(req *http.Request) []*http.Request {
+	var via []*http.Request
+	for r := req.Response; r != nil && r.Request != nil; r = r.Request.Response {
+		via = append(via, r.Request)
+	}
+	slices.Reverse(via)
+	return via
+}
+
+// A RedirectError is a request a registry redirected maxRedirects times
+// without an answer: a loop, or a misconfigured proxy or storage.
+type RedirectError struct {
+	Host, Method, Path string
+	Hops               int
+	// Last is where the last redirect pointed.
+	Last string
+}
+
+func (e *RedirectError) Error() string {
+	return fmt.Sprintf("registry %s redirected %s %s %d times without an answer (the last time to %s): stopped; is its storage or a proxy misconfigured?",
+		e.Host, e.Method, e.Path, e.Hops, e.Last)
 }
 
 // bodyIdleTimeout is how long one read of a response body may wait for
@@ -236,9 +270,12 @@ func describeRegistryError(ref string, err error) string {
 		te   *transport.Error
 	)
 	host, r := refHost(ref, err)
+	var redir *RedirectError
 	switch {
 	case errors.As(err, &cert):
 		return cert.Error()
+	case errors.As(err, &redir):
+		return redir.Error()
 	case errors.As(err, &te) && (te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden):
 		return authMessage(host, r, te.StatusCode)
 	case errors.As(err, &te) && te.StatusCode == http.StatusNotFound:
