@@ -1,7 +1,9 @@
 package commit
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -64,6 +66,9 @@ func pullRegistry(ctx context.Context, src Source, o RegistryOptions, p v1.Platf
 	if err != nil {
 		return nil, RegistryError(src.Ref.String(), err)
 	}
+	if err := parses(desc); err != nil {
+		return nil, fmt.Errorf("%s: %w", src, err)
+	}
 	var img v1.Image
 	if desc.MediaType.IsIndex() {
 		var idx v1.ImageIndex
@@ -81,6 +86,49 @@ func pullRegistry(ctx context.Context, src Source, o RegistryOptions, p v1.Platf
 	}
 	return img, nil
 }
+
+// parses checks that the manifest a registry answered for a base is an
+// image's or an index's that strata can read: one that is not rules the
+// base out (ErrNoImage), as a missing tag does.
+func parses(desc *remote.Descriptor) error {
+	if desc.MediaType.IsSchema1() {
+		return NoImage(fmt.Errorf("its manifest is a Docker schema 1 manifest (%s), which strata cannot read: push the image again with a current docker or skopeo", desc.MediaType))
+	}
+	var err error
+	if desc.MediaType.IsIndex() {
+		_, err = v1.ParseIndexManifest(bytes.NewReader(desc.Manifest))
+	} else {
+		_, err = v1.ParseManifest(bytes.NewReader(desc.Manifest))
+	}
+	if err != nil {
+		return NoImage(fmt.Errorf("the registry answered a manifest (%s, %s) that is not an image's or an index's: %w", desc.Digest, mediaTypeOr(desc.MediaType), err))
+	}
+	return nil
+}
+
+// mediaTypeOr is mt, or says there is none.
+func mediaTypeOr(mt types.MediaType) string {
+	if mt == "" {
+		return "no media type"
+	}
+	return string(mt)
+}
+
+// ErrNoImage is in the errors (errors.Is) of a base that is there but
+// holds no image to build on: an index without an image for the build's
+// platform, a manifest that does not parse, a single-platform image of
+// another platform. Like a missing tag, it is a base that does not exist
+// as the recipe names it (a registry answered; asking again will not help).
+var ErrNoImage = errors.New("no image for the build")
+
+// NoImage marks err as ErrNoImage, keeping its message.
+func NoImage(err error) error { return &noImageError{err} }
+
+type noImageError struct{ err error }
+
+func (e *noImageError) Error() string        { return e.err.Error() }
+func (e *noImageError) Unwrap() error        { return e.err }
+func (e *noImageError) Is(target error) bool { return target == ErrNoImage }
 
 func hostPlatform() v1.Platform {
 	return v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
@@ -290,9 +338,9 @@ func noPlatform(p v1.Platform, ms []v1.Descriptor) error {
 		}
 	}
 	if len(have) == 0 {
-		return fmt.Errorf("no image for platform %s (its images name no platform)", p.String())
+		return NoImage(fmt.Errorf("no image for platform %s (its images name no platform)", p.String()))
 	}
-	return fmt.Errorf("no image for platform %s (it has %s)", p.String(), strings.Join(have, ", "))
+	return NoImage(fmt.Errorf("no image for platform %s (it has %s)", p.String(), strings.Join(have, ", ")))
 }
 
 // refTag is the tag part of a ref name such as "reg:5000/app:1.0" ("1.0"),

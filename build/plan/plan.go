@@ -609,6 +609,8 @@ func (sp *Stage) fitPlatform(img v1.Image, b recipe.Base) error {
 		sp.Platform = *got
 		return nil
 	}
-	return fmt.Errorf("%s: the base %s is a %s image, not %s: build for %s, or use a base that is an index holding %s",
-		b.Pos, b.Ref, got, p.String(), got, p.String())
+	// A base that does not exist for this build, as one an index lacks.
+	return &PullError{Ref: b.Ref, Local: b.Kind != recipe.KindRegistry, Err: commit.NoImage(fmt.Errorf(
+		"%s: the base %s is a %s image, not %s: build for %s, or use a base that is an index holding %s",
+		b.Pos, b.Ref, got, p.String(), got, p.String()))}
 }
