@@ -1,6 +1,7 @@
 package commit_test
 
 import (
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -77,5 +78,45 @@ func TestRedirectLoop(t *testing.T) {
 	}
 	if n := gets.Load(); n > 11 {
 		t.Errorf("the registry was asked for the blob %d times, want at most 11", n)
+	}
+}
+
+// TestPrivateRedirectFollowed: a registry on a private (here loopback)
+// address whose blobs redirect to its storage on another private address
+// is pulled from, as docker and skopeo pull from it; ggcr alone refuses
+// the redirect as a request forgery.
+func TestPrivateRedirectFollowed(t *testing.T) {
+	r := testutil.StartRegistry(t, testutil.RegistryOptions{})
+	img := motdImage(t, "from storage\n")
+	if err := remote.Write(tagsOf(t, []string{r.Addr + "/priv/app:1"})[0], img); err != nil {
+		t.Fatal(err)
+	}
+	storage, stored := frontRegistry(t, r, "127.0.0.2:0", func(*http.Request) string { return "" })
+	front, _ := frontRegistry(t, r, "", func(req *http.Request) string { return storage.URL + req.URL.Path })
+	ref := strings.TrimPrefix(front.URL, "http://") + "/priv/app:1"
+
+	pulled, err := pullRef(t, ref, commit.PullOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pulled.ConfigFile(); err != nil {
+		t.Fatalf("reading the config through a redirect to 127.0.0.2: %v", err)
+	}
+	layers, err := pulled.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range layers {
+		rc, err := l.Compressed()
+		if err == nil {
+			_, err = io.Copy(io.Discard, rc)
+			rc.Close()
+		}
+		if err != nil {
+			t.Fatalf("reading a layer through a redirect to 127.0.0.2: %v", err)
+		}
+	}
+	if stored.Load() == 0 {
+		t.Error("no blob was read from the storage host")
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"path"
 	"slices"
 	"strings"
@@ -95,7 +96,65 @@ func (g *guardTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	resp.Body = newIdleBody(resp.Body, host, cancel)
+	if next := privateRedirect(req, resp); next != nil {
+		if err := resp.Body.Close(); err != nil {
+			return nil, err
+		}
+		return g.RoundTrip(next)
+	}
 	return resp, nil
+}
+
+// privateRedirect is the request that follows resp, a redirect of a GET
+// or HEAD from a registry on a private or loopback IP address to another
+// such address (its storage: MinIO, an S3 gateway), or nil for any other
+// answer. ggcr's client refuses a redirect to a private address from
+// another host, so that a registry on the internet cannot send strata
+// into the local network (a cloud's metadata service, 169.254.169.254);
+// one from a registry already on the private network is followed here,
+// before the client sees it, as docker and skopeo follow it. Link-local
+// addresses are never followed to, nor is anything from a registry
+// named by a DNS name (its address is not known here).
+func privateRedirect(req *http.Request, resp *http.Response) *http.Request {
+	switch resp.StatusCode {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+	default:
+		return nil
+	}
+	if req.Method != http.MethodGet && req.Method != http.MethodHead {
+		return nil
+	}
+	loc, err := resp.Location()
+	if err != nil {
+		return nil
+	}
+	origin := req
+	if via := redirectChain(req); len(via) > 0 {
+		origin = via[0]
+	}
+	if !onPrivateNetwork(origin.URL.Hostname()) || !onPrivateNetwork(loc.Hostname()) {
+		return nil
+	}
+	next := req.Clone(req.Context())
+	next.URL, next.Host, next.Response = loc, "", resp
+	if loc.Hostname() != req.URL.Hostname() {
+		// As net/http's client: credentials stay with their host.
+		for _, h := range []string{"Authorization", "Proxy-Authorization", "Www-Authenticate", "Cookie", "Cookie2"} {
+			next.Header.Del(h)
+		}
+	}
+	return next
+}
+
+// onPrivateNetwork reports whether host is a loopback or private
+// (RFC 1918, RFC 4193) IP address.
+func onPrivateNetwork(host string) bool {
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return false
+	}
+	ip = ip.Unmap()
+	return ip.IsLoopback() || ip.IsPrivate()
 }
 
 // maxRedirects is how many redirects one request may follow, as Go's
