@@ -78,13 +78,13 @@ func pullRegistry(ctx context.Context, src Source, o RegistryOptions, p v1.Platf
 	} else {
 		img, err = desc.Image()
 	}
-	if rerr := RegistryError(src.Ref.String(), err); rerr != err { //nolint:errorlint // did RegistryError word it?
-		return nil, rerr
-	}
-	if err != nil {
+	switch {
+	case err == nil:
+		return img, nil
+	case errors.Is(err, ErrNoImage):
 		return nil, fmt.Errorf("%s: %w", src, err)
 	}
-	return img, nil
+	return nil, RegistryError(src.Ref.String(), err)
 }
 
 // parses checks that the manifest a registry answered for a base is an
