@@ -1,12 +1,15 @@
 package commit
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -46,23 +49,7 @@ func Pull(ctx context.Context, src Source, o PullOptions) (v1.Image, error) {
 	case SourceArchive:
 		img, err = tarball.ImageFromPath(src.Path, nil)
 	case SourceRegistry:
-		opts := RemoteOptions(ctx, o.RegistryOptions)
-		img, err = remote.Image(src.Ref, append(opts, remote.WithPlatform(p))...)
-		if err != nil && strings.Contains(err.Error(), "no child with platform") {
-			// ggcr's message names neither what was asked nor what there is.
-			if idx, ierr := remote.Index(src.Ref, opts...); ierr == nil {
-				if im, ierr := idx.IndexManifest(); ierr == nil {
-					if d, ok := defaultedVariant(im.Manifests, p); ok {
-						img, err = remote.Image(src.Ref.Context().Digest(d.Digest.String()), opts...)
-						break
-					}
-					return nil, fmt.Errorf("%s: %w", src, noPlatform(p, im.Manifests))
-				}
-			}
-		}
-		if err != nil {
-			return nil, RegistryError(src.Ref.String(), err)
-		}
+		return pullRegistry(ctx, src, o.RegistryOptions, p)
 	default:
 		err = fmt.Errorf("unknown source kind %d", src.Kind)
 	}
@@ -71,6 +58,77 @@ func Pull(ctx context.Context, src Source, o PullOptions) (v1.Image, error) {
 	}
 	return img, nil
 }
+
+// pullRegistry fetches the image src names, choosing from an index by
+// platform as imageFor does.
+func pullRegistry(ctx context.Context, src Source, o RegistryOptions, p v1.Platform) (v1.Image, error) {
+	desc, err := remote.Get(src.Ref, RemoteOptions(ctx, o)...)
+	if err != nil {
+		return nil, RegistryError(src.Ref.String(), err)
+	}
+	if err := parses(desc); err != nil {
+		return nil, fmt.Errorf("%s: %w", src, err)
+	}
+	var img v1.Image
+	if desc.MediaType.IsIndex() {
+		var idx v1.ImageIndex
+		if idx, err = desc.ImageIndex(); err == nil {
+			img, err = imageOf(idx, p)
+		}
+	} else {
+		img, err = desc.Image()
+	}
+	switch {
+	case err == nil:
+		return img, nil
+	case errors.Is(err, ErrNoImage):
+		return nil, fmt.Errorf("%s: %w", src, err)
+	}
+	return nil, RegistryError(src.Ref.String(), err)
+}
+
+// parses checks that the manifest a registry answered for a base is an
+// image's or an index's that strata can read: one that is not rules the
+// base out (ErrNoImage), as a missing tag does.
+func parses(desc *remote.Descriptor) error {
+	if desc.MediaType.IsSchema1() {
+		return NoImage(fmt.Errorf("its manifest is a Docker schema 1 manifest (%s), which strata cannot read: push the image again with a current docker or skopeo", desc.MediaType))
+	}
+	var err error
+	if desc.MediaType.IsIndex() {
+		_, err = v1.ParseIndexManifest(bytes.NewReader(desc.Manifest))
+	} else {
+		_, err = v1.ParseManifest(bytes.NewReader(desc.Manifest))
+	}
+	if err != nil {
+		return NoImage(fmt.Errorf("the registry answered a manifest (%s, %s) that is not an image's or an index's: %w", desc.Digest, mediaTypeOr(desc.MediaType), err))
+	}
+	return nil
+}
+
+// mediaTypeOr is mt, or says there is none.
+func mediaTypeOr(mt types.MediaType) string {
+	if mt == "" {
+		return "no media type"
+	}
+	return string(mt)
+}
+
+// ErrNoImage is in the errors (errors.Is) of a base that is there but
+// holds no image to build on: an index without an image for the build's
+// platform, a manifest that does not parse, a single-platform image of
+// another platform. Like a missing tag, it is a base that does not exist
+// as the recipe names it (a registry answered; asking again will not help).
+var ErrNoImage = errors.New("no image for the build")
+
+// NoImage marks err as ErrNoImage, keeping its message.
+func NoImage(err error) error { return &noImageError{err} }
+
+type noImageError struct{ err error }
+
+func (e *noImageError) Error() string        { return e.err.Error() }
+func (e *noImageError) Unwrap() error        { return e.err }
+func (e *noImageError) Is(target error) bool { return target == ErrNoImage }
 
 func hostPlatform() v1.Platform {
 	return v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
@@ -193,34 +251,82 @@ func imageFor(idx v1.ImageIndex, d v1.Descriptor, p v1.Platform) (v1.Image, erro
 	if err != nil {
 		return nil, err
 	}
-	cm, err := child.IndexManifest()
+	img, err := imageOf(child, p)
+	if err != nil {
+		return nil, fmt.Errorf("index %s: %w", d.Digest, err)
+	}
+	return img, nil
+}
+
+// imageOf opens the image of idx for p (see choose).
+func imageOf(idx v1.ImageIndex, p v1.Platform) (v1.Image, error) {
+	im, err := idx.IndexManifest()
 	if err != nil {
 		return nil, err
 	}
-	for _, m := range cm.Manifests {
-		if m.Platform != nil && m.Platform.Satisfies(p) {
-			return imageFor(child, m, p)
-		}
+	m, ok := choose(im.Manifests, p)
+	if !ok {
+		return nil, noPlatform(p, im.Manifests)
 	}
-	if m, ok := defaultedVariant(cm.Manifests, p); ok {
-		return imageFor(child, m, p)
-	}
-	return nil, fmt.Errorf("index %s: %w", d.Digest, noPlatform(p, cm.Manifests))
+	return imageFor(idx, m, p)
 }
 
-// defaultedVariant finds, for p an arm/v7 platform, an entry of ms for
-// arm naming no variant: containerd takes it for v7, as strata takes
-// linux/arm for linux/arm/v7.
-func defaultedVariant(ms []v1.Descriptor, p v1.Platform) (v1.Descriptor, bool) {
-	if p.Architecture != "arm" || p.Variant != "v7" {
-		return v1.Descriptor{}, false
-	}
-	for _, m := range ms {
-		if m.Platform != nil && m.Platform.OS == p.OS && m.Platform.Architecture == "arm" && m.Platform.Variant == "" {
-			return m, true
+// choose picks the entry of an index's ms for p as containerd's
+// platforms.Only does: the entry of p itself (amd64 is amd64/v1, arm64
+// arm64/v8, arm arm/v7), else for amd64/vN and arm/vN the highest lower
+// level the CPU also runs; never a higher one (amd64/v3 code faults on an
+// amd64/v2 CPU), and never by the order of the entries alone.
+func choose(ms []v1.Descriptor, p v1.Platform) (v1.Descriptor, bool) {
+	for _, v := range variantsFor(p) {
+		for _, m := range ms {
+			if m.Platform != nil && m.Platform.OS == p.OS && m.Platform.Architecture == p.Architecture && normalVariant(*m.Platform) == v {
+				return m, true
+			}
 		}
 	}
 	return v1.Descriptor{}, false
+}
+
+// PlatformFits reports whether an image built for got runs as one for
+// want: the same OS and architecture, and the same variant or, for amd64
+// and arm, a lower level (amd64 is amd64/v1, arm64 arm64/v8, arm arm/v7).
+func PlatformFits(got, want v1.Platform) bool {
+	return got.OS == want.OS && got.Architecture == want.Architecture && slices.Contains(variantsFor(want), normalVariant(got))
+}
+
+// variantsFor is the variants of p's architecture an image may have to
+// run as p, best first: p's, then the lower levels of amd64 (down to v1)
+// and of arm (down to v5), as containerd's platformVector lists them.
+func variantsFor(p v1.Platform) []string {
+	v := normalVariant(p)
+	out := []string{v}
+	low := map[string]int{"amd64": 1, "arm": 5}[p.Architecture]
+	if low == 0 {
+		return out
+	}
+	n, err := strconv.Atoi(strings.TrimPrefix(v, "v"))
+	if v == "" {
+		n, err = low, nil
+	}
+	for n--; err == nil && n >= low; n-- {
+		out = append(out, normalVariant(v1.Platform{Architecture: p.Architecture, Variant: "v" + strconv.Itoa(n)}))
+	}
+	return out
+}
+
+// normalVariant is p's variant as containerd normalizes it: amd64/v1 is
+// amd64, arm64/v8 arm64, arm arm/v7.
+func normalVariant(p v1.Platform) string {
+	switch {
+	case p.Architecture == "amd64" && p.Variant == "v1",
+		p.Architecture == "arm64" && (p.Variant == "v8" || p.Variant == "8"):
+		return ""
+	case p.Architecture == "arm" && p.Variant == "":
+		return "v7"
+	case p.Architecture == "arm" && len(p.Variant) == 1:
+		return "v" + p.Variant
+	}
+	return p.Variant
 }
 
 // noPlatform says that an index has no image for p, and which platforms
@@ -233,9 +339,9 @@ func noPlatform(p v1.Platform, ms []v1.Descriptor) error {
 		}
 	}
 	if len(have) == 0 {
-		return fmt.Errorf("no image for platform %s (its images name no platform)", p.String())
+		return NoImage(fmt.Errorf("no image for platform %s (its images name no platform)", p.String()))
 	}
-	return fmt.Errorf("no image for platform %s (it has %s)", p.String(), strings.Join(have, ", "))
+	return NoImage(fmt.Errorf("no image for platform %s (it has %s)", p.String(), strings.Join(have, ", ")))
 }
 
 // refTag is the tag part of a ref name such as "reg:5000/app:1.0" ("1.0"),

@@ -1,15 +1,20 @@
 package commit_test
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/stratabuild/strata/commit"
+	"github.com/stratabuild/strata/internal/testutil"
 )
 
 // TestArmWithoutVariantIsV7: linux/arm/v7 (what linux/arm means) takes an
@@ -38,5 +43,93 @@ func TestArmWithoutVariantIsV7(t *testing.T) {
 	cf, err := img.ConfigFile()
 	if err != nil || cf.Architecture != "arm" {
 		t.Errorf("pulled %v, %v; want the arm image", cf, err)
+	}
+}
+
+// markedIndex is an index of one image per platform ("linux/amd64/v3"),
+// each config's env naming its platform: WHICH=linux/amd64/v3.
+func markedIndex(t *testing.T, platforms ...string) v1.ImageIndex {
+	t.Helper()
+	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
+	for _, s := range platforms {
+		p, err := v1.ParsePlatform(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := mutate.ConfigFile(mutate.MediaType(empty.Image, types.OCIManifestSchema1), &v1.ConfigFile{
+			OS: p.OS, Architecture: p.Architecture, Variant: p.Variant, RootFS: v1.RootFS{Type: "layers"},
+			Config: v1.Config{Env: []string{"WHICH=" + s}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: mutate.ConfigMediaType(img, types.OCIConfigJSON), Descriptor: v1.Descriptor{Platform: p}})
+	}
+	return idx
+}
+
+// TestPullChoosesPlatform: from an index, the entry of the platform asked
+// is taken whatever the order of the entries (amd64 is amd64/v1), else
+// the highest lower level, never a higher one; from a registry and a
+// layout alike.
+func TestPullChoosesPlatform(t *testing.T) {
+	r := testutil.StartRegistry(t, testutil.RegistryOptions{})
+	for i, tc := range []struct {
+		index []string
+		asked string
+		want  string // "" : none
+	}{
+		{[]string{"linux/amd64/v3", "linux/amd64"}, "linux/amd64", "linux/amd64"},
+		{[]string{"linux/amd64/v3", "linux/amd64"}, "linux/amd64/v1", "linux/amd64"},
+		{[]string{"linux/amd64/v3", "linux/amd64"}, "linux/amd64/v2", "linux/amd64"},
+		{[]string{"linux/amd64/v3", "linux/amd64"}, "linux/amd64/v3", "linux/amd64/v3"},
+		{[]string{"linux/amd64", "linux/amd64/v3"}, "linux/amd64/v4", "linux/amd64/v3"},
+		{[]string{"linux/amd64/v1", "linux/amd64/v2"}, "linux/amd64/v2", "linux/amd64/v2"},
+		{[]string{"linux/amd64/v3"}, "linux/amd64", ""},
+		{[]string{"linux/amd64/v3"}, "linux/amd64/v2", ""},
+		{[]string{"linux/arm/v6", "linux/arm64"}, "linux/arm/v7", "linux/arm/v6"},
+		{[]string{"linux/arm/v7"}, "linux/arm/v6", ""},
+		{[]string{"linux/arm64/v8"}, "linux/arm64", "linux/arm64/v8"},
+		{[]string{"linux/arm64"}, "linux/arm64/v8", "linux/arm64"},
+	} {
+		t.Run(strings.Join(tc.index, ",")+" for "+tc.asked, func(t *testing.T) {
+			idx := markedIndex(t, tc.index...)
+			dir := t.TempDir()
+			lp, err := layout.Write(dir, empty.Index)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := lp.AppendIndex(idx, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "1"})); err != nil {
+				t.Fatal(err)
+			}
+			tag, err := name.NewTag(fmt.Sprintf("%s/choose/app:%d", r.Addr, i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := remote.WriteIndex(tag, idx); err != nil {
+				t.Fatal(err)
+			}
+			asked, err := v1.ParsePlatform(tc.asked)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, ref := range []string{"oci-layout://" + dir + ":1", tag.String()} {
+				img, err := commit.Pull(t.Context(), source(t, ref), commit.PullOptions{Platform: asked})
+				got := ""
+				if err == nil {
+					cf, cerr := img.ConfigFile()
+					if cerr != nil {
+						t.Fatal(cerr)
+					}
+					got = strings.TrimPrefix(cf.Config.Env[0], "WHICH=")
+				}
+				if got != tc.want {
+					t.Errorf("Pull(%s, %s) = %q (err %v), want %q", ref, tc.asked, got, err, tc.want)
+				}
+				if tc.want == "" && (err == nil || !strings.Contains(err.Error(), "no image for platform "+tc.asked)) {
+					t.Errorf("Pull(%s, %s) error = %v, want no image for platform %s", ref, tc.asked, err, tc.asked)
+				}
+			}
+		})
 	}
 }

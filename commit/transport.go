@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"path"
 	"slices"
 	"strings"
@@ -74,6 +75,9 @@ type guardTransport struct {
 
 func (g *guardTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	host := req.URL.Host
+	if via := redirectChain(req); len(via) >= maxRedirects {
+		return nil, &RedirectError{Host: via[0].URL.Host, Method: via[0].Method, Path: via[0].URL.Path, Hops: len(via), Last: req.URL.String()}
+	}
 	insecure := slices.Contains(g.insecure, host)
 	if !insecure && req.URL.Scheme == "http" && !isLoopback(req.URL.Hostname()) {
 		return nil, fmt.Errorf("plain HTTP to %s refused: it is not a loopback host; name it as an insecure registry to allow it", host)
@@ -92,7 +96,96 @@ func (g *guardTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	resp.Body = newIdleBody(resp.Body, host, cancel)
+	if next := privateRedirect(req, resp); next != nil {
+		if err := resp.Body.Close(); err != nil {
+			return nil, err
+		}
+		return g.RoundTrip(next)
+	}
 	return resp, nil
+}
+
+// privateRedirect is the request that follows resp, a redirect of a GET
+// or HEAD from a registry on a private or loopback IP address to another
+// such address (its storage: MinIO, an S3 gateway), or nil for any other
+// answer. ggcr's client refuses a redirect to a private address from
+// another host, so that a registry on the internet cannot send strata
+// into the local network (a cloud's metadata service, 169.254.169.254);
+// one from a registry already on the private network is followed here,
+// before the client sees it, as docker and skopeo follow it. Link-local
+// addresses are never followed to, nor is anything from a registry
+// named by a DNS name (its address is not known here).
+func privateRedirect(req *http.Request, resp *http.Response) *http.Request {
+	switch resp.StatusCode {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+	default:
+		return nil
+	}
+	if req.Method != http.MethodGet && req.Method != http.MethodHead {
+		return nil
+	}
+	loc, err := resp.Location()
+	if err != nil {
+		return nil
+	}
+	origin := req
+	if via := redirectChain(req); len(via) > 0 {
+		origin = via[0]
+	}
+	if !onPrivateNetwork(origin.URL.Hostname()) || !onPrivateNetwork(loc.Hostname()) {
+		return nil
+	}
+	next := req.Clone(req.Context())
+	next.URL, next.Host, next.Response = loc, "", resp
+	if loc.Hostname() != req.URL.Hostname() {
+		// As net/http's client: credentials stay with their host.
+		for _, h := range []string{"Authorization", "Proxy-Authorization", "Www-Authenticate", "Cookie", "Cookie2"} {
+			next.Header.Del(h)
+		}
+	}
+	return next
+}
+
+// onPrivateNetwork reports whether host is a loopback or private
+// (RFC 1918, RFC 4193) IP address.
+func onPrivateNetwork(host string) bool {
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return false
+	}
+	ip = ip.Unmap()
+	return ip.IsLoopback() || ip.IsPrivate()
+}
+
+// maxRedirects is how many redirects one request may follow, as Go's
+// default client, docker and skopeo allow. ggcr replaces the client's
+// redirect policy with one that sets no limit, so a registry redirecting
+// a blob to itself would be asked forever.
+const maxRedirects = 10
+
+// redirectChain is the requests that led to req by redirects, the first
+// (the one strata made) first; none if req was not redirected.
+func redirectChain(req *http.Request) []*http.Request {
+	var via []*http.Request
+	for r := req.Response; r != nil && r.Request != nil; r = r.Request.Response {
+		via = append(via, r.Request)
+	}
+	slices.Reverse(via)
+	return via
+}
+
+// A RedirectError is a request a registry redirected maxRedirects times
+// without an answer: a loop, or a misconfigured proxy or storage.
+type RedirectError struct {
+	Host, Method, Path string
+	Hops               int
+	// Last is where the last redirect pointed.
+	Last string
+}
+
+func (e *RedirectError) Error() string {
+	return fmt.Sprintf("registry %s redirected %s %s %d times without an answer (the last time to %s): stopped; is its storage or a proxy misconfigured?",
+		e.Host, e.Method, e.Path, e.Hops, e.Last)
 }
 
 // bodyIdleTimeout is how long one read of a response body may wait for
@@ -236,9 +329,12 @@ func describeRegistryError(ref string, err error) string {
 		te   *transport.Error
 	)
 	host, r := refHost(ref, err)
+	var redir *RedirectError
 	switch {
 	case errors.As(err, &cert):
 		return cert.Error()
+	case errors.As(err, &redir):
+		return redir.Error()
 	case errors.As(err, &te) && (te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden):
 		return authMessage(host, r, te.StatusCode)
 	case errors.As(err, &te) && te.StatusCode == http.StatusNotFound:

@@ -200,3 +200,64 @@ func TestManifestNotFound(t *testing.T) {
 		}
 	}
 }
+
+// redirectingTransport answers a request to from with a 307 to to, and
+// any other with 200; it records the requests it was asked.
+type redirectingTransport struct {
+	from, to string
+	reqs     []*http.Request
+}
+
+func (r *redirectingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	r.reqs = append(r.reqs, req)
+	resp := &http.Response{StatusCode: http.StatusOK, Body: http.NoBody, Header: http.Header{}, Request: req}
+	if req.URL.Host == r.from {
+		resp.StatusCode = http.StatusTemporaryRedirect
+		resp.Header.Set("Location", "https://"+r.to+req.URL.Path)
+	}
+	return resp, nil
+}
+
+// TestPrivateRedirect: the guard follows a blob redirect from a registry
+// on a private address to another private address itself, without the
+// registry's credentials; one from a public address or a DNS name, or to
+// a link-local address, it hands back to ggcr's client, which refuses it.
+func TestPrivateRedirect(t *testing.T) {
+	for _, tc := range []struct {
+		from, to string
+		followed bool
+	}{
+		{"10.0.0.1:5000", "10.0.0.2:9000", true},
+		{"192.168.1.5", "127.0.0.1:9000", true},
+		{"127.0.0.1:5000", "[fd00::2]:9000", true},
+		{"203.0.113.7", "10.0.0.2:9000", false},
+		{"registry.example", "10.0.0.2:9000", false},
+		{"10.0.0.1:5000", "169.254.169.254", false},
+		{"10.0.0.1:5000", "storage.example", false},
+	} {
+		t.Run(tc.from+" to "+tc.to, func(t *testing.T) {
+			rt := &redirectingTransport{from: tc.from, to: tc.to}
+			g := RegistryOptions{Transport: rt}.guard()
+			req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "https://"+tc.from+"/v2/app/blobs/sha256:1", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Authorization", "Bearer registry-token")
+			resp, err := g.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if got := resp.StatusCode == http.StatusOK; got != tc.followed {
+				t.Fatalf("RoundTrip: status %d after asking %d hosts, want followed = %v", resp.StatusCode, len(rt.reqs), tc.followed)
+			}
+			if !tc.followed {
+				return
+			}
+			last := rt.reqs[len(rt.reqs)-1]
+			if last.URL.Host != tc.to || last.Header.Get("Authorization") != "" {
+				t.Errorf("followed to %s with Authorization %q, want %s without", last.URL.Host, last.Header.Get("Authorization"), tc.to)
+			}
+		})
+	}
+}

@@ -591,8 +591,9 @@ func Pos(p recipe.Pos) string {
 }
 
 // fitPlatform checks the base against the stage's platform. A
-// single-platform base comes back whatever platform is asked: when the
-// recipe or --platform chose one, a base of another platform is refused
+// single-platform base comes back whatever platform is asked. One naming
+// no variant, or one the platform runs (see commit.PlatformFits), fits.
+// Another, when the recipe or --platform chose the platform, is refused
 // (building on it would label its binaries wrongly); otherwise the stage
 // builds for the base's platform.
 func (sp *Stage) fitPlatform(img v1.Image, b recipe.Base) error {
@@ -608,13 +609,15 @@ func (sp *Stage) fitPlatform(img v1.Image, b recipe.Base) error {
 		return nil // the base names none: nothing to check
 	}
 	p := sp.Platform
-	if got.OS == p.OS && got.Architecture == p.Architecture && (p.Variant == "" || got.Variant == "" || got.Variant == p.Variant) {
-		return nil
+	if got.Variant == "" && got.OS == p.OS && got.Architecture == p.Architecture || commit.PlatformFits(*got, p) {
+		return nil // the same, or a lower level (amd64/v2 runs amd64 code), as from an index
 	}
 	if !sp.PlatformSet {
 		sp.Platform = *got
 		return nil
 	}
-	return fmt.Errorf("%s: the base %s is a %s image, not %s: build for %s, or use a base that is an index holding %s",
-		b.Pos, b.Ref, got, p.String(), got, p.String())
+	// A base that does not exist for this build, as one an index lacks.
+	return &PullError{Ref: b.Ref, Local: b.Kind != recipe.KindRegistry, Err: commit.NoImage(fmt.Errorf(
+		"%s: the base %s is a %s image, not %s: build for %s, or use a base that is an index holding %s",
+		b.Pos, b.Ref, got, p.String(), got, p.String()))}
 }

@@ -104,15 +104,20 @@ func (p *printer) print(err error) {
 
 // baseMissing says whether a base that could not be pulled is not there
 // to pull — the recipe names what does not exist, an error a build would
-// stop at too: a layout or archive without it, or a registry that
-// answered it has no such repository, tag or manifest. A registry out of
-// reach or refusing the credentials may yet have it.
+// stop at too: a layout or archive without it, a registry that answered
+// it has no such repository, tag or manifest, or a base there that holds
+// no image for the build (commit.ErrNoImage: an index without the
+// platform, a manifest that does not parse). A registry out of reach or
+// refusing the credentials may yet have it.
 //
 // A file that could not be read (permission denied, an I/O error) is not
 // missing; nor is a host answering 404 to the registry API's ping (not a
 // registry: a wrong port, a proxy).
 func baseMissing(pe *plan.PullError) bool {
 	var perr *fs.PathError
+	if errors.Is(pe, commit.ErrNoImage) {
+		return true
+	}
 	if pe.Local {
 		return !errors.As(pe, &perr) || errors.Is(perr, fs.ErrNotExist)
 	}
