@@ -16,8 +16,10 @@
 // namespace with only loopback, up, for network "none"), docker's default
 // capabilities, docker's default seccomp profile (from
 // github.com/moby/profiles/seccomp: no user namespaces, no mount, no
-// kernel keyring or module calls), no_new_privileges, docker's masked and
-// read-only /proc paths, and a read-only /sys. Its cgroup is /strata/<id>,
+// kernel keyring or module calls), docker's masked and read-only /proc
+// paths, and a read-only /sys. no_new_privileges is off, as in docker's
+// RUN: a setuid program (sudo, su) or one with file capabilities (ping)
+// gains them for a step's non-root user. Its cgroup is /strata/<id>,
 // removed with the container, with a pids limit (DefaultPidsLimit unless
 // set) and an optional memory limit.
 //

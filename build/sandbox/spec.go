@@ -109,7 +109,11 @@ func buildSpec(o Options, u execUser, f initFiles) *specs.Spec {
 				Effective: caps,
 				Permitted: caps,
 			},
-			NoNewPrivileges: true,
+			// no_new_privs stays off, as in docker's and BuildKit's RUN:
+			// a setuid-root program (sudo, su) or one with file
+			// capabilities (ping) gains them in a step; the capability
+			// bounding set and seccomp profile still bound what it gains.
+			NoNewPrivileges: false,
 		},
 		Hostname: o.Hostname,
 		Mounts:   standardMounts(),
