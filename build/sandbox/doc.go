@@ -7,10 +7,11 @@
 // stdout and stderr, streamed to the given writers, and its exit status (an
 // *ExitError when non-zero). Side effects on the rootfs are only what the
 // process wrote plus a created working directory: the init files
-// (/etc/hosts, /etc/resolv.conf, /etc/hostname) are bind-mounted from
-// outside the rootfs and the mount stubs the runtime creates are removed
-// afterwards. Nothing else is left behind: no runtime state, cgroup, temp
-// dir or mount.
+// (/etc/hosts, /etc/resolv.conf) are bind-mounted read-only from outside the
+// rootfs, as BuildKit does, and the mount stubs the runtime creates are
+// removed afterwards. /etc/hostname is the rootfs's own (the hostname is
+// the UTS namespace's). Nothing else is left behind: no runtime state,
+// cgroup, temp dir or mount.
 //
 // The container gets pid, mount, uts and ipc namespaces (and a fresh network
 // namespace with only loopback, up, for network "none"), docker's default

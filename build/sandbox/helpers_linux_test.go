@@ -203,3 +203,42 @@ func assertSetuidWorks(t *testing.T) {
 		t.Errorf("as app, su through a setuid busybox and ping with cap_net_raw printed %q, want %q (no no_new_privs, root's uid, ping)\n%s", r.stdout, want, r.stderr)
 	}
 }
+
+// assertInitFiles checks the init files as docker BuildKit gives them:
+// /etc/hosts (naming the hostname) and /etc/resolv.conf read-only, so a
+// write fails loudly; /etc/hostname not covered, so the base's shows and a
+// step's write lands in the rootfs; and no stub left where the base had no
+// /etc/hosts or /etc/resolv.conf.
+func assertInitFiles(t *testing.T) {
+	t.Helper()
+	rootfs := busybox(t)
+	if err := os.WriteFile(filepath.Join(rootfs, "etc/hostname"), []byte("base\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	script := `hostname
+cat /etc/hostname
+grep -c builder /etc/hosts
+echo 10.1.2.3 x >> /etc/hosts || echo hosts not written
+echo nameserver 10.1.2.3 > /etc/resolv.conf || echo resolv.conf not written
+echo built > /etc/hostname
+`
+	r := run(t.Context(), t, Options{Rootfs: rootfs, Hostname: "builder", Args: []string{"sh", "-c", script}})
+	if r.err != nil {
+		t.Fatalf("Run: %v\n%s", r.err, r.stderr)
+	}
+	want := "builder\nbase\n1\nhosts not written\nresolv.conf not written\n"
+	if r.stdout != want {
+		t.Errorf("hostname, /etc/hostname, /etc/hosts and writes to the init files: %q, want %q", r.stdout, want)
+	}
+	if n := strings.Count(r.stderr, "Read-only file system"); n != 2 {
+		t.Errorf("stderr says %d times Read-only file system, want 2 (hosts, resolv.conf):\n%s", n, r.stderr)
+	}
+	if b, err := os.ReadFile(filepath.Join(rootfs, "etc/hostname")); err != nil || string(b) != "built\n" {
+		t.Errorf("/etc/hostname after the step = %q, %v; want the step's write, built", b, err)
+	}
+	for _, f := range []string{"etc/hosts", "etc/resolv.conf"} {
+		if _, err := os.Lstat(filepath.Join(rootfs, f)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s, absent in the base, is left in the rootfs: %v", f, err)
+		}
+	}
+}

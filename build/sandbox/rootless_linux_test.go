@@ -97,14 +97,16 @@ touch /tmp/scratch
 	}
 }
 
-// TestRootlessSetuid: in a rootless build too, a setuid-root program makes
-// a step's user root (the build namespace's root).
-func TestRootlessSetuid(t *testing.T) {
+// TestRootlessSetuidAndInitFiles: in a rootless build too, a setuid-root
+// program makes a step's user root (the build namespace's root), and the
+// init files are as in a rootful run.
+func TestRootlessSetuidAndInitFiles(t *testing.T) {
 	if !testutil.InUserNS(t, testutil.SubIDMaps) {
 		return
 	}
 	requireRunc(t)
 	assertSetuidWorks(t)
+	assertInitFiles(t)
 }
 
 // TestRootlessLimits: with no cgroup of its own, a rootless run refuses an

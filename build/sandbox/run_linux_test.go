@@ -239,16 +239,12 @@ grep -E ' /(sys|proc/sys) ' /proc/mounts | cut -d' ' -f2,4 | cut -d, -f1
 	}
 }
 
-func TestRunHostname(t *testing.T) {
+// TestRunInitFiles: the hostname strata sets, /etc/hosts and
+// /etc/resolv.conf read-only, /etc/hostname the rootfs's own.
+func TestRunInitFiles(t *testing.T) {
 	requireRunc(t)
 	t.Parallel()
-	r := run(t.Context(), t, Options{Rootfs: busybox(t), Hostname: "builder", Args: []string{"sh", "-c", "hostname; cat /etc/hostname; grep -c builder /etc/hosts"}})
-	if r.err != nil {
-		t.Fatalf("Run: %v\n%s", r.err, r.stderr)
-	}
-	if diff := cmp.Diff("builder\nbuilder\n1\n", r.stdout); diff != "" {
-		t.Errorf("hostname (-want +got):\n%s", diff)
-	}
+	assertInitFiles(t)
 }
 
 // TestRunSetuid: a setuid-root program makes a step's non-root user root,
