@@ -53,9 +53,12 @@ type Inputs struct {
 // copied up out of its hardlink group unchanged (a chmod -R that changed
 // nothing stored each name again), which no layer does any more. v5: a
 // copy or file step made the missing parents of its destination with
-// strata's umask (0700 under umask 077), where they are 0755. Entries
-// record it (Entry.KeyVersion).
-const keyVersion = "strata-cache-v5"
+// strata's umask (0700 under umask 077), where they are 0755. v6: a run
+// step ran with no_new_privs (a setuid sudo or su, a ping with file
+// capabilities, failed: a step that went on anyway stored a layer without
+// their work) and covered /etc/hostname (a step's write to it was
+// dropped). Entries record it (Entry.KeyVersion).
+const keyVersion = "strata-cache-v6"
 
 // Key is the step's cache key, "sha256:<hex>".
 func (in *Inputs) Key() string {
