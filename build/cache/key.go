@@ -54,9 +54,12 @@ type Inputs struct {
 // nothing stored each name again), which no layer does any more. v5: a
 // copy or file step made the missing parents of its destination with
 // strata's umask (0700 under umask 077), where they are 0755; and a copy
-// of a directory to a new path gave it its source's owner and mode. Entries
-// record it (Entry.KeyVersion).
-const keyVersion = "strata-cache-v5"
+// of a directory to a new path gave it its source's owner and mode. v6: a
+// run step ran with no_new_privs (a setuid sudo or su, a ping with file
+// capabilities, failed: a step that went on anyway stored a layer without
+// their work) and covered /etc/hostname (a step's write to it was
+// dropped). Entries record it (Entry.KeyVersion).
+const keyVersion = "strata-cache-v6"
 
 // Key is the step's cache key, "sha256:<hex>".
 func (in *Inputs) Key() string {

@@ -7,17 +7,20 @@
 // stdout and stderr, streamed to the given writers, and its exit status (an
 // *ExitError when non-zero). Side effects on the rootfs are only what the
 // process wrote plus a created working directory: the init files
-// (/etc/hosts, /etc/resolv.conf, /etc/hostname) are bind-mounted from
-// outside the rootfs and the mount stubs the runtime creates are removed
-// afterwards. Nothing else is left behind: no runtime state, cgroup, temp
-// dir or mount.
+// (/etc/hosts, /etc/resolv.conf) are bind-mounted read-only from outside the
+// rootfs, as BuildKit does, and the mount stubs the runtime creates are
+// removed afterwards. /etc/hostname is the rootfs's own (the hostname is
+// the UTS namespace's). Nothing else is left behind: no runtime state,
+// cgroup, temp dir or mount.
 //
 // The container gets pid, mount, uts and ipc namespaces (and a fresh network
 // namespace with only loopback, up, for network "none"), docker's default
 // capabilities, docker's default seccomp profile (from
 // github.com/moby/profiles/seccomp: no user namespaces, no mount, no
-// kernel keyring or module calls), no_new_privileges, docker's masked and
-// read-only /proc paths, and a read-only /sys. Its cgroup is /strata/<id>,
+// kernel keyring or module calls), docker's masked and read-only /proc
+// paths, and a read-only /sys. no_new_privileges is off, as in docker's
+// RUN: a setuid program (sudo, su) or one with file capabilities (ping)
+// gains them for a step's non-root user. Its cgroup is /strata/<id>,
 // removed with the container, with a pids limit (DefaultPidsLimit unless
 // set) and an optional memory limit.
 //

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/stratabuild/strata/internal/testutil"
 )
 
@@ -142,4 +144,101 @@ func mountsUnder(t testing.TB, dir string) []string {
 		}
 	}
 	return out
+}
+
+// setuidRootfs returns a busybox rootfs where app may become root with
+// su, as sudo lets a build user, and ping with a file capability: root has
+// an empty password, /suid/busybox is a setuid-root copy of busybox and
+// /caps/busybox one with cap_net_raw+ep. busybox drops a setuid euid for
+// its other applets (id, cat), so su is the test.
+func setuidRootfs(t testing.TB) string {
+	t.Helper()
+	rootfs := busybox(t)
+	passwd := "root::0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n"
+	if err := os.WriteFile(filepath.Join(rootfs, "etc/passwd"), []byte(passwd), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(rootfs, "bin/busybox"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{"suid", "caps"} {
+		if err := os.Mkdir(filepath.Join(rootfs, dir), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(rootfs, dir, "busybox"), b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(filepath.Join(rootfs, "suid/busybox"), os.ModeSetuid|0o755); err != nil {
+		t.Fatal(err)
+	}
+	capNetRaw := []byte{
+		0x01, 0x00, 0x00, 0x02, // VFS_CAP_REVISION_2 | effective
+		0x00, 0x20, 0x00, 0x00, // permitted, low 32 bits: bit 13, CAP_NET_RAW
+		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, // inheritable low, permitted and inheritable high
+	}
+	if err := unix.Setxattr(filepath.Join(rootfs, "caps/busybox"), "security.capability", capNetRaw, 0); err != nil {
+		t.Fatal(err)
+	}
+	return rootfs
+}
+
+// assertSetuidWorks runs, as app in a setuidRootfs, su to root through
+// the setuid busybox and ping (a raw socket) through the one with
+// cap_net_raw: su must print root's uid and ping must reach loopback, the
+// step running without no_new_privs, as docker's RUN does.
+func assertSetuidWorks(t *testing.T) {
+	t.Helper()
+	script := `grep NoNewPrivs /proc/self/status
+/suid/busybox su -c 'id -u' root
+/caps/busybox ping -c1 127.0.0.1 >/dev/null && echo ping
+`
+	r := run(t.Context(), t, Options{Rootfs: setuidRootfs(t), User: "app", Args: []string{"sh", "-c", script}})
+	if r.err != nil {
+		t.Errorf("su and ping as app: %v\n%s%s", r.err, r.stdout, r.stderr)
+		return
+	}
+	if want := "NoNewPrivs:\t0\n0\nping\n"; r.stdout != want {
+		t.Errorf("as app, su through a setuid busybox and ping with cap_net_raw printed %q, want %q (no no_new_privs, root's uid, ping)\n%s", r.stdout, want, r.stderr)
+	}
+}
+
+// assertInitFiles checks the init files as docker BuildKit gives them:
+// /etc/hosts (naming the hostname) and /etc/resolv.conf read-only, so a
+// write fails loudly; /etc/hostname not covered, so the base's shows and a
+// step's write lands in the rootfs; and no stub left where the base had no
+// /etc/hosts or /etc/resolv.conf.
+func assertInitFiles(t *testing.T) {
+	t.Helper()
+	rootfs := busybox(t)
+	if err := os.WriteFile(filepath.Join(rootfs, "etc/hostname"), []byte("base\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	script := `hostname
+cat /etc/hostname
+grep -c builder /etc/hosts
+echo 10.1.2.3 x >> /etc/hosts || echo hosts not written
+echo nameserver 10.1.2.3 > /etc/resolv.conf || echo resolv.conf not written
+echo built > /etc/hostname
+`
+	r := run(t.Context(), t, Options{Rootfs: rootfs, Hostname: "builder", Args: []string{"sh", "-c", script}})
+	if r.err != nil {
+		t.Fatalf("Run: %v\n%s", r.err, r.stderr)
+	}
+	want := "builder\nbase\n1\nhosts not written\nresolv.conf not written\n"
+	if r.stdout != want {
+		t.Errorf("hostname, /etc/hostname, /etc/hosts and writes to the init files: %q, want %q", r.stdout, want)
+	}
+	if n := strings.Count(r.stderr, "Read-only file system"); n != 2 {
+		t.Errorf("stderr says %d times Read-only file system, want 2 (hosts, resolv.conf):\n%s", n, r.stderr)
+	}
+	if b, err := os.ReadFile(filepath.Join(rootfs, "etc/hostname")); err != nil || string(b) != "built\n" {
+		t.Errorf("/etc/hostname after the step = %q, %v; want the step's write, built", b, err)
+	}
+	for _, f := range []string{"etc/hosts", "etc/resolv.conf"} {
+		if _, err := os.Lstat(filepath.Join(rootfs, f)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s, absent in the base, is left in the rootfs: %v", f, err)
+		}
+	}
 }

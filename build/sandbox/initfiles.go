@@ -20,8 +20,8 @@ var (
 // reachable, so none is listed and lookups fail at once.
 const noneResolvConf = "# strata: network none, no name servers\n"
 
-// writeInitFiles writes the container's /etc/hosts, /etc/resolv.conf and
-// /etc/hostname into dir (outside the rootfs) and returns their paths.
+// writeInitFiles writes the container's /etc/hosts and /etc/resolv.conf
+// into dir (outside the rootfs) and returns their paths.
 //
 // hosts: localhost and the hostname, plus the host's entries with host
 // networking. resolv.conf: the host's with host networking, else one with no
@@ -30,7 +30,6 @@ func writeInitFiles(dir string, o Options) (initFiles, error) {
 	f := initFiles{
 		Hosts:      filepath.Join(dir, "hosts"),
 		ResolvConf: filepath.Join(dir, "resolv.conf"),
-		Hostname:   filepath.Join(dir, "hostname"),
 	}
 	var hosts bytes.Buffer
 	fmt.Fprintf(&hosts, "127.0.0.1\tlocalhost %s\n::1\tlocalhost ip6-localhost ip6-loopback\n", o.Hostname)
@@ -51,7 +50,6 @@ func writeInitFiles(dir string, o Options) (initFiles, error) {
 	}{
 		{f.Hosts, hosts.Bytes()},
 		{f.ResolvConf, resolv},
-		{f.Hostname, []byte(o.Hostname + "\n")},
 	} {
 		if err := os.WriteFile(w.name, w.data, 0o644); err != nil {
 			return f, fmt.Errorf("writing init file: %w", err)

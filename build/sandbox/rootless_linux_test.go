@@ -51,7 +51,7 @@ touch /tmp/scratch
 	if r.err != nil {
 		t.Fatalf("Run: %v\n%s", r.err, r.stderr)
 	}
-	want := string(ourMap) + "CapEff:\t00000000a80425fb\nCapBnd:\t00000000a80425fb\nNoNewPrivs:\t1\n0\n"
+	want := string(ourMap) + "CapEff:\t00000000a80425fb\nCapBnd:\t00000000a80425fb\nNoNewPrivs:\t0\n0\n"
 	if diff := cmp.Diff(want, r.stdout); diff != "" {
 		t.Errorf("id map, capabilities, masked and read-only paths (-want +got):\n%s", diff)
 	}
@@ -95,6 +95,18 @@ touch /tmp/scratch
 	if got := describe(t, rootfs+"/work/f"); !strings.HasSuffix(got, " 1000:1000") {
 		t.Errorf("a file app made is %s, want owned by 1000:1000 as the image sees it", got)
 	}
+}
+
+// TestRootlessSetuidAndInitFiles: in a rootless build too, a setuid-root
+// program makes a step's user root (the build namespace's root), and the
+// init files are as in a rootful run.
+func TestRootlessSetuidAndInitFiles(t *testing.T) {
+	if !testutil.InUserNS(t, testutil.SubIDMaps) {
+		return
+	}
+	requireRunc(t)
+	assertSetuidWorks(t)
+	assertInitFiles(t)
 }
 
 // TestRootlessLimits: with no cgroup of its own, a rootless run refuses an

@@ -233,22 +233,26 @@ grep -E ' /(sys|proc/sys) ' /proc/mounts | cut -d' ' -f2,4 | cut -d, -f1
 	if r.err != nil {
 		t.Fatalf("Run: %v\n%s", r.err, r.stderr)
 	}
-	want := "CapEff:\t00000000a80425fb\nCapBnd:\t00000000a80425fb\nNoNewPrivs:\t1\n0\n0\n/sys ro\n/proc/sys ro\n"
+	want := "CapEff:\t00000000a80425fb\nCapBnd:\t00000000a80425fb\nNoNewPrivs:\t0\n0\n0\n/sys ro\n/proc/sys ro\n"
 	if diff := cmp.Diff(want, r.stdout); diff != "" {
 		t.Errorf("capabilities, masked and read-only paths (-want +got):\n%s", diff)
 	}
 }
 
-func TestRunHostname(t *testing.T) {
+// TestRunInitFiles: the hostname strata sets, /etc/hosts and
+// /etc/resolv.conf read-only, /etc/hostname the rootfs's own.
+func TestRunInitFiles(t *testing.T) {
 	requireRunc(t)
 	t.Parallel()
-	r := run(t.Context(), t, Options{Rootfs: busybox(t), Hostname: "builder", Args: []string{"sh", "-c", "hostname; cat /etc/hostname; grep -c builder /etc/hosts"}})
-	if r.err != nil {
-		t.Fatalf("Run: %v\n%s", r.err, r.stderr)
-	}
-	if diff := cmp.Diff("builder\nbuilder\n1\n", r.stdout); diff != "" {
-		t.Errorf("hostname (-want +got):\n%s", diff)
-	}
+	assertInitFiles(t)
+}
+
+// TestRunSetuid: a setuid-root program makes a step's non-root user root,
+// as sudo or su do in docker's RUN.
+func TestRunSetuid(t *testing.T) {
+	requireRunc(t)
+	t.Parallel()
+	assertSetuidWorks(t)
 }
 
 func TestRunMounts(t *testing.T) {

@@ -62,10 +62,13 @@ var (
 	}
 )
 
-// initFiles are the host files bind-mounted over /etc/hosts,
-// /etc/resolv.conf and /etc/hostname: the "init layer", never committed.
+// initFiles are the host files bind-mounted read-only over /etc/hosts and
+// /etc/resolv.conf, as docker BuildKit does: a step's write to them fails
+// (EROFS) rather than vanishing, and they are never committed. /etc/hostname
+// is the rootfs's own, as in BuildKit: a step may write it and the write is
+// committed; the step's hostname is the UTS namespace's, Options.Hostname.
 type initFiles struct {
-	Hosts, ResolvConf, Hostname string
+	Hosts, ResolvConf string
 }
 
 // standardMounts are the filesystems every container gets, docker's set.
@@ -85,7 +88,7 @@ func standardMounts() []specs.Mount {
 // rootfs makes the runtime create a stub there. Targets inside /dev, /proc
 // and /sys land in those filesystems, not the rootfs.
 func mountTargets(o Options) []string {
-	t := []string{"/proc", "/dev", "/sys", "/etc/hosts", "/etc/resolv.conf", "/etc/hostname"}
+	t := []string{"/proc", "/dev", "/sys", "/etc/hosts", "/etc/resolv.conf"}
 	for _, m := range o.Mounts {
 		t = append(t, m.Target)
 	}
@@ -109,7 +112,11 @@ func buildSpec(o Options, u execUser, f initFiles) *specs.Spec {
 				Effective: caps,
 				Permitted: caps,
 			},
-			NoNewPrivileges: true,
+			// no_new_privs stays off, as in docker's and BuildKit's RUN:
+			// a setuid-root program (sudo, su) or one with file
+			// capabilities (ping) gains them in a step; the capability
+			// bounding set and seccomp profile still bound what it gains.
+			NoNewPrivileges: false,
 		},
 		Hostname: o.Hostname,
 		Mounts:   standardMounts(),
@@ -136,9 +143,10 @@ func buildSpec(o Options, u execUser, f initFiles) *specs.Spec {
 	for _, m := range []struct{ dst, src string }{
 		{"/etc/hosts", f.Hosts},
 		{"/etc/resolv.conf", f.ResolvConf},
-		{"/etc/hostname", f.Hostname},
 	} {
-		s.Mounts = append(s.Mounts, specs.Mount{Destination: m.dst, Type: "bind", Source: m.src, Options: []string{"rbind", "rprivate"}})
+		// BuildKit's options: read-only, nosuid, noexec, nodev.
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: m.dst, Type: "bind", Source: m.src,
+			Options: []string{"nosuid", "noexec", "nodev", "rbind", "rprivate", "ro"}})
 	}
 	for _, m := range o.Mounts {
 		s.Mounts = append(s.Mounts, specMount(m))

@@ -16,7 +16,8 @@ import (
 )
 
 // TestRunLeavesNothing: after a run, the rootfs differs from before only by
-// what the process wrote — no mount stubs, init files or mounts — and no
+// what the process wrote — no mount stubs, init files or mounts; a write to
+// /etc/hosts fails, one to /etc/hostname is the process's own — and no
 // runtime state, cgroup or temp dir remains. Not parallel: it points TMPDIR
 // at a dir of its own to see what Run leaves there.
 func TestRunLeavesNothing(t *testing.T) {
@@ -50,6 +51,7 @@ func TestRunLeavesNothing(t *testing.T) {
 	want["new"] = "-rw-r--r-- 0:0 " + sha256Hex("hi\n")
 	want["var/cache"] = "drwxr-xr-x 0:0"
 	want["var/cache/kept"] = "drwxr-xr-x 0:0"
+	want["etc/hostname"] = "-rw-r--r-- 0:0 " + sha256Hex("x\n")
 	if diff := cmp.Diff(want, after); diff != "" {
 		t.Errorf("rootfs after run (-want +got):\n%s", diff)
 	}
@@ -96,8 +98,7 @@ func TestRunOnOverlay(t *testing.T) {
 	}
 	got := slices.Sorted(maps.Keys(tree(t, upper)))
 	// etc is copied up when the runtime creates its stubs (hosts,
-	// resolv.conf, hostname) in it; it is left empty, with its lower
-	// metadata.
+	// resolv.conf) in it; it is left empty, with its lower metadata.
 	if diff := cmp.Diff([]string{".", "etc", "new"}, got); diff != "" {
 		t.Errorf("upper dir entries (-want +got):\n%s", diff)
 	}
