@@ -72,6 +72,9 @@ func Run(ctx context.Context, o Options) (err error) {
 			err = errors.Join(err, cerr)
 		}
 	}()
+	if err := stubs.MakeParents(); err != nil {
+		return err
+	}
 
 	bundle, err := makeBundle(o)
 	if err != nil {

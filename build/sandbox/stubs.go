@@ -20,6 +20,7 @@ import (
 type Stubs struct {
 	rootfs  string
 	paths   []string             // host paths, deepest first
+	dirs    []string             // the missing parents of targets among paths, parents first
 	parents map[string]time.Time // existing dir holding a stub → its mtime before the run
 }
 
@@ -41,10 +42,13 @@ func RecordStubs(rootfs string, targets []string) (*Stubs, error) {
 				s.parents[parent] = fi.ModTime()
 			}
 		}
-		for _, p := range missing {
+		for i, p := range missing {
 			if !seen[p] {
 				seen[p] = true
 				s.paths = append(s.paths, p)
+				if i < len(missing)-1 {
+					s.dirs = append(s.dirs, p)
+				}
 			}
 		}
 	}
@@ -54,6 +58,30 @@ func RecordStubs(rootfs string, targets []string) (*Stubs, error) {
 		return strings.Count(b, "/") - strings.Count(a, "/")
 	})
 	return s, nil
+}
+
+// MakeParents creates the missing parents of the targets, root-owned and
+// 0755, as the runtime would create them but for its umask, which is
+// strata's: under umask 077 a step writing beside a cache mount's target
+// kept parents no other user could enter. Clean removes them as it removes
+// the runtime's stubs.
+func (s *Stubs) MakeParents() error {
+	for _, p := range s.dirs {
+		err := os.Mkdir(p, 0o755)
+		if errors.Is(err, fs.ErrExist) {
+			continue // the parent of two targets, or made by the runtime's caller
+		}
+		if err == nil {
+			err = os.Chmod(p, 0o755)
+		}
+		if err == nil {
+			err = os.Lchown(p, 0, 0)
+		}
+		if err != nil {
+			return fmt.Errorf("making mount stub %s: %w", p, err)
+		}
+	}
+	return nil
 }
 
 // Paths returns the recorded stub paths, relative to the rootfs, deepest

@@ -232,9 +232,10 @@ steps:
 }
 
 // TestUmaskDoesNotReachImage: strata's own umask changes no file of an
-// image. Directories that copy, file and workdir steps make, and the root
-// a step sees, are 0755 under umask 077 as under 022: one digest, and a
-// step run as nobody can still read the root.
+// image. Directories that copy, file and workdir steps make, the parents
+// of a mount's target that a step writes beside, and the root a step sees,
+// are 0755 under umask 077 as under 022: one digest, and a step run as
+// nobody can still read them.
 func TestUmaskDoesNotReachImage(t *testing.T) {
 	requireBuildTools(t)
 	base := busyboxBase(t)
@@ -248,9 +249,11 @@ steps:
   - workdir: /w/x
   - copy: a.txt
     to: b/a.txt
-  - run: stat -c '%a %n' / /srv /srv/app /opt/conf /w/x /w/x/b > /seen
+  - run: stat -c '%a %n' / /srv /srv/app /opt/conf /w/x /w/x/b > /seen && echo x > /m/n/beside
+    mounts:
+      - {type: cache, target: /m/n/cache}
   - user: nobody
-  - run: ls / /srv/app /opt/conf /w/x/b
+  - run: ls / /srv/app /opt/conf /w/x/b /m/n
 `, map[string]string{"a.txt": "a\n"})
 	build := func(umask string) string {
 		t.Helper()
