@@ -2,6 +2,8 @@ package build
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"time"
@@ -203,6 +205,9 @@ func Build(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*Result, e
 	// A push gets the image's step layers as soon as their blobs are whole.
 	if !o.DryRun && slices.ContainsFunc(o.Outputs, func(out commit.Output) bool { return out.Type == commit.OutputRegistry }) {
 		s.uploader = commit.NewUploader(ctx, o.Tags, o.Registry, s.log)
+		// Refused credentials fail the push anyway: stop now, not after
+		// the last step.
+		s.uploader.OnRefused(func(err error) { cancel(fmt.Errorf("--push: %w", err)) })
 		s.imageStages = imageStages(plans)
 	}
 	// On every return: what still runs stops, the compressor before the
@@ -220,6 +225,9 @@ func Build(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*Result, e
 	}()
 	start = time.Now()
 	execs, results, err := s.run(ctx, plans)
+	if cause := context.Cause(ctx); errors.Is(err, context.Canceled) && parent.Err() == nil && cause != nil && !errors.Is(cause, context.Canceled) {
+		err = cause // the steps stopped for it: a push refused
+	}
 	published = s.publish()
 	phases.Steps = time.Since(start)
 	start = time.Now()

@@ -321,6 +321,13 @@ type registryError struct {
 func (e *registryError) Error() string { return e.msg }
 func (e *registryError) Unwrap() error { return e.err }
 
+// AuthRefused reports whether err is a registry's refusal of the
+// credentials (401 Unauthorized, 403 Forbidden).
+func AuthRefused(err error) bool {
+	var te *transport.Error
+	return errors.As(err, &te) && (te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden)
+}
+
 // describeRegistryError is the message for err, or "" if it is not a
 // registry problem it knows.
 func describeRegistryError(ref string, err error) string {

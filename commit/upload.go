@@ -18,13 +18,18 @@ import (
 // while the build still runs, each as it is compressed (see Add), so that
 // the push at the end finds them there (Push asks before it uploads) and
 // only puts what is left: the config and the manifest. An upload that
-// fails is only logged: the push tries again and reports.
+// fails is only logged: the push tries again and reports; but one the
+// registry refuses the credentials for is also told to OnRefused, as the
+// push would fail the same way once the build is done.
 type Uploader struct {
 	ctx   context.Context
 	repos []name.Repository
 	o     RegistryOptions
 	log   *slog.Logger
 	slots chan struct{} // one per upload running at once
+	// refused, if set, is told the first refusal (see OnRefused).
+	refused     func(error)
+	refusedOnce sync.Once
 	// puller asks whether a registry has a blob (see stream); nil if
 	// it could not be made.
 	puller *remote.Puller
@@ -54,6 +59,15 @@ func NewUploader(ctx context.Context, tags []name.Tag, o RegistryOptions, log *s
 	}
 	u.puller, _ = remote.NewPuller(RemoteOptions(ctx, o)...)
 	return u
+}
+
+// OnRefused has f told, once, of the first upload the registry refuses
+// for its credentials (401 or 403): a build can stop there rather than
+// at its push. Call it before Add.
+func (u *Uploader) OnRefused(f func(error)) {
+	if u != nil {
+		u.refused = f
+	}
 }
 
 // Add starts uploading l, in the background, to every repository. A
@@ -93,6 +107,9 @@ func (u *Uploader) Add(l v1.Layer) {
 			}
 			if err != nil {
 				u.log.Debug("uploading a layer before the push", "repo", repo, "layer", layerName(l), "err", err)
+			}
+			if u.refused != nil && AuthRefused(err) {
+				u.refusedOnce.Do(func() { u.refused(RegistryError(repo.String(), err)) })
 			}
 		})
 	}

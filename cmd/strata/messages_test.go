@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stratabuild/strata/internal/testutil"
 )
@@ -108,5 +109,29 @@ func TestUserFacingMessages(t *testing.T) {
 				t.Errorf("message (want %s):\n--- got\n%s--- want\n%s", golden, got, want)
 			}
 		})
+	}
+}
+
+// TestRefusedPushStopsTheBuild: with --push, credentials the registry
+// refuses for the first layer's upload (made while later steps run) stop
+// the build then, saying so, rather than after its last step.
+func TestRefusedPushStopsTheBuild(t *testing.T) {
+	requireBuildTools(t)
+	reg := testutil.StartRegistry(t, testutil.RegistryOptions{Auth: true})
+	wrongCreds := t.TempDir()
+	if err := os.WriteFile(filepath.Join(wrongCreds, "config.json"),
+		[]byte(`{"auths":{"`+reg.Addr+`":{"auth":"dXNlcjp3cm9uZw=="}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx := writeRecipe(t, "args: {BASE: scratch}\nfrom: ${BASE}\nsteps:\n  - run: echo a > /a\n  - run: sleep 60; echo b > /b\n", map[string]string{})
+	start := time.Now()
+	r := strata(t, []string{"DOCKER_CONFIG=" + wrongCreds}, "build", "--root", t.TempDir(), "--build-arg", busyboxBase(t),
+		"--progress", "plain", "-t", reg.Addr+"/app/x:1", "--push", ctx)
+	took := time.Since(start)
+	if r.code != 1 || !strings.Contains(r.stderr, "strata: --push: "+reg.Addr+"/app/x: the credentials for "+reg.Addr) || !strings.Contains(r.stderr, "were refused (401 Unauthorized)") {
+		t.Errorf("exit %d, want 1 and the refusal:\n%s", r.code, r.stderr)
+	}
+	if took > 30*time.Second {
+		t.Errorf("the build took %s: it ran its 60 s step after the registry refused the credentials", took.Round(time.Second))
 	}
 }
