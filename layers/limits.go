@@ -13,8 +13,15 @@ const (
 	// its tar headers declare them: 64 GiB.
 	DefaultMaxLayerBytes int64 = 64 << 30
 	// DefaultMaxLayerEntries bounds the entries of one layer: two million
-	// (unpacking keeps a few hundred bytes of state per entry).
+	// (unpacking keeps each entry's path, about twice its length in
+	// memory).
 	DefaultMaxLayerEntries int64 = 2_000_000
+	// NameBytesPerEntry bounds the bytes of the entries' names (paths and
+	// link targets) of one layer, as this many bytes on average for each
+	// entry Limits.MaxEntries allows (256 MiB for the default): the memory
+	// unpacking holds for them, which a layer of a few MB of long names
+	// would otherwise raise to GBs. Real layers average well under 100.
+	NameBytesPerEntry int64 = 128
 )
 
 // Limits bounds what Store.Unpack lets one layer expand to, so that a
@@ -51,6 +58,8 @@ const (
 	LimitBytes LimitKind = "bytes"
 	// LimitEntries is Limits.MaxEntries (flag --max-layer-entries).
 	LimitEntries LimitKind = "entries"
+	// LimitNames is NameBytesPerEntry times Limits.MaxEntries.
+	LimitNames LimitKind = "names"
 	// LimitFreeSpace is the free space of the store's filesystem.
 	LimitFreeSpace LimitKind = "free space"
 )
@@ -62,8 +71,8 @@ type LimitError struct {
 	Entry string
 	// Kind says what was exceeded.
 	Kind LimitKind
-	// Limit is the limit passed: bytes for LimitBytes and LimitFreeSpace,
-	// a count for LimitEntries.
+	// Limit is the limit passed: bytes for LimitBytes, LimitNames and
+	// LimitFreeSpace, a count for LimitEntries.
 	Limit int64
 }
 
@@ -73,6 +82,8 @@ func (e *LimitError) Error() string {
 		return fmt.Sprintf("entry %q: the layer expands to more than %s (raise the limit with --max-layer-bytes)", e.Entry, formatBytes(e.Limit))
 	case LimitEntries:
 		return fmt.Sprintf("entry %q: the layer has more than %d entries (raise the limit with --max-layer-entries)", e.Entry, e.Limit)
+	case LimitNames:
+		return fmt.Sprintf("entry %q: the names of the layer's entries hold more than %s, %d bytes on average for each entry --max-layer-entries allows (raise that limit)", e.Entry, formatBytes(e.Limit), NameBytesPerEntry)
 	default:
 		return fmt.Sprintf("entry %q: the layer needs more than the %s free on the layer store's filesystem (free some space, or use another --root)", e.Entry, formatBytes(e.Limit))
 	}

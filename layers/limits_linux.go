@@ -13,6 +13,7 @@ type budget struct {
 	limits         Limits // defaults applied
 	free, block    int64  // free bytes for unprivileged use, block size; free < 0: unknown
 	bytes, entries int64
+	names          int64 // bytes of the entries' names and link targets
 	blocks         int64 // bytes the data takes on disk, whole blocks
 }
 
@@ -36,6 +37,7 @@ func newBudget(dir string, l Limits) (*budget, error) {
 // with it, before anything of hdr is written.
 func (b *budget) add(hdr *tar.Header) error {
 	b.entries++
+	b.names += int64(len(hdr.Name) + len(hdr.Linkname))
 	b.bytes = addSat(b.bytes, hdr.Size)
 	if b.block > 0 && hdr.Size > 0 {
 		n := hdr.Size / b.block
@@ -51,6 +53,8 @@ func (b *budget) add(hdr *tar.Header) error {
 	switch {
 	case b.limits.MaxEntries > 0 && b.entries > b.limits.MaxEntries:
 		return &LimitError{Entry: hdr.Name, Kind: LimitEntries, Limit: b.limits.MaxEntries}
+	case b.limits.MaxEntries > 0 && b.names > b.limits.MaxEntries*NameBytesPerEntry:
+		return &LimitError{Entry: hdr.Name, Kind: LimitNames, Limit: b.limits.MaxEntries * NameBytesPerEntry}
 	case b.limits.MaxBytes > 0 && b.bytes > b.limits.MaxBytes:
 		return &LimitError{Entry: hdr.Name, Kind: LimitBytes, Limit: b.limits.MaxBytes}
 	case b.free >= 0 && b.blocks > b.free:

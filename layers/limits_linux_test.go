@@ -289,3 +289,28 @@ func watchDiskUsage(t testing.TB, dir string) (peak func() int64) {
 		return max.Load()
 	}
 }
+
+// TestLongNamesBombRefused: a layer of empty files with 4 KB paths, a few
+// MB compressed, would make unpacking hold GBs of names: its names are
+// bounded as NameBytesPerEntry for each entry MaxEntries allows, so it is
+// refused with the flag that raises the bound.
+func TestLongNamesBombRefused(t *testing.T) {
+	requireOverlay(t)
+	s := openStore(t)
+	s.SetLimits(Limits{MaxEntries: 1000}) // names: 128,000 bytes
+	long := strings.Repeat("d", 250) + "/" + strings.Repeat("e", 250) + "/" + strings.Repeat("f", 250) + "/"
+	var hdrs []tarEntry
+	for i := range 200 {
+		hdrs = append(hdrs, fileE(fmt.Sprintf("%s%03d", long, i), ""))
+	}
+	layer := tarOf(t, hdrs...)
+	_, err := s.Unpack(t.Context(), digest.FromBytes(layer), bytes.NewReader(layer))
+	var lim *LimitError
+	if !errors.As(err, &lim) || lim.Kind != LimitNames || lim.Limit != 1000*NameBytesPerEntry {
+		t.Fatalf("Unpack(200 entries of 754-byte names, MaxEntries 1000) = %v, want a *LimitError of %s", err, LimitNames)
+	}
+	if !strings.Contains(err.Error(), "--max-layer-entries") {
+		t.Errorf("error %q does not name the flag that raises the limit", err)
+	}
+	assertTmpEmpty(t, s)
+}
