@@ -226,6 +226,10 @@ func writeLayer(ctx context.Context, tar io.Reader, dir string, c Compression, d
 	if g != nil {
 		rename = g.rename
 	}
+	if err := seal(tmp.Name()); err != nil {
+		os.Remove(tmp.Name())
+		return nil, fmt.Errorf("naming layer blob: %w", err)
+	}
 	if err := rename(tmp.Name(), l.path); err != nil {
 		os.Remove(tmp.Name())
 		return nil, fmt.Errorf("naming layer blob: %w", err)
@@ -287,6 +291,16 @@ func OpenLayer(path string, diffID, digest v1.Hash, size int64, mt types.MediaTy
 
 // Path is the blob file.
 func (l *Layer) Path() string { return l.path }
+
+// Check returns an error, and removes the blob, if its file no longer
+// holds its digest's content (see checkSealed): call it before handing the
+// blob to an output.
+func (l *Layer) Check() error {
+	if err := awaitNaming(l.path); err != nil {
+		return err
+	}
+	return checkSealed(l.path, l.digest)
+}
 
 // Digest is the sha256 of the compressed blob.
 func (l *Layer) Digest() (v1.Hash, error) { return l.digest, nil }

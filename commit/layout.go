@@ -260,7 +260,9 @@ func writeBlobs(ctx context.Context, dir string, img v1.Image) error {
 	if err := mkdirs(blobs); err != nil {
 		return err
 	}
-	linkBlobs(img, dir) // local layers: hardlinks from the state root
+	if err := linkBlobs(img, dir); err != nil { // local layers: hardlinks from the state root
+		return err
+	}
 	layers, err := ctxImage(ctx, img).Layers()
 	if err != nil {
 		return err

@@ -141,6 +141,9 @@ func fetchBlob(ctx context.Context, l v1.Layer, dir string, want blobSums, mt ty
 			err = fmt.Errorf("writing blob: %w", cerr)
 		}
 		if err == nil {
+			err = seal(tmp.Name())
+		}
+		if err == nil {
 			err = os.Rename(tmp.Name(), path)
 		}
 		if err != nil {
@@ -229,18 +232,23 @@ type localBlobs struct {
 	dir string
 }
 
-func (i *localBlobs) local(l v1.Layer) v1.Layer {
-	if local, ok := localOf(l); ok {
-		return local
+// local is l's blob under the state root, checked (see Layer.Check), or l
+// itself when the state root has none.
+func (i *localBlobs) local(l v1.Layer) (v1.Layer, error) {
+	local, ok := localOf(l)
+	if !ok {
+		want, mt, err := sumsOf(l)
+		if err != nil {
+			return l, nil
+		}
+		if local, err = OpenLayer(filepath.Join(i.dir, want.digest.Hex), want.diffID, want.digest, want.size, mt); err != nil {
+			return l, nil
+		}
 	}
-	want, mt, err := sumsOf(l)
-	if err != nil {
-		return l
+	if err := local.Check(); err != nil {
+		return nil, err
 	}
-	if local, err := OpenLayer(filepath.Join(i.dir, want.digest.Hex), want.diffID, want.digest, want.size, mt); err == nil {
-		return local
-	}
-	return l
+	return local, nil
 }
 
 func (i *localBlobs) Layers() ([]v1.Layer, error) {
@@ -250,7 +258,9 @@ func (i *localBlobs) Layers() ([]v1.Layer, error) {
 	}
 	out := make([]v1.Layer, len(ls))
 	for j, l := range ls {
-		out[j] = i.local(l)
+		if out[j], err = i.local(l); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }
@@ -260,7 +270,7 @@ func (i *localBlobs) LayerByDigest(h v1.Hash) (v1.Layer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return i.local(l), nil
+	return i.local(l)
 }
 
 func (i *localBlobs) LayerByDiffID(h v1.Hash) (v1.Layer, error) {
@@ -268,7 +278,7 @@ func (i *localBlobs) LayerByDiffID(h v1.Hash) (v1.Layer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return i.local(l), nil
+	return i.local(l)
 }
 
 // linkBlobs hardlinks the blobs of img's local layers into a layout being
@@ -279,14 +289,14 @@ func (i *localBlobs) LayerByDiffID(h v1.Hash) (v1.Layer, error) {
 // index.json can name it, has no data to write unless a state root of
 // an older strata holds it; one that cannot be synced is unlinked, and
 // the writer copies it, synced.
-func linkBlobs(img v1.Image, dir string) {
+func linkBlobs(img v1.Image, dir string) error {
 	ls, err := img.Layers()
 	if err != nil {
-		return
+		return err // a blob changed under the state root (Layer.Check)
 	}
 	blobs := filepath.Join(dir, "blobs", "sha256")
 	if err := os.MkdirAll(blobs, 0o755); err != nil {
-		return
+		return nil // the writer copies, and says what fails
 	}
 	for _, l := range ls {
 		local, ok := localOf(l)
@@ -301,4 +311,5 @@ func linkBlobs(img v1.Image, dir string) {
 			_ = os.Remove(link)
 		}
 	}
+	return nil
 }

@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -85,5 +86,62 @@ func TestDockerLoadAndRun(t *testing.T) {
 	out = run(t, denv, "/usr/bin/docker", "run", "--rm", "--network", "none", "strata-e2e/hello:loaded")
 	if !strings.Contains(out, "hello from strata") {
 		t.Errorf("docker run of the --load image printed %q", out)
+	}
+}
+
+// TestOutputBlobWrittenInPlace: a layout output shares its blobs' inodes
+// with the state root. A blob written into in place there (dd
+// conv=notrunc) is not handed on under its digest by the next build's
+// layout or archive: that build fails, naming it, and the one after makes
+// it again, whole.
+func TestOutputBlobWrittenInPlace(t *testing.T) {
+	requireBuildTools(t)
+	ctx := writeRecipe(t, "args: {BASE: scratch}\nfrom: ${BASE}\nsteps:\n  - run: head -c 100000 /dev/urandom > /r\n", map[string]string{})
+	root, dir := t.TempDir(), t.TempDir()
+	build := func(out string) result {
+		return strata(t, nil, "build", "--root", root, "--build-arg", busyboxBase(t), "-o", out, ctx)
+	}
+	first := build("type=oci,dest=" + filepath.Join(dir, "out1"))
+	if first.code != 0 {
+		t.Fatalf("build: exit %d\n%s", first.code, first.stderr)
+	}
+	for _, out := range []string{"type=oci,dest=" + filepath.Join(dir, "out2"), "type=docker,dest=" + filepath.Join(dir, "a.tar")} {
+		// The step's layer: the largest blob of the first layout.
+		var big string
+		var size int64
+		blobs := filepath.Join(dir, "out1", "blobs", "sha256")
+		entries, err := os.ReadDir(blobs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			if fi, err := e.Info(); err == nil && fi.Size() > size {
+				big, size = e.Name(), fi.Size()
+			}
+		}
+		f, err := os.OpenFile(filepath.Join(blobs, big), os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteAt([]byte("garbage"), 20); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		r := build(out)
+		if r.code != 1 || !strings.Contains(r.stderr, "blob sha256:"+big+" under the state root was changed after strata wrote it") {
+			t.Errorf("%s after a blob was written into in place: exit %d, want 1 naming the blob\n%s", out, r.code, r.stderr)
+		}
+		again := build(out)
+		if again.code != 0 || strings.TrimSpace(again.stdout) != strings.TrimSpace(first.stdout) {
+			t.Fatalf("%s, built again: exit %d, %s; want %s\n%s", out, again.code, again.stdout, first.stdout, again.stderr)
+		}
+		// Made anew under the state root, and linked into out1's place.
+		if err := os.RemoveAll(filepath.Join(dir, "out1")); err != nil {
+			t.Fatal(err)
+		}
+		if r := build("type=oci,dest=" + filepath.Join(dir, "out1")); r.code != 0 {
+			t.Fatalf("exit %d\n%s", r.code, r.stderr)
+		}
+		run(t, nil, "sh", "-c", `cd `+blobs+` && for f in *; do [ "$(sha256sum < "$f" | cut -c1-64)" = "$f" ] || { echo "$f holds other content"; exit 1; }; done`)
 	}
 }
