@@ -17,7 +17,8 @@ var ErrNoProgram = errors.New("not in the step's filesystem")
 // explainStart rewords err, the runtime's failure to start the process,
 // when the program it names by absolute path is not in the rootfs — what
 // a run step in a stage from scratch meets first: the runtime's own
-// message names only a stat that failed. A program under a mount target
+// message names only a stat that failed. Where the rootfs has no /bin/sh
+// either, it says how to run something without a shell. A program under a mount target
 // (a cache, a secret) is not judged: the mount is not seen from here.
 func explainStart(o Options, err error) error {
 	prog := o.Args[0]
@@ -35,6 +36,11 @@ func explainStart(o Options, err error) error {
 	}
 	if _, serr := os.Stat(host); !errors.Is(serr, fs.ErrNotExist) {
 		return err
+	}
+	if sh, serr := rootfs.Resolve(o.Rootfs, "/bin/sh", rootfs.Clamp); serr == nil {
+		if _, serr := os.Stat(sh); serr == nil {
+			return fmt.Errorf("%s is %w", prog, ErrNoProgram) // a mistyped path, not a missing shell
+		}
 	}
 	return fmt.Errorf("%s is %w (a stage from scratch has no shell: copy in what it runs, or give run as a list naming a program the stage has)", prog, ErrNoProgram)
 }

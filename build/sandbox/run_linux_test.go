@@ -74,9 +74,10 @@ func TestRunMissingCommand(t *testing.T) {
 		rootfs     func(t *testing.T) string
 		mounts     []Mount
 		noProgram  bool
+		hint       bool // says that the stage has no shell
 	}{
 		{name: "busybox", prog: "/no/such/cmd", rootfs: func(t *testing.T) string { return busybox(t) }, noProgram: true},
-		{name: "scratch", prog: "/bin/sh", rootfs: func(t *testing.T) string { return t.TempDir() }, noProgram: true},
+		{name: "scratch", prog: "/bin/sh", rootfs: func(t *testing.T) string { return t.TempDir() }, noProgram: true, hint: true},
 		{name: "under a mount", prog: "/tools/cmd", rootfs: func(t *testing.T) string { return busybox(t) },
 			mounts: []Mount{{Type: "bind", Source: t.TempDir(), Target: "/tools"}}},
 	} {
@@ -88,6 +89,9 @@ func TestRunMissingCommand(t *testing.T) {
 			}
 			if got := errors.Is(r.err, ErrNoProgram); got != tc.noProgram {
 				t.Errorf("Run(%s) = %v; errors.Is(ErrNoProgram) = %t, want %t", tc.prog, r.err, got, tc.noProgram)
+			}
+			if got := strings.Contains(r.err.Error(), "has no shell"); got != tc.hint {
+				t.Errorf("Run(%s) = %v; says the stage has no shell: %t, want %t", tc.prog, r.err, got, tc.hint)
 			}
 		})
 	}
