@@ -557,6 +557,11 @@ func (pl *planner) copyStep(ctx context.Context, sp *Stage, s *Step, state State
 		if err != nil {
 			return err
 		}
+		if cf, err := img.ConfigFile(); err == nil && cf.Architecture != "" && !commit.PlatformFits(*cf.Platform(), sp.Platform) {
+			// A single-platform image: BuildKit takes it too, and warns of a FROM so.
+			pl.warnings = append(pl.warnings, fmt.Sprintf("%s: the copy takes the files of %s, a %s image, into the %s image",
+				s.Recipe.Pos, c.From.Ref, cf.Platform(), sp.Platform.String()))
+		}
 		d, err := img.Digest()
 		if err != nil {
 			return err

@@ -589,3 +589,26 @@ func TestBareArgInRunWarned(t *testing.T) {
 		t.Errorf("warnings (-want +got):\n%s", d)
 	}
 }
+
+// TestCopyFromAnotherPlatformsImageWarned: a copy from a single-platform
+// image of another platform than the stage's (a multi-platform build's
+// second platform) takes its files as they are: warned, naming both; one
+// of the stage's platform is not.
+func TestCopyFromAnotherPlatformsImageWarned(t *testing.T) {
+	other := map[string]string{"amd64": "arm64"}[runtime.GOARCH]
+	if other == "" {
+		other = "amd64"
+	}
+	foreign := configLayout(t, &v1.ConfigFile{OS: "linux", Architecture: other, RootFS: v1.RootFS{Type: "layers"}})
+	native := configLayout(t, &v1.ConfigFile{OS: "linux", Architecture: runtime.GOARCH, RootFS: v1.RootFS{Type: "layers"}})
+	p := plan(t, "from: scratch\nsteps:\n  - copy: /bin/busybox\n    from: oci-layout://"+foreign+":latest\n    to: /bb\n"+
+		"  - copy: /bin/busybox\n    from: oci-layout://"+native+":latest\n    to: /bb2\n", nil)
+	want := []string{fmt.Sprintf("strata.yaml:3:5: the copy takes the files of oci-layout://%s:latest, a linux/%s image, into the linux/%s image", foreign, other, runtime.GOARCH)}
+	var got []string
+	for _, w := range p.Warnings {
+		got = append(got, w[strings.Index(w, "strata.yaml:"):])
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("warnings (-want +got):\n%s", d)
+	}
+}
