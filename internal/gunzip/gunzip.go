@@ -3,6 +3,7 @@
 package gunzip
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -22,29 +23,58 @@ import (
 // beside this process's hashing and extraction (docs/benchmarks.md).
 // Decompression has one right answer, so a well-formed stream gives the
 // same content, and every digest of it, either way. igzip is the more
-// lenient with a malformed one: it stops at the first bytes after a member
-// that do not start another (ignoring them and all that follows) and takes
-// reserved header flags, where Go's reader refuses both; a layer's content
-// is checked against its diffID whichever reads it. STRATA_DISABLE_IGZIP=1,
-// or no igzip, inflates with klauspost/compress in this process.
+// lenient with a malformed one: it takes reserved header flags, where Go's
+// reader refuses them. Both stop at the first bytes after a member that do
+// not start another, ignoring them and all that follows (so that a blob
+// with a trailing junk builds, or not, the same on every runner); a layer's
+// content is checked against its diffID whichever reads it.
+// STRATA_DISABLE_IGZIP=1, or no igzip, inflates with klauspost/compress in
+// this process.
 func NewReader(rc io.ReadCloser) (io.ReadCloser, error) {
 	if path := igzipPath(); path != "" {
 		return startIgzip(path, rc)
 	}
-	g, err := gzip.NewReader(rc)
+	br := bufio.NewReader(rc)
+	g, err := gzip.NewReader(br)
 	if err != nil {
 		return nil, err
 	}
-	return &inProcess{Reader: g, rc: rc}, nil
+	g.Multistream(false)
+	return &inProcess{z: g, br: br, rc: rc}, nil
 }
 
-// inProcess inflates in this process.
+// inProcess inflates in this process, a member at a time.
 type inProcess struct {
-	*gzip.Reader
-	rc io.Closer
+	z    *gzip.Reader
+	br   *bufio.Reader // the stream, read by z and by each member's header
+	rc   io.Closer
+	done bool
 }
 
-func (r *inProcess) Close() error { return errors.Join(r.Reader.Close(), r.rc.Close()) }
+func (r *inProcess) Read(p []byte) (int, error) {
+	for !r.done {
+		n, err := r.z.Read(p)
+		if err != io.EOF {
+			return n, err
+		}
+		// A member ended: another follows, or the stream ends here, or
+		// bytes that start no member do, which igzip ignores too.
+		switch rerr := r.z.Reset(r.br); {
+		case rerr == io.EOF || errors.Is(rerr, gzip.ErrHeader):
+			r.done = true
+		case rerr != nil:
+			return n, rerr
+		default:
+			r.z.Multistream(false)
+		}
+		if n > 0 {
+			return n, nil
+		}
+	}
+	return 0, io.EOF
+}
+
+func (r *inProcess) Close() error { return errors.Join(r.z.Close(), r.rc.Close()) }
 
 // igzipPath is the igzip NewReader runs, or "" for the built-in inflate:
 // looked up at each call (a few stats), so that the variable and the PATH

@@ -76,12 +76,19 @@ func TestGunzipDecodersAgree(t *testing.T) {
 		{"one member", [][]byte{append(append([]byte{}, text...), random...)}},
 		{"two members", [][]byte{text, random}},
 		{"empty content", [][]byte{{}}},
+		// Bytes after the last member that start none: ignored by both.
+		{"trailing junk", [][]byte{text, random, nil}},
 	}
 	for name, disable := range decoders(t) {
 		for _, c := range cases {
 			t.Run(name+"/"+c.name, func(t *testing.T) {
 				t.Setenv("STRATA_DISABLE_IGZIP", disable)
-				got, err := gunzipAll(gzipped(t, c.parts...))
+				blob := gzipped(t, c.parts...)
+				if c.parts[len(c.parts)-1] == nil {
+					blob = gzipped(t, c.parts[:len(c.parts)-1]...)
+					blob = append(blob, "GARBAGEGARBAGE"...)
+				}
+				got, err := gunzipAll(blob)
 				if err != nil {
 					t.Fatalf("gunzip: %v", err)
 				}
