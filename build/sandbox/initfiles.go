@@ -51,7 +51,8 @@ func writeInitFiles(dir string, o Options) (initFiles, error) {
 		{f.Hosts, hosts.Bytes()},
 		{f.ResolvConf, resolv},
 	} {
-		if err := os.WriteFile(w.name, w.data, 0o644); err != nil {
+		// 0644 whatever strata's umask: a non-root step reads them.
+		if err := errors.Join(os.WriteFile(w.name, w.data, 0o644), os.Chmod(w.name, 0o644)); err != nil {
 			return f, fmt.Errorf("writing init file: %w", err)
 		}
 	}

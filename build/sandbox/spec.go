@@ -148,7 +148,13 @@ func buildSpec(o Options, u execUser, f initFiles) *specs.Spec {
 		s.Mounts = append(s.Mounts, specs.Mount{Destination: m.dst, Type: "bind", Source: m.src,
 			Options: []string{"nosuid", "noexec", "nodev", "rbind", "rprivate", "ro"}})
 	}
-	for _, m := range o.Mounts {
+	// Parents first, as BuildKit mounts them: a tmpfs at /a/b/c listed
+	// before a cache at /a would be hidden by it.
+	mounts := slices.Clone(o.Mounts)
+	slices.SortStableFunc(mounts, func(a, b Mount) int {
+		return strings.Count(filepath.Clean(a.Target), "/") - strings.Count(filepath.Clean(b.Target), "/")
+	})
+	for _, m := range mounts {
 		s.Mounts = append(s.Mounts, specMount(m))
 	}
 	return s

@@ -66,19 +66,29 @@ func RecordStubs(rootfs string, targets []string) (*Stubs, error) {
 // kept parents no other user could enter. Clean removes them as it removes
 // the runtime's stubs.
 func (s *Stubs) MakeParents() error {
-	for _, p := range s.dirs {
-		err := os.Mkdir(p, 0o755)
-		if errors.Is(err, fs.ErrExist) {
-			continue // the parent of two targets, or made by the runtime's caller
-		}
-		if err == nil {
-			err = os.Chmod(p, 0o755)
-		}
-		if err == nil {
-			err = os.Lchown(p, 0, 0)
-		}
+	for _, d := range s.dirs {
+		// Parents first: one may be another target (a cache at /a, a
+		// tmpfs at /a/b/c), recorded as a stub but not as a parent.
+		rel, err := filepath.Rel(s.rootfs, d)
 		if err != nil {
-			return fmt.Errorf("making mount stub %s: %w", p, err)
+			return err
+		}
+		p := s.rootfs
+		for _, part := range strings.Split(rel, string(filepath.Separator)) {
+			p = filepath.Join(p, part)
+			err := os.Mkdir(p, 0o755)
+			if errors.Is(err, fs.ErrExist) {
+				continue
+			}
+			if err == nil {
+				err = os.Chmod(p, 0o755)
+			}
+			if err == nil {
+				err = os.Lchown(p, 0, 0)
+			}
+			if err != nil {
+				return fmt.Errorf("making mount stub %s: %w", p, err)
+			}
 		}
 	}
 	return nil
@@ -105,6 +115,9 @@ func (s *Stubs) Clean() error {
 	mtimes := map[string]time.Time{} // parent → mtime before the first removal in it
 	newest := map[string]time.Time{} // parent → newest mtime of a stub removed from it
 	for _, p := range s.paths {
+		if !s.unmoved(p) {
+			continue // its parent is a link the step made: not followed out
+		}
 		fi, err := os.Lstat(p)
 		if err != nil || !isEmpty(p, fi) {
 			continue // never created, already gone, or kept by the run
@@ -130,6 +143,29 @@ func (s *Stubs) Clean() error {
 		_ = os.Chtimes(parent, time.Time{}, m)
 	}
 	return errors.Join(errs...)
+}
+
+// unmoved reports whether every parent of p inside the rootfs is a
+// directory, none a symlink. A step may have replaced a stub's parent with
+// a link to any host path (mv /newdir /x && ln -s /etc /newdir): Clean,
+// run after the step's processes are gone, must then leave p alone rather
+// than follow the link out of the rootfs.
+func (s *Stubs) unmoved(p string) bool {
+	rel, err := filepath.Rel(s.rootfs, filepath.Dir(p))
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return false
+	}
+	dir := s.rootfs
+	for _, part := range strings.Split(rel, string(filepath.Separator)) {
+		if part == "." {
+			continue
+		}
+		dir = filepath.Join(dir, part)
+		if fi, err := os.Lstat(dir); err != nil || !fi.IsDir() {
+			return false // a symlink, or gone
+		}
+	}
+	return true
 }
 
 // isEmpty reports whether p is an empty directory or an empty regular file.

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -109,4 +110,81 @@ func TestRunOnOverlay(t *testing.T) {
 
 func sha256Hex(s string) string {
 	return fmt.Sprintf("%x", sha256.Sum256([]byte(s)))
+}
+
+// TestStubParentSwappedForLink: a step that replaces the parent of a
+// mount stub with a symlink to a host dir (mv /newdir /x && ln -s HOST
+// /newdir) does not make the clean-up after it remove the host's empty
+// file and dir of the stubs' names, nor touch the host dir.
+func TestStubParentSwappedForLink(t *testing.T) {
+	requireRunc(t)
+	t.Parallel()
+	victim := t.TempDir()
+	if err := os.Mkdir(filepath.Join(victim, "somedir"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(victim, "emptyfile"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Unix(1000000000, 0)
+	if err := os.Chtimes(victim, old, old); err != nil {
+		t.Fatal(err)
+	}
+	secret := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secret, []byte("s"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := run(t.Context(), t, Options{
+		Rootfs: busybox(t),
+		Args:   []string{"sh", "-c", "mv /newdir /nd2 && ln -s " + victim + " /newdir"},
+		Mounts: []Mount{
+			{Type: "tmpfs", Target: "/newdir/somedir"},
+			{Type: "bind", Source: secret, Target: "/newdir/emptyfile", ReadOnly: true},
+		},
+	})
+	if r.err != nil {
+		t.Fatalf("Run: %v\n%s", r.err, r.stderr)
+	}
+	for _, name := range []string{"somedir", "emptyfile"} {
+		if _, err := os.Lstat(filepath.Join(victim, name)); err != nil {
+			t.Errorf("the host's %s: %v; the clean-up followed the step's link out of the rootfs", name, err)
+		}
+	}
+	if fi, err := os.Stat(victim); err != nil || !fi.ModTime().Equal(old) {
+		t.Errorf("the host dir's mtime: %v, %v; want it untouched (%v)", fi.ModTime(), err, old)
+	}
+}
+
+// TestNestedMountTargets: a mount whose target is under another mount's,
+// both missing from the rootfs, listed in either order, runs: the outer is
+// mounted first (as BuildKit does), the inner on it, and what the step
+// writes to the inner lands there.
+func TestNestedMountTargets(t *testing.T) {
+	requireRunc(t)
+	t.Parallel()
+	for _, innerFirst := range []bool{true, false} {
+		outer := t.TempDir()
+		rootfs := busybox(t)
+		mounts := []Mount{{Type: "bind", Source: outer, Target: "/a"}, {Type: "tmpfs", Target: "/a/b/c"}}
+		if innerFirst {
+			mounts[0], mounts[1] = mounts[1], mounts[0]
+		}
+		r := run(t.Context(), t, Options{
+			Rootfs: rootfs,
+			Args:   []string{"sh", "-c", "echo x > /a/b/c/f && echo y > /a/g"},
+			Mounts: mounts,
+		})
+		if r.err != nil {
+			t.Fatalf("Run (inner listed first: %t): %v\n%s", innerFirst, r.err, r.stderr)
+		}
+		if _, err := os.Stat(filepath.Join(outer, "g")); err != nil {
+			t.Errorf("inner listed first: %t: the outer mount did not get /a/g: %v", innerFirst, err)
+		}
+		if _, err := os.Stat(filepath.Join(outer, "b", "c", "f")); err == nil {
+			t.Errorf("inner listed first: %t: /a/b/c/f went into the outer mount: the tmpfs was under it", innerFirst)
+		}
+		if _, err := os.Lstat(filepath.Join(rootfs, "a")); err == nil {
+			t.Errorf("inner listed first: %t: the stub /a is left in the rootfs", innerFirst)
+		}
+	}
 }

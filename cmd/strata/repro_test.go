@@ -235,7 +235,8 @@ steps:
 // image. Directories that copy, file and workdir steps make, the parents
 // of a mount's target that a step writes beside, and the root a step sees,
 // are 0755 under umask 077 as under 022: one digest, and a step run as
-// nobody can still read them.
+// nobody can still read them, and its /etc/hosts, /etc/resolv.conf and
+// cache mount.
 func TestUmaskDoesNotReachImage(t *testing.T) {
 	requireBuildTools(t)
 	base := busyboxBase(t)
@@ -253,7 +254,9 @@ steps:
     mounts:
       - {type: cache, target: /m/n/cache}
   - user: nobody
-  - run: ls / /srv/app /opt/conf /w/x/b /m/n
+  - run: ls / /srv/app /opt/conf /w/x/b /m/n /cache && cat /etc/hosts /etc/resolv.conf > /dev/null
+    mounts:
+      - {type: cache, target: /cache}
 `, map[string]string{"a.txt": "a\n"})
 	build := func(umask string) string {
 		t.Helper()

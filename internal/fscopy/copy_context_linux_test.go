@@ -130,7 +130,7 @@ func TestCopyFromContextTable(t *testing.T) {
 		{
 			name:    "mode given",
 			sources: []string{"nested"}, dest: "/n", opts: Options{Mode: ptr(os.FileMode(0o640))},
-			want: []string{"n drw-r----- 0:0", "n/deep drw-r----- 0:0", "n/deep/file -rw-r----- 0:0 deep"},
+			want: []string{"n drwxr-xr-x 0:0" /* made as docker makes it: mode is for what is copied */, "n/deep drw-r----- 0:0", "n/deep/file -rw-r----- 0:0 deep"},
 		},
 		{name: "dotdot", sources: []string{"../x"}, dest: "/x", wantErr: "outside the build context"},
 		{name: "symlink out", sources: []string{"escape"}, dest: "/x", wantErr: "leaves the build context"},

@@ -236,8 +236,9 @@ func (c *copier) tree(src, rel string) error {
 }
 
 // destDir makes the destination dir rel of a directory's contents, unless
-// it is there (a directory): as a missing parent is made, then with the
-// copy's mode and mtime where it gives them.
+// it is there (a directory): as a missing parent is made (0755, as docker
+// makes it: the copy's mode is for what it copies), then with the copy's
+// mtime where it gives one.
 func (c *copier) destDir(rel string) error {
 	_, missing, err := rootfs.Missing(c.dstRoot, rel, rootfs.Clamp)
 	existed := err == nil && len(missing) == 0
@@ -245,8 +246,8 @@ func (c *copier) destDir(rel string) error {
 	if err != nil || existed {
 		return err
 	}
-	if c.o.Mode != nil || c.o.ModTime != nil {
-		c.pending = append(c.pending, pendingDir{host: host}) // no fi: the copy's own mode and mtime
+	if c.o.ModTime != nil {
+		c.pending = append(c.pending, pendingDir{host: host}) // no fi: the copy's own mtime
 	}
 	return nil
 }
@@ -434,16 +435,7 @@ func (c *copier) finish() error {
 	return nil
 }
 
-// given sets the mode and mtime the copy gives, if it does, on the dir
-// host that it made.
+// given sets the mtime the copy gives on the dir host that it made.
 func (c *copier) given(host string) error {
-	if c.o.Mode != nil {
-		if err := unix.Fchmodat(unix.AT_FDCWD, host, c.mode(nil, nil), 0); err != nil {
-			return err
-		}
-	}
-	if c.o.ModTime == nil {
-		return nil
-	}
 	return os.Chtimes(host, *c.o.ModTime, *c.o.ModTime)
 }

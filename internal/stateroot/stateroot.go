@@ -269,8 +269,12 @@ func StaleSecretDirs() []string {
 func (r *Root) LockCacheMount(ctx context.Context, id string, onWait func()) (data string, unlock func(), err error) {
 	dir := r.CacheMount(id)
 	data = filepath.Join(dir, "data")
-	if err := os.MkdirAll(data, 0o755); err != nil {
-		return "", nil, err
+	if _, err := os.Stat(data); errors.Is(err, fs.ErrNotExist) {
+		// The cache's root, as a step sees it: 0755 whatever strata's
+		// umask, as BuildKit makes it; a step may change it after.
+		if err := errors.Join(os.MkdirAll(data, 0o755), os.Chmod(data, 0o755)); err != nil {
+			return "", nil, err
+		}
 	}
 	f, err := lockWaiting(ctx, filepath.Join(dir, "lock"), 50*time.Millisecond, "waiting for cache mount "+id+", used by another step", onWait)
 	if err != nil {
