@@ -283,7 +283,7 @@ true
 	if r.err != nil {
 		t.Fatalf("Run: %v\n%s", r.err, r.stderr)
 	}
-	want := "/scratch rw\n/cache/apt rw\n/secrets ro\n1\nfrom host\n"
+	want := "/scratch rw\n/secrets ro\n/cache/apt rw\n1\nfrom host\n" // mounted parents first, as BuildKit mounts them
 	if diff := cmp.Diff(want, r.stdout); diff != "" {
 		t.Errorf("mounts (-want +got):\n%s", diff)
 	}
