@@ -54,13 +54,13 @@ type inProcess struct {
 func (r *inProcess) Read(p []byte) (int, error) {
 	for !r.done {
 		n, err := r.z.Read(p)
-		if err != io.EOF {
+		if !errors.Is(err, io.EOF) {
 			return n, err
 		}
 		// A member ended: another follows, or the stream ends here, or
 		// bytes that start no member do, which igzip ignores too.
 		switch rerr := r.z.Reset(r.br); {
-		case rerr == io.EOF || errors.Is(rerr, gzip.ErrHeader):
+		case errors.Is(rerr, io.EOF) || errors.Is(rerr, gzip.ErrHeader):
 			r.done = true
 		case rerr != nil:
 			return n, rerr
