@@ -92,13 +92,34 @@ func partlyRemoved(dir string) bool {
 	for _, de := range des {
 		switch de.Name() {
 		case "layers":
-			layers = de.IsDir()
+			layers = de.IsDir() && layersDirOfOurs(filepath.Join(dir, "layers"))
 		case "blobs", "cache", "mnt", "runc", kindFile:
 		default:
 			return false
 		}
 	}
 	return layers
+}
+
+// layersDirOfOurs reports whether dir holds what a state directory's
+// layers/ holds, and its snapshots.v2 or locks: not a project's own
+// layers/ that a mistyped --root names.
+func layersDirOfOurs(dir string) bool {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	ours := false
+	for _, de := range des {
+		switch de.Name() {
+		case "snapshots.v2", "locks":
+			ours = ours || de.IsDir()
+		case "tmp", "snapshots":
+		default:
+			return false
+		}
+	}
+	return ours
 }
 
 // Dir is the state directory itself.

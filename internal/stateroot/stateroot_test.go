@@ -102,6 +102,9 @@ func TestOpenExistingRefusesATypo(t *testing.T) {
 	// What rm -rf leaves of a rootless state dir (the snapshots its
 	// subordinate ids own) opens, so that prune can remove it; a project
 	// with a layers/ dir among its files does not.
+	if err := os.MkdirAll(filepath.Join(r.Dir(), "layers", "snapshots.v2", "sha256", "x", "fs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.RemoveAll(filepath.Join(r.Dir(), "cache")); err != nil {
 		t.Fatal(err)
 	}
@@ -122,6 +125,17 @@ func TestOpenExistingRefusesATypo(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(project, "blobs")); err == nil {
 		t.Error("OpenExisting made the layout in a dir it refused")
+	}
+	// Nor a dir holding only a layers/ of its own (a mistyped --root):
+	// a state dir's layers/ has snapshots.v2 or locks.
+	odd := t.TempDir()
+	for _, p := range []string{"layers/snapshots", "layers/tmp/work"} {
+		if err := os.MkdirAll(filepath.Join(odd, p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := OpenExisting(odd); err == nil || !strings.Contains(err.Error(), "not a strata state directory") {
+		t.Errorf("OpenExisting(a dir holding only a layers/ of its own) = %v", err)
 	}
 }
 
