@@ -137,8 +137,9 @@ func privateRedirect(req *http.Request, resp *http.Response) *http.Request {
 	}
 	next := req.Clone(req.Context())
 	next.URL, next.Host, next.Response = loc, "", resp
-	if loc.Hostname() != req.URL.Hostname() {
-		// As net/http's client: credentials stay with their host.
+	if loc.Host != req.URL.Host {
+		// Credentials stay with their host and port (the registry's), as
+		// ggcr's own transports keep them; another port is another server.
 		for _, h := range []string{"Authorization", "Proxy-Authorization", "Www-Authenticate", "Cookie", "Cookie2"} {
 			next.Header.Del(h)
 		}

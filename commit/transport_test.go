@@ -228,6 +228,7 @@ func TestPrivateRedirect(t *testing.T) {
 		followed bool
 	}{
 		{"10.0.0.1:5000", "10.0.0.2:9000", true},
+		{"127.0.0.1:5000", "127.0.0.1:9000", true}, // another port: another server, no credentials
 		{"192.168.1.5", "127.0.0.1:9000", true},
 		{"127.0.0.1:5000", "[fd00::2]:9000", true},
 		{"203.0.113.7", "10.0.0.2:9000", false},
