@@ -259,16 +259,53 @@ func imageFor(idx v1.ImageIndex, d v1.Descriptor, p v1.Platform) (v1.Image, erro
 }
 
 // imageOf opens the image of idx for p (see choose).
+// An entry naming no platform is taken as containerd takes it: an image
+// for its config's platform, an index to look into.
 func imageOf(idx v1.ImageIndex, p v1.Platform) (v1.Image, error) {
 	im, err := idx.IndexManifest()
 	if err != nil {
 		return nil, err
 	}
-	m, ok := choose(im.Manifests, p)
-	if !ok {
-		return nil, noPlatform(p, im.Manifests)
+	ms := slices.Clone(im.Manifests)
+	var nested []v1.Descriptor
+	for i, m := range ms {
+		switch {
+		case m.Platform != nil:
+		case m.MediaType.IsIndex():
+			nested = append(nested, m)
+		default:
+			if ms[i].Platform, err = configPlatform(idx, m.Digest); err != nil {
+				return nil, err
+			}
+		}
 	}
-	return imageFor(idx, m, p)
+	if m, ok := choose(ms, p); ok {
+		return imageFor(idx, m, p)
+	}
+	for _, m := range nested {
+		img, err := imageFor(idx, m, p)
+		if !errors.Is(err, ErrNoImage) {
+			return img, err
+		}
+	}
+	return nil, noPlatform(p, ms)
+}
+
+// configPlatform is the platform the config of idx's image h names, or
+// nil if it names none.
+func configPlatform(idx v1.ImageIndex, h v1.Hash) (*v1.Platform, error) {
+	img, err := idx.Image(h)
+	if err != nil {
+		return nil, err
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	if cf.Architecture == "" {
+		return nil, nil
+	}
+	return cf.Platform(), nil
 }
 
 // choose picks the entry of an index's ms for p as containerd's

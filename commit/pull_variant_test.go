@@ -133,3 +133,70 @@ func TestPullChoosesPlatform(t *testing.T) {
 		})
 	}
 }
+
+// TestPullEntriesWithoutPlatform: an index entry that names no platform is
+// taken as containerd (and docker's build) takes it: an image for the
+// platform its config names, an index to look into (index → index →
+// images); from a registry and a layout alike.
+func TestPullEntriesWithoutPlatform(t *testing.T) {
+	r := testutil.StartRegistry(t, testutil.RegistryOptions{})
+	unmarked := func(idx v1.ImageIndex) v1.ImageIndex { // its entries' platforms dropped
+		out := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
+		im, err := idx.IndexManifest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range im.Manifests {
+			img, err := idx.Image(d.Digest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = mutate.AppendManifests(out, mutate.IndexAddendum{Add: img})
+		}
+		return out
+	}
+	nested := mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex),
+		mutate.IndexAddendum{Add: markedIndex(t, "linux/arm64", "linux/amd64")})
+	for i, tc := range []struct {
+		name string
+		idx  v1.ImageIndex
+	}{
+		{"images naming no platform", unmarked(markedIndex(t, "linux/arm64", "linux/amd64"))},
+		{"an index in the index", nested},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			lp, err := layout.Write(dir, empty.Index)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := lp.AppendIndex(tc.idx, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "1"})); err != nil {
+				t.Fatal(err)
+			}
+			tag, err := name.NewTag(fmt.Sprintf("%s/noplat/app:%d", r.Addr, i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := remote.WriteIndex(tag, tc.idx); err != nil {
+				t.Fatal(err)
+			}
+			for _, ref := range []string{"oci-layout://" + dir + ":1", tag.String()} {
+				for _, want := range []string{"linux/amd64", "linux/arm64"} {
+					p, _ := v1.ParsePlatform(want)
+					img, err := commit.Pull(t.Context(), source(t, ref), commit.PullOptions{Platform: p})
+					if err != nil {
+						t.Errorf("Pull(%s, %s): %v", ref, want, err)
+						continue
+					}
+					if cf, err := img.ConfigFile(); err != nil || cf.Config.Env[0] != "WHICH="+want {
+						t.Errorf("Pull(%s, %s) = %v, %v; want the %s image", ref, want, cf, err, want)
+					}
+				}
+				if _, err := commit.Pull(t.Context(), source(t, ref), commit.PullOptions{Platform: &v1.Platform{OS: "linux", Architecture: "s390x"}}); err == nil ||
+					!strings.Contains(err.Error(), "no image for platform linux/s390x") {
+					t.Errorf("Pull(%s, linux/s390x) = %v, want no image for it", ref, err)
+				}
+			}
+		})
+	}
+}
