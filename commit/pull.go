@@ -100,10 +100,23 @@ func parses(desc *remote.Descriptor) error {
 	} else {
 		_, err = v1.ParseManifest(bytes.NewReader(desc.Manifest))
 	}
-	if err != nil {
-		return NoImage(fmt.Errorf("the registry answered a manifest (%s, %s) that is not an image's or an index's: %w", desc.Digest, mediaTypeOr(desc.MediaType), err))
+	switch {
+	case err == nil:
+		return nil
+	case !jsonType(desc.MediaType):
+		// A proxy's or captive portal's page (text/html), not a
+		// registry's answer: the network's state, not a missing base.
+		return fmt.Errorf("the registry answered %s where a manifest was asked: is it a registry, or a proxy's or login page in front of one?", mediaTypeOr(desc.MediaType))
 	}
-	return nil
+	return NoImage(fmt.Errorf("the registry answered a manifest (%s, %s) that is not an image's or an index's: %w", desc.Digest, mediaTypeOr(desc.MediaType), err))
+}
+
+// jsonType reports whether mt names JSON, as every manifest media type
+// does (or names nothing).
+func jsonType(mt types.MediaType) bool {
+	s := string(mt)
+	return s == "" || s == "application/json" || strings.HasSuffix(s, "+json") || strings.HasSuffix(s, ".json") ||
+		strings.HasPrefix(s, "application/vnd.oci.") || strings.HasPrefix(s, "application/vnd.docker.")
 }
 
 // mediaTypeOr is mt, or says there is none.

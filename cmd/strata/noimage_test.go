@@ -100,4 +100,25 @@ func TestBaseWithoutThePlatformIsMissing(t *testing.T) {
 			}
 		})
 	}
+
+	// A proxy's or captive portal's page answered for the manifest is the
+	// network's state, not a missing base: a warning for validate, exit 1
+	// for build, as for a registry out of reach.
+	portal := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "/manifests/") {
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			_, _ = w.Write([]byte("<html>log in to the network</html>"))
+			return
+		}
+		_, _ = w.Write([]byte("{}"))
+	}))
+	defer portal.Close()
+	ctx := writeRecipe(t, "from: "+strings.TrimPrefix(portal.URL, "http://")+"/library/debian:bookworm\nsteps:\n  - run: \"true\"\n", map[string]string{})
+	const said = "is it a registry, or a proxy's or login page in front of one?"
+	if r := strata(t, nil, "validate", ctx); r.code != 0 || !strings.Contains(r.stderr+r.stdout, said) {
+		t.Errorf("strata validate, a login page for the manifest: exit %d, said:\n%s%s\nwant exit 0 and a warning", r.code, r.stdout, r.stderr)
+	}
+	if r := strata(t, nil, "build", "--root", t.TempDir(), ctx); r.code != 1 || !strings.Contains(r.stderr, said) {
+		t.Errorf("strata build, a login page for the manifest: exit %d, said:\n%s\nwant exit 1", r.code, r.stderr)
+	}
 }
