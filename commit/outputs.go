@@ -46,6 +46,14 @@ func (o Output) String() string {
 	return "type=" + string(o.Type) + ",dest=" + o.Dest
 }
 
+// layoutRank is 1 for an OCI layout, which Write writes first, else 0.
+func (o Output) layoutRank() int {
+	if o.Type == OutputOCI {
+		return 1
+	}
+	return 0
+}
+
 // WriteOptions say how Write names and moves an image.
 type WriteOptions struct {
 	// Tags name the image in every output; registry outputs push to them.
@@ -72,6 +80,11 @@ func Write(ctx context.Context, img v1.Image, outs []Output, o WriteOptions) err
 		local = WithLocalBlobs(img, o.Blobs)
 	}
 	tags := tagNames(o.Tags)
+	// Layouts first: an archive written into a layout's dir (-o
+	// type=docker,dest=out/img.tar -o type=oci,dest=out) would make it a
+	// dir that is no layout, whichever order the flags came in.
+	outs = slices.Clone(outs)
+	slices.SortStableFunc(outs, func(a, b Output) int { return b.layoutRank() - a.layoutRank() })
 	for _, out := range outs {
 		start := time.Now()
 		var err error
@@ -191,8 +204,13 @@ func CheckDistinctFiles(files []NamedFile) error {
 	}
 	for _, l := range prev {
 		for _, f := range prev {
-			if name := l.layoutsOwn(f.key); name != "" && !f.Layout {
+			rel, err := filepath.Rel(l.key, f.key)
+			inside := err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, "../")
+			switch name := l.layoutsOwn(f.key); {
+			case name != "" && !f.Layout:
 				errs = append(errs, fmt.Errorf("%s would overwrite the OCI layout's own %s that %s writes: give it a path outside %s", f.What, name, l.What, l.Path))
+			case l.Layout && f.Layout && inside:
+				errs = append(errs, fmt.Errorf("%s is inside the OCI layout %s writes: give each layout a directory of its own", f.What, l.What))
 			}
 		}
 	}

@@ -48,6 +48,9 @@ func TestCheckDistinctFiles(t *testing.T) {
 			"--iidfile would overwrite the OCI layout's own index.json that -o type=oci,dest=sub/out writes: give it a path outside sub/out\n" +
 				"--metadata-file would overwrite the OCI layout's own oci-layout that -o type=oci,dest=sub/out writes: give it a path outside sub/out\n" +
 				"-o type=docker,dest=sub/out/blobs/sha256/x would overwrite the OCI layout's own blobs that -o type=oci,dest=sub/out writes: give it a path outside sub/out"},
+		{"a layout in a layout", []commit.NamedFile{layout, {What: "-o type=oci,dest=sub/out/blobs", Path: "sub/out/blobs", Layout: true}, {What: "-o type=oci,dest=sub/out/more", Path: "sub/out/more", Layout: true}},
+			"-o type=oci,dest=sub/out/blobs is inside the OCI layout -o type=oci,dest=sub/out writes: give each layout a directory of its own\n" +
+				"-o type=oci,dest=sub/out/more is inside the OCI layout -o type=oci,dest=sub/out writes: give each layout a directory of its own"},
 		{"beside a layout's files", []commit.NamedFile{layout, {What: "--metadata-file", Path: "sub/out/meta.json"}, {What: "--iidfile", Path: "sub/index.json"}}, ""},
 		{"device twice", []commit.NamedFile{{What: "--iidfile", Path: "/dev/null"}, {What: "--metadata-file", Path: "/dev/null"}}, ""},
 	} {

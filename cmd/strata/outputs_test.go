@@ -145,3 +145,30 @@ func TestOutputBlobWrittenInPlace(t *testing.T) {
 		run(t, nil, "sh", "-c", `cd `+blobs+` && for f in *; do [ "$(sha256sum < "$f" | cut -c1-64)" = "$f" ] || { echo "$f holds other content"; exit 1; }; done`)
 	}
 }
+
+// TestArchiveInsideALayoutEitherOrder: a docker archive written into an
+// OCI layout output's dir works whichever -o comes first (layouts are
+// written first); a layout inside another is refused before the build.
+func TestArchiveInsideALayoutEitherOrder(t *testing.T) {
+	requireBuildTools(t)
+	ctx := writeRecipe(t, "args: {BASE: scratch}\nfrom: ${BASE}\nsteps:\n  - env: {X: \"1\"}\n", map[string]string{})
+	root := t.TempDir()
+	for _, archiveFirst := range []bool{true, false} {
+		dir := filepath.Join(t.TempDir(), "o")
+		outs := []string{"-o", "type=oci,dest=" + dir, "-o", "type=docker,dest=" + filepath.Join(dir, "img.tar")}
+		if archiveFirst {
+			outs = append(outs[2:], outs[:2]...)
+		}
+		mustBuild(t, nil, append([]string{"--root", root, "--build-arg", busyboxBase(t)}, append(outs, ctx)...)...)
+		for _, f := range []string{"index.json", "img.tar"} {
+			if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+				t.Errorf("archive first: %t: %v", archiveFirst, err)
+			}
+		}
+	}
+	dir := filepath.Join(t.TempDir(), "o")
+	r := strata(t, nil, "build", "--root", root, "--build-arg", busyboxBase(t), "-o", "type=oci,dest="+dir, "-o", "type=oci,dest="+filepath.Join(dir, "blobs"), ctx)
+	if r.code != 2 || !strings.Contains(r.stderr, "is inside the OCI layout") {
+		t.Errorf("a layout inside a layout: exit %d, want 2\n%s", r.code, r.stderr)
+	}
+}
