@@ -1,7 +1,7 @@
 package commit
 
 import (
-	"crypto/sha256"
+	"bytes"
 	"fmt"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -29,11 +29,7 @@ func (x verifiedIndex) Image(h v1.Hash) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	raw, err := img.RawManifest()
-	if err != nil {
-		return nil, err
-	}
-	if err := x.check(raw, h, x.listedSize(h), "manifest"); err != nil {
+	if err := x.checkManifest(img, h, "manifest"); err != nil {
 		return nil, err
 	}
 	m, err := img.Manifest()
@@ -57,14 +53,20 @@ func (x verifiedIndex) ImageIndex(h v1.Hash) (v1.ImageIndex, error) {
 	if err != nil {
 		return nil, err
 	}
-	raw, err := idx.RawManifest()
-	if err != nil {
-		return nil, err
-	}
-	if err := x.check(raw, h, x.listedSize(h), "index"); err != nil {
+	if err := x.checkManifest(idx, h, "index"); err != nil {
 		return nil, err
 	}
 	return verifiedIndex{inner: idx, dir: x.dir}, nil
+}
+
+// checkManifest checks the manifest (or index: what) of m, which x lists
+// as h.
+func (x verifiedIndex) checkManifest(m interface{ RawManifest() ([]byte, error) }, h v1.Hash, what string) error {
+	raw, err := m.RawManifest()
+	if err != nil {
+		return err
+	}
+	return x.check(raw, h, x.listedSize(h), what)
 }
 
 // listedSize is the size x's manifest gives the blob h, or -1 if it does
@@ -85,9 +87,10 @@ func (x verifiedIndex) listedSize(h v1.Hash) int64 {
 // check returns an error unless data has digest want and size (if not
 // -1) the size given.
 func (x verifiedIndex) check(data []byte, want v1.Hash, size int64, what string) error {
-	sum := sha256.Sum256(data)
-	got := v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", sum)}
+	got, _, err := v1.SHA256(bytes.NewReader(data))
 	switch {
+	case err != nil:
+		return err
 	case want.Algorithm != "sha256":
 		return fmt.Errorf("the OCI layout %s names its %s %s by a digest strata cannot check", x.dir, what, want)
 	case got != want:

@@ -1,10 +1,8 @@
 package commit
 
 import (
-	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"time"
@@ -45,18 +43,17 @@ func checkSealed(path string, digest v1.Hash) error {
 	if err != nil {
 		return err
 	}
-	h := sha256.New()
-	_, err = io.Copy(h, f)
+	got, _, err := v1.SHA256(f)
 	f.Close()
 	if err != nil {
 		return fmt.Errorf("checking blob %s: %w", path, err)
 	}
-	if got := fmt.Sprintf("%x", h.Sum(nil)); digest.Algorithm != "sha256" || got != digest.Hex {
+	if got != digest {
 		rerr := os.Remove(path)
 		if errors.Is(rerr, fs.ErrNotExist) {
 			rerr = nil
 		}
-		return errors.Join(fmt.Errorf("blob %s under the state root was changed after strata wrote it (it holds sha256:%s): an OCI layout output shares its files with the state root, so something may have written into one; strata removed the blob: build again, and it is made or fetched anew", digest, got), rerr)
+		return errors.Join(fmt.Errorf("blob %s under the state root was changed after strata wrote it (it holds %s): an OCI layout output shares its files with the state root, so something may have written into one; strata removed the blob: build again, and it is made or fetched anew", digest, got), rerr)
 	}
 	return seal(path)
 }
