@@ -279,20 +279,8 @@ func runtimeError(logPath string) string {
 // makeCwd creates dir inside rootfs when missing, with its missing parents,
 // root-owned and 0755 as docker creates a WORKDIR.
 func makeCwd(rootfs, dir string) error {
-	missing, err := missingPaths(rootfs, dir)
-	if err != nil {
+	if err := makeRootDirs(rootfs, dir); err != nil {
 		return fmt.Errorf("creating working directory %s: %w", dir, err)
-	}
-	for _, p := range missing {
-		if err := os.Mkdir(p, 0o755); err != nil {
-			return fmt.Errorf("creating working directory %s: %w", dir, err)
-		}
-		if err := os.Chmod(p, 0o755); err != nil {
-			return fmt.Errorf("creating working directory %s: %w", dir, err)
-		}
-		if err := os.Lchown(p, 0, 0); err != nil {
-			return fmt.Errorf("creating working directory %s: %w", dir, err)
-		}
 	}
 	return nil
 }

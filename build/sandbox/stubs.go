@@ -67,28 +67,37 @@ func RecordStubs(rootfs string, targets []string) (*Stubs, error) {
 // the runtime's stubs.
 func (s *Stubs) MakeParents() error {
 	for _, d := range s.dirs {
-		// Parents first: one may be another target (a cache at /a, a
-		// tmpfs at /a/b/c), recorded as a stub but not as a parent.
+		// With its own missing parents: one may be another target (a
+		// cache at /a, a tmpfs at /a/b/c), recorded as a stub but not as
+		// a parent.
 		rel, err := filepath.Rel(s.rootfs, d)
 		if err != nil {
 			return err
 		}
-		p := s.rootfs
-		for _, part := range strings.Split(rel, string(filepath.Separator)) {
-			p = filepath.Join(p, part)
-			err := os.Mkdir(p, 0o755)
-			if errors.Is(err, fs.ErrExist) {
-				continue
-			}
-			if err == nil {
-				err = os.Chmod(p, 0o755)
-			}
-			if err == nil {
-				err = os.Lchown(p, 0, 0)
-			}
-			if err != nil {
-				return fmt.Errorf("making mount stub %s: %w", p, err)
-			}
+		if err := makeRootDirs(s.rootfs, "/"+rel); err != nil {
+			return fmt.Errorf("making mount stub /%s: %w", rel, err)
+		}
+	}
+	return nil
+}
+
+// makeRootDirs creates dir inside rootfs when missing, with its missing
+// parents, as docker creates a WORKDIR: root's and 0755, whatever
+// strata's umask.
+func makeRootDirs(rootfs, dir string) error {
+	missing, err := missingPaths(rootfs, dir)
+	if err != nil {
+		return err
+	}
+	for _, p := range missing {
+		if err := os.Mkdir(p, 0o755); err != nil {
+			return err
+		}
+		if err := os.Chmod(p, 0o755); err != nil {
+			return err
+		}
+		if err := os.Lchown(p, 0, 0); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -145,27 +154,19 @@ func (s *Stubs) Clean() error {
 	return errors.Join(errs...)
 }
 
-// unmoved reports whether every parent of p inside the rootfs is a
-// directory, none a symlink. A step may have replaced a stub's parent with
-// a link to any host path (mv /newdir /x && ln -s /etc /newdir): Clean,
-// run after the step's processes are gone, must then leave p alone rather
-// than follow the link out of the rootfs.
+// unmoved reports whether p's parent resolves inside the rootfs to
+// itself: no parent of p is a symlink. A step may have replaced a stub's
+// parent with a link to any host path (mv /newdir /x && ln -s /etc
+// /newdir): Clean, run after the step's processes are gone, must then
+// leave p alone rather than follow the link out of the rootfs.
 func (s *Stubs) unmoved(p string) bool {
-	rel, err := filepath.Rel(s.rootfs, filepath.Dir(p))
-	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+	parent := filepath.Dir(p)
+	rel, err := filepath.Rel(s.rootfs, parent)
+	if err != nil {
 		return false
 	}
-	dir := s.rootfs
-	for _, part := range strings.Split(rel, string(filepath.Separator)) {
-		if part == "." {
-			continue
-		}
-		dir = filepath.Join(dir, part)
-		if fi, err := os.Lstat(dir); err != nil || !fi.IsDir() {
-			return false // a symlink, or gone
-		}
-	}
-	return true
+	host, err := inroot.Resolve(s.rootfs, rel, inroot.Confine)
+	return err == nil && host == parent // no link on the way, in or out
 }
 
 // isEmpty reports whether p is an empty directory or an empty regular file.
