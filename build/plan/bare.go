@@ -60,11 +60,11 @@ func bareWarnings(st *recipe.Stage, base []recipe.EnvVar, defined map[string]boo
 // argWarnings warns of each $NAME without braces in a run step's command
 // whose NAME is one of the recipe's args and set in no env (the base's,
 // the recipe's): the step's shell sees no args, so it is empty there,
-// where docker's RUN has its ARGs in the environment.
-func argWarnings(r *recipe.Recipe, st *recipe.Stage, base []recipe.EnvVar) []string {
-	env := envNames(r)
-	for _, v := range base {
-		env[v.Name] = true
+// where docker's RUN has its ARGs in the environment. envs are the names
+// the recipe's env sets (envNames).
+func argWarnings(r *recipe.Recipe, st *recipe.Stage, base []recipe.EnvVar, envs map[string]bool) []string {
+	inBase := func(name string) bool {
+		return slices.ContainsFunc(base, func(v recipe.EnvVar) bool { return v.Name == name })
 	}
 	var out []string
 	for _, s := range st.Steps {
@@ -72,7 +72,7 @@ func argWarnings(r *recipe.Recipe, st *recipe.Stage, base []recipe.EnvVar) []str
 			continue
 		}
 		for _, name := range recipe.BareNames(s.Run.Command) {
-			if !env[name] && slices.ContainsFunc(r.Args, func(a recipe.Arg) bool { return a.Name == name }) {
+			if !envs[name] && !inBase(name) && slices.ContainsFunc(r.Args, func(a recipe.Arg) bool { return a.Name == name }) {
 				out = append(out, fmt.Sprintf("%s: run: $%s is empty in the step: %s is an arg, and args reach a run step only as strata expands ${%s} (docker's RUN has its ARGs in the environment); write ${%s}",
 					s.Pos, name, name, name, name))
 				break

@@ -148,6 +148,7 @@ type planner struct {
 	pulls   *pulls
 	ignore  *fscopy.Ignore
 	defined map[string]bool // the names r defines (definedNames), once needed
+	envs    map[string]bool // the names r's env sets (envNames), with defined
 	// warnings are the plan's, as its steps are planned (see Plan.Warnings).
 	warnings []string
 }
@@ -417,10 +418,10 @@ func (pl *planner) stage(ctx context.Context, st *recipe.Stage, p *Plan) (*Stage
 		return nil, err
 	}
 	if pl.defined == nil {
-		pl.defined = definedNames(pl.r)
+		pl.defined, pl.envs = definedNames(pl.r), envNames(pl.r)
 	}
 	p.Warnings = append(p.Warnings, bareWarnings(st, state.Env, pl.defined)...)
-	p.Warnings = append(p.Warnings, argWarnings(pl.r, st, state.Env)...)
+	p.Warnings = append(p.Warnings, argWarnings(pl.r, st, state.Env, pl.envs)...)
 	sp.Recipe = st
 	state = state.withStage(st)
 	var errs []error
