@@ -203,14 +203,19 @@ func CheckDistinctFiles(files []NamedFile) error {
 		prev = append(prev, s)
 	}
 	for _, l := range prev {
+		if !l.Layout {
+			continue
+		}
 		for _, f := range prev {
 			rel, err := filepath.Rel(l.key, f.key)
-			inside := err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, "../")
-			switch name := l.layoutsOwn(f.key); {
-			case name != "" && !f.Layout:
-				errs = append(errs, fmt.Errorf("%s would overwrite the OCI layout's own %s that %s writes: give it a path outside %s", f.What, name, l.What, l.Path))
-			case l.Layout && f.Layout && inside:
+			if err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, "../") {
+				continue // not inside l
+			}
+			switch name, _, _ := strings.Cut(rel, string(filepath.Separator)); {
+			case f.Layout:
 				errs = append(errs, fmt.Errorf("%s is inside the OCI layout %s writes: give each layout a directory of its own", f.What, l.What))
+			case name == "index.json" || name == "oci-layout" || name == "blobs":
+				errs = append(errs, fmt.Errorf("%s would overwrite the OCI layout's own %s that %s writes: give it a path outside %s", f.What, name, l.What, l.Path))
 			}
 		}
 	}
@@ -223,21 +228,4 @@ type resolvedFile struct {
 	NamedFile
 	key string
 	fi  fs.FileInfo
-}
-
-// layoutsOwn returns the name of the layout's file or dir (index.json,
-// oci-layout, blobs) that path is or is in, if l is a layout; else "".
-func (l resolvedFile) layoutsOwn(path string) string {
-	if !l.Layout {
-		return ""
-	}
-	rel, err := filepath.Rel(l.key, path)
-	if err != nil {
-		return ""
-	}
-	switch first, _, _ := strings.Cut(rel, string(filepath.Separator)); first {
-	case "index.json", "oci-layout", "blobs":
-		return first
-	}
-	return ""
 }
