@@ -642,7 +642,8 @@ func TestRootlessUnmappedOwnerFix(t *testing.T) {
 
 // TestRootlessStateDirNotWritable: a --root the user cannot write (root's,
 // as a build as root leaves it), or cannot make, is refused before
-// anything runs, naming its owner, not blamed on the kernel.
+// anything runs, naming its owner and the command, not blamed on the
+// kernel.
 func TestRootlessStateDirNotWritable(t *testing.T) {
 	u := requireRootless(t)
 	bb := shared(t, testutil.BusyboxLayout(t))
@@ -658,7 +659,7 @@ func TestRootlessStateDirNotWritable(t *testing.T) {
 		{[]string{"build", "--root", roots, hello}, "cannot build rootless: the state directory " + roots + " is not writable by " + u.Name + " (it is root's, drwx------)"},
 		{[]string{"build", "--root", filepath.Join(roots, "a", "b"), hello}, "cannot build rootless: the state directory " + filepath.Join(roots, "a", "b") +
 			" cannot be made: " + roots + " is not writable by " + u.Name + " (it is root's, drwx------)"},
-		{[]string{"prune", "--root", roots}, "the state directory " + roots + " is not writable by " + u.Name},
+		{[]string{"prune", "--root", roots}, "cannot prune rootless: the state directory " + roots + " is not writable by " + u.Name},
 	} {
 		r := strataAs(t, u, nil, c.args...)
 		if r.code != 2 || !strings.Contains(r.stderr, c.want) || !strings.Contains(r.stderr, "--root or STRATA_ROOT") ||

@@ -14,10 +14,17 @@ type PrereqError struct {
 	Missing string
 	// Fix says how to fix it.
 	Fix string
+	// Command names the command that cannot run, e.g. "prune"; "" is
+	// "build".
+	Command string
 }
 
 func (e *PrereqError) Error() string {
-	return "cannot build rootless: " + e.Missing + " (" + e.Fix + ")"
+	cmd := e.Command
+	if cmd == "" {
+		cmd = "build"
+	}
+	return "cannot " + cmd + " rootless: " + e.Missing + " (" + e.Fix + ")"
 }
 
 // UnmappedError reports a file whose owner, or a step user whose ids, a

@@ -55,10 +55,18 @@ func Rootless(args []string, stdin, stdout, stderr *os.File) (code int, exit boo
 	if !ok {
 		return 0, false
 	}
+	// fail reports err, a missing prerequisite naming the command.
+	fail := func(err error) int {
+		var pe *userns.PrereqError
+		if errors.As(err, &pe) && pe.Command == "" {
+			pe.Command = c.name
+		}
+		fmt.Fprintf(stderr, "strata: %v\n", err)
+		return exitCode(err)
+	}
 	plan, err := userns.Check()
 	if err != nil {
-		fmt.Fprintf(stderr, "strata: %v\n", err)
-		return exitCode(err), true
+		return fail(err), true
 	}
 	if plan.Warning != "" && !c.quiet {
 		fmt.Fprintf(stderr, "strata: warning: %s\n", plan.Warning)
@@ -68,13 +76,11 @@ func Rootless(args []string, stdin, stdout, stderr *os.File) (code int, exit boo
 		root = stateroot.DefaultDir()
 		env = append(env, "STRATA_ROOT="+root)
 		if err := makeDefaultRoot(c, root); err != nil {
-			fmt.Fprintf(stderr, "strata: %v\n", err)
-			return exitCode(err), true
+			return fail(err), true
 		}
 	}
 	if err := checkRootWritable(c, root, plan.Maps); err != nil {
-		fmt.Fprintf(stderr, "strata: %v\n", err)
-		return exitCode(err), true
+		return fail(err), true
 	}
 	if c.name == "build" {
 		// Only from here can the steps of a killed rootless build be
