@@ -191,6 +191,33 @@ func TestDiffIndexes(t *testing.T) {
 	}
 }
 
+// TestDiffIndexEntriesWithoutPlatform: an index whose entries name no
+// platform (older tools write them so) is compared by each image's
+// config platform, as the pull reads it, not called the same for
+// having no platforms.
+func TestDiffIndexEntriesWithoutPlatform(t *testing.T) {
+	amd, arm, arm2 := randomImage(t, "linux/amd64"), randomImage(t, "linux/arm64"), randomImage(t, "linux/arm64")
+	dir := t.TempDir()
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for tag, images := range map[string][]v1.Image{"a": {amd, arm}, "b": {amd, arm2}} {
+		var adds []mutate.IndexAddendum
+		for _, img := range images {
+			adds = append(adds, mutate.IndexAddendum{Add: img})
+		}
+		if err := p.AppendIndex(mutate.AppendManifests(empty.Index, adds...), layout.WithAnnotations(map[string]string{ocispec.AnnotationRefName: tag})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, stdout, stderr := run(t, nil, "diff", "oci-layout://"+dir+":a", "oci-layout://"+dir+":b")
+	if code != 1 || !strings.Contains(stdout, "platform linux/amd64: identical: sha256:") ||
+		!strings.Contains(stdout, "platform linux/arm64:\n  layer 0 (sha256:") {
+		t.Errorf("indexes without platforms whose arm64 images differ: exit %d, want 1 naming linux/arm64\n%s%s", code, stdout, stderr)
+	}
+}
+
 // TestDiffPlatformWarns: --platform naming a platform a single image is
 // not for compares it all the same, and says so.
 func TestDiffPlatformWarns(t *testing.T) {

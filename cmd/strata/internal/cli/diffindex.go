@@ -60,8 +60,9 @@ func layoutIndex(src commit.Source) v1.ImageIndex {
 	return idx
 }
 
-// indexImages lists idx's images by platform. Entries naming no
-// platform, or "unknown/unknown" (buildx's attestations), are left out.
+// indexImages lists idx's images by platform. An entry naming no
+// platform is its config's platform, as the pull takes it; entries for
+// "unknown/unknown" (buildx's attestations) are left out.
 func indexImages(ref string, idx v1.ImageIndex) (*imagediff.Index, error) {
 	digest, err := idx.Digest()
 	if err != nil {
@@ -73,16 +74,24 @@ func indexImages(ref string, idx v1.ImageIndex) (*imagediff.Index, error) {
 	}
 	out := &imagediff.Index{Ref: ref, Digest: digest.String(), Images: map[string]imagediff.Image{}}
 	for _, d := range im.Manifests {
-		if d.Platform == nil || d.Platform.OS == "unknown" || !d.MediaType.IsImage() {
-			continue
-		}
-		p := platformKey(*d.Platform)
-		if _, dup := out.Images[p]; dup {
+		if d.Platform != nil && d.Platform.OS == "unknown" || !d.MediaType.IsImage() {
 			continue
 		}
 		img, err := idx.Image(d.Digest)
 		if err != nil {
-			return nil, fmt.Errorf("%s: platform %s: %w", ref, p, err)
+			return nil, fmt.Errorf("%s: image %s: %w", ref, d.Digest, err)
+		}
+		platform := d.Platform
+		if platform == nil {
+			p, err := imagePlatform(img)
+			if err != nil {
+				return nil, fmt.Errorf("%s: image %s: %w", ref, d.Digest, err)
+			}
+			platform = &p
+		}
+		p := platformKey(*platform)
+		if _, dup := out.Images[p]; dup {
+			continue
 		}
 		out.Images[p] = imagediff.Image{Ref: ref + " (" + p + ")", Image: img}
 	}
