@@ -149,7 +149,8 @@ type planner struct {
 	ignore  *fscopy.Ignore
 	defined map[string]bool // the names r defines (definedNames), once needed
 	envs    map[string]bool // the names r's env sets (envNames), with defined
-	// warnings are the plan's, as its steps are planned (see Plan.Warnings).
+	// warnings are the warnings of the plan being made, as its steps are
+	// planned; plan adds them to its Plan's.
 	warnings []string
 }
 
@@ -215,7 +216,6 @@ func MakeAll(ctx context.Context, o Options, targets []Target) ([]*Plan, error) 
 			continue
 		}
 		p.Epoch, p.EpochFrom = epochs[i], froms[i]
-		p.Warnings = append(p.Warnings, pl.warnings...)
 		if p, err = pl.adopted(ctx, p, targets[i]); err != nil {
 			errs = append(errs, err)
 			continue
@@ -349,6 +349,7 @@ func samePlatform(a, b v1.Platform) bool {
 // plan resolves the stages into a plan.
 func (pl *planner) plan(ctx context.Context, stages []*recipe.Stage) (*Plan, error) {
 	p := &Plan{byIdx: map[int]*Stage{}, Image: pl.r.Image, Ignore: pl.ignore}
+	pl.warnings = nil
 	var errs []error
 	for _, st := range stages {
 		sp, err := pl.stage(ctx, st, p)
@@ -369,6 +370,7 @@ func (pl *planner) plan(ctx context.Context, stages []*recipe.Stage) (*Plan, err
 	for _, sp := range p.Stages { // in dependency order: each made once
 		p.Fingerprint(sp)
 	}
+	p.Warnings = append(p.Warnings, pl.warnings...)
 	return p, nil
 }
 

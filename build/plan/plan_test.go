@@ -528,6 +528,27 @@ func TestTargetArgsOfAnAdoptedPlatform(t *testing.T) {
 	}
 }
 
+// TestAdoptedPlanKeepsWarnings: the plan made again for the base's
+// platform warns as one asked for with --platform does: a copy from an
+// image of the host's platform into the other platform's image.
+func TestAdoptedPlanKeepsWarnings(t *testing.T) {
+	other := "arm64"
+	if runtime.GOARCH == "arm64" {
+		other = "amd64"
+	}
+	base := configLayout(t, &v1.ConfigFile{OS: "linux", Architecture: other, RootFS: v1.RootFS{Type: "layers"}})
+	native := configLayout(t, &v1.ConfigFile{OS: "linux", Architecture: runtime.GOARCH, RootFS: v1.RootFS{Type: "layers"}})
+	p := plan(t, "from: oci-layout://"+base+":latest\nsteps:\n  - copy: /bin/busybox\n    from: oci-layout://"+native+":latest\n    to: /bb\n", nil)
+	want := []string{fmt.Sprintf("strata.yaml:3:5: the copy takes the files of oci-layout://%s:latest, a linux/%s image, into the linux/%s image", native, runtime.GOARCH, other)}
+	var got []string
+	for _, w := range p.Warnings {
+		got = append(got, w[strings.Index(w, "strata.yaml:"):])
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("warnings (-want +got):\n%s", d)
+	}
+}
+
 // TestBareNamesOfTheBaseWarned: a $NAME without braces, in a field no
 // shell reads, that only the base image's env defines is warned of once
 // the base is known (docker would expand it; strata keeps it as it is).
