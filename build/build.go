@@ -84,7 +84,7 @@ var _ Runner = runcRunner{}
 type Deps struct {
 	Runner   Runner
 	Mounter  chain.Mounter // overlay's mount
-	Progress func(Event)   // called from the build's goroutines, one call at a time
+	Progress ProgressFunc  // nil: no progress
 	Log      *slog.Logger
 }
 

@@ -65,7 +65,7 @@ type Timings struct {
 	Compress time.Duration `json:"compress_ns,omitempty"`
 }
 
-// ProgressFunc receives progress events. It is called from the goroutine
-// running the step; implementations must be safe for concurrent use when
-// stages build in parallel.
+// ProgressFunc receives progress events. The build calls it from its
+// goroutines (stages build in parallel and layers compress in the
+// background), one call at a time.
 type ProgressFunc func(Event)
