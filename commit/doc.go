@@ -24,9 +24,10 @@
 // Registry credentials come from the docker config ($DOCKER_CONFIG or
 // ~/.docker/config.json) and its credential helpers, via
 // authn.DefaultKeychain. TLS trusts the system roots, which SSL_CERT_FILE
-// and SSL_CERT_DIR extend; a Transport in PullOptions/PushOptions replaces
-// that. Plain HTTP is spoken only to loopback hosts and hosts named in
-// Insecure.
+// and SSL_CERT_DIR extend, and per registry the CAs and client
+// certificates of its certs.d directories (CertDirs); a Transport in
+// RegistryOptions replaces all that. Plain HTTP is spoken only to
+// loopback hosts and hosts named in Insecure.
 //
 // The package knows nothing of overlay mounts, recipes or how a step runs.
 package commit

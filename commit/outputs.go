@@ -180,7 +180,9 @@ type NamedFile struct {
 // one: the same path once made absolute, cleaned and its links resolved,
 // or one file by two names (a hard link). The second written would
 // silently replace the first. Devices, FIFOs and /dev/stdout, written in
-// place, may be named twice.
+// place, may be named twice. It also refuses, for each OCI layout among
+// files, another layout inside its directory and a file that would
+// overwrite its index.json, oci-layout or blobs.
 func CheckDistinctFiles(files []NamedFile) error {
 	var prev []resolvedFile
 	var errs []error

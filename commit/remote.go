@@ -19,9 +19,10 @@ type RegistryOptions struct {
 	// i.e. $DOCKER_CONFIG/config.json or ~/.docker/config.json and its
 	// credential helpers).
 	Keychain authn.Keychain
-	// Transport is the HTTP transport to registries (nil:
-	// remote.DefaultTransport, which trusts the system roots that
-	// SSL_CERT_FILE and SSL_CERT_DIR extend).
+	// Transport is the HTTP transport to registries (nil: one per
+	// registry host that trusts the system roots, which SSL_CERT_FILE and
+	// SSL_CERT_DIR extend, plus the CAs of the host's certs.d directories,
+	// and presents the client certificates found there; see guard).
 	Transport http.RoundTripper
 }
 

@@ -8,8 +8,7 @@
 // devices, opaque dirs as trusted.overlay.opaque=y, or user.overlay.opaque=y
 // rootless), overlay mounts, and the
 // layer tar of one step: an upper dir diffed against its lower stack, with
-// deterministic headers, written to an io.Writer. Apply extracts a layer tar
-// onto a plain directory tree, for tests and tools.
+// deterministic headers, written to an io.Writer.
 //
 // Base layers are untrusted input: Store.Unpack bounds what one layer may
 // expand to (Limits: declared bytes, entries, and the free space of the
@@ -18,8 +17,8 @@
 // extracts into the new, empty snapshot dir with an extractor of its own,
 // which leaves the tree containerd's archive.Apply leaves (names through
 // the layer's symlinks resolved inside the dir the same way) with far
-// fewer syscalls, as it knows what the dir holds; Apply, onto a tree
-// that may hold anything, uses archive.Apply.
+// fewer syscalls, as it knows what the dir holds (the tests check it
+// against archive.Apply).
 //
 // A step goes: Store.NewUpper, Mount (snapshots top first), run, Unmount,
 // Diff (which also trims the upper dir to what the tar holds), then

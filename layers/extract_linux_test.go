@@ -137,7 +137,7 @@ func applyReference(t testing.TB, dir string, b []byte) error {
 	u, err := newUnpacker(bud)
 	must(t, err)
 	tr, sum := hashing(bytes.NewReader(b), digest.Canonical)
-	if _, err := archive.Apply(withArchiveLog(t.Context(), nil), dir, tr,
+	if _, err := archive.Apply(quietArchive(t.Context()), dir, tr,
 		archive.WithConvertWhiteout(u.convertWhiteout), archive.WithFilter(u.filter)); err != nil {
 		return err
 	}

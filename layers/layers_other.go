@@ -71,9 +71,6 @@ func Diff(ctx context.Context, w io.Writer, o DiffOptions) (DiffStats, error) {
 	return DiffStats{}, errNotLinux
 }
 
-// Apply returns errors.ErrUnsupported outside Linux.
-func Apply(ctx context.Context, dir string, r io.Reader) error { return errNotLinux }
-
 // Snapshots is only implemented on Linux.
 func (s *Store) Snapshots() ([]digest.Digest, error) { return nil, errNotLinux }
 

@@ -238,7 +238,7 @@ func hashing(r io.Reader, algo digest.Algorithm) (io.Reader, func() digest.Diges
 }
 
 // setTrustedXattrs sets the trusted.* xattrs archive.Apply refuses to set,
-// resolving each path inside dir like Apply does.
+// resolving each path inside dir as archive.Apply resolves it.
 func setTrustedXattrs(dir string, byName map[string]map[string]string) error {
 	for name, xattrs := range byName {
 		p, err := rootfs.ResolveParent(dir, name, rootfs.Clamp)

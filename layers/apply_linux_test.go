@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/containerd/containerd/v2/pkg/archive"
+	clog "github.com/containerd/log"
+	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
 	"github.com/stratabuild/strata/internal/rootfs"
@@ -20,8 +22,8 @@ import (
 // write outside dir: ".." and absolute paths, symlinks and hardlinks all
 // resolve inside it. A dir entry over an existing dir sets the dir's full
 // metadata, so xattrs the entry lacks are removed, as an overlay would show
-// it. Apply serves tests and tools; Store.Unpack makes the snapshots overlay
-// mounts use.
+// it. Apply is the tests' reference, containerd's archive.Apply: the tests
+// check the extractor Store.Unpack uses against it.
 func Apply(ctx context.Context, dir string, r io.Reader) error {
 	dirXattrs := map[string]map[string]bool{}
 	trusted := map[string]map[string]string{}
@@ -53,7 +55,7 @@ func Apply(ctx context.Context, dir string, r io.Reader) error {
 		}
 		return true, nil
 	}
-	if _, err := archive.Apply(withArchiveLog(ctx, nil), dir, r, archive.WithFilter(filter)); err != nil {
+	if _, err := archive.Apply(quietArchive(ctx), dir, r, archive.WithFilter(filter)); err != nil {
 		return fmt.Errorf("applying layer to %s: %w", dir, err)
 	}
 	if err := setTrustedXattrs(dir, trusted); err != nil {
@@ -89,4 +91,12 @@ func dropXattrs(dir, name string, keep map[string]bool) error {
 		}
 	}
 	return nil
+}
+
+// quietArchive makes containerd's archive package, which logs through
+// logrus (to stderr by default), log nothing.
+func quietArchive(ctx context.Context) context.Context {
+	l := logrus.New()
+	l.Out = io.Discard
+	return clog.WithLogger(ctx, logrus.NewEntry(l))
 }
