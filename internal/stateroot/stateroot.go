@@ -2,7 +2,7 @@
 // (--root): where layer blobs, snapshots, step mount points, runtime state,
 // the cache index and cache-mount data live, and the lock that lets builds
 // share the root while prune waits for them. Nothing else joins paths under
-// the root.
+// the root, except inside Snapshots (layers/), which layers.Store owns.
 //
 // It also names what a build leaves under the root (or in /dev/shm) while it
 // runs — mount points, containers, secret dirs — as KIND-PID.NS-RANDOM
