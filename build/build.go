@@ -223,11 +223,18 @@ func Build(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*Result, e
 			s.log.Warn("keeping base layers' blobs under the state root", "err", err)
 		}
 	}()
+	// cancelled gives, for an error of work ctx stopped, what stopped it
+	// when that was not the caller: a push refused, during the steps or
+	// after them.
+	cancelled := func(err error) error {
+		if cause := context.Cause(ctx); errors.Is(err, context.Canceled) && parent.Err() == nil && cause != nil && !errors.Is(cause, context.Canceled) {
+			return cause
+		}
+		return err
+	}
 	start = time.Now()
 	execs, results, err := s.run(ctx, plans)
-	if cause := context.Cause(ctx); errors.Is(err, context.Canceled) && parent.Err() == nil && cause != nil && !errors.Is(cause, context.Canceled) {
-		err = cause // the steps stopped for it: a push refused
-	}
+	err = cancelled(err)
 	published = s.publish()
 	phases.Steps = time.Since(start)
 	start = time.Now()
@@ -235,6 +242,9 @@ func Build(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*Result, e
 		err = ferr
 	}
 	phases.Compress = time.Since(start)
+	if err == nil && ctx.Err() != nil {
+		err = cancelled(ctx.Err()) // a push refused once the steps were done
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -249,7 +259,7 @@ func Build(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*Result, e
 	start = time.Now()
 	res, err := s.output(ctx, execs, results)
 	if err != nil {
-		return nil, err
+		return nil, cancelled(err)
 	}
 	phases.Output = time.Since(start)
 	res.Phases = phases

@@ -135,3 +135,26 @@ func TestRefusedPushStopsTheBuild(t *testing.T) {
 		t.Errorf("the build took %s: it ran its 60 s step after the registry refused the credentials", took.Round(time.Second))
 	}
 }
+
+// TestRefusedPushAfterTheSteps: credentials refused once the last step is
+// done (a short one, or a cached build with one new layer, the usual CI
+// case) are named as when refused during the steps, not lost behind the
+// "context canceled" of the push they stopped.
+func TestRefusedPushAfterTheSteps(t *testing.T) {
+	requireBuildTools(t)
+	reg := testutil.StartRegistry(t, testutil.RegistryOptions{Auth: true, TLS: true})
+	wrongCreds := t.TempDir()
+	if err := os.WriteFile(filepath.Join(wrongCreds, "config.json"),
+		[]byte(`{"auths":{"`+reg.Addr+`":{"auth":"dXNlcjp3cm9uZw=="}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx := writeRecipe(t, "args: {BASE: scratch}\nfrom: ${BASE}\nsteps:\n  - run: echo a > /a\n", map[string]string{})
+	for i := range 3 {
+		r := strata(t, []string{"DOCKER_CONFIG=" + wrongCreds, "SSL_CERT_FILE=" + reg.CAFile}, "build", "--root", t.TempDir(), "--build-arg", busyboxBase(t),
+			"--progress", "plain", "-t", reg.Addr+"/app/x:1", "--push", ctx)
+		if r.code != 1 || !strings.Contains(r.stderr, "the credentials for "+reg.Addr) || !strings.Contains(r.stderr, "were refused (401 Unauthorized)") ||
+			strings.Contains(r.stderr, "context canceled") {
+			t.Errorf("build %d: exit %d, want 1 and the refusal alone:\n%s", i, r.code, r.stderr)
+		}
+	}
+}
