@@ -509,6 +509,33 @@ func TestRootlessMissingPrerequisites(t *testing.T) {
 		check(t, r, 2, root, "overlay does not work in a user namespace with the state directory "+root,
 			"rootless builds need Linux 5.11 or later, and a state directory on a local filesystem")
 	})
+	t.Run("read-only state dir", func(t *testing.T) {
+		// The user's own dir on a filesystem mounted read-only: named
+		// as such, not blamed on overlay or the kernel, for a state dir
+		// there and for one to be made there.
+		d := filepath.Join(testutil.SharedDir(t), "ro")
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Mount("tmpfs", d, "tmpfs", 0, "size=1m"); err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Unmount(d, unix.MNT_DETACH)
+		if err := os.Mkdir(filepath.Join(d, "root"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(filepath.Join(d, "root"), u.UID, u.GID); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Mount("", d, "", unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
+			t.Fatal(err)
+		}
+		for _, root := range []string{filepath.Join(d, "root"), filepath.Join(d, "root", "new")} {
+			r := strataAs(t, u, nil, "build", "--root", root, hello)
+			check(t, r, 2, root, "cannot build rootless: the state directory "+root+" is on a read-only filesystem",
+				"choose a state directory on a writable filesystem with --root or STRATA_ROOT")
+		}
+	})
 	t.Run("docker socket not allowed", func(t *testing.T) {
 		// A daemon's socket, root's alone as docker.io makes it for the
 		// docker group: --load says the user may not use it.

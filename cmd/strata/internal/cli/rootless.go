@@ -116,8 +116,8 @@ func makeDefaultRoot(c namespaced, root string) error {
 
 // checkRootWritable refuses, before the namespace is made, a state
 // directory root that the user cannot write (or, when it does not exist
-// yet, make): another user's, such as root's after a build as root, which
-// the namespace cannot write either. One owned by the user or by one of
+// yet, make): one on a read-only filesystem, or another user's, such as
+// root's after a build as root, which the namespace cannot write either. One owned by the user or by one of
 // her subordinate ids (maps) is left to the namespace, where she owns it
 // or has the capabilities over it. prune reports a missing state
 // directory itself.
@@ -134,6 +134,14 @@ func checkRootWritable(c namespaced, root string, maps userns.Maps) error {
 	if err != nil || !fi.IsDir() {
 		return nil // the build says what is wrong
 	}
+	abs, _ := filepath.Abs(root)
+	if err := unix.Access(dir, unix.W_OK); errors.Is(err, unix.EROFS) {
+		absDir, _ := filepath.Abs(dir)
+		return &userns.PrereqError{
+			Missing: fmt.Sprintf("the state directory %s is on a read-only filesystem (%s)", abs, absDir),
+			Fix:     "choose a state directory on a writable filesystem with --root or STRATA_ROOT",
+		}
+	}
 	st := fi.Sys().(*syscall.Stat_t)
 	_, uidMapped := maps.UIDs.Inside(st.Uid)
 	_, gidMapped := maps.GIDs.Inside(st.Gid)
@@ -148,7 +156,6 @@ func checkRootWritable(c namespaced, root string, maps userns.Maps) error {
 	if u, err := user.LookupId(owner); err == nil {
 		owner = u.Username
 	}
-	abs, _ := filepath.Abs(root)
 	missing := fmt.Sprintf("the state directory %s is not writable by %s (it is %s's, %v)", abs, me, owner, fi.Mode())
 	if dir != root {
 		absDir, _ := filepath.Abs(dir)
