@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -227,6 +228,30 @@ func (d *Dir) check(write bool) error {
 		}
 	}
 	d.ready = true
+	return nil
+}
+
+// CheckWrite returns an error if a build could not write the cache:
+// the directory — or, not made yet, its nearest existing parent — or its
+// entries and blobs directories are not writable (a read-only
+// filesystem, another user's). It writes nothing: call it before a build,
+// so that the build does not find out after its last step.
+func (d *Dir) CheckWrite() error {
+	dir := d.Path
+	for {
+		if _, err := os.Stat(dir); err == nil || filepath.Dir(dir) == dir {
+			break
+		}
+		dir = filepath.Dir(dir)
+	}
+	for _, p := range []string{dir, filepath.Join(d.Path, "entries"), filepath.Join(d.Path, "blobs", "sha256")} {
+		if _, err := os.Stat(p); err != nil {
+			continue // made when the cache is first written
+		}
+		if err := syscall.Access(p, 2 /* W_OK */); err != nil {
+			return fmt.Errorf("%s: cannot write in %s: %w", d, p, err)
+		}
+	}
 	return nil
 }
 

@@ -90,6 +90,32 @@ func TestFullDiskNamedAtCommit(t *testing.T) {
 	}
 }
 
+// TestReadOnlyCacheToRefusedFirst: a --cache-to directory holding a cache
+// on a filesystem since mounted read-only is refused before any step
+// runs (exit 2), as an -o dest there is, not after the last step.
+func TestReadOnlyCacheToRefusedFirst(t *testing.T) {
+	requireBuildTools(t)
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=16m"); err != nil {
+		t.Fatalf("mounting a small tmpfs: %v", err)
+	}
+	t.Cleanup(func() { _ = syscall.Unmount(dir, syscall.MNT_DETACH) })
+	cacheDir := filepath.Join(dir, "cache")
+	ctx := writeRecipe(t, "args: {BASE: scratch}\nfrom: ${BASE}\nsteps:\n  - run: echo a > /a\n  - run: touch /ran\n", map[string]string{})
+	root := t.TempDir()
+	if r := strata(t, nil, "build", "--root", root, "--build-arg", busyboxBase(t), "--cache-to", "type=local,dest="+cacheDir, ctx); r.code != 0 {
+		t.Fatalf("the first build: exit %d\n%s", r.code, r.stderr)
+	}
+	if err := syscall.Mount("", dir, "", syscall.MS_REMOUNT|syscall.MS_RDONLY, ""); err != nil {
+		t.Fatal(err)
+	}
+	r := strata(t, nil, "build", "--root", root, "--no-cache", "--progress", "plain", "--build-arg", busyboxBase(t), "--cache-to", "type=local,dest="+cacheDir, ctx)
+	want := "--cache-to: local cache " + cacheDir + ": cannot write in " + cacheDir
+	if r.code != 2 || !strings.Contains(r.stderr, want) || !strings.Contains(r.stderr, "read-only file system") || strings.Contains(r.stderr, "touch /ran") {
+		t.Errorf("exit %d, want 2 and %q before any step:\n%s", r.code, want, r.stderr)
+	}
+}
+
 // TestBaseListingOneLayerTwice: a base whose manifest lists one layer
 // twice (the classic docker builder made one empty layer blob for every
 // step that changed nothing) builds, from a registry: the layer's one

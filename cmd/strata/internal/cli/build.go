@@ -354,7 +354,8 @@ func (f *buildFlags) outputsOf(o *build.Options, bad *problems) {
 
 // cachesOf parses --cache-from and --cache-to. A local --cache-from
 // directory that does not exist is left out with a warning, as buildx
-// does: the first run of a CI job has no cache yet.
+// does: the first run of a CI job has no cache yet. A local --cache-to
+// directory that cannot be written is refused before the build.
 func (f *buildFlags) cachesOf(o *build.Options, bad *problems) (warnings []string) {
 	for _, c := range []struct {
 		flag string
@@ -370,6 +371,12 @@ func (f *buildFlags) cachesOf(o *build.Options, bad *problems) (warnings []strin
 			if d, ok := s.(*cache.Dir); ok && c.flag == "--cache-from" {
 				if _, err := os.Stat(d.Path); err != nil {
 					warnings = append(warnings, fmt.Sprintf("--cache-from: local cache %s not used: %v", d.Path, errors.Unwrap(err)))
+					continue
+				}
+			}
+			if d, ok := s.(*cache.Dir); ok && c.flag == "--cache-to" && !o.DryRun {
+				if err := d.CheckWrite(); err != nil {
+					bad.add("--cache-to: %v", err)
 					continue
 				}
 			}
