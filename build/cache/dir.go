@@ -225,6 +225,7 @@ func (d *Dir) check(write bool) error {
 			if err := os.MkdirAll(filepath.Join(d.Path, sub), 0o755); err != nil {
 				return fmt.Errorf("creating %s: %w", d, err)
 			}
+			removeStaleTemps(filepath.Join(d.Path, sub))
 		}
 	}
 	d.ready = true
@@ -253,6 +254,21 @@ func (d *Dir) CheckWrite() error {
 		}
 	}
 	return nil
+}
+
+// removeStaleTemps removes the temp files dead writers left in dir (a
+// killed CI job's half-copied blob): the directory is kept between jobs,
+// and nothing else would.
+func removeStaleTemps(dir string) {
+	des, _ := os.ReadDir(dir)
+	for _, de := range des {
+		if !strings.HasPrefix(de.Name(), ".tmp-") {
+			continue
+		}
+		if fi, err := de.Info(); err == nil && staleTemp(fi) {
+			os.Remove(filepath.Join(dir, de.Name()))
+		}
+	}
 }
 
 // empty says whether the directory is missing or holds nothing but the

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stratabuild/strata/commit"
 )
@@ -187,5 +188,39 @@ func TestDirRefusesOtherDirectories(t *testing.T) {
 	}
 	if _, err := (&Dir{Path: newer}).Get(t.Context(), e.Key); err == nil || !strings.Contains(err.Error(), "version 2") {
 		t.Errorf("Get from a version 2 directory: %v, want an error naming the version", err)
+	}
+}
+
+// TestDirRemovesDeadWritersTemps: the temp files a killed writer left in
+// the directory (a CI job cancelled while it copied a blob) are removed
+// by the next writer once unchanged for an hour; a live writer's stay.
+func TestDirRemovesDeadWritersTemps(t *testing.T) {
+	local, err := OpenLocal(t.TempDir(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, layer := writeEntry(t, local, "a", "alpha", commit.Gzip)
+	path := filepath.Join(t.TempDir(), "ci-cache")
+	if err := (&Dir{Path: path}).Put(t.Context(), e, layer); err != nil {
+		t.Fatal(err)
+	}
+	old, fresh := filepath.Join(path, "blobs", "sha256", ".tmp-1"), filepath.Join(path, "entries", ".tmp-2")
+	for _, f := range []string{old, fresh} {
+		if err := os.WriteFile(f, []byte("half a blob"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hourAgo := time.Now().Add(-61 * time.Minute)
+	if err := os.Chtimes(old, hourAgo, hourAgo); err != nil {
+		t.Fatal(err)
+	}
+	if err := (&Dir{Path: path}).Put(t.Context(), e, layer); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(old); err == nil {
+		t.Errorf("%s, unchanged for an hour, is still there", old)
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Errorf("%s, a live writer's: %v", fresh, err)
 	}
 }

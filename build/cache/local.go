@@ -176,7 +176,7 @@ func (l *Local) Entries() ([]*Entry, error) {
 			continue
 		}
 		if strings.HasPrefix(name, ".tmp-") {
-			if time.Since(fi.ModTime()) > time.Hour {
+			if staleTemp(fi) {
 				os.Remove(filepath.Join(l.dir, name))
 			}
 			continue
@@ -193,6 +193,10 @@ func (l *Local) Entries() ([]*Entry, error) {
 	}
 	return out, nil
 }
+
+// staleTemp reports whether a writer's temp file (.tmp-*), with info fi,
+// is a dead writer's: unchanged for an hour, where a live writer's grows.
+func staleTemp(fi fs.FileInfo) bool { return time.Since(fi.ModTime()) > time.Hour }
 
 // Remove deletes the entry for key.
 func (l *Local) Remove(key string) error {
