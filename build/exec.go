@@ -300,7 +300,7 @@ func (e *executor) fsStep(ctx context.Context, sp *plan.Stage, res *stageResult,
 		defer e.published.RUnlock()
 		return m.Tar(ctx, w)
 	}
-	layer := e.compressor.Add(diffID, tar, func(ctx context.Context, l *commit.Layer, took time.Duration) error {
+	layer := e.compressor.Add("the layer of "+s.Pos, diffID, tar, func(ctx context.Context, l *commit.Layer, took time.Duration) error {
 		if err := key(ctx); err != nil {
 			return err
 		}

@@ -78,6 +78,7 @@ type Pending struct {
 	known  chan struct{}
 	c      Compression
 	blob   *growingBlob // followed by a streamed upload (Uploader.Add)
+	what   string       // names the layer in errors: "the layer of FILE:LINE"
 
 	done  chan struct{} // closed when layer or err is set
 	layer *Layer
@@ -93,9 +94,14 @@ var _ v1.Layer = (*Pending)(nil)
 // is learned from the tar as it is compressed: DiffID waits for it. then,
 // if not nil, is called with the blob once it is whole and how long
 // compressing it took (in the background, with the compressor's
-// context); its error is the layer's. Never call Add after Close.
-func (q *Compressor) Add(diffID v1.Hash, tar func(ctx context.Context, w io.Writer) error, then func(ctx context.Context, l *Layer, took time.Duration) error) *Pending {
-	p := &Pending{diffID: diffID, learn: diffID == v1.Hash{}, known: make(chan struct{}), c: q.c, blob: newGrowingBlob(), done: make(chan struct{})}
+// context); its error is the layer's. what names the layer in errors
+// ("the layer of strata.yaml:4"; "": "a step's layer"). Never call Add
+// after Close.
+func (q *Compressor) Add(what string, diffID v1.Hash, tar func(ctx context.Context, w io.Writer) error, then func(ctx context.Context, l *Layer, took time.Duration) error) *Pending {
+	if what == "" {
+		what = "a step's layer"
+	}
+	p := &Pending{diffID: diffID, learn: diffID == v1.Hash{}, known: make(chan struct{}), c: q.c, blob: newGrowingBlob(), done: make(chan struct{}), what: what}
 	if !p.learn {
 		close(p.known)
 	}
@@ -210,12 +216,12 @@ func (p *Pending) compress(ctx context.Context, dir string, tar func(ctx context
 	defer func() { p.blob.end(p.layer, p.err) }()
 	switch {
 	case err != nil && p.learn:
-		p.err = fmt.Errorf("compressing a step's layer: %w", err)
+		p.err = fmt.Errorf("compressing %s: %w", p.what, err)
 	case errors.Is(err, errDiffID):
 		// No blob was named by the digest, nor is the layer recorded.
-		p.err = fmt.Errorf("compressing layer %s: its content changed before it was compressed (%w)", p.diffID, err)
+		p.err = fmt.Errorf("compressing %s (%s): its content changed before it was compressed (%w)", p.what, p.diffID, err)
 	case err != nil:
-		p.err = fmt.Errorf("compressing layer %s: %w", p.diffID, err)
+		p.err = fmt.Errorf("compressing %s (%s): %w", p.what, p.diffID, err)
 	case p.learn:
 		p.diffID, p.layer, p.took = l.diffID, l, time.Since(start)
 	default:

@@ -43,7 +43,7 @@ func TestCompressorSameBlobs(t *testing.T) {
 			var order []int
 			var pending []*commit.Pending
 			for i, tar := range tars {
-				p := q.Add(sha256Of(tar), writeTar(tar), func(_ context.Context, l *commit.Layer, _ time.Duration) error {
+				p := q.Add("", sha256Of(tar), writeTar(tar), func(_ context.Context, l *commit.Layer, _ time.Duration) error {
 					if _, err := os.Stat(l.Path()); err != nil {
 						t.Errorf("then called before the blob is there: %v", err)
 					}
@@ -95,7 +95,7 @@ func TestCompressorRefusals(t *testing.T) {
 	called := false
 	then := func(context.Context, *commit.Layer, time.Duration) error { called = true; return nil }
 	a, b := testTar(t, map[string]string{"etc/x": "x"}), testTar(t, map[string]string{"etc/x": "y"})
-	changed := q.Add(sha256Of(a), writeTar(b), then)
+	changed := q.Add("", sha256Of(a), writeTar(b), then)
 	if _, err := changed.Wait(t.Context()); err == nil || !strings.Contains(err.Error(), "changed") {
 		t.Errorf("Wait for a tar of another diffID = %v, want an error", err)
 	}
@@ -108,7 +108,7 @@ func TestCompressorRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	bigTar := testTar(t, map[string]string{"etc/big": string(data)})
-	big := q.Add(sha256Of(bigTar), writeTar(bigTar), then)
+	big := q.Add("", sha256Of(bigTar), writeTar(bigTar), then)
 	q.Close()
 	if _, err := big.Wait(t.Context()); !errors.Is(err, context.Canceled) {
 		t.Errorf("Wait after Close = %v, want context.Canceled", err)
@@ -132,7 +132,7 @@ func TestCompressorChangedTarKeepsTheBlobThere(t *testing.T) {
 	}
 	q := commit.NewCompressor(t.Context(), blobs, commit.Gzip)
 	defer q.Close()
-	if _, err := q.Add(sha256Of(a), writeTar(b), nil).Wait(t.Context()); err == nil || !strings.Contains(err.Error(), "changed") {
+	if _, err := q.Add("", sha256Of(a), writeTar(b), nil).Wait(t.Context()); err == nil || !strings.Contains(err.Error(), "changed") {
 		t.Errorf("Wait for a tar of another diffID = %v, want an error", err)
 	}
 	if _, err := os.Stat(there.Path()); err != nil {
@@ -150,7 +150,7 @@ func TestCompressorLearnsDiffID(t *testing.T) {
 	defer q.Close()
 	tar := testTar(t, map[string]string{"etc/motd": strings.Repeat("learned\n", 50000)})
 	release := make(chan struct{})
-	p := q.Add(v1.Hash{}, func(ctx context.Context, w io.Writer) error {
+	p := q.Add("", v1.Hash{}, func(ctx context.Context, w io.Writer) error {
 		<-release
 		return writeTar(tar)(ctx, w)
 	}, nil)
@@ -174,7 +174,7 @@ func TestCompressorLearnsDiffID(t *testing.T) {
 		t.Errorf("blob %s, WriteLayer's %s", gd, wd)
 	}
 
-	failed := q.Add(v1.Hash{}, func(context.Context, io.Writer) error { return errors.New("the snapshot went away") }, nil)
+	failed := q.Add("", v1.Hash{}, func(context.Context, io.Writer) error { return errors.New("the snapshot went away") }, nil)
 	if _, err := failed.DiffID(); err == nil || !strings.Contains(err.Error(), "the snapshot went away") {
 		t.Errorf("DiffID of a failed layer = %v, want its error", err)
 	}
@@ -197,11 +197,11 @@ func TestCompressorOverlapsLayers(t *testing.T) {
 	first := testTar(t, map[string]string{"etc/first": strings.Repeat("first\n", 10000)})
 	second := testTar(t, map[string]string{"etc/second": "second"})
 	release, wrote := make(chan struct{}), make(chan struct{})
-	q.Add(sha256Of(first), func(ctx context.Context, w io.Writer) error {
+	q.Add("", sha256Of(first), func(ctx context.Context, w io.Writer) error {
 		<-release
 		return writeTar(first)(ctx, w)
 	}, then("first"))
-	p := q.Add(v1.Hash{}, func(ctx context.Context, w io.Writer) error {
+	p := q.Add("", v1.Hash{}, func(ctx context.Context, w io.Writer) error {
 		defer close(wrote)
 		return writeTar(second)(ctx, w)
 	}, then("second"))
@@ -260,7 +260,7 @@ func TestCompressorOrderAndLimit(t *testing.T) {
 		if i%3 == 0 {
 			diffID = v1.Hash{}
 		}
-		p := q.Add(diffID, func(ctx context.Context, w io.Writer) error {
+		p := q.Add("", diffID, func(ctx context.Context, w io.Writer) error {
 			n := running.Add(1)
 			defer running.Add(-1)
 			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {

@@ -200,7 +200,7 @@ func streamedLayer(t *testing.T, q *commit.Compressor, diffID v1.Hash, release <
 	t.Helper()
 	first := make([]byte, 8<<20)
 	rand.Read(first)
-	return q.Add(diffID, func(ctx context.Context, w io.Writer) error {
+	return q.Add("", diffID, func(ctx context.Context, w io.Writer) error {
 		if _, err := w.Write(first); err != nil {
 			return err
 		}
@@ -357,7 +357,7 @@ func TestUploaderStreamStopsForABlobThere(t *testing.T) {
 		defer q.Close()
 		u := commit.NewUploader(t.Context(), tags, opts, slog.New(slog.DiscardHandler))
 		release := make(chan struct{})
-		p := q.Add(v1.Hash{}, func(ctx context.Context, w io.Writer) error {
+		p := q.Add("", v1.Hash{}, func(ctx context.Context, w io.Writer) error {
 			if _, err := w.Write(first); err != nil {
 				return err
 			}

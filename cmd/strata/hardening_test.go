@@ -70,7 +70,8 @@ func TestBadInputsRefusedAtOnce(t *testing.T) {
 }
 
 // TestFullDiskNamedAtCommit: a state root that fills up while a layer is
-// committed gives "no space left on device", not a pipe error.
+// committed gives "no space left on device", not a pipe error, and names
+// the step whose layer did not fit.
 func TestFullDiskNamedAtCommit(t *testing.T) {
 	requireBuildTools(t)
 	root := t.TempDir()
@@ -82,8 +83,8 @@ func TestFullDiskNamedAtCommit(t *testing.T) {
 	// (as big) does not fit beside it.
 	ctx := writeRecipe(t, "args: {BASE: scratch}\nfrom: ${BASE}\nsteps:\n  - run: head -c 31457280 /dev/urandom > /big\n", map[string]string{})
 	r := strata(t, nil, "build", "--root", root, "--build-arg", busyboxBase(t), ctx)
-	if r.code != 1 || !strings.Contains(r.stderr, "no space left on device") {
-		t.Errorf("exit %d, want 1 naming the full disk:\n%s", r.code, r.stderr)
+	if r.code != 1 || !strings.Contains(r.stderr, "no space left on device") || !strings.Contains(r.stderr, "compressing the layer of "+filepath.Join(ctx, "strata.yaml")+":4") {
+		t.Errorf("exit %d, want 1 naming the full disk and the step:\n%s", r.code, r.stderr)
 	}
 	if strings.Contains(r.stderr, "closed pipe") {
 		t.Errorf("the error blames a pipe:\n%s", r.stderr)
