@@ -420,7 +420,7 @@ func (e *executor) hit(ctx context.Context, res *stageResult, h *cache.Hit, row 
 		return h.Layer, h.Entry.Layer, true, nil
 	}
 	if err := e.cache.Export(ctx, h); err != nil {
-		return nil, nil, false, err
+		return nil, nil, false, fmt.Errorf("%s: recording the cached step in --cache-to: %w", row.Pos, err)
 	}
 	if h.Remote {
 		e.info(ev, "cache hit in "+h.From)

@@ -117,6 +117,28 @@ func TestReadOnlyCacheToRefusedFirst(t *testing.T) {
 	}
 }
 
+// TestFullCacheToNamesTheStep: a --cache-to directory that fills up while
+// a cached step's layer is copied there names the step and the export,
+// not only the file that could not be written.
+func TestFullCacheToNamesTheStep(t *testing.T) {
+	requireBuildTools(t)
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatalf("mounting a small tmpfs: %v", err)
+	}
+	t.Cleanup(func() { _ = syscall.Unmount(dir, syscall.MNT_DETACH) })
+	ctx := writeRecipe(t, "args: {BASE: scratch}\nfrom: ${BASE}\nsteps:\n  - run: head -c 3000000 /dev/urandom > /big\n", map[string]string{})
+	root := t.TempDir()
+	if r := strata(t, nil, "build", "--root", root, "--build-arg", busyboxBase(t), ctx); r.code != 0 {
+		t.Fatalf("the first build: exit %d\n%s", r.code, r.stderr)
+	}
+	r := strata(t, nil, "build", "--root", root, "--build-arg", busyboxBase(t), "--cache-to", "type=local,dest="+filepath.Join(dir, "cache"), ctx)
+	want := filepath.Join(ctx, "strata.yaml") + ":4: recording the cached step in --cache-to: writing local cache"
+	if r.code != 1 || !strings.Contains(r.stderr, want) || !strings.Contains(r.stderr, "no space left on device") {
+		t.Errorf("exit %d, want 1 and %q:\n%s", r.code, want, r.stderr)
+	}
+}
+
 // TestBaseListingOneLayerTwice: a base whose manifest lists one layer
 // twice (the classic docker builder made one empty layer blob for every
 // step that changed nothing) builds, from a registry: the layer's one
