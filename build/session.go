@@ -189,7 +189,9 @@ func (s *session) announceOnBuild(plans []*plan.Plan) {
 }
 
 // newSession opens the state root, takes its build lock (prune waits
-// while a build runs) and reaps what killed builds left.
+// while a build runs) and reaps what killed builds left. Its release
+// ends the session: the lock released, it removes the snapshots of steps
+// left unrecorded, if no other build runs.
 func newSession(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*session, func(), error) {
 	root, err := stateroot.Open(o.Root)
 	if err != nil {
@@ -251,7 +253,31 @@ func newSession(ctx context.Context, o Options, r *recipe.Recipe, d Deps) (*sess
 		return nil, nil, err
 	}
 	e.cache = &cache.Cache{Local: local, From: o.CacheFrom, To: o.CacheTo, Log: e.log}
-	return e, func() { store.Close(); release() }, nil
+	return e, func() {
+		store.Close()
+		release()
+		removeUnrecorded(context.WithoutCancel(ctx), root, local, store, e.log)
+	}, nil
+}
+
+// removeUnrecorded removes the snapshots of steps whose entries a build
+// (this one, or one killed before) did not record, when no other build
+// runs on the root; otherwise a later build does.
+func removeUnrecorded(ctx context.Context, root *stateroot.Root, local *cache.Local, store *layers.Store, log *slog.Logger) {
+	if !local.HasUnrecorded() {
+		return
+	}
+	release, ok, err := root.TryLockExclusive()
+	if !ok {
+		if err != nil {
+			log.Warn("removing the snapshots of unrecorded steps", "err", err)
+		}
+		return
+	}
+	defer release()
+	if _, err := local.RemoveUnrecorded(ctx, store); err != nil {
+		log.Warn("removing the snapshots of unrecorded steps", "err", err)
+	}
 }
 
 // allEpochsEqual reports whether every plan has the first one's epoch.

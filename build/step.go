@@ -54,6 +54,13 @@ func (e *executor) make(ctx context.Context, sp *plan.Stage, res *stageResult, s
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", s.Pos, err)
 	}
+	if m.DiffID != "" {
+		// Stored before its entry is recorded: a build that ends before
+		// that leaves it to be removed (cache.Local.RemoveUnrecorded).
+		if err := e.cache.Local.NoteUnrecorded(m.DiffID); err != nil {
+			e.log.Warn("noting a step's snapshot as unrecorded", "err", err)
+		}
+	}
 	t.Diff, t.Commit = m.Diff, m.Commit
 	return m, nil
 }

@@ -57,15 +57,11 @@ func (l *Local) Prune(ctx context.Context, opts PruneOptions, snaps Snapshots) (
 		return nil, err
 	}
 	res := &PruneResult{EntriesRemoved: removed, EntriesKept: len(kept)}
-	blobs, diffIDs, results := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	blobs, diffIDs := uses(kept)
+	results := map[string]bool{}
 	for _, e := range kept {
 		if e.Layer != nil {
-			blobs[strings.TrimPrefix(e.Layer.Digest, "sha256:")] = true
-			diffIDs[e.Layer.DiffID] = true
 			results[e.Layer.DiffID] = true
-		}
-		for _, d := range e.Inputs.Parent {
-			diffIDs[d] = true
 		}
 	}
 	l.pruneSteps(kept)
@@ -107,7 +103,27 @@ func (l *Local) Prune(ctx context.Context, opts PruneOptions, snaps Snapshots) (
 		}
 		res.SnapshotsRemoved++
 	}
+	// Every snapshot no kept entry uses is gone: so are the unrecorded.
+	if err := os.RemoveAll(filepath.Join(l.dir, unrecordedDir)); err != nil {
+		return nil, err
+	}
 	return res, nil
+}
+
+// uses returns the blobs (digest hex) and the snapshots (diffIDs) that
+// entries use: their layers', and those of the layers below them.
+func uses(entries []*Entry) (blobs, diffIDs map[string]bool) {
+	blobs, diffIDs = map[string]bool{}, map[string]bool{}
+	for _, e := range entries {
+		if e.Layer != nil {
+			blobs[strings.TrimPrefix(e.Layer.Digest, "sha256:")] = true
+			diffIDs[e.Layer.DiffID] = true
+		}
+		for _, d := range e.Inputs.Parent {
+			diffIDs[d] = true
+		}
+	}
+	return blobs, diffIDs
 }
 
 // pruneEntries removes the entries opts does not keep, least recently

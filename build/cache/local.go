@@ -103,6 +103,9 @@ func (l *Local) Put(_ context.Context, e *Entry, _ v1.Layer) error {
 	if err := writeAtomic(l.dir, l.path(e.Key), data, 0o600); err != nil {
 		return fmt.Errorf("writing cache entry: %w", err)
 	}
+	if e.Layer != nil {
+		l.recorded(e.Layer.DiffID)
+	}
 	_ = l.markStep(e) // a hint: the entry is recorded
 	return nil
 }

@@ -3,6 +3,7 @@ package main_test
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -88,6 +89,48 @@ func TestFullDiskNamedAtCommit(t *testing.T) {
 	}
 	if strings.Contains(r.stderr, "closed pipe") {
 		t.Errorf("the error blames a pipe:\n%s", r.stderr)
+	}
+}
+
+// TestFullDiskLeavesNoSnapshot: on a state root that has a cache (so a
+// step's snapshot is stored before its layer is compressed), a layer that
+// does not fit while compressed leaves no snapshot behind: the disk is
+// as full as before the build, and a retry once there is room builds.
+func TestFullDiskLeavesNoSnapshot(t *testing.T) {
+	requireBuildTools(t)
+	root := t.TempDir()
+	if err := syscall.Mount("tmpfs", root, "tmpfs", 0, "size=48m"); err != nil {
+		t.Fatalf("mounting a small tmpfs: %v", err)
+	}
+	t.Cleanup(func() { _ = syscall.Unmount(root, syscall.MNT_DETACH) })
+	snapshots := func() []string {
+		des, _ := os.ReadDir(filepath.Join(root, "layers", "snapshots.v2", "sha256"))
+		var names []string
+		for _, de := range des {
+			names = append(names, de.Name())
+		}
+		return names
+	}
+	small := writeRecipe(t, "args: {BASE: scratch}\nfrom: ${BASE}\nsteps:\n  - run: echo a > /a\n", map[string]string{})
+	if r := strata(t, nil, "build", "--root", root, "--build-arg", busyboxBase(t), small); r.code != 0 {
+		t.Fatalf("the first build: exit %d\n%s", r.code, r.stderr)
+	}
+	before := snapshots()
+	// 30 MiB of random data fits in the upper dir; its compressed blob
+	// (as big) does not fit beside it.
+	big := writeRecipe(t, "args: {BASE: scratch}\nfrom: ${BASE}\nsteps:\n  - run: head -c 31457280 /dev/urandom > /big\n", map[string]string{})
+	r := strata(t, nil, "build", "--root", root, "--build-arg", busyboxBase(t), big)
+	if r.code != 1 || !strings.Contains(r.stderr, "no space left on device") {
+		t.Fatalf("exit %d, want 1 naming the full disk:\n%s", r.code, r.stderr)
+	}
+	if after := snapshots(); !slices.Equal(before, after) {
+		t.Errorf("snapshots %v after the failed build, want those before it: %v", after, before)
+	}
+	if err := syscall.Mount("", root, "", syscall.MS_REMOUNT, "size=96m"); err != nil {
+		t.Fatal(err)
+	}
+	if r := strata(t, nil, "build", "--root", root, "--build-arg", busyboxBase(t), big); r.code != 0 {
+		t.Errorf("the retry with room: exit %d\n%s", r.code, r.stderr)
 	}
 }
 
