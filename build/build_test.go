@@ -1,11 +1,19 @@
 package build
 
 import (
+	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/stratabuild/strata/build/chain"
+	"github.com/stratabuild/strata/commit"
+	"github.com/stratabuild/strata/layers"
+	"github.com/stratabuild/strata/recipe"
 )
 
 func TestStepLoopHistoryAndConfig(t *testing.T) {
@@ -97,5 +105,30 @@ steps:
 	}
 	if d := cmp.Diff([]EventKind{EventStart, EventDone, EventStart, EventOutput, EventFailed}, kinds); d != "" {
 		t.Errorf("step events (-want +got):\n%s", d)
+	}
+}
+
+// refusingMounter is overlay refusing every mount, as it does on a full
+// disk.
+type refusingMounter struct{}
+
+func (refusingMounter) Mount(context.Context, layers.MountOptions) (chain.Mounted, error) {
+	return nil, errors.New("creating overlay: no space left on device")
+}
+
+// TestStepSetUpFailureNamesTheStep: a step whose filesystem cannot be set
+// up (its overlay refused) is named in the error, as a step that fails is.
+func TestStepSetUpFailureNamesTheStep(t *testing.T) {
+	ctxDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(ctxDir, "strata.yaml"), []byte("from: scratch\nsteps:\n  - run: write /a alpha\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := recipe.Load(filepath.Join(ctxDir, "strata.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Build(t.Context(), Options{Root: t.TempDir(), Compression: commit.Gzip}, r, Deps{Runner: &fakeRunner{}, Mounter: refusingMounter{}})
+	if err == nil || !strings.Contains(err.Error(), "strata.yaml:3: ") || !strings.Contains(err.Error(), "no space left on device") {
+		t.Errorf("err = %v, want the step's FILE:LINE and the overlay's refusal", err)
 	}
 }

@@ -32,15 +32,21 @@ func (e *executor) make(ctx context.Context, sp *plan.Stage, res *stageResult, s
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", s.Pos, err)
 	}
+	var stepErr error // the step's own, which names it
 	ran, err := e.ws.Run(ctx, lowers, func(rootfs string) error {
 		switch s.Recipe.Kind {
 		case recipe.RunStep:
-			return e.run(ctx, s, rootfs, ev)
+			stepErr = e.run(ctx, s, rootfs, ev)
 		case recipe.FileStep:
-			return e.file(ctx, s, rootfs)
+			stepErr = e.file(ctx, s, rootfs)
+		default:
+			stepErr = e.copy(ctx, s, rootfs)
 		}
-		return e.copy(ctx, s, rootfs)
+		return stepErr
 	})
+	if err != nil && stepErr == nil { // setting the step's filesystem up, or down
+		return nil, fmt.Errorf("%s: %w", s.Pos, err)
+	}
 	if err != nil {
 		return nil, err
 	}
