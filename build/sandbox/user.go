@@ -64,7 +64,7 @@ func lookupUser(rootfs, spec string) (execUser, error) {
 	case numeric:
 		u.UID = uid
 	default:
-		return u, fmt.Errorf("unable to find user %s: no matching entries in passwd file", userArg)
+		return u, fmt.Errorf("user %q is not in the image's /etc/passwd", userArg)
 	}
 	if groupArg == "" && matched == nil {
 		return u, nil
@@ -84,7 +84,7 @@ func lookupUser(rootfs, spec string) (execUser, error) {
 			}
 		}
 		if !found && !numeric {
-			return u, fmt.Errorf("unable to find group %s: no matching entries in group file", groupArg)
+			return u, fmt.Errorf("group %q is not in the image's /etc/group", groupArg)
 		}
 		if !found {
 			u.GID = gid
@@ -192,18 +192,18 @@ func readColonFile(root, name string, line func([]string)) error {
 func LookupOwner(rootfs, spec string) (uid, gid int, err error) {
 	userArg, groupArg, hasGroup := strings.Cut(spec, ":")
 	if userArg == "" || hasGroup && groupArg == "" {
-		return 0, 0, fmt.Errorf("owner %q: want user[:group]", spec)
+		return 0, 0, fmt.Errorf("%q: want user[:group]", spec)
 	}
 	if n, ok := parseID(userArg); ok {
 		uid, gid = int(n), int(n)
 	} else {
 		passwd, err := readPasswd(rootfs)
 		if err != nil {
-			return 0, 0, fmt.Errorf("owner %q: %w", spec, err)
+			return 0, 0, err
 		}
 		i := slices.IndexFunc(passwd, func(e passwdEntry) bool { return e.name == userArg })
 		if i < 0 {
-			return 0, 0, fmt.Errorf("owner %q: no user %q in /etc/passwd", spec, userArg)
+			return 0, 0, fmt.Errorf("user %q is not in the image's /etc/passwd", userArg)
 		}
 		uid, gid = int(passwd[i].uid), int(passwd[i].gid)
 	}
@@ -215,11 +215,11 @@ func LookupOwner(rootfs, spec string) (uid, gid int, err error) {
 	}
 	groups, err := readGroup(rootfs)
 	if err != nil {
-		return 0, 0, fmt.Errorf("owner %q: %w", spec, err)
+		return 0, 0, err
 	}
 	i := slices.IndexFunc(groups, func(g groupEntry) bool { return g.name == groupArg })
 	if i < 0 {
-		return 0, 0, fmt.Errorf("owner %q: no group %q in /etc/group", spec, groupArg)
+		return 0, 0, fmt.Errorf("group %q is not in the image's /etc/group", groupArg)
 	}
 	return uid, int(groups[i].gid), nil
 }

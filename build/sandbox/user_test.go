@@ -42,8 +42,8 @@ func TestLookupOwner(t *testing.T) {
 		{spec: "1000", uid: 1000, gid: 1000}, // docker COPY --chown: a bare uid is also the gid
 		{spec: "1000:staff", uid: 1000, gid: 50},
 		{spec: "4242:4343", uid: 4242, gid: 4343},
-		{spec: "nobody", err: `no user "nobody" in /etc/passwd`},
-		{spec: "app:nogroup", err: `no group "nogroup" in /etc/group`},
+		{spec: "nobody", err: `user "nobody" is not in the image's /etc/passwd`},
+		{spec: "app:nogroup", err: `group "nogroup" is not in the image's /etc/group`},
 		{spec: "", err: "want user[:group]"},
 		{spec: "app:", err: "want user[:group]"},
 		{spec: ":staff", err: "want user[:group]"},
@@ -125,7 +125,7 @@ func TestLookupOwnerThroughSymlinks(t *testing.T) {
 		{"etc itself", map[string]string{"etc": "/real/etc"}, "real/etc", ""},
 		{"out of the rootfs", map[string]string{"etc/passwd": "../../../../../../../../usr/lib/passwd", "etc/group": "/../../usr/lib/group"}, "usr/lib", ""},
 		{"a loop", map[string]string{"etc/passwd": "../../../../etc/passwd"}, "", "too many levels of symbolic links"},
-		{"nowhere", map[string]string{"etc/passwd": "/gone/passwd"}, "", `no user "app" in /etc/passwd`},
+		{"nowhere", map[string]string{"etc/passwd": "/gone/passwd"}, "", `user "app" is not in the image's /etc/passwd`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			root := t.TempDir()
