@@ -141,7 +141,7 @@ func (e *extractor) entry(hdr *tar.Header, r io.Reader) error {
 	}
 	write, err := e.u.convertWhiteout(hdr, p)
 	if err != nil {
-		return fmt.Errorf("failed to convert whiteout file %q: %w", hdr.Name, err)
+		return fmt.Errorf("whiteout %q: %w", hdr.Name, err)
 	}
 	if !write {
 		if whiteout {
@@ -273,9 +273,9 @@ func (e *extractor) chown(hdr *tar.Header, chown func() error, p string) error {
 	if err == nil {
 		return nil
 	}
-	err = fmt.Errorf("failed to Lchown %q for UID %d, GID %d: %w", p, hdr.Uid, hdr.Gid, err)
+	err = fmt.Errorf("chown %s to %d:%d: %w", p, hdr.Uid, hdr.Gid, err)
 	if errors.Is(err, unix.EINVAL) && mobyuserns.RunningInUserNS() {
-		err = fmt.Errorf("%w (Hint: try increasing the number of subordinate IDs in /etc/subuid and /etc/subgid)", err)
+		err = fmt.Errorf("%w (give the user more subordinate ids in /etc/subuid and /etc/subgid)", err)
 	}
 	return err
 }
@@ -296,7 +296,7 @@ func (e *extractor) xattrs(hdr *tar.Header, p string, set func(k, v string) erro
 			errors.Is(err, unix.ENOTSUP):
 			e.log.Warn("ignored xattr in archive", "xattr", name, "entry", hdr.Name, "error", err)
 		default:
-			return fmt.Errorf("failed to setxattr %q for key %q: %w", p, name, err)
+			return fmt.Errorf("setting xattr %s on %s: %w", name, p, err)
 		}
 	}
 	return nil
@@ -337,7 +337,7 @@ func (e *extractor) parentDir(parent string) (string, error) {
 	if e.throughSymlink(parent) {
 		r, err := fs.RootPath(e.root, parent)
 		if err != nil {
-			return "", fmt.Errorf("failed to get root path: %w", err)
+			return "", fmt.Errorf("resolving %s in the layer: %w", parent, err)
 		}
 		if r == e.root {
 			return "", nil
