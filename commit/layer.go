@@ -126,7 +126,7 @@ func (c Compression) MediaType() (types.MediaType, error) {
 	case CodecZstd:
 		return types.OCILayerZStd, nil
 	}
-	return "", fmt.Errorf("unknown compression %q (want gzip or zstd)", string(c.Codec))
+	return "", fmt.Errorf("unknown compression %q: want gzip or zstd", string(c.Codec))
 }
 
 // encoder starts compressing to w as c says: gzip with klauspost/pgzip,

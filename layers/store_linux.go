@@ -87,16 +87,16 @@ func RetireOldSnapshots(root string) error {
 func OpenStore(root string, log *slog.Logger) (*Store, error) {
 	root, err := filepath.Abs(root)
 	if err != nil {
-		return nil, fmt.Errorf("opening layer store: %w", err)
+		return nil, fmt.Errorf("opening layer store %s: %w", root, err)
 	}
 	for _, d := range []string{snapshotsDir, "locks", "tmp"} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o700); err != nil {
-			return nil, fmt.Errorf("opening layer store: %w", err)
+			return nil, fmt.Errorf("opening layer store %s: %w", root, err)
 		}
 	}
 	boot, err := owner.BootID()
 	if err != nil {
-		return nil, fmt.Errorf("opening layer store: %w", err)
+		return nil, fmt.Errorf("opening layer store %s: %w", root, err)
 	}
 	s := &Store{root: root, log: discardIfNil(log), boot: boot}
 	if err := s.cleanTmp(); err != nil {
