@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -89,10 +90,17 @@ func TestParseSecret(t *testing.T) {
 	}
 }
 
+// TestDefaultRoot: without STRATA_ROOT, root's state directory is
+// /var/lib/strata, another user's is under her XDG_DATA_HOME.
 func TestDefaultRoot(t *testing.T) {
-	got := defaultRoot()
-	if !strings.HasSuffix(got, "strata") || !strings.HasPrefix(got, "/") {
-		t.Errorf("defaultRoot() = %q, want an absolute path ending in strata", got)
+	t.Setenv("STRATA_ROOT", "")
+	t.Setenv("XDG_DATA_HOME", "/home/u/.data")
+	want := "/home/u/.data/strata"
+	if os.Geteuid() == 0 {
+		want = "/var/lib/strata"
+	}
+	if got := defaultRoot(); got != want {
+		t.Errorf("defaultRoot() = %q, want %q", got, want)
 	}
 }
 
