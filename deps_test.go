@@ -29,7 +29,7 @@ var boundaries = []struct {
 	}},
 	{"commit", []string{
 		module + "/build", module + "/recipe", module + "/layers",
-		"github.com/moby/buildkit/util/overlay", "github.com/containerd/go-runc",
+		"github.com/moby/buildkit/util/overlay", "github.com/containerd/go-runc", "go.yaml.in/yaml/v3",
 	}},
 	{"build/sandbox", []string{
 		module + "/recipe", module + "/layers", module + "/commit",
