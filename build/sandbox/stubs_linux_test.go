@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -86,7 +87,15 @@ func TestRunOnOverlay(t *testing.T) {
 		t.Fatalf("mounting overlay: %v", err)
 	}
 	t.Cleanup(func() {
-		if err := unix.Unmount(merged, 0); err != nil {
+		// A parallel test's runc, making its mount namespace, holds a
+		// copy of this mount for a moment: busy, as a build's unmount
+		// finds it (layers retries too).
+		err := unix.Unmount(merged, 0)
+		for i := 0; errors.Is(err, unix.EBUSY) && i < 50; i++ {
+			time.Sleep(20 * time.Millisecond)
+			err = unix.Unmount(merged, 0)
+		}
+		if err != nil {
 			t.Errorf("unmounting overlay: %v", err)
 		}
 	})
