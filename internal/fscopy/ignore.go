@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
@@ -33,6 +35,7 @@ type Ignore struct {
 	// File is the ignore file's name, for messages.
 	File string
 	pm   *patternmatcher.PatternMatcher // nil: no ignore file
+	m    *matcher                       // pm's, fast; nil: pm's own matching
 	// out are context-relative dirs left out whatever the file says (a
 	// state root inside the context); see Without.
 	out []string
@@ -91,7 +94,7 @@ func LoadIgnore(contextDir string) (*Ignore, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &Ignore{File: name, pm: pm}, nil
+		return &Ignore{File: name, pm: pm, m: newMatcher(pm)}, nil
 	}
 	return nil, nil
 }
@@ -130,8 +133,104 @@ func (ig *Ignore) Match(rel string) bool {
 	if ig.pm == nil {
 		return false
 	}
-	ok, err := ig.pm.MatchesOrParentMatches(strings.TrimPrefix(rel, "/"))
+	rel = strings.TrimPrefix(rel, "/")
+	if ig.m != nil {
+		return ig.m.match(rel)
+	}
+	ok, err := ig.pm.MatchesOrParentMatches(rel)
 	return err == nil && ok
+}
+
+// matcher answers what PatternMatcher.MatchesOrParentMatches answers —
+// whether each pattern matches a path or one of its parents, the last
+// pattern that does deciding — at a cost that does not grow with the
+// path's depth: it remembers, for the dirs matched under recently, which
+// patterns match each or a parent (a walk asks of siblings in turn), so
+// that a path costs each pattern one match, not one per parent. A context
+// of 10,000 files 13 dirs deep with 1,000 patterns took 38 s to check
+// otherwise.
+type matcher struct {
+	mu       sync.Mutex
+	patterns []*patternmatcher.Pattern
+	// single holds each pattern as an inclusion, alone, whose
+	// MatchesUsingParentResults says whether it matches a path or a
+	// parent, given the parent's answer.
+	single []*patternmatcher.PatternMatcher
+	dirs   map[string][]patternmatcher.MatchInfo // per dir, single's answers
+	max    int                                   // dirs remembered at most
+}
+
+// newMatcher returns pm's matcher, or nil for patterns it cannot take
+// apart faithfully (a pattern whose text, parsed again, is another:
+// "!!x", "!./x").
+func newMatcher(pm *patternmatcher.PatternMatcher) *matcher {
+	m := &matcher{patterns: pm.Patterns(), dirs: map[string][]patternmatcher.MatchInfo{}}
+	for _, p := range m.patterns {
+		text := p.String()
+		if strings.HasPrefix(text, "!") || filepath.Clean(text) != text {
+			return nil
+		}
+		single, err := patternmatcher.New([]string{text})
+		if err != nil {
+			return nil
+		}
+		m.single = append(m.single, single)
+	}
+	// About 16 MiB of answers, whatever the number of patterns.
+	m.max = max(64, (16<<20)/(40*max(len(m.single), 1)))
+	return m
+}
+
+// match reports whether rel (slash-separated, relative) is excluded.
+func (m *matcher) match(rel string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	parent := m.dir(path.Dir(rel))
+	matched := false
+	for i, p := range m.patterns {
+		// As MatchesOrParentMatches: an inclusion once matched, or an
+		// exclusion before, changes nothing.
+		if p.Exclusion() != matched {
+			continue
+		}
+		var info patternmatcher.MatchInfo // a top-level path has no parent
+		if parent != nil {
+			info = parent[i]
+		}
+		ok, _, err := m.single[i].MatchesUsingParentResults(rel, info)
+		if err != nil {
+			return false
+		}
+		if ok {
+			matched = !p.Exclusion()
+		}
+	}
+	return matched
+}
+
+// dir returns, for each pattern, whether it matches dir or a parent (nil
+// for the context's root).
+func (m *matcher) dir(dir string) []patternmatcher.MatchInfo {
+	if dir == "." || dir == "" || dir == "/" {
+		return nil
+	}
+	if v, ok := m.dirs[dir]; ok {
+		return v
+	}
+	parent := m.dir(path.Dir(dir))
+	v := make([]patternmatcher.MatchInfo, len(m.single))
+	for i, s := range m.single {
+		var info patternmatcher.MatchInfo
+		if parent != nil {
+			info = parent[i]
+		}
+		_, v[i], _ = s.MatchesUsingParentResults(dir, info)
+	}
+	if len(m.dirs) >= m.max {
+		clear(m.dirs)
+	}
+	m.dirs[dir] = v
+	return v
 }
 
 // Skips reports whether a directory rel that Match excludes can be left

@@ -1,10 +1,13 @@
 package fscopy
 
 import (
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/moby/patternmatcher"
 )
 
 func TestIgnoreFileSyntaxErrorHasLine(t *testing.T) {
@@ -47,5 +50,71 @@ func writeFile(t *testing.T, p, content string) {
 	t.Helper()
 	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestIgnoreMatcherSameAsParentMatches: the matcher that remembers dirs
+// answers as MatchesOrParentMatches does, for random patterns (globs,
+// "**", exclusions, dir prefixes) and random paths asked in random order,
+// also when it forgets (a small memory).
+func TestIgnoreMatcherSameAsParentMatches(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(1, 2))
+	elems := []string{"a", "b", "c", "a.log", "*", "**", "?", "*.log", "[ab]", "node_modules"}
+	names := []string{"a", "b", "c", "a.log", "b.log", "node_modules", "x"}
+	for round := range 300 {
+		var patterns []string
+		for range 1 + rnd.IntN(6) {
+			var parts []string
+			for range 1 + rnd.IntN(3) {
+				parts = append(parts, elems[rnd.IntN(len(elems))])
+			}
+			p := strings.Join(parts, "/")
+			switch rnd.IntN(4) {
+			case 0:
+				p = "!" + p
+			case 1:
+				p = "/" + p
+			}
+			patterns = append(patterns, p)
+		}
+		pm, err := patternmatcher.New(patterns)
+		if err != nil {
+			continue
+		}
+		m := newMatcher(pm)
+		if m == nil {
+			t.Fatalf("patterns %q: no matcher", patterns)
+		}
+		if round%2 == 0 {
+			m.max = 2 // forgets all the time
+		}
+		for range 60 {
+			var parts []string
+			for range 1 + rnd.IntN(5) {
+				parts = append(parts, names[rnd.IntN(len(names))])
+			}
+			rel := strings.Join(parts, "/")
+			want, err := pm.MatchesOrParentMatches(rel)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := m.match(rel); got != want {
+				t.Errorf("patterns %q, path %s: %v, want %v", patterns, rel, got, want)
+			}
+		}
+	}
+}
+
+// TestIgnoreMatcherLeavesOddPatterns: a pattern whose text parses again
+// as another is left to the PatternMatcher.
+func TestIgnoreMatcherLeavesOddPatterns(t *testing.T) {
+	for _, p := range []string{"!!x", "!./x"} {
+		pm, err := patternmatcher.New([]string{p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if newMatcher(pm) != nil {
+			t.Errorf("%q: a matcher, want none", p)
+		}
 	}
 }
