@@ -250,7 +250,8 @@ func TestRegistryErrorCredentials(t *testing.T) {
 			} else {
 				err = pullErr(t, ref)
 			}
-			golden(t, tc.name, fmt.Sprint(err), r.Addr, "127.0.0.1:PORT", home, "$HOME")
+			golden(t, tc.name, fmt.Sprint(err), r.Addr, "127.0.0.1:PORT", home, "$HOME",
+				fmt.Sprintf("/run/containers/%d/", os.Getuid()), "/run/containers/UID/")
 			var te *transport.Error
 			if !errors.As(err, &te) {
 				t.Errorf("errors.As(%v, *transport.Error) = false, want the cause kept", err)

@@ -388,7 +388,7 @@ func refHost(ref string, err error) (string, name.Reference) {
 // authMessage explains a 401 or 403 from host with what the keychain
 // found for it.
 func authMessage(host string, r name.Reference, status int) string {
-	rep := authReportFor(host)
+	rep := authReportFor(host, r)
 	what := fmt.Sprintf("%d %s", status, http.StatusText(status))
 	login := "log in with: docker login " + host
 	if !rep.found {
