@@ -160,6 +160,35 @@ func TestCertsDirClientCertificate(t *testing.T) {
 	}
 }
 
+// TestCertsDirClientCertificateMissing: a registry that wants a client
+// certificate and gets none says so, and where to put one, by its IP
+// (where ggcr also tries plain HTTP) and by its name.
+func TestCertsDirClientCertificateMissing(t *testing.T) {
+	r := testutil.StartRegistry(t, testutil.RegistryOptions{TLS: true, ClientCert: true})
+	dockerDir, _ := withCertDirs(t)
+	for _, host := range []string{r.Addr, r.Host} {
+		if err := os.MkdirAll(filepath.Join(dockerDir, host), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		ca, err := os.ReadFile(r.CAFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dockerDir, host, "ca.crt"), ca, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		ref := host + "/strata/app:v1"
+		err = pullErr(t, ref)
+		want := []string{"registry " + host + " refused the TLS connection: ",
+			"if the registry wants a client certificate, put it in " + filepath.Join(dockerDir, host) + "/client.cert"}
+		for _, w := range want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("Pull(%s) without a client certificate = %v\nwant it to say %q", ref, err, w)
+			}
+		}
+	}
+}
+
 // TestCertsDirBadFiles: a key without its certificate is an error naming
 // the file, as in docker.
 func TestCertsDirBadFiles(t *testing.T) {

@@ -82,7 +82,7 @@ func (g *guardTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !insecure && req.URL.Scheme == "http" && !isLoopback(req.URL.Hostname()) {
 		return nil, fmt.Errorf("plain HTTP to %s refused: it is not a loopback host; name it as an insecure registry to allow it", host)
 	}
-	rt, consulted, err := g.transportFor(host, insecure)
+	rt, tlsCfg, consulted, err := g.transportFor(host, insecure)
 	if err != nil {
 		return nil, err
 	}
@@ -90,6 +90,9 @@ func (g *guardTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := rt.RoundTrip(req.WithContext(ctx))
 	if err != nil {
 		cancel()
+		if req.URL.Scheme == "https" && tlsCfg != nil {
+			err = probeClientCert(req.Context(), host, tlsCfg, err)
+		}
 		if req.URL.Scheme == "https" && isCertProblem(err) {
 			return nil, &certError{host: host, certDir: g.certDirs, consulted: consulted, err: err}
 		}
@@ -253,24 +256,24 @@ func (e *StalledError) Timeout() bool { return true }
 // Temporary reports that a retry may succeed.
 func (e *StalledError) Temporary() bool { return true }
 
-// transportFor picks the transport for host and says where its trust
-// comes from.
-func (g *guardTransport) transportFor(host string, insecure bool) (http.RoundTripper, []string, error) {
+// transportFor picks the transport for host, and its TLS configuration
+// (nil for the caller's transport), and says where its trust comes from.
+func (g *guardTransport) transportFor(host string, insecure bool) (http.RoundTripper, *tls.Config, []string, error) {
 	if g.caller != nil {
 		consulted := []string{"the HTTP transport strata's caller configured"}
 		if insecure && g.callerInsecure != nil {
-			return g.callerInsecure, consulted, nil
+			return g.callerInsecure, nil, consulted, nil
 		}
-		return g.caller, consulted, nil
+		return g.caller, nil, consulted, nil
 	}
 	hc := certsFor(g.certDirs, host)
 	if hc.err != nil {
-		return nil, nil, hc.err
+		return nil, nil, nil, hc.err
 	}
 	if insecure {
-		return hc.insecure, hc.consulted, nil
+		return hc.insecure, hc.insecureTLS, hc.consulted, nil
 	}
-	return hc.secure, hc.consulted, nil
+	return hc.secure, hc.secureTLS, hc.consulted, nil
 }
 
 func isLoopback(host string) bool {
