@@ -24,10 +24,31 @@ import (
 // DIR/HOST[:PORT]/*.crt are CA certificates trusted in addition to the
 // system roots (which SSL_CERT_FILE and SSL_CERT_DIR extend), and each
 // DIR/HOST[:PORT]/NAME.cert with NAME.key is a client certificate
-// presented to the registry. Tests point it elsewhere; change it before
-// the first registry is reached, since each host's files are read once per
-// process.
-var CertDirs = []string{"/etc/docker/certs.d", "/etc/containers/certs.d"}
+// presented to the registry. They are /etc/docker/certs.d and
+// /etc/containers/certs.d, after, when not root, the user's own:
+// $XDG_CONFIG_HOME/containers/certs.d (containers-certs.d(5), default
+// ~/.config/containers/certs.d) and ~/.config/docker/certs.d (rootless
+// docker's). The first is where an error message says to put a missing
+// CA. Tests point it elsewhere; change it before the first registry is
+// reached, since each host's files are read once per process.
+var CertDirs = defaultCertDirs(os.Geteuid(), os.Getenv("XDG_CONFIG_HOME"), os.Getenv("HOME"))
+
+// defaultCertDirs are the certificate directories of a process running
+// as euid with the given XDG_CONFIG_HOME and HOME.
+func defaultCertDirs(euid int, configHome, home string) []string {
+	dirs := []string{"/etc/docker/certs.d", "/etc/containers/certs.d"}
+	if euid == 0 || home == "" && configHome == "" {
+		return dirs
+	}
+	if configHome == "" {
+		configHome = filepath.Join(home, ".config")
+	}
+	user := []string{filepath.Join(configHome, "containers", "certs.d")}
+	if home != "" {
+		user = append(user, filepath.Join(home, ".config", "docker", "certs.d"))
+	}
+	return append(user, dirs...)
+}
 
 // hostCerts is what the certificate directories hold for one registry
 // host, and the transports built from it.

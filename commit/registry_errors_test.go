@@ -145,6 +145,41 @@ func TestRegistryErrorTLS(t *testing.T) {
 	}
 }
 
+// TestCertsDirRootless: not as root, the user's own certs.d
+// (~/.config/containers/certs.d, as podman and skopeo rootless read it)
+// is read, and a missing CA is to be put there, where the user can write.
+func TestCertsDirRootless(t *testing.T) {
+	r := testutil.StartRegistry(t, testutil.RegistryOptions{TLS: true})
+	withCertDirs(t)
+	home := t.TempDir()
+	commit.CertDirs = commit.DefaultCertDirs(1000, "", home)
+	userDir := filepath.Join(home, ".config", "containers", "certs.d")
+
+	ref := r.Addr + "/strata/app:v1"
+	err := pullErr(t, ref)
+	want := "put the registry's CA certificate in " + filepath.Join(userDir, r.Addr, "ca.crt")
+	if !strings.Contains(err.Error(), want) {
+		t.Errorf("Pull without the CA, not as root = %v\nwant it to say %q", err, want)
+	}
+
+	// The same registry by its other name, with the CA in the user's dir.
+	r.WriteCertsD(t, userDir)
+	if err := os.Rename(filepath.Join(userDir, r.Addr), filepath.Join(userDir, r.Host)); err != nil {
+		t.Fatal(err)
+	}
+	tag := r.Host + "/strata/app:v1"
+	if _, err := commit.Push(t.Context(), motdImage(t, "rootless\n"), tagsOf(t, []string{tag}), commit.RegistryOptions{}); err != nil {
+		t.Errorf("Push with the CA in %s: %v", userDir, commit.RegistryError(tag, err))
+	}
+
+	if got := commit.DefaultCertDirs(0, "", "/root"); len(got) != 2 || got[0] != "/etc/docker/certs.d" {
+		t.Errorf("DefaultCertDirs as root = %q, want the two in /etc", got)
+	}
+	if got := commit.DefaultCertDirs(1000, "/cfg", "/home/u"); got[0] != "/cfg/containers/certs.d" || got[1] != "/home/u/.config/docker/certs.d" {
+		t.Errorf("DefaultCertDirs(XDG_CONFIG_HOME=/cfg) = %q, want $XDG_CONFIG_HOME/containers/certs.d first", got)
+	}
+}
+
 // TestCertsDirClientCertificate: a registry that wants a client
 // certificate gets the one in certs.d (client.cert + client.key).
 func TestCertsDirClientCertificate(t *testing.T) {
