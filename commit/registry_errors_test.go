@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -390,6 +391,45 @@ func TestRegistryErrorForbidden(t *testing.T) {
 		Errors: []transport.Diagnostic{{Code: transport.DeniedErrorCode, Message: "requested access to the resource is denied"}}}
 	err = commit.RegistryError("registry.example/team/app:1", fmt.Errorf("pulling: %w", denied))
 	golden(t, "forbidden", err.Error(), home, "$HOME")
+}
+
+// TestRegistryErrorInsufficientScope: a registry that takes the login
+// but answers 401 with error="insufficient_scope" (distribution, GitLab
+// and Harbor, where others answer 403) says the account may not pull
+// from or push to the repository, not to log in again.
+func TestRegistryErrorInsufficientScope(t *testing.T) {
+	var addr string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		realm := fmt.Sprintf(`Bearer realm="http://%s/token",service="fake"`, addr)
+		switch req.URL.Path {
+		case "/token":
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprint(w, `{"token": "pull-only"}`)
+			return
+		case "/v2/":
+			w.Header().Set("WWW-Authenticate", realm)
+		default:
+			scope := "repository:team/app:pull"
+			if req.Method != http.MethodGet || strings.Contains(req.URL.Path, "/blobs/") {
+				scope += ",push"
+			}
+			w.Header().Set("WWW-Authenticate", realm+`,scope="`+scope+`",error="insufficient_scope"`)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		fmt.Fprint(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`)
+	}))
+	t.Cleanup(srv.Close)
+	addr = strings.TrimPrefix(srv.URL, "http://")
+	home := isolateCredentials(t, `{"auths": {"`+addr+`": {"auth": "`+basicAuth("reader", "secret")+`"}}}`)
+	ref := addr + "/team/app:1"
+
+	err := pullErr(t, ref)
+	golden(t, "insufficient-scope-pull", err.Error(), addr, "127.0.0.1:PORT", home, "$HOME")
+
+	_, err = commit.Push(t.Context(), motdImage(t, "scope\n"), tagsOf(t, []string{ref}), commit.RegistryOptions{})
+	err = commit.RegistryError(ref, err)
+	golden(t, "insufficient-scope-push", fmt.Sprint(err), addr, "127.0.0.1:PORT", home, "$HOME")
 }
 
 // TestDockerAuthConfigWithoutFile: DOCKER_AUTH_CONFIG counts without any
