@@ -1,11 +1,13 @@
 package commit
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -22,10 +24,31 @@ import (
 // DIR/HOST[:PORT]/*.crt are CA certificates trusted in addition to the
 // system roots (which SSL_CERT_FILE and SSL_CERT_DIR extend), and each
 // DIR/HOST[:PORT]/NAME.cert with NAME.key is a client certificate
-// presented to the registry. Tests point it elsewhere; change it before
-// the first registry is reached, since each host's files are read once per
-// process.
-var CertDirs = []string{"/etc/docker/certs.d", "/etc/containers/certs.d"}
+// presented to the registry. They are /etc/docker/certs.d and
+// /etc/containers/certs.d, after, when not root, the user's own:
+// $XDG_CONFIG_HOME/containers/certs.d (containers-certs.d(5), default
+// ~/.config/containers/certs.d) and ~/.config/docker/certs.d (rootless
+// docker's). The first is where an error message says to put a missing
+// CA. Tests point it elsewhere; change it before the first registry is
+// reached, since each host's files are read once per process.
+var CertDirs = defaultCertDirs(os.Geteuid(), os.Getenv("XDG_CONFIG_HOME"), os.Getenv("HOME"))
+
+// defaultCertDirs are the certificate directories of a process running
+// as euid with the given XDG_CONFIG_HOME and HOME.
+func defaultCertDirs(euid int, configHome, home string) []string {
+	dirs := []string{"/etc/docker/certs.d", "/etc/containers/certs.d"}
+	if euid == 0 || home == "" && configHome == "" {
+		return dirs
+	}
+	if configHome == "" {
+		configHome = filepath.Join(home, ".config")
+	}
+	user := []string{filepath.Join(configHome, "containers", "certs.d")}
+	if home != "" {
+		user = append(user, filepath.Join(home, ".config", "docker", "certs.d"))
+	}
+	return append(user, dirs...)
+}
 
 // hostCerts is what the certificate directories hold for one registry
 // host, and the transports built from it.
@@ -37,7 +60,9 @@ type hostCerts struct {
 	// secure verifies the registry's certificate; insecure does not (for
 	// hosts named insecure). Both present the client certificates.
 	secure, insecure http.RoundTripper
-	err              error
+	// secureTLS and insecureTLS are their TLS configurations.
+	secureTLS, insecureTLS *tls.Config
+	err                    error
 }
 
 // hostCertsCache holds a *hostCerts per CertDirs and host, built on the
@@ -87,13 +112,13 @@ func loadHostCerts(dirs []string, host string) *hostCerts {
 		}
 		cfg.RootCAs = pool
 	}
-	hc.secure = base
+	hc.secure, hc.secureTLS = base, cfg
 	if len(cas) > 0 || len(certs) > 0 {
 		hc.secure = withTLS(base, cfg)
 	}
 	insecure := cfg.Clone()
 	insecure.InsecureSkipVerify = true //nolint:gosec // only for hosts the user named insecure
-	hc.insecure = withTLS(base, insecure)
+	hc.insecure, hc.insecureTLS = withTLS(base, insecure), insecure
 	return hc
 }
 
@@ -215,8 +240,63 @@ func isCertProblem(err error) bool {
 // want of a (good) client certificate: TLS alerts bad_certificate (42) and
 // certificate_required (116).
 func isClientCertAlert(err error) bool {
+	return clientCertAlert(err) != ""
+}
+
+// clientCertAlert is the text of the alert by which the server refused
+// our (missing) client certificate, or "". crypto/tls returns a
+// tls.AlertError only over QUIC; over TCP the alert is an unexported type
+// in a *net.OpError "remote error", known by its text.
+func clientCertAlert(err error) string {
 	var alert tls.AlertError
-	return errors.As(err, &alert) && (alert == 42 || alert == 116)
+	if errors.As(err, &alert) && (alert == 42 || alert == 116) {
+		return strings.TrimPrefix(alert.Error(), "tls: ")
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "remote error" && op.Err != nil {
+		switch text := op.Err.Error(); text {
+		case "tls: bad certificate", "tls: certificate required":
+			return strings.TrimPrefix(text, "tls: ")
+		}
+	}
+	return ""
+}
+
+// probeClientCert finds out whether host closed a connection for want of
+// a (good) client certificate, when err, the failure of a request to it,
+// does not say why: with TLS 1.3 the server refuses the certificate only
+// after the client has finished its handshake, and if HTTP/2 was already
+// set up on the connection, net/http reports only "http2: client conn
+// could not be established". It shakes hands with host again, with cfg,
+// and reads: the alert it gets, if a client certificate one, is the
+// cause; otherwise err stands.
+func probeClientCert(ctx context.Context, host string, cfg *tls.Config, err error) error {
+	// net/http's error is unexported; over HTTP/1.1 the alert itself
+	// comes back.
+	if !strings.Contains(err.Error(), "http2: client conn could not be established") || isCertProblem(err) {
+		return err
+	}
+	addr := host
+	if _, _, splitErr := net.SplitHostPort(host); splitErr != nil {
+		addr = net.JoinHostPort(host, "443")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	conn, dialErr := (&tls.Dialer{Config: cfg}).DialContext(ctx, "tcp", addr)
+	if dialErr != nil {
+		if isClientCertAlert(dialErr) {
+			return dialErr
+		}
+		return err
+	}
+	defer func() { _ = conn.Close() }()
+	if deadlineErr := conn.SetReadDeadline(time.Now().Add(2 * time.Second)); deadlineErr != nil {
+		return err
+	}
+	if _, readErr := conn.Read(make([]byte, 1)); isClientCertAlert(readErr) {
+		return readErr
+	}
+	return err
 }
 
 // certError is a TLS failure with a registry, and where the trust for it
@@ -246,7 +326,6 @@ func (e *certError) problem() string {
 		unknown  x509.UnknownAuthorityError
 		hostname x509.HostnameError
 		invalid  x509.CertificateInvalidError
-		alert    tls.AlertError
 	)
 	switch {
 	case errors.As(e.err, &unknown):
@@ -259,8 +338,8 @@ func (e *certError) problem() string {
 		return fmt.Sprintf("the TLS certificate of registry %s is not valid for that name: %v", e.host, hostname.Error())
 	case errors.As(e.err, &invalid):
 		return fmt.Sprintf("the TLS certificate of registry %s is not valid: %v", e.host, invalid.Error())
-	case isClientCertAlert(e.err) && errors.As(e.err, &alert):
-		return fmt.Sprintf("registry %s refused the TLS connection: %v", e.host, strings.TrimPrefix(alert.Error(), "tls: "))
+	case isClientCertAlert(e.err):
+		return fmt.Sprintf("registry %s refused the TLS connection: %s (it wants a client certificate, or does not accept ours)", e.host, clientCertAlert(e.err))
 	}
 	return fmt.Sprintf("the TLS certificate of registry %s cannot be verified: %v", e.host, e.err)
 }

@@ -21,9 +21,9 @@
 // gzip layers are inflated by an igzip process when there is one
 // (internal/gunzip).
 //
-// Registry credentials come from the docker config ($DOCKER_CONFIG or
-// ~/.docker/config.json) and its credential helpers, via
-// authn.DefaultKeychain. TLS trusts the system roots, which SSL_CERT_FILE
+// Registry credentials come from DOCKER_AUTH_CONFIG, $REGISTRY_AUTH_FILE,
+// the docker config ($DOCKER_CONFIG or ~/.docker/config.json) or else
+// podman's auth.json, and their credential helpers (NewKeychain). TLS trusts the system roots, which SSL_CERT_FILE
 // and SSL_CERT_DIR extend, and per registry the CAs and client
 // certificates of its certs.d directories (CertDirs); a Transport in
 // RegistryOptions replaces all that. Plain HTTP is spoken only to

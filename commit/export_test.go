@@ -13,3 +13,9 @@ func SetFetchBackoff(t interface{ Cleanup(func()) }, d time.Duration) {
 	fetchBackoff = d
 	t.Cleanup(func() { fetchBackoff = saved })
 }
+
+// DefaultCertDirs are the certificate directories of a process running
+// as euid with the given XDG_CONFIG_HOME and HOME.
+func DefaultCertDirs(euid int, configHome, home string) []string {
+	return defaultCertDirs(euid, configHome, home)
+}

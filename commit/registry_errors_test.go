@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -145,6 +146,41 @@ func TestRegistryErrorTLS(t *testing.T) {
 	}
 }
 
+// TestCertsDirRootless: not as root, the user's own certs.d
+// (~/.config/containers/certs.d, as podman and skopeo rootless read it)
+// is read, and a missing CA is to be put there, where the user can write.
+func TestCertsDirRootless(t *testing.T) {
+	r := testutil.StartRegistry(t, testutil.RegistryOptions{TLS: true})
+	withCertDirs(t)
+	home := t.TempDir()
+	commit.CertDirs = commit.DefaultCertDirs(1000, "", home)
+	userDir := filepath.Join(home, ".config", "containers", "certs.d")
+
+	ref := r.Addr + "/strata/app:v1"
+	err := pullErr(t, ref)
+	want := "put the registry's CA certificate in " + filepath.Join(userDir, r.Addr, "ca.crt")
+	if !strings.Contains(err.Error(), want) {
+		t.Errorf("Pull without the CA, not as root = %v\nwant it to say %q", err, want)
+	}
+
+	// The same registry by its other name, with the CA in the user's dir.
+	r.WriteCertsD(t, userDir)
+	if err := os.Rename(filepath.Join(userDir, r.Addr), filepath.Join(userDir, r.Host)); err != nil {
+		t.Fatal(err)
+	}
+	tag := r.Host + "/strata/app:v1"
+	if _, err := commit.Push(t.Context(), motdImage(t, "rootless\n"), tagsOf(t, []string{tag}), commit.RegistryOptions{}); err != nil {
+		t.Errorf("Push with the CA in %s: %v", userDir, commit.RegistryError(tag, err))
+	}
+
+	if got := commit.DefaultCertDirs(0, "", "/root"); len(got) != 2 || got[0] != "/etc/docker/certs.d" {
+		t.Errorf("DefaultCertDirs as root = %q, want the two in /etc", got)
+	}
+	if got := commit.DefaultCertDirs(1000, "/cfg", "/home/u"); got[0] != "/cfg/containers/certs.d" || got[1] != "/home/u/.config/docker/certs.d" {
+		t.Errorf("DefaultCertDirs(XDG_CONFIG_HOME=/cfg) = %q, want $XDG_CONFIG_HOME/containers/certs.d first", got)
+	}
+}
+
 // TestCertsDirClientCertificate: a registry that wants a client
 // certificate gets the one in certs.d (client.cert + client.key).
 func TestCertsDirClientCertificate(t *testing.T) {
@@ -157,6 +193,35 @@ func TestCertsDirClientCertificate(t *testing.T) {
 	}
 	if _, err := pullRef(t, tag, commit.PullOptions{}); err != nil {
 		t.Fatalf("Pull: %v", commit.RegistryError(tag, err))
+	}
+}
+
+// TestCertsDirClientCertificateMissing: a registry that wants a client
+// certificate and gets none says so, and where to put one, by its IP
+// (where ggcr also tries plain HTTP) and by its name.
+func TestCertsDirClientCertificateMissing(t *testing.T) {
+	r := testutil.StartRegistry(t, testutil.RegistryOptions{TLS: true, ClientCert: true})
+	dockerDir, _ := withCertDirs(t)
+	for _, host := range []string{r.Addr, r.Host} {
+		if err := os.MkdirAll(filepath.Join(dockerDir, host), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		ca, err := os.ReadFile(r.CAFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dockerDir, host, "ca.crt"), ca, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		ref := host + "/strata/app:v1"
+		err = pullErr(t, ref)
+		want := []string{"registry " + host + " refused the TLS connection: ",
+			"if the registry wants a client certificate, put it in " + filepath.Join(dockerDir, host) + "/client.cert"}
+		for _, w := range want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("Pull(%s) without a client certificate = %v\nwant it to say %q", ref, err, w)
+			}
+		}
 	}
 }
 
@@ -250,7 +315,8 @@ func TestRegistryErrorCredentials(t *testing.T) {
 			} else {
 				err = pullErr(t, ref)
 			}
-			golden(t, tc.name, fmt.Sprint(err), r.Addr, "127.0.0.1:PORT", home, "$HOME")
+			golden(t, tc.name, fmt.Sprint(err), r.Addr, "127.0.0.1:PORT", home, "$HOME",
+				fmt.Sprintf("/run/containers/%d/", os.Getuid()), "/run/containers/UID/")
 			var te *transport.Error
 			if !errors.As(err, &te) {
 				t.Errorf("errors.As(%v, *transport.Error) = false, want the cause kept", err)
@@ -325,6 +391,45 @@ func TestRegistryErrorForbidden(t *testing.T) {
 		Errors: []transport.Diagnostic{{Code: transport.DeniedErrorCode, Message: "requested access to the resource is denied"}}}
 	err = commit.RegistryError("registry.example/team/app:1", fmt.Errorf("pulling: %w", denied))
 	golden(t, "forbidden", err.Error(), home, "$HOME")
+}
+
+// TestRegistryErrorInsufficientScope: a registry that takes the login
+// but answers 401 with error="insufficient_scope" (distribution, GitLab
+// and Harbor, where others answer 403) says the account may not pull
+// from or push to the repository, not to log in again.
+func TestRegistryErrorInsufficientScope(t *testing.T) {
+	var addr string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		realm := fmt.Sprintf(`Bearer realm="http://%s/token",service="fake"`, addr)
+		switch req.URL.Path {
+		case "/token":
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprint(w, `{"token": "pull-only"}`)
+			return
+		case "/v2/":
+			w.Header().Set("WWW-Authenticate", realm)
+		default:
+			scope := "repository:team/app:pull"
+			if req.Method != http.MethodGet || strings.Contains(req.URL.Path, "/blobs/") {
+				scope += ",push"
+			}
+			w.Header().Set("WWW-Authenticate", realm+`,scope="`+scope+`",error="insufficient_scope"`)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		fmt.Fprint(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`)
+	}))
+	t.Cleanup(srv.Close)
+	addr = strings.TrimPrefix(srv.URL, "http://")
+	home := isolateCredentials(t, `{"auths": {"`+addr+`": {"auth": "`+basicAuth("reader", "secret")+`"}}}`)
+	ref := addr + "/team/app:1"
+
+	err := pullErr(t, ref)
+	golden(t, "insufficient-scope-pull", err.Error(), addr, "127.0.0.1:PORT", home, "$HOME")
+
+	_, err = commit.Push(t.Context(), motdImage(t, "scope\n"), tagsOf(t, []string{ref}), commit.RegistryOptions{})
+	err = commit.RegistryError(ref, err)
+	golden(t, "insufficient-scope-push", fmt.Sprint(err), addr, "127.0.0.1:PORT", home, "$HOME")
 }
 
 // TestDockerAuthConfigWithoutFile: DOCKER_AUTH_CONFIG counts without any

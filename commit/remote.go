@@ -15,9 +15,10 @@ type RegistryOptions struct {
 	// Insecure names registries (host[:port]) reached over plain HTTP or
 	// with unverified TLS. Loopback hosts may always use plain HTTP.
 	Insecure []string
-	// Keychain finds registry credentials (nil: authn.DefaultKeychain,
-	// i.e. $DOCKER_CONFIG/config.json or ~/.docker/config.json and its
-	// credential helpers).
+	// Keychain finds registry credentials (nil: one NewKeychain for the
+	// process: $REGISTRY_AUTH_FILE, $DOCKER_CONFIG/config.json or
+	// ~/.docker/config.json, podman's auth.json, and their credential
+	// helpers).
 	Keychain authn.Keychain
 	// Transport is the HTTP transport to registries (nil: one per
 	// registry host that trusts the system roots, which SSL_CERT_FILE and

@@ -82,7 +82,7 @@ func (g *guardTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !insecure && req.URL.Scheme == "http" && !isLoopback(req.URL.Hostname()) {
 		return nil, fmt.Errorf("plain HTTP to %s refused: it is not a loopback host; name it as an insecure registry to allow it", host)
 	}
-	rt, consulted, err := g.transportFor(host, insecure)
+	rt, tlsCfg, consulted, err := g.transportFor(host, insecure)
 	if err != nil {
 		return nil, err
 	}
@@ -90,12 +90,16 @@ func (g *guardTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := rt.RoundTrip(req.WithContext(ctx))
 	if err != nil {
 		cancel()
+		if req.URL.Scheme == "https" && tlsCfg != nil {
+			err = probeClientCert(req.Context(), host, tlsCfg, err)
+		}
 		if req.URL.Scheme == "https" && isCertProblem(err) {
 			return nil, &certError{host: host, certDir: g.certDirs, consulted: consulted, err: err}
 		}
 		return nil, err
 	}
 	resp.Body = newIdleBody(resp.Body, host, cancel)
+	markScopeRefusal(resp)
 	if next := privateRedirect(req, resp); next != nil {
 		if err := resp.Body.Close(); err != nil {
 			return nil, err
@@ -253,24 +257,24 @@ func (e *StalledError) Timeout() bool { return true }
 // Temporary reports that a retry may succeed.
 func (e *StalledError) Temporary() bool { return true }
 
-// transportFor picks the transport for host and says where its trust
-// comes from.
-func (g *guardTransport) transportFor(host string, insecure bool) (http.RoundTripper, []string, error) {
+// transportFor picks the transport for host, and its TLS configuration
+// (nil for the caller's transport), and says where its trust comes from.
+func (g *guardTransport) transportFor(host string, insecure bool) (http.RoundTripper, *tls.Config, []string, error) {
 	if g.caller != nil {
 		consulted := []string{"the HTTP transport strata's caller configured"}
 		if insecure && g.callerInsecure != nil {
-			return g.callerInsecure, consulted, nil
+			return g.callerInsecure, nil, consulted, nil
 		}
-		return g.caller, consulted, nil
+		return g.caller, nil, consulted, nil
 	}
 	hc := certsFor(g.certDirs, host)
 	if hc.err != nil {
-		return nil, nil, hc.err
+		return nil, nil, nil, hc.err
 	}
 	if insecure {
-		return hc.insecure, hc.consulted, nil
+		return hc.insecure, hc.insecureTLS, hc.consulted, nil
 	}
-	return hc.secure, hc.consulted, nil
+	return hc.secure, hc.secureTLS, hc.consulted, nil
 }
 
 func isLoopback(host string) bool {
@@ -344,7 +348,7 @@ func describeRegistryError(ref string, err error) string {
 	case errors.As(err, &redir):
 		return redir.Error()
 	case errors.As(err, &te) && (te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden):
-		return authMessage(host, r, te.StatusCode)
+		return authMessage(host, r, te)
 	case errors.As(err, &te) && te.StatusCode == http.StatusNotFound:
 		return notFoundMessage(host, r, te)
 	}
@@ -385,20 +389,65 @@ func refHost(ref string, err error) (string, name.Reference) {
 	return ref, nil
 }
 
-// authMessage explains a 401 or 403 from host with what the keychain
-// found for it.
-func authMessage(host string, r name.Reference, status int) string {
-	rep := authReportFor(host)
+// authMessage explains te, a 401 or 403 from host, with what the
+// keychain found for it.
+func authMessage(host string, r name.Reference, te *transport.Error) string {
+	rep := authReportFor(host, r)
+	status := te.StatusCode
 	what := fmt.Sprintf("%d %s", status, http.StatusText(status))
 	login := "log in with: docker login " + host
 	if !rep.found {
 		return fmt.Sprintf("the registry requires credentials (%s): %s; %s", what, rep.missing(), login)
+	}
+	if scope, refused := scopeRefused(te); refused && r != nil {
+		// distribution, GitLab and Harbor answer 401, not 403, to an
+		// account that logged in but may not use the repository.
+		act := "pull from"
+		if strings.Contains(scope, "push") || te.Request != nil && te.Request.Method != http.MethodGet && te.Request.Method != http.MethodHead {
+			act = "push to"
+		}
+		return fmt.Sprintf("the credentials for %s %s were refused access to %s (%s, insufficient_scope): the account may not %s that repository; check its permissions there",
+			host, rep.source(), r.Context().RepositoryStr(), what, act)
 	}
 	if status == http.StatusForbidden && r != nil {
 		return fmt.Sprintf("the credentials for %s %s were refused access to %s (%s); check that the account may use that repository",
 			host, rep.source(), r.Context().RepositoryStr(), what)
 	}
 	return fmt.Sprintf("the credentials for %s %s were refused (%s); log in again with: docker login %s", host, rep.source(), what, host)
+}
+
+// scopeRefusal is the context key of the scope of an answer 401 whose
+// challenge says error="insufficient_scope".
+type scopeRefusal struct{}
+
+// markScopeRefusal records in resp's request, which a *transport.Error
+// of resp keeps, that resp is a 401 whose challenge says the token does
+// not grant the access asked (error="insufficient_scope"), and the scope
+// the challenge names: the login is good, the account may not do that.
+func markScopeRefusal(resp *http.Response) {
+	if resp.StatusCode != http.StatusUnauthorized || resp.Request == nil {
+		return
+	}
+	for _, c := range resp.Header.Values("WWW-Authenticate") {
+		if strings.Contains(c, `error="insufficient_scope"`) {
+			scope := ""
+			if _, rest, ok := strings.Cut(c, `scope="`); ok {
+				scope, _, _ = strings.Cut(rest, `"`)
+			}
+			resp.Request = resp.Request.WithContext(context.WithValue(resp.Request.Context(), scopeRefusal{}, scope))
+			return
+		}
+	}
+}
+
+// scopeRefused reports whether te is a 401 marked by markScopeRefusal,
+// and the scope its challenge named.
+func scopeRefused(te *transport.Error) (string, bool) {
+	if te.StatusCode != http.StatusUnauthorized || te.Request == nil {
+		return "", false
+	}
+	scope, ok := te.Request.Context().Value(scopeRefusal{}).(string)
+	return scope, ok
 }
 
 // notFoundMessage explains a 404: an unknown tag, manifest or repository.
