@@ -233,8 +233,15 @@ func hasCode(e *transport.Error, codes ...transport.ErrorCode) bool {
 
 // Put writes the cache image of e. Blobs the registry has are not
 // uploaded again; a layer read from another repository of the same
-// registry is mounted.
+// registry is mounted. An entry of e's key the registry holds with the
+// same layer, its blob there, is left as it is: for a build that changed
+// nothing, each step's entry costs reading its manifest and asking for
+// its blob, not writing a new config blob and manifest.
 func (r *Registry) Put(ctx context.Context, e *Entry, layer v1.Layer) error {
+	ref := r.tag(e.Key)
+	if r.has(ctx, ref, layer) {
+		return nil
+	}
 	shared := *e
 	shared.Inputs.StepID = sharedStepID(e.Inputs.StepID)
 	data, err := json.Marshal(&shared)
@@ -258,11 +265,33 @@ func (r *Registry) Put(ctx context.Context, e *Entry, layer v1.Layer) error {
 	if img, err = mutate.ConfigFile(img, cf); err != nil {
 		return err
 	}
-	ref := r.tag(e.Key)
 	if err := remote.Write(ref, img, commit.RemoteOptions(ctx, r.Options)...); err != nil {
 		return fmt.Errorf("writing the cache: %w", commit.RegistryError(ref.String(), err))
 	}
 	return nil
+}
+
+// has reports whether the registry holds, at ref, an entry whose layer
+// is layer (nil: none) and whose layer blob it has: writing it again
+// would change its times only. Any doubt (an error) is a no.
+func (r *Registry) has(ctx context.Context, ref name.Tag, layer v1.Layer) bool {
+	img, err := remote.Image(ref, commit.RemoteOptions(ctx, r.Options)...)
+	if err != nil {
+		return false
+	}
+	ls, err := img.Layers()
+	if err != nil || layer == nil || len(ls) != 1 {
+		return err == nil && layer == nil && len(ls) == 0
+	}
+	want, err := layer.Digest()
+	if err != nil {
+		return false
+	}
+	if got, err := ls[0].Digest(); err != nil || got != want {
+		return false
+	}
+	ok, err := partial.Exists(ls[0])
+	return err == nil && ok
 }
 
 // sharedStepID is stepID (FILE:STAGE:INDEX, FILE the recipe's absolute

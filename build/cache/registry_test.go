@@ -5,8 +5,13 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -214,5 +219,83 @@ func TestRegistryEntryWithoutItsBlob(t *testing.T) {
 	}
 	if _, ok := early.Layer.(*remote.MountableLayer); !ok {
 		t.Errorf("the layer of a hit is a %T, not mountable", early.Layer)
+	}
+}
+
+// TestRegistryPutLeavesWhatItHas: putting again an entry the registry
+// holds, with its layer and blob, writes nothing (a CI build that changed
+// nothing rewrote every step's cache image, eight requests each); once
+// the blob is gone, it is written again.
+func TestRegistryPutLeavesWhatItHas(t *testing.T) {
+	reg := testutil.StartRegistry(t, testutil.RegistryOptions{})
+	var mu sync.Mutex
+	var writes, requests int
+	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: reg.Addr})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		mu.Lock()
+		requests++
+		if req.Method != http.MethodGet && req.Method != http.MethodHead {
+			writes++
+		}
+		mu.Unlock()
+		proxy.ServeHTTP(w, req)
+	}))
+	defer srv.Close()
+	repo, err := name.NewRepository(strings.TrimPrefix(srv.URL, "http://")+"/cache", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Registry{Repo: repo}
+	l, err := commit.WriteLayer(t.Context(), bytes.NewReader(layerTar(t, "kept")), t.TempDir(), commit.Gzip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := LayerOf(l, 1, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := baseInputs()
+	e := &Entry{Key: in.Key(), Inputs: in, Layer: rec, Created: time.Now()}
+	noLayer := baseInputs()
+	noLayer.Step = "changes nothing"
+	empty := &Entry{Key: noLayer.Key(), Inputs: noLayer, Created: time.Now()}
+	put := func() (int, int) {
+		mu.Lock()
+		writes, requests = 0, 0
+		mu.Unlock()
+		if err := r.Put(t.Context(), e, l); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Put(t.Context(), empty, nil); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return writes, requests
+	}
+	if w, _ := put(); w == 0 {
+		t.Fatal("the first Put wrote nothing")
+	}
+	e.LastUsed, empty.LastUsed = time.Now().Add(time.Hour), time.Now().Add(time.Hour)
+	w, n := put()
+	if w != 0 || n > 8 {
+		t.Errorf("putting the entries again: %d writes in %d requests, want none in a few", w, n)
+	}
+	t.Logf("putting the two entries again: %d requests", n)
+
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodDelete, "http://"+reg.Addr+"/v2/cache/blobs/"+rec.Digest, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if w, _ := put(); w == 0 {
+		t.Error("the blob gone, Put wrote nothing")
+	}
+	if h, err := r.Get(t.Context(), e.Key); err != nil || h == nil {
+		t.Errorf("Get after the blob was written again = %v, %v; want a hit", h, err)
 	}
 }
