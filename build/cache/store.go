@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -43,25 +44,38 @@ type Cache struct {
 
 	mu     sync.Mutex
 	misses map[string][]string // key → why a From store's entry was no hit
+	// unread are the From stores that could not be read, and why: each
+	// is warned of once and not asked again in the build (a registry
+	// refusing the credentials would refuse them at every step).
+	unread map[Store]error
 }
 
 // Lookup finds key in the local store, then in each From store. A store
-// that cannot be read is logged and skipped: a cache never fails a build
-// that could run the step instead.
+// that cannot be read is warned of and skipped from then on, and the
+// misses say so: a cache never fails a build that could run the step
+// instead.
 func (c *Cache) Lookup(ctx context.Context, key string) (*Hit, error) {
 	if h, err := c.Local.Get(ctx, key); err != nil || h != nil {
 		return h, err
 	}
 	for _, s := range c.From {
+		if c.isUnread(s) {
+			c.noteMiss(key, fmt.Sprintf("--cache-from %s could not be read", s))
+			continue
+		}
 		h, err := s.Get(ctx, key)
 		var gone *LayerGoneError
 		if errors.As(err, &gone) {
 			c.noteMiss(key, gone.Error())
 			continue
 		}
-		if err != nil {
-			c.log().Warn("reading the cache", "from", s.String(), "err", err)
+		if err != nil && ctx.Err() == nil {
+			c.setUnread(s, err)
+			c.noteMiss(key, fmt.Sprintf("--cache-from %s could not be read", s))
 			continue
+		}
+		if err != nil {
+			return nil, ctx.Err()
 		}
 		if h != nil {
 			h.Remote = true
@@ -106,6 +120,27 @@ func (c *Cache) Explain(in *Inputs) string {
 		why = strings.Join(m, "; ") + "; " + why
 	}
 	return why
+}
+
+func (c *Cache) isUnread(s Store) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.unread[s]
+	return ok
+}
+
+// setUnread marks s unreadable for err, warning of it the first time.
+func (c *Cache) setUnread(s Store, err error) {
+	c.mu.Lock()
+	_, again := c.unread[s]
+	if c.unread == nil {
+		c.unread = map[Store]error{}
+	}
+	c.unread[s] = err
+	c.mu.Unlock()
+	if !again {
+		c.log().Warn("--cache-from "+s.String()+" cannot be read; the build goes on without it", "err", err)
+	}
 }
 
 // noteMiss records why a --cache-from store that has key's entry could

@@ -136,6 +136,27 @@ func TestRefusedPushStopsTheBuild(t *testing.T) {
 	}
 }
 
+// TestUnreadableCacheFromWarnedOnce: a --cache-from registry refusing the
+// credentials is warned of once, in the progress's own words, and each
+// step's miss says the cache could not be read; the build goes on.
+func TestUnreadableCacheFromWarnedOnce(t *testing.T) {
+	requireBuildTools(t)
+	reg := testutil.StartRegistry(t, testutil.RegistryOptions{Auth: true})
+	wrongCreds := t.TempDir()
+	if err := os.WriteFile(filepath.Join(wrongCreds, "config.json"),
+		[]byte(`{"auths":{"`+reg.Addr+`":{"auth":"dXNlcjp3cm9uZw=="}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx := writeRecipe(t, "args: {BASE: scratch}\nfrom: ${BASE}\nsteps:\n  - run: echo a > /a\n  - run: echo b > /b\n  - run: echo c > /c\n", map[string]string{})
+	r := strata(t, []string{"DOCKER_CONFIG=" + wrongCreds}, "build", "--root", t.TempDir(), "--build-arg", busyboxBase(t),
+		"--progress", "plain", "--cache-from", reg.Addr+"/app/cache", ctx)
+	warning := "warning: --cache-from " + reg.Addr + "/app/cache cannot be read; the build goes on without it (err: "
+	if r.code != 0 || strings.Count(r.stderr, warning) != 1 || strings.Count(r.stderr, "cache miss: --cache-from "+reg.Addr+"/app/cache could not be read") != 3 ||
+		strings.Contains(r.stderr, "level=WARN") {
+		t.Errorf("exit %d, want 0, one warning %q and three misses saying the cache could not be read:\n%s", r.code, warning, r.stderr)
+	}
+}
+
 // TestRefusedPushAfterTheSteps: credentials refused once the last step is
 // done (a short one, or a cached build with one new layer, the usual CI
 // case) are named as when refused during the steps, not lost behind the

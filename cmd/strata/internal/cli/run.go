@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -31,7 +32,7 @@ func BuildImage(ctx context.Context, req Request, r *recipe.Recipe, stderr io.Wr
 	for _, w := range req.Warnings {
 		progress(build.Event{Kind: build.EventInfo, Time: time.Now(), Text: w + " (warning)"})
 	}
-	log := slog.New(slog.NewTextHandler(lineEvents(progress), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	log := slog.New(eventLog{emit: progress})
 	if err := checkDests(req); err != nil {
 		return "", err
 	}
@@ -120,16 +121,42 @@ func outcome(ctx context.Context, err error) error {
 	return err
 }
 
-// lineEvents is a writer whose lines become info events, so that log
-// records go through the same renderer as progress.
-type lineEvents func(build.Event)
-
-func (w lineEvents) Write(p []byte) (int, error) {
-	for _, line := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
-		w(build.Event{Kind: build.EventInfo, Time: time.Now(), Text: line})
-	}
-	return len(p), nil
+// eventLog is a slog handler whose records, warnings and worse, become
+// info events ("warning: MSG (KEY: VALUE; …)"), shown as progress is.
+type eventLog struct {
+	emit  func(build.Event)
+	attrs []slog.Attr
 }
+
+func (h eventLog) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+
+func (h eventLog) Handle(_ context.Context, r slog.Record) error {
+	var parts []string
+	add := func(a slog.Attr) bool {
+		parts = append(parts, a.Key+": "+a.Value.String())
+		return true
+	}
+	for _, a := range h.attrs {
+		add(a)
+	}
+	r.Attrs(add)
+	text := "warning: " + r.Message
+	if r.Level >= slog.LevelError {
+		text = "error: " + r.Message
+	}
+	if len(parts) > 0 {
+		text += " (" + strings.Join(parts, "; ") + ")"
+	}
+	h.emit(build.Event{Kind: build.EventInfo, Time: r.Time, Text: text})
+	return nil
+}
+
+func (h eventLog) WithAttrs(attrs []slog.Attr) slog.Handler {
+	h.attrs = append(slices.Clip(h.attrs), attrs...)
+	return h
+}
+
+func (h eventLog) WithGroup(string) slog.Handler { return h }
 
 // metadata is what --metadata-file holds: buildx's keys for the digests,
 // so that scripts written for buildx read it, and the steps.
