@@ -9,9 +9,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -281,6 +283,19 @@ func TestRegistryErrorUnreachable(t *testing.T) {
 	if !errors.Is(err, dnsErr) {
 		t.Errorf("errors.Is(%v, the DNS error) = false", err)
 	}
+}
+
+// TestRegistryErrorOtherHostUnreachable: a token server or a proxy that
+// cannot be reached is named, not taken for the registry.
+func TestRegistryErrorOtherHostUnreachable(t *testing.T) {
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+	err := commit.RegistryError("127.0.0.1:5000/app:1", fmt.Errorf("pulling: %w",
+		&url.Error{Op: "Get", URL: "https://127.0.0.1:5001/token?scope=repository%3Aapp%3Apull", Err: refused}))
+	golden(t, "token-server-unreachable", err.Error())
+	proxy := &net.OpError{Op: "proxyconnect", Net: "tcp", Addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9}, Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+	err = commit.RegistryError("registry.example:5000/app:1", fmt.Errorf("pulling: %w",
+		&url.Error{Op: "Get", URL: "https://registry.example:5000/v2/", Err: proxy}))
+	golden(t, "proxy-unreachable", err.Error())
 }
 
 // TestRegistryErrorCredentials: missing credentials (no file, no entry)

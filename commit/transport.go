@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"path"
 	"slices"
 	"strings"
@@ -353,6 +354,16 @@ func describeRegistryError(ref string, err error) string {
 		return notFoundMessage(host, r, te)
 	}
 	if m := unreachableMessage(err); m != "" {
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "proxyconnect" && op.Addr != nil {
+			return fmt.Sprintf("cannot reach registry %s through the proxy %s (HTTPS_PROXY or HTTP_PROXY): the proxy: %s", host, op.Addr, m)
+		}
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			if u, perr := url.Parse(ue.URL); perr == nil && u.Host != "" && u.Host != host {
+				return fmt.Sprintf("cannot reach %s, where registry %s sent strata (its token server or blob storage): %s", u.Host, host, m)
+			}
+		}
 		return fmt.Sprintf("cannot reach registry %s: %s", host, m)
 	}
 	if strings.Contains(err.Error(), "server gave HTTP response to HTTPS client") {
