@@ -124,7 +124,7 @@ func credentialPaths() authPaths {
 	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
 		p.podman = append(p.podman, filepath.Join(d, "containers", "auth.json"))
 	} else {
-		p.podman = append(p.podman, fmt.Sprintf("/run/containers/%d/auth.json", os.Getuid()))
+		p.podman = append(p.podman, fmt.Sprintf("/run/containers/%d/auth.json", actingUID))
 	}
 	configDir := os.Getenv("XDG_CONFIG_HOME")
 	if configDir == "" && home != "" {

@@ -33,6 +33,21 @@ import (
 // reached, since each host's files are read once per process.
 var CertDirs = defaultCertDirs(os.Geteuid(), os.Getenv("XDG_CONFIG_HOME"), os.Getenv("HOME"))
 
+// actingUID is the user this process finds credentials and certificates
+// for (see ActFor).
+var actingUID = os.Getuid()
+
+// ActFor tells the package that this process acts for the user uid, not
+// for its own ids: a rootless build runs as root in its user namespace,
+// for the user who started it. CertDirs become that user's (her
+// ~/.config/containers/certs.d first), and podman's auth file is hers
+// (/run/containers/UID/auth.json without XDG_RUNTIME_DIR). Call it before
+// the first registry is reached.
+func ActFor(uid int) {
+	actingUID = uid
+	CertDirs = defaultCertDirs(uid, os.Getenv("XDG_CONFIG_HOME"), os.Getenv("HOME"))
+}
+
 // defaultCertDirs are the certificate directories of a process running
 // as euid with the given XDG_CONFIG_HOME and HOME.
 func defaultCertDirs(euid int, configHome, home string) []string {

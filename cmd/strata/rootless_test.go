@@ -916,3 +916,39 @@ func killContainers(u testutil.User, stateDir string) {
 		}
 	}
 }
+
+// TestRootlessUserCertsD: a rootless build trusts the CA its user put in
+// ~/.config/containers/certs.d (as skopeo and podman do), and without it
+// says to put it there, not under /etc, which she cannot write: the build
+// runs as root in its user namespace, but for her.
+func TestRootlessUserCertsD(t *testing.T) {
+	u := requireRootless(t)
+	reg := testutil.StartRegistry(t, testutil.RegistryOptions{TLS: true})
+	ref := reg.Addr + "/demo/hello:1"
+	mustBuild(t, []string{"SSL_CERT_FILE=" + reg.CAFile}, "--root", t.TempDir(), "--build-arg", busyboxBase(t), "-t", ref, "--push",
+		filepath.Join(examplesDir(t), "hello"))
+	home := filepath.Join(testutil.SharedDir(t), "home")
+	ctx := sharedRecipe(t, "from: "+ref+"\nsteps:\n  - run: cat /hello.txt > /copied.txt\n", map[string]string{})
+	env := []string{"HOME=" + home, "SSL_CERT_FILE=", "SSL_CERT_DIR=", "XDG_CONFIG_HOME="}
+	userDir := filepath.Join(home, ".config", "containers", "certs.d")
+	if err := os.MkdirAll(home, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(home, u.UID, u.GID); err != nil {
+		t.Fatal(err)
+	}
+	r := strataAs(t, u, env, "build", "--root", filepath.Join(home, "root"), ctx)
+	if want := filepath.Join(userDir, reg.Addr, "ca.crt"); r.code != 1 || !strings.Contains(r.stderr, "put the registry's CA certificate in "+want) {
+		t.Errorf("without the CA: exit %d, want 1 and the user's own certs.d (%s) named:\n%s", r.code, want, r.stderr)
+	}
+	reg.WriteCertsD(t, userDir)
+	if err := filepath.WalkDir(filepath.Join(home, ".config"), func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Chown(p, u.UID, u.GID)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	mustBuildAs(t, u, env, "--root", filepath.Join(home, "root"), ctx)
+}

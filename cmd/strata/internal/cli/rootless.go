@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/stratabuild/strata/build/sandbox"
+	"github.com/stratabuild/strata/commit"
 	"github.com/stratabuild/strata/internal/stateroot"
 	"github.com/stratabuild/strata/internal/userns"
 	"github.com/stratabuild/strata/layers"
@@ -222,6 +223,7 @@ func prepareNamespace(args []string) error {
 		if err := stateroot.UseUserRuntimeDir(uid); err != nil {
 			return err
 		}
+		commit.ActFor(int(uid)) // her certs.d and auth files, not root's
 	}
 	c, ok := namespacedCommand(args)
 	if !ok || c.name != "build" || c.dryRun {
