@@ -327,6 +327,13 @@ type registryError struct {
 func (e *registryError) Error() string { return e.msg }
 func (e *registryError) Unwrap() error { return e.err }
 
+// CertRefused reports whether err is a TLS failure with a registry whose
+// certificate cannot be verified, or that wants a client certificate.
+func CertRefused(err error) bool {
+	var c *certError
+	return errors.As(err, &c)
+}
+
 // AuthRefused reports whether err is a registry's refusal of the
 // credentials (401 Unauthorized, 403 Forbidden).
 func AuthRefused(err error) bool {

@@ -239,7 +239,7 @@ func hasCode(e *transport.Error, codes ...transport.ErrorCode) bool {
 // its blob, not writing a new config blob and manifest.
 func (r *Registry) Put(ctx context.Context, e *Entry, layer v1.Layer) error {
 	ref := r.tag(e.Key)
-	if r.has(ctx, ref, layer) {
+	if r.has(ctx, ref, e.Key, layer) {
 		return nil
 	}
 	shared := *e
@@ -271,23 +271,35 @@ func (r *Registry) Put(ctx context.Context, e *Entry, layer v1.Layer) error {
 	return nil
 }
 
-// has reports whether the registry holds, at ref, an entry whose layer
-// is layer (nil: none) and whose layer blob it has: writing it again
-// would change its times only. Any doubt (an error) is a no.
-func (r *Registry) has(ctx context.Context, ref name.Tag, layer v1.Layer) bool {
+// has reports whether the registry holds, at ref, a whole entry of key
+// whose layer is layer (nil: none), its blob there: writing it again
+// would change its times only. Any doubt (an error, an entry that is
+// not whole) is a no, so that writing it mends it.
+func (r *Registry) has(ctx context.Context, ref name.Tag, key string, layer v1.Layer) bool {
 	img, err := remote.Image(ref, commit.RemoteOptions(ctx, r.Options)...)
 	if err != nil {
 		return false
 	}
 	ls, err := img.Layers()
-	if err != nil || layer == nil || len(ls) != 1 {
-		return err == nil && layer == nil && len(ls) == 0
+	if err != nil || (layer == nil) != (len(ls) == 0) || len(ls) > 1 {
+		return false
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return false
+	}
+	var e Entry
+	if json.Unmarshal([]byte(cf.Config.Labels[EntryLabel]), &e) != nil || e.Key != key || (e.Layer == nil) != (layer == nil) {
+		return false
+	}
+	if layer == nil {
+		return true
 	}
 	want, err := layer.Digest()
 	if err != nil {
 		return false
 	}
-	if got, err := ls[0].Digest(); err != nil || got != want {
+	if got, err := ls[0].Digest(); err != nil || got != want || sameLayer(e.Layer, ls[0], cf) != nil {
 		return false
 	}
 	ok, err := partial.Exists(ls[0])

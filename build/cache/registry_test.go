@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/stratabuild/strata/commit"
@@ -283,6 +284,30 @@ func TestRegistryPutLeavesWhatItHas(t *testing.T) {
 	}
 	t.Logf("putting the two entries again: %d requests", n)
 
+	// An entry that is not whole (its label damaged) is written again.
+	img, err := remote.Image(r.tag(e.Key), remote.WithContext(t.Context()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	cf.Config.Labels[EntryLabel] = "{garbage"
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(r.tag(e.Key), img, remote.WithContext(t.Context())); err != nil {
+		t.Fatal(err)
+	}
+	if w, _ := put(); w == 0 {
+		t.Error("the entry damaged, Put wrote nothing")
+	}
+	if h, err := r.Get(t.Context(), e.Key); err != nil || h == nil {
+		t.Errorf("Get after the damaged entry was put again = %v, %v; want a hit", h, err)
+	}
+
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodDelete, "http://"+reg.Addr+"/v2/cache/blobs/"+rec.Digest, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -292,6 +317,9 @@ func TestRegistryPutLeavesWhatItHas(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
+	// A later build's entry (go-containerregistry writes nothing for a
+	// manifest the registry has already, blobs included).
+	e.LastUsed = time.Now().Add(2 * time.Hour)
 	if w, _ := put(); w == 0 {
 		t.Error("the blob gone, Put wrote nothing")
 	}

@@ -9,6 +9,8 @@ import (
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/stratabuild/strata/commit"
 )
 
 // Store keeps cached step results: the entry of each key and its layer.
@@ -44,16 +46,18 @@ type Cache struct {
 
 	mu     sync.Mutex
 	misses map[string][]string // key → why a From store's entry was no hit
-	// unread are the From stores that could not be read, and why: each
-	// is warned of once and not asked again in the build (a registry
-	// refusing the credentials would refuse them at every step).
-	unread map[Store]error
+	// unread are the From stores that refused the build (its
+	// credentials, or strata its certificate): warned of once and not
+	// asked again in the build, as they would refuse every step.
+	unread map[Store]bool
 }
 
 // Lookup finds key in the local store, then in each From store. A store
-// that cannot be read is warned of and skipped from then on, and the
-// misses say so: a cache never fails a build that could run the step
-// instead.
+// that cannot be read is warned of, and the miss says so: a cache never
+// fails a build that could run the step instead. One that refuses the
+// credentials, or whose certificate cannot be verified, is not asked
+// again in the build; after any other error (an entry that is not whole,
+// the network) the next step asks it again.
 func (c *Cache) Lookup(ctx context.Context, key string) (*Hit, error) {
 	if h, err := c.Local.Get(ctx, key); err != nil || h != nil {
 		return h, err
@@ -65,17 +69,20 @@ func (c *Cache) Lookup(ctx context.Context, key string) (*Hit, error) {
 		}
 		h, err := s.Get(ctx, key)
 		var gone *LayerGoneError
-		if errors.As(err, &gone) {
+		switch {
+		case errors.As(err, &gone):
 			c.noteMiss(key, gone.Error())
 			continue
-		}
-		if err != nil && ctx.Err() == nil {
+		case err != nil && ctx.Err() != nil:
+			return nil, ctx.Err()
+		case err != nil && (commit.AuthRefused(err) || commit.CertRefused(err)):
 			c.setUnread(s, err)
 			c.noteMiss(key, fmt.Sprintf("--cache-from %s could not be read", s))
 			continue
-		}
-		if err != nil {
-			return nil, ctx.Err()
+		case err != nil:
+			c.log().Warn("--cache-from "+s.String()+": the entry of a step could not be read; the step runs", "err", err)
+			c.noteMiss(key, fmt.Sprintf("--cache-from %s: its entry could not be read", s))
+			continue
 		}
 		if h != nil {
 			h.Remote = true
@@ -125,18 +132,17 @@ func (c *Cache) Explain(in *Inputs) string {
 func (c *Cache) isUnread(s Store) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	_, ok := c.unread[s]
-	return ok
+	return c.unread[s]
 }
 
 // setUnread marks s unreadable for err, warning of it the first time.
 func (c *Cache) setUnread(s Store, err error) {
 	c.mu.Lock()
-	_, again := c.unread[s]
+	again := c.unread[s]
 	if c.unread == nil {
-		c.unread = map[Store]error{}
+		c.unread = map[Store]bool{}
 	}
-	c.unread[s] = err
+	c.unread[s] = true
 	c.mu.Unlock()
 	if !again {
 		c.log().Warn("--cache-from "+s.String()+" cannot be read; the build goes on without it", "err", err)

@@ -157,6 +157,35 @@ func TestUnreadableCacheFromWarnedOnce(t *testing.T) {
 	}
 }
 
+// TestBrokenCacheEntryMissesAlone: one entry of a --cache-from that is
+// not whole (a CI cache restored with a truncated file) is a miss of its
+// step only; the store's other entries still hit.
+func TestBrokenCacheEntryMissesAlone(t *testing.T) {
+	requireBuildTools(t)
+	dir := filepath.Join(t.TempDir(), "cache")
+	ctx := writeRecipe(t, "args: {BASE: scratch}\nfrom: ${BASE}\nsteps:\n  - run: echo a > /a\n  - run: echo b > /b\n  - run: echo c > /c\n", map[string]string{})
+	if r := strata(t, nil, "build", "--root", t.TempDir(), "--build-arg", busyboxBase(t), "--cache-to", "type=local,dest="+dir, ctx); r.code != 0 {
+		t.Fatalf("filling the cache: exit %d\n%s", r.code, r.stderr)
+	}
+	entries, _ := filepath.Glob(filepath.Join(dir, "entries", "*.json"))
+	broken := 0
+	for _, e := range entries {
+		if data, err := os.ReadFile(e); err == nil && strings.Contains(string(data), `strata.yaml::0"`) {
+			if err := os.WriteFile(e, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			broken++
+		}
+	}
+	if broken != 1 {
+		t.Fatalf("%d entries of the first step among %d", broken, len(entries))
+	}
+	r := strata(t, nil, "build", "--root", t.TempDir(), "--build-arg", busyboxBase(t), "--progress", "plain", "--cache-from", "type=local,src="+dir, ctx)
+	if r.code != 0 || strings.Count(r.stderr, "cache hit in local cache "+dir) != 2 || !strings.Contains(r.stderr, "its entry could not be read") {
+		t.Errorf("exit %d, want 0, the first step run (its entry could not be read) and the two others hit:\n%s", r.code, r.stderr)
+	}
+}
+
 // TestRefusedPushAfterTheSteps: credentials refused once the last step is
 // done (a short one, or a cached build with one new layer, the usual CI
 // case) are named as when refused during the steps, not lost behind the
