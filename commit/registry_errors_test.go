@@ -292,10 +292,33 @@ func TestRegistryErrorOtherHostUnreachable(t *testing.T) {
 	err := commit.RegistryError("127.0.0.1:5000/app:1", fmt.Errorf("pulling: %w",
 		&url.Error{Op: "Get", URL: "https://127.0.0.1:5001/token?scope=repository%3Aapp%3Apull", Err: refused}))
 	golden(t, "token-server-unreachable", err.Error())
-	proxy := &net.OpError{Op: "proxyconnect", Net: "tcp", Addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9}, Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+	// As net/http makes it: the proxy's address on the dial error inside.
+	proxy := &net.OpError{Op: "proxyconnect", Net: "tcp", Err: &net.OpError{Op: "dial", Net: "tcp",
+		Addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9}, Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}}
 	err = commit.RegistryError("registry.example:5000/app:1", fmt.Errorf("pulling: %w",
 		&url.Error{Op: "Get", URL: "https://registry.example:5000/v2/", Err: proxy}))
 	golden(t, "proxy-unreachable", err.Error())
+}
+
+// TestRefusedAuthFileSaysWhereToLogIn: credentials refused from
+// REGISTRY_AUTH_FILE, which is read before the docker config, are
+// replaced where they are (podman login --authfile), not with docker
+// login, which writes the docker config.
+func TestRefusedAuthFileSaysWhereToLogIn(t *testing.T) {
+	r := testutil.StartRegistry(t, testutil.RegistryOptions{TLS: true, Auth: true})
+	dockerDir, _ := withCertDirs(t)
+	r.WriteCertsD(t, dockerDir)
+	ref := r.Addr + "/strata/app:v1"
+	home := isolateCredentials(t, `{"auths": {"`+r.Addr+`": {"auth": "`+basicAuth(r.User, r.Password)+`"}}}`)
+	authFile := filepath.Join(home, "auth.json")
+	if err := os.WriteFile(authFile, []byte(`{"auths": {"`+r.Addr+`": {"auth": "`+basicAuth(r.User, "stale")+`"}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("REGISTRY_AUTH_FILE", authFile)
+	err := pullErr(t, ref)
+	if want := "log in again with: podman login --authfile " + authFile + " " + r.Addr; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("pull = %v, want it to say %q", err, want)
+	}
 }
 
 // TestRegistryErrorCredentials: missing credentials (no file, no entry)

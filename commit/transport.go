@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"net/url"
 	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -362,8 +363,13 @@ func describeRegistryError(ref string, err error) string {
 	}
 	if m := unreachableMessage(err); m != "" {
 		var op *net.OpError
-		if errors.As(err, &op) && op.Op == "proxyconnect" && op.Addr != nil {
-			return fmt.Sprintf("cannot reach registry %s through the proxy %s (HTTPS_PROXY or HTTP_PROXY): the proxy: %s", host, op.Addr, m)
+		if errors.As(err, &op) && op.Op == "proxyconnect" {
+			// net/http names the proxy on the dial error inside.
+			proxy := "(HTTPS_PROXY or HTTP_PROXY)"
+			if dial := (*net.OpError)(nil); errors.As(op.Err, &dial) && dial.Addr != nil {
+				proxy = dial.Addr.String() + " " + proxy
+			}
+			return fmt.Sprintf("cannot reach registry %s through the proxy %s: the proxy: %s", host, proxy, m)
 		}
 		var ue *url.Error
 		if errors.As(err, &ue) {
@@ -431,7 +437,20 @@ func authMessage(host string, r name.Reference, te *transport.Error) string {
 		return fmt.Sprintf("the credentials for %s %s were refused access to %s (%s); check that the account may use that repository",
 			host, rep.source(), r.Context().RepositoryStr(), what)
 	}
-	return fmt.Sprintf("the credentials for %s %s were refused (%s); log in again with: docker login %s", host, rep.source(), what, host)
+	return fmt.Sprintf("the credentials for %s %s were refused (%s); %s", host, rep.source(), what, rep.relogin(host))
+}
+
+// relogin says how to replace refused credentials where they were found:
+// docker login writes the docker config, not REGISTRY_AUTH_FILE or
+// podman's auth.json, which are read first.
+func (r authReport) relogin(host string) string {
+	switch {
+	case r.fromEnv:
+		return "correct DOCKER_AUTH_CONFIG"
+	case r.helper == "" && r.file != "" && filepath.Base(r.file) != "config.json":
+		return fmt.Sprintf("log in again with: podman login --authfile %s %s (or skopeo login)", r.file, host)
+	}
+	return "log in again with: docker login " + host
 }
 
 // scopeRefusal is the context key of the scope of an answer 401 whose
