@@ -233,14 +233,18 @@ func (d *Dir) check(write bool) error {
 }
 
 // CheckWrite returns an error if a build could not write the cache:
-// the directory — or, not made yet, its nearest existing parent — or its
-// entries and blobs directories are not writable (a read-only
-// filesystem, another user's). It writes nothing: call it before a build,
+// the directory — or, not made yet, its nearest existing parent — is a
+// file, or it or its entries and blobs directories are not writable (a
+// read-only filesystem, another user's). It writes nothing: call it before a build,
 // so that the build does not find out after its last step.
 func (d *Dir) CheckWrite() error {
 	dir := d.Path
 	for {
-		if _, err := os.Stat(dir); err == nil || filepath.Dir(dir) == dir {
+		fi, err := os.Stat(dir)
+		if err == nil && !fi.IsDir() {
+			return fmt.Errorf("%s: %s is not a directory", d, dir)
+		}
+		if err == nil || filepath.Dir(dir) == dir {
 			break
 		}
 		dir = filepath.Dir(dir)

@@ -224,3 +224,20 @@ func TestDirRemovesDeadWritersTemps(t *testing.T) {
 		t.Errorf("%s, a live writer's: %v", fresh, err)
 	}
 }
+
+// TestDirCheckWriteRefusesAFile: a dest= that is a file, or a path under
+// one, is refused before the build.
+func TestDirCheckWriteRefusesAFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "afile")
+	if err := os.WriteFile(file, []byte("hi\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{file, filepath.Join(file, "sub")} {
+		if err := (&Dir{Path: p}).CheckWrite(); err == nil || !strings.Contains(err.Error(), file+" is not a directory") {
+			t.Errorf("CheckWrite(%s) = %v, want %s named as not a directory", p, err, file)
+		}
+	}
+	if err := (&Dir{Path: filepath.Join(t.TempDir(), "new", "cache")}).CheckWrite(); err != nil {
+		t.Errorf("CheckWrite of a dir to be made: %v", err)
+	}
+}
