@@ -55,10 +55,14 @@ func (l *Local) HasUnrecorded() bool {
 	return len(des) > 0
 }
 
-// RemoveUnrecorded removes the snapshots noted as unrecorded that no
-// entry uses (as its result or below it), and every note; it returns how
-// many it removed. The caller holds the state root's build lock
-// exclusively, so no build is between a snapshot's store and its entry.
+// RemoveUnrecorded removes the snapshots noted as unrecorded that are no
+// entry's result, and every note; it returns how many it removed. One
+// that an entry lists below its result (a later step of the build was
+// recorded) goes too: it has no blob to unpack it from, so no build can
+// use it but by making it again — a hit on that entry needs the step
+// below it run again first, and then stores it. The caller holds the
+// state root's build lock exclusively, so no build is between a
+// snapshot's store and its entry, or has it mounted.
 func (l *Local) RemoveUnrecorded(ctx context.Context, snaps Snapshots) (int, error) {
 	dir := filepath.Join(l.dir, unrecordedDir)
 	des, err := os.ReadDir(dir)
@@ -72,7 +76,12 @@ func (l *Local) RemoveUnrecorded(ctx context.Context, snaps Snapshots) (int, err
 	if err != nil {
 		return 0, err
 	}
-	_, used := uses(entries)
+	used := map[string]bool{}
+	for _, e := range entries {
+		if e.Layer != nil {
+			used[e.Layer.DiffID] = true
+		}
+	}
 	all, err := snaps.Snapshots()
 	if err != nil {
 		return 0, err

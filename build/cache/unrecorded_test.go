@@ -11,23 +11,24 @@ import (
 )
 
 // TestRemoveUnrecorded: of the snapshots noted as stored before their
-// entries, those whose entry was then recorded (Put drops the note) and
-// those another entry uses (below its layer) stay; the rest go, and so
-// do the notes.
+// entries, those whose entry was then recorded (Put drops the note) stay;
+// the rest go, one that a later step's entry lists below its layer too
+// (it has no blob: a hit on that entry runs the step below it again
+// first), and so do the notes.
 func TestRemoveUnrecorded(t *testing.T) {
 	l, err := OpenLocal(t.TempDir(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	recorded, used, orphan := digest.FromString("recorded"), digest.FromString("used below"), digest.FromString("orphan")
-	for _, d := range []digest.Digest{recorded, used, orphan} {
+	recorded, below, orphan := digest.FromString("recorded"), digest.FromString("below a recorded step"), digest.FromString("orphan")
+	for _, d := range []digest.Digest{recorded, below, orphan} {
 		if err := l.NoteUnrecorded(d.String()); err != nil {
 			t.Fatal(err)
 		}
 	}
 	e, _ := writeEntry(t, l, "a", "alpha", commit.Gzip)
 	in := baseInputs()
-	in.Step, in.Parent = "b", []string{used.String()}
+	in.Step, in.Parent = "b", []string{below.String()}
 	if err := l.Put(t.Context(), &Entry{Key: in.Key(), Inputs: in}, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -37,15 +38,15 @@ func TestRemoveUnrecorded(t *testing.T) {
 	}
 	des, err := os.ReadDir(filepath.Join(l.dir, unrecordedDir))
 	if err != nil || len(des) != 2 {
-		t.Errorf("notes after the entries were put: %d (%v), want the used and the orphan ones", len(des), err)
+		t.Errorf("notes after the entries were put: %d (%v), want the two unrecorded ones", len(des), err)
 	}
-	snaps := &recordingSnapshots{snaps: map[digest.Digest]bool{recorded: true, used: true, orphan: true}}
+	snaps := &recordingSnapshots{snaps: map[digest.Digest]bool{recorded: true, below: true, orphan: true}}
 	n, err := l.RemoveUnrecorded(t.Context(), snaps)
-	if err != nil || n != 1 {
-		t.Fatalf("RemoveUnrecorded = %d, %v; want 1 removed", n, err)
+	if err != nil || n != 2 {
+		t.Fatalf("RemoveUnrecorded = %d, %v; want 2 removed", n, err)
 	}
-	if !snaps.snaps[recorded] || !snaps.snaps[used] || snaps.snaps[orphan] {
-		t.Errorf("snapshots left %v, want the recorded and the used ones", snaps.snaps)
+	if !snaps.snaps[recorded] || snaps.snaps[below] || snaps.snaps[orphan] {
+		t.Errorf("snapshots left %v, want the recorded one alone", snaps.snaps)
 	}
 	if l.HasUnrecorded() {
 		t.Error("notes are left")
