@@ -163,12 +163,15 @@ type helperAnswer struct {
 
 // readAuthState reads the credentials files as skopeo and buildah do:
 // $REGISTRY_AUTH_FILE first when it is set, then the docker config
-// ($DOCKER_CONFIG/config.json, else ~/.docker/config.json); with neither
-// REGISTRY_AUTH_FILE nor a docker config, podman's auth.json
+// ($DOCKER_CONFIG/config.json, else ~/.docker/config.json); without
+// REGISTRY_AUTH_FILE, then podman's auth.json
 // ($XDG_RUNTIME_DIR/containers/auth.json, else
 // /run/containers/UID/auth.json; then
 // $XDG_CONFIG_HOME/containers/auth.json, else
-// ~/.config/containers/auth.json).
+// ~/.config/containers/auth.json), which skopeo reads before the docker
+// config (a docker config's entry wins here, as it did for docker's
+// users). A podman file after a docker config that cannot be read is
+// passed over.
 func readAuthState(p authPaths, fingerprint string) *authState {
 	st := &authState{fingerprint: fingerprint, env: os.Getenv(configfile.DockerEnvConfigKey) != ""}
 	var paths []string
@@ -176,9 +179,18 @@ func readAuthState(p authPaths, fingerprint string) *authState {
 		paths = append(paths, p.authFile)
 	}
 	dockerAbsent := false
+	optional := map[string]bool{} // read if it can be: podman's, after a docker config
 	switch {
 	case isFile(p.docker):
 		paths = append(paths, p.docker)
+		if p.authFile == "" {
+			// As skopeo reads them (before the docker config there):
+			// a podman login is found where docker's config has no
+			// entry.
+			for _, f := range p.podman {
+				paths, optional[f] = append(paths, f), true
+			}
+		}
 	case isFile(p.homeDocker):
 		// authn.DefaultKeychain's choice: a DOCKER_CONFIG without
 		// config.json beside an existing ~/.docker/config.json.
@@ -192,7 +204,7 @@ func readAuthState(p authPaths, fingerprint string) *authState {
 	for _, file := range paths {
 		f, err := readAuthFile(file)
 		switch {
-		case errors.Is(err, fs.ErrNotExist):
+		case errors.Is(err, fs.ErrNotExist), err != nil && optional[file]:
 			st.looked = append(st.looked, file)
 		case err != nil:
 			st.err = err

@@ -173,6 +173,38 @@ func TestRegistryAuthFile(t *testing.T) {
 	}
 }
 
+// TestPodmanAuthAfterDockerConfig: a podman login (XDG_RUNTIME_DIR's
+// containers/auth.json) is found when a docker config exists without an
+// entry for the registry (even an empty one), as skopeo finds it; the
+// docker config's own entry wins.
+func TestPodmanAuthAfterDockerConfig(t *testing.T) {
+	r, ref := authRegistry(t)
+	good, wrong := basicAuth(r.User, r.Password), basicAuth(r.User, "wrong")
+	for _, tc := range []struct {
+		name, docker, podman string
+		ok                   bool
+	}{
+		{"empty docker config", `{}`, `{"auths": {"` + r.Addr + `": {"auth": "` + good + `"}}}`, true},
+		{"docker config's entry first", `{"auths": {"` + r.Addr + `": {"auth": "` + wrong + `"}}}`, `{"auths": {"` + r.Addr + `": {"auth": "` + good + `"}}}`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			home := isolateCredentials(t, tc.docker)
+			run := filepath.Join(home, "run")
+			if err := os.MkdirAll(filepath.Join(run, "containers"), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(run, "containers", "auth.json"), []byte(tc.podman), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			t.Setenv("XDG_RUNTIME_DIR", run)
+			_, err := pullRef(t, ref, commit.PullOptions{})
+			if tc.ok != (err == nil) {
+				t.Errorf("Pull: %v, want success %v", err, tc.ok)
+			}
+		})
+	}
+}
+
 // TestMalformedAuthsEntry: an auths entry whose auth does not decode
 // does not stop other registries from being reached (as skopeo; docker
 // ignores the whole file with a warning); for its own registry it is an
