@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 
@@ -55,9 +56,11 @@ type Cache struct {
 // Lookup finds key in the local store, then in each From store. A store
 // that cannot be read is warned of, and the miss says so: a cache never
 // fails a build that could run the step instead. One that refuses the
-// credentials, or whose certificate cannot be verified, is not asked
-// again in the build; after any other error (an entry that is not whole,
-// the network) the next step asks it again.
+// credentials, whose certificate cannot be verified, or that does not
+// answer in time (each step would wait as long) is not asked again in
+// the build; after any other error (an entry that is not whole, a
+// connection refused while a registry restarts) the next step asks it
+// again.
 func (c *Cache) Lookup(ctx context.Context, key string) (*Hit, error) {
 	if h, err := c.Local.Get(ctx, key); err != nil || h != nil {
 		return h, err
@@ -75,7 +78,7 @@ func (c *Cache) Lookup(ctx context.Context, key string) (*Hit, error) {
 			continue
 		case err != nil && ctx.Err() != nil:
 			return nil, ctx.Err()
-		case err != nil && (commit.AuthRefused(err) || commit.CertRefused(err)):
+		case err != nil && (commit.AuthRefused(err) || commit.CertRefused(err) || timedOut(err)):
 			c.setUnread(s, err)
 			c.noteMiss(key, fmt.Sprintf("--cache-from %s could not be read", s))
 			continue
@@ -127,6 +130,13 @@ func (c *Cache) Explain(in *Inputs) string {
 		why = strings.Join(m, "; ") + "; " + why
 	}
 	return why
+}
+
+// timedOut reports whether err is a wait that ran out: a registry that
+// accepted the connection and did not answer, or stopped sending.
+func timedOut(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
 }
 
 func (c *Cache) isUnread(s Store) bool {

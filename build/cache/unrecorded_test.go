@@ -1,9 +1,14 @@
 package cache
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/opencontainers/go-digest"
 
@@ -53,5 +58,52 @@ func TestRemoveUnrecorded(t *testing.T) {
 	}
 	if n, err := l.RemoveUnrecorded(t.Context(), snaps); err != nil || n != 0 {
 		t.Errorf("again: %d, %v; want nothing to do", n, err)
+	}
+}
+
+// countingStore is a --cache-from store whose every Get fails with err.
+type countingStore struct {
+	err  error
+	gets int
+}
+
+func (s *countingStore) String() string { return "test store" }
+func (s *countingStore) Get(context.Context, string) (*Hit, error) {
+	s.gets++
+	return nil, s.err
+}
+func (s *countingStore) Put(context.Context, *Entry, v1.Layer) error { return nil }
+
+// TestStoreSetAsideAfterTimeout: a --cache-from store that does not answer
+// in time is asked once in a build, not at every step (each would wait as
+// long); one that refuses the connection (a registry restarting) is asked
+// again at the next step.
+func TestStoreSetAsideAfterTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		gets int
+	}{
+		{"timeout", fmt.Errorf("reading: %w", context.DeadlineExceeded), 1},
+		{"refused", fmt.Errorf("reading: %w", syscall.ECONNREFUSED), 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l, err := OpenLocal(t.TempDir(), t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := &countingStore{err: tc.err}
+			c := &Cache{Local: l, From: []Store{s}}
+			for _, step := range []string{"a", "b", "c"} {
+				in := baseInputs()
+				in.Step = step
+				if h, err := c.Lookup(t.Context(), in.Key()); h != nil || err != nil {
+					t.Fatalf("Lookup = %v, %v; want a miss", h, err)
+				}
+			}
+			if s.gets != tc.gets {
+				t.Errorf("the store was asked %d times in 3 steps, want %d", s.gets, tc.gets)
+			}
+		})
 	}
 }
