@@ -151,6 +151,7 @@ type authState struct {
 type authFile struct {
 	path    string
 	absent  bool // DOCKER_CONFIG names a directory without config.json
+	podman  bool // REGISTRY_AUTH_FILE or podman's auth.json, which docker login does not write
 	cf      *configfile.ConfigFile
 	skipped map[string]error // auths entries whose auth does not decode
 }
@@ -170,8 +171,8 @@ type helperAnswer struct {
 // $XDG_CONFIG_HOME/containers/auth.json, else
 // ~/.config/containers/auth.json), which skopeo reads before the docker
 // config (a docker config's entry wins here, as it did for docker's
-// users). A podman file after a docker config that cannot be read is
-// passed over.
+// users). A podman file after a docker config that the user may not read
+// is passed over; one that does not parse is an error, as for skopeo.
 func readAuthState(p authPaths, fingerprint string) *authState {
 	st := &authState{fingerprint: fingerprint, env: os.Getenv(configfile.DockerEnvConfigKey) != ""}
 	var paths []string
@@ -204,12 +205,13 @@ func readAuthState(p authPaths, fingerprint string) *authState {
 	for _, file := range paths {
 		f, err := readAuthFile(file)
 		switch {
-		case errors.Is(err, fs.ErrNotExist), err != nil && optional[file]:
+		case errors.Is(err, fs.ErrNotExist), optional[file] && errors.Is(err, fs.ErrPermission):
 			st.looked = append(st.looked, file)
 		case err != nil:
 			st.err = err
 			return st
 		default:
+			f.podman = file != p.docker
 			st.files = append(st.files, f)
 		}
 	}
@@ -280,6 +282,7 @@ type authReport struct {
 	// Where the credentials came from, when found; what was asked last
 	// otherwise.
 	fromEnv bool   // DOCKER_AUTH_CONFIG
+	podman  bool   // the file is REGISTRY_AUTH_FILE or podman's auth.json
 	file    string // the file
 	entry   string // the key of the file's auths entry
 	helper  string // the credential helper asked (its suffix: "pass" for docker-credential-pass)
@@ -317,7 +320,7 @@ func (st *authState) lookup(target authn.Resource) (types.AuthConfig, authReport
 		}
 	}
 	for _, f := range st.files {
-		rep.file, rep.helper, rep.by, rep.entry = f.path, "", "", ""
+		rep.file, rep.podman, rep.helper, rep.by, rep.entry = f.path, f.podman, "", "", ""
 		if f.absent {
 			rep.absent = f.path
 			continue

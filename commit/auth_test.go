@@ -186,6 +186,7 @@ func TestPodmanAuthAfterDockerConfig(t *testing.T) {
 	}{
 		{"empty docker config", `{}`, `{"auths": {"` + r.Addr + `": {"auth": "` + good + `"}}}`, true},
 		{"docker config's entry first", `{"auths": {"` + r.Addr + `": {"auth": "` + wrong + `"}}}`, `{"auths": {"` + r.Addr + `": {"auth": "` + good + `"}}}`, false},
+		{"podman file that does not parse", `{}`, `{"auths": `, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			home := isolateCredentials(t, tc.docker)
@@ -200,6 +201,9 @@ func TestPodmanAuthAfterDockerConfig(t *testing.T) {
 			_, err := pullRef(t, ref, commit.PullOptions{})
 			if tc.ok != (err == nil) {
 				t.Errorf("Pull: %v, want success %v", err, tc.ok)
+			}
+			if auth := filepath.Join(run, "containers", "auth.json"); tc.podman == `{"auths": ` && (err == nil || !strings.Contains(err.Error(), auth)) {
+				t.Errorf("Pull: %v, want an error naming %s", err, auth)
 			}
 		})
 	}

@@ -310,7 +310,12 @@ func TestRefusedAuthFileSaysWhereToLogIn(t *testing.T) {
 	r.WriteCertsD(t, dockerDir)
 	ref := r.Addr + "/strata/app:v1"
 	home := isolateCredentials(t, `{"auths": {"`+r.Addr+`": {"auth": "`+basicAuth(r.User, r.Password)+`"}}}`)
-	authFile := filepath.Join(home, "auth.json")
+	// Named config.json, as some CI images name it: its place, not its
+	// name, says docker login does not write it.
+	if err := os.Mkdir(filepath.Join(home, "ci"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	authFile := filepath.Join(home, "ci", "config.json")
 	if err := os.WriteFile(authFile, []byte(`{"auths": {"`+r.Addr+`": {"auth": "`+basicAuth(r.User, "stale")+`"}}}`), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,6 @@ import (
 	"net/netip"
 	"net/url"
 	"path"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -447,7 +446,7 @@ func (r authReport) relogin(host string) string {
 	switch {
 	case r.fromEnv:
 		return "correct DOCKER_AUTH_CONFIG"
-	case r.helper == "" && r.file != "" && filepath.Base(r.file) != "config.json":
+	case r.helper == "" && r.podman:
 		return fmt.Sprintf("log in again with: podman login --authfile %s %s (or skopeo login)", r.file, host)
 	}
 	return "log in again with: docker login " + host
