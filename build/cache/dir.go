@@ -244,6 +244,10 @@ func (d *Dir) CheckWrite() error {
 		if err == nil && !fi.IsDir() {
 			return fmt.Errorf("%s: %s is not a directory", d, dir)
 		}
+		if li, lerr := os.Lstat(dir); err != nil && lerr == nil && li.Mode()&fs.ModeSymlink != 0 {
+			target, _ := os.Readlink(dir)
+			return fmt.Errorf("%s: %s is a link to %s, which does not exist", d, dir, target)
+		}
 		if err == nil || filepath.Dir(dir) == dir {
 			break
 		}

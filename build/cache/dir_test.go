@@ -237,6 +237,13 @@ func TestDirCheckWriteRefusesAFile(t *testing.T) {
 			t.Errorf("CheckWrite(%s) = %v, want %s named as not a directory", p, err, file)
 		}
 	}
+	dangling := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink("/nonexistent/cache", dangling); err != nil {
+		t.Fatal(err)
+	}
+	if err := (&Dir{Path: dangling}).CheckWrite(); err == nil || !strings.Contains(err.Error(), "which does not exist") {
+		t.Errorf("CheckWrite(a dangling link) = %v, want it refused", err)
+	}
 	if err := (&Dir{Path: filepath.Join(t.TempDir(), "new", "cache")}).CheckWrite(); err != nil {
 		t.Errorf("CheckWrite of a dir to be made: %v", err)
 	}
