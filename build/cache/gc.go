@@ -58,12 +58,7 @@ func (l *Local) Prune(ctx context.Context, opts PruneOptions, snaps Snapshots) (
 	}
 	res := &PruneResult{EntriesRemoved: removed, EntriesKept: len(kept)}
 	blobs, diffIDs := uses(kept)
-	results := map[string]bool{}
-	for _, e := range kept {
-		if e.Layer != nil {
-			results[e.Layer.DiffID] = true
-		}
-	}
+	results := resultsOf(kept)
 	l.pruneSteps(kept)
 	if err := l.pruneEncodings(results, blobs); err != nil {
 		return nil, err
@@ -108,6 +103,17 @@ func (l *Local) Prune(ctx context.Context, opts PruneOptions, snaps Snapshots) (
 		return nil, err
 	}
 	return res, nil
+}
+
+// resultsOf returns the diffIDs of entries' own layers.
+func resultsOf(entries []*Entry) map[string]bool {
+	results := map[string]bool{}
+	for _, e := range entries {
+		if e.Layer != nil {
+			results[e.Layer.DiffID] = true
+		}
+	}
+	return results
 }
 
 // uses returns the blobs (digest hex) and the snapshots (diffIDs) that

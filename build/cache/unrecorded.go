@@ -76,12 +76,7 @@ func (l *Local) RemoveUnrecorded(ctx context.Context, snaps Snapshots) (int, err
 	if err != nil {
 		return 0, err
 	}
-	used := map[string]bool{}
-	for _, e := range entries {
-		if e.Layer != nil {
-			used[e.Layer.DiffID] = true
-		}
-	}
+	used := resultsOf(entries)
 	all, err := snaps.Snapshots()
 	if err != nil {
 		return 0, err
