@@ -238,8 +238,7 @@ func hasCode(e *transport.Error, codes ...transport.ErrorCode) bool {
 // nothing, each step's entry costs reading its manifest and asking for
 // its blob, not writing a new config blob and manifest.
 func (r *Registry) Put(ctx context.Context, e *Entry, layer v1.Layer) error {
-	ref := r.tag(e.Key)
-	if r.has(ctx, ref, e.Key, layer) {
+	if r.has(ctx, e.Key, layer) {
 		return nil
 	}
 	shared := *e
@@ -265,31 +264,21 @@ func (r *Registry) Put(ctx context.Context, e *Entry, layer v1.Layer) error {
 	if img, err = mutate.ConfigFile(img, cf); err != nil {
 		return err
 	}
+	ref := r.tag(e.Key)
 	if err := remote.Write(ref, img, commit.RemoteOptions(ctx, r.Options)...); err != nil {
 		return fmt.Errorf("writing the cache: %w", commit.RegistryError(ref.String(), err))
 	}
 	return nil
 }
 
-// has reports whether the registry holds, at ref, a whole entry of key
-// whose layer is layer (nil: none), its blob there: writing it again
-// would change its times only. Any doubt (an error, an entry that is
-// not whole) is a no, so that writing it mends it.
-func (r *Registry) has(ctx context.Context, ref name.Tag, key string, layer v1.Layer) bool {
-	img, err := remote.Image(ref, commit.RemoteOptions(ctx, r.Options)...)
-	if err != nil {
-		return false
-	}
-	ls, err := img.Layers()
-	if err != nil || (layer == nil) != (len(ls) == 0) || len(ls) > 1 {
-		return false
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		return false
-	}
-	var e Entry
-	if json.Unmarshal([]byte(cf.Config.Labels[EntryLabel]), &e) != nil || e.Key != key || (e.Layer == nil) != (layer == nil) {
+// has reports whether the registry holds a whole entry of key — one Get
+// takes: its label names the key and describes its layer, whose blob is
+// there — and whose layer is layer (nil: none): writing it again would
+// change its times only. Any doubt (an error) is a no, so that writing
+// it mends it.
+func (r *Registry) has(ctx context.Context, key string, layer v1.Layer) bool {
+	h, err := r.Get(ctx, key)
+	if err != nil || h == nil || (h.Layer == nil) != (layer == nil) {
 		return false
 	}
 	if layer == nil {
@@ -299,11 +288,8 @@ func (r *Registry) has(ctx context.Context, ref name.Tag, key string, layer v1.L
 	if err != nil {
 		return false
 	}
-	if got, err := ls[0].Digest(); err != nil || got != want || sameLayer(e.Layer, ls[0], cf) != nil {
-		return false
-	}
-	ok, err := partial.Exists(ls[0])
-	return err == nil && ok
+	got, err := h.Layer.Digest()
+	return err == nil && got == want
 }
 
 // sharedStepID is stepID (FILE:STAGE:INDEX, FILE the recipe's absolute
