@@ -33,19 +33,8 @@ func TestRegistryEntryMustDescribeItsLayer(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := &Registry{Repo: repo}
-	layer := func(content string) (*commit.Layer, *Layer) {
-		l, err := commit.WriteLayer(t.Context(), bytes.NewReader(layerTar(t, content)), t.TempDir(), commit.Gzip)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rec, err := LayerOf(l, 1, 0, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return l, rec
-	}
-	real, rec := layer("real")
-	_, other := layer("other")
+	real, rec := testLayer(t, "real")
+	_, other := testLayer(t, "other")
 	for _, tc := range []struct {
 		name  string
 		claim func() *Layer
@@ -163,14 +152,7 @@ func TestRegistryEntryWithoutItsBlob(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := &Registry{Repo: repo}
-	l, err := commit.WriteLayer(t.Context(), bytes.NewReader(layerTar(t, "gone")), t.TempDir(), commit.Gzip)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec, err := LayerOf(l, 1, 0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, rec := testLayer(t, "gone")
 	in := baseInputs()
 	e := &Entry{Key: in.Key(), Inputs: in, Layer: rec}
 	if err := r.Put(t.Context(), e, l); err != nil {
@@ -181,18 +163,7 @@ func TestRegistryEntryWithoutItsBlob(t *testing.T) {
 		t.Fatalf("Get = %v, %v; want a hit", early, err)
 	}
 
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodDelete, "http://"+reg.Addr+"/v2/cache/blobs/"+rec.Digest, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("deleting the blob: %s", resp.Status)
-	}
+	deleteBlob(t, reg.Addr, rec.Digest)
 
 	var gone *LayerGoneError
 	if h, err := r.Get(t.Context(), e.Key); !errors.As(err, &gone) {
@@ -247,14 +218,7 @@ func TestRegistryPutLeavesWhatItHas(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := &Registry{Repo: repo}
-	l, err := commit.WriteLayer(t.Context(), bytes.NewReader(layerTar(t, "kept")), t.TempDir(), commit.Gzip)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec, err := LayerOf(l, 1, 0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, rec := testLayer(t, "kept")
 	in := baseInputs()
 	e := &Entry{Key: in.Key(), Inputs: in, Layer: rec, Created: time.Now()}
 	noLayer := baseInputs()
@@ -308,15 +272,7 @@ func TestRegistryPutLeavesWhatItHas(t *testing.T) {
 		t.Errorf("Get after the damaged entry was put again = %v, %v; want a hit", h, err)
 	}
 
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodDelete, "http://"+reg.Addr+"/v2/cache/blobs/"+rec.Digest, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	deleteBlob(t, reg.Addr, rec.Digest)
 	// A later build's entry (go-containerregistry writes nothing for a
 	// manifest the registry has already, blobs included).
 	e.LastUsed = time.Now().Add(2 * time.Hour)
@@ -325,5 +281,38 @@ func TestRegistryPutLeavesWhatItHas(t *testing.T) {
 	}
 	if h, err := r.Get(t.Context(), e.Key); err != nil || h == nil {
 		t.Errorf("Get after the blob was written again = %v, %v; want a hit", h, err)
+	}
+}
+
+// testLayer writes a gzip layer holding content and returns it and its
+// record.
+func testLayer(t *testing.T, content string) (*commit.Layer, *Layer) {
+	t.Helper()
+	l, err := commit.WriteLayer(t.Context(), bytes.NewReader(layerTar(t, content)), t.TempDir(), commit.Gzip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := LayerOf(l, 1, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, rec
+}
+
+// deleteBlob deletes the blob digest of the repository cache on the
+// registry at addr, as its garbage collection would.
+func deleteBlob(t *testing.T, addr, digest string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodDelete, "http://"+addr+"/v2/cache/blobs/"+digest, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("deleting the blob: %s", resp.Status)
 	}
 }

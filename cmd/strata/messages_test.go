@@ -34,11 +34,7 @@ func TestUserFacingMessages(t *testing.T) {
 	authReg := testutil.StartRegistry(t, testutil.RegistryOptions{TLS: true, Auth: true})
 	base := busyboxBase(t)
 	noCreds := t.TempDir()
-	wrongCreds := t.TempDir()
-	if err := os.WriteFile(filepath.Join(wrongCreds, "config.json"),
-		[]byte(`{"auths":{"`+authReg.Addr+`":{"auth":"dXNlcjp3cm9uZw=="}}}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	wrongCreds := wrongCredentials(t, authReg.Addr)
 	for _, tc := range []struct {
 		name   string
 		recipe string
@@ -118,11 +114,7 @@ func TestUserFacingMessages(t *testing.T) {
 func TestRefusedPushStopsTheBuild(t *testing.T) {
 	requireBuildTools(t)
 	reg := testutil.StartRegistry(t, testutil.RegistryOptions{Auth: true})
-	wrongCreds := t.TempDir()
-	if err := os.WriteFile(filepath.Join(wrongCreds, "config.json"),
-		[]byte(`{"auths":{"`+reg.Addr+`":{"auth":"dXNlcjp3cm9uZw=="}}}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	wrongCreds := wrongCredentials(t, reg.Addr)
 	ctx := writeRecipe(t, "args: {BASE: scratch}\nfrom: ${BASE}\nsteps:\n  - run: echo a > /a\n  - run: sleep 60; echo b > /b\n", map[string]string{})
 	start := time.Now()
 	r := strata(t, []string{"DOCKER_CONFIG=" + wrongCreds}, "build", "--root", t.TempDir(), "--build-arg", busyboxBase(t),
@@ -142,11 +134,7 @@ func TestRefusedPushStopsTheBuild(t *testing.T) {
 func TestUnreadableCacheFromWarnedOnce(t *testing.T) {
 	requireBuildTools(t)
 	reg := testutil.StartRegistry(t, testutil.RegistryOptions{Auth: true})
-	wrongCreds := t.TempDir()
-	if err := os.WriteFile(filepath.Join(wrongCreds, "config.json"),
-		[]byte(`{"auths":{"`+reg.Addr+`":{"auth":"dXNlcjp3cm9uZw=="}}}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	wrongCreds := wrongCredentials(t, reg.Addr)
 	ctx := writeRecipe(t, "args: {BASE: scratch}\nfrom: ${BASE}\nsteps:\n  - run: echo a > /a\n  - run: echo b > /b\n  - run: echo c > /c\n", map[string]string{})
 	r := strata(t, []string{"DOCKER_CONFIG=" + wrongCreds}, "build", "--root", t.TempDir(), "--build-arg", busyboxBase(t),
 		"--progress", "plain", "--cache-from", reg.Addr+"/app/cache", ctx)
@@ -193,11 +181,7 @@ func TestBrokenCacheEntryMissesAlone(t *testing.T) {
 func TestRefusedPushAfterTheSteps(t *testing.T) {
 	requireBuildTools(t)
 	reg := testutil.StartRegistry(t, testutil.RegistryOptions{Auth: true, TLS: true})
-	wrongCreds := t.TempDir()
-	if err := os.WriteFile(filepath.Join(wrongCreds, "config.json"),
-		[]byte(`{"auths":{"`+reg.Addr+`":{"auth":"dXNlcjp3cm9uZw=="}}}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	wrongCreds := wrongCredentials(t, reg.Addr)
 	ctx := writeRecipe(t, "args: {BASE: scratch}\nfrom: ${BASE}\nsteps:\n  - run: echo a > /a\n", map[string]string{})
 	for i := range 3 {
 		r := strata(t, []string{"DOCKER_CONFIG=" + wrongCreds, "SSL_CERT_FILE=" + reg.CAFile}, "build", "--root", t.TempDir(), "--build-arg", busyboxBase(t),
@@ -207,4 +191,16 @@ func TestRefusedPushAfterTheSteps(t *testing.T) {
 			t.Errorf("build %d: exit %d, want 1 and the refusal alone:\n%s", i, r.code, r.stderr)
 		}
 	}
+}
+
+// wrongCredentials returns a DOCKER_CONFIG dir whose config.json holds
+// credentials for registry that it refuses (user:wrong).
+func wrongCredentials(t *testing.T, registry string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "config.json"),
+		[]byte(`{"auths":{"`+registry+`":{"auth":"dXNlcjp3cm9uZw=="}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
