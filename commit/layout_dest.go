@@ -62,7 +62,7 @@ func inspectDest(dir string) (destKind, error) {
 	}
 	switch {
 	case len(has) == 0:
-		return destEmpty, writableDir(dir)
+		return destEmpty, WritableDir(dir)
 	case !has["oci-layout"]:
 		return 0, fmt.Errorf("%s is not empty and is not an OCI layout; choose an empty or new directory, or an existing layout to add to", dir)
 	}
@@ -78,7 +78,7 @@ func inspectDest(dir string) (destKind, error) {
 		// leaves; anything more is a layout someone broke.
 		return 0, fmt.Errorf("%s has an oci-layout file but no index.json; restore its index.json, or choose another directory", dir)
 	}
-	return destLayout, writableDir(dir)
+	return destLayout, WritableDir(dir)
 }
 
 // checkLayoutFile checks the oci-layout file of dir.

@@ -13,5 +13,5 @@ func lockDir(context.Context, string) (func(), error) {
 	return nil, fmt.Errorf("locking an OCI layout: %w", errors.ErrUnsupported)
 }
 
-// writableDir cannot tell outside unix; the write itself will.
-func writableDir(string) error { return nil }
+// WritableDir cannot tell outside unix; the write itself will.
+func WritableDir(string) error { return nil }

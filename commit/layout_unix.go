@@ -39,9 +39,9 @@ func lockDir(ctx context.Context, dir string) (unlock func(), err error) {
 	}
 }
 
-// writableDir returns an error unless this process may create files in
+// WritableDir returns an error unless this process may create files in
 // dir.
-func writableDir(dir string) error {
+func WritableDir(dir string) error {
 	if err := syscall.Access(dir, 2 /* W_OK */); err != nil {
 		return fmt.Errorf("cannot write in %s: %w", dir, err)
 	}

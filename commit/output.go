@@ -92,7 +92,7 @@ func CheckFileDest(file, what, example string) error {
 	case d.inPlace:
 		return nil
 	case d.fi != nil:
-		return writableDir(filepath.Dir(d.path))
+		return WritableDir(filepath.Dir(d.path))
 	}
 	return creatable(filepath.Dir(d.path))
 }
@@ -473,7 +473,7 @@ func creatable(dir string) error {
 		fi, err := os.Stat(p)
 		switch {
 		case err == nil && fi.IsDir():
-			return writableDir(p)
+			return WritableDir(p)
 		case err == nil:
 			return fmt.Errorf("cannot create %s: %s is %s, not a directory", dir, p, inputfile.Kind(fi.Mode()))
 		case !absent(err):

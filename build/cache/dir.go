@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -234,9 +233,10 @@ func (d *Dir) check(write bool) error {
 
 // CheckWrite returns an error if a build could not write the cache:
 // the directory — or, not made yet, its nearest existing parent — is a
-// file, or it or its entries and blobs directories are not writable (a
-// read-only filesystem, another user's). It writes nothing: call it before a build,
-// so that the build does not find out after its last step.
+// file or a dangling link, or it or its entries and blobs directories are
+// not writable (a read-only filesystem, another user's). It writes
+// nothing: call it before a build, so that the build does not find out
+// after its last step.
 func (d *Dir) CheckWrite() error {
 	dir := d.Path
 	for {
@@ -257,8 +257,8 @@ func (d *Dir) CheckWrite() error {
 		if _, err := os.Stat(p); err != nil {
 			continue // made when the cache is first written
 		}
-		if err := syscall.Access(p, 2 /* W_OK */); err != nil {
-			return fmt.Errorf("%s: cannot write in %s: %w", d, p, err)
+		if err := commit.WritableDir(p); err != nil {
+			return fmt.Errorf("%s: %w", d, err)
 		}
 	}
 	return nil

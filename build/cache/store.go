@@ -47,9 +47,8 @@ type Cache struct {
 
 	mu     sync.Mutex
 	misses map[string][]string // key → why a From store's entry was no hit
-	// unread are the From stores that refused the build (its
-	// credentials, or strata its certificate): warned of once and not
-	// asked again in the build, as they would refuse every step.
+	// unread are the From stores set aside (see Lookup): warned of once
+	// and not asked again in the build.
 	unread map[Store]bool
 }
 
