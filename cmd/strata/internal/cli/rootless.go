@@ -118,9 +118,9 @@ func makeDefaultRoot(c namespaced, root string) error {
 // checkRootWritable refuses, before the namespace is made, a state
 // directory root that the user cannot write (or, when it does not exist
 // yet, make): one on a read-only filesystem, or another user's, such as
-// root's after a build as root, which the namespace cannot write either. One owned by the user or by one of
-// her subordinate ids (maps) is left to the namespace, where she owns it
-// or has the capabilities over it. prune reports a missing state
+// root's after a build as root, which the namespace cannot write either.
+// One owned by the user or by one of her subordinate ids (maps) is left
+// to the namespace, where she owns it or has the capabilities over it. prune reports a missing state
 // directory itself.
 func checkRootWritable(c namespaced, root string, maps userns.Maps) error {
 	dir := root
