@@ -167,7 +167,7 @@ func TestDryRunPlansHitsAndMisses(t *testing.T) {
 // TestRelativeCopyUsesBaseWorkdir: a relative copy destination and a run
 // step both resolve against the base image's WorkingDir, as in docker.
 func TestRelativeCopyUsesBaseWorkdir(t *testing.T) {
-	base := configLayout(t, func(c *v1.Config) { c.WorkingDir = "/srv" })
+	base := configLayout(t, func(c *v1.ConfigFile) { c.Config.WorkingDir = "/srv" })
 	ctxDir := t.TempDir()
 	writeTree(t, ctxDir, map[string]string{
 		"a.txt":       "a",
@@ -476,7 +476,7 @@ func TestCopyWaitSaidOnLookup(t *testing.T) {
 // Shell (docker's SHELL) unless the recipe names one; a stage continuing
 // that stage keeps it.
 func TestRunUsesBaseShell(t *testing.T) {
-	base := configLayout(t, func(c *v1.Config) { c.Shell = []string{"/bin/sh", "-ec"} })
+	base := configLayout(t, func(c *v1.ConfigFile) { c.Config.Shell = []string{"/bin/sh", "-ec"} })
 	for _, tc := range []struct {
 		name, yaml string
 		want       [][]string
@@ -509,7 +509,7 @@ func TestRunUsesBaseShell(t *testing.T) {
 // TestOnBuildWarned: a base image's ONBUILD triggers, which strata does
 // not run, are warned of, once.
 func TestOnBuildWarned(t *testing.T) {
-	base := configLayout(t, func(c *v1.Config) { c.OnBuild = []string{"RUN echo triggered > /onbuild.txt"} })
+	base := configLayout(t, func(c *v1.ConfigFile) { c.Config.OnBuild = []string{"RUN echo triggered > /onbuild.txt"} })
 	_, _, _, events, err := buildFake(t, "stages:\n  - name: a\n    from: oci-layout://"+base+"\n    steps:\n      - run: noop\n  - name: b\n    from: oci-layout://"+base+"\n    steps:\n      - run: noop ;; b\n")
 	if err != nil {
 		t.Fatal(err)
@@ -527,7 +527,7 @@ func TestOnBuildWarned(t *testing.T) {
 
 // configLayout writes an OCI layout holding an empty image whose config
 // set changes, and returns its dir.
-func configLayout(t *testing.T, set func(*v1.Config)) string {
+func configLayout(t *testing.T, set func(*v1.ConfigFile)) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "base")
 	cf, err := empty.Image.ConfigFile()
@@ -535,7 +535,7 @@ func configLayout(t *testing.T, set func(*v1.Config)) string {
 		t.Fatal(err)
 	}
 	cf = cf.DeepCopy()
-	set(&cf.Config)
+	set(cf)
 	img, err := mutate.ConfigFile(empty.Image, cf)
 	if err != nil {
 		t.Fatal(err)
@@ -555,24 +555,7 @@ func configLayout(t *testing.T, set func(*v1.Config)) string {
 // with unaccounted layers"), also through a stage continuing its stage;
 // the image has one such entry per layer.
 func TestSurplusHistoryWarned(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "base")
-	cf, err := empty.Image.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.History = []v1.History{{CreatedBy: "x 1"}, {CreatedBy: "x 2"}}
-	img, err := mutate.ConfigFile(empty.Image, cf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := layout.Write(dir, empty.Index)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.AppendImage(img); err != nil {
-		t.Fatal(err)
-	}
+	dir := configLayout(t, func(c *v1.ConfigFile) { c.History = []v1.History{{CreatedBy: "x 1"}, {CreatedBy: "x 2"}} })
 	res, _, _, events, err := buildFake(t, "stages:\n  - name: a\n    from: oci-layout://"+dir+"\n    steps:\n      - run: write /a.txt alpha\n  - name: b\n    from: a\n    steps:\n      - env: {B: \"2\"}\n")
 	if err != nil {
 		t.Fatal(err)
